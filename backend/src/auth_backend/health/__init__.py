@@ -1,0 +1,1 @@
+"""Liveness and readiness endpoints for the orchestrator and the gateway."""

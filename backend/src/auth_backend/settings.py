@@ -1,0 +1,129 @@
+"""Django settings for the auth backend, read from environment variables.
+
+Environment (all optional except where noted):
+
+``DJANGO_SECRET_KEY``
+    Required when DEBUG is off (the process refuses to start without it). With DEBUG on and
+    no value, a random key is generated once into ``backend/.keys/secret_key`` (git-ignored).
+``DJANGO_DEBUG``
+    ``1``/``true``/``yes``/``on`` to enable; default off.
+``DJANGO_ALLOWED_HOSTS``
+    Comma-separated ``Host`` values to serve; default ``localhost,127.0.0.1,[::1]``. Add the
+    name the gateway uses for the upstream (e.g. ``backend``).
+``DATABASE_URL``
+    Default ``sqlite:///<backend>/db.sqlite3``; ``postgres://user:pass@host:5432/db`` selects
+    PostgreSQL (parsed by dj-database-url).
+``DATABASE_CONN_MAX_AGE``
+    Seconds to keep database connections open (health-checked before reuse); default 60.
+``DATABASE_CONNECT_TIMEOUT``
+    PostgreSQL connect timeout in seconds; default 5.
+``SERVICE_NAME``
+    This service's name, in every log line (and the expected ``aud`` of edge identity
+    assertions later); default ``auth-backend``.
+``LOG_LEVEL``
+    Root log level; default ``INFO``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from auth_backend.core.env import (
+    database_config,
+    env_bool,
+    env_int,
+    env_list,
+    env_str,
+    load_secret_key,
+)
+
+# backend/ (this file is backend/src/auth_backend/settings.py)
+BASE_DIR = Path(__file__).resolve().parents[2]
+
+SERVICE_NAME = env_str("SERVICE_NAME", "auth-backend") or "auth-backend"
+
+DEBUG = env_bool("DJANGO_DEBUG", default=False)
+SECRET_KEY = load_secret_key(debug=DEBUG, key_file=BASE_DIR / ".keys" / "secret_key")
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+
+INSTALLED_APPS = [
+    "rest_framework",
+    "auth_backend.health",
+]
+
+MIDDLEWARE = [
+    "auth_backend.core.request_id.RequestIdMiddleware",
+    "auth_backend.core.errors.JsonErrorMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    # DRF views are CSRF-exempt (no cookie auth: identity comes from signed gateway headers);
+    # this protects any cookie-authenticated plain Django view added later.
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "auth_backend.urls"
+WSGI_APPLICATION = "auth_backend.wsgi.application"
+TEMPLATES: list[dict] = []  # JSON API only
+
+# Routes are declared with and without the trailing slash; never redirect behind the gateway.
+APPEND_SLASH = False
+
+DATABASES = {
+    "default": database_config(
+        env_str("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        connect_timeout=env_int("DATABASE_CONNECT_TIMEOUT", 5),
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Identity comes from the gateway's signed assertion (DESIGN.md §3.2), to be added as an
+    # authentication class; until then nothing authenticates and everything is denied unless
+    # a view opts out explicitly (the health views do).
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "UNAUTHENTICATED_USER": None,
+    "UNAUTHENTICATED_TOKEN": None,
+    "EXCEPTION_HANDLER": "auth_backend.core.errors.drf_exception_handler",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+
+CSRF_FAILURE_VIEW = "auth_backend.core.errors.csrf_failure"
+# Clients reach the service over HTTPS through the gateway.
+CSRF_COOKIE_SECURE = not DEBUG
+SESSION_COOKIE_SECURE = not DEBUG
+
+# TLS terminates at the gateway; the backend listens on an internal plain-HTTP port (8080)
+# that only the gateway reaches. Redirecting to HTTPS or sending HSTS is the edge's job.
+SILENCED_SYSTEM_CHECKS = ["security.W004", "security.W008"]
+
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper() or "INFO"
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "json": {"()": "auth_backend.core.logs.JsonFormatter", "service": SERVICE_NAME},
+    },
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": "json",
+        },
+    },
+    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
+    "loggers": {
+        # Drop Django's default console/mail_admins handlers; everything goes to the root.
+        "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+        "django.server": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+    },
+}

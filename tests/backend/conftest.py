@@ -1,0 +1,113 @@
+"""pytest setup for the Django backend tests (only this directory uses Django).
+
+Django is configured here, in ``pytest_configure``, rather than in the root pytest config, so
+the other test directories stay Django-free. This works whether pytest is pointed at
+``tests/backend`` (this conftest is loaded up front and pytest-django finishes the setup) or
+at ``tests`` (this conftest is loaded during collection and pytest replays
+``pytest_configure`` for it).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+TEST_ENV = {
+    "DJANGO_SETTINGS_MODULE": "auth_backend.settings",
+    # A throwaway key so tests never depend on (or create) backend/.keys/secret_key.
+    "DJANGO_SECRET_KEY": "tests-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+}
+
+# Where the PostgreSQL tests look for a server (trust auth, database "test").
+POSTGRES_URLS = (
+    "postgres://postgres@localhost:5432/test",
+    "postgres://root@localhost:5432/test",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, value in TEST_ENV.items():
+        os.environ.setdefault(name, value)
+    import django
+
+    django.setup()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _database_blocked_by_default(django_db_blocker: Any) -> Iterator[None]:
+    """Database access only for tests that ask for it (``db`` fixture, ``django_db`` mark).
+
+    pytest-django does this itself when Django is set up before it configures; this covers
+    the ``pytest tests`` case, where this conftest is loaded later.
+    """
+    with django_db_blocker.block():
+        yield
+
+
+def running_in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"true", "1"}
+
+
+@pytest.fixture(scope="session")
+def _postgres_probe() -> tuple[str | None, str]:
+    """The first reachable URL of ``POSTGRES_URLS``, or ``None`` and why not."""
+    failures = []
+    for url in POSTGRES_URLS:
+        try:
+            with psycopg.connect(url, connect_timeout=3) as conn:
+                conn.execute("SELECT 1")
+        except psycopg.Error as exc:
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            user = url.split("//", 1)[1].split("@", 1)[0]
+            failures.append(f"user {user}: {first_line}")
+        else:
+            return url, ""
+    return None, "; ".join(failures)
+
+
+@pytest.fixture
+def postgres_url(_postgres_probe: tuple[str | None, str]) -> str:
+    """URL of the real PostgreSQL for ``@pytest.mark.postgres`` tests.
+
+    Unreachable: skip locally, but fail when ``CI=true`` so a missing service cannot turn
+    the PostgreSQL tests into silent skips.
+    """
+    url, why = _postgres_probe
+    if url:
+        return url
+    reason = f"PostgreSQL not reachable at localhost:5432 (db 'test'): {why}"
+    if running_in_ci():
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def health_database(
+    monkeypatch: pytest.MonkeyPatch, django_db_blocker: Any
+) -> Iterator[Callable[..., Any]]:
+    """Point the readiness check at another, real database for one test.
+
+    ``health_database(url, **database_config_kwargs)`` builds the connection exactly as the
+    settings do (``database_config``), so a failing URL fails inside the real driver.
+    """
+    from auth_backend.core.env import database_config
+    from auth_backend.health import selectors
+    from django.db import DEFAULT_DB_ALIAS
+    from django.db.utils import ConnectionHandler
+
+    handlers: list[ConnectionHandler] = []
+
+    def use(url: str, **kwargs: Any) -> Any:
+        handler = ConnectionHandler({DEFAULT_DB_ALIAS: database_config(url, **kwargs)})
+        handlers.append(handler)
+        monkeypatch.setattr(selectors, "connections", handler)
+        return handler[DEFAULT_DB_ALIAS]
+
+    with django_db_blocker.unblock():
+        yield use
+        for handler in handlers:
+            handler.close_all()

@@ -1,0 +1,147 @@
+"""Health endpoints: /api/auth/health/live/ and /api/auth/health/ready/."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+LIVE = "/api/auth/health/live"
+READY = "/api/auth/health/ready"
+
+
+def assert_error_shape(response, status: int, code: str) -> dict:
+    assert response.status_code == status
+    assert response["Content-Type"] == "application/json"
+    body = response.json()
+    assert set(body) == {"error", "request_id"}
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["code"] == code
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    assert isinstance(body["error"]["details"], dict)
+    assert body["request_id"] == response["X-Request-ID"]
+    return body
+
+
+@pytest.mark.parametrize("path", [f"{LIVE}/", LIVE])
+def test_live_is_ok_with_and_without_trailing_slash(client, django_db_blocker, path):
+    with django_db_blocker.block():  # any database access would raise -> 500
+        response = client.get(path)
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"status": "ok"}
+    assert "no-store" in response["Cache-Control"]
+    assert response["X-Request-ID"]
+
+
+def test_live_answers_head(client):
+    assert client.head(f"{LIVE}/").status_code == 200
+
+
+def test_live_rejects_other_methods_in_the_error_shape(client):
+    response = client.post(f"{LIVE}/", {}, content_type="application/json")
+
+    assert_error_shape(response, 405, "method_not_allowed")
+    assert "GET" in response["Allow"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", [f"{READY}/", READY])
+def test_ready_is_ok_when_the_database_answers(client, path):
+    response = client.get(path)
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "checks": {"database": "ok"}}
+    assert "no-store" in response["Cache-Control"]
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A TCP port that accepts connections and never says a word (a hung database)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    server.close()
+
+
+def test_ready_is_503_when_postgres_refuses_connections(client, health_database):
+    health_database(f"postgres://postgres@127.0.0.1:{_closed_port()}/test")
+
+    response = client.get(f"{READY}/")
+
+    body = assert_error_shape(response, 503, "service_unavailable")
+    assert body["error"]["details"] == {"checks": {"database": "unavailable"}}
+    assert "127.0.0.1" not in response.content.decode()
+
+
+def test_ready_is_503_when_the_sqlite_file_cannot_be_opened(client, health_database, tmp_path):
+    health_database(f"sqlite:///{tmp_path / 'missing-dir' / 'db.sqlite3'}")
+
+    response = client.get(READY)
+
+    assert_error_shape(response, 503, "service_unavailable")
+    assert "missing-dir" not in response.content.decode()
+
+
+def test_ready_is_503_within_the_connect_timeout_when_postgres_hangs(
+    client, health_database, silent_server
+):
+    health_database(f"postgres://postgres@127.0.0.1:{silent_server}/test", connect_timeout=2)
+
+    started = time.monotonic()
+    response = client.get(READY)
+
+    assert_error_shape(response, 503, "service_unavailable")
+    assert time.monotonic() - started < 10
+
+
+def test_ready_recovers_after_the_database_comes_back(client, health_database, tmp_path):
+    db_dir = tmp_path / "later"
+    health_database(f"sqlite:///{db_dir / 'db.sqlite3'}")
+    assert client.get(READY).status_code == 503
+
+    db_dir.mkdir()
+
+    assert client.get(READY).status_code == 200
+
+
+@pytest.mark.postgres
+def test_ready_against_real_postgresql(client, health_database, postgres_url):
+    connection = health_database(postgres_url)
+
+    response = client.get(f"{READY}/")
+
+    assert response.status_code == 200, response.content
+    assert response.json() == {"status": "ok", "checks": {"database": "ok"}}
+    assert connection.vendor == "postgresql"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_database()")
+        assert cursor.fetchone()[0] == "test"
