@@ -94,10 +94,11 @@ def health_database(
     ``health_database(url, **database_config_kwargs)`` builds the connection exactly as the
     settings do (``database_config``), so a failing URL fails inside the real driver.
     """
-    from auth_backend.core.env import database_config
-    from auth_backend.health import selectors
     from django.db import DEFAULT_DB_ALIAS
     from django.db.utils import ConnectionHandler
+
+    from auth_backend.core.env import database_config
+    from auth_backend.health import selectors
 
     handlers: list[ConnectionHandler] = []
 

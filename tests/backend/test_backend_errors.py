@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from auth_backend.urls import handler400, handler403, handler404, handler500  # noqa: F401
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django.test import Client
@@ -12,6 +11,8 @@ from rest_framework import exceptions, serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from auth_backend.urls import handler400, handler403, handler404, handler500  # noqa: F401
 
 SECRET_TEXT = "password=hunter2 at db.internal:5432"
 

@@ -9,10 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import auth_backend.settings
 import pytest
-from auth_backend.core.env import database_config, env_bool, env_list, load_secret_key
 from django.core.exceptions import ImproperlyConfigured
+
+import auth_backend.settings
+from auth_backend.core.env import database_config, env_bool, env_list, load_secret_key
 
 BACKEND_DIR = Path(__file__).resolve().parents[2] / "backend"
 

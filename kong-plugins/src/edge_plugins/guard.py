@@ -1,0 +1,104 @@
+"""The guard every plugin phase method goes through.
+
+kong-pdk 0.36 (``kong_pdk/server.py``) runs a phase handler in a greenlet and talks to it
+over a channel:
+
+* ``handle_event`` holds the server-wide ``e_lock`` until the handler's *first* PDK call.
+  If the handler raises before that call, nothing is ever put on the channel and the lock
+  is never released: the **whole server** hangs, every later request with it.
+* If the handler raises after a PDK call, ``step`` waits forever for the next message and
+  Kong's request hangs until its socket timeout.
+* After a terminal call (``kong.response.exit``/``error``) the event is dropped, so the
+  handler's final ``ch.put("ret")`` blocks forever in gevent mode: one leaked greenlet per
+  rejected request.
+
+The guard catches everything, logs it, and applies the plugin's declared failure policy:
+fail closed answers with Kong's own JSON 500 (``kong.response.error``), fail open returns
+and lets Kong proceed. After a terminal call it ends the greenlet quietly instead of letting
+kong-pdk park it. Plugins end a request with :func:`exit_request`, never with a bare
+``kong.response.exit``, so the guard knows the event is over.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+log = logging.getLogger("edge_plugins.guard")
+
+# Phases in which Kong allows kong.response.exit/error (kong/pdk/response.lua:
+# check_phase(rewrite_access_header)); a failure elsewhere can only be logged.
+_EXIT_PHASES = frozenset({"rewrite", "access"})
+
+
+class FailurePolicy(enum.StrEnum):
+    """What a plugin does when it cannot decide (a bug or an infrastructure fault)."""
+
+    CLOSED = "closed"  # answer 5xx: the request must not reach the upstream undecided
+    OPEN = "open"  # let the request through without this plugin's effect
+
+
+class RequestEnded(BaseException):
+    """Raised after a terminal PDK call: Kong sends no reply, so the handler must stop."""
+
+
+def exit_request(
+    kong: Any,
+    status: int,
+    body: Mapping[str, Any] | str | bytes | None = None,
+    headers: Mapping[str, str | list[str]] | None = None,
+) -> None:
+    """End the request with ``kong.response.exit`` and unwind the handler.
+
+    ``kong.response.exit`` is terminal: Kong answers the client and never replies to the
+    plugin server (kong/runloop/plugin_servers/rpc/mp_rpc.lua, kong/pdk/response.lua).
+    """
+    kong.response.exit(status, body, dict(headers) if headers else None)
+    raise RequestEnded
+
+
+def _end_greenlet() -> None:
+    """Finish the current handler greenlet without reaching kong-pdk's blocking ``put``."""
+    try:
+        import gevent
+    except ImportError:  # pragma: no cover - kong-pdk always ships gevent
+        return
+    if isinstance(gevent.getcurrent(), gevent.Greenlet):
+        raise gevent.GreenletExit
+
+
+Handler = TypeVar("Handler", bound=Callable[..., None])
+
+
+def guarded(method: Handler) -> Handler:
+    """Wrap a phase method (``access``, ``log``, …) of a plugin class.
+
+    The plugin instance must have a ``failure_policy`` attribute (a :class:`FailurePolicy`).
+    """
+    phase = method.__name__
+
+    @functools.wraps(method)
+    def wrapper(self: Any, kong: Any) -> None:
+        try:
+            method(self, kong)
+            return
+        except RequestEnded:
+            pass
+        except Exception:
+            plugin_name = type(self).__module__
+            log.exception("plugin %s failed in %s phase", plugin_name, phase)
+            if phase not in _EXIT_PHASES or self.failure_policy is FailurePolicy.OPEN:
+                return
+            try:
+                # Kong's own error response: JSON (or what Accept asks for), with the
+                # request id, "An unexpected error occurred" (kong/pdk/response.lua).
+                kong.response.error(500)
+            except Exception:
+                log.exception("plugin %s could not fail closed", plugin_name)
+                return
+        _end_greenlet()
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,556 @@
+"""The gateway: Kong's request lifecycle as an ASGI application.
+
+Sources: kong/init.lua (phase iterators: global rewrite, collecting access with delayed
+responses, collected response, log timers), kong/runloop/handler.lua (router, X-Forwarded-*,
+Via, latency and request-id headers), kong/runloop/plugins_iterator.lua (configs per route,
+``__seq__``), kong/error_handlers.lua and kong/runloop/balancer (502/503/504).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from kong_harness import SERVER_TOKENS, pdk
+from kong_harness.conf import KongConf
+from kong_harness.declarative import DeclarativeConfig, PluginEntity, load_declarative
+from kong_harness.plugin_servers import (
+    ExternalPlugin,
+    PluginAborted,
+    PluginServerProcess,
+    PluginWorker,
+    query_plugin_info,
+)
+from kong_harness.router import Router
+from kong_harness.rpc import MsgpackRpcClient
+from kong_harness.schema import ConfigError, process_config, select_config
+
+log = logging.getLogger("kong_harness.gateway")
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+    "trailer", "transfer-encoding", "upgrade", "proxy-connection",
+})
+UNEXPECTED = "An unexpected error occurred"
+DEFAULT_WORKSPACE_ID = "00000000-0000-0000-0000-000000000000"
+
+
+class GatewayConfigError(RuntimeError):
+    """kong.yml or a plugin config is invalid: Kong refuses to start with such a message."""
+
+
+@dataclass(frozen=True)
+class ConfiguredPlugin:
+    """A plugin entity with its validated config, as plugins_iterator.lua hands it over."""
+
+    entity: PluginEntity
+    plugin: ExternalPlugin
+    conf: Mapping[str, Any]
+
+    @property
+    def order_key(self) -> tuple[int, str]:
+        # kong/db/dao/plugins.lua sort_by_handler_priority: priority desc, then name desc
+        return (self.plugin.priority, self.plugin.name)
+
+
+@dataclass
+class Worker:
+    """One simulated nginx worker: its own RPC endpoints and plugin instances."""
+
+    index: int
+    plugins: dict[str, PluginWorker] = field(default_factory=dict)
+
+
+@dataclass
+class GatewaySettings:
+    kong_conf: KongConf
+    declarative_config: Path
+    workers: int = 2
+    plugin_timeout: float = 60.0  # Kong's cosocket timeout (lua_socket_*_timeout)
+    fail_open: bool = True  # Kong's behaviour; off only for tests that need errors to surface
+    start_plugin_servers: bool = True
+
+
+class Gateway:
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.node_id = str(uuid.uuid4())
+        conf = settings.kong_conf.values
+        self.trusted = pdk.trusted_ips_checker(conf.get("trusted_ips", "").split(","))
+        self.real_ip_header = conf.get("real_ip_header", "X-Real-IP")
+        self.client_body_buffer_size = _size(conf.get("client_body_buffer_size", "8k"))
+        self.external: dict[str, ExternalPlugin] = {}
+        self.processes: dict[str, PluginServerProcess] = {}
+        self.config: DeclarativeConfig | None = None
+        self.router: Router | None = None
+        self.configured: dict[str, ConfiguredPlugin] = {}  # by plugin entity id
+        self.workers: list[Worker] = []
+        self._next_worker = itertools.cycle(range(max(1, settings.workers)))
+        self._log_tasks: set[asyncio.Task[None]] = set()
+        self.http: httpx.AsyncClient | None = None
+
+    # -- lifecycle --------------------------------------------------------------------
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for server in self.settings.kong_conf.pluginservers:
+            info = await loop.run_in_executor(None, query_plugin_info, server)
+            self.external[info.name] = info
+            log.info("[pluginserver] loaded plugin %s %s (priority %d, phases %s)", info.name,
+                     info.version, info.priority, ",".join(info.phases))
+        self.load_config(self.settings.declarative_config)
+        if self.settings.start_plugin_servers:
+            for server in self.settings.kong_conf.pluginservers:
+                process = PluginServerProcess(server)
+                self.processes[server.name] = process
+                await process.start()
+            for process in self.processes.values():
+                if process.server.start_command is not None:
+                    await process.wait_ready()
+        self.workers = [self._new_worker(i) for i in range(max(1, self.settings.workers))]
+        self.http = httpx.AsyncClient(trust_env=False, follow_redirects=False)
+
+    def _new_worker(self, index: int) -> Worker:
+        worker = Worker(index)
+        for name, info in self.external.items():
+            rpc = MsgpackRpcClient(info.server.socket, timeout=self.settings.plugin_timeout)
+            worker.plugins[name] = PluginWorker(info, rpc, fail_open=self.settings.fail_open)
+        return worker
+
+    def load_config(self, path: Path) -> None:
+        """Load kong.yml and validate every plugin config; any error refuses the start."""
+        try:
+            config = load_declarative(path)
+        except Exception as exc:
+            raise GatewayConfigError(str(exc)) from exc
+        configured: dict[str, ConfiguredPlugin] = {}
+        for seq, entity in enumerate(config.plugins, 1):
+            info = self.external.get(entity.name)
+            if info is None:
+                raise GatewayConfigError(
+                    f"declarative config is invalid: plugin '{entity.name}' not enabled; "
+                    "add it to the 'plugins' configuration property")
+            try:
+                # Stored with nulls, read back by the plugins iterator without them.
+                conf = select_config(info.schema, process_config(info.schema, entity.config))
+            except ConfigError as exc:
+                raise GatewayConfigError(
+                    f"declarative config is invalid: plugin '{entity.name}' ({entity.id}): {exc}"
+                ) from exc
+            # plugins_iterator.lua get_plugin_config: ids of the entity's scope (nil ones
+            # vanish from the JSON), the plugin id, workspace, lookup key and sequence.
+            extra = {
+                "route_id": entity.route.id if entity.route else None,
+                "service_id": entity.service.id if entity.service else None,
+                "consumer_id": None,
+                "plugin_instance_name": entity.instance_name,
+                "__plugin_id": entity.id,
+                "__ws_id": DEFAULT_WORKSPACE_ID,
+                "__key__": ":".join((entity.route.id if entity.route else "",
+                                     entity.service.id if entity.service else "", "")),
+                "__seq__": seq,
+            }
+            conf.update({k: v for k, v in extra.items() if v is not None})
+            configured[entity.id] = ConfiguredPlugin(entity, info, conf)
+        self.config = config
+        self.router = Router(list(config.routes))
+        self.configured = configured
+
+    async def stop(self) -> None:
+        for task in list(self._log_tasks):
+            task.cancel()
+        for worker in self.workers:
+            for plugin_worker in worker.plugins.values():
+                await plugin_worker.rpc.aclose()
+        for process in self.processes.values():
+            await process.stop()
+        if self.http is not None:
+            await self.http.aclose()
+
+    async def drain_logs(self, timeout: float = 10.0) -> None:
+        """Wait for pending log-phase handlers (tests use it to observe the log phase)."""
+        if self._log_tasks:
+            await asyncio.wait(list(self._log_tasks), timeout=timeout)
+
+    # -- plugin selection ---------------------------------------------------------------
+    def _plugins(self, route: Any, service: Any, phase: str) -> list[ConfiguredPlugin]:
+        assert self.config is not None
+        entities = (self.config.plugins_for(route, service) if route is not None
+                    else self.config.global_plugins())
+        selected = [self.configured[e.id] for e in entities]
+        selected = [p for p in selected if phase in p.plugin.phases]
+        return sorted(selected, key=lambda p: p.order_key, reverse=True)
+
+    # -- ASGI ---------------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        started = time.time()
+        body = await _read_body(receive)
+        ctx = self._context(scope, body, started)
+        worker = self.workers[next(self._next_worker)]
+        await self._handle(ctx, worker, send, started)
+
+    def _context(self, scope: Scope, body: bytes, started: float) -> pdk.RequestContext:
+        headers = [(k.decode("latin-1"), v.decode("utf-8", "surrogateescape"))
+                   for k, v in scope["headers"]]
+        peer_ip = (scope.get("client") or ("127.0.0.1", 0))[0]
+        remote_addr = peer_ip
+        if self.trusted(peer_ip):  # nginx realip module: set_real_ip_from = trusted_ips
+            values = [v for k, v in headers if k.lower() == self.real_ip_header.lower()]
+            if values:
+                remote_addr = values[-1].split(",")[-1].strip() or peer_ip
+        host_header = next((v for k, v in headers if k.lower() == "host"), "")
+        server = scope.get("server") or ("127.0.0.1", 8000)
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        return pdk.RequestContext(
+            method=scope["method"],
+            scheme=scope.get("scheme", "http"),
+            host=(host_header.rsplit(":", 1)[0] if host_header and not host_header.endswith("]")
+                  else host_header or server[0]).lower(),
+            port=server[1] or 80,
+            raw_path=raw_path.decode("latin-1"),
+            raw_query=scope.get("query_string", b"").decode("latin-1"),
+            http_version=float(scope.get("http_version", "1.1")),
+            headers=headers,
+            body=body,
+            peer_ip=peer_ip,
+            remote_addr=remote_addr,
+            request_id=pdk.new_request_id(),
+            start_time=started,
+            node_id=self.node_id,
+            trusted=self.trusted,
+            client_body_buffer_size=self.client_body_buffer_size,
+        )
+
+    async def _handle(self, ctx: pdk.RequestContext, worker: Worker, send: Send,
+                      started: float) -> None:
+        plugins_ran: list[ConfiguredPlugin] = []
+        response: _Response | None = None
+        # rewrite: global plugins only, before the router (kong/init.lua rewrite phase)
+        for plugin in self._plugins(None, None, "rewrite"):
+            response = await self._run_phase(plugin, "rewrite", ctx, worker)
+            if response is not None:
+                break
+        match = None
+        if response is None:
+            assert self.router is not None
+            host_header = next((v for k, v in ctx.headers if k.lower() == "host"), None)
+            match = self.router.match(ctx.method, host_header, ctx.raw_path,
+                                      ctx.multimap(ctx.headers, 1000), server_port=ctx.port)
+            if match is None:
+                response = self._kong_error(ctx, 404, "no Route matched with those values")
+        if response is None and match is not None:
+            ctx.route = _entity_table(match.route)
+            ctx.service = _entity_table(match.service) if match.service else None
+            ctx.uri_captures = match.uri_captures
+            plugins_ran = self._plugins(match.route, match.service, "access")
+            for plugin in plugins_ran:
+                response = await self._run_phase(plugin, "access", ctx, worker)
+                if response is not None:
+                    break  # kong/init.lua: a delayed response stops the collecting iterator
+        access_done = time.time()
+        if response is None and match is not None:
+            response = await self._proxy(ctx, match, worker, started, access_done)
+        else:
+            response = response or self._kong_error(ctx, 500, None)
+            response.headers.append(("X-Kong-Response-Latency",
+                                     str(int((access_done - started) * 1000))))
+            if not any(k.lower() == "server" for k, _ in response.headers):
+                response.headers.append(("Server", SERVER_TOKENS))
+        response.headers.append(("X-Kong-Request-Id", ctx.request_id))
+        bytes_sent = await response.send(send)
+        self._schedule_log(ctx, match, worker, response, bytes_sent, started)
+
+    async def _run_phase(self, plugin: ConfiguredPlugin, phase: str, ctx: pdk.RequestContext,
+                         worker: Worker) -> _Response | None:
+        """Run one plugin's phase; a response means the request ends here."""
+        try:
+            await worker.plugins[plugin.plugin.name].handle_event(plugin.conf, phase, ctx)
+        except pdk.Terminated:
+            assert ctx.exit is not None
+            ctx.source = "exit"
+            headers = _merge_headers(ctx.response_headers, ctx.exit.headers)
+            return _Response(ctx.exit.status, headers, body=ctx.exit.body)
+        except PluginAborted:
+            # kong/init.lua execute_collecting_plugins_iterator: a throwing handler gives
+            # a delayed 500 "An unexpected error occurred".
+            ctx.source = "error"
+            return self._kong_error(ctx, 500, UNEXPECTED)
+        return None
+
+    def _kong_error(self, ctx: pdk.RequestContext, status: int, message: str | None) -> _Response:
+        """kong.response.error as Kong itself uses it (router 404, handler errors, 50x)."""
+        accept = next((v for k, v in ctx.headers if k.lower() == "accept"), None)
+        content_type = pdk.error_content_type(accept)
+        body = pdk.error_body(status, message, ctx.request_id, content_type)
+        ctx.source = "kong" if status < 500 else "error"
+        headers = [*ctx.response_headers, ("Content-Type", content_type),
+                   ("Content-Length", str(len(body)))]
+        return _Response(status, headers, body=body)
+
+    # -- proxying -----------------------------------------------------------------------
+    async def _proxy(self, ctx: pdk.RequestContext, match: Any, worker: Worker,
+                     started: float, access_done: float) -> _Response:
+        assert self.http is not None
+        service = match.service
+        if service is None:
+            return self._kong_error(ctx, 500, UNEXPECTED)
+        upstream_path = ctx.upstream_path or match.upstream_uri
+        query = ("?" + ctx.raw_query) if ctx.raw_query else ""
+        host_header = ctx.upstream_host or match.upstream_host or service.host
+        url = (f"{service.protocol}://{_url_host(service.host)}:{service.port}"
+               f"{upstream_path}{query}")
+        headers = self._upstream_headers(ctx, match, host_header)
+        timeout = httpx.Timeout(connect=service.connect_timeout / 1000,
+                                read=service.read_timeout / 1000,
+                                write=service.write_timeout / 1000, pool=None)
+        request = self.http.build_request(ctx.method, url, headers=headers, content=ctx.body,
+                                          timeout=timeout)
+        sent_at = time.time()
+        try:
+            upstream = await self.http.send(request, stream=True)
+        except httpx.TimeoutException:
+            return self._kong_error(ctx, 504, None)
+        except httpx.ConnectError as exc:
+            if "Name or service not known" in str(exc) or "nodename" in str(exc):
+                return self._kong_error(ctx, 503, "name resolution failed")
+            return self._kong_error(ctx, 502, None)
+        except httpx.HTTPError:
+            return self._kong_error(ctx, 502, None)
+        first_byte = time.time()
+        ctx.source = "service"
+        ctx.upstream_status = upstream.status_code
+        ctx.upstream_headers = [
+            (k.decode("latin-1"), v.decode("latin-1")) for k, v in upstream.headers.raw
+            if k.decode("latin-1").lower() not in HOP_BY_HOP
+        ]
+        response_plugins = self._plugins(match.route, match.service, "response")
+        body_iter = None
+        body: bytes | None = None
+        if response_plugins:
+            # A plugin with a response phase makes Kong buffer the upstream response.
+            try:
+                body = await upstream.aread()
+            except httpx.HTTPError:
+                return self._kong_error(ctx, 502, None)
+            finally:
+                await upstream.aclose()
+            ctx.response_status = upstream.status_code
+            for plugin in response_plugins:
+                exited = await self._run_phase(plugin, "response", ctx, worker)
+                if exited is not None:
+                    return exited
+        else:
+            body_iter = upstream
+        status = ctx.response_status or upstream.status_code
+        headers = _merge_headers(ctx.upstream_headers, ctx.response_headers)
+        via = next((v for k, v in ctx.upstream_headers if k.lower() == "via"), None)
+        headers = [(k, v) for k, v in headers if k.lower() != "via"]
+        headers.append(("Via", f"{via}, 1.1 {SERVER_TOKENS}" if via else f"1.1 {SERVER_TOKENS}"))
+        headers.append(("X-Kong-Upstream-Latency", str(int((first_byte - sent_at) * 1000))))
+        headers.append(("X-Kong-Proxy-Latency", str(int((sent_at - started) * 1000))))
+        if not any(k.lower() == "server" for k, _ in headers):
+            headers.append(("Server", SERVER_TOKENS))
+        ctx.ngx_ctx["latencies"] = {
+            "kong": int((sent_at - started) * 1000),
+            "proxy": int((first_byte - sent_at) * 1000),
+            "receive": 0,
+        }
+        ctx.ngx_ctx["upstream_uri"] = upstream_path + query
+        if body_iter is not None:
+            return _Response(status, headers, stream=body_iter)
+        return _Response(status, headers, body=body or b"")
+
+    def _upstream_headers(self, ctx: pdk.RequestContext, match: Any,
+                          host_header: str) -> list[tuple[str, str]]:
+        """Client headers as plugins left them, plus what Kong's proxy adds (handler.lua)."""
+        trusted = self.trusted(ctx.peer_ip)
+
+        def incoming(name: str) -> str | None:
+            values = ctx.header_values(name)
+            return values[0] if values and trusted else None
+
+        out = [(k, v) for k, v in ctx.headers
+               if k.lower() not in HOP_BY_HOP and k.lower() not in _PROXY_SET_HEADERS]
+        xff = ", ".join(ctx.header_values("X-Forwarded-For"))
+        prefix = match.matched_path
+        out += [
+            ("Host", host_header),
+            ("X-Real-IP", ctx.remote_addr),
+            ("X-Forwarded-For", f"{xff}, {ctx.peer_ip}" if xff else ctx.remote_addr),
+            ("X-Forwarded-Proto", incoming("X-Forwarded-Proto") or ctx.scheme),
+            ("X-Forwarded-Host", incoming("X-Forwarded-Host") or ctx.host),
+            ("X-Forwarded-Port", incoming("X-Forwarded-Port") or str(ctx.port)),
+            ("X-Forwarded-Path", incoming("X-Forwarded-Path") or ctx.raw_path),
+        ]
+        forwarded_prefix = incoming("X-Forwarded-Prefix") or (
+            prefix if prefix and prefix != "/" else None)
+        if forwarded_prefix:
+            out.append(("X-Forwarded-Prefix", forwarded_prefix))
+        via = ", ".join(ctx.header_values("Via"))
+        out.append(("Via", f"{via}, 1.1 {SERVER_TOKENS}" if via else f"1.1 {SERVER_TOKENS}"))
+        out.append(("X-Kong-Request-Id", ctx.request_id))
+        return [(k, v.encode("utf-8", "surrogateescape").decode("latin-1")) for k, v in out]
+
+    # -- log phase ----------------------------------------------------------------------
+    def _schedule_log(self, ctx: pdk.RequestContext, match: Any, worker: Worker,
+                      response: _Response, bytes_sent: int, started: float) -> None:
+        route = match.route if match else None
+        service = match.service if match else None
+        plugins = self._plugins(route, service, "log")
+        if not plugins:
+            return
+        latencies = dict(ctx.ngx_ctx.get("latencies") or {"kong": 0, "proxy": -1, "receive": 0})
+        latencies["request"] = int((time.time() - started) * 1000)
+        serialized = pdk.serialize(
+            ctx, response.status, response.headers, bytes_sent, latencies,
+            ctx.ngx_ctx.get("upstream_uri", ""), ctx.upstream_status)
+        # plugin.lua: the log timer gets a snapshot; ctx.shared is the same table, ngx.ctx a clone
+        snapshot = {
+            "serialize_data": serialized,
+            "request_headers": ctx.multimap(ctx.headers, pdk.MAX_HEADERS_DEFAULT),
+            "response_headers": ctx.multimap(response.headers, pdk.MAX_HEADERS_DEFAULT),
+            "response_status": response.status,
+        }
+        for plugin in plugins:
+            log_ctx = pdk.RequestContext(**{**ctx.__dict__, "ngx_ctx": dict(ctx.ngx_ctx),
+                                            "snapshot": snapshot, "phase": "log",
+                                            "log_lines": ctx.log_lines})
+            task = asyncio.create_task(self._log_one(plugin, log_ctx, worker))
+            self._log_tasks.add(task)
+            task.add_done_callback(self._log_tasks.discard)
+
+    async def _log_one(self, plugin: ConfiguredPlugin, ctx: pdk.RequestContext,
+                       worker: Worker) -> None:
+        try:
+            await worker.plugins[plugin.plugin.name].handle_event(plugin.conf, "log", ctx)
+        except (PluginAborted, pdk.Terminated) as exc:
+            log.error("[%s] log phase: %s", plugin.plugin.name, exc)
+
+
+_PROXY_SET_HEADERS = frozenset({
+    "host", "x-real-ip", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
+    "x-forwarded-port", "x-forwarded-path", "x-forwarded-prefix", "via", "x-kong-request-id",
+})
+
+
+@dataclass
+class _Response:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes | None = None
+    stream: httpx.Response | None = None
+
+    async def send(self, send: Send) -> int:
+        raw = [(k.encode("latin-1"), v.encode("latin-1", "replace")) for k, v in self.headers]
+        await send({"type": "http.response.start", "status": self.status, "headers": raw})
+        if self.stream is None:
+            await send({"type": "http.response.body", "body": self.body or b""})
+            return len(self.body or b"")
+        sent = 0
+        try:
+            async for chunk in self.stream.aiter_raw():
+                sent += len(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except httpx.HTTPError as exc:
+            log.error("upstream prematurely closed connection: %s", exc)
+        finally:
+            await self.stream.aclose()
+        await send({"type": "http.response.body", "body": b""})
+        return sent
+
+
+def _merge_headers(base: list[tuple[str, str]],
+                   override: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    names = {k.lower() for k, _ in override}
+    return [(k, v) for k, v in base if k.lower() not in names] + list(override)
+
+
+def _entity_table(entity: Any) -> dict[str, Any]:
+    """An entity as kong.router.get_route/get_service return it (references as {id})."""
+    out: dict[str, Any] = {}
+    for key, value in vars(entity).items():
+        if key.startswith("_") or key == "regex":
+            continue
+        if hasattr(value, "id") and not isinstance(value, str | int | float | list | dict):
+            value = {"id": value.id}
+        elif isinstance(value, tuple):
+            value = list(value)
+        if isinstance(value, str | int | float | bool | list | dict) or value is None:
+            out[key] = value
+    return out
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def _size(value: str) -> int:
+    value = value.strip().lower()
+    units = {"k": 1024, "m": 1024 * 1024}
+    if value and value[-1] in units:
+        return int(value[:-1]) * units[value[-1]]
+    return int(value)
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def serve(gateway: Gateway, host: str, port: int, ready: asyncio.Event | None = None,
+                log_level: str = "info") -> None:
+    """Run the gateway on ``host:port`` with uvicorn until cancelled."""
+    import uvicorn
+
+    config = uvicorn.Config(gateway, host=host, port=port, lifespan="off",
+                            log_level=log_level, access_log=False, server_header=False,
+                            proxy_headers=False,  # the realip logic is ours (trusted_ips)
+                            date_header=True)
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    while not server.started and not task.done():
+        await asyncio.sleep(0.02)
+    if ready is not None:
+        ready.set()
+    try:
+        await task
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

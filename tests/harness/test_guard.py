@@ -1,0 +1,98 @@
+"""The guard (edge_plugins.guard) against kong-pdk 0.36's hangs, shown on a real server.
+
+kong_pdk/server.py ``handle_event`` holds ``e_lock`` until the handler's first PDK call;
+``_step`` waits for the handler's next message. The unguarded tests show the hangs (Kong's
+socket timeout, here 1.5 s, then fail-open per mp_rpc.lua); the guarded ones show the
+declared failure policy instead, with the server still serving.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from .conftest import header
+
+TIMEOUT = 1.5
+
+
+def _gateway(harness_factory, upstream, config: str):  # type: ignore[no-untyped-def]
+    yml = f"""
+    _format_version: "3.0"
+    services:
+      - name: echo
+        url: http://127.0.0.1:{upstream.port}
+        routes:
+          - {{name: r-faulty, paths: [/faulty]}}
+          - {{name: r-healthy, paths: [/healthy]}}
+    plugins:
+      - name: edge-demo
+        route: r-faulty
+        config: {config}
+      - name: edge-demo
+        route: r-healthy
+        config: {{greeting: alive}}
+    """
+    return harness_factory(yml, plugin_timeout=TIMEOUT, workers=1)
+
+
+def _timed_get(client, path):  # type: ignore[no-untyped-def]
+    started = time.monotonic()
+    response = client.get(path)
+    return response, time.monotonic() - started
+
+
+def test_unguarded_raise_before_first_pdk_call_hangs_the_whole_server(harness_factory, upstream):  # type: ignore[no-untyped-def]
+    gw = _gateway(harness_factory, upstream, "{fail: before_pdk, unguarded: true}")
+    with gw.client() as client:
+        faulty, faulty_took = _timed_get(client, "/faulty")
+        healthy, healthy_took = _timed_get(client, "/healthy")
+    # Kong fails open after its timeout: proxied without the plugin…
+    assert faulty.status_code == 200 and faulty_took >= TIMEOUT
+    # …and every later request on that server hangs too: the plugin is gone for good.
+    assert healthy.status_code == 200 and healthy_took >= TIMEOUT
+    assert "x-edge-demo" not in healthy.headers
+
+
+def test_guarded_raise_before_first_pdk_call_fails_closed(harness_factory, upstream):  # type: ignore[no-untyped-def]
+    gw = _gateway(harness_factory, upstream, "{fail: before_pdk}")
+    with gw.client() as client:
+        faulty, took = _timed_get(client, "/faulty")
+        healthy = client.get("/healthy")
+    assert took < TIMEOUT
+    assert faulty.status_code == 500
+    assert faulty.json() == {"message": "An unexpected error occurred",
+                             "request_id": faulty.headers["x-kong-request-id"]}
+    assert healthy.headers["x-edge-demo"] == "alive"
+
+
+def test_guarded_fail_open_policy_lets_the_request_through(harness_factory, upstream):  # type: ignore[no-untyped-def]
+    gw = _gateway(harness_factory, upstream, "{fail: before_pdk, failure_policy: open}")
+    with gw.client() as client:
+        faulty, took = _timed_get(client, "/faulty")
+        healthy = client.get("/healthy")
+    assert took < TIMEOUT
+    assert faulty.status_code == 200 and "x-edge-demo" not in faulty.headers
+    assert healthy.headers["x-edge-demo"] == "alive"
+
+
+@pytest.mark.parametrize("guarded", [False, True])
+def test_raise_after_first_pdk_call(harness_factory, upstream, guarded):  # type: ignore[no-untyped-def]
+    config = "{fail: after_pdk}" if guarded else "{fail: after_pdk, unguarded: true}"
+    gw = _gateway(harness_factory, upstream, config)
+    with gw.client() as client:
+        faulty, took = _timed_get(client, "/faulty")
+        reached_upstream = [header(r, "X-Edge-Demo") for r in upstream.requests[-1:]]
+        healthy, healthy_took = _timed_get(client, "/healthy")
+    if guarded:
+        assert took < TIMEOUT
+        assert faulty.status_code == 500
+    else:
+        # Only this request hangs until Kong's timeout, then goes on without the plugin's
+        # verdict; the header it set before raising is already on the request.
+        assert took >= TIMEOUT
+        assert faulty.status_code == 200
+        assert reached_upstream == [["hello"]]
+    assert healthy.headers["x-edge-demo"] == "alive"
+    assert healthy_took < TIMEOUT

@@ -1,0 +1,159 @@
+"""Kong's side of the MessagePack-RPC conversation, against a scripted plugin server.
+
+Source: kong/runloop/plugin_servers/rpc/mp_rpc.lua (framing, bridge_loop, typed Step
+methods, terminal exit) and plugin.lua (instances per plugin id and __seq__).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+
+from kong_harness import pdk
+from kong_harness.conf import PluginServerDef
+from kong_harness.plugin_servers import ExternalPlugin, PluginAborted, PluginWorker
+from kong_harness.rpc import MsgpackRpcClient, RpcError
+
+
+class ScriptedServer:
+    """A plugin server whose answers the test scripts; it records every request."""
+
+    def __init__(self, answers: dict[str, Any]) -> None:
+        self.answers = answers  # method -> result, or a callable(args) -> (err, result)
+        self.received: list[list[Any]] = []
+        self.path = str(Path(tempfile.mkdtemp(prefix="rpc-")) / "s.sock")
+
+    async def __aenter__(self) -> ScriptedServer:
+        self.server = await asyncio.start_unix_server(self._serve, self.path)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        unpacker = msgpack.Unpacker(raw=False)
+        while data := await reader.read(65536):
+            unpacker.feed(data)
+            for msg in unpacker:
+                self.received.append(msg)
+                answer = self.answers[msg[2]]
+                err, result = answer(msg[3]) if callable(answer) else (None, answer)
+                writer.write(msgpack.packb([1, msg[1], err, result]))
+                await writer.drain()
+
+
+def _ctx(**kw: Any) -> pdk.RequestContext:
+    base = dict(method="GET", scheme="http", host="h", port=8000, raw_path="/p",
+                raw_query="", http_version=1.1, headers=[("X-A", "1")], body=b"",
+                peer_ip="127.0.0.1", remote_addr="127.0.0.1", request_id="r" * 32,
+                start_time=0.0, node_id="n", trusted=lambda ip: False, phase="access")
+    base.update(kw)
+    return pdk.RequestContext(**base)
+
+
+def _worker(path: str) -> PluginWorker:
+    server = PluginServerDef("demo", path, None, "")
+    plugin = ExternalPlugin("demo", 1, "1", ("access",), {}, server)
+    return PluginWorker(plugin, MsgpackRpcClient(path, timeout=2))
+
+
+CONF = {"__plugin_id": "p1", "__seq__": 1, "x": None}
+
+
+async def test_framing_start_instance_and_step_loop() -> None:
+    steps = iter([
+        {"Method": "kong.request.get_headers", "Args": []},
+        {"Method": "kong.service.request.set_header", "Args": ["X-B", "2"]},
+        "ret",
+    ])
+    server = ScriptedServer({
+        "plugin.StartInstance": {"Id": 7, "Name": "demo", "Config": {}},
+        "plugin.HandleEvent": lambda a: (None, {"EventId": 3, "Data": next(steps)}),
+        "plugin.StepMultiMap": lambda a: (None, {"EventId": 3, "Data": next(steps)}),
+        "plugin.Step": lambda a: (None, {"EventId": 3, "Data": next(steps)}),
+    })
+    async with server:
+        ctx = _ctx()
+        await _worker(server.path).handle_event(CONF, "access", ctx)
+    kinds = [(m[0], m[2]) for m in server.received]
+    assert kinds == [(0, "plugin.StartInstance"), (0, "plugin.HandleEvent"),
+                     (0, "plugin.StepMultiMap"), (0, "plugin.Step")]
+    start = server.received[0][3][0]
+    assert start["Name"] == "demo" and '"__seq__": 1' in start["Config"]
+    assert '"x": null' in start["Config"]  # the bridge sends the conf it is given
+    assert server.received[1][3] == [{"InstanceId": 7, "EventName": "access"}]
+    assert server.received[2][3] == [{"EventId": 3, "Data": {"x-a": ["1"]}}]
+    assert ctx.header_values("X-B") == ["2"]
+    ids = [m[1] for m in server.received]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+
+async def test_exit_is_terminal_no_reply_is_sent() -> None:
+    server = ScriptedServer({
+        "plugin.StartInstance": {"Id": 1},
+        "plugin.HandleEvent": {"EventId": 1, "Data": {
+            "Method": "kong.response.exit", "Args": [401, {"message": "no"}, None]}},
+    })
+    async with server:
+        ctx = _ctx()
+        with pytest.raises(pdk.Terminated):
+            await _worker(server.path).handle_event(CONF, "access", ctx)
+        await asyncio.sleep(0.2)
+    assert [m[2] for m in server.received] == ["plugin.StartInstance", "plugin.HandleEvent"]
+    assert ctx.exit is not None and ctx.exit.status == 401
+
+
+async def test_soft_error_is_step_error_and_lua_error_aborts() -> None:
+    steps = iter([{"Method": "kong.request.get_raw_body", "Args": []},
+                  {"Method": "kong.log.serialize", "Args": []}])
+    server = ScriptedServer({
+        "plugin.StartInstance": {"Id": 1},
+        "plugin.HandleEvent": lambda a: (None, {"EventId": 1, "Data": next(steps)}),
+        "plugin.StepError": lambda a: (None, {"EventId": 1, "Data": next(steps)}),
+    })
+    async with server:
+        ctx = _ctx(body=b"x" * 9000)
+        with pytest.raises(PluginAborted, match="cannot be called in access phase"):
+            await _worker(server.path).handle_event(CONF, "access", ctx)
+    step_error = server.received[2]
+    assert step_error[2] == "plugin.StepError"
+    assert "client_body_buffer_size" in step_error[3][0]["Data"]
+
+
+async def test_event_error_fails_open_and_no_instance_restarts() -> None:
+    calls = {"start": 0, "event": 0}
+
+    def start(args: Any) -> tuple[None, dict]:
+        calls["start"] += 1
+        return None, {"Id": calls["start"]}
+
+    def event(args: Any) -> tuple[str | None, Any]:
+        calls["event"] += 1
+        if calls["event"] == 1:
+            return "no plugin instance #1", None
+        if calls["event"] == 2:
+            return "boom", None
+        return None, {"EventId": 1, "Data": "ret"}
+
+    server = ScriptedServer({"plugin.StartInstance": start, "plugin.HandleEvent": event,
+                             "plugin.CloseInstance": {}})
+    async with server:
+        worker = _worker(server.path)
+        await worker.handle_event(CONF, "access", _ctx())  # restart, then "boom": logged
+        await worker.handle_event(CONF, "access", _ctx())
+        worker.fail_open = False
+        calls["event"] = 1
+        with pytest.raises(PluginAborted, match="boom"):
+            await worker.handle_event(CONF, "access", _ctx())
+    assert calls["start"] == 2
+
+
+async def test_unreachable_server_is_a_connection_error() -> None:
+    client = MsgpackRpcClient("/nonexistent/socket", timeout=1)
+    with pytest.raises(RpcError, match="trying to connect"):
+        await client.call("plugin.GetStatus")
