@@ -12,8 +12,7 @@ import time
 import pytest
 
 from kong_harness.gateway import GatewayConfigError
-
-from .conftest import HarnessRunner, header
+from tests.harness.support import HarnessRunner, header
 
 
 def _yml(upstream_port: int, plugins: str = "", extra_routes: str = "",
@@ -236,7 +235,7 @@ def test_priority_order_and_exit_stops_later_plugins(harness_factory, upstream):
 
 def test_upstream_failures(harness_factory, upstream):  # type: ignore[no-untyped-def]
     """kong/error_handlers.lua: 502 when the upstream refuses, 504 when it times out."""
-    from .conftest import free_port
+    from tests.harness.support import free_port
 
     dead = free_port()
     yml = f"""

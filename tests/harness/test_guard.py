@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from .conftest import header
+from tests.harness.support import header
 
 TIMEOUT = 1.5
 

@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)-5s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per proxied request
     try:
         sys.exit(asyncio.run(run(args)))
     except (KongConfError, GatewayConfigError, PluginServerError, KongSchemaViolation) as exc:

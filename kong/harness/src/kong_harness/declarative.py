@@ -353,14 +353,14 @@ def _v_tag(v: Any) -> str | None:
 
 
 def _v_array(elem: Validator, *, kind: str = "array") -> Validator:
-    def check(v: Any) -> str | dict[int, str] | None:
+    def check(v: Any) -> str | dict[int, Any] | None:
         if not isinstance(v, list):
             return f"expected {'a set' if kind == 'set' else 'an array'}"
-        errs: dict[int, str] = {}
+        errs: dict[int, Any] = {}
         for i, item in enumerate(v, start=1):
             err = elem(item)
             if err:
-                errs[i] = err  # type: ignore[assignment]
+                errs[i] = err
         return errs or None
     return check
 

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
@@ -459,6 +460,10 @@ class _Response:
     stream: httpx.Response | None = None
 
     async def send(self, send: Send) -> int:
+        # nginx adds Date unless the upstream's is passed on (proxy_pass_header Date in
+        # kong/templates/nginx_kong.lua).
+        if not any(k.lower() == "date" for k, _ in self.headers):
+            self.headers.insert(0, ("Date", formatdate(usegmt=True)))
         raw = [(k.encode("latin-1"), v.encode("latin-1", "replace")) for k, v in self.headers]
         await send({"type": "http.response.start", "status": self.status, "headers": raw})
         if self.stream is None:
@@ -540,7 +545,7 @@ async def serve(gateway: Gateway, host: str, port: int, ready: asyncio.Event | N
     config = uvicorn.Config(gateway, host=host, port=port, lifespan="off",
                             log_level=log_level, access_log=False, server_header=False,
                             proxy_headers=False,  # the realip logic is ours (trusted_ips)
-                            date_header=True)
+                            date_header=False)  # Date is ours (see _Response.send)
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())

@@ -655,7 +655,9 @@ class Router:
     """Kong's ``traditional_compatible`` router over a list of routes.
 
     Routes whose service is disabled are left out (``handler.lua`` ``new_router``), as are
-    routes without an HTTP-subsystem protocol.
+    routes without an HTTP-subsystem protocol. Raises ``ValueError`` for a route whose id
+    is not a UUID (atc.lua: "could not categorize route") or whose regex cannot be used
+    (:class:`RegexTranslationError`).
     """
 
     def __init__(

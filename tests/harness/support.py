@@ -1,0 +1,158 @@
+"""Running the harness for real: plugin server processes, uvicorn, a recording upstream.
+
+Shared by the harness tests and ``make bench``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import socket
+import sys
+import tempfile
+import textwrap
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from kong_harness.conf import load_kong_conf
+from kong_harness.gateway import Gateway, GatewaySettings, serve
+
+BIN_DIR = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Upstream:
+    """A real HTTP upstream that records what reached it and echoes it back as JSON."""
+
+    port: int
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def last(self) -> dict[str, Any]:
+        return self.requests[-1]
+
+
+def start_upstream() -> tuple[Upstream, ThreadingHTTPServer]:
+    upstream = Upstream(port=0)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body are separate writes
+
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            record = {"method": self.command, "path": self.path,
+                      "headers": [[k, v] for k, v in self.headers.items()],
+                      "body": body.decode("latin-1")}
+            upstream.requests.append(record)
+            if self.path.startswith("/slow"):
+                import time
+
+                time.sleep(2)
+            payload = json.dumps(record).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.send_header("X-Upstream", "echo")
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _answer
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    upstream.port = server.server_address[1]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return upstream, server
+
+
+def header(record: dict[str, Any], name: str) -> list[str]:
+    return [v for k, v in record["headers"] if k.lower() == name.lower()]
+
+
+class HarnessRunner:
+    """The harness gateway on a real port, in a background event loop thread."""
+
+    def __init__(self, kong_yml: str, servers: dict[str, dict[str, str]] | None = None,
+                 workers: int = 2, plugin_timeout: float = 60.0, fail_open: bool = True) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="kh-"))  # short: Unix socket paths ≤ 107
+        servers = servers or {"edge-demo": {}}
+        lines = [f"prefix = {self.dir}", "trusted_ips = 127.0.0.1/32",
+                 f"pluginserver_names = {','.join(servers)}"]
+        for name, env in servers.items():
+            key = "pluginserver_" + name.replace("-", "_")
+            env_prefix = "env " + " ".join(f"{k}={v}" for k, v in env.items()) + " " if env else ""
+            lines += [
+                f"{key}_socket = {self.dir}/{name}.socket",
+                f"{key}_start_cmd = {env_prefix}{BIN_DIR}/edge-demo -p {self.dir} "
+                f"--socket-name {name}.socket -g --no-lua-style",
+                f"{key}_query_cmd = {env_prefix}{BIN_DIR}/edge-demo --dump",
+            ]
+        (self.dir / "kong.conf").write_text("\n".join(lines) + "\n")
+        (self.dir / "kong.yml").write_text(textwrap.dedent(kong_yml))
+        self.settings = GatewaySettings(
+            kong_conf=load_kong_conf(self.dir / "kong.conf", env={}),
+            declarative_config=self.dir / "kong.yml",
+            workers=workers, plugin_timeout=plugin_timeout, fail_open=fail_open,
+        )
+        self.gateway = Gateway(self.settings)
+        self.port = free_port()
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._server: asyncio.Future[None] | None = None
+
+    def run(self, coro: Any, timeout: float = 60) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def start(self) -> HarnessRunner:
+        self._thread.start()
+        self.run(self.gateway.start())
+        ready = asyncio.Event()
+
+        async def _serve() -> None:
+            await serve(self.gateway, "127.0.0.1", self.port, ready, log_level="warning")
+
+        self._server = asyncio.run_coroutine_threadsafe(_serve(), self.loop)
+        self.run(asyncio.wait_for(ready.wait(), 20))
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.cancel()
+        try:
+            self.run(self.gateway.stop(), timeout=30)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self, timeout: float = 30) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=timeout, trust_env=False)
+
+    def drain_logs(self) -> None:
+        self.run(self.gateway.drain_logs())
+
+    def __enter__(self) -> HarnessRunner:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()

@@ -1,0 +1,83 @@
+"""kong.conf handling (kong/conf_loader/init.lua, parse.lua) and the repository's own config."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kong_harness.conf import KongConfError, load_kong_conf, parse_conf_text
+from kong_harness.declarative import load_declarative
+from tests.harness.support import BIN_DIR
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_parse_comments_and_escapes() -> None:
+    values = parse_conf_text("a = 1 # note\n# whole line\nb = x\\#y\n\nC = on\n")
+    assert values == {"a": "1", "b": "x#y", "c": "on"}
+    with pytest.raises(KongConfError, match="line 1"):
+        parse_conf_text("no equals sign\n")
+
+
+def test_pluginserver_defaults_and_env_override(tmp_path: Path) -> None:
+    conf = tmp_path / "kong.conf"
+    conf.write_text("prefix = /p\npluginserver_names = my-plugin\n"
+                    "pluginserver_my_plugin_query_cmd = /bin/q --dump\n")
+    loaded = load_kong_conf(conf, env={"KONG_PLUGINSERVER_MY_PLUGIN_START_CMD": "/bin/s"})
+    (server,) = loaded.pluginservers
+    assert server.name == "my-plugin"
+    assert server.socket == "/p/my-plugin.socket"  # Kong's default, not kong-pdk's .sock
+    assert server.start_command == "/bin/s"
+    conf.write_text("pluginserver_names = other\n")
+    with pytest.raises(KongConfError, match="query_command undefined for pluginserver other"):
+        load_kong_conf(conf, env={})
+
+
+def test_local_paths_rebase_prefix_and_commands() -> None:
+    conf = load_kong_conf(REPO / "kong/kong.conf", env={})
+    local = conf.with_local_paths("/tmp/kp", "/opt/venv/bin")
+    (server,) = [s for s in local.pluginservers if s.name == "edge-demo"]
+    assert server.socket == "/tmp/kp/edge-demo.socket"
+    argv = shlex.split(server.start_command or "")
+    assert argv[0] == "/opt/venv/bin/edge-demo"
+    assert argv[argv.index("-p") + 1] == "/tmp/kp"
+    assert shlex.split(server.query_command)[0] == "/opt/venv/bin/edge-demo"
+
+
+def test_repository_kong_conf_follows_the_contract() -> None:
+    """DESIGN.md §3.1: explicit sockets, absolute commands, gevent + Python-style errors."""
+    conf = load_kong_conf(REPO / "kong/kong.conf", env={})
+    assert conf.pluginservers, "kong.conf names no plugin server"
+    raw = conf.values
+    for server in conf.pluginservers:
+        key = "pluginserver_" + server.name.replace("-", "_")
+        assert key + "_socket" in raw, f"{server.name}: set _socket explicitly"
+        start = shlex.split(server.start_command or "")
+        query = shlex.split(server.query_command)
+        assert os.path.isabs(start[0]) and os.path.isabs(query[0])
+        assert start[start.index("--socket-name") + 1] == os.path.basename(server.socket)
+        assert "-g" in start and "--no-lua-style" in start
+        assert query[1:] == ["--dump"]
+
+
+def test_dump_is_pure_json_with_one_plugin() -> None:
+    """process.lua decodes the query command's whole stdout as JSON and takes element 0."""
+    out = subprocess.run([str(BIN_DIR / "edge-demo"), "--dump"], capture_output=True,
+                         check=True, timeout=60).stdout
+    (info,) = json.loads(out)
+    assert info["Name"] == "edge-demo"
+    assert info["Phases"] == ["log", "access"]
+    assert info["Schema"]["fields"][0]["config"]["type"] == "record"
+
+
+def test_repository_kong_yml_loads() -> None:
+    config = load_declarative(REPO / "kong/kong.yml")
+    routes = {r.name: r for r in config.routes}
+    assert routes["auth-public"].paths == ("/api/auth",)
+    assert routes["auth-public"].service is not None
+    assert routes["auth-public"].service.port == 8080
