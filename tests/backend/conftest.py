@@ -112,3 +112,17 @@ def health_database(
         yield use
         for handler in handlers:
             handler.close_all()
+
+
+@pytest.fixture(autouse=True)
+def gateway_jwks(tmp_path_factory: pytest.TempPathFactory, settings: Any) -> Iterator[Any]:
+    """Every backend test trusts the test gateway key (tests/backend/identity.py)."""
+    from auth_backend.identity.assertion import gateway_keys
+    from tests.backend.identity import write_gateway_jwks
+
+    path = write_gateway_jwks(tmp_path_factory.mktemp("gateway") / "jwks.json")
+    settings.GATEWAY_JWKS = str(path)
+    settings.GATEWAY_ISSUER = "kong-edge"
+    gateway_keys.clear()
+    yield path
+    gateway_keys.clear()

@@ -176,10 +176,12 @@ def test_throttled_keeps_retry_after(client):
 
 
 @pytest.mark.urls(__name__)
-def test_views_deny_by_default_until_authentication_exists(client):
+def test_views_require_a_gateway_identity_by_default(client):
     response = client.get("/test/default-permissions/")
 
-    assert_error_shape(response, 403, "permission_denied")
+    assert_error_shape(response, 401, "not_authenticated")
+    assert response["WWW-Authenticate"] == 'Bearer realm="api"'
+
 
 
 def test_disallowed_host_is_json_400(client):

@@ -47,24 +47,68 @@ SECRET_KEY = load_secret_key(debug=DEBUG, key_file=BASE_DIR / ".keys" / "secret_
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 
 INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "auth_backend.health",
+    "auth_backend.accounts",
+    "auth_backend.tokens",
+    "auth_backend.events",
+    "auth_backend.sellers",
+]
+AUTH_USER_MODEL = "accounts.User"
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",  # Argon2id
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+     "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
 MIDDLEWARE = [
     "auth_backend.core.request_id.RequestIdMiddleware",
     "auth_backend.core.errors.JsonErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     # DRF views are CSRF-exempt (no cookie auth: identity comes from signed gateway headers);
     # this protects any cookie-authenticated plain Django view added later.
     "django.middleware.csrf.CsrfViewMiddleware",
+    # Sessions, auth and messages serve the Django admin only (staff seller decisions).
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "auth_backend.identity.authentication.GatewayIdentityMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "auth_backend.urls"
 WSGI_APPLICATION = "auth_backend.wsgi.application"
-TEMPLATES: list[dict] = []  # JSON API only
+# Templates only for the Django admin (staff decisions) and the Swagger UI page.
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
 
 # Routes are declared with and without the trailing slash; never redirect behind the gateway.
 APPEND_SLASH = False
@@ -89,7 +133,9 @@ REST_FRAMEWORK = {
     # Identity comes from the gateway's signed assertion (DESIGN.md §3.2), to be added as an
     # authentication class; until then nothing authenticates and everything is denied unless
     # a view opts out explicitly (the health views do).
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "auth_backend.identity.authentication.GatewayAssertionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "UNAUTHENTICATED_USER": None,
     "UNAUTHENTICATED_TOKEN": None,
@@ -127,3 +173,39 @@ LOGGING = {
         "django.server": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
     },
 }
+
+# --- Email ---------------------------------------------------------------------------------
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "no-reply@auth.local")
+
+# --- Redis (events, revocations) -------------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+EVENTS_STREAM = env_str("EVENTS_STREAM", "auth.events")
+REVOCATIONS_CHANNEL = env_str("REVOCATIONS_CHANNEL", "auth.revocations")
+
+# --- Tokens (DESIGN.md §3.3) ---------------------------------------------------------------
+JWT_ISSUER = env_str("JWT_ISSUER", "https://auth.local")
+JWT_AUDIENCE = env_str("JWT_AUDIENCE", "marketplace-api")
+ACCESS_TOKEN_TTL_SECONDS = env_int("ACCESS_TOKEN_TTL_SECONDS", 900)
+REFRESH_TOKEN_TTL_SECONDS = env_int("REFRESH_TOKEN_TTL_SECONDS", 30 * 24 * 3600)
+
+# --- Identity from the gateway (DESIGN.md §3.2) --------------------------------------------
+# The gateway's public JWKS: a file path or an http(s) URL.
+GATEWAY_JWKS = env_str("GATEWAY_JWKS", str(BASE_DIR / ".keys" / "gateway-jwks.json"))
+GATEWAY_ISSUER = env_str("GATEWAY_ISSUER", "kong-edge")
+IDENTITY_ASSERTION_LEEWAY_SECONDS = env_int("IDENTITY_ASSERTION_LEEWAY_SECONDS", 5)
+
+# --- Google sign-in ------------------------------------------------------------------------
+GOOGLE_CLIENT_ID = env_str("GOOGLE_CLIENT_ID", "")
+GOOGLE_JWKS_URL = env_str("GOOGLE_JWKS_URL", "https://www.googleapis.com/oauth2/v3/certs")
+
+# --- OpenAPI -------------------------------------------------------------------------------
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Auth backend API",
+    "DESCRIPTION": "Accounts, tokens and seller applications behind the Kong edge.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+}
+REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "drf_spectacular.openapi.AutoSchema"

@@ -1,0 +1,5 @@
+"""URLs of the accounts app (mounted by auth_backend.urls)."""
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []

@@ -1,0 +1,20 @@
+"""URL helpers shared by the apps."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.urls import URLPattern, re_path
+
+
+def route(pattern: str, view: Any, name: str) -> URLPattern:
+    """A path that answers with and without a trailing slash (the gateway routes by prefix).
+
+    ``pattern`` is a plain path like ``"password/reset"``; ``<uuid:id>`` style converters
+    are not supported here — use a regex group, e.g. ``"users/(?P<user_id>[^/]+)"``.
+    """
+    body = pattern.strip("/")
+    if not any(c in body for c in "()?[]"):
+        body = re.escape(body)
+    return re_path(rf"^{body}/?$", view, name=name)

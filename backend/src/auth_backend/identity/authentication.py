@@ -1,0 +1,46 @@
+"""DRF authentication from the gateway's identity assertion (see assertion.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.request import Request
+
+from auth_backend.identity.assertion import GatewayIdentity, identity_from_request
+
+
+class GatewayAssertionAuthentication(BaseAuthentication):
+    """``request.user`` is the asserted, active user; ``request.auth`` the identity.
+
+    No (valid) assertion means anonymous, never an error here: protected views answer 401
+    through their permission classes, public views keep working.
+    """
+
+    def authenticate(self, request: Request) -> tuple[Any, GatewayIdentity] | None:
+        identity = getattr(request._request, "gateway_identity", None)
+        if identity is None:
+            identity = identity_from_request(request._request)
+        if identity is None:
+            return None
+        from auth_backend.accounts.selectors import active_user_by_id
+
+        user = active_user_by_id(identity.subject)
+        if user is None:
+            return None
+        return user, identity
+
+    def authenticate_header(self, request: Request) -> str:
+        # 401 (not 403) for missing identity; the edge is where credentials are presented.
+        return 'Bearer realm="api"'
+
+
+class GatewayIdentityMiddleware:
+    """Attach ``request.gateway_identity`` (or None) for non-DRF code paths and logging."""
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: Any) -> Any:
+        request.gateway_identity = identity_from_request(request)
+        return self.get_response(request)
