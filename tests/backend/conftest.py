@@ -126,3 +126,29 @@ def gateway_jwks(tmp_path_factory: pytest.TempPathFactory, settings: Any) -> Ite
     gateway_keys.clear()
     yield path
     gateway_keys.clear()
+
+
+REDIS_TEST_URL = "redis://127.0.0.1:6379/15"
+
+
+@pytest.fixture
+def redis_url(settings: Any) -> Iterator[str]:
+    """The real Redis (db 15) for ``@pytest.mark.redis`` tests, also set as REDIS_URL.
+
+    Unreachable: skip locally, but fail when ``CI=true``. Keys are not flushed wholesale;
+    tests use their own stream/channel names or clean up what they create.
+    """
+    import redis
+
+    client = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        reason = f"Redis not reachable at 127.0.0.1:6379: {type(exc).__name__}"
+        if running_in_ci():
+            pytest.fail(f"CI=true and {reason}", pytrace=False)
+        pytest.skip(reason)
+    finally:
+        client.close()
+    settings.REDIS_URL = REDIS_TEST_URL
+    yield REDIS_TEST_URL

@@ -328,35 +328,30 @@ def _saved(ctx: RequestContext, key: str) -> Any:
     return ctx.snapshot[key] if ctx.snapshot is not None else None
 
 
+def _attribute(name: str, attribute: str, phases: frozenset[str] = ALL) -> None:
+    """A PDK getter that answers one field of the request context."""
+
+    def get(ctx: RequestContext, args: list[Any]) -> Any:
+        check_phase(ctx, phases)
+        return getattr(ctx, attribute)
+
+    PDK[name] = get
+
+
 # kong.request.*
-@pdk("kong.request.get_method", REQUEST)
-def _get_method(ctx: RequestContext, args: list[Any]) -> str:
-    return ctx.method
-
-
-@pdk("kong.request.get_scheme", REQUEST)
-def _get_scheme(ctx: RequestContext, args: list[Any]) -> str:
-    return ctx.scheme
-
-
-@pdk("kong.request.get_host", REQUEST)
-def _get_host(ctx: RequestContext, args: list[Any]) -> str:
-    return ctx.host
-
-
-@pdk("kong.request.get_port")
-def _get_port(ctx: RequestContext, args: list[Any]) -> int:
-    return ctx.port
-
-
-@pdk("kong.request.get_http_version", REQUEST)
-def _get_http_version(ctx: RequestContext, args: list[Any]) -> float:
-    return ctx.http_version
-
-
-@pdk("kong.request.get_raw_path", REQUEST)
-def _get_raw_path(ctx: RequestContext, args: list[Any]) -> str:
-    return ctx.raw_path
+_attribute("kong.request.get_method", "method", REQUEST)
+_attribute("kong.request.get_scheme", "scheme", REQUEST)
+_attribute("kong.request.get_host", "host", REQUEST)
+_attribute("kong.request.get_port", "port")
+_attribute("kong.request.get_http_version", "http_version", REQUEST)
+_attribute("kong.request.get_raw_path", "raw_path", REQUEST)
+_attribute("kong.request.get_raw_query", "raw_query", REQUEST)
+# kong/pdk/client.lua: get_ip is always the directly connected peer (realip_remote_addr);
+# get_forwarded_ip is $remote_addr after the realip module (trusted_ips + real_ip_header).
+_attribute("kong.client.get_ip", "peer_ip")
+_attribute("kong.client.get_forwarded_ip", "remote_addr")
+_attribute("kong.node.get_id", "node_id")
+_attribute("kong.nginx.req_start_time", "start_time")
 
 
 @pdk("kong.request.get_path", REQUEST)
@@ -369,11 +364,6 @@ def _get_path(ctx: RequestContext, args: list[Any]) -> str:
 @pdk("kong.request.get_path_with_query", REQUEST)
 def _get_path_with_query(ctx: RequestContext, args: list[Any]) -> str:
     return ctx.raw_path + ("?" + ctx.raw_query if ctx.raw_query else "")
-
-
-@pdk("kong.request.get_raw_query", REQUEST)
-def _get_raw_query(ctx: RequestContext, args: list[Any]) -> str:
-    return ctx.raw_query
 
 
 def decode_query(raw: str, limit: int = MAX_QUERY_ARGS_DEFAULT) -> dict[str, list[str] | bool]:
@@ -498,16 +488,6 @@ def _get_forwarded_port(ctx: RequestContext, args: list[Any]) -> int:
 
 
 # kong.client.*
-@pdk("kong.client.get_ip")
-def _client_get_ip(ctx: RequestContext, args: list[Any]) -> str:
-    return ctx.peer_ip  # realip_remote_addr: always the directly connected peer
-
-
-@pdk("kong.client.get_forwarded_ip")
-def _client_get_forwarded_ip(ctx: RequestContext, args: list[Any]) -> str:
-    return ctx.remote_addr  # $remote_addr after the realip module
-
-
 @pdk("kong.client.get_protocol", ALL)
 def _client_get_protocol(ctx: RequestContext, args: list[Any]) -> str:
     return ctx.scheme
@@ -519,16 +499,6 @@ def _ip_is_trusted(ctx: RequestContext, args: list[Any]) -> bool:
     if not isinstance(address, str):
         raise LuaError("address must be a string")
     return ctx.trusted(address)
-
-
-@pdk("kong.node.get_id")
-def _node_get_id(ctx: RequestContext, args: list[Any]) -> str:
-    return ctx.node_id
-
-
-@pdk("kong.nginx.req_start_time")
-def _req_start_time(ctx: RequestContext, args: list[Any]) -> float:
-    return ctx.start_time
 
 
 @pdk("kong.nginx.get_ctx")
