@@ -152,3 +152,11 @@ def redis_url(settings: Any) -> Iterator[str]:
         client.close()
     settings.REDIS_URL = REDIS_TEST_URL
     yield REDIS_TEST_URL
+
+
+@pytest.fixture
+def postgres_default(postgres_url: str, django_db_blocker: Any, settings: Any) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database as Django's default (tests/backend/concurrency.py)."""
+    from tests.backend.concurrency import fresh_postgres_default
+
+    yield from fresh_postgres_default(postgres_url, django_db_blocker, settings)

@@ -78,6 +78,8 @@ MIDDLEWARE = [
     "auth_backend.core.request_id.RequestIdMiddleware",
     "auth_backend.core.errors.JsonErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (Swagger UI, admin) from the app directories, without collectstatic.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     # DRF views are CSRF-exempt (no cookie auth: identity comes from signed gateway headers);
@@ -107,8 +109,11 @@ TEMPLATES = [
         },
     },
 ]
-STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "var" / "static"
+# Under /api/auth/ so the gateway's route serves the Swagger UI's assets too.
+STATIC_URL = "/api/auth/static/"
+WHITENOISE_USE_FINDERS = True
+# collectstatic target for images that pre-build assets; unset, files come from the apps.
+STATIC_ROOT = env_str("STATIC_ROOT") or None
 
 # Routes are declared with and without the trailing slash; never redirect behind the gateway.
 APPEND_SLASH = False
@@ -209,3 +214,87 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "drf_spectacular.openapi.AutoSchema"
+
+# --- Event relay and readiness checks (events / health) -------------------------------------
+# The relay (`manage.py relay_outbox`, backend/docs/events.md) trims the stream with
+# `XADD … MAXLEN ~ N`; 0 disables trimming.
+EVENTS_STREAM_MAXLEN = env_int("EVENTS_STREAM_MAXLEN", 100_000)
+EVENTS_RELAY_BATCH_SIZE = env_int("EVENTS_RELAY_BATCH_SIZE", 100)
+EVENTS_RELAY_INTERVAL_MS = env_int("EVENTS_RELAY_INTERVAL_MS", 1000)
+EVENTS_REDIS_TIMEOUT_MS = env_int("EVENTS_REDIS_TIMEOUT_MS", 2000)
+# Per-check timeout of /api/auth/health/ready/ for Redis and the event bus, kept within
+# 50..1000 ms so a hung dependency cannot stall the probe.
+HEALTH_CHECK_TIMEOUT_MS = min(max(env_int("HEALTH_CHECK_TIMEOUT_MS", 500), 50), 1000)
+
+# --- Tokens app: signing, revocation, Google sign-in (auth_backend.tokens) -------------------
+# Algorithm of newly generated access-token signing keys: RS256 (default) or ES256.
+ACCESS_TOKEN_ALGORITHM = env_str("ACCESS_TOKEN_ALGORITHM", "RS256") or "RS256"
+# Cache-Control max-age of /api/auth/.well-known/jwks.json.
+JWKS_MAX_AGE_SECONDS = env_int("JWKS_MAX_AGE_SECONDS", 300)
+# Redis keys mirroring revocations for edges that (re)connect after a message was sent
+# (docs/revocation.md), and the socket timeout of revocation publishing.
+REVOCATIONS_KEY_PREFIX = env_str("REVOCATIONS_KEY_PREFIX", "auth.revoked") or "auth.revoked"
+REVOCATIONS_REDIS_TIMEOUT_MS = env_int("REVOCATIONS_REDIS_TIMEOUT_MS", 500)
+# How long Google's JWKS is cached, and the timeout of fetching it.
+GOOGLE_JWKS_CACHE_SECONDS = env_int("GOOGLE_JWKS_CACHE_SECONDS", 3600)
+GOOGLE_JWKS_TIMEOUT_SECONDS = env_int("GOOGLE_JWKS_TIMEOUT_SECONDS", 5)
+
+
+# --- Internal API and OpenAPI (auth_backend.internal) ---------------------------------------
+# .env:
+#   # Service API keys for /internal/auth/: comma-separated caller:sha256hex pairs. Only the
+#   # SHA-256 of each key is configured; `manage.py hash_api_key <caller>` generates a key
+#   # and prints its entry. A caller may have several entries (key rotation). Empty: every
+#   # internal request is refused (401) and `manage.py check --deploy` warns.
+#   INTERNAL_API_KEYS=orders:<sha256hex>,catalog:<sha256hex>
+#   # Comma-separated server URLs in the public OpenAPI schema; default "/" (the origin that
+#   # serves the schema, i.e. the gateway).
+#   OPENAPI_SERVER_URLS=https://api.example.com
+from auth_backend.internal.keys import parse_api_keys  # noqa: E402
+
+# Installed for its management command (hash_api_key), system check and OpenAPI extensions.
+INSTALLED_APPS.append("auth_backend.internal")
+INTERNAL_API_KEYS = parse_api_keys(env_str("INTERNAL_API_KEYS"))
+
+REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "auth_backend.core.openapi.AutoSchema"
+SPECTACULAR_SETTINGS.update({
+    "DESCRIPTION": (
+        "Accounts, tokens and seller applications behind the Kong edge. Clients call these "
+        "endpoints through the gateway; protected ones need `Authorization: Bearer <access "
+        "token>`, which the gateway validates before forwarding the caller's identity as a "
+        "signed `X-Identity-Assertion`. Every path also answers without the trailing slash. "
+        "Every error has one shape (`Error`): `{\"error\": {\"code\", \"message\", "
+        "\"details\"}, \"request_id\"}`; branch on `error.code`."
+    ),
+    "SERVERS": [{"url": url} for url in env_list("OPENAPI_SERVER_URLS", "/")],
+    "TAGS": [
+        {"name": "accounts", "description": "Registration, email verification, password reset."},
+        {"name": "tokens", "description": "Sign-in (password, 2FA, Google), token refresh, "
+                                          "logout and the signing keys (JWKS)."},
+        {"name": "profile", "description": "The caller's own profile."},
+        {"name": "2fa", "description": "TOTP two-factor authentication."},
+        {"name": "seller", "description": "Seller applications and staff decisions."},
+        {"name": "health", "description": "Liveness and readiness probes."},
+    ],
+    # The public schema: /api/auth/ only (never /internal/ or /admin/).
+    "PREPROCESSING_HOOKS": ["auth_backend.core.openapi.public_endpoints"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "auth_backend.core.openapi.postprocess_error_responses",
+    ],
+    "SCHEMA_PATH_PREFIX": r"/(api|internal)/auth/",
+    # The schema and Swagger UI are public documents: run no authentication for them.
+    "SERVE_AUTHENTICATION": [],
+})
+
+# --- Accounts: one-time tokens, login challenges, TOTP (auth_backend.accounts) ---------------
+# Lifetime of the emailed single-use tokens.
+EMAIL_VERIFICATION_TOKEN_TTL_SECONDS = env_int("EMAIL_VERIFICATION_TOKEN_TTL_SECONDS", 24 * 3600)
+PASSWORD_RESET_TOKEN_TTL_SECONDS = env_int("PASSWORD_RESET_TOKEN_TTL_SECONDS", 3600)
+# At most one verification (or reset) email per address in this many seconds.
+ACCOUNT_EMAIL_MIN_INTERVAL_SECONDS = env_int("ACCOUNT_EMAIL_MIN_INTERVAL_SECONDS", 60)
+# The 2FA step of a sign-in: lifetime of the challenge and wrong codes it survives.
+LOGIN_CHALLENGE_TTL_SECONDS = env_int("LOGIN_CHALLENGE_TTL_SECONDS", 300)
+LOGIN_CHALLENGE_MAX_ATTEMPTS = env_int("LOGIN_CHALLENGE_MAX_ATTEMPTS", 5)
+# Issuer shown by authenticator apps (otpauth:// URI).
+TOTP_ISSUER = env_str("TOTP_ISSUER", "Marketplace") or "Marketplace"

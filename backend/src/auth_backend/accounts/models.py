@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
@@ -92,3 +93,64 @@ class User(AbstractBaseUser, PermissionsMixin):
         if self.is_staff:
             roles.append(Role.STAFF.value)
         return roles
+
+
+class TokenPurpose(models.TextChoices):
+    VERIFY_EMAIL = "verify_email"
+    PASSWORD_RESET = "password_reset"  # noqa: S105 - a purpose name, not a secret
+
+
+class OneTimeToken(models.Model):
+    """A single-use token mailed to the user (email verification, password reset).
+
+    Only the SHA-256 of the random token is stored; the raw value exists in the email alone,
+    so a database dump cannot be replayed. ``used_at`` is set exactly once, by a conditional
+    update, which is what makes the token single-use under concurrency. ``created_at`` of
+    the newest row of a (user, purpose) is also the time the last email of that kind was
+    sent: the per-address resend limit reads it.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="one_time_tokens")
+    purpose = models.CharField(max_length=32, choices=TokenPurpose.choices)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["user", "purpose", "created_at"],
+                         name="accounts_ott_user_purpose_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} token of {self.user_id}"
+
+    def is_usable(self, now: datetime) -> bool:
+        return self.used_at is None and self.expires_at > now
+
+
+class LoginChallenge(models.Model):
+    """The second step of a sign-in for an account with TOTP enabled.
+
+    Created after the first factor succeeded (password, or Google); the client trades its
+    token plus a TOTP code for a token pair. Stored hashed, short-lived, single-use, and
+    dead after ``LOGIN_CHALLENGE_MAX_ATTEMPTS`` wrong codes so the 10^6 code space cannot
+    be brute-forced through one challenge. ``amr`` carries the first factor's methods into
+    the issued tokens.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="login_challenges")
+    token_hash = models.CharField(max_length=64, unique=True)
+    amr = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    failed_attempts = models.PositiveSmallIntegerField(default=0)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"login challenge of {self.user_id}"
+
+    def is_live(self, now: datetime, *, max_attempts: int) -> bool:
+        return (self.used_at is None and self.expires_at > now
+                and self.failed_attempts < max_attempts)

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
-from auth_backend.accounts.models import User, normalize_email
+from auth_backend.accounts.models import (
+    LoginChallenge,
+    OneTimeToken,
+    TokenPurpose,
+    User,
+    normalize_email,
+)
 
 
 def active_user_by_id(user_id: str | uuid.UUID) -> User | None:
@@ -17,3 +24,19 @@ def active_user_by_id(user_id: str | uuid.UUID) -> User | None:
 
 def user_by_email(email: str) -> User | None:
     return User.objects.filter(email=normalize_email(email)).first()
+
+
+def one_time_token_by_hash(token_hash: str, purpose: TokenPurpose) -> OneTimeToken | None:
+    """The token row with this hash and purpose (used or not, expired or not)."""
+    return (OneTimeToken.objects.select_related("user")
+            .filter(token_hash=token_hash, purpose=purpose).first())
+
+
+def last_email_sent_at(user: User, purpose: TokenPurpose) -> datetime | None:
+    """When the newest token of ``purpose`` was mailed to ``user`` (its ``created_at``)."""
+    return (OneTimeToken.objects.filter(user=user, purpose=purpose)
+            .order_by("-created_at").values_list("created_at", flat=True).first())
+
+
+def login_challenge_by_hash(token_hash: str) -> LoginChallenge | None:
+    return LoginChallenge.objects.filter(token_hash=token_hash).first()

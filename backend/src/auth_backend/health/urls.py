@@ -1,5 +1,4 @@
-from django.urls import path
-
+from auth_backend.core.urls import route
 from auth_backend.health.views import LiveView, ReadyView
 
 app_name = "health"
@@ -7,8 +6,6 @@ app_name = "health"
 # The gateway routes by path prefix, so each endpoint also answers without the trailing
 # slash (APPEND_SLASH is off: no redirects behind the gateway).
 urlpatterns = [
-    path("live/", LiveView.as_view(), name="live"),
-    path("live", LiveView.as_view()),
-    path("ready/", ReadyView.as_view(), name="ready"),
-    path("ready", ReadyView.as_view()),
+    route("live", LiveView.as_view(), name="live"),
+    route("ready", ReadyView.as_view(), name="ready"),
 ]

@@ -1,5 +1,15 @@
-"""URLs of the tokens app (mounted by auth_backend.urls)."""
+"""URLs of the tokens app (mounted under ``/api/auth/`` by auth_backend.urls)."""
 
-from django.urls import URLPattern
+from django.urls import URLPattern, re_path
 
-urlpatterns: list[URLPattern] = []
+from auth_backend.core.urls import route
+from auth_backend.tokens import views
+
+urlpatterns: list[URLPattern] = [
+    route("token/refresh", views.TokenRefreshView.as_view(), name="token-refresh"),
+    route("logout", views.LogoutView.as_view(), name="logout"),
+    # What route() builds, written out: re.escape() would turn "-" into "\-", which the
+    # OpenAPI generator keeps in the published path (it only unescapes "\.").
+    re_path(r"^\.well-known/jwks\.json/?$", views.JwksView.as_view(), name="jwks"),
+    route("google/login", views.GoogleLoginView.as_view(), name="google-login"),
+]

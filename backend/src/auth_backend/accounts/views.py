@@ -1,0 +1,353 @@
+"""Accounts endpoints under ``/api/auth/``. Thin: serializers validate, services decide.
+
+Public (no identity): ``register``, ``verify-email``, ``resend-verification``, ``login``,
+``login/2fa``, ``password/reset``, ``password/reset/confirm``.
+Protected (gateway identity assertion): ``profile`` (GET, PATCH), ``2fa/setup``,
+``2fa/enable``, ``2fa/disable``.
+
+Error codes are in :mod:`auth_backend.accounts.exceptions`; every error has the project's
+shape (:mod:`auth_backend.core.errors`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiExample, PolymorphicProxySerializer, extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from auth_backend.accounts import services
+from auth_backend.accounts.models import User
+from auth_backend.accounts.serializers import (
+    AcceptedSerializer,
+    AccountOutputSerializer,
+    EmailInputSerializer,
+    LoginInputSerializer,
+    LoginTwoFactorInputSerializer,
+    PasswordResetConfirmInputSerializer,
+    ProfileOutputSerializer,
+    ProfileUpdateSerializer,
+    RegisterInputSerializer,
+    TwoFactorCodeInputSerializer,
+    TwoFactorSetupOutputSerializer,
+    TwoFactorStatusSerializer,
+    VerifyEmailInputSerializer,
+)
+from auth_backend.core.openapi import error_response
+from auth_backend.tokens.serializers import TokenPairSerializer, TwoFactorChallengeSerializer
+
+RESEND_ACCEPTED = {
+    "message": "If this address has an account awaiting verification, a new code is on its "
+               "way. Codes are sent at most once a minute.",
+}
+RESET_ACCEPTED = {
+    "message": "If this address has an account, a password reset code is on its way. Codes "
+               "are sent at most once a minute.",
+}
+PASSWORD_CHANGED = {"message": "Your password was changed. Sign in again on every device."}
+
+_INVALID = error_response("Validation failed; per-field messages in `error.details.fields`.",
+                          "invalid")
+_NOT_AUTHENTICATED = error_response("No valid gateway identity.", "not_authenticated")
+
+
+def _no_store(response: Response) -> Response:
+    """Token responses must never be cached (RFC 6749 §5.1)."""
+    response["Cache-Control"] = "no-store"
+    response["Pragma"] = "no-cache"
+    return response
+
+
+def _account(user: User) -> dict[str, Any]:
+    return AccountOutputSerializer(
+        {"id": user.pk, "email": user.email, "email_verified": user.email_verified}).data
+
+
+class _PublicView(APIView):
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+
+# --- registration and verification -----------------------------------------------------------
+
+
+class RegisterView(_PublicView):
+    @extend_schema(
+        operation_id="register",
+        summary="Create an account",
+        description="Creates an unverified account and emails a single-use verification "
+                    "code (valid 24 h). The account cannot sign in until `verify-email` "
+                    "succeeds. The password must pass the server's password rules "
+                    "(length, common passwords, similarity to the email/names, "
+                    "not all digits); failures are listed under "
+                    "`error.details.fields.password`.",
+        request=RegisterInputSerializer,
+        responses={
+            201: AccountOutputSerializer,
+            400: _INVALID,
+            409: error_response("An account with this email exists (case-insensitive).",
+                                "email_taken"),
+        },
+        tags=["accounts"],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = RegisterInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = services.register_user(**serializer.validated_data)
+        return Response(_account(user), status=status.HTTP_201_CREATED)
+
+
+class VerifyEmailView(_PublicView):
+    @extend_schema(
+        operation_id="verify_email",
+        summary="Verify the email address",
+        description="Consumes the code from the verification email. Each code works once "
+                    "and for 24 h; only the most recently sent code is valid.",
+        request=VerifyEmailInputSerializer,
+        responses={
+            200: AccountOutputSerializer,
+            400: error_response("Validation failed, or the code is unknown, used or expired.",
+                                "invalid", "invalid_token"),
+        },
+        tags=["accounts"],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = VerifyEmailInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = services.verify_email(serializer.validated_data["token"])
+        return Response(_account(user))
+
+
+class ResendVerificationView(_PublicView):
+    @extend_schema(
+        operation_id="resend_verification",
+        summary="Send a new verification code",
+        description="Always 202 with the same body, whether or not the address has an "
+                    "account or is already verified. At most one email per address per "
+                    "minute; a new code invalidates the previous one.",
+        request=EmailInputSerializer,
+        responses={202: AcceptedSerializer, 400: _INVALID},
+        examples=[OpenApiExample("accepted", value=RESEND_ACCEPTED, response_only=True,
+                                 status_codes=["202"])],
+        tags=["accounts"],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = EmailInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.resend_verification(serializer.validated_data["email"])
+        return Response(RESEND_ACCEPTED, status=status.HTTP_202_ACCEPTED)
+
+
+# --- sign-in ---------------------------------------------------------------------------------
+
+
+class LoginView(_PublicView):
+    @extend_schema(
+        operation_id="login",
+        summary="Sign in with email and password",
+        description="Answers a token pair, or — when the account has two-factor "
+                    "authentication — `{requires_2fa: true, challenge_token}` to finish with "
+                    "`POST login/2fa` within 5 minutes. An unknown email, a wrong password "
+                    "and a disabled account get the same 401 `invalid_credentials`. A right "
+                    "password for an account whose email is not verified yet gets 403 "
+                    "`email_not_verified` (use `resend-verification`).",
+        request=LoginInputSerializer,
+        responses={
+            200: PolymorphicProxySerializer(
+                component_name="LoginResult",
+                serializers=[TokenPairSerializer, TwoFactorChallengeSerializer],
+                resource_type_field_name=None,
+            ),
+            400: _INVALID,
+            401: error_response("Wrong email or password.", "invalid_credentials"),
+            403: error_response("Right password, email not verified yet.",
+                                "email_not_verified"),
+        },
+        tags=["tokens"],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = LoginInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = services.login(**serializer.validated_data)
+        return _no_store(Response(result.as_response()))
+
+
+class LoginTwoFactorView(_PublicView):
+    @extend_schema(
+        operation_id="login_2fa",
+        summary="Finish a sign-in with a TOTP code",
+        description="Trades the `challenge_token` of a `login` answer and a current TOTP "
+                    "code (RFC 6238, 30 s steps, ±1 step accepted) for a token pair "
+                    "(`amr` `[\"pwd\", \"otp\"]`). A code is accepted once. A wrong code "
+                    "gets 401 `invalid_code` with `error.details.attempts_remaining`; after "
+                    "5 wrong codes, or 5 minutes, the challenge is dead: 401 "
+                    "`challenge_expired`, sign in again.",
+        request=LoginTwoFactorInputSerializer,
+        responses={
+            200: TokenPairSerializer,
+            400: _INVALID,
+            401: error_response("Wrong or reused code, or a dead challenge.",
+                                "invalid_code", "challenge_expired"),
+        },
+        tags=["tokens"],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = LoginTwoFactorInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        pair = services.complete_two_factor_login(**serializer.validated_data)
+        return _no_store(Response(pair.as_response()))
+
+
+# --- password reset --------------------------------------------------------------------------
+
+
+class PasswordResetView(_PublicView):
+    @extend_schema(
+        operation_id="password_reset",
+        summary="Email a password reset code",
+        description="Always 202 with the same body, whether or not the address has an "
+                    "account. The code is valid for 1 h, works once, and at most one is "
+                    "sent per address per minute.",
+        request=EmailInputSerializer,
+        responses={202: AcceptedSerializer, 400: _INVALID},
+        examples=[OpenApiExample("accepted", value=RESET_ACCEPTED, response_only=True,
+                                 status_codes=["202"])],
+        tags=["accounts"],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = EmailInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.request_password_reset(serializer.validated_data["email"])
+        return Response(RESET_ACCEPTED, status=status.HTTP_202_ACCEPTED)
+
+
+class PasswordResetConfirmView(_PublicView):
+    @extend_schema(
+        operation_id="password_reset_confirm",
+        summary="Set a new password with a reset code",
+        description="Sets the new password (same rules as `register`, errors under "
+                    "`error.details.fields.password`), consumes the code, marks the email "
+                    "verified and signs the account out everywhere (every refresh token "
+                    "revoked, access tokens announced to the gateway as revoked).",
+        request=PasswordResetConfirmInputSerializer,
+        responses={
+            200: AcceptedSerializer,
+            400: error_response("Validation failed, or the code is unknown, used or expired.",
+                                "invalid", "invalid_token"),
+        },
+        tags=["accounts"],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = PasswordResetConfirmInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.confirm_password_reset(**serializer.validated_data)
+        return Response(PASSWORD_CHANGED)
+
+
+# --- profile ---------------------------------------------------------------------------------
+
+
+class ProfileView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        operation_id="profile_read",
+        summary="The caller's profile",
+        responses={200: ProfileOutputSerializer, 401: _NOT_AUTHENTICATED},
+        tags=["profile"],
+    )
+    def get(self, request: Request) -> Response:
+        return Response(ProfileOutputSerializer(request.user).data)
+
+    @extend_schema(
+        operation_id="profile_update",
+        summary="Change the caller's profile",
+        description="Writable: `first_name`, `last_name`, `bio`, `avatar_url` (https), "
+                    "`language`. Any other field (e.g. `email`, `roles`, `is_seller`, "
+                    "`email_verified`) is refused with 400 `invalid` naming the field — "
+                    "never silently ignored.",
+        request=ProfileUpdateSerializer,
+        responses={200: ProfileOutputSerializer, 400: _INVALID, 401: _NOT_AUTHENTICATED},
+        tags=["profile"],
+    )
+    def patch(self, request: Request) -> Response:
+        serializer = ProfileUpdateSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        user = services.update_profile(request.user, **serializer.validated_data)
+        return Response(ProfileOutputSerializer(user).data)
+
+
+# --- two-factor setup ------------------------------------------------------------------------
+
+
+class TwoFactorSetupView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        operation_id="two_factor_setup",
+        summary="Start TOTP setup",
+        description="Generates a new secret and its `otpauth://` URI for an authenticator "
+                    "app. Two-factor authentication is not on until `2fa/enable` gets a "
+                    "valid code. Calling it again replaces the pending secret.",
+        request=None,
+        responses={
+            200: TwoFactorSetupOutputSerializer,
+            401: _NOT_AUTHENTICATED,
+            409: error_response("2FA is already on.", "two_factor_already_enabled"),
+        },
+        tags=["2fa"],
+    )
+    def post(self, request: Request) -> Response:
+        setup = services.start_two_factor_setup(request.user)
+        return _no_store(Response(TwoFactorSetupOutputSerializer(setup).data))
+
+
+class TwoFactorEnableView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        operation_id="two_factor_enable",
+        summary="Turn on TOTP with a code",
+        request=TwoFactorCodeInputSerializer,
+        responses={
+            200: TwoFactorStatusSerializer,
+            400: error_response("Validation failed, or a wrong or reused code.",
+                                "invalid", "invalid_code"),
+            401: _NOT_AUTHENTICATED,
+            409: error_response("Already on, or no setup started.",
+                                "two_factor_already_enabled", "two_factor_setup_required"),
+        },
+        tags=["2fa"],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = TwoFactorCodeInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = services.enable_two_factor(request.user, **serializer.validated_data)
+        return Response({"two_factor_enabled": user.totp_enabled})
+
+
+class TwoFactorDisableView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        operation_id="two_factor_disable",
+        summary="Turn off TOTP with a code",
+        request=TwoFactorCodeInputSerializer,
+        responses={
+            200: TwoFactorStatusSerializer,
+            400: error_response("Validation failed, or a wrong or reused code.",
+                                "invalid", "invalid_code"),
+            401: _NOT_AUTHENTICATED,
+            409: error_response("2FA is not on.", "two_factor_not_enabled"),
+        },
+        tags=["2fa"],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = TwoFactorCodeInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = services.disable_two_factor(request.user, **serializer.validated_data)
+        return Response({"two_factor_enabled": user.totp_enabled})

@@ -1,0 +1,39 @@
+"""Read-side queries of the tokens app."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from django.utils import timezone
+
+from auth_backend.tokens.models import (
+    AccessTokenRecord,
+    RefreshFamily,
+    RefreshToken,
+    TokenNotBefore,
+)
+
+
+def refresh_token_by_hash(token_hash: str) -> RefreshToken | None:
+    return RefreshToken.objects.filter(token_hash=token_hash).first()
+
+
+def access_token_record(jti: str) -> AccessTokenRecord | None:
+    return AccessTokenRecord.objects.select_related("family").filter(jti=jti).first()
+
+
+def user_not_before(user_id: uuid.UUID | str) -> datetime | None:
+    return TokenNotBefore.objects.filter(user_id=user_id).values_list(
+        "not_before", flat=True).first()
+
+
+def live_families_of(user_id: uuid.UUID | str) -> list[RefreshFamily]:
+    return list(RefreshFamily.objects.filter(user_id=user_id, revoked_at__isnull=True))
+
+
+def unexpired_access_tokens(family_ids: list[uuid.UUID]) -> list[tuple[str, datetime]]:
+    """``(jti, expires_at)`` of the families' access tokens that have not expired yet."""
+    return list(AccessTokenRecord.objects.filter(
+        family_id__in=family_ids, expires_at__gt=timezone.now(),
+    ).values_list("jti", "expires_at"))

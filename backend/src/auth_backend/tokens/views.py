@@ -1,0 +1,149 @@
+"""Token endpoints: refresh, logout, JWKS, Google sign-in. Thin: services do the work."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.utils.cache import patch_cache_control
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from auth_backend.identity.assertion import GatewayIdentity
+from auth_backend.tokens import services
+from auth_backend.tokens.google import google_login
+from auth_backend.tokens.keys import jwks_document
+from auth_backend.tokens.serializers import (
+    GoogleLoginRequestSerializer,
+    JwksSerializer,
+    LogoutRequestSerializer,
+    RefreshRequestSerializer,
+    TokenPairSerializer,
+    TwoFactorChallengeSerializer,
+)
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(description=f"{description} (error shape: see core.errors).")
+
+
+_INVALID = _error("`invalid`: per-field messages in `error.details.fields`")
+
+
+def _no_store(response: Response) -> Response:
+    """Token responses must never be cached (RFC 6749 §5.1)."""
+    response["Cache-Control"] = "no-store"
+    response["Pragma"] = "no-cache"
+    return response
+
+
+class _PublicView(APIView):
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+
+class TokenRefreshView(_PublicView):
+    @extend_schema(
+        operation_id="token_refresh",
+        summary="Rotate a refresh token",
+        description="Exchanges a refresh token for a new access + refresh token pair. The "
+                    "presented token stops working. Presenting an already rotated token is "
+                    "treated as theft: the whole session is revoked. Errors: 401 "
+                    "`invalid_refresh_token` (unknown, expired, used or revoked).",
+        request=RefreshRequestSerializer,
+        responses={
+            200: TokenPairSerializer,
+            400: _INVALID,
+            401: _error("`invalid_refresh_token`: unknown, expired, already used or revoked"),
+        },
+        tags=["tokens"],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = RefreshRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        pair = services.rotate_refresh_token(serializer.validated_data["refresh_token"])
+        return _no_store(Response(pair.as_response()))
+
+
+class LogoutView(APIView):
+    """Reachable through the gateway on a protected route, yet works by refresh token alone."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="logout",
+        summary="End a session",
+        description="Revokes the session (refresh family) of the given refresh token, and "
+                    "announces its access tokens as revoked to the edge. Without a refresh "
+                    "token, ends the session of the access token the gateway validated. "
+                    "Always 204 for a well-formed request, whether or not the token was "
+                    "known or already revoked.",
+        request=LogoutRequestSerializer,
+        responses={
+            204: OpenApiResponse(description="Session ended, or nothing to end."),
+            400: _error("`invalid`: no `refresh_token` and no gateway identity"),
+        },
+        tags=["tokens"],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = LogoutRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        refresh_token = serializer.validated_data.get("refresh_token")
+        identity = request.auth if isinstance(request.auth, GatewayIdentity) else None
+        if refresh_token is None and identity is None:
+            raise ValidationError({"refresh_token": ["This field is required."]})
+        services.logout(refresh_token=refresh_token,
+                        access_token_id=identity.token_id if identity else None)
+        return _no_store(Response(status=status.HTTP_204_NO_CONTENT))
+
+
+class JwksView(_PublicView):
+    @extend_schema(
+        operation_id="jwks",
+        summary="Access-token signing keys (JWKS)",
+        description="The public keys that verify access tokens: the current key and the "
+                    "previous one (kept for tokens signed before the last rotation). "
+                    "Cacheable; refetch on an unknown `kid`.",
+        responses={200: JwksSerializer},
+        tags=["tokens"],
+    )
+    def get(self, request: Request) -> Response:
+        response = Response(jwks_document())
+        patch_cache_control(response, public=True, max_age=settings.JWKS_MAX_AGE_SECONDS)
+        return response
+
+
+class GoogleLoginView(_PublicView):
+    @extend_schema(
+        operation_id="google_login",
+        summary="Sign in with a Google ID token",
+        description="Verifies the Google ID token, links it to an account (by Google "
+                    "subject, then by verified email) or creates one, and answers like "
+                    "`POST login`: a token pair, or a 2FA challenge when the account has "
+                    "two-factor authentication. 503 `google_login_unavailable` means no "
+                    "client id is configured; 503 `google_unavailable` that Google's keys "
+                    "could not be fetched.",
+        request=GoogleLoginRequestSerializer,
+        responses={
+            200: PolymorphicProxySerializer(
+                component_name="GoogleLoginResult",
+                serializers=[TokenPairSerializer, TwoFactorChallengeSerializer],
+                resource_type_field_name=None,
+            ),
+            400: _INVALID,
+            401: _error("`invalid_google_token`"),
+            403: _error("`google_email_not_verified` or `account_disabled`"),
+            409: _error("`google_account_conflict`"),
+            503: _error("`google_login_unavailable` or `google_unavailable`"),
+        },
+        tags=["tokens"],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = GoogleLoginRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return _no_store(Response(google_login(serializer.validated_data["id_token"])))
