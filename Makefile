@@ -44,6 +44,7 @@ fmt: setup
 
 bench: setup
 	$(VENV)/bin/python -m tests.bench.harness_overhead
+	$(VENV)/bin/python -m tests.bench.backend_latency
 
 up:
 	@test -f docker-compose.yml || { echo "docker-compose.yml arrives with the compose issue"; exit 1; }

@@ -92,7 +92,14 @@ def database_config(url: str, *, conn_max_age: int = 0, connect_timeout: int = 5
         )
     except ValueError as exc:  # unknown scheme etc.; never echo the URL, it may hold a password
         raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
+    options = config.setdefault("OPTIONS", {})
     if config["ENGINE"] == "django.db.backends.postgresql":
-        options = config.setdefault("OPTIONS", {})
         options.setdefault("connect_timeout", connect_timeout)
+    elif config["ENGINE"] == "django.db.backends.sqlite3":
+        # Local runs have several writers (gunicorn workers, the outbox relay): take the
+        # write lock at BEGIN and wait for it, instead of failing with "database is locked"
+        # when a read transaction tries to upgrade; WAL lets readers go on meanwhile.
+        options.setdefault("timeout", 20)
+        options.setdefault("transaction_mode", "IMMEDIATE")
+        options.setdefault("init_command", "PRAGMA journal_mode=WAL;")
     return config
