@@ -10,6 +10,8 @@ at ``tests`` (this conftest is loaded during collection and pytest replays
 from __future__ import annotations
 
 import os
+import socket
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -160,3 +162,30 @@ def postgres_default(postgres_url: str, django_db_blocker: Any, settings: Any) -
     from tests.backend.concurrency import fresh_postgres_default
 
     yield from fresh_postgres_default(postgres_url, django_db_blocker, settings)
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A TCP port that accepts connections and never says a word (a hung database or Redis)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    server.close()

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import socket
-import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -67,33 +65,6 @@ def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-@pytest.fixture
-def silent_server() -> Iterator[int]:
-    """A TCP port that accepts connections and never says a word (a hung database)."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                accepted.append(server.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield server.getsockname()[1]
-    stop.set()
-    thread.join()
-    for conn in accepted:
-        conn.close()
-    server.close()
 
 
 def test_ready_is_503_when_postgres_refuses_connections(client, health_database):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -39,33 +38,6 @@ def stream(redis_conn: redis.Redis, settings) -> Iterator[str]:
     settings.EVENTS_STREAM = name
     yield name
     redis_conn.delete(name)
-
-
-@pytest.fixture
-def silent_redis() -> Iterator[int]:
-    """A port that accepts TCP connections and never answers (a hung Redis)."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                accepted.append(server.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield server.getsockname()[1]
-    stop.set()
-    thread.join()
-    for conn in accepted:
-        conn.close()
-    server.close()
 
 
 def unavailable_checks(response) -> dict:
@@ -140,8 +112,8 @@ def test_ready_is_503_when_redis_refuses_connections(client, settings):
 
 
 @pytest.mark.django_db
-def test_ready_is_503_within_the_timeout_when_redis_hangs(client, settings, silent_redis):
-    settings.REDIS_URL = f"redis://127.0.0.1:{silent_redis}/15"
+def test_ready_is_503_within_the_timeout_when_redis_hangs(client, settings, silent_server):
+    settings.REDIS_URL = f"redis://127.0.0.1:{silent_server}/15"
     settings.HEALTH_CHECK_TIMEOUT_MS = 300
 
     started = time.monotonic()
