@@ -1,0 +1,174 @@
+"""The whole per-request decision of edge-jwt, as one function of its inputs.
+
+The plugin reads the request once (``kong.request.get_headers``), calls :func:`decide`, and
+applies the :class:`Verdict`: clear the spoofed identity headers it lists, then either set
+``upstream_headers`` in one ``kong.service.request.set_headers`` call and share ``subject``,
+or answer ``status`` with ``message`` and ``response_headers``. Keeping every branch here,
+away from the PDK, is what lets the unit tests cover each of them without Kong.
+
+Order matters and is deliberate:
+
+1. spoofed identity headers are listed for clearing on *every* request, whatever follows;
+2. a CORS preflight passes (anonymous) when the route does not ``run_on_preflight``;
+3. the token is extracted; none at all → anonymous on ``optional`` routes, else 401 with a
+   bare challenge (RFC 6750 §3.1: no error code when no credentials were sent);
+4. a token is always validated, on optional routes too: a *bad* token is rejected, never
+   silently downgraded to anonymous (that would hide attacks and client bugs);
+5. validation is skipped for a token in the verified-token cache; revocation and the
+   route's scope/role policy are checked on every request (they change without the token);
+6. infrastructure faults (no key can decide, the signing key is unreadable) follow the
+   ``failure_policy``: ``closed`` → 503 + ``Retry-After``; ``open`` → anonymous pass, which
+   the backend treats as unauthenticated because no assertion comes with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge_plugins.jwt import metrics
+from edge_plugins.jwt.assertion import AssertionSigner
+from edge_plugins.jwt.cache import VerifiedTokenCache, token_digest
+from edge_plugins.jwt.config import JwtConfig
+from edge_plugins.jwt.errors import (
+    MESSAGES,
+    UNAVAILABLE_MESSAGE,
+    BearerError,
+    InsufficientScope,
+    KeysUnavailable,
+    SigningKeyError,
+    TokenRejected,
+    www_authenticate,
+)
+from edge_plugins.jwt.identity import Identity, spoofable_header_names
+from edge_plugins.jwt.jwks import KeySource
+from edge_plugins.jwt.revocation import RevocationView
+from edge_plugins.jwt.tokens import authorize, extract_token, verify_token
+
+log = logging.getLogger(__name__)
+
+SIGNER_RETRY_AFTER_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the plugin must do with the request (see the module docstring)."""
+
+    status: int  # 200 (pass) | 401 | 403 | 503
+    upstream_headers: dict[str, str] = field(default_factory=dict)
+    clear_headers: tuple[str, ...] = ()
+    response_headers: dict[str, str] = field(default_factory=dict)
+    message: str | None = None
+    subject: str | None = None
+    reason: str = "ok"
+
+    @property
+    def allowed(self) -> bool:
+        return self.status == 200
+
+
+def is_preflight(method: str, headers: Mapping[str, Any]) -> bool:
+    """A CORS preflight: ``OPTIONS`` with ``Origin`` and ``Access-Control-Request-Method``."""
+    return (method.upper() == "OPTIONS" and bool(headers.get("origin"))
+            and bool(headers.get("access-control-request-method")))
+
+
+def decide(
+    config: JwtConfig,
+    *,
+    method: str,
+    headers: Mapping[str, Any],
+    query: str,
+    keys: KeySource,
+    revocations: RevocationView,
+    signer: AssertionSigner,
+    cache: VerifiedTokenCache,
+    now: float,
+) -> Verdict:
+    """Decide one request. ``headers`` is Kong's lower-case multimap; ``now`` epoch seconds.
+
+    Records ``edge_jwt_validations_total`` (and ``edge_jwt_verify_seconds`` on a cache miss)
+    itself: the caller must not count the verdict again.
+    """
+    clear = tuple(spoofable_header_names(headers.keys()))
+    verdict = _decide(config, method=method, headers=headers, query=query, keys=keys,
+                      revocations=revocations, signer=signer, cache=cache, now=now,
+                      clear=clear)
+    metrics.record_validation(_result(verdict), verdict.reason)
+    return verdict
+
+
+def _result(verdict: Verdict) -> str:
+    if verdict.status != 200:
+        return "rejected"
+    if verdict.subject is not None:
+        return "accepted"
+    return "failed_open" if verdict.reason.endswith("_unavailable") else "anonymous"
+
+
+def _decide(config: JwtConfig, *, method: str, headers: Mapping[str, Any], query: str,
+            keys: KeySource, revocations: RevocationView, signer: AssertionSigner,
+            cache: VerifiedTokenCache, now: float, clear: tuple[str, ...]) -> Verdict:
+    if not config.run_on_preflight and is_preflight(method, headers):
+        return Verdict(200, clear_headers=clear, reason="preflight")
+    try:
+        token = extract_token(config, headers, query)
+    except TokenRejected as exc:
+        return _unauthorized(config, clear, exc)
+    if token is None:
+        if config.optional:
+            return Verdict(200, clear_headers=clear, reason="anonymous")
+        return Verdict(401, clear_headers=clear, message=MESSAGES[None], reason="missing",
+                       response_headers={"WWW-Authenticate": www_authenticate(config.realm)})
+    if len(token) > config.max_token_bytes:
+        return _unauthorized(config, clear, TokenRejected("oversized"))
+
+    digest = token_digest(token)
+    claims = cache.get(digest, now)
+    if claims is None:
+        started = time.perf_counter()
+        try:
+            claims = verify_token(token, config, keys, now)
+        except TokenRejected as exc:
+            return _unauthorized(config, clear, exc)
+        except KeysUnavailable as exc:
+            return _unavailable(config, clear, exc.retry_after, "keys_unavailable")
+        finally:
+            metrics.observe_verify_seconds(time.perf_counter() - started)
+        cache.put(digest, claims, float(claims["exp"]), now)
+
+    if revocations.is_revoked(str(claims["jti"]), str(claims["sub"]), float(claims["iat"])):
+        return _unauthorized(config, clear, TokenRejected("revoked"))
+    try:
+        authorize(config, claims)
+    except InsufficientScope as exc:
+        error = BearerError.INSUFFICIENT_SCOPE
+        return Verdict(403, clear_headers=clear, message=MESSAGES[error], reason=exc.reason,
+                       response_headers={"WWW-Authenticate": www_authenticate(config.realm,
+                                                                               error)})
+    identity = Identity.from_claims(claims)
+    try:
+        assertion = signer.sign(claims, config.assertion_audience, now=now, cache_key=digest)
+    except SigningKeyError as exc:
+        log.error("identity assertion cannot be signed: %s", exc)
+        return _unavailable(config, clear, SIGNER_RETRY_AFTER_SECONDS, "signer_unavailable")
+    return Verdict(200, upstream_headers=identity.upstream_headers(assertion),
+                   clear_headers=clear, subject=identity.subject, reason="ok")
+
+
+def _unauthorized(config: JwtConfig, clear: tuple[str, ...], exc: TokenRejected) -> Verdict:
+    return Verdict(401, clear_headers=clear, message=MESSAGES[exc.error], reason=exc.reason,
+                   response_headers={"WWW-Authenticate": www_authenticate(config.realm,
+                                                                           exc.error)})
+
+
+def _unavailable(config: JwtConfig, clear: tuple[str, ...], retry_after: int,
+                 reason: str) -> Verdict:
+    if config.failure_policy == "open":
+        # No identity goes upstream: the backend sees an anonymous request.
+        return Verdict(200, clear_headers=clear, reason=reason)
+    return Verdict(503, clear_headers=clear, message=UNAVAILABLE_MESSAGE, reason=reason,
+                   response_headers={"Retry-After": str(max(1, int(retry_after)))})

@@ -1,0 +1,614 @@
+"""Verification keys: inline JWKS, PEM public keys and a remote JWKS kept fresh.
+
+One :class:`JwksManager` per key source and process (``state.runtime_for`` shares it
+between all plugin instances), because what their users complain about in other gateways
+is what a naive per-instance fetch does wrong:
+
+* **no keys → 503, not 401.** When the key source is down and nothing usable is cached,
+  :meth:`JwksManager.keys_for` raises :class:`KeysUnavailable`; the caller cannot decide and
+  must not blame the client's token.
+* **lazy first fetch, then kept fresh.** The first caller fetches (nothing happens at
+  plugin start, before kong-pdk's first PDK call); afterwards a background worker (a
+  thread, i.e. a greenlet under gevent's monkey patching) refreshes *ahead* of the TTL,
+  which honours ``Cache-Control: max-age`` (bounded to [60 s, 24 h], 300 s without one).
+* **single flight.** Concurrent callers that need a fetch wait for the one in progress.
+* **stale-while-revalidate.** A failed refresh keeps the previous keys (logged, counted,
+  ``edge_jwt_jwks_stale`` = 1) and retries with backoff; failures never drop good keys.
+* **unknown ``kid``.** A key rotation at the IdP shows up as a token whose ``kid`` we do
+  not know: one refetch, at most once per ``refetch_interval`` seconds (default 30) so a
+  flood of bogus ``kid``\\s cannot turn the gateway into a DoS against the IdP; a ``kid``
+  still unknown after a fresh fetch is negatively cached.
+* **parsed once.** Keys are turned into ``cryptography`` objects when they arrive, never
+  per request.
+
+Keys carry the algorithms they may verify (from their ``alg``, else from ``kty``/``crv``),
+which is how a token's ``alg`` is *pinned* to the key (:mod:`.tokens`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import random
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+
+from edge_plugins.jwt import metrics
+from edge_plugins.jwt.errors import KeysUnavailable
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TTL_SECONDS = 300.0
+MIN_TTL_SECONDS = 60.0
+MAX_TTL_SECONDS = 86400.0
+MAX_STALE_SECONDS = 86400.0  # serve a stale key set for at most a day of IdP outage
+REFRESH_AHEAD_RATIO = 0.8  # refresh when 80 % of the TTL has passed
+DEFAULT_REFETCH_INTERVAL_SECONDS = 30.0
+NEGATIVE_KID_TTL_SECONDS = 300.0
+NEGATIVE_KID_MAX_ENTRIES = 4096
+FAILURE_BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)
+MAX_JWKS_BYTES = 512 * 1024
+MIN_RSA_BITS = 2048
+
+# Algorithms each key type can verify when the JWK does not pin one with "alg".
+_RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
+_EC_ALGORITHMS = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
+_OKP_ALGORITHMS = {"Ed25519": "EdDSA"}
+_OCT_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+# RFC 7638 §3.2: the required members hashed for each key type.
+_THUMBPRINT_MEMBERS = {
+    "RSA": ("e", "kty", "n"),
+    "EC": ("crv", "kty", "x", "y"),
+    "OKP": ("crv", "kty", "x"),
+    "oct": ("k", "kty"),
+}
+# Private members (RFC 7518 §6.2.2, §6.3.2, RFC 8037): a published JWK must not carry them.
+_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth"})
+
+
+class InvalidKey(ValueError):
+    """A JWK or PEM that cannot serve as a verification key (skipped, or refused in config)."""
+
+
+class JwksFetchError(Exception):
+    """The remote JWKS could not be fetched or is not a usable key set."""
+
+    def __init__(self, message: str, *, result: str = "error") -> None:
+        super().__init__(message)
+        self.result = result  # metrics label: "error" (transport/HTTP) or "invalid" (content)
+
+
+@dataclass(frozen=True)
+class VerificationKey:
+    """A parsed public key (or inline HMAC secret) and the algorithms it may verify.
+
+    ``kid`` is the declared ``kid`` or, for a PEM key, its RFC 7638 thumbprint (the
+    backend names its keys that way, so its tokens match a PEM copy of its key).
+    ``matches_kidless`` marks keys that declared no ``kid``: only they may verify a token
+    without one.
+    """
+
+    kid: str | None
+    algorithms: frozenset[str]
+    key: Any
+    kty: str
+    matches_kidless: bool
+
+
+class KeySource(Protocol):
+    """Where :func:`edge_plugins.jwt.tokens.verify_token` gets its keys."""
+
+    def keys_for(self, kid: str | None) -> Sequence[VerificationKey]:
+        """Candidate keys for a token's ``kid``; empty if none; raises KeysUnavailable."""
+        ...
+
+
+# --- parsing ------------------------------------------------------------------------------
+
+
+def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
+    """RFC 7638 JWK thumbprint (SHA-256, base64url without padding)."""
+    try:
+        members = _THUMBPRINT_MEMBERS[jwk["kty"]]
+        canonical = json.dumps({name: jwk[name] for name in members},
+                               separators=(",", ":"), sort_keys=True)
+    except KeyError as exc:
+        raise InvalidKey(f"JWK lacks {exc.args[0]!r}") from None
+    digest = hashlib.sha256(canonical.encode("utf-8")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def _algorithms_for(jwk: Mapping[str, Any]) -> frozenset[str]:
+    kty = jwk.get("kty")
+    if kty == "RSA":
+        compatible = _RSA_ALGORITHMS
+    elif kty == "EC":
+        alg = _EC_ALGORITHMS.get(str(jwk.get("crv")))
+        compatible = frozenset({alg}) if alg else frozenset()
+    elif kty == "OKP":
+        alg = _OKP_ALGORITHMS.get(str(jwk.get("crv")))
+        compatible = frozenset({alg}) if alg else frozenset()
+    elif kty == "oct":
+        compatible = _OCT_ALGORITHMS
+    else:
+        raise InvalidKey(f"unsupported key type {kty!r}")
+    if not compatible:
+        raise InvalidKey(f"unsupported curve {jwk.get('crv')!r}")
+    declared = jwk.get("alg")
+    if declared is None:
+        return compatible
+    if declared not in compatible:
+        raise InvalidKey(f"alg {declared!r} does not fit a {kty} key")
+    return frozenset({declared})
+
+
+def key_from_jwk(jwk: Mapping[str, Any], *, allow_secret: bool = False) -> VerificationKey:
+    """Parse one JWK; raises :class:`InvalidKey` for anything unusable or unsafe."""
+    if not isinstance(jwk, Mapping):
+        raise InvalidKey("a JWK must be an object")
+    if jwk.get("use") not in (None, "sig"):
+        raise InvalidKey("not a signature key (use)")
+    ops = jwk.get("key_ops")
+    if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
+        raise InvalidKey("not a verification key (key_ops)")
+    if _PRIVATE_MEMBERS & jwk.keys():
+        raise InvalidKey("JWK carries private key material")
+    if jwk.get("kty") == "oct" and not allow_secret:
+        raise InvalidKey("shared secrets are accepted only inline")
+    kid = jwk.get("kid")
+    if kid is not None and (not isinstance(kid, str) or not kid):
+        raise InvalidKey("kid must be a non-empty string")
+    algorithms = _algorithms_for(jwk)
+    try:
+        parsed = jwt.PyJWK(dict(jwk), algorithm=min(algorithms))
+    except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError) as exc:
+        raise InvalidKey(f"unparsable {jwk.get('kty')} JWK: {type(exc).__name__}") from None
+    _check_strength(parsed.key)
+    return VerificationKey(kid=kid, algorithms=algorithms, key=parsed.key,
+                           kty=str(jwk["kty"]), matches_kidless=kid is None)
+
+
+def key_from_pem(pem: str) -> VerificationKey:
+    """Parse a PEM public key or certificate; its ``kid`` is the RFC 7638 thumbprint."""
+    data = pem.strip().encode("ascii", "replace")
+    try:
+        if b"CERTIFICATE" in data.split(b"\n", 1)[0]:
+            public = x509.load_pem_x509_certificate(data).public_key()
+        else:
+            public = serialization.load_pem_public_key(data)
+    except ValueError:
+        raise InvalidKey("not a PEM public key or certificate") from None
+    if isinstance(public, rsa.RSAPublicKey):
+        jwk = RSAAlgorithm.to_jwk(public, as_dict=True)
+    elif isinstance(public, ec.EllipticCurvePublicKey):
+        jwk = ECAlgorithm.to_jwk(public, as_dict=True)
+    elif isinstance(public, ed25519.Ed25519PublicKey):
+        jwk = OKPAlgorithm.to_jwk(public, as_dict=True)
+    else:
+        raise InvalidKey(f"unsupported public key type {type(public).__name__}")
+    _check_strength(public)
+    return VerificationKey(kid=jwk_thumbprint(jwk), algorithms=_algorithms_for(jwk),
+                           key=public, kty=jwk["kty"], matches_kidless=True)
+
+
+def _check_strength(key: Any) -> None:
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
+        raise InvalidKey(f"RSA key shorter than {MIN_RSA_BITS} bits")
+
+
+def keys_from_jwks(document: Any, *, allow_secret: bool = False,
+                   strict: bool = False) -> list[VerificationKey]:
+    """The usable keys of a JWKS document; bad keys are skipped (or raise when ``strict``)."""
+    if not isinstance(document, Mapping) or not isinstance(document.get("keys"), list):
+        raise InvalidKey("a JWKS must be an object with a 'keys' array")
+    keys = []
+    for jwk in document["keys"]:
+        try:
+            keys.append(key_from_jwk(jwk, allow_secret=allow_secret))
+        except InvalidKey as exc:
+            if strict:
+                raise
+            log.warning("JWKS key skipped (kid %r): %s",
+                        jwk.get("kid") if isinstance(jwk, Mapping) else None, exc)
+    return keys
+
+
+def static_keys(jwks: Mapping[str, Any] | None,
+                pems: Iterable[str] = ()) -> tuple[VerificationKey, ...]:
+    """Inline keys from the configuration, strictly parsed (a bad key is a config error)."""
+    keys: list[VerificationKey] = []
+    if jwks is not None:
+        keys.extend(keys_from_jwks(jwks, allow_secret=True, strict=True))
+    keys.extend(key_from_pem(pem) for pem in pems)
+    return tuple(keys)
+
+
+# --- fetching -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FetchedJwks:
+    document: Any
+    max_age: float | None  # from Cache-Control, already reduced by Age; None if absent
+
+
+Fetcher = Callable[[str], FetchedJwks]
+
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)
+_NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-cache|no-store)\s*(?:,|=|$)", re.IGNORECASE)
+
+
+def max_age_from_headers(cache_control: str | None, age: str | None = None) -> float | None:
+    """Freshness lifetime per RFC 9111 §4.2.1: ``max-age`` minus ``Age``; 0 for no-cache."""
+    if not cache_control:
+        return None
+    if _NO_CACHE.search(cache_control):
+        return 0.0
+    match = _MAX_AGE.search(cache_control)
+    if match is None:
+        return None
+    max_age = float(match.group(1))
+    try:
+        max_age -= max(0.0, float(age)) if age else 0.0
+    except ValueError:
+        pass
+    return max(0.0, max_age)
+
+
+def bounded_ttl(max_age: float | None, *, default: float = DEFAULT_TTL_SECONDS,
+                low: float = MIN_TTL_SECONDS, high: float = MAX_TTL_SECONDS) -> float:
+    """The TTL to use: the server's ``max-age`` clamped to [low, high], else ``default``."""
+    if max_age is None:
+        return default
+    return min(max(max_age, low), high)
+
+
+class HttpJwksFetcher:
+    """GET a JWKS with httpx: short timeouts, no redirects, bounded body, no env proxies.
+
+    The gateway fetches keys from a known internal or IdP URL; following redirects or an
+    ambient ``HTTP_PROXY`` would only widen what can answer in the IdP's name.
+    """
+
+    def __init__(self, *, connect_timeout: float = 1.0, read_timeout: float = 2.0,
+                 max_bytes: int = MAX_JWKS_BYTES) -> None:
+        self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout, pool=connect_timeout)
+        self._max_bytes = max_bytes
+        self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
+
+    def _http(self) -> httpx.Client:
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(timeout=self._timeout, follow_redirects=False,
+                                            trust_env=False,
+                                            headers={"Accept": "application/json"})
+            return self._client
+
+    def __call__(self, uri: str) -> FetchedJwks:
+        try:
+            with self._http().stream("GET", uri) as response:
+                if response.status_code != 200:
+                    raise JwksFetchError(f"HTTP {response.status_code}")
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body.extend(chunk)
+                    if len(body) > self._max_bytes:
+                        raise JwksFetchError("JWKS too large", result="invalid")
+                headers = response.headers
+        except httpx.HTTPError as exc:
+            raise JwksFetchError(type(exc).__name__) from None
+        try:
+            document = json.loads(bytes(body))
+        except ValueError:
+            raise JwksFetchError("JWKS is not JSON", result="invalid") from None
+        return FetchedJwks(document=document,
+                           max_age=max_age_from_headers(headers.get("cache-control"),
+                                                        headers.get("age")))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+
+# --- the manager --------------------------------------------------------------------------
+
+
+class _Flight:
+    """One fetch in progress; followers wait on ``done`` and read ``ok``."""
+
+    __slots__ = ("done", "ok")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.ok = False
+
+
+class JwksManager:
+    """The keys of one key source (see the module docstring for the behaviour).
+
+    ``clock`` is monotonic seconds (injectable for tests); ``background=False`` disables the
+    refresh worker (tests then drive :meth:`refresh_if_due` themselves).
+    """
+
+    def __init__(
+        self,
+        *,
+        jwks_uri: str | None = None,
+        static: Sequence[VerificationKey] = (),
+        fetcher: Fetcher | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        background: bool = True,
+        refetch_interval: float = DEFAULT_REFETCH_INTERVAL_SECONDS,
+        default_ttl: float = DEFAULT_TTL_SECONDS,
+        min_ttl: float = MIN_TTL_SECONDS,
+        max_ttl: float = MAX_TTL_SECONDS,
+        max_stale: float = MAX_STALE_SECONDS,
+        negative_ttl: float = NEGATIVE_KID_TTL_SECONDS,
+        wait_timeout: float = 5.0,
+    ) -> None:
+        self.jwks_uri = jwks_uri
+        self._static = tuple(static)
+        self._fetcher = fetcher
+        self._clock = clock
+        self._background = background
+        self._refetch_interval = refetch_interval
+        self._default_ttl, self._min_ttl, self._max_ttl = default_ttl, min_ttl, max_ttl
+        self._max_stale = max_stale
+        self._negative_ttl = negative_ttl
+        self._wait_timeout = wait_timeout
+
+        self._lock = threading.Lock()
+        self._by_kid: dict[str, tuple[VerificationKey, ...]] = {}
+        self._kidless: tuple[VerificationKey, ...] = ()
+        self._install(())
+        self._loaded = False  # a remote fetch has succeeded at least once
+        self._fetched_at = 0.0
+        self._ttl = default_ttl
+        self._failures = 0
+        self._retry_at = 0.0
+        self._last_failed = False
+        self._last_unknown_kid_fetch: float | None = None
+        self._negative: OrderedDict[str, float] = OrderedDict()
+        self._flight: _Flight | None = None
+        self._worker: threading.Thread | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self.fetch_count = 0  # attempts, for tests and diagnostics
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def keys_for(self, kid: str | None) -> Sequence[VerificationKey]:
+        """Candidate keys for ``kid`` (``None``: keys that declared no kid).
+
+        Raises :class:`KeysUnavailable` when no key can decide: the remote set was never
+        fetched (or is older than ``max_stale``) and there are no inline keys, or ``kid`` is
+        unknown and the refetch that might have found it failed.
+        """
+        if self.jwks_uri is None:
+            return self._lookup(kid)
+        self._ensure_loaded()
+        found = self._lookup(kid)
+        if found or kid is None:
+            return found
+        return self._unknown_kid(kid)
+
+    def _lookup(self, kid: str | None) -> tuple[VerificationKey, ...]:
+        if kid is None:
+            return self._kidless
+        return self._by_kid.get(kid, ())
+
+    def _ensure_loaded(self) -> None:
+        now = self._clock()
+        if self._loaded and now - self._fetched_at <= self._max_stale:
+            if now >= self._fetched_at + self._ttl:
+                metrics.set_jwks_stale(self.jwks_uri or "", True)
+                self._wake.set()  # stale: serve what we have, refresh in the background
+            self._start_worker()
+            return
+        if not self._fetch(reason="initial"):
+            with self._lock:
+                usable = self._loaded and self._clock() - self._fetched_at <= self._max_stale
+            if not usable and not self._static:
+                raise KeysUnavailable(retry_after=self._retry_after())
+            if not usable:
+                # Too stale to trust: fall back to the inline keys alone.
+                self._install(())
+        self._start_worker()
+
+    def _unknown_kid(self, kid: str) -> tuple[VerificationKey, ...]:
+        now = self._clock()
+        with self._lock:
+            until = self._negative.get(kid)
+            if until is not None and now < until:
+                self._negative.move_to_end(kid)
+                return ()
+            last = self._last_unknown_kid_fetch
+            allowed = last is None or now - last >= self._refetch_interval
+            if allowed:
+                self._last_unknown_kid_fetch = now
+            last_failed = self._last_failed
+        if not allowed:
+            if last_failed:
+                # The key set may be out of date and we cannot check: do not blame the client.
+                raise KeysUnavailable(retry_after=self._retry_after())
+            return ()
+        log.info("unknown kid %r: refetching %s", kid[:64], self.jwks_uri)
+        ok = self._fetch(reason="unknown_kid")
+        found = self._lookup(kid)
+        if found:
+            return found
+        if not ok:
+            raise KeysUnavailable(retry_after=self._retry_after())
+        with self._lock:
+            self._negative[kid] = self._clock() + self._negative_ttl
+            self._negative.move_to_end(kid)
+            while len(self._negative) > NEGATIVE_KID_MAX_ENTRIES:
+                self._negative.popitem(last=False)
+        return ()
+
+    def _retry_after(self) -> int:
+        return max(1, round(self._retry_at - self._clock()))
+
+    # -- fetching --------------------------------------------------------------------------
+
+    def _fetch(self, *, reason: str) -> bool:
+        """Fetch once for all concurrent callers; ``True`` when fresh keys are installed."""
+        with self._lock:
+            flight = self._flight
+            leader = flight is None
+            if leader:
+                if self._clock() < self._retry_at:
+                    return False  # backing off after a failure: do not hammer a down IdP
+                flight = self._flight = _Flight()
+        assert flight is not None
+        if not leader:
+            flight.done.wait(self._wait_timeout)
+            return flight.ok
+        ok = False
+        try:
+            ok = self._fetch_and_install(reason)
+        finally:
+            with self._lock:
+                self._flight = None
+            flight.ok = ok
+            flight.done.set()
+        return ok
+
+    def _fetch_and_install(self, reason: str) -> bool:
+        assert self.jwks_uri is not None
+        self.fetch_count += 1
+        try:
+            fetched = self._fetcher_or_default()(self.jwks_uri)
+            keys = keys_from_jwks(fetched.document)
+            if not keys:
+                raise JwksFetchError("JWKS has no usable key", result="invalid")
+        except JwksFetchError as exc:
+            self._record_failure(exc.result, str(exc), reason)
+            return False
+        except InvalidKey as exc:
+            self._record_failure("invalid", str(exc), reason)
+            return False
+        now = self._clock()
+        ttl = bounded_ttl(fetched.max_age, default=self._default_ttl, low=self._min_ttl,
+                          high=self._max_ttl)
+        with self._lock:
+            before = set(self._by_kid)
+            self._install(keys)
+            self._loaded = True
+            self._fetched_at, self._ttl = now, ttl
+            self._failures, self._retry_at, self._last_failed = 0, 0.0, False
+            after = set(self._by_kid)
+        metrics.record_jwks_fetch("ok")
+        metrics.set_jwks_stale(self.jwks_uri, False)
+        if before != after:
+            log.info("JWKS %s (%s): kids %s, TTL %.0fs", self.jwks_uri, reason,
+                     sorted(after), ttl)
+        return True
+
+    def _record_failure(self, result: str, message: str, reason: str) -> None:
+        now = self._clock()
+        with self._lock:
+            self._failures += 1
+            backoff = FAILURE_BACKOFF_SECONDS[min(self._failures, len(FAILURE_BACKOFF_SECONDS))
+                                              - 1]
+            self._retry_at = now + backoff
+            self._last_failed = True
+            stale = self._loaded and now >= self._fetched_at + self._ttl
+            loaded = self._loaded
+        metrics.record_jwks_fetch(result)
+        if stale:
+            metrics.set_jwks_stale(self.jwks_uri or "", True)
+        log.warning("JWKS fetch from %s failed (%s, %s): %s; %s", self.jwks_uri, reason,
+                    result, message,
+                    "serving the cached keys" if loaded else "no cached keys")
+
+    def _fetcher_or_default(self) -> Fetcher:
+        if self._fetcher is None:
+            self._fetcher = HttpJwksFetcher()
+        return self._fetcher
+
+    def _install(self, remote: Iterable[VerificationKey]) -> None:
+        by_kid: dict[str, list[VerificationKey]] = {}
+        kidless: list[VerificationKey] = []
+        for key in (*self._static, *remote):
+            if key.kid is not None:
+                by_kid.setdefault(key.kid, []).append(key)
+            if key.matches_kidless:
+                kidless.append(key)
+        # Swapped as whole objects: readers never see a half-built set, and need no lock.
+        self._by_kid = {kid: tuple(keys) for kid, keys in by_kid.items()}
+        self._kidless = tuple(kidless)
+
+    # -- background refresh ----------------------------------------------------------------
+
+    def next_refresh_at(self) -> float:
+        """When the key set should be (re)fetched (monotonic seconds)."""
+        with self._lock:
+            if self._last_failed:
+                return self._retry_at
+            if not self._loaded:
+                return float("-inf")  # never fetched: now
+            return self._fetched_at + self._ttl * REFRESH_AHEAD_RATIO
+
+    def refresh_if_due(self) -> bool:
+        """Fetch now if never fetched, or if the refresh-ahead point (or retry time) passed."""
+        if self.jwks_uri is None or self._clock() < self.next_refresh_at():
+            return False
+        return self._fetch(reason="refresh" if self._loaded else "prefetch")
+
+    def start(self) -> None:
+        """Fetch in the background now instead of on the first request (non-blocking)."""
+        if self.jwks_uri is not None:
+            self._start_worker()
+
+    def _start_worker(self) -> None:
+        if not self._background or self._worker is not None or self._stop.is_set():
+            return
+        with self._lock:
+            if self._worker is not None:
+                return
+            self._worker = threading.Thread(target=self._run, name="edge-jwt-jwks",
+                                            daemon=True)
+        self._worker.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            delay = self.next_refresh_at() - self._clock()
+            # Jitter keeps a fleet of gateways from refreshing in lockstep.
+            delay = min(max(delay, 0.05), 60.0) * random.uniform(0.95, 1.0)  # noqa: S311
+            if self._wake.wait(delay):
+                self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                self.refresh_if_due()
+            except Exception:
+                log.exception("JWKS refresh worker error (continuing)")
+
+    def close(self) -> None:
+        """Stop the refresh worker and close the HTTP client."""
+        self._stop.set()
+        self._wake.set()
+        worker = self._worker
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(timeout=2)
+        fetcher = self._fetcher
+        if isinstance(fetcher, HttpJwksFetcher):
+            fetcher.close()

@@ -1,0 +1,108 @@
+"""Prometheus metrics of the edge-jwt plugin server (DESIGN.md §3.4: port 9102).
+
+The four families of the contract, plus two gauges that make the background machinery
+visible (is the key set stale, is the revocation subscriber connected). Metrics are
+registered once at import in ``prometheus_client``'s default registry, so they can be
+recorded whether or not the HTTP server was started (unit tests, ``make bench``); the
+``record_*`` helpers swallow every error: a metric must never fail a request.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+log = logging.getLogger(__name__)
+
+VALIDATIONS = Counter(
+    "edge_jwt_validations_total",
+    "Requests decided by edge-jwt, by result (accepted, anonymous, rejected, failed_open) "
+    "and reason",
+    ["result", "reason"],
+)
+JWKS_FETCHES = Counter(
+    "edge_jwt_jwks_fetches_total",
+    "JWKS fetches by result (ok, error, invalid)",
+    ["result"],
+)
+CACHE_HITS = Counter(
+    "edge_jwt_cache_hits_total",
+    "Cache hits by cache (token: verified tokens, assertion: signed assertions)",
+    ["cache"],
+)
+VERIFY_SECONDS = Histogram(
+    "edge_jwt_verify_seconds",
+    "Time to validate a token that was not in the verified-token cache",
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+             0.5, 1.0, 2.5),
+)
+JWKS_STALE = Gauge(
+    "edge_jwt_jwks_stale",
+    "1 while a remote key set is served past its TTL because refreshing it failed",
+    ["source"],
+)
+REVOCATION_CONNECTED = Gauge(
+    "edge_jwt_revocation_connected",
+    "1 while the revocation subscriber is subscribed to its Redis channel",
+    ["channel"],
+)
+
+_server_lock = threading.Lock()
+_server_port: int | None = None
+
+
+def start_metrics_server(port: int) -> None:
+    """Serve ``/metrics`` on ``0.0.0.0:port`` once per process; later calls do nothing."""
+    global _server_port
+    with _server_lock:
+        if _server_port is not None:
+            if _server_port != port:
+                log.warning("metrics server already on port %s; ignoring port %s",
+                            _server_port, port)
+            return
+        start_http_server(port, addr="0.0.0.0")
+        _server_port = port
+
+
+def record_validation(result: str, reason: str) -> None:
+    try:
+        VALIDATIONS.labels(result=result, reason=reason).inc()
+    except Exception:  # pragma: no cover - a metric must never fail a request
+        log.debug("metric edge_jwt_validations_total not recorded", exc_info=True)
+
+
+def record_jwks_fetch(result: str) -> None:
+    try:
+        JWKS_FETCHES.labels(result=result).inc()
+    except Exception:  # pragma: no cover
+        log.debug("metric edge_jwt_jwks_fetches_total not recorded", exc_info=True)
+
+
+def record_cache_hit(cache: str) -> None:
+    try:
+        CACHE_HITS.labels(cache=cache).inc()
+    except Exception:  # pragma: no cover
+        log.debug("metric edge_jwt_cache_hits_total not recorded", exc_info=True)
+
+
+def observe_verify_seconds(seconds: float) -> None:
+    try:
+        VERIFY_SECONDS.observe(seconds)
+    except Exception:  # pragma: no cover
+        log.debug("metric edge_jwt_verify_seconds not recorded", exc_info=True)
+
+
+def set_jwks_stale(source: str, stale: bool) -> None:
+    try:
+        JWKS_STALE.labels(source=source).set(1 if stale else 0)
+    except Exception:  # pragma: no cover
+        log.debug("metric edge_jwt_jwks_stale not recorded", exc_info=True)
+
+
+def set_revocation_connected(channel: str, connected: bool) -> None:
+    try:
+        REVOCATION_CONNECTED.labels(channel=channel).set(1 if connected else 0)
+    except Exception:  # pragma: no cover
+        log.debug("metric edge_jwt_revocation_connected not recorded", exc_info=True)

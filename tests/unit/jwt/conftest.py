@@ -1,0 +1,112 @@
+"""Fixtures of the edge-jwt core tests: keys, signing key files, a JWKS server, Redis."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from edge_plugins.jwt import state
+from edge_plugins.jwt.assertion import AssertionSigner, generate_signing_key
+from edge_plugins.jwt.cache import VerifiedTokenCache
+from edge_plugins.jwt.jwks import JwksManager, static_keys
+from tests.unit.jwt.support import (
+    GATEWAY_ISSUER,
+    JwksEndpoint,
+    RsaKey,
+    jwks_of,
+    new_rsa_key,
+    serve_jwks,
+)
+
+REDIS_TEST_URL = "redis://127.0.0.1:6379/15"
+
+
+def running_in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"true", "1"}
+
+
+@pytest.fixture(scope="session")
+def rsa_key() -> RsaKey:
+    return new_rsa_key()
+
+
+@pytest.fixture(scope="session")
+def other_rsa_key() -> RsaKey:
+    return new_rsa_key()
+
+
+@pytest.fixture(scope="session")
+def gateway_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The gateway's Ed25519 assertion key pair: (private PEM, public JWKS)."""
+    directory = tmp_path_factory.mktemp("gateway")
+    private, public = directory / "assertion.pem", directory / "assertion.jwks.json"
+    generate_signing_key(private, public)
+    return private, public
+
+
+@pytest.fixture
+def key_file(gateway_key: tuple[Path, Path]) -> Path:
+    return gateway_key[0]
+
+
+@pytest.fixture
+def signer(gateway_key: tuple[Path, Path]) -> AssertionSigner:
+    return AssertionSigner(str(gateway_key[0]), issuer=GATEWAY_ISSUER, ttl_seconds=30)
+
+
+@pytest.fixture
+def static_manager(rsa_key: RsaKey) -> JwksManager:
+    return JwksManager(static=static_keys(jwks_of(rsa_key)))
+
+
+@pytest.fixture
+def cache() -> VerifiedTokenCache:
+    return VerifiedTokenCache()
+
+
+@pytest.fixture
+def jwks_endpoint(rsa_key: RsaKey) -> Iterator[JwksEndpoint]:
+    """A real local JWKS endpoint on 127.0.0.1 serving ``rsa_key``."""
+    endpoint = JwksEndpoint(document=jwks_of(rsa_key))
+    server = serve_jwks(endpoint)
+    yield endpoint
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_runtimes() -> Iterator[None]:
+    """No test sees another's process-wide runtimes or their background workers."""
+    state.reset_runtimes()
+    yield
+    state.reset_runtimes()
+
+
+@pytest.fixture(scope="session")
+def _redis_probe() -> str | None:
+    client = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        return f"Redis not reachable at 127.0.0.1:6379: {type(exc).__name__}"
+    finally:
+        client.close()
+    return None
+
+
+@pytest.fixture
+def redis_url(_redis_probe: str | None) -> str:
+    """The real Redis (db 15) for ``@pytest.mark.redis`` tests.
+
+    Unreachable: skip locally, but fail when ``CI=true`` so a missing service cannot turn
+    the revocation tests into silent skips.
+    """
+    if _redis_probe is not None:
+        if running_in_ci():
+            pytest.fail(f"CI=true and {_redis_probe}", pytrace=False)
+        pytest.skip(_redis_probe)
+    return REDIS_TEST_URL
