@@ -45,6 +45,7 @@ fmt: setup
 bench: setup
 	$(VENV)/bin/python -m tests.bench.harness_overhead
 	$(VENV)/bin/python -m tests.bench.backend_latency
+	$(VENV)/bin/python -m tests.bench.edge_jwt_cpu
 
 up:
 	@test -f docker-compose.yml || { echo "docker-compose.yml arrives with the compose issue"; exit 1; }

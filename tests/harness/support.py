@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shlex
 import shutil
 import socket
 import sys
@@ -89,19 +90,26 @@ class HarnessRunner:
     """The harness gateway on a real port, in a background event loop thread."""
 
     def __init__(self, kong_yml: str, servers: dict[str, dict[str, str]] | None = None,
-                 workers: int = 2, plugin_timeout: float = 60.0, fail_open: bool = True) -> None:
+                 workers: int = 2, plugin_timeout: float = 60.0, fail_open: bool = True,
+                 commands: dict[str, str] | None = None) -> None:
+        """``servers`` maps each plugin server name to extra environment for its process;
+        ``commands`` maps a server name to the console script serving it (default
+        ``edge-demo``, which ``EDGE_DEMO_NAME`` can rename)."""
         self.dir = Path(tempfile.mkdtemp(prefix="kh-"))  # short: Unix socket paths ≤ 107
         servers = servers or {"edge-demo": {}}
+        commands = commands or {}
         lines = [f"prefix = {self.dir}", "trusted_ips = 127.0.0.1/32",
                  f"pluginserver_names = {','.join(servers)}"]
         for name, env in servers.items():
             key = "pluginserver_" + name.replace("-", "_")
-            env_prefix = "env " + " ".join(f"{k}={v}" for k, v in env.items()) + " " if env else ""
+            env_prefix = ("env " + " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
+                          + " " if env else "")
+            program = BIN_DIR / commands.get(name, "edge-demo")
             lines += [
                 f"{key}_socket = {self.dir}/{name}.socket",
-                f"{key}_start_cmd = {env_prefix}{BIN_DIR}/edge-demo -p {self.dir} "
+                f"{key}_start_cmd = {env_prefix}{program} -p {self.dir} "
                 f"--socket-name {name}.socket -g --no-lua-style",
-                f"{key}_query_cmd = {env_prefix}{BIN_DIR}/edge-demo --dump",
+                f"{key}_query_cmd = {env_prefix}{program} --dump",
             ]
         (self.dir / "kong.conf").write_text("\n".join(lines) + "\n")
         (self.dir / "kong.yml").write_text(textwrap.dedent(kong_yml))

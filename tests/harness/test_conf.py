@@ -75,9 +75,19 @@ def test_dump_is_pure_json_with_one_plugin() -> None:
     assert info["Schema"]["fields"][0]["config"]["type"] == "record"
 
 
+def test_edge_jwt_dump_is_pure_json_with_one_plugin() -> None:
+    out = subprocess.run([str(BIN_DIR / "edge-jwt"), "--dump"], capture_output=True,
+                         check=True, timeout=60).stdout
+    (info,) = json.loads(out)
+    assert (info["Name"], info["Priority"], info["Phases"]) == ("edge-jwt", 1450, ["access"])
+    assert info["Schema"]["fields"][0]["config"]["type"] == "record"
+
+
 def test_repository_kong_yml_loads() -> None:
     config = load_declarative(REPO / "kong/kong.yml")
     routes = {r.name: r for r in config.routes}
-    assert routes["auth-public"].paths == ("/api/auth",)
-    assert routes["auth-public"].service is not None
-    assert routes["auth-public"].service.port == 8080
+    assert "/api/auth/login" in routes["auth-public"].paths
+    assert "/api/auth/profile" in routes["auth-protected"].paths
+    for route in routes.values():
+        assert route.service is not None and route.service.port == 8080
+    # Routing and plugin configs against the dumped schemas: tests/harness/test_edge_jwt_config.py

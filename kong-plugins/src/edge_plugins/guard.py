@@ -15,8 +15,8 @@ over a channel:
 The guard catches everything, logs it, and applies the plugin's declared failure policy:
 fail closed answers with Kong's own JSON 500 (``kong.response.error``), fail open returns
 and lets Kong proceed. After a terminal call it ends the greenlet quietly instead of letting
-kong-pdk park it. Plugins end a request with :func:`exit_request`, never with a bare
-``kong.response.exit``, so the guard knows the event is over.
+kong-pdk park it. Plugins end a request with :func:`exit_request` or :func:`error_request`,
+never with a bare ``kong.response.exit``/``error``, so the guard knows the event is over.
 """
 
 from __future__ import annotations
@@ -57,6 +57,22 @@ def exit_request(
     plugin server (kong/runloop/plugin_servers/rpc/mp_rpc.lua, kong/pdk/response.lua).
     """
     kong.response.exit(status, body, dict(headers) if headers else None)
+    raise RequestEnded
+
+
+def error_request(
+    kong: Any,
+    status: int,
+    message: str | None = None,
+    headers: Mapping[str, str | list[str]] | None = None,
+) -> None:
+    """End the request with ``kong.response.error`` and unwind the handler.
+
+    Kong builds the body itself (kong/pdk/response.lua ``error``, kong/tools/http.lua): JSON
+    ``{"message": …, "request_id": …}`` or what the client's ``Accept`` asks for, so plugin
+    rejections look like Kong's own errors and carry the request id. Terminal, like ``exit``.
+    """
+    kong.response.error(status, message, dict(headers) if headers else None)
     raise RequestEnded
 
 

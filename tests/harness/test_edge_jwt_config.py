@@ -1,0 +1,334 @@
+"""edge-jwt as Kong loads it: its schema, the repository's kong.conf/kong.yml, and the plugin
+entry module driven with a recording stand-in for the PDK (no RPC, no backend).
+
+The end-to-end behaviour through the harness and the real backend is in
+test_edge_jwt_e2e.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from edge_plugins import edge_jwt
+from edge_plugins.guard import RequestEnded, error_request
+from kong_harness.conf import load_kong_conf
+from kong_harness.gateway import Gateway, GatewaySettings
+from kong_harness.schema import ConfigError, process_config, select_config
+from tests.harness.support import BIN_DIR
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Every endpoint of backend/src/auth_backend/*/urls.py under /api/auth/ (docs/accounts.md).
+PUBLIC = [
+    ("POST", "/api/auth/register"), ("POST", "/api/auth/verify-email"),
+    ("POST", "/api/auth/resend-verification"), ("POST", "/api/auth/login"),
+    ("POST", "/api/auth/login/2fa"), ("POST", "/api/auth/token/refresh"),
+    ("POST", "/api/auth/google/login"), ("POST", "/api/auth/password/reset"),
+    ("POST", "/api/auth/password/reset/confirm"), ("GET", "/api/auth/.well-known/jwks.json"),
+    ("GET", "/api/auth/health/live/"), ("GET", "/api/auth/health/ready"),
+    ("GET", "/api/auth/schema/"), ("GET", "/api/auth/schema/swagger/"),
+    ("GET", "/api/auth/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui.css"),
+]
+PROTECTED = [
+    ("GET", "/api/auth/profile"), ("PATCH", "/api/auth/profile/"),
+    ("POST", "/api/auth/2fa/setup"), ("POST", "/api/auth/2fa/enable"),
+    ("POST", "/api/auth/2fa/disable"), ("POST", "/api/auth/logout"),
+    ("POST", "/api/auth/seller/apply"), ("GET", "/api/auth/seller/status"),
+]
+STAFF = [("POST", "/api/auth/seller/applications/6f1c2a9e-0b7d-4f6b-9a51-1d6b8f0e2c33/decision")]
+UNROUTED = ["/internal/auth/users/x", "/internal/auth/validate-token", "/admin/",
+            "/metrics", "/api/auth/metrics", "/api/auth/seller/applications/x",
+            "/api/auth/nowhere"]
+
+
+@pytest.fixture(scope="module")
+def dumped_schema() -> dict[str, Any]:
+    out = subprocess.run([str(BIN_DIR / "edge-jwt"), "--dump"], capture_output=True,
+                         check=True, timeout=60).stdout
+    return json.loads(out)[0]["Schema"]
+
+
+@pytest.fixture(scope="module")
+def repo_gateway(tmp_path_factory: pytest.TempPathFactory) -> Gateway:
+    """kong/kong.conf + kong/kong.yml loaded as the harness (and Kong) would: every plugin
+    server queried, every plugin config validated against its dumped schema."""
+    prefix = tmp_path_factory.mktemp("prefix")
+    conf = load_kong_conf(REPO / "kong/kong.conf", env={}).with_local_paths(str(prefix),
+                                                                           str(BIN_DIR))
+    gateway = Gateway(GatewaySettings(kong_conf=conf, declarative_config=REPO / "kong/kong.yml",
+                                      start_plugin_servers=False))
+
+    async def load() -> None:
+        await gateway.start()
+        await gateway.stop()
+
+    asyncio.run(load())
+    return gateway
+
+
+def _effective_edge_jwt(gateway: Gateway, method: str, path: str) -> dict[str, Any] | None:
+    assert gateway.router is not None and gateway.config is not None
+    match = gateway.router.match(method, "localhost", path, {}, server_port=8000)
+    if match is None:
+        return None
+    plugins = [p for p in gateway.config.plugins_for(match.route, match.service)
+               if p.name == "edge-jwt"]
+    assert len(plugins) == 1, f"{path}: edge-jwt must run on every route"
+    return dict(gateway.configured[plugins[0].id].conf)
+
+
+def test_repository_kong_conf_serves_edge_jwt(repo_gateway: Gateway) -> None:
+    info = repo_gateway.external["edge-jwt"]
+    assert (info.priority, info.phases) == (1450, ("access",))
+    assert "edge-demo" in repo_gateway.external  # the harness's own tests still use it
+
+
+@pytest.mark.parametrize(("method", "path"), PUBLIC)
+def test_public_endpoints_are_routed_with_an_optional_token(repo_gateway: Gateway, method: str,
+                                                             path: str) -> None:
+    conf = _effective_edge_jwt(repo_gateway, method, path)
+    assert conf is not None, f"{path} is not routed"
+    assert conf["optional"] is True
+
+
+@pytest.mark.parametrize(("method", "path"), PROTECTED + STAFF)
+def test_protected_endpoints_require_a_token(repo_gateway: Gateway, method: str,
+                                             path: str) -> None:
+    conf = _effective_edge_jwt(repo_gateway, method, path)
+    assert conf is not None, f"{path} is not routed"
+    assert conf["optional"] is False
+    assert conf["required_roles"] == (["staff"] if (method, path) in STAFF else [])
+
+
+@pytest.mark.parametrize("path", UNROUTED)
+def test_internal_admin_and_metrics_are_not_routed(repo_gateway: Gateway, path: str) -> None:
+    assert _effective_edge_jwt(repo_gateway, "GET", path) is None
+
+
+def test_every_repository_config_passes_the_cores_checks(repo_gateway: Gateway) -> None:
+    """What the schema cannot express (a key source, HS* only with oct keys) is checked by
+    JwtConfig.from_kong at StartInstance; the shipped configs must pass it."""
+    from edge_plugins.jwt.config import JwtConfig
+
+    configs = [c.conf for c in repo_gateway.configured.values() if c.plugin.name == "edge-jwt"]
+    assert len(configs) >= 3
+    for conf in configs:
+        config = JwtConfig.from_kong(conf)
+        assert config.issuer == "https://auth.local"
+        assert config.audiences == ("marketplace-api",)
+        assert config.assertion_audience == "auth-backend"
+        assert config.jwks_uri == "http://127.0.0.1:8080/api/auth/.well-known/jwks.json"
+        assert config.assertion_signing_key_file == "/usr/local/kong/keys/gateway-ed25519.pem"
+
+
+def test_schema_defaults_are_the_safe_ones(dumped_schema: dict[str, Any]) -> None:
+    conf = select_config(dumped_schema, process_config(dumped_schema, {
+        "issuer": "https://idp", "audiences": ["api"], "assertion_audience": "svc",
+        "jwks_uri": "https://idp/jwks.json"}))
+    assert conf["algorithms"] == ["RS256"]
+    assert conf["header_names"] == ["authorization"]
+    assert conf["leeway_seconds"] == 30
+    assert conf["optional"] is False
+    assert conf["failure_policy"] == "closed"
+    assert conf["assertion_issuer"] == "kong-edge"
+    assert conf["assertion_ttl_seconds"] == 30
+    assert conf["max_token_bytes"] == 8192
+    assert conf["realm"] == "api"
+    assert "max_lifetime_seconds" not in conf and "revocation_redis_url" not in conf
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"issuer": None}, "config.issuer: required field missing"),
+    ({"audiences": []}, "config.audiences: length must be at least 1"),
+    ({"assertion_audience": None}, "config.assertion_audience: required field missing"),
+    ({"algorithms": ["none"]}, "config.algorithms.1: expected one of"),
+    ({"failure_policy": "maybe"}, "config.failure_policy: expected one of: closed, open"),
+    ({"scopes_match": "some"}, "config.scopes_match: expected one of: any, all"),
+    ({"roles_match": "most"}, "config.roles_match: expected one of: any, all"),
+    ({"assertion_ttl_seconds": 61}, "config.assertion_ttl_seconds: value should be between"),
+    ({"assertion_ttl_seconds": 0}, "config.assertion_ttl_seconds: value should be between"),
+    ({"header_names": "authorization"}, "config.header_names: expected an array"),
+    ({"jwks_uri": "file:///etc/passwd"}, "config.jwks_uri: invalid value"),
+    ({"realm": 'a"b'}, "config.realm: invalid value"),
+])
+def test_schema_rejects_unsafe_configs(dumped_schema: dict[str, Any], change: dict[str, Any],
+                                       message: str) -> None:
+    base = {"issuer": "https://idp", "audiences": ["api"], "assertion_audience": "svc",
+            "jwks_uri": "https://idp/jwks.json"}
+    config = {k: v for k, v in {**base, **change}.items() if v is not None}
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        process_config(dumped_schema, config)
+
+
+# --- the entry module with a recording PDK ----------------------------------------------------
+
+
+class RecordingKong:
+    """Just enough of kong-pdk's ``kong`` object: records every call in order."""
+
+    def __init__(self, headers: dict[str, list[str]], method: str = "GET",
+                 raw_query: str = "") -> None:
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+        self._headers, self._method, self._raw_query = headers, method, raw_query
+        outer = self
+
+        class Node:
+            def __init__(self, path: str) -> None:
+                self._path = path
+
+            def __getattr__(self, name: str) -> Any:
+                return Node(f"{self._path}.{name}")
+
+            def __call__(self, *args: Any) -> Any:
+                outer.calls.append((self._path, args))
+                return outer._answer(self._path, args)
+
+        self.request = Node("kong.request")
+        self.service = Node("kong.service")
+        self.response = Node("kong.response")
+        self.ctx = Node("kong.ctx")
+
+    def _answer(self, path: str, args: tuple[Any, ...]) -> Any:
+        if path == "kong.request.get_headers":
+            return self._headers
+        if path == "kong.request.get_method":
+            return self._method
+        if path == "kong.request.get_raw_query":
+            return self._raw_query
+        return None
+
+    @property
+    def methods(self) -> list[str]:
+        return [path for path, _ in self.calls]
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    from edge_plugins.jwt.assertion import generate_signing_key
+
+    workdir = tmp_path_factory.mktemp("edge-jwt-unit")
+    signing_key = workdir / "gateway.pem"
+    generate_signing_key(signing_key, workdir / "gateway-jwks.json")
+    issuer = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public_pem = issuer.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return {"issuer": issuer, "public_pem": public_pem, "signing_key": str(signing_key),
+            "gateway_jwks": workdir / "gateway-jwks.json"}
+
+
+def _config(keys: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"issuer": "https://idp", "audiences": ["api"], "assertion_audience": "svc",
+            "public_keys_pem": [keys["public_pem"]], "assertion_signing_key_file":
+            keys["signing_key"], **extra}
+
+
+def _token(keys: dict[str, Any], **claims: Any) -> str:
+    now = int(time.time())
+    body = {"iss": "https://idp", "aud": "api", "sub": str(uuid.uuid4()), "email": "a@b.c",
+            "roles": ["user"], "scope": "profile", "jti": str(uuid.uuid4()), "iat": now,
+            "nbf": now, "exp": now + 600, "token_use": "access", **claims}
+    return jwt.encode(body, keys["issuer"], algorithm="RS256")
+
+
+def test_error_request_is_terminal() -> None:
+    kong = RecordingKong({})
+    with pytest.raises(RequestEnded):
+        error_request(kong, 401, "Unauthorized", {"WWW-Authenticate": 'Bearer realm="api"'})
+    assert kong.calls == [("kong.response.error",
+                           (401, "Unauthorized", {"WWW-Authenticate": 'Bearer realm="api"'}))]
+
+
+def test_accepted_request_makes_three_pdk_calls(keys: dict[str, Any],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGE_JWT_METRICS_PORT", "0")
+    monkeypatch.delenv("EDGE_JWT_SIGNING_KEY_FILE", raising=False)
+    plugin = edge_jwt.Plugin(_config(keys))
+    token = _token(keys)
+    kong = RecordingKong({"authorization": [f"Bearer {token}"], "host": ["x"]})
+    plugin.access(kong)
+    assert kong.methods == ["kong.request.get_headers", "kong.service.request.set_headers",
+                            "kong.ctx.shared.set"]
+    assert kong.calls[0][1] == (1000,)
+    upstream = kong.calls[1][1][0]
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert upstream["X-User-Id"] == claims["sub"]
+    assert kong.calls[2][1] == ("edge.subject", claims["sub"])
+    jwks = jwt.PyJWKSet.from_dict(json.loads(keys["gateway_jwks"].read_text()))
+    assertion = upstream["X-Identity-Assertion"]
+    key = jwks[jwt.get_unverified_header(assertion)["kid"]]
+    assert jwt.decode(assertion, key.key, algorithms=["EdDSA"], audience="svc")["sub"] == \
+        claims["sub"]
+
+
+def test_spoofed_headers_are_cleared_then_rejection_is_kongs_error(
+        keys: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGE_JWT_METRICS_PORT", "0")
+    plugin = edge_jwt.Plugin(_config(keys))
+    kong = RecordingKong({"x-user_id": ["evil"], "x-identity-assertion": ["forged"]})
+    plugin.access(kong)
+    assert kong.methods == ["kong.request.get_headers", "kong.response.error"]
+    status, message, headers = kong.calls[-1][1]
+    assert (status, message) == (401, "Unauthorized")
+    assert headers == {"WWW-Authenticate": 'Bearer realm="api"'}
+
+    optional = edge_jwt.Plugin(_config(keys, optional=True))
+    kong = RecordingKong({"x-user_id": ["evil"], "x-identity-assertion": ["forged"]})
+    optional.access(kong)
+    assert kong.calls[1:] == [("kong.service.request.clear_header", ("x-user_id",)),
+                              ("kong.service.request.clear_header", ("x-identity-assertion",))]
+
+
+def test_method_is_asked_only_for_a_possible_preflight(keys: dict[str, Any],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGE_JWT_METRICS_PORT", "0")
+    preflight = {"origin": ["https://app"], "access-control-request-method": ["POST"]}
+    kong = RecordingKong(preflight, method="OPTIONS")
+    edge_jwt.Plugin(_config(keys, run_on_preflight=False)).access(kong)
+    assert kong.methods == ["kong.request.get_headers", "kong.request.get_method"]
+    kong = RecordingKong(preflight, method="OPTIONS")
+    edge_jwt.Plugin(_config(keys)).access(kong)  # run_on_preflight (default): no token → 401
+    assert kong.methods == ["kong.request.get_headers", "kong.response.error"]
+
+
+def test_query_is_read_only_when_configured(keys: dict[str, Any],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGE_JWT_METRICS_PORT", "0")
+    token = _token(keys)
+    kong = RecordingKong({}, raw_query=f"access_token={token}")
+    edge_jwt.Plugin(_config(keys, query_param_names=["access_token"])).access(kong)
+    assert kong.methods == ["kong.request.get_headers", "kong.request.get_raw_query",
+                            "kong.service.request.set_headers", "kong.ctx.shared.set"]
+
+
+def test_a_config_the_core_refuses_fails_closed(keys: dict[str, Any],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Schema-valid but unusable (no key source): StartInstance must not raise (kong-pdk
+    would fail every request of the instance), and requests answer Kong's 500 — after the
+    spoofed identity headers are cleared — even under failure_policy: open."""
+    config = {"issuer": "https://idp", "audiences": ["api"], "assertion_audience": "svc",
+              "failure_policy": "open"}
+    plugin = edge_jwt.Plugin(config)
+    assert plugin.config_error and "key source" in plugin.config_error
+    kong = RecordingKong({"x-user-id": ["evil"]})
+    plugin.access(kong)
+    assert kong.calls == [("kong.request.get_headers", (1000,)),
+                          ("kong.service.request.clear_header", ("x-user-id",)),
+                          ("kong.response.error", (500,))]
+
+
+def test_signing_key_file_env_override(keys: dict[str, Any],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGE_JWT_SIGNING_KEY_FILE", keys["signing_key"])
+    plugin = edge_jwt.Plugin(_config(keys, assertion_signing_key_file="/nonexistent/key.pem"))
+    assert plugin.jwt_config.assertion_signing_key_file == keys["signing_key"]
