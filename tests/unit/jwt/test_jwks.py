@@ -225,12 +225,34 @@ def test_unknown_kid_refetch_is_rate_limited(rsa_key: RsaKey, clock: FakeClock) 
     fetcher = FakeFetcher(jwks_of(rsa_key))
     manager = _manager(fetcher, clock, refetch_interval=30)
     manager.keys_for(rsa_key.kid)
-    for i in range(20):  # a flood of different bogus kids
-        manager.keys_for(f"bogus-{i}")
+    assert manager.keys_for("bogus-0") == ()  # refetched, not found: negatively cached
+    for i in range(1, 20):  # a flood of different bogus kids inside the interval
+        with pytest.raises(KeysUnavailable) as raised:
+            manager.keys_for(f"bogus-{i}")
+        assert 1 <= raised.value.retry_after <= 30
+    assert manager.keys_for("bogus-0") == ()  # still a plain "unknown kid", no refetch
     assert fetcher.calls == 2
     clock.advance(30)
     manager.keys_for("bogus-x")
     assert fetcher.calls == 3
+
+
+def test_rotated_kid_inside_the_refetch_interval_is_not_rejected(rsa_key: RsaKey,
+                                                                 clock: FakeClock) -> None:
+    """A bogus kid spent the refetch just before the issuer rotated: the new key's tokens
+    get 503 + Retry-After (cannot decide yet), never a 401, and pass after the interval."""
+    fetcher = FakeFetcher(jwks_of(rsa_key))
+    manager = _manager(fetcher, clock, refetch_interval=30)
+    manager.keys_for(rsa_key.kid)
+    manager.keys_for("bogus")
+    rotated = new_rsa_key()
+    fetcher.document = jwks_of(rotated, rsa_key)
+    clock.advance(10)
+    with pytest.raises(KeysUnavailable) as raised:
+        manager.keys_for(rotated.kid)
+    assert raised.value.retry_after == 20
+    clock.advance(20)
+    assert manager.keys_for(rotated.kid)[0].kid == rotated.kid
 
 
 def test_rotated_key_is_found_by_the_unknown_kid_refetch(rsa_key: RsaKey,

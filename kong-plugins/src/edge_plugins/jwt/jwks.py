@@ -31,6 +31,7 @@ import base64
 import hashlib
 import json
 import logging
+import math
 import random
 import re
 import threading
@@ -448,7 +449,12 @@ class JwksManager:
             if last_failed:
                 # The key set may be out of date and we cannot check: do not blame the client.
                 raise KeysUnavailable(retry_after=self._retry_after())
-            return ()
+            # A kid we have not looked for yet, inside the refetch interval: it may be a key
+            # the issuer has just rotated in (someone else's bogus kid spent the refetch).
+            # We cannot decide now; a 401 would wrongly reject a valid new token.
+            assert last is not None
+            wait = max(1, math.ceil(last + self._refetch_interval - now))
+            raise KeysUnavailable(retry_after=wait)
         log.info("unknown kid %r: refetching %s", kid[:64], self.jwks_uri)
         ok = self._fetch(reason="unknown_kid")
         found = self._lookup(kid)
