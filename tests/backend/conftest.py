@@ -18,6 +18,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.services import REDIS_TEST_URL, redis_unavailable, require
+
 TEST_ENV = {
     "DJANGO_SETTINGS_MODULE": "auth_backend.settings",
     # A throwaway key so tests never depend on (or create) backend/.keys/secret_key.
@@ -50,8 +52,6 @@ def _database_blocked_by_default(django_db_blocker: Any) -> Iterator[None]:
         yield
 
 
-def running_in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"true", "1"}
 
 
 @pytest.fixture(scope="session")
@@ -82,9 +82,7 @@ def postgres_url(_postgres_probe: tuple[str | None, str]) -> str:
     if url:
         return url
     reason = f"PostgreSQL not reachable at localhost:5432 (db 'test'): {why}"
-    if running_in_ci():
-        pytest.fail(f"CI=true and {reason}", pytrace=False)
-    pytest.skip(reason)
+    require(reason)
 
 
 @pytest.fixture
@@ -130,30 +128,17 @@ def gateway_jwks(tmp_path_factory: pytest.TempPathFactory, settings: Any) -> Ite
     gateway_keys.clear()
 
 
-REDIS_TEST_URL = "redis://127.0.0.1:6379/15"
-
 
 @pytest.fixture
-def redis_url(settings: Any) -> Iterator[str]:
+def redis_url(settings: Any) -> str:
     """The real Redis (db 15) for ``@pytest.mark.redis`` tests, also set as REDIS_URL.
 
-    Unreachable: skip locally, but fail when ``CI=true``. Keys are not flushed wholesale;
-    tests use their own stream/channel names or clean up what they create.
+    Keys are not flushed wholesale; tests use their own stream/channel names or clean up
+    what they create.
     """
-    import redis
-
-    client = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=1, socket_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        reason = f"Redis not reachable at 127.0.0.1:6379: {type(exc).__name__}"
-        if running_in_ci():
-            pytest.fail(f"CI=true and {reason}", pytrace=False)
-        pytest.skip(reason)
-    finally:
-        client.close()
+    require(redis_unavailable(REDIS_TEST_URL))
     settings.REDIS_URL = REDIS_TEST_URL
-    yield REDIS_TEST_URL
+    return REDIS_TEST_URL
 
 
 @pytest.fixture

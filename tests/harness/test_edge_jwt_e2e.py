@@ -40,20 +40,16 @@ from cryptography.hazmat.primitives import serialization
 from jwt.algorithms import RSAAlgorithm
 
 from tests.harness.support import BIN_DIR, HarnessRunner, Upstream, free_port, header
+from tests.services import REDIS_TEST_URL, redis_unavailable, require
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "correct-horse-battery-9"
-REDIS_TEST_URL = "redis://127.0.0.1:6379/15"
 ISSUER = "https://auth.local"
 AUDIENCE = "marketplace-api"
 REPO_JWKS_URI = "http://127.0.0.1:8080/api/auth/.well-known/jwks.json"
 PROFILE = "/api/auth/profile"
 IDENTITY_HEADERS = ("x-user-id", "x-user-email", "x-user-roles", "x-user-scopes",
                     "x-identity-assertion")
-
-
-def running_in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"true", "1"}
 
 
 # --- the real backend ------------------------------------------------------------------------
@@ -687,14 +683,8 @@ def test_no_keys_ever_is_503_with_retry_after(edge: Edge, user: User) -> None:
 def redis_client() -> Iterator[Any]:
     import redis
 
+    require(redis_unavailable(REDIS_TEST_URL))
     client = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=1, socket_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        reason = f"Redis not reachable at 127.0.0.1:6379: {type(exc).__name__}"
-        if running_in_ci():
-            pytest.fail(f"CI=true and {reason}", pytrace=False)
-        pytest.skip(reason)
     yield client
     client.close()
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from edge_plugins.jwt import state
 from edge_plugins.jwt.assertion import AssertionSigner, generate_signing_key
 from edge_plugins.jwt.cache import VerifiedTokenCache
 from edge_plugins.jwt.jwks import JwksManager, static_keys
+from tests.services import REDIS_TEST_URL, redis_unavailable, require
 from tests.unit.jwt.support import (
     GATEWAY_ISSUER,
     JwksEndpoint,
@@ -21,12 +20,6 @@ from tests.unit.jwt.support import (
     new_rsa_key,
     serve_jwks,
 )
-
-REDIS_TEST_URL = "redis://127.0.0.1:6379/15"
-
-
-def running_in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"true", "1"}
 
 
 @pytest.fixture(scope="session")
@@ -88,25 +81,11 @@ def _fresh_runtimes() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def _redis_probe() -> str | None:
-    client = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=1, socket_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        return f"Redis not reachable at 127.0.0.1:6379: {type(exc).__name__}"
-    finally:
-        client.close()
-    return None
+    return redis_unavailable(REDIS_TEST_URL)
 
 
 @pytest.fixture
 def redis_url(_redis_probe: str | None) -> str:
-    """The real Redis (db 15) for ``@pytest.mark.redis`` tests.
-
-    Unreachable: skip locally, but fail when ``CI=true`` so a missing service cannot turn
-    the revocation tests into silent skips.
-    """
-    if _redis_probe is not None:
-        if running_in_ci():
-            pytest.fail(f"CI=true and {_redis_probe}", pytrace=False)
-        pytest.skip(_redis_probe)
+    """The real Redis (db 15) for ``@pytest.mark.redis`` tests (skip locally, fail in CI)."""
+    require(_redis_probe)
     return REDIS_TEST_URL
