@@ -324,6 +324,14 @@ def _arg(args: list[Any], i: int) -> Any:
     return args[i] if len(args) > i else None
 
 
+def _str_arg(args: list[Any], i: int, error: str) -> str:
+    """Argument ``i``, which Kong's PDK requires to be a string (else it throws ``error``)."""
+    value = _arg(args, i)
+    if not isinstance(value, str):
+        raise LuaError(error)
+    return value
+
+
 def _saved(ctx: RequestContext, key: str) -> Any:
     return ctx.snapshot[key] if ctx.snapshot is not None else None
 
@@ -400,18 +408,14 @@ def _get_query(ctx: RequestContext, args: list[Any]) -> dict[str, Any]:
 
 @pdk("kong.request.get_query_arg", REQUEST)
 def _get_query_arg(ctx: RequestContext, args: list[Any]) -> Any:
-    name = _arg(args, 0)
-    if not isinstance(name, str):
-        raise LuaError("query argument name must be a string")
+    name = _str_arg(args, 0, "query argument name must be a string")
     value = decode_query(ctx.raw_query).get(name)
     return value[0] if isinstance(value, list) else value
 
 
 @pdk("kong.request.get_header", REQUEST)
 def _get_header(ctx: RequestContext, args: list[Any]) -> str | None:
-    name = _arg(args, 0)
-    if not isinstance(name, str):
-        raise LuaError("header name must be a string")
+    name = _str_arg(args, 0, "header name must be a string")
     if ctx.snapshot is not None:  # plugin.lua: log phase reads the saved headers
         values = ctx.snapshot["request_headers"].get(name)
         return values[0] if values else None
@@ -495,9 +499,7 @@ def _client_get_protocol(ctx: RequestContext, args: list[Any]) -> str:
 
 @pdk("kong.ip.is_trusted")
 def _ip_is_trusted(ctx: RequestContext, args: list[Any]) -> bool:
-    address = _arg(args, 0)
-    if not isinstance(address, str):
-        raise LuaError("address must be a string")
+    address = _str_arg(args, 0, "address must be a string")
     return ctx.trusted(address)
 
 
@@ -556,9 +558,7 @@ def _svc_add_header(ctx: RequestContext, args: list[Any]) -> None:
 
 @pdk("kong.service.request.clear_header", ACCESS_REWRITE)
 def _svc_clear_header(ctx: RequestContext, args: list[Any]) -> None:
-    name = _arg(args, 0)
-    if not isinstance(name, str):
-        raise LuaError("header must be a string")
+    name = _str_arg(args, 0, "header must be a string")
     ctx.set_request_header(name, [])
 
 
@@ -577,9 +577,7 @@ def _svc_set_headers(ctx: RequestContext, args: list[Any]) -> None:
 
 @pdk("kong.service.request.set_path", ACCESS_REWRITE)
 def _svc_set_path(ctx: RequestContext, args: list[Any]) -> None:
-    path = _arg(args, 0)
-    if not isinstance(path, str):
-        raise LuaError("path must be a string")
+    path = _str_arg(args, 0, "path must be a string")
     if not path.startswith("/"):
         raise LuaError("path must start with /")
     ctx.upstream_path = path
@@ -587,17 +585,13 @@ def _svc_set_path(ctx: RequestContext, args: list[Any]) -> None:
 
 @pdk("kong.service.request.set_raw_query", ACCESS_REWRITE)
 def _svc_set_raw_query(ctx: RequestContext, args: list[Any]) -> None:
-    query = _arg(args, 0)
-    if not isinstance(query, str):
-        raise LuaError("query must be a string")
+    query = _str_arg(args, 0, "query must be a string")
     ctx.raw_query = query
 
 
 @pdk("kong.service.request.set_method", ACCESS_REWRITE)
 def _svc_set_method(ctx: RequestContext, args: list[Any]) -> None:
-    method = _arg(args, 0)
-    if not isinstance(method, str):
-        raise LuaError("method must be a string")
+    method = _str_arg(args, 0, "method must be a string")
     if method not in ("GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", "MKCOL", "COPY",
                       "MOVE", "PROPFIND", "PROPPATCH", "LOCK", "UNLOCK", "PATCH", "TRACE"):
         raise LuaError(f"invalid method: {method}")
@@ -643,9 +637,7 @@ def _resp_get_headers(ctx: RequestContext, args: list[Any]) -> dict[str, list[st
 
 @pdk("kong.response.get_header", HEADER_BODY_LOG)
 def _resp_get_header(ctx: RequestContext, args: list[Any]) -> str | None:
-    name = _arg(args, 0)
-    if not isinstance(name, str):
-        raise LuaError("header name must be a string")
+    name = _str_arg(args, 0, "header name must be a string")
     saved = _saved(ctx, "response_headers")
     if saved is not None:
         values = saved.get(name.lower())
@@ -693,9 +685,7 @@ def _resp_set_headers(ctx: RequestContext, args: list[Any]) -> None:
 
 @pdk("kong.response.clear_header", REWRITE_ACCESS_HEADER)
 def _resp_clear_header(ctx: RequestContext, args: list[Any]) -> None:
-    name = _arg(args, 0)
-    if not isinstance(name, str):
-        raise LuaError("header name must be a string")
+    name = _str_arg(args, 0, "header name must be a string")
     lname = name.lower()
     ctx.response_headers = [(k, v) for k, v in ctx.response_headers if k.lower() != lname]
     ctx.upstream_headers = [(k, v) for k, v in ctx.upstream_headers if k.lower() != lname]
