@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from edge_plugins.jwt.assertion import AssertionSigner
 from edge_plugins.jwt.cache import VerifiedTokenCache
@@ -106,49 +107,43 @@ def runtime_for(config: JwtConfig) -> Runtime:
         return runtime
 
 
+T = TypeVar("T")
+
+
+def _get_or_create(registry: dict[Any, T], key: Any, factory: Callable[[], T]) -> T:
+    """The registry's object for ``key``, made on first use (callers hold ``_lock``)."""
+    found = registry.get(key)
+    if found is None:
+        found = registry[key] = factory()
+    return found
+
+
 def _shared_keys(config: JwtConfig) -> JwksManager:
-    key = _keys_key(config)
-    manager = _keys.get(key)
-    if manager is None:
-        manager = JwksManager(
-            jwks_uri=config.jwks_uri,
-            static=static_keys(config.jwks, config.public_keys_pem),
-            refetch_interval=float(config.jwks_refetch_interval_seconds),
-        )
-        _keys[key] = manager
-    return manager
+    return _get_or_create(_keys, _keys_key(config), lambda: JwksManager(
+        jwks_uri=config.jwks_uri,
+        static=static_keys(config.jwks, config.public_keys_pem),
+        refetch_interval=float(config.jwks_refetch_interval_seconds),
+    ))
 
 
 def _shared_revocations(config: JwtConfig) -> RedisRevocations | NullRevocations:
     key = _revocation_key(config)
     if key is None:
         return _NULL_REVOCATIONS
-    revocations = _revocations.get(key)
-    if revocations is None:
-        assert config.revocation_redis_url is not None
-        revocations = RedisRevocations(config.revocation_redis_url, config.revocation_channel,
-                                       key_prefix=config.revocation_key_prefix)
-        _revocations[key] = revocations
-    return revocations
+    url = config.revocation_redis_url
+    assert url is not None
+    return _get_or_create(_revocations, key, lambda: RedisRevocations(
+        url, config.revocation_channel, key_prefix=config.revocation_key_prefix))
 
 
 def _shared_signer(config: JwtConfig) -> AssertionSigner:
-    key = _signer_key(config)
-    signer = _signers.get(key)
-    if signer is None:
-        signer = AssertionSigner(config.assertion_signing_key_file,
-                                 issuer=config.assertion_issuer,
-                                 ttl_seconds=config.assertion_ttl_seconds)
-        _signers[key] = signer
-    return signer
+    return _get_or_create(_signers, _signer_key(config), lambda: AssertionSigner(
+        config.assertion_signing_key_file, issuer=config.assertion_issuer,
+        ttl_seconds=config.assertion_ttl_seconds))
 
 
 def _shared_cache(config: JwtConfig) -> VerifiedTokenCache:
-    key = _validation_key(config)
-    cache = _caches.get(key)
-    if cache is None:
-        cache = _caches[key] = VerifiedTokenCache()
-    return cache
+    return _get_or_create(_caches, _validation_key(config), VerifiedTokenCache)
 
 
 def reset_runtimes() -> None:
