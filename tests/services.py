@@ -7,6 +7,7 @@ fails them, so a service that did not come up can never pass as silent skips.
 from __future__ import annotations
 
 import os
+import socket
 
 import pytest
 
@@ -38,3 +39,10 @@ def redis_unavailable(url: str = REDIS_TEST_URL) -> str | None:
     finally:
         client.close()
     return None
+
+
+def closed_port() -> int:
+    """A local TCP port nothing listens on (a service that is down)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -174,3 +174,24 @@ def silent_server() -> Iterator[int]:
     for conn in accepted:
         conn.close()
     server.close()
+
+
+@pytest.fixture
+def redis_conn(redis_url: str) -> Iterator[Any]:
+    """A plain client of the test Redis (not pytest-django's HTTP ``client``)."""
+    import redis
+
+    conn = redis.Redis.from_url(redis_url, socket_timeout=2)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def stream(redis_conn: Any, settings: Any) -> Iterator[str]:
+    """A stream key of this test only (also the configured EVENTS_STREAM), deleted after."""
+    import uuid
+
+    name = f"test.auth.events.{uuid.uuid4().hex}"
+    settings.EVENTS_STREAM = name
+    yield name
+    redis_conn.delete(name)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
+
+from tests.services import closed_port
 
 LIVE = "/api/auth/health/live"
 READY = "/api/auth/health/ready"
@@ -61,14 +62,9 @@ def test_ready_is_ok_when_the_database_answers(client, redis_url, path):
     assert "no-store" in response["Cache-Control"]
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def test_ready_is_503_when_postgres_refuses_connections(client, health_database):
-    health_database(f"postgres://postgres@127.0.0.1:{_closed_port()}/test")
+    health_database(f"postgres://postgres@127.0.0.1:{closed_port()}/test")
 
     response = client.get(f"{READY}/")
 

@@ -6,9 +6,6 @@ import io
 import json
 import os
 import signal
-import socket
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,45 +18,26 @@ from auth_backend.events.bus import redis_client
 from auth_backend.events.models import OutboxEvent
 from auth_backend.events.relay import relay_batch
 from auth_backend.events.services import EventType, record_event
+from tests.services import closed_port
 
 pytestmark = [pytest.mark.django_db, pytest.mark.redis]
 
 
-@pytest.fixture
-def conn(redis_url: str) -> Iterator[redis.Redis]:
-    """A plain client of the test Redis (not pytest-django's HTTP ``client``)."""
-    conn = redis.Redis.from_url(redis_url, socket_timeout=2)
-    yield conn
-    conn.close()
 
 
-@pytest.fixture
-def stream(conn: redis.Redis, settings) -> Iterator[str]:
-    """A stream key of this test only (also the configured EVENTS_STREAM), deleted after."""
-    name = f"test.auth.events.{uuid.uuid4().hex}"
-    settings.EVENTS_STREAM = name
-    yield name
-    conn.delete(name)
-
-
-def entries(conn: redis.Redis, stream: str) -> list[dict[str, str]]:
+def entries(redis_conn: redis.Redis, stream: str) -> list[dict[str, str]]:
     return [{k.decode(): v.decode() for k, v in fields.items()}
-            for _, fields in conn.xrange(stream)]
+            for _, fields in redis_conn.xrange(stream)]
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
-
-def test_relay_publishes_committed_events_with_their_fields(conn, stream):
+def test_relay_publishes_committed_events_with_their_fields(redis_conn, stream):
     event = record_event(EventType.USER_REGISTERED, subject_id="user-1",
                          email="a@example.com", nested={"n": 1})
 
-    assert relay_batch(conn, stream=stream) == 1
+    assert relay_batch(redis_conn, stream=stream) == 1
 
-    [entry] = entries(conn, stream)
+    [entry] = entries(redis_conn, stream)
     assert set(entry) == {"event_id", "event_type", "subject_id", "occurred_at", "payload"}
     assert tuple(entry) == relay.STREAM_FIELDS
     assert entry["event_id"] == str(event.id)
@@ -74,15 +52,15 @@ def test_relay_publishes_committed_events_with_their_fields(conn, stream):
     assert event.attempts == 1
 
 
-def test_a_second_run_publishes_nothing(conn, stream):
+def test_a_second_run_publishes_nothing(redis_conn, stream):
     record_event(EventType.LOGIN_SUCCEEDED, subject_id="u")
-    assert relay_batch(conn, stream=stream) == 1
+    assert relay_batch(redis_conn, stream=stream) == 1
 
-    assert relay_batch(conn, stream=stream) == 0
-    assert len(entries(conn, stream)) == 1
+    assert relay_batch(redis_conn, stream=stream) == 0
+    assert len(entries(redis_conn, stream)) == 1
 
 
-def test_events_go_out_in_occurrence_order_in_batches(conn, stream):
+def test_events_go_out_in_occurrence_order_in_batches(redis_conn, stream):
     base = timezone.now() - timedelta(minutes=5)
     ids = []
     for i in range(5):
@@ -90,22 +68,22 @@ def test_events_go_out_in_occurrence_order_in_batches(conn, stream):
         OutboxEvent.objects.filter(pk=event.pk).update(occurred_at=base - timedelta(seconds=i))
         ids.append(str(event.pk))
 
-    assert relay_batch(conn, stream=stream, batch_size=2) == 2
-    assert relay_batch(conn, stream=stream, batch_size=2) == 2
-    assert relay_batch(conn, stream=stream, batch_size=2) == 1
+    assert relay_batch(redis_conn, stream=stream, batch_size=2) == 2
+    assert relay_batch(redis_conn, stream=stream, batch_size=2) == 2
+    assert relay_batch(redis_conn, stream=stream, batch_size=2) == 1
 
-    assert [e["event_id"] for e in entries(conn, stream)] == list(reversed(ids))
+    assert [e["event_id"] for e in entries(redis_conn, stream)] == list(reversed(ids))
 
 
-def test_the_stream_defaults_to_the_setting(conn, stream):
+def test_the_stream_defaults_to_the_setting(redis_conn, stream):
     record_event(EventType.LOGGED_OUT, subject_id="u")
 
-    assert relay_batch(conn) == 1
-    assert entries(conn, stream)[0]["event_type"] == "user.logged_out"
+    assert relay_batch(redis_conn) == 1
+    assert entries(redis_conn, stream)[0]["event_type"] == "user.logged_out"
 
 
 def test_a_crash_between_xadd_and_mark_republishes_the_same_event_id(
-        conn, stream, monkeypatch):
+        redis_conn, stream, monkeypatch):
     event = record_event(EventType.PASSWORD_RESET, subject_id="u")
 
     def crash(*args: object, **kwargs: object) -> None:
@@ -114,35 +92,35 @@ def test_a_crash_between_xadd_and_mark_republishes_the_same_event_id(
     with monkeypatch.context() as patch:
         patch.setattr(relay, "_mark_published", crash)
         with pytest.raises(SystemError):
-            relay_batch(conn, stream=stream)
+            relay_batch(redis_conn, stream=stream)
 
     event.refresh_from_db()
     assert event.published_at is None  # the mark was rolled back with the batch
-    assert len(entries(conn, stream)) == 1  # ...but the entry was already in the stream
+    assert len(entries(redis_conn, stream)) == 1  # ...but the entry was already in the stream
 
-    assert relay_batch(conn, stream=stream) == 1
+    assert relay_batch(redis_conn, stream=stream) == 1
 
-    published = entries(conn, stream)
+    published = entries(redis_conn, stream)
     assert [e["event_id"] for e in published] == [str(event.pk), str(event.pk)]
     event.refresh_from_db()
     assert event.published_at is not None
-    assert relay_batch(conn, stream=stream) == 0
+    assert relay_batch(redis_conn, stream=stream) == 0
 
 
-def test_a_rejected_xadd_counts_an_attempt_and_the_batch_goes_on(conn, stream):
+def test_a_rejected_xadd_counts_an_attempt_and_the_batch_goes_on(redis_conn, stream):
     first = record_event(EventType.LOGIN_SUCCEEDED, subject_id="1")
     second = record_event(EventType.LOGIN_SUCCEEDED, subject_id="2")
-    conn.set(stream, "not a stream")  # every XADD now fails with WRONGTYPE
+    redis_conn.set(stream, "not a stream")  # every XADD now fails with WRONGTYPE
 
-    assert relay_batch(conn, stream=stream) == 0
+    assert relay_batch(redis_conn, stream=stream) == 0
 
     for event in (first, second):
         event.refresh_from_db()
         assert event.published_at is None
         assert event.attempts == 1
 
-    conn.delete(stream)
-    assert relay_batch(conn, stream=stream) == 2
+    redis_conn.delete(stream)
+    assert relay_batch(redis_conn, stream=stream) == 2
     first.refresh_from_db()
     assert first.attempts == 2 and first.published_at is not None
 
@@ -150,7 +128,7 @@ def test_a_rejected_xadd_counts_an_attempt_and_the_batch_goes_on(conn, stream):
 def test_an_unreachable_redis_stops_the_batch_and_keeps_the_events(stream):
     first = record_event(EventType.LOGIN_SUCCEEDED, subject_id="1")
     second = record_event(EventType.LOGIN_SUCCEEDED, subject_id="2")
-    down = redis_client(url=f"redis://127.0.0.1:{_closed_port()}/15", timeout_seconds=0.5)
+    down = redis_client(url=f"redis://127.0.0.1:{closed_port()}/15", timeout_seconds=0.5)
 
     assert relay_batch(down, stream=stream) == 0
 
@@ -160,51 +138,51 @@ def test_an_unreachable_redis_stops_the_batch_and_keeps_the_events(stream):
     assert first.published_at is None and second.published_at is None
 
 
-def test_maxlen_trims_the_stream_approximately(conn, stream):
+def test_maxlen_trims_the_stream_approximately(redis_conn, stream):
     OutboxEvent.objects.bulk_create(
         OutboxEvent(event_type=EventType.LOGIN_FAILED, subject_id=str(i)) for i in range(300))
 
-    assert relay_batch(conn, stream=stream, batch_size=300, maxlen=10) == 300
+    assert relay_batch(redis_conn, stream=stream, batch_size=300, maxlen=10) == 300
 
-    length = conn.xlen(stream)
+    length = redis_conn.xlen(stream)
     assert 10 <= length < 300
 
 
-def test_maxlen_zero_disables_trimming(conn, stream):
+def test_maxlen_zero_disables_trimming(redis_conn, stream):
     OutboxEvent.objects.bulk_create(
         OutboxEvent(event_type=EventType.LOGIN_FAILED, subject_id=str(i)) for i in range(300))
 
-    assert relay_batch(conn, stream=stream, batch_size=300, maxlen=0) == 300
-    assert conn.xlen(stream) == 300
+    assert relay_batch(redis_conn, stream=stream, batch_size=300, maxlen=0) == 300
+    assert redis_conn.xlen(stream) == 300
 
 
-def test_occurred_at_is_rendered_in_utc(conn, stream):
+def test_occurred_at_is_rendered_in_utc(redis_conn, stream):
     event = record_event(EventType.EMAIL_VERIFIED, subject_id="u")
     OutboxEvent.objects.filter(pk=event.pk).update(
         occurred_at=datetime(2025, 3, 1, 12, 30, 15, 123456, tzinfo=UTC))
 
-    relay_batch(conn, stream=stream)
+    relay_batch(redis_conn, stream=stream)
 
-    assert entries(conn, stream)[0]["occurred_at"] == "2025-03-01T12:30:15.123456Z"
+    assert entries(redis_conn, stream)[0]["occurred_at"] == "2025-03-01T12:30:15.123456Z"
 
 
 # --- the relay_outbox command ------------------------------------------------------------------
 
 
-def test_command_once_publishes_the_backlog(conn, stream):
+def test_command_once_publishes_the_backlog(redis_conn, stream):
     for i in range(5):
         record_event(EventType.LOGIN_SUCCEEDED, subject_id=str(i))
     out = io.StringIO()
 
     call_command("relay_outbox", "--once", "--batch-size", "2", stdout=out)
 
-    assert conn.xlen(stream) == 5
+    assert redis_conn.xlen(stream) == 5
     assert f"published 5 event(s) to {stream}" in out.getvalue()
     assert not OutboxEvent.objects.filter(published_at__isnull=True).exists()
 
 
 def test_command_once_fails_when_redis_is_down(settings, stream):
-    settings.REDIS_URL = f"redis://127.0.0.1:{_closed_port()}/15"
+    settings.REDIS_URL = f"redis://127.0.0.1:{closed_port()}/15"
     record_event(EventType.LOGIN_SUCCEEDED, subject_id="u")
 
     with pytest.raises(CommandError, match="could not be published"):
@@ -213,7 +191,7 @@ def test_command_once_fails_when_redis_is_down(settings, stream):
     assert OutboxEvent.objects.get().published_at is None
 
 
-def test_command_loop_stops_gracefully_on_sigterm(conn, stream, monkeypatch):
+def test_command_loop_stops_gracefully_on_sigterm(redis_conn, stream, monkeypatch):
     record_event(EventType.LOGIN_SUCCEEDED, subject_id="u")
     original = relay.publish_batch
     rounds: list[int] = []
@@ -232,7 +210,7 @@ def test_command_loop_stops_gracefully_on_sigterm(conn, stream, monkeypatch):
     call_command("relay_outbox", "--interval", "30")  # returns instead of sleeping 30 s
 
     assert rounds == [1]
-    assert conn.xlen(stream) == 1
+    assert redis_conn.xlen(stream) == 1
     assert signal.getsignal(signal.SIGTERM) is handler_before
 
 

@@ -2,42 +2,22 @@
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-import redis
 from django.utils import timezone
 
 from auth_backend.events.models import OutboxEvent
 from auth_backend.events.services import EventType, record_event
+from tests.services import closed_port
 
 READY = "/api/auth/health/ready/"
 CHECKS = {"database", "redis", "event_bus"}
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
-
-@pytest.fixture
-def redis_conn(redis_url: str) -> Iterator[redis.Redis]:
-    conn = redis.Redis.from_url(redis_url, socket_timeout=2)
-    yield conn
-    conn.close()
-
-
-@pytest.fixture
-def stream(redis_conn: redis.Redis, settings) -> Iterator[str]:
-    name = f"test.ready.{uuid.uuid4().hex}"
-    settings.EVENTS_STREAM = name
-    yield name
-    redis_conn.delete(name)
 
 
 def unavailable_checks(response) -> dict:
@@ -99,7 +79,7 @@ def test_the_writability_probe_leaves_the_stream_untouched(client, redis_conn, s
 
 @pytest.mark.django_db
 def test_ready_is_503_when_redis_refuses_connections(client, settings):
-    port = _closed_port()
+    port = closed_port()
     settings.REDIS_URL = f"redis://127.0.0.1:{port}/15"
 
     response = client.get(READY)
@@ -128,7 +108,7 @@ def test_ready_is_503_within_the_timeout_when_redis_hangs(client, settings, sile
 
 @pytest.mark.redis
 def test_ready_is_503_when_the_database_is_unreachable(client, health_database, stream):
-    health_database(f"postgres://postgres@127.0.0.1:{_closed_port()}/test")
+    health_database(f"postgres://postgres@127.0.0.1:{closed_port()}/test")
 
     checks = unavailable_checks(client.get(READY))
 

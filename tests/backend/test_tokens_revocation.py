@@ -24,6 +24,7 @@ from auth_backend.tokens.services import (
     rotate_refresh_token,
     validate_access_token,
 )
+from tests.services import closed_port
 
 pytestmark = pytest.mark.django_db
 
@@ -148,11 +149,6 @@ def test_reuse_detection_publishes(user, channel, django_capture_on_commit_callb
 # --- Redis unavailable: the database still decides -------------------------------------------
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @pytest.fixture
 def hung_redis() -> Iterator[int]:
@@ -187,7 +183,7 @@ def _logout_with_redis_at(client, user, settings, url, caplog, capture):
 def test_logout_succeeds_when_redis_is_unreachable(
         client, user, settings, caplog, django_capture_on_commit_callbacks):
     elapsed = _logout_with_redis_at(client, user, settings,
-                                    f"redis://127.0.0.1:{_closed_port()}/15", caplog,
+                                    f"redis://127.0.0.1:{closed_port()}/15", caplog,
                                     django_capture_on_commit_callbacks)
     assert elapsed < 5
 
@@ -201,7 +197,7 @@ def test_logout_succeeds_quickly_when_redis_hangs(
 
 
 def test_publish_reports_failure_instead_of_raising(settings):
-    settings.REDIS_URL = f"redis://127.0.0.1:{_closed_port()}/15"
+    settings.REDIS_URL = f"redis://127.0.0.1:{closed_port()}/15"
     assert revocation.publish(revocation.Revocation(
         sub="s", reason="logout", jtis=("j",), exp=int(time.time()) + 60)) is False
 
