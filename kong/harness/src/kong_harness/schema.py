@@ -31,9 +31,10 @@ Deliberately not reproduced (each would need Kong internals the harness does not
 their ``id`` primary key checked; ``shorthand_fields``/``transformations``/``check`` (all need
 Lua functions, so an external plugin can never declare them) are rejected by the metaschema
 exactly as in Kong, but never executed; vault references in ``referenceable`` fields are
-recognised but not resolved; ``deprecation`` warnings, ``immutable`` (updates only) and
-``unique`` (a database constraint) have no effect; ``is_regex`` compiles with Python's ``re``
-rather than PCRE; Lua patterns support the subset described in :func:`lua_match`.
+resolved on select for the ``env`` vault only (kong_harness.vault); ``deprecation``
+warnings, ``immutable`` (updates only) and ``unique`` (a database constraint) have no
+effect; ``is_regex`` compiles with Python's ``re`` rather than PCRE; Lua patterns
+support the subset described in :func:`lua_match`.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final
+
+from kong_harness.vault import is_reference, resolve_reference
 
 __all__ = [
     "ConfigError",
@@ -271,9 +274,6 @@ def _is_nonempty(value: object) -> bool:
     return value != ""
 
 
-def _is_reference(value: object) -> bool:
-    """``kong.pdk.vault.is_reference``: ``{vault://...}``."""
-    return isinstance(value, str) and value.startswith("{vault://") and value.endswith("}")
 
 
 def _quoted_list(words: Iterable[object]) -> str:
@@ -843,7 +843,7 @@ def _validate_type(field: Field, value: Any) -> tuple[Any, Field]:
             return STRING, field
         if "len_min" not in field:
             field = {**field, "len_min": 1}  # empty strings are not accepted by default
-        if field.get("referenceable") and _is_reference(value):
+        if field.get("referenceable") and is_reference(value):
             return _MISSING, field
         return None, field
     if ftype == "number":
@@ -1140,7 +1140,7 @@ def _run_entity_check(record: Field, name: str, data: Mapping[str, Any], arg: An
         else:
             all_nil = False
             if (schema_field.get("type") == "string" and schema_field.get("referenceable")
-                    and _is_reference(value)):
+                    and is_reference(value)):
                 return
         if fname in errors:
             all_ok = False
@@ -1765,6 +1765,8 @@ def _select_field(field: Field, value: Any) -> Any:
         sub = field.get("values")
         if isinstance(sub, dict):
             value = {k: _select_field(sub, v) for k, v in value.items()}
+    elif ftype == "string" and field.get("referenceable") and is_reference(value):
+        value = resolve_reference(value)
     if value is _MISSING:
         return _handle_missing(field)
     return value
