@@ -35,11 +35,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import threading
 import time
 from typing import Any
 
 from edge_plugins.guard import FailurePolicy, error_request, guarded
+from edge_plugins.metrics_server import start_metrics_once
 
 NAME = "edge-jwt"
 version = "0.1.0"
@@ -114,34 +114,6 @@ Schema = (
 )
 
 
-_process_lock = threading.Lock()
-_metrics_started = False
-
-
-def _start_metrics_once() -> None:
-    """The metrics server, once per plugin-server process, after the first PDK call."""
-    global _metrics_started
-    if _metrics_started:
-        return
-    with _process_lock:
-        if _metrics_started:
-            return
-        _metrics_started = True
-        try:
-            port = int(os.environ.get(METRICS_PORT_ENV) or DEFAULT_METRICS_PORT)
-        except ValueError:
-            log.error("%s is not a port number; metrics disabled", METRICS_PORT_ENV)
-            return
-        if port <= 0:
-            return
-        from edge_plugins.jwt.metrics import start_metrics_server
-
-        try:
-            start_metrics_server(port)
-        except OSError as exc:  # port taken: serve requests anyway, say why metrics are gone
-            log.error("edge-jwt metrics server not started on port %s: %s", port, exc)
-
-
 class Plugin:
     """One instance per plugin config and Kong worker (plugin.lua); state on ``self`` is
     per worker, the keys, caches and subscriptions are process-wide (jwt.state)."""
@@ -195,7 +167,7 @@ class Plugin:
         from edge_plugins.jwt.state import runtime_for
 
         config = self.jwt_config
-        _start_metrics_once()
+        start_metrics_once(METRICS_PORT_ENV, DEFAULT_METRICS_PORT)
         runtime = runtime_for(config)
         # Only a CORS preflight (OPTIONS with Access-Control-Request-Method) can be let
         # through, and only when run_on_preflight is off: ask Kong for the method then only.

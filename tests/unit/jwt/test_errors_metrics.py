@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import urllib.request
 
+from edge_plugins import metrics_server
 from edge_plugins.jwt import metrics
 from edge_plugins.jwt.errors import BearerError, KeysUnavailable, www_authenticate
 
@@ -37,9 +38,9 @@ def _free_port() -> int:
 
 def test_metrics_server_is_idempotent_and_serves_the_families() -> None:
     # Another test in this process may have started it already: then use that port.
-    port = metrics._server_port or _free_port()
-    metrics.start_metrics_server(port)
-    metrics.start_metrics_server(port)  # no "address in use"
+    port = metrics_server._server_port or _free_port()
+    metrics_server.start_metrics_server(port)
+    metrics_server.start_metrics_server(port)  # no "address in use"
     metrics.record_validation("rejected", "expired")
     metrics.record_jwks_fetch("ok")
     metrics.record_cache_hit("token")

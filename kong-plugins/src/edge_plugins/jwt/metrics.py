@@ -10,9 +10,8 @@ recorded whether or not the HTTP server was started (unit tests, ``make bench``)
 from __future__ import annotations
 
 import logging
-import threading
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram
 
 log = logging.getLogger(__name__)
 
@@ -48,23 +47,6 @@ REVOCATION_CONNECTED = Gauge(
     "1 while the revocation subscriber is subscribed to its Redis channel",
     ["channel"],
 )
-
-_server_lock = threading.Lock()
-_server_port: int | None = None
-
-
-def start_metrics_server(port: int) -> None:
-    """Serve ``/metrics`` on ``0.0.0.0:port`` once per process; later calls do nothing."""
-    global _server_port
-    with _server_lock:
-        if _server_port is not None:
-            if _server_port != port:
-                log.warning("metrics server already on port %s; ignoring port %s",
-                            _server_port, port)
-            return
-        start_http_server(port, addr="0.0.0.0")
-        _server_port = port
-
 
 def record_validation(result: str, reason: str) -> None:
     try:
