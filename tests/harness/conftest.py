@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.harness.backend import Backend, running_backend
 from tests.harness.support import HarnessRunner, Upstream, start_upstream
 
 
@@ -29,3 +30,10 @@ def harness_factory() -> Iterator[Any]:
     yield make
     for runner in started:
         runner.stop()
+
+
+@pytest.fixture(scope="session")
+def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+    """One real backend for the session's end-to-end tests (see backend.py)."""
+    with running_backend(tmp_path_factory.mktemp("backend")) as server:
+        yield server

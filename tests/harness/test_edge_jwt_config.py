@@ -26,6 +26,7 @@ from kong_harness.conf import load_kong_conf
 from kong_harness.gateway import Gateway, GatewaySettings
 from kong_harness.schema import ConfigError, process_config, select_config
 from tests.harness.support import BIN_DIR
+from tests.recording_kong import RecordingKong
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -174,43 +175,12 @@ def test_schema_rejects_unsafe_configs(dumped_schema: dict[str, Any], change: di
 # --- the entry module with a recording PDK ----------------------------------------------------
 
 
-class RecordingKong:
-    """Just enough of kong-pdk's ``kong`` object: records every call in order."""
-
-    def __init__(self, headers: dict[str, list[str]], method: str = "GET",
-                 raw_query: str = "") -> None:
-        self.calls: list[tuple[str, tuple[Any, ...]]] = []
-        self._headers, self._method, self._raw_query = headers, method, raw_query
-        outer = self
-
-        class Node:
-            def __init__(self, path: str) -> None:
-                self._path = path
-
-            def __getattr__(self, name: str) -> Any:
-                return Node(f"{self._path}.{name}")
-
-            def __call__(self, *args: Any) -> Any:
-                outer.calls.append((self._path, args))
-                return outer._answer(self._path, args)
-
-        self.request = Node("kong.request")
-        self.service = Node("kong.service")
-        self.response = Node("kong.response")
-        self.ctx = Node("kong.ctx")
-
-    def _answer(self, path: str, args: tuple[Any, ...]) -> Any:
-        if path == "kong.request.get_headers":
-            return self._headers
-        if path == "kong.request.get_method":
-            return self._method
-        if path == "kong.request.get_raw_query":
-            return self._raw_query
-        return None
-
-    @property
-    def methods(self) -> list[str]:
-        return [path for path, _ in self.calls]
+def jwt_kong(headers: dict[str, list[str]], method: str = "GET",
+             raw_query: str = "") -> RecordingKong:
+    """A recording PDK answering what edge-jwt reads: headers, method, raw query."""
+    return RecordingKong({"kong.request.get_headers": headers,
+                          "kong.request.get_method": method,
+                          "kong.request.get_raw_query": raw_query})
 
 
 @pytest.fixture(scope="module")
@@ -242,7 +212,7 @@ def _token(keys: dict[str, Any], **claims: Any) -> str:
 
 
 def test_error_request_is_terminal() -> None:
-    kong = RecordingKong({})
+    kong = jwt_kong({})
     with pytest.raises(RequestEnded):
         error_request(kong, 401, "Unauthorized", {"WWW-Authenticate": 'Bearer realm="api"'})
     assert kong.calls == [("kong.response.error",
@@ -255,7 +225,7 @@ def test_accepted_request_makes_three_pdk_calls(keys: dict[str, Any],
     monkeypatch.delenv("EDGE_JWT_SIGNING_KEY_FILE", raising=False)
     plugin = edge_jwt.Plugin(_config(keys))
     token = _token(keys)
-    kong = RecordingKong({"authorization": [f"Bearer {token}"], "host": ["x"]})
+    kong = jwt_kong({"authorization": [f"Bearer {token}"], "host": ["x"]})
     plugin.access(kong)
     assert kong.methods == ["kong.request.get_headers", "kong.service.request.set_headers",
                             "kong.ctx.shared.set"]
@@ -275,7 +245,7 @@ def test_spoofed_headers_are_cleared_then_rejection_is_kongs_error(
         keys: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EDGE_JWT_METRICS_PORT", "0")
     plugin = edge_jwt.Plugin(_config(keys))
-    kong = RecordingKong({"x-user_id": ["evil"], "x-identity-assertion": ["forged"]})
+    kong = jwt_kong({"x-user_id": ["evil"], "x-identity-assertion": ["forged"]})
     plugin.access(kong)
     assert kong.methods == ["kong.request.get_headers", "kong.response.error"]
     status, message, headers = kong.calls[-1][1]
@@ -283,7 +253,7 @@ def test_spoofed_headers_are_cleared_then_rejection_is_kongs_error(
     assert headers == {"WWW-Authenticate": 'Bearer realm="api"'}
 
     optional = edge_jwt.Plugin(_config(keys, optional=True))
-    kong = RecordingKong({"x-user_id": ["evil"], "x-identity-assertion": ["forged"]})
+    kong = jwt_kong({"x-user_id": ["evil"], "x-identity-assertion": ["forged"]})
     optional.access(kong)
     assert kong.calls[1:] == [("kong.service.request.clear_header", ("x-user_id",)),
                               ("kong.service.request.clear_header", ("x-identity-assertion",))]
@@ -293,10 +263,10 @@ def test_method_is_asked_only_for_a_possible_preflight(keys: dict[str, Any],
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EDGE_JWT_METRICS_PORT", "0")
     preflight = {"origin": ["https://app"], "access-control-request-method": ["POST"]}
-    kong = RecordingKong(preflight, method="OPTIONS")
+    kong = jwt_kong(preflight, method="OPTIONS")
     edge_jwt.Plugin(_config(keys, run_on_preflight=False)).access(kong)
     assert kong.methods == ["kong.request.get_headers", "kong.request.get_method"]
-    kong = RecordingKong(preflight, method="OPTIONS")
+    kong = jwt_kong(preflight, method="OPTIONS")
     edge_jwt.Plugin(_config(keys)).access(kong)  # run_on_preflight (default): no token → 401
     assert kong.methods == ["kong.request.get_headers", "kong.response.error"]
 
@@ -305,7 +275,7 @@ def test_query_is_read_only_when_configured(keys: dict[str, Any],
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EDGE_JWT_METRICS_PORT", "0")
     token = _token(keys)
-    kong = RecordingKong({}, raw_query=f"access_token={token}")
+    kong = jwt_kong({}, raw_query=f"access_token={token}")
     edge_jwt.Plugin(_config(keys, query_param_names=["access_token"])).access(kong)
     assert kong.methods == ["kong.request.get_headers", "kong.request.get_raw_query",
                             "kong.service.request.set_headers", "kong.ctx.shared.set"]
@@ -320,7 +290,7 @@ def test_a_config_the_core_refuses_fails_closed(keys: dict[str, Any],
               "failure_policy": "open"}
     plugin = edge_jwt.Plugin(config)
     assert plugin.config_error and "key source" in plugin.config_error
-    kong = RecordingKong({"x-user-id": ["evil"]})
+    kong = jwt_kong({"x-user-id": ["evil"]})
     plugin.access(kong)
     assert kong.calls == [("kong.request.get_headers", (1000,)),
                           ("kong.service.request.clear_header", ("x-user-id",)),

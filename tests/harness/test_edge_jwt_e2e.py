@@ -13,15 +13,11 @@ and fail when ``CI=true``.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
-import os
 import re
 import secrets
-import signal
-import subprocess
 import threading
 import time
 import urllib.request
@@ -29,7 +25,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -39,118 +34,16 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from jwt.algorithms import RSAAlgorithm
 
-from tests.harness.support import BIN_DIR, HarnessRunner, Upstream, free_port, header
+from tests.harness.backend import REPO, Backend, User, bearer, login, sign_up
+from tests.harness.support import HarnessRunner, Upstream, free_port, header
 from tests.services import REDIS_TEST_URL, redis_unavailable, require
 
-REPO = Path(__file__).resolve().parents[2]
-PASSWORD = "correct-horse-battery-9"
 ISSUER = "https://auth.local"
 AUDIENCE = "marketplace-api"
 REPO_JWKS_URI = "http://127.0.0.1:8080/api/auth/.well-known/jwks.json"
 PROFILE = "/api/auth/profile"
 IDENTITY_HEADERS = ("x-user-id", "x-user-email", "x-user-roles", "x-user-scopes",
                     "x-identity-assertion")
-
-
-# --- the real backend ------------------------------------------------------------------------
-
-
-@dataclass
-class Backend:
-    port: int
-    dir: Path
-    env: dict[str, str]
-    log: Path
-    gateway_key: Path
-    gateway_jwks: Path
-    channel: str
-    key_prefix: str
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def jwks_uri(self) -> str:
-        return f"{self.url}/api/auth/.well-known/jwks.json"
-
-    def manage(self, *args: str, timeout: float = 120) -> str:
-        result = subprocess.run(
-            [str(BIN_DIR / "python"), "backend/manage.py", *args], cwd=REPO, env=self.env,
-            capture_output=True, text=True, timeout=timeout, check=False)
-        assert result.returncode == 0, result.stderr[-2000:]
-        return result.stdout
-
-    def verification_token(self, email: str, timeout: float = 10) -> str:
-        """The code of the newest verification email to ``email`` (console email backend)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            text = self.log.read_text(errors="replace")
-            blocks = [b for b in text.split("-" * 79) if f"To: {email}" in b]
-            tokens = [m for b in blocks for m in re.findall(r"verification token: (\S+)", b)]
-            if tokens:
-                return tokens[-1]
-            time.sleep(0.05)
-        raise AssertionError(f"no verification email to {email} in {self.log}")
-
-
-@pytest.fixture(scope="session")
-def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
-    from edge_plugins.jwt.assertion import generate_signing_key
-
-    workdir = tmp_path_factory.mktemp("edge-jwt-backend")
-    gateway_key, gateway_jwks = workdir / "gateway-ed25519.pem", workdir / "gateway-jwks.json"
-    generate_signing_key(gateway_key, gateway_jwks)
-    port = free_port()
-    tag = secrets.token_hex(4)
-    channel, key_prefix = f"auth.revocations.test-{tag}", f"auth.revoked.test-{tag}"
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("DJANGO_", "GUNICORN_", "DATABASE_", "EDGE_JWT_"))}
-    env.update(
-        DJANGO_SETTINGS_MODULE="auth_backend.settings",
-        DJANGO_SECRET_KEY="edge-jwt-e2e-only-secret-key-0123456789-abcdefghijklmnop",
-        DJANGO_DEBUG="0",
-        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
-        DATABASE_URL=f"sqlite:///{workdir / 'db.sqlite3'}",
-        GATEWAY_JWKS=str(gateway_jwks),
-        GATEWAY_ISSUER="kong-edge",
-        SERVICE_NAME="auth-backend",
-        REDIS_URL=REDIS_TEST_URL,
-        REVOCATIONS_CHANNEL=channel,
-        REVOCATIONS_KEY_PREFIX=key_prefix,
-        EMAIL_BACKEND="django.core.mail.backends.console.EmailBackend",
-        ACCOUNT_EMAIL_MIN_INTERVAL_SECONDS="0",
-        GUNICORN_BIND=f"127.0.0.1:{port}",
-        GUNICORN_WORKERS="2",
-        GUNICORN_ACCESS_LOG="0",
-        LOG_LEVEL="INFO",
-    )
-    server = Backend(port, workdir, env, workdir / "backend.log", gateway_key, gateway_jwks,
-                     channel, key_prefix)
-    server.manage("migrate", "--noinput")
-    with server.log.open("wb") as log:
-        server.proc = subprocess.Popen(
-            [str(BIN_DIR / "gunicorn"), "-c", "backend/gunicorn.conf.py", "auth_backend.wsgi"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{server.url}/api/auth/health/live/", timeout=1).status_code == 200:
-                    break
-            assert server.proc.poll() is None, server.log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "backend did not start"
-            time.sleep(0.1)
-        yield server
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.proc.pid, signal.SIGTERM)
-        try:
-            server.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.proc.pid, signal.SIGKILL)
-            server.proc.wait()
 
 
 @dataclass(frozen=True)
@@ -229,8 +122,12 @@ def gateway_yml(backend: Backend, *, upstream_port: int | None = None,
     (service,) = doc["services"]
     assert service["url"] == "http://127.0.0.1:8080"
     service["url"] = backend.url
+    # Only edge-jwt runs here; the repository's rate limits are exercised in
+    # test_edge_rate_limit_e2e.py (login 5/min would otherwise throttle this module).
+    doc["plugins"] = [p for p in doc["plugins"] if p["name"] == "edge-jwt"]
     for plugin in doc["plugins"]:
-        config = plugin["config"]
+        # Routes share configs through YAML anchors: give each plugin its own copy.
+        config = plugin["config"] = dict(plugin["config"])
         assert plugin["name"] == "edge-jwt" and config["jwks_uri"] == REPO_JWKS_URI
         config.update(jwks_uri=backend.jwks_uri,
                       assertion_signing_key_file=str(backend.gateway_key),
@@ -306,43 +203,9 @@ def edge(backend: Backend, upstream: Upstream) -> Iterator[Edge]:
         jwks.server.shutdown()
 
 
-# --- users --------------------------------------------------------------------------------
-
-
-@dataclass
-class User:
-    id: str
-    email: str
-    access_token: str
-    refresh_token: str
-
-
-def login(client: httpx.Client, email: str) -> dict[str, Any]:
-    response = client.post("/api/auth/login", json={"email": email, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def sign_up(client: httpx.Client, backend: Backend) -> User:
-    """Register, verify (the code from the captured email) and log in, through the gateway."""
-    email = f"e2e-{uuid.uuid4().hex[:12]}@example.com"
-    registered = client.post("/api/auth/register", json={"email": email, "password": PASSWORD})
-    assert registered.status_code == 201, registered.text
-    verified = client.post("/api/auth/verify-email",
-                           json={"token": backend.verification_token(email)})
-    assert verified.status_code == 200, verified.text
-    assert verified.json()["email_verified"] is True
-    pair = login(client, email)
-    return User(registered.json()["id"], email, pair["access_token"], pair["refresh_token"])
-
-
 @pytest.fixture(scope="session")
 def user(edge: Edge, backend: Backend) -> User:
     return sign_up(edge.client, backend)
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def claims_of(token: str) -> dict[str, Any]:

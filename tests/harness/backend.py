@@ -1,0 +1,160 @@
+"""The real auth backend for end-to-end tests through the harness gateway, and its users.
+
+The backend runs as in production (gunicorn with backend/gunicorn.conf.py, SQLite in a
+temporary directory, the console email backend captured to a log file) and verifies the
+gateway's assertion with the public half of a key made for the session. Users sign up,
+verify (the code from the captured email) and log in through the gateway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.harness.support import BIN_DIR, free_port
+from tests.services import REDIS_TEST_URL
+
+REPO = Path(__file__).resolve().parents[2]
+PASSWORD = "correct-horse-battery-9"
+
+
+@dataclass
+class Backend:
+    port: int
+    dir: Path
+    env: dict[str, str]
+    log: Path
+    gateway_key: Path
+    gateway_jwks: Path
+    channel: str
+    key_prefix: str
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def jwks_uri(self) -> str:
+        return f"{self.url}/api/auth/.well-known/jwks.json"
+
+    def manage(self, *args: str, timeout: float = 120) -> str:
+        result = subprocess.run(
+            [str(BIN_DIR / "python"), "backend/manage.py", *args], cwd=REPO, env=self.env,
+            capture_output=True, text=True, timeout=timeout, check=False)
+        assert result.returncode == 0, result.stderr[-2000:]
+        return result.stdout
+
+    def verification_token(self, email: str, timeout: float = 10) -> str:
+        """The code of the newest verification email to ``email`` (console email backend)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log.read_text(errors="replace")
+            blocks = [b for b in text.split("-" * 79) if f"To: {email}" in b]
+            tokens = [m for b in blocks for m in re.findall(r"verification token: (\S+)", b)]
+            if tokens:
+                return tokens[-1]
+            time.sleep(0.05)
+        raise AssertionError(f"no verification email to {email} in {self.log}")
+
+
+@contextlib.contextmanager
+def running_backend(workdir: Path, extra_env: dict[str, str] | None = None) -> Iterator[Backend]:
+    """The real backend (gunicorn) on a free port, its data and logs under ``workdir``."""
+    from edge_plugins.jwt.assertion import generate_signing_key
+
+    gateway_key, gateway_jwks = workdir / "gateway-ed25519.pem", workdir / "gateway-jwks.json"
+    generate_signing_key(gateway_key, gateway_jwks)
+    port = free_port()
+    tag = secrets.token_hex(4)
+    channel, key_prefix = f"auth.revocations.test-{tag}", f"auth.revoked.test-{tag}"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("DJANGO_", "GUNICORN_", "DATABASE_", "EDGE_JWT_"))}
+    env.update(
+        DJANGO_SETTINGS_MODULE="auth_backend.settings",
+        DJANGO_SECRET_KEY="edge-jwt-e2e-only-secret-key-0123456789-abcdefghijklmnop",
+        DJANGO_DEBUG="0",
+        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+        DATABASE_URL=f"sqlite:///{workdir / 'db.sqlite3'}",
+        GATEWAY_JWKS=str(gateway_jwks),
+        GATEWAY_ISSUER="kong-edge",
+        SERVICE_NAME="auth-backend",
+        REDIS_URL=REDIS_TEST_URL,
+        REVOCATIONS_CHANNEL=channel,
+        REVOCATIONS_KEY_PREFIX=key_prefix,
+        EMAIL_BACKEND="django.core.mail.backends.console.EmailBackend",
+        ACCOUNT_EMAIL_MIN_INTERVAL_SECONDS="0",
+        GUNICORN_BIND=f"127.0.0.1:{port}",
+        GUNICORN_WORKERS="2",
+        GUNICORN_ACCESS_LOG="0",
+        LOG_LEVEL="INFO",
+    )
+    env.update(extra_env or {})
+    server = Backend(port, workdir, env, workdir / "backend.log", gateway_key, gateway_jwks,
+                     channel, key_prefix)
+    server.manage("migrate", "--noinput")
+    with server.log.open("wb") as log:
+        server.proc = subprocess.Popen(
+            [str(BIN_DIR / "gunicorn"), "-c", "backend/gunicorn.conf.py", "auth_backend.wsgi"],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{server.url}/api/auth/health/live/", timeout=1).status_code == 200:
+                    break
+            assert server.proc.poll() is None, server.log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "backend did not start"
+            time.sleep(0.1)
+        yield server
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.proc.pid, signal.SIGTERM)
+        try:
+            server.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.proc.pid, signal.SIGKILL)
+            server.proc.wait()
+
+
+@dataclass
+class User:
+    id: str
+    email: str
+    access_token: str
+    refresh_token: str
+
+
+def login(client: httpx.Client, email: str) -> dict[str, Any]:
+    response = client.post("/api/auth/login", json={"email": email, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def sign_up(client: httpx.Client, backend: Backend) -> User:
+    """Register, verify (the code from the captured email) and log in, through the gateway."""
+    email = f"e2e-{uuid.uuid4().hex[:12]}@example.com"
+    registered = client.post("/api/auth/register", json={"email": email, "password": PASSWORD})
+    assert registered.status_code == 201, registered.text
+    verified = client.post("/api/auth/verify-email",
+                           json={"token": backend.verification_token(email)})
+    assert verified.status_code == 200, verified.text
+    assert verified.json()["email_verified"] is True
+    pair = login(client, email)
+    return User(registered.json()["id"], email, pair["access_token"], pair["refresh_token"])
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
