@@ -9,6 +9,7 @@ verify (the code from the captured email) and log in through the gateway.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import re
 import secrets
@@ -22,12 +23,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 from tests.harness.support import BIN_DIR, free_port
 from tests.services import REDIS_TEST_URL
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "correct-horse-battery-9"
+REPO_BACKEND_URL = "http://127.0.0.1:8080"
+REPO_JWKS_URI = f"{REPO_BACKEND_URL}/api/auth/.well-known/jwks.json"
 
 
 @dataclass
@@ -158,3 +162,27 @@ def sign_up(client: httpx.Client, backend: Backend) -> User:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def repo_kong_yml(backend: Backend, plugins: tuple[str, ...] = ("edge-jwt",)) -> dict[str, Any]:
+    """The repository's kong.yml, only ``plugins`` kept, pointed at the test backend.
+
+    Addresses, the gateway signing key and the revocation channel are the test's; every
+    plugin gets its own copy of its config (the file shares them through YAML anchors).
+    """
+    doc = yaml.safe_load((REPO / "kong/kong.yml").read_text())
+    (service,) = doc["services"]
+    assert service["url"] == REPO_BACKEND_URL
+    service["url"] = backend.url
+    doc["plugins"] = [dict(p, config=copy.deepcopy(p["config"])) for p in doc["plugins"]
+                      if p["name"] in plugins]
+    for plugin in doc["plugins"]:
+        if plugin["name"] != "edge-jwt":
+            continue
+        config = plugin["config"]
+        assert config["jwks_uri"] == REPO_JWKS_URI
+        config.update(jwks_uri=backend.jwks_uri,
+                      assertion_signing_key_file=str(backend.gateway_key),
+                      revocation_redis_url=REDIS_TEST_URL, revocation_channel=backend.channel,
+                      revocation_key_prefix=backend.key_prefix)
+    return doc

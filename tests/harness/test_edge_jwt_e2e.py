@@ -34,13 +34,12 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from jwt.algorithms import RSAAlgorithm
 
-from tests.harness.backend import REPO, Backend, User, bearer, login, sign_up
+from tests.harness.backend import Backend, User, bearer, login, repo_kong_yml, sign_up
 from tests.harness.support import HarnessRunner, Upstream, free_port, header
 from tests.services import REDIS_TEST_URL, redis_unavailable, require
 
 ISSUER = "https://auth.local"
 AUDIENCE = "marketplace-api"
-REPO_JWKS_URI = "http://127.0.0.1:8080/api/auth/.well-known/jwks.json"
 PROFILE = "/api/auth/profile"
 IDENTITY_HEADERS = ("x-user-id", "x-user-email", "x-user-roles", "x-user-scopes",
                     "x-identity-assertion")
@@ -118,21 +117,9 @@ class SwitchableJwks:
 def gateway_yml(backend: Backend, *, upstream_port: int | None = None,
                 flaky_jwks: str | None = None) -> str:
     """The repository's kong.yml pointed at the test backend, plus the test routes."""
-    doc = yaml.safe_load((REPO / "kong/kong.yml").read_text())
-    (service,) = doc["services"]
-    assert service["url"] == "http://127.0.0.1:8080"
-    service["url"] = backend.url
     # Only edge-jwt runs here; the repository's rate limits are exercised in
     # test_edge_rate_limit_e2e.py (login 5/min would otherwise throttle this module).
-    doc["plugins"] = [p for p in doc["plugins"] if p["name"] == "edge-jwt"]
-    for plugin in doc["plugins"]:
-        # Routes share configs through YAML anchors: give each plugin its own copy.
-        config = plugin["config"] = dict(plugin["config"])
-        assert plugin["name"] == "edge-jwt" and config["jwks_uri"] == REPO_JWKS_URI
-        config.update(jwks_uri=backend.jwks_uri,
-                      assertion_signing_key_file=str(backend.gateway_key),
-                      revocation_redis_url=REDIS_TEST_URL, revocation_channel=backend.channel,
-                      revocation_key_prefix=backend.key_prefix)
+    doc = repo_kong_yml(backend, plugins=("edge-jwt",))
     (base,) = [p["config"] for p in doc["plugins"] if "route" not in p and "service" not in p]
     assert base.get("optional") is not True, "the global edge-jwt must require a token"
 
