@@ -86,8 +86,10 @@ def test_edge_jwt_dump_is_pure_json_with_one_plugin() -> None:
 def test_repository_kong_yml_loads() -> None:
     config = load_declarative(REPO / "kong/kong.yml")
     routes = {r.name: r for r in config.routes}
-    assert "/api/auth/login" in routes["auth-public"].paths
-    assert "/api/auth/profile" in routes["auth-protected"].paths
+    assert routes["auth-login"].paths == ("/api/auth/login",)
+    assert "/api/auth/health" in routes["auth-public"].paths
+    assert routes["auth-profile"].paths == ("/api/auth/profile",)
+    assert "/api/auth/logout" in routes["auth-protected"].paths
     for route in routes.values():
         assert route.service is not None and route.service.port == 8080
     # Routing and plugin configs against the dumped schemas: tests/harness/test_edge_jwt_config.py

@@ -1,0 +1,191 @@
+"""The edge-rate-limit configuration, validated once per plugin instance (StartInstance).
+
+Kong validates types, ranges and defaults with the plugin's schema; what the schema of an
+external plugin cannot say (a record of a Kong-external plugin carries no entity checks) is
+checked here: each limit names exactly one of ``window_seconds`` / ``period``, a cost fits
+its limit, ``header`` needs ``header_name``, a Redis policy needs somewhere to connect.
+
+Where the counters live (``scope``) comes from the ids Kong adds to every config
+(kong/runloop/plugins_iterator.lua ``get_plugin_config``): a route's plugin counts per
+route, a service's per service, a global one across every route it applies to (as Kong's
+bundled rate-limiting plugin does).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from edge_plugins.ratelimit.errors import LimitConfigError
+from edge_plugins.ratelimit.limits import PERIODS, Limit
+from edge_plugins.ratelimit.local_store import Algorithm
+from edge_plugins.ratelimit.redis_store import RedisSettings
+
+DEFAULT_ERROR_MESSAGE = "API rate limit exceeded"
+DEFAULT_REQUEST_ID_HEADER = "x-request-id"
+
+
+class LimitBy(enum.StrEnum):
+    IP = "ip"  # kong.client.get_forwarded_ip(): the client as Kong sees it
+    CONSUMER = "consumer"  # the subject edge-jwt shares; the IP when anonymous
+    HEADER = "header"  # a request header's value; the IP when absent
+    PATH = "path"
+    SERVICE = "service"  # one counter for the whole scope
+    ROUTE = "route"
+
+
+class Policy(enum.StrEnum):
+    LOCAL = "local"  # counters in this plugin-server process (one per gateway node)
+    REDIS = "redis"  # counters shared by every node through Redis
+
+
+class StoreFailure(enum.StrEnum):
+    OPEN = "open"  # admit the request
+    CLOSED = "closed"  # 503 + Retry-After
+    LOCAL = "local"  # per-node counters at limit ÷ expected_nodes
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitConfig:
+    scope: str
+    limits: tuple[Limit, ...]
+    limit_by: LimitBy
+    header_name: str | None
+    algorithm: Algorithm
+    policy: Policy
+    redis: RedisSettings | None
+    on_store_failure: StoreFailure
+    expected_nodes: int
+    shadow: bool
+    ietf_headers: bool
+    kong_headers: bool
+    hide_client_headers: bool
+    error_code: int
+    error_message: str
+    request_id_header: str
+
+    @property
+    def fallback_limits(self) -> tuple[Limit, ...]:
+        """Each limit's share on one node when the shared store is down.
+
+        ``limit // expected_nodes`` (at least 1) keeps the cluster-wide total at or under the
+        limit; a cost or burst larger than the share is capped to it so every request that
+        fits the share can still be admitted.
+        """
+        nodes = self.expected_nodes
+        shares = []
+        for limit in self.limits:
+            share = max(1, limit.limit // nodes)
+            burst = None if limit.burst is None else max(1, min(share, limit.burst // nodes))
+            cost = min(limit.cost_default, share if burst is None else burst)
+            shares.append(Limit(share, limit.window_seconds, cost_default=cost, burst=burst))
+        return tuple(shares)
+
+    def describe_mode(self) -> str:
+        """One line for the log: where the counters are and what happens when Redis fails."""
+        if self.policy is Policy.LOCAL or self.redis is None:
+            return "policy local: counters in this process, limits hold per gateway node"
+        where = redis_address(self.redis)
+        failure = {
+            StoreFailure.OPEN: "admit",
+            StoreFailure.CLOSED: "answer 503",
+            StoreFailure.LOCAL: f"count per node at limit/{self.expected_nodes}",
+        }[self.on_store_failure]
+        return f"policy redis at {where}: shared by every node; when Redis fails: {failure}"
+
+    @classmethod
+    def from_kong(cls, conf: Mapping[str, Any]) -> RateLimitConfig:
+        """Build from the config Kong sends (unset optional fields are absent keys)."""
+        algorithm = Algorithm(conf.get("algorithm") or Algorithm.SLIDING_WINDOW)
+        limits = tuple(_limit(entry, algorithm) for entry in conf.get("limits") or ())
+        if not limits:
+            raise LimitConfigError("at least one limit is required")
+        limit_by = LimitBy(conf.get("limit_by") or LimitBy.CONSUMER)
+        header_name = (conf.get("header_name") or "").strip().lower() or None
+        if limit_by is LimitBy.HEADER and header_name is None:
+            raise LimitConfigError("limit_by 'header' needs header_name")
+        policy = Policy(conf.get("policy") or Policy.LOCAL)
+        redis = _redis(conf.get("redis") or {}) if policy is Policy.REDIS else None
+        return cls(
+            scope=_scope(conf),
+            limits=limits,
+            limit_by=limit_by,
+            header_name=header_name,
+            algorithm=algorithm,
+            policy=policy,
+            redis=redis,
+            on_store_failure=StoreFailure(conf.get("on_store_failure") or StoreFailure.LOCAL),
+            expected_nodes=int(conf.get("expected_nodes") or 1),
+            shadow=bool(conf.get("shadow", False)),
+            ietf_headers=bool(conf.get("ietf_headers", True)),
+            kong_headers=bool(conf.get("kong_headers", True)),
+            hide_client_headers=bool(conf.get("hide_client_headers", False)),
+            error_code=int(conf.get("error_code") or 429),
+            error_message=conf.get("error_message") or DEFAULT_ERROR_MESSAGE,
+            request_id_header=(conf.get("request_id_header")
+                               or DEFAULT_REQUEST_ID_HEADER).lower(),
+        )
+
+
+def redis_address(settings: RedisSettings) -> str:
+    """Where Redis is, for logs: never the password."""
+    if settings.url:
+        url = urlsplit(settings.url)
+        netloc = url.hostname or ""
+        if url.port:
+            netloc += f":{url.port}"
+        return urlunsplit((url.scheme, netloc, url.path, "", ""))
+    scheme = "rediss" if settings.ssl else "redis"
+    return f"{scheme}://{settings.host}:{settings.port}/{settings.db}"
+
+
+def _scope(conf: Mapping[str, Any]) -> str:
+    if conf.get("route_id"):
+        return f"route:{conf['route_id']}"
+    if conf.get("service_id"):
+        return f"service:{conf['service_id']}"
+    return "global"
+
+
+def _limit(entry: Mapping[str, Any], algorithm: Algorithm) -> Limit:
+    window, period = entry.get("window_seconds"), entry.get("period")
+    if (window is None) == (period is None):
+        raise LimitConfigError("each limit needs exactly one of window_seconds and period")
+    if period is not None and period not in PERIODS:
+        raise LimitConfigError(f"unknown period {period!r}")
+    seconds = PERIODS[period] if period is not None else window
+    burst = entry.get("burst")
+    if burst is not None and algorithm is not Algorithm.GCRA:
+        raise LimitConfigError("burst applies to the gcra algorithm only")
+    return Limit(int(entry["limit"]), seconds, cost_default=int(entry.get("cost") or 1),
+                 burst=None if burst is None else int(burst))
+
+
+def _redis(conf: Mapping[str, Any]) -> RedisSettings | None:
+    """The Redis settings, or ``None`` when no address is configured.
+
+    An unset URL (a ``{vault://env/…}`` reference that resolved to nothing) with no host
+    means this deployment has no Redis: the plugin then counts locally and says so.
+    """
+    url = conf.get("url") or None
+    host = conf.get("host") or None
+    if url is None and host is None:
+        return None
+    if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise LimitConfigError("redis.url must start with redis://, rediss:// or unix://")
+    return RedisSettings(
+        url=url,
+        host=host or "127.0.0.1",
+        port=int(conf.get("port") or 6379),
+        db=int(conf.get("database") or 0),
+        username=conf.get("username") or None,
+        password=conf.get("password") or None,
+        ssl=bool(conf.get("ssl", False)),
+        timeout_ms=int(conf.get("timeout_ms") or 50),
+        key_prefix=conf.get("key_prefix") or "edge-rl",
+        breaker_threshold=int(conf.get("breaker_threshold") or 3),
+        breaker_reset_seconds=float(conf.get("breaker_reset_seconds") or 5),
+    )

@@ -1,0 +1,129 @@
+"""edge-rate-limit through the harness: real plugin-server processes, Kong's phases, two
+workers (each with its own plugin instances, as in Kong: kong/runloop/plugin_servers/
+plugin.lua), a recording upstream.
+
+The repository's own kong.yml limits against the real backend: test_edge_rate_limit_e2e.py;
+Redis shared by two gateway nodes and Redis failures: test_edge_rate_limit_redis.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edge_plugins.ratelimit.enforcer import QUOTA_EXCEEDED_TYPE
+
+SUBJECT_PLUGIN = Path(__file__).parent / "plugins" / "subject.py"
+SERVERS = {"edge-rate-limit": {"EDGE_RATE_LIMIT_METRICS_PORT": "0"}, "edge-subject": {}}
+COMMANDS = {"edge-rate-limit": "edge-rate-limit", "edge-subject": f"python {SUBJECT_PLUGIN}"}
+
+
+def kong_yml(upstream_port: int, plugins: list[dict[str, Any]],
+             routes: tuple[str, ...] = ("login", "profile", "other")) -> str:
+    return yaml.safe_dump({
+        "_format_version": "3.0",
+        "services": [{"name": "up", "url": f"http://127.0.0.1:{upstream_port}",
+                      "routes": [{"name": r, "paths": [f"/{r}"]} for r in routes]}],
+        "plugins": [{"name": "edge-subject"}, *plugins],
+    }, sort_keys=False)
+
+
+def limit(route: str | None, **config: Any) -> dict[str, Any]:
+    plugin: dict[str, Any] = {"name": "edge-rate-limit", "config": config}
+    if route is not None:
+        plugin["route"] = route
+    return plugin
+
+
+def test_sixth_login_in_a_minute_is_rejected_with_headers(harness_factory: Any,
+                                                          upstream: Any) -> None:
+    yml = kong_yml(upstream.port, [limit("login", limits=[{"limit": 5, "period": "minute"}],
+                                         limit_by="ip")])
+    gw = harness_factory(yml, servers=SERVERS, commands=COMMANDS)
+    before = len(upstream.requests)
+    with gw.client() as client:
+        answers = [client.post("/login", headers={"X-Request-ID": f"req-{i}"})
+                   for i in range(6)]
+    assert [r.status_code for r in answers] == [200] * 5 + [429]
+    assert [r.headers["RateLimit-Remaining"] for r in answers[:5]] == ["4", "3", "2", "1", "0"]
+    assert answers[0].headers["RateLimit-Policy"] == '"minute";q=5;w=60'
+    assert answers[0].headers["X-RateLimit-Limit-Minute"] == "5"
+    rejected = answers[5]
+    assert 1 <= int(rejected.headers["Retry-After"]) <= 60
+    assert rejected.headers["RateLimit"].startswith('"minute";r=0;t=')
+    assert rejected.headers["Content-Type"].startswith("application/json")
+    body = rejected.json()
+    assert body["type"] == QUOTA_EXCEEDED_TYPE and body["status"] == 429
+    assert body["violated-policies"] == ["minute"]
+    assert body["message"] == "API rate limit exceeded"
+    assert body["request_id"] == "req-5"
+    assert len(upstream.requests) - before == 5, "the rejected request never reached upstream"
+
+
+def test_per_user_keys_do_not_collide(harness_factory: Any, upstream: Any) -> None:
+    yml = kong_yml(upstream.port, [limit("profile", limits=[{"limit": 2, "period": "minute"}],
+                                         limit_by="consumer")])
+    gw = harness_factory(yml, servers=SERVERS, commands=COMMANDS)
+    with gw.client() as client:
+        def statuses(subject: str | None) -> list[int]:
+            headers = {"X-Test-Subject": subject} if subject else {}
+            return [client.get("/profile", headers=headers).status_code for _ in range(3)]
+
+        assert statuses("alice") == [200, 200, 429]
+        assert statuses("bob") == [200, 200, 429], "bob has his own counter"
+        assert statuses(None) == [200, 200, 429], "anonymous: keyed by client IP"
+
+
+def test_routes_do_not_share_counters_and_the_global_default_applies(
+        harness_factory: Any, upstream: Any) -> None:
+    one = [{"limit": 1, "period": "minute"}]
+    yml = kong_yml(upstream.port, [
+        limit(None, limits=[{"limit": 3, "period": "minute"}], limit_by="ip"),
+        limit("login", limits=one, limit_by="ip"),
+        limit("profile", limits=one, limit_by="ip"),
+    ])
+    gw = harness_factory(yml, servers=SERVERS, commands=COMMANDS)
+    with gw.client() as client:
+        assert [client.get("/login").status_code for _ in range(2)] == [200, 429]
+        assert [client.get("/profile").status_code for _ in range(2)] == [200, 429]
+        other = [client.get("/other") for _ in range(4)]
+    assert [r.status_code for r in other] == [200, 200, 200, 429]
+    assert other[0].headers["RateLimit-Limit"] == "3", "the global default"
+
+
+def test_shadow_mode_never_rejects_and_shows_no_headers(harness_factory: Any,
+                                                        upstream: Any) -> None:
+    yml = kong_yml(upstream.port, [limit("login", limits=[{"limit": 1, "period": "minute"}],
+                                         limit_by="ip", shadow=True)])
+    gw = harness_factory(yml, servers=SERVERS, commands=COMMANDS)
+    with gw.client() as client:
+        answers = [client.get("/login") for _ in range(5)]
+    assert [r.status_code for r in answers] == [200] * 5
+    assert not any("RateLimit-Limit" in r.headers for r in answers)
+
+
+def test_gcra_admits_the_burst_then_rejects(harness_factory: Any, upstream: Any) -> None:
+    yml = kong_yml(upstream.port, [limit(
+        "login", limits=[{"limit": 2, "period": "hour", "burst": 2}], limit_by="ip",
+        algorithm="gcra", hide_client_headers=True)])
+    gw = harness_factory(yml, servers=SERVERS, commands=COMMANDS)
+    with gw.client() as client:
+        answers = [client.get("/login") for _ in range(3)]
+    assert [r.status_code for r in answers] == [200, 200, 429]
+    assert "RateLimit-Limit" not in answers[0].headers, "hidden"
+    # The steady rate is one per half hour: the wait says so (rounded up).
+    assert 1790 <= int(answers[2].headers["Retry-After"]) <= 1800
+    assert json.loads(answers[2].content)["violated-policies"] == ["hour"]
+
+
+def test_a_config_the_core_refuses_fails_closed(harness_factory: Any, upstream: Any) -> None:
+    # Schema-valid (Kong accepts it) but no window: StartInstance logs, requests get 500.
+    yml = kong_yml(upstream.port, [limit("login", limits=[{"limit": 5}])])
+    gw = harness_factory(yml, servers=SERVERS, commands=COMMANDS)
+    with gw.client() as client:
+        answer = client.get("/login")
+    assert answer.status_code == 500
+    assert "limit" not in answer.text.lower(), "no config detail leaks to the client"
