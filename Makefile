@@ -46,6 +46,7 @@ bench: setup
 	$(VENV)/bin/python -m tests.bench.harness_overhead
 	$(VENV)/bin/python -m tests.bench.backend_latency
 	$(VENV)/bin/python -m tests.bench.edge_jwt_cpu
+	$(VENV)/bin/python -m tests.bench.rate_limit
 
 up:
 	@test -f docker-compose.yml || { echo "docker-compose.yml arrives with the compose issue"; exit 1; }

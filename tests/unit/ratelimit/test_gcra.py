@@ -45,7 +45,7 @@ def test_never_more_than_burst_plus_elapsed_over_rate(scenario) -> None:
         else:
             wait = decision.retry_after
             assert wait is not None and wait > 0
-            assert not gcra.peek("k", cost, now=now + wait - 1e-6).allowed
+            assert not gcra.peek("k", cost, now=now + wait - 1e-4).allowed  # > the 10 µs slack
             assert gcra.peek("k", cost, now=now + wait).allowed
     # In every interval [a, b]: admitted units <= burst + (b - a) / T.
     for i, (start, _) in enumerate(admitted):
@@ -148,3 +148,15 @@ def test_an_earlier_clock_reading_after_pruning_does_not_revive_a_fresh_key() ->
     assert late.allowed and late.reset_after == 10.0
     assert not gcra.take("k", now=9.5).allowed
     assert gcra.peek("k", now=20.0).allowed
+
+
+@pytest.mark.parametrize("limit", [7, 9, 11, 60])
+def test_full_burst_at_epoch_timestamps(limit: int) -> None:
+    # time.time() is ~1.7e9: one ulp is 2.4e-7 s, far above a billionth of T.
+    gcra = Gcra(limit, 60)
+    now = 1_764_331_200.123456
+    remaining = [gcra.take("k", now=now) for _ in range(limit + 1)]
+    assert [d.allowed for d in remaining] == [True] * limit + [False]
+    assert [d.remaining for d in remaining[:limit]] == list(range(limit - 1, -1, -1))
+    later = now + 60 / limit
+    assert gcra.take("k", now=later).allowed, "one emission interval later: one more"

@@ -33,8 +33,10 @@ DEFAULT_MAX_KEYS = 100_000
 _PRUNE_PER_CALL = 2
 # T = window / limit is rarely exact in binary (60 / 7), so sums of T drift by ulps and an
 # exact comparison would reject the last unit of a burst by 1e-13 s. Both the admission test
-# and ``remaining`` tolerate this fraction of one emission interval (nanoseconds at most).
+# and ``remaining`` tolerate a billionth of one emission interval, and never less than 10 µs:
+# at epoch timestamps (~1.7e9 s) one ulp is already 2.4e-7 s.
 _RATIO_SLACK = 1e-9
+_TIME_SLACK = 1e-5
 
 
 class Gcra:
@@ -48,6 +50,7 @@ class Gcra:
         self.burst = self.limit.capacity
         self.emission_interval = self.limit.window_seconds / self.limit.limit
         self.tolerance = self.burst * self.emission_interval
+        self._slack = max(_RATIO_SLACK * self.emission_interval, _TIME_SLACK)
         self._max_keys = max_keys
         self._tats: OrderedDict[Hashable, float] = OrderedDict()
         self._lock = threading.Lock()
@@ -69,7 +72,7 @@ class Gcra:
 
     def _remaining(self, tat: float, now: float) -> int:
         ratio = (now + self.tolerance - tat) / self.emission_interval
-        return max(0, min(self.burst, math.floor(ratio + _RATIO_SLACK)))
+        return max(0, min(self.burst, math.floor(ratio + self._slack / self.emission_interval)))
 
     def _decide(self, key: Hashable, cost: int | None, now: float, *,
                 consume: bool) -> Decision:
@@ -88,7 +91,7 @@ class Gcra:
             tat = now if stored is None else max(stored, now)
             new_tat = tat + units * self.emission_interval
             allow_at = new_tat - self.tolerance
-            if now >= allow_at - _RATIO_SLACK * self.emission_interval:
+            if now >= allow_at - self._slack:
                 if consume:
                     self._tats[key] = new_tat
                     self._tats.move_to_end(key)
