@@ -86,8 +86,11 @@ class RateLimitConfig:
 
     def describe_mode(self) -> str:
         """One line for the log: where the counters are and what happens when Redis fails."""
-        if self.policy is Policy.LOCAL or self.redis is None:
-            return "policy local: counters in this process, limits hold per gateway node"
+        local = "counters in this process, limits hold per gateway node"
+        if self.policy is Policy.LOCAL:
+            return f"policy local: {local}"
+        if self.redis is None:
+            return f"policy local (redis configured without an address): {local}"
         where = redis_address(self.redis)
         failure = {
             StoreFailure.OPEN: "admit",
