@@ -271,8 +271,11 @@ class Gateway:
             response = await self._proxy(ctx, match, worker, started, access_done)
         else:
             response = response or self._kong_error(ctx, 500, None)
-            response.headers.append(("X-Kong-Response-Latency",
-                                     str(int((access_done - started) * 1000))))
+            response_latency = int((access_done - started) * 1000)
+            response.headers.append(("X-Kong-Response-Latency", str(response_latency)))
+            # kong/init.lua access: a delayed (plugin) response sets KONG_RESPONSE_LATENCY,
+            # which kong/pdk/log.lua serialize reports as latencies.kong (proxy stays -1).
+            ctx.ngx_ctx["latencies"] = {"kong": response_latency, "proxy": -1, "receive": 0}
             if not any(k.lower() == "server" for k, _ in response.headers):
                 response.headers.append(("Server", SERVER_TOKENS))
         response.headers.append(("X-Kong-Request-Id", ctx.request_id))

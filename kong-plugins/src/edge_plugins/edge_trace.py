@@ -1,0 +1,187 @@
+"""``edge-trace``: W3C trace context, request ids and the gateway span at the edge.
+
+A thin Kong entry over the PDK-free core in :mod:`edge_plugins.trace`. Priority 100000, so
+it runs before every other plugin and their rejections already carry the request id.
+
+PDK round trips per request (each one MessagePack-RPC exchange with Kong):
+
+**access — 3** (4 only with ``request_id_trusted_ips``):
+
+1. ``kong.request.get_headers(1000)`` — first, before any work (kong-pdk serialises the
+   work a handler does before its first PDK call across all requests); all trace headers
+   and the request id come from this one read;
+2. ``kong.client.get_ip()`` — only when ``request_id_trusted_ips`` is configured;
+3. ``kong.service.request.set_headers`` — ``traceparent`` (parent = the gateway span),
+   ``tracestate``, the request id, and removals (an empty list clears a header: a dropped
+   ``tracestate``, consumed B3 headers) in one call;
+4. ``kong.response.set_headers`` — the request id (and ``traceresponse`` when
+   ``response_trace_context``). Kong keeps response headers set in access on every
+   response, including a later plugin's ``kong.response.exit``/``error``
+   (kong/pdk/response.lua writes ``ngx.header``), so edge rejections echo the id too.
+
+**log — 1** with ``otlp_endpoint`` (``kong.log.serialize()``: method, URI, URL, the
+request headers as sent upstream — our ``traceparent`` tells the span id — client IP,
+route, service, status, latencies, start), **0** without: no export, nothing to ask.
+
+What access must hand to log and serialize lacks (the caller's span id, the access time)
+sits in a bounded process-wide map keyed by the gateway span id
+(:mod:`edge_plugins.trace.pending`), never on ``self`` (one instance per worker).
+Known limit: ``serialize`` carries the first 100 request headers, so a request with more
+than 100 headers may lose its gateway span (its trace headers still reach the upstream).
+
+Tracing never blocks traffic: the failure policy is *open* (a bug or an unusable config is
+logged and the request goes on without trace headers), and export happens in a background
+worker with a bounded queue (:mod:`edge_plugins.trace.export`).
+
+Environment of the plugin server process: ``EDGE_TRACE_METRICS_PORT`` (default 9101,
+DESIGN.md §3.4; ``0`` disables the metrics server).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from edge_plugins.guard import FailurePolicy, guarded
+from edge_plugins.metrics_server import start_metrics_once
+from edge_plugins.trace import metrics
+from edge_plugins.trace.access import plan_access
+from edge_plugins.trace.config import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_FLUSH_INTERVAL_MS,
+    DEFAULT_QUEUE_SIZE,
+    DEFAULT_SERVICE_NAME,
+    DEFAULT_TIMEOUT_MS,
+    InvalidTraceConfig,
+    TraceConfig,
+)
+from edge_plugins.trace.pending import PENDING, PendingSpan
+from edge_plugins.trace.request_id import DEFAULT_HEADER, DEFAULT_PATTERN
+
+if TYPE_CHECKING:
+    from edge_plugins.trace.export import BatchSpanExporter
+
+NAME = "edge-trace"
+version = "0.1.0"
+priority = 100000
+
+METRICS_PORT_ENV = "EDGE_TRACE_METRICS_PORT"
+DEFAULT_METRICS_PORT = 9101
+MAX_REQUEST_HEADERS = 1000
+
+log = logging.getLogger("edge_plugins.edge_trace")
+
+
+def _int(default: int, low: int, high: int) -> dict[str, Any]:
+    return {"type": "integer", "default": default, "between": [low, high]}
+
+
+# Kong plugin schema (kong/db/schema/metaschema.lua). What Kong's schema cannot check (the
+# regex compiles, CIDRs parse, the header is a token, the endpoint is a URL) is checked by
+# TraceConfig.from_kong at StartInstance.
+Schema = (
+    # Incoming context: a trust boundary ignores it all (new trace, tracestate removed).
+    {"trust_incoming_context": {"type": "boolean", "default": True}},
+    {"accept_b3": {"type": "boolean", "default": False}},
+    # Head sampling of new traces; a trusted parent's decision is respected.
+    {"sample_ratio": {"type": "number", "default": 1.0, "between": [0, 1]}},
+    # Request id: accepted from the client only when it matches (and comes from a trusted IP).
+    {"request_id_header": {"type": "string", "default": DEFAULT_HEADER, "len_min": 1}},
+    {"request_id_pattern": {"type": "string", "default": DEFAULT_PATTERN, "len_min": 1}},
+    {"request_id_trusted_ips": {"type": "array", "default": [],
+                                "elements": {"type": "string", "len_min": 1}}},
+    {"request_id_format": {"type": "string", "default": "uuid4",
+                           "one_of": ["uuid4", "hex32"]}},
+    # Trace context on the response (W3C Trace Context Level 3 draft).
+    {"response_trace_context": {"type": "boolean", "default": False}},
+    {"response_trace_format": {"type": "string", "default": "traceresponse",
+                               "one_of": ["traceresponse", "server-timing"]}},
+    # OTLP/HTTP protobuf export of the gateway span; no endpoint, no export. Referenceable,
+    # so one kong.yml can name a per-environment collector ({vault://env/...}); a reference
+    # that does not resolve reads as "" (Kong's rule), which also means no export.
+    {"otlp_endpoint": {"type": "string", "match": "^https?://", "referenceable": True}},
+    {"otlp_timeout_ms": _int(DEFAULT_TIMEOUT_MS, 50, 30000)},
+    {"otlp_queue_size": _int(DEFAULT_QUEUE_SIZE, 1, 100000)},
+    {"otlp_batch_size": _int(DEFAULT_BATCH_SIZE, 1, 10000)},
+    {"otlp_flush_interval_ms": _int(DEFAULT_FLUSH_INTERVAL_MS, 10, 60000)},
+    {"service_name": {"type": "string", "default": DEFAULT_SERVICE_NAME, "len_min": 1}},
+)
+
+
+class TraceConfigUnusable(RuntimeError):
+    """The instance's config was rejected at StartInstance; the request goes on untraced."""
+
+
+class Plugin:
+    """One instance per plugin config and Kong worker (plugin.lua); the pending-span map
+    and the exporters are process-wide."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        # StartInstance runs this: keep it cheap and never raise for a schema-valid config
+        # (a raise here is Kong's 500 for every request until the config changes).
+        self.failure_policy = FailurePolicy.OPEN
+        self.trace_config: TraceConfig | None = None
+        self.config_error: str | None = None
+        self.exporter: BatchSpanExporter | None = None
+        try:
+            self.trace_config = TraceConfig.from_kong(config)
+        except InvalidTraceConfig as exc:
+            self.config_error = str(exc)
+            log.error("edge-trace config rejected (requests go on untraced): %s", exc)
+            return
+        if self.trace_config.export is not None:
+            from edge_plugins.trace.export import exporter_for
+
+            self.exporter = exporter_for(self.trace_config.export, version)
+
+    @guarded
+    def access(self, kong: Any) -> None:
+        headers = kong.request.get_headers(MAX_REQUEST_HEADERS)  # first: see module doc
+        config = self.trace_config
+        if config is None:
+            raise TraceConfigUnusable(self.config_error)
+        start_metrics_once(METRICS_PORT_ENV, DEFAULT_METRICS_PORT)
+        client_ip = kong.client.get_ip() if config.request_id.needs_client_ip else None
+        plan = plan_access(config, headers, client_ip)
+        context = plan.context
+        if context.sampled and self.exporter is not None:
+            PENDING.put(context.span_id, PendingSpan(context.trace_id, context.parent_span_id,
+                                                     time.time_ns()))
+        metrics.record_span_started(context.sampled)
+        metrics.record_request_id(plan.request_id.outcome)
+        for header, reason in plan.problems:
+            metrics.record_invalid_context(header, reason)
+        kong.service.request.set_headers(plan.upstream_headers)
+        kong.response.set_headers(plan.response_headers)
+
+    @guarded
+    def log(self, kong: Any) -> None:
+        exporter = self.exporter
+        if exporter is None or self.trace_config is None:
+            return  # nothing to export: no PDK call at all
+        serialized = kong.log.serialize()
+        from edge_plugins.trace.span import span_from_log
+
+        span = span_from_log(serialized, PENDING, self.trace_config.request_id.header)
+        if span is not None:
+            exporter.submit(span)
+
+
+def main() -> None:
+    from edge_plugins.server import serve
+
+    if not any(arg in ("--dump", "-dump") for arg in sys.argv[1:]):
+        # Import the exporter (httpx, protobuf) now rather than in the first request, after
+        # gevent's monkey patching as serve() would do it (patch_all is idempotent).
+        from gevent import monkey
+
+        monkey.patch_all()
+        import edge_plugins.trace.export
+        import edge_plugins.trace.span  # noqa: F401
+    serve(sys.modules[__name__])
+
+
+if __name__ == "__main__":
+    main()
