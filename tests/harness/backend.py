@@ -25,10 +25,9 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.harness.support import BIN_DIR, free_port
+from tests.harness.support import BIN_DIR, REPO, free_port
 from tests.services import REDIS_TEST_URL
 
-REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "correct-horse-battery-9"
 REPO_BACKEND_URL = "http://127.0.0.1:8080"
 REPO_JWKS_URI = f"{REPO_BACKEND_URL}/api/auth/.well-known/jwks.json"

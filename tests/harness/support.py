@@ -25,6 +25,7 @@ from kong_harness.conf import load_kong_conf
 from kong_harness.gateway import Gateway, GatewaySettings, serve
 
 BIN_DIR = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -164,3 +165,20 @@ class HarnessRunner:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+def load_repo_gateway(prefix: Path) -> Gateway:
+    """kong/kong.conf + kong/kong.yml loaded as the harness (and Kong) would: every plugin
+    server queried, every plugin config validated against its dumped schema and resolved
+    (vault references read the current environment); no plugin server is started."""
+    conf = load_kong_conf(REPO / "kong/kong.conf", env={}).with_local_paths(str(prefix),
+                                                                           str(BIN_DIR))
+    gateway = Gateway(GatewaySettings(kong_conf=conf, declarative_config=REPO / "kong/kong.yml",
+                                      start_plugin_servers=False))
+
+    async def load() -> None:
+        await gateway.start()
+        await gateway.stop()
+
+    asyncio.run(load())
+    return gateway

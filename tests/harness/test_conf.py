@@ -12,7 +12,7 @@ import pytest
 
 from kong_harness.conf import KongConfError, load_kong_conf, parse_conf_text
 from kong_harness.declarative import load_declarative
-from tests.harness.support import BIN_DIR
+from tests.harness.support import BIN_DIR, load_repo_gateway
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -93,3 +93,13 @@ def test_repository_kong_yml_loads() -> None:
     for route in routes.values():
         assert route.service is not None and route.service.port == 8080
     # Routing and plugin configs against the dumped schemas: tests/harness/test_edge_jwt_config.py
+
+
+def test_repository_gateway_serves_the_three_edge_plugins(tmp_path: Path) -> None:
+    """DESIGN.md §1: edge-trace before edge-jwt before edge-rate-limit, each its own server."""
+    gateway = load_repo_gateway(tmp_path)
+    priorities = {name: gateway.external[name].priority
+                  for name in ("edge-trace", "edge-jwt", "edge-rate-limit")}
+    assert priorities == {"edge-trace": 100000, "edge-jwt": 1450, "edge-rate-limit": 910}
+    names = [p.name for p in gateway.config.plugins] if gateway.config else []
+    assert names.count("edge-trace") == 1, "one global edge-trace for every route"

@@ -7,7 +7,6 @@ test_edge_jwt_e2e.py.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import time
@@ -22,10 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from edge_plugins import edge_jwt
 from edge_plugins.guard import RequestEnded, error_request
-from kong_harness.conf import load_kong_conf
-from kong_harness.gateway import Gateway, GatewaySettings
+from kong_harness.gateway import Gateway
 from kong_harness.schema import ConfigError, process_config, select_config
-from tests.harness.support import BIN_DIR
+from tests.harness.support import BIN_DIR, load_repo_gateway
 from tests.recording_kong import RecordingKong
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,20 +60,7 @@ def dumped_schema() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def repo_gateway(tmp_path_factory: pytest.TempPathFactory) -> Gateway:
-    """kong/kong.conf + kong/kong.yml loaded as the harness (and Kong) would: every plugin
-    server queried, every plugin config validated against its dumped schema."""
-    prefix = tmp_path_factory.mktemp("prefix")
-    conf = load_kong_conf(REPO / "kong/kong.conf", env={}).with_local_paths(str(prefix),
-                                                                           str(BIN_DIR))
-    gateway = Gateway(GatewaySettings(kong_conf=conf, declarative_config=REPO / "kong/kong.yml",
-                                      start_plugin_servers=False))
-
-    async def load() -> None:
-        await gateway.start()
-        await gateway.stop()
-
-    asyncio.run(load())
-    return gateway
+    return load_repo_gateway(tmp_path_factory.mktemp("prefix"))
 
 
 def _effective_edge_jwt(gateway: Gateway, method: str, path: str) -> dict[str, Any] | None:

@@ -5,13 +5,13 @@ limits hold is shown with real sign-ups and logins: edge-jwt hands the user's su
 edge-rate-limit, so per-user routes count per user, and anonymous routes count per IP.
 Without EDGE_RATE_LIMIT_REDIS_URL (the env-vault reference in kong.yml resolves to
 nothing) the plugin counts in its own process: the mode `make run` uses without Redis.
+edge-trace runs in front, as in kong.yml, so rejections carry its request id.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,10 +19,9 @@ import yaml
 
 from edge_plugins.ratelimit.config import Policy, RateLimitConfig
 from edge_plugins.ratelimit.limits import Limit
-from kong_harness.conf import load_kong_conf
-from kong_harness.gateway import Gateway, GatewaySettings
-from tests.harness.backend import REPO, Backend, User, bearer, repo_kong_yml, sign_up
-from tests.harness.support import BIN_DIR, HarnessRunner
+from kong_harness.gateway import Gateway
+from tests.harness.backend import Backend, User, bearer, repo_kong_yml, sign_up
+from tests.harness.support import HarnessRunner, load_repo_gateway
 
 # What the issue asks for, endpoint by endpoint: (limit, period, limit_by).
 EXPECTED = {
@@ -47,18 +46,7 @@ EXPECTED = {
 def repo_gateway(tmp_path_factory: pytest.TempPathFactory,
                  monkeypatch_module: pytest.MonkeyPatch) -> Gateway:
     monkeypatch_module.delenv("EDGE_RATE_LIMIT_REDIS_URL", raising=False)
-    prefix = tmp_path_factory.mktemp("prefix")
-    conf = load_kong_conf(REPO / "kong/kong.conf", env={}).with_local_paths(str(prefix),
-                                                                           str(BIN_DIR))
-    gateway = Gateway(GatewaySettings(kong_conf=conf, declarative_config=REPO / "kong/kong.yml",
-                                      start_plugin_servers=False))
-
-    async def load() -> None:
-        await gateway.start()
-        await gateway.stop()
-
-    asyncio.run(load())
-    return gateway
+    return load_repo_gateway(tmp_path_factory.mktemp("prefix"))
 
 
 @pytest.fixture(scope="module")
@@ -90,18 +78,9 @@ def test_each_endpoint_has_its_limit(repo_gateway: Gateway, method: str, path: s
 
 
 def test_the_redis_url_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch,
-                                                  tmp_path: Any) -> None:
+                                                  tmp_path: Path) -> None:
     monkeypatch.setenv("EDGE_RATE_LIMIT_REDIS_URL", "redis://cache.internal:6379/3")
-    conf = load_kong_conf(REPO / "kong/kong.conf", env={}).with_local_paths(str(tmp_path),
-                                                                           str(BIN_DIR))
-    gateway = Gateway(GatewaySettings(kong_conf=conf, declarative_config=REPO / "kong/kong.yml",
-                                      start_plugin_servers=False))
-
-    async def load() -> None:
-        await gateway.start()
-        await gateway.stop()
-
-    asyncio.run(load())
+    gateway = load_repo_gateway(tmp_path)
     config = effective_limit(gateway, "POST", "/api/auth/login")
     assert config.redis is not None and config.redis.url == "redis://cache.internal:6379/3"
     assert config.describe_mode().startswith("policy redis at redis://cache.internal:6379/3")
@@ -111,12 +90,15 @@ def test_the_redis_url_comes_from_the_environment(monkeypatch: pytest.MonkeyPatc
 def limited_edge(backend: Backend, monkeypatch_module: pytest.MonkeyPatch
                  ) -> Iterator[httpx.Client]:
     monkeypatch_module.delenv("EDGE_RATE_LIMIT_REDIS_URL", raising=False)
-    doc = repo_kong_yml(backend, plugins=("edge-jwt", "edge-rate-limit"))
+    monkeypatch_module.delenv("EDGE_TRACE_OTLP_ENDPOINT", raising=False)
+    doc = repo_kong_yml(backend, plugins=("edge-trace", "edge-jwt", "edge-rate-limit"))
     env = {"EDGE_JWT_METRICS_PORT": "0", "EDGE_JWT_SIGNING_KEY_FILE": str(backend.gateway_key)}
     runner = HarnessRunner(
         yaml.safe_dump(doc, sort_keys=False),
-        servers={"edge-jwt": env, "edge-rate-limit": {"EDGE_RATE_LIMIT_METRICS_PORT": "0"}},
-        commands={"edge-jwt": "edge-jwt", "edge-rate-limit": "edge-rate-limit"}).start()
+        servers={"edge-trace": {"EDGE_TRACE_METRICS_PORT": "0"}, "edge-jwt": env,
+                 "edge-rate-limit": {"EDGE_RATE_LIMIT_METRICS_PORT": "0"}},
+        commands={name: name for name in ("edge-trace", "edge-jwt", "edge-rate-limit")}
+    ).start()
     try:
         with runner.client() as client:
             yield client
@@ -147,6 +129,9 @@ def test_login_register_and_profile_limits_hold_end_to_end(limited_edge: httpx.C
                          json={"email": "fourth@example.com", "password": "x" * 12})
     assert fourth.status_code == 429
     assert fourth.json()["violated-policies"] == ["minute"]
+    # edge-trace (first on every request) gave it a request id: echoed and in the body.
+    assert fourth.json()["request_id"] == fourth.headers["X-Request-ID"]
+    assert third.headers["X-Request-ID"] != fourth.headers["X-Request-ID"]
 
     # Logins: two were used by the sign-ups; three more, then the sixth is refused.
     logins = [client.post("/api/auth/login", json={"email": alice.email, "password": "wrong"})
@@ -155,3 +140,10 @@ def test_login_register_and_profile_limits_hold_end_to_end(limited_edge: httpx.C
     assert logins[3].status_code == 429
     assert 1 <= int(logins[3].headers["Retry-After"]) <= 60
     assert logins[3].headers["X-RateLimit-Remaining-Minute"] == "0"
+    # A well-formed client request id is kept, on 401 (edge-jwt) and 429 alike.
+    mine = client.post("/api/auth/login", headers={"X-Request-ID": "support-case-4711"},
+                       json={})
+    assert mine.status_code == 429 and mine.json()["request_id"] == "support-case-4711"
+    anonymous = client.get("/api/auth/profile", headers={"X-Request-ID": "support-case-4712"})
+    assert anonymous.status_code == 401
+    assert anonymous.headers["X-Request-ID"] == "support-case-4712"
