@@ -47,6 +47,7 @@ bench: setup
 	$(VENV)/bin/python -m tests.bench.backend_latency
 	$(VENV)/bin/python -m tests.bench.edge_jwt_cpu
 	$(VENV)/bin/python -m tests.bench.rate_limit
+	$(VENV)/bin/python -m tests.bench.edge_trace_cpu
 
 up:
 	@test -f docker-compose.yml || { echo "docker-compose.yml arrives with the compose issue"; exit 1; }

@@ -127,3 +127,29 @@ def test_a_config_the_core_refuses_fails_closed(harness_factory: Any, upstream: 
         answer = client.get("/login")
     assert answer.status_code == 500
     assert "limit" not in answer.text.lower(), "no config detail leaks to the client"
+
+
+def test_admitted_request_costs_two_pdk_round_trips(harness_factory: Any, upstream: Any,
+                                                    monkeypatch: Any) -> None:
+    """Counted where the harness answers PDK calls (kong_harness.pdk.call, looked up by the
+    RPC bridge on every step): one read for the key, one write of the headers."""
+    import kong_harness.pdk
+
+    yml = kong_yml(upstream.port, [limit("login", limits=[{"limit": 5, "period": "minute"}],
+                                         limit_by="ip")])
+    gw = harness_factory(yml, servers=SERVERS, commands=COMMANDS)
+    calls: list[tuple[str, str]] = []
+    real_call = kong_harness.pdk.call
+
+    def counting(ctx: Any, method: str, args: list[Any]) -> Any:
+        calls.append((ctx.plugin_name, method))
+        return real_call(ctx, method, args)
+
+    monkeypatch.setattr(kong_harness.pdk, "call", counting)
+    with gw.client() as client:
+        for _ in range(3):  # the first one also asks for the route name (metrics label)
+            assert client.get("/login").status_code == 200
+        calls.clear()
+        assert client.get("/login").status_code == 200
+    mine = [method for plugin, method in calls if plugin == "edge-rate-limit"]
+    assert mine == ["kong.client.get_forwarded_ip", "kong.response.set_headers"]
