@@ -37,3 +37,7 @@ class RecordingKong:
     @property
     def methods(self) -> list[str]:
         return [path for path, _ in self.calls]
+
+    def args(self, method: str) -> tuple[Any, ...]:
+        """The arguments of the first call to ``method``."""
+        return next(args for path, args in self.calls if path == method)

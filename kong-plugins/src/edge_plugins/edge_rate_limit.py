@@ -190,16 +190,9 @@ def _scope_label(kong: Any, scope: str) -> str:
 
 
 def main() -> None:
-    from edge_plugins.server import serve
+    from edge_plugins.server import run_plugin
 
-    if not any(arg in ("--dump", "-dump") for arg in sys.argv[1:]):
-        # Import the core (redis, prometheus) now rather than in the first request, after
-        # gevent's monkey patching as serve() would do it (patch_all is idempotent).
-        from gevent import monkey
-
-        monkey.patch_all()
-        import edge_plugins.ratelimit.enforcer  # noqa: F401
-    serve(sys.modules[__name__])
+    run_plugin(sys.modules[__name__], preload=("edge_plugins.ratelimit.enforcer",))
 
 
 if __name__ == "__main__":

@@ -170,17 +170,10 @@ class Plugin:
 
 
 def main() -> None:
-    from edge_plugins.server import serve
+    from edge_plugins.server import run_plugin
 
-    if not any(arg in ("--dump", "-dump") for arg in sys.argv[1:]):
-        # Import the exporter (httpx, protobuf) now rather than in the first request, after
-        # gevent's monkey patching as serve() would do it (patch_all is idempotent).
-        from gevent import monkey
-
-        monkey.patch_all()
-        import edge_plugins.trace.export
-        import edge_plugins.trace.span  # noqa: F401
-    serve(sys.modules[__name__])
+    run_plugin(sys.modules[__name__],
+               preload=("edge_plugins.trace.export", "edge_plugins.trace.span"))
 
 
 if __name__ == "__main__":

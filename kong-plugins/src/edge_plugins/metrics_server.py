@@ -1,10 +1,11 @@
-"""The Prometheus endpoint of a plugin-server process (DESIGN.md §3.4 ports).
+"""Prometheus plumbing of a plugin-server process: its endpoint and safe recording.
 
 Each plugin runs in its own server process, so each process serves its own ``/metrics``
 from ``prometheus_client``'s default registry. The server starts once, lazily, after a
 handler's first PDK call (kong-pdk serialises work done before it), on the port named by
 the plugin's environment variable; ``0`` disables it. A taken port is logged, never fatal:
-requests are served without metrics rather than not at all.
+requests are served without metrics rather than not at all. Recording goes through
+:func:`safely`: a metric must never fail a request or stop a background worker.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 
 from prometheus_client import start_http_server
 
@@ -55,3 +57,11 @@ def start_metrics_once(port_env: str, default_port: int) -> None:
         start_metrics_server(port)
     except OSError as exc:  # port taken: serve requests anyway, say why metrics are gone
         log.error("metrics server not started on port %s: %s", port, exc)
+
+
+def safely(record: Callable[[], object], family: str) -> None:
+    """Run ``record`` (one metric update); an error is logged at debug and swallowed."""
+    try:
+        record()
+    except Exception:  # a metric must never fail a request: log and go on
+        log.debug("metric %s not recorded", family, exc_info=True)

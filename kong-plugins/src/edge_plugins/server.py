@@ -9,8 +9,10 @@ command in kong.conf cannot forget them.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
+from collections.abc import Iterable
 from types import ModuleType
 
 _FORCED_FLAGS = ("-g", "--no-lua-style")
@@ -53,3 +55,20 @@ def serve(module: ModuleType) -> None:
         module.priority,
         module.Schema,
     )
+
+
+def run_plugin(module: ModuleType, preload: Iterable[str] = ()) -> None:
+    """A plugin's console-script ``main``: preload its core, then :func:`serve` it.
+
+    The modules in ``preload`` (the core: httpx, redis, cryptography, protobuf…) are
+    imported at start rather than in the first request, after gevent's monkey patching as
+    :func:`serve` would do it (``patch_all`` is idempotent); ``--dump`` skips both so the
+    query command stays fast and its stdout pure JSON.
+    """
+    if not any(arg in ("--dump", "-dump") for arg in sys.argv[1:]):
+        from gevent import monkey
+
+        monkey.patch_all()
+        for name in preload:
+            importlib.import_module(name)
+    serve(module)

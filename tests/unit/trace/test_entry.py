@@ -3,47 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
-from typing import Any
 
 import pytest
 
 from edge_plugins import edge_trace
 from edge_plugins.trace.traceparent import parse_traceparent
 from tests.otlp_receiver import OtlpReceiver
+from tests.recording_kong import RecordingKong
 
 CLIENT_TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-
-
-class FakeKong:
-    """Records PDK calls in order; ``answers`` maps a method to a value or callable."""
-
-    def __init__(self, answers: Mapping[str, Any] | None = None) -> None:
-        self.calls: list[tuple[str, tuple[Any, ...]]] = []
-        self.answers = dict(answers or {})
-        outer = self
-
-        class Node:
-            def __init__(self, path: str) -> None:
-                self._path = path
-
-            def __getattr__(self, name: str) -> Node:
-                return Node(f"{self._path}.{name}")
-
-            def __call__(self, *args: Any) -> Any:
-                outer.calls.append((self._path, args))
-                answer = outer.answers.get(self._path)
-                return answer(*args) if isinstance(answer, Callable) else answer  # type: ignore[arg-type]
-
-        for name in ("request", "service", "response", "client", "log", "ctx"):
-            setattr(self, name, Node(f"kong.{name}"))
-
-    @property
-    def methods(self) -> list[str]:
-        return [method for method, _ in self.calls]
-
-    def args(self, method: str) -> tuple[Any, ...]:
-        return next(args for m, args in self.calls if m == method)
 
 
 @pytest.fixture(autouse=True)
@@ -51,8 +19,8 @@ def _no_metrics_server(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(edge_trace.METRICS_PORT_ENV, "0")
 
 
-def _request(headers: dict[str, list[str]], client_ip: str = "10.0.0.7") -> FakeKong:
-    return FakeKong({"kong.request.get_headers": headers, "kong.client.get_ip": client_ip})
+def _request(headers: dict[str, list[str]], client_ip: str = "10.0.0.7") -> RecordingKong:
+    return RecordingKong({"kong.request.get_headers": headers, "kong.client.get_ip": client_ip})
 
 
 def test_access_is_three_round_trips() -> None:
@@ -84,7 +52,7 @@ def test_trusted_ips_cost_one_more_round_trip() -> None:
 
 def test_log_without_export_makes_no_pdk_call() -> None:
     plugin = edge_trace.Plugin({})
-    kong = FakeKong()
+    kong = RecordingKong()
     plugin.log(kong)
     assert kong.calls == []
 
@@ -114,7 +82,7 @@ def test_log_is_one_round_trip_and_exports_the_span() -> None:
             "route": {"name": "orders", "paths": ["/orders"]}, "service": {"name": "shop"},
             "latencies": {"kong": 1, "proxy": 4, "request": 6, "receive": 0},
             "started_at": 1_700_000_000_000})
-        log = FakeKong({"kong.log.serialize": serialized})
+        log = RecordingKong({"kong.log.serialize": serialized})
         plugin.log(log)
         assert log.methods == ["kong.log.serialize"]
         (span,) = receiver.wait_for(lambda spans: len(spans) == 1)

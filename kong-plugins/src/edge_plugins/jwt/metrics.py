@@ -9,11 +9,9 @@ recorded whether or not the HTTP server was started (unit tests, ``make bench``)
 
 from __future__ import annotations
 
-import logging
-
 from prometheus_client import Counter, Gauge, Histogram
 
-log = logging.getLogger(__name__)
+from edge_plugins.metrics_server import safely
 
 VALIDATIONS = Counter(
     "edge_jwt_validations_total",
@@ -49,42 +47,26 @@ REVOCATION_CONNECTED = Gauge(
 )
 
 def record_validation(result: str, reason: str) -> None:
-    try:
-        VALIDATIONS.labels(result=result, reason=reason).inc()
-    except Exception:  # pragma: no cover - a metric must never fail a request
-        log.debug("metric edge_jwt_validations_total not recorded", exc_info=True)
+    safely(lambda: VALIDATIONS.labels(result=result, reason=reason).inc(),
+           "edge_jwt_validations_total")
 
 
 def record_jwks_fetch(result: str) -> None:
-    try:
-        JWKS_FETCHES.labels(result=result).inc()
-    except Exception:  # pragma: no cover
-        log.debug("metric edge_jwt_jwks_fetches_total not recorded", exc_info=True)
+    safely(lambda: JWKS_FETCHES.labels(result=result).inc(), "edge_jwt_jwks_fetches_total")
 
 
 def record_cache_hit(cache: str) -> None:
-    try:
-        CACHE_HITS.labels(cache=cache).inc()
-    except Exception:  # pragma: no cover
-        log.debug("metric edge_jwt_cache_hits_total not recorded", exc_info=True)
+    safely(lambda: CACHE_HITS.labels(cache=cache).inc(), "edge_jwt_cache_hits_total")
 
 
 def observe_verify_seconds(seconds: float) -> None:
-    try:
-        VERIFY_SECONDS.observe(seconds)
-    except Exception:  # pragma: no cover
-        log.debug("metric edge_jwt_verify_seconds not recorded", exc_info=True)
+    safely(lambda: VERIFY_SECONDS.observe(seconds), "edge_jwt_verify_seconds")
 
 
 def set_jwks_stale(source: str, stale: bool) -> None:
-    try:
-        JWKS_STALE.labels(source=source).set(1 if stale else 0)
-    except Exception:  # pragma: no cover
-        log.debug("metric edge_jwt_jwks_stale not recorded", exc_info=True)
+    safely(lambda: JWKS_STALE.labels(source=source).set(1 if stale else 0), "edge_jwt_jwks_stale")
 
 
 def set_revocation_connected(channel: str, connected: bool) -> None:
-    try:
-        REVOCATION_CONNECTED.labels(channel=channel).set(1 if connected else 0)
-    except Exception:  # pragma: no cover
-        log.debug("metric edge_jwt_revocation_connected not recorded", exc_info=True)
+    safely(lambda: REVOCATION_CONNECTED.labels(channel=channel).set(1 if connected else 0),
+           "edge_jwt_revocation_connected")

@@ -1,7 +1,7 @@
 """Prometheus metrics of the edge-rate-limit plugin server (DESIGN.md §3.4: port 9103).
 
 Registered once at import in ``prometheus_client``'s default registry, served by
-:mod:`edge_plugins.metrics_server`. Recording never fails a request (:func:`_safely`).
+:mod:`edge_plugins.metrics_server`. Recording never fails a request (``safely``).
 
 * ``edge_rate_limit_decisions_total{route, outcome}`` — exactly one outcome per request, so
   the family sums to the request count: ``allowed``, ``rejected``, ``shadow_rejected``
@@ -17,12 +17,9 @@ Registered once at import in ``prometheus_client``'s default registry, served by
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
-
 from prometheus_client import Counter, Gauge, Histogram
 
-log = logging.getLogger(__name__)
+from edge_plugins.metrics_server import safely
 
 NEAR_LIMIT_RATIO = 0.8
 
@@ -49,27 +46,20 @@ BREAKER_STATE = Gauge(
 _BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 
 
-def _safely(record: Callable[[], None], family: str) -> None:
-    try:
-        record()
-    except Exception:  # a metric must never fail a request: log and go on
-        log.debug("metric %s not recorded", family, exc_info=True)
-
-
 def record_decision(route: str, outcome: str) -> None:
-    _safely(lambda: DECISIONS.labels(route=route, outcome=outcome).inc(),
+    safely(lambda: DECISIONS.labels(route=route, outcome=outcome).inc(),
             "edge_rate_limit_decisions_total")
 
 
 def record_near_limit(route: str) -> None:
-    _safely(lambda: NEAR_LIMIT.labels(route=route).inc(), "edge_rate_limit_near_limit_total")
+    safely(lambda: NEAR_LIMIT.labels(route=route).inc(), "edge_rate_limit_near_limit_total")
 
 
 def observe_store_seconds(seconds: float) -> None:
-    _safely(lambda: STORE_SECONDS.observe(seconds),
+    safely(lambda: STORE_SECONDS.observe(seconds),
             "edge_rate_limit_store_seconds")
 
 
 def set_breaker_state(store: str, state: str) -> None:
-    _safely(lambda: BREAKER_STATE.labels(store=store).set(_BREAKER_VALUES.get(state, 2)),
+    safely(lambda: BREAKER_STATE.labels(store=store).set(_BREAKER_VALUES.get(state, 2)),
             "edge_rate_limit_breaker_state")

@@ -10,11 +10,9 @@ Label values are bounded: ``header`` is one of ``traceparent``, ``tracestate``, 
 
 from __future__ import annotations
 
-import logging
-
 from prometheus_client import Counter, Gauge
 
-log = logging.getLogger(__name__)
+from edge_plugins.metrics_server import safely
 
 SPANS_STARTED = Counter(
     "edge_trace_spans_started_total",
@@ -49,44 +47,27 @@ EXPORT_QUEUE = Gauge(
 
 
 def record_span_started(sampled: bool) -> None:
-    try:
-        SPANS_STARTED.labels(sampled="true" if sampled else "false").inc()
-    except Exception:  # pragma: no cover - a metric must never fail a request
-        log.debug("metric edge_trace_spans_started_total not recorded", exc_info=True)
+    safely(lambda: SPANS_STARTED.labels(sampled="true" if sampled else "false").inc(),
+           "edge_trace_spans_started_total")
 
 
 def record_exported(count: int) -> None:
-    try:
-        SPANS_EXPORTED.inc(count)
-    except Exception:  # pragma: no cover
-        log.debug("metric edge_trace_spans_exported_total not recorded", exc_info=True)
+    safely(lambda: SPANS_EXPORTED.inc(count), "edge_trace_spans_exported_total")
 
 
 def record_dropped(reason: str, count: int = 1) -> None:
-    try:
-        SPANS_DROPPED.labels(reason=reason).inc(count)
-    except Exception:  # pragma: no cover
-        log.debug("metric edge_trace_spans_dropped_total not recorded", exc_info=True)
+    safely(lambda: SPANS_DROPPED.labels(reason=reason).inc(count), "edge_trace_spans_dropped_total")
 
 
 def record_invalid_context(header: str, reason: str) -> None:
-    try:
-        INVALID_CONTEXT.labels(header=header, reason=reason).inc()
-    except Exception:  # pragma: no cover
-        log.debug("metric edge_trace_invalid_incoming_context_total not recorded",
-                  exc_info=True)
+    safely(lambda: INVALID_CONTEXT.labels(header=header, reason=reason).inc(),
+           "edge_trace_invalid_incoming_context_total")
 
 
 def record_request_id(outcome: str) -> None:
-    try:
-        REQUEST_IDS.labels(outcome=outcome).inc()
-    except Exception:  # pragma: no cover
-        log.debug("metric edge_trace_request_ids_total not recorded", exc_info=True)
+    safely(lambda: REQUEST_IDS.labels(outcome=outcome).inc(), "edge_trace_request_ids_total")
 
 
 def add_queued(delta: int) -> None:
     """Spans entering (positive) or leaving (negative) any export queue of this process."""
-    try:
-        EXPORT_QUEUE.inc(delta)
-    except Exception:  # pragma: no cover
-        log.debug("metric edge_trace_export_queue_spans not recorded", exc_info=True)
+    safely(lambda: EXPORT_QUEUE.inc(delta), "edge_trace_export_queue_spans")
