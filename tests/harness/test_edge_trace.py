@@ -14,7 +14,6 @@ Routes (each with its own edge-trace config):
 from __future__ import annotations
 
 import re
-import socket
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ import kong_harness.pdk
 from edge_plugins.trace.traceparent import parse_traceparent
 from tests.harness.support import HarnessRunner, Upstream, free_port, header
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
+from tests.services import closed_port
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 CLIENT_SPAN = "b7ad6b7169203331"
@@ -49,9 +49,7 @@ def metrics_port() -> int:
 @pytest.fixture(scope="module")
 def gateway(upstream: Upstream, receiver: OtlpReceiver, metrics_port: int
             ) -> Iterator[HarnessRunner]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed = probe.getsockname()[1]
+    closed = closed_port()
     exporting = (f'otlp_endpoint: "{receiver.endpoint}", otlp_flush_interval_ms: 20, '
                  "response_trace_context: true")
     yml = f"""
