@@ -13,6 +13,12 @@ Environment overrides (gunicorn's own ``GUNICORN_CMD_ARGS`` works too):
                         idle connections and never reuses one gunicorn has just dropped
 ``GUNICORN_ACCESS_LOG`` ``1`` (default) to log each request as JSON on stdout, ``0`` to disable
 ``LOG_LEVEL``           default ``INFO``; ``SERVICE_NAME`` as in the Django settings
+
+Tracing: each worker switches OpenTelemetry on after the fork (``post_fork``), so the span
+export thread runs in the process that records the spans, when ``OTEL_EXPORTER_OTLP_ENDPOINT``
+or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` is set (see ``auth_backend.core.tracing``); a
+worker that exits flushes its spans for at most a few seconds (``worker_exit``). Do not turn
+on ``preload_app`` without moving that set-up.
 """
 
 import os
@@ -65,3 +71,18 @@ logconfig_dict = {
         "gunicorn.access": {"level": "INFO", "handlers": ["stdout"], "propagate": False},
     },
 }
+
+
+def post_fork(server, worker):
+    """Tracing in the worker, before it loads the application (``auth_backend.wsgi``)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "auth_backend.settings")
+    from auth_backend.core.tracing import configure_tracing
+
+    configure_tracing()
+
+
+def worker_exit(server, worker):
+    """Flush this worker's queued spans (bounded: a down collector cannot hold the exit)."""
+    from auth_backend.core.tracing import shutdown_tracing
+
+    shutdown_tracing()

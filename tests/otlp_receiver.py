@@ -55,6 +55,8 @@ class OtlpReceiver:
     """Start with :meth:`start`; ``spans`` fills as exporters post to :attr:`endpoint`."""
 
     status: int = 200
+    port_wanted: int = 0
+    on_spans: Callable[[list[ReceivedSpan]], None] | None = None
     spans: list[ReceivedSpan] = field(default_factory=list)
     requests: int = 0
     _server: ThreadingHTTPServer | None = None
@@ -96,7 +98,7 @@ class OtlpReceiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port_wanted), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -133,6 +135,8 @@ class OtlpReceiver:
         with self._lock:
             self.requests += 1
             self.spans.extend(spans)
+        if self.on_spans is not None:
+            self.on_spans(spans)
 
     def wait_for(self, predicate: Callable[[list[ReceivedSpan]], bool],
                  timeout: float = 10.0) -> list[ReceivedSpan]:
@@ -153,3 +157,37 @@ class OtlpReceiver:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+def _print_spans(spans: list[ReceivedSpan]) -> None:
+    for span in sorted(spans, key=lambda s: s.start_ns):
+        duration_ms = (span.end_ns - span.start_ns) / 1e6
+        parent = span.parent_span_id or "-" * 16
+        print(f"{span.trace_id} {span.span_id} <- {parent} {duration_ms:9.2f} ms "
+              f"{span.service_name:<13} {span.name}", flush=True)
+
+
+def main() -> None:
+    """``python -m tests.otlp_receiver [--port 4318]``: print every span received.
+
+    A stand-in for Jaeger where Docker is not available: point EDGE_TRACE_OTLP_ENDPOINT
+    and OTEL_EXPORTER_OTLP_ENDPOINT at it and watch one trace cross gateway, backend and
+    database (README.md, "Seeing a trace").
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=4318)
+    args = parser.parse_args()
+    receiver = OtlpReceiver(port_wanted=args.port, on_spans=_print_spans).start()
+    print(f"OTLP/HTTP receiver on {receiver.endpoint} (Ctrl-C stops)", flush=True)
+    print(f"{'trace id':<32} {'span id':<16}    {'parent':<16} {'duration':>12} "
+          f"{'service':<13} name", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        receiver.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -22,6 +22,9 @@ Environment (all optional except where noted):
     assertions later); default ``auth-backend``.
 ``LOG_LEVEL``
     Root log level; default ``INFO``.
+``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` and other ``OTEL_*``
+    OpenTelemetry tracing, off unless an endpoint is set; read by
+    :mod:`auth_backend.core.tracing` (not here), see ``backend/docs/tracing.md``.
 """
 
 from __future__ import annotations

@@ -67,6 +67,7 @@ from auth_backend.accounts.selectors import (
     one_time_token_by_hash,
     user_by_email,
 )
+from auth_backend.core import tracing
 from auth_backend.events.services import EventType, record_event
 from auth_backend.tokens.services import TokenPair, issue_token_pair, revoke_all_for_user
 
@@ -309,6 +310,7 @@ def _finish_login(user: User, amr: Iterable[str], **payload: Any) -> TokenPair:
     return pair
 
 
+@tracing.traced("accounts.login", **{"auth.method": "password"})
 def login(*, email: str, password: str) -> LoginResult:
     """Sign in with email and password.
 
@@ -332,8 +334,11 @@ def login(*, email: str, password: str) -> LoginResult:
         _record_login_failure(user, "email_not_verified")
         raise EmailNotVerified()
     if user.totp_enabled:
+        tracing.set_attributes({"auth.outcome": "2fa_required"})
         return LoginResult(challenge_token=create_login_challenge(user, amr=(AMR_PASSWORD,)))
-    return LoginResult(tokens=_finish_login(user, (AMR_PASSWORD,), method="password"))
+    result = LoginResult(tokens=_finish_login(user, (AMR_PASSWORD,), method="password"))
+    tracing.set_attributes({"auth.outcome": "success"})
+    return result
 
 
 def create_login_challenge(user: User, *, amr: Iterable[str] = (AMR_PASSWORD,)) -> str:
@@ -362,6 +367,7 @@ def _accept_totp_code(user: User, code: str) -> int | None:
     return step
 
 
+@tracing.traced("accounts.login", **{"auth.method": "otp"})
 def complete_two_factor_login(*, challenge_token: str, code: str) -> TokenPair:
     """Finish a sign-in with a TOTP code.
 
@@ -403,6 +409,7 @@ def complete_two_factor_login(*, challenge_token: str, code: str) -> TokenPair:
     if failure is not None:
         raise failure
     assert pair is not None
+    tracing.set_attributes({"auth.outcome": "success"})
     return pair
 
 

@@ -7,6 +7,10 @@ and commits. A crash, a lost connection or a failed commit after an ``XADD`` lea
 unpublished, and the next round publishes it again: consumers de-duplicate on ``event_id``.
 See ``backend/docs/events.md``.
 
+Tracing: a batch that found events is one ``events.relay`` span (stream, batch size, published
+and failed counts) over its ``XADD`` and ``UPDATE`` spans. The poll that finds nothing — every
+``EVENTS_RELAY_INTERVAL_MS`` while idle — records nothing, so an idle relay leaves no traces.
+
 Order: rows are taken oldest first (``occurred_at``). An event that fails to publish stays
 behind while later ones in the batch go on, so the stream order is the order of
 *publication*; consumers that care about order compare ``occurred_at``.
@@ -28,6 +32,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from auth_backend.core import tracing
 from auth_backend.events.models import OutboxEvent
 from auth_backend.events.selectors import unpublished_events
 
@@ -93,32 +98,50 @@ def publish_batch(
         maxlen = settings.EVENTS_STREAM_MAXLEN
     trim_to = maxlen if maxlen and maxlen > 0 else None
     result = BatchResult()
+    started = tracing.now_ns()
 
     with transaction.atomic():
-        events = list(unpublished_events().select_for_update(skip_locked=True)[:batch_size])
-        for event in events:
-            try:
-                # MAXLEN ~ N: Redis trims whole radix-tree nodes, cheap and never below N.
-                client.xadd(stream, stream_fields(event), maxlen=trim_to, approximate=True)
-            except (redis.ConnectionError, redis.TimeoutError):
-                # Redis is unreachable: the rest of the batch would fail the same way, slowly.
-                result.failed.append(event.id)
-                result.connection_lost = True
-                logger.warning("event bus unreachable; event %s stays in the outbox", event.id,
-                               extra={"event_id": str(event.id), "attempts": event.attempts + 1})
-                break
-            except redis.RedisError:
-                result.failed.append(event.id)
-                logger.warning("could not publish event %s; it stays in the outbox", event.id,
-                               exc_info=True,
-                               extra={"event_id": str(event.id), "attempts": event.attempts + 1})
-                continue
-            result.published.append(event.id)
-        _mark_published(result.published, timezone.now())
-        _count_failed_attempts(result.failed)
+        with tracing.suppressed():  # idle polls leave no trace; the batch span starts earlier
+            events = list(unpublished_events().select_for_update(skip_locked=True)[:batch_size])
+        if events:
+            with tracing.span("events.relay", {
+                "messaging.system": "redis",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": stream,
+                "messaging.batch.message_count": len(events),
+            }, start_time=started) as span:
+                _publish(client, events, stream, trim_to, result)
+                span.set_attributes({"events.published": len(result.published),
+                                     "events.failed": len(result.failed),
+                                     "events.connection_lost": result.connection_lost})
     if result.published:
         logger.debug("published %d event(s) to %s", len(result.published), stream)
     return result
+
+
+def _publish(client: redis.Redis, events: list[OutboxEvent], stream: str,
+             trim_to: int | None, result: BatchResult) -> None:
+    """``XADD`` each event, then record publication and failed attempts (caller's transaction)."""
+    for event in events:
+        try:
+            # MAXLEN ~ N: Redis trims whole radix-tree nodes, cheap and never below N.
+            client.xadd(stream, stream_fields(event), maxlen=trim_to, approximate=True)
+        except (redis.ConnectionError, redis.TimeoutError):
+            # Redis is unreachable: the rest of the batch would fail the same way, slowly.
+            result.failed.append(event.id)
+            result.connection_lost = True
+            logger.warning("event bus unreachable; event %s stays in the outbox", event.id,
+                           extra={"event_id": str(event.id), "attempts": event.attempts + 1})
+            break
+        except redis.RedisError:
+            result.failed.append(event.id)
+            logger.warning("could not publish event %s; it stays in the outbox", event.id,
+                           exc_info=True,
+                           extra={"event_id": str(event.id), "attempts": event.attempts + 1})
+            continue
+        result.published.append(event.id)
+    _mark_published(result.published, timezone.now())
+    _count_failed_attempts(result.failed)
 
 
 def _mark_published(event_ids: list[uuid.UUID], published_at: datetime) -> None:

@@ -46,6 +46,7 @@ from rest_framework.exceptions import APIException, PermissionDenied
 
 from auth_backend.accounts.models import User, normalize_email
 from auth_backend.accounts.services import LoginResult, create_login_challenge
+from auth_backend.core import tracing
 from auth_backend.events.services import EventType, record_event
 from auth_backend.tokens.services import issue_token_pair
 
@@ -123,6 +124,7 @@ def _jwk_client() -> jwt.PyJWKClient:
         return client
 
 
+@tracing.traced("google.verify")
 def verify_google_id_token(id_token: str) -> GoogleIdentity:
     """The verified identity in a Google ID token (see the module docstring)."""
     client_ids = _client_ids()
@@ -196,6 +198,7 @@ def _link_or_create(identity: GoogleIdentity) -> tuple[User, str]:
     return user, "created"
 
 
+@tracing.traced("accounts.login", **{"auth.method": "google"})
 def google_login(id_token: str) -> dict[str, Any]:
     """Verify the ID token, find or create the user, and answer like password login.
 
@@ -218,9 +221,12 @@ def _sign_in(identity: GoogleIdentity) -> dict[str, Any]:
         if user.totp_enabled:
             # Same answer as password login; POST login/2fa issues tokens with amr google+otp.
             challenge = create_login_challenge(user, amr=(AMR_GOOGLE,))
+            tracing.set_attributes({"auth.outcome": "2fa_required",
+                                    "auth.google.linked_by": linked_by})
             return LoginResult(challenge_token=challenge).as_response()
         pair = issue_token_pair(user, amr=(AMR_GOOGLE,))
         User.objects.filter(pk=user.pk).update(last_login=timezone.now())
         record_event(EventType.LOGIN_SUCCEEDED, subject_id=str(user.pk), amr=[AMR_GOOGLE],
                      method="google", linked_by=linked_by)
+        tracing.set_attributes({"auth.outcome": "success", "auth.google.linked_by": linked_by})
         return pair.as_response()

@@ -42,6 +42,7 @@ from rest_framework.exceptions import APIException
 
 from auth_backend.accounts.models import User
 from auth_backend.accounts.selectors import active_user_by_id
+from auth_backend.core import tracing
 from auth_backend.events.services import EventType, record_event
 from auth_backend.tokens import revocation as revocations
 from auth_backend.tokens.keys import signing_keys
@@ -256,7 +257,8 @@ def issue_token_pair(user: User, *, amr: Sequence[str] = ("pwd",)) -> TokenPair:
 
     Callers have already authenticated ``user`` (password, 2FA, Google); ``amr`` records how.
     """
-    with transaction.atomic():
+    with (tracing.span("tokens.issue", {"tokens.grant": "login", "auth.amr": list(amr)}),
+          transaction.atomic()):
         now = timezone.now()
         family = RefreshFamily.objects.create(user=user, amr=list(amr), created_at=now)
         refresh_token = _new_refresh_token(family, now)
@@ -265,6 +267,7 @@ def issue_token_pair(user: User, *, amr: Sequence[str] = ("pwd",)) -> TokenPair:
                      expires_in=expires_in)
 
 
+@tracing.traced("tokens.refresh")
 def rotate_refresh_token(raw_refresh_token: str) -> TokenPair:
     """Exchange a refresh token for a new pair; see the module docstring for reuse.
 
@@ -304,13 +307,16 @@ def rotate_refresh_token(raw_refresh_token: str) -> TokenPair:
             else:
                 token.used_at = now
                 token.save(update_fields=["used_at"])
-                refresh_token = _new_refresh_token(family, now)
-                access_token, expires_in = _issue_access_token(user, family)
+                with tracing.span("tokens.issue", {"tokens.grant": "refresh_token",
+                                                   "auth.amr": list(family.amr)}):
+                    refresh_token = _new_refresh_token(family, now)
+                    access_token, expires_in = _issue_access_token(user, family)
                 outcome = ""
     if outcome == RevokeReason.REUSE:
         log.warning("refresh token reuse detected; session revoked",
                     extra={"sub": str(family.user_id), "sid": str(family.pk)})
     if outcome:
+        tracing.set_attributes({"tokens.revoked": outcome})
         raise InvalidRefreshToken()
     return TokenPair(access_token=access_token, refresh_token=refresh_token,
                      expires_in=expires_in)

@@ -3,6 +3,10 @@
 Runs until SIGTERM/SIGINT, which finish the batch in progress and exit 0. ``--once``
 publishes the current backlog and exits (non-zero if some events could not be published).
 Several instances may run side by side; they skip each other's locked rows.
+
+With ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``…_TRACES_ENDPOINT``) set, each non-empty batch is
+an ``events.relay`` trace (with its Redis and database spans), exported over OTLP; see
+:mod:`auth_backend.core.tracing`.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, close_old_connections
 
+from auth_backend.core import tracing
 from auth_backend.events.bus import redis_client
 from auth_backend.events.relay import BatchResult, publish_batch
 
@@ -54,6 +59,9 @@ class Command(BaseCommand):
         if options["batch_size"] < 1:
             raise CommandError("--batch-size must be at least 1.")
         self._stop = threading.Event()
+        # Tracing this command switched on is flushed and switched off when it ends; tracing
+        # the process already had (a test, a caller) is left alone.
+        owns_tracing = not tracing.is_enabled() and tracing.configure_tracing()
         client = redis_client(timeout_seconds=settings.EVENTS_REDIS_TIMEOUT_MS / 1000)
         previous = self._install_signal_handlers()
         try:
@@ -64,6 +72,8 @@ class Command(BaseCommand):
         finally:
             self._restore_signal_handlers(previous)
             client.close()
+            if owns_tracing:
+                tracing.shutdown_tracing()
 
     # --- modes -------------------------------------------------------------------------
 
