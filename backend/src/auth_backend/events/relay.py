@@ -18,6 +18,7 @@ behind while later ones in the batch go on, so the stream order is the order of
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import uuid
@@ -100,8 +101,12 @@ def publish_batch(
     result = BatchResult()
     started = tracing.now_ns()
 
-    with transaction.atomic():
-        with tracing.suppressed():  # idle polls leave no trace; the batch span starts earlier
+    with contextlib.ExitStack() as batch:
+        # Idle polls leave no trace: neither the poll nor the transaction's BEGIN (SQLite
+        # runs "BEGIN IMMEDIATE" as a statement when the block opens); the batch span
+        # starts earlier, at ``started``.
+        with tracing.suppressed():
+            batch.enter_context(transaction.atomic())
             events = list(unpublished_events().select_for_update(skip_locked=True)[:batch_size])
         if events:
             with tracing.span("events.relay", {
