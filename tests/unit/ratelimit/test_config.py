@@ -11,11 +11,10 @@ from edge_plugins.ratelimit.config import (
     Policy,
     RateLimitConfig,
     StoreFailure,
-    redis_address,
 )
 from edge_plugins.ratelimit.errors import LimitConfigError
-from edge_plugins.ratelimit.limits import Limit
-from edge_plugins.ratelimit.local_store import Algorithm
+from edge_plugins.ratelimit.limits import Algorithm, Limit
+from edge_plugins.ratelimit.redis_store import RedisSettings
 
 
 def conf(**extra: Any) -> dict[str, Any]:
@@ -66,7 +65,9 @@ def test_redis_settings_and_no_redis_means_local() -> None:
     assert (config.redis.breaker_threshold, config.redis.breaker_reset_seconds) == (2, 7.0)
     mode = config.describe_mode()
     assert "redis://cache:6380/2" in mode and "pw" not in mode and "limit/1" in mode
-    assert redis_address(config.redis) == "redis://cache:6380/2"
+    assert config.redis.address == "redis://cache:6380/2"
+    assert RedisSettings(host="cache", port=6390, db=4, password="pw", ssl=True
+                         ).address == "rediss://cache:6390/4"
     # An unresolved {vault://env/...} reference arrives as an absent url: count locally.
     unresolved = RateLimitConfig.from_kong(conf(policy="redis", redis={"port": 6379}))
     assert unresolved.redis is None

@@ -11,8 +11,8 @@ from prometheus_client import REGISTRY
 from edge_plugins.ratelimit.config import RateLimitConfig
 from edge_plugins.ratelimit.enforcer import QUOTA_EXCEEDED_TYPE, Enforcer
 from edge_plugins.ratelimit.errors import StoreUnavailable
-from edge_plugins.ratelimit.limits import Limit
-from edge_plugins.ratelimit.local_store import LocalLimiter, Outcome
+from edge_plugins.ratelimit.limits import Limit, Outcome
+from edge_plugins.ratelimit.local_store import LocalLimiter
 
 
 class Clock:

@@ -7,8 +7,8 @@ import threading
 import pytest
 
 from edge_plugins.ratelimit.errors import LimitConfigError
-from edge_plugins.ratelimit.limits import Limit
-from edge_plugins.ratelimit.local_store import Algorithm, LocalLimiter, local_limiter
+from edge_plugins.ratelimit.limits import Algorithm, Limit
+from edge_plugins.ratelimit.local_store import LocalLimiter, local_limiter
 
 MINUTE_5 = Limit.per("minute", 5)
 

@@ -18,8 +18,8 @@ import redis
 
 from edge_plugins.ratelimit.breaker import BreakerState
 from edge_plugins.ratelimit.errors import LimitConfigError, StoreUnavailable
-from edge_plugins.ratelimit.limits import Limit
-from edge_plugins.ratelimit.local_store import Algorithm, LocalLimiter
+from edge_plugins.ratelimit.limits import Algorithm, Limit
+from edge_plugins.ratelimit.local_store import LocalLimiter
 from edge_plugins.ratelimit.redis_store import (
     LUA_TAKE,
     RedisLimiter,

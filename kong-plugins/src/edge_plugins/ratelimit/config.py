@@ -17,11 +17,9 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from edge_plugins.ratelimit.errors import LimitConfigError
-from edge_plugins.ratelimit.limits import PERIODS, Limit
-from edge_plugins.ratelimit.local_store import Algorithm
+from edge_plugins.ratelimit.limits import PERIODS, Algorithm, Limit
 from edge_plugins.ratelimit.redis_store import RedisSettings
 
 DEFAULT_ERROR_MESSAGE = "API rate limit exceeded"
@@ -91,7 +89,7 @@ class RateLimitConfig:
             return f"policy local: {local}"
         if self.redis is None:
             return f"policy local (redis configured without an address): {local}"
-        where = redis_address(self.redis)
+        where = self.redis.address
         failure = {
             StoreFailure.OPEN: "admit",
             StoreFailure.CLOSED: "answer 503",
@@ -131,18 +129,6 @@ class RateLimitConfig:
             request_id_header=(conf.get("request_id_header")
                                or DEFAULT_REQUEST_ID_HEADER).lower(),
         )
-
-
-def redis_address(settings: RedisSettings) -> str:
-    """Where Redis is, for logs: never the password."""
-    if settings.url:
-        url = urlsplit(settings.url)
-        netloc = url.hostname or ""
-        if url.port:
-            netloc += f":{url.port}"
-        return urlunsplit((url.scheme, netloc, url.path, "", ""))
-    scheme = "rediss" if settings.ssl else "redis"
-    return f"{scheme}://{settings.host}:{settings.port}/{settings.db}"
 
 
 def _scope(conf: Mapping[str, Any]) -> str:

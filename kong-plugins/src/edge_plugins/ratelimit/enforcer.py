@@ -21,10 +21,11 @@ from http import HTTPStatus
 from typing import Any
 
 from edge_plugins.ratelimit import metrics
-from edge_plugins.ratelimit.config import Policy, RateLimitConfig, StoreFailure, redis_address
+from edge_plugins.ratelimit.config import Policy, RateLimitConfig, StoreFailure
 from edge_plugins.ratelimit.errors import StoreUnavailable
 from edge_plugins.ratelimit.headers import policy_names, rate_limit_headers
-from edge_plugins.ratelimit.local_store import LocalLimiter, Outcome, local_limiter
+from edge_plugins.ratelimit.limits import Outcome
+from edge_plugins.ratelimit.local_store import LocalLimiter, local_limiter
 from edge_plugins.ratelimit.redis_store import RedisLimiter, redis_limiter_for
 
 QUOTA_EXCEEDED_TYPE = "https://iana.org/assignments/http-problem-types#quota-exceeded"
@@ -66,7 +67,7 @@ class Enforcer:
         if redis is None and config.policy is Policy.REDIS and config.redis is not None:
             self._redis = redis_limiter_for(config.redis,
                                             observe_latency=metrics.observe_store_seconds)
-        self._store_label = redis_address(config.redis) if config.redis is not None else ""
+        self._store_label = config.redis.address if config.redis is not None else ""
         self._names = policy_names(config.limits)
 
     def decide(self, client_key: str) -> Verdict:

@@ -27,7 +27,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Hashable
 
-from edge_plugins.ratelimit.limits import Decision, Limit, delay_until
+from edge_plugins.ratelimit.limits import Algorithm, Decision, Limit, delay_until
 
 DEFAULT_MAX_KEYS = 100_000
 _PRUNE_PER_CALL = 2
@@ -76,8 +76,7 @@ class Gcra:
 
     def _decide(self, key: Hashable, cost: int | None, now: float, *,
                 consume: bool) -> Decision:
-        units = self.limit.check_cost(self.limit.cost_default if cost is None else cost,
-                                      self.burst)
+        units = self.limit.units(cost, Algorithm.GCRA)
         with self._lock:
             # Time never goes backwards inside a store (threads may read the clock in one
             # order and take the lock in the other): a key pruned as idle at a later reading

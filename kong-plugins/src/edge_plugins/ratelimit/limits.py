@@ -6,11 +6,18 @@ rendering rounds, and always up, so a client that obeys the headers is never rej
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from edge_plugins.ratelimit.errors import LimitConfigError
+
+
+class Algorithm(enum.StrEnum):
+    SLIDING_WINDOW = "sliding_window"  # exact log: never more than limit in any window
+    GCRA = "gcra"  # smooth rate with a burst
+
 
 #: Named periods accepted in configuration, in seconds (Kong's bundled plugin uses the same).
 PERIODS: dict[str, int] = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
@@ -77,6 +84,15 @@ class Limit:
         """A short stable name: the period name, else the window in seconds (``"90s"``)."""
         return self.period or f"{self.window_seconds:g}s"
 
+    def ceiling(self, algorithm: Algorithm | str) -> int:
+        """The most units one request may take at once: ``burst`` under GCRA, else ``limit``."""
+        return self.capacity if Algorithm(algorithm) is Algorithm.GCRA else self.limit
+
+    def units(self, cost: int | None, algorithm: Algorithm | str) -> int:
+        """The units one request takes (``cost``, default ``cost_default``), checked to fit."""
+        return self.check_cost(self.cost_default if cost is None else cost,
+                               self.ceiling(algorithm))
+
     def check_cost(self, cost: object, capacity: int | None = None) -> int:
         """Refuse a cost that is not a positive integer or could never fit.
 
@@ -111,6 +127,18 @@ class Decision:
     def __post_init__(self) -> None:
         if self.allowed != (self.retry_after is None):
             raise ValueError("retry_after is set exactly when the request is rejected")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The decision for one request under all of its limits, in configuration order."""
+
+    allowed: bool
+    decisions: tuple[tuple[Limit, Decision], ...]
+
+    @property
+    def most_restrictive(self) -> tuple[Limit, Decision]:
+        return most_restrictive(self.decisions)
 
 
 def delay_until(deadline: float, now: float) -> float:

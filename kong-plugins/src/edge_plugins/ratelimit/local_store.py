@@ -18,36 +18,17 @@ gevent's monkey patching (as the plugin server runs) they never park a greenlet 
 
 from __future__ import annotations
 
-import enum
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
 
 from edge_plugins.ratelimit.errors import LimitConfigError
 from edge_plugins.ratelimit.gcra import Gcra
-from edge_plugins.ratelimit.limits import Decision, Limit, most_restrictive
+from edge_plugins.ratelimit.limits import Algorithm, Decision, Limit, Outcome
 from edge_plugins.ratelimit.sliding_window import SlidingWindowLog
 
 DEFAULT_MAX_LIMITERS = 1_024
 DEFAULT_MAX_KEYS = 100_000
-
-
-class Algorithm(enum.StrEnum):
-    SLIDING_WINDOW = "sliding_window"
-    GCRA = "gcra"
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """The decision for one request under all of its limits, in configuration order."""
-
-    allowed: bool
-    decisions: tuple[tuple[Limit, Decision], ...]
-
-    @property
-    def most_restrictive(self) -> tuple[Limit, Decision]:
-        return most_restrictive(self.decisions)
 
 
 class _SlidingLimiter:
@@ -100,10 +81,7 @@ class LocalLimiter:
         if not limits:
             raise LimitConfigError("at least one limit is required")
         algo = Algorithm(algorithm)
-        costs = [limit.check_cost(
-                     limit.cost_default if cost is None else cost,
-                     limit.capacity if algo is Algorithm.GCRA else limit.limit)
-                 for limit in limits]
+        costs = [limit.units(cost, algo) for limit in limits]
         with self._lock:
             limiters = [self._limiter(scope, algo, limit) for limit in limits]
             checks = [lim.peek(key, units, now) for lim, units in zip(limiters, costs,

@@ -58,13 +58,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
 from edge_plugins.ratelimit.breaker import BreakerState, CircuitBreaker
 from edge_plugins.ratelimit.errors import LimitConfigError, StoreUnavailable
-from edge_plugins.ratelimit.limits import Decision, Limit
-from edge_plugins.ratelimit.local_store import Algorithm, Outcome
+from edge_plugins.ratelimit.limits import Algorithm, Decision, Limit, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +207,16 @@ class RedisSettings:
     breaker_threshold: int = 3
     breaker_reset_seconds: float = 5.0
 
+    @property
+    def address(self) -> str:
+        """Where Redis is, for logs and metric labels: never the credentials."""
+        if self.url:
+            url = urlsplit(self.url)
+            netloc = (url.hostname or "") + (f":{url.port}" if url.port else "")
+            return urlunsplit((url.scheme, netloc, url.path, "", ""))
+        scheme = "rediss" if self.ssl else "redis"
+        return f"{scheme}://{self.host}:{self.port}/{self.db}"
+
     def __post_init__(self) -> None:
         if self.timeout_ms <= 0:
             raise LimitConfigError("redis timeout_ms must be > 0")
@@ -304,12 +314,9 @@ class RedisLimiter:
         if not limits:
             raise LimitConfigError("at least one limit is required")
         algo = Algorithm(algorithm)
-        gcra = algo is Algorithm.GCRA
         args: list[str | int] = [str(algo)]
         for limit in limits:
-            units = limit.check_cost(limit.cost_default if cost is None else cost,
-                                     limit.capacity if gcra else limit.limit)
-            args += [limit.limit, _window_us(limit), limit.capacity, units]
+            args += [limit.limit, _window_us(limit), limit.capacity, limit.units(cost, algo)]
         keys = self.keys(scope, key, limits, algorithm=algo)
         reply = self._run(keys, args)
         decisions = []
@@ -317,7 +324,7 @@ class RedisLimiter:
             allowed, remaining, reset_us, retry_us = (int(v) for v in
                                                       reply[1 + 4 * index:5 + 4 * index])
             decisions.append((limit, Decision(
-                bool(allowed), limit.capacity if gcra else limit.limit, remaining,
+                bool(allowed), limit.ceiling(algo), remaining,
                 reset_us / _US, None if allowed else retry_us / _US)))
         return Outcome(bool(reply[0]), tuple(decisions))
 
@@ -346,11 +353,7 @@ class RedisLimiter:
         self.breaker.record_failure()
         if before is not BreakerState.OPEN and self.breaker.state is BreakerState.OPEN:
             log.warning("rate-limit store %s unavailable: circuit breaker open for %.1f s",
-                        self._where(), self.settings.breaker_reset_seconds)
-
-    def _where(self) -> str:
-        kwargs = self.client.connection_pool.connection_kwargs
-        return f"{kwargs.get('host', kwargs.get('path', '?'))}:{kwargs.get('port', '')}"
+                        self.settings.address, self.settings.breaker_reset_seconds)
 
     def _observe(self, seconds: float) -> None:
         if self.observe_latency is None:

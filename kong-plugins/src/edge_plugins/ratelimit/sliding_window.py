@@ -22,7 +22,7 @@ import threading
 from collections import OrderedDict, deque
 from collections.abc import Hashable
 
-from edge_plugins.ratelimit.limits import Decision, Limit, delay_until
+from edge_plugins.ratelimit.limits import Algorithm, Decision, Limit, delay_until
 
 DEFAULT_MAX_KEYS = 100_000
 # How many least-recently-used keys one call inspects for expiry (amortised O(1) pruning).
@@ -89,7 +89,7 @@ class SlidingWindowLog:
 
     def _decide(self, key: Hashable, limit: Limit, cost: int | None, now: float, *,
                 consume: bool) -> Decision:
-        units = limit.check_cost(limit.cost_default if cost is None else cost)
+        units = limit.units(cost, Algorithm.SLIDING_WINDOW)
         window = limit.window_seconds
         with self._lock:
             # Threads may read the clock in one order and take the lock in the other. Time
