@@ -26,6 +26,10 @@ from kong_harness.gateway import Gateway, GatewaySettings, serve
 
 BIN_DIR = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[2]
+# The harness's own test plugin (tests/harness/plugins/demo.py), run by the venv's python.
+# Absolute paths: Kong runs a start command as `/bin/sh -c "exec <cmd>"`, PATH unknown.
+DEMO_PLUGIN = Path(__file__).resolve().parent / "plugins" / "demo.py"
+DEMO_COMMAND = f"{shlex.quote(str(BIN_DIR / 'python'))} {shlex.quote(str(DEMO_PLUGIN))}"
 
 
 def free_port() -> int:
@@ -94,8 +98,10 @@ class HarnessRunner:
                  workers: int = 2, plugin_timeout: float = 60.0, fail_open: bool = True,
                  commands: dict[str, str] | None = None) -> None:
         """``servers`` maps each plugin server name to extra environment for its process;
-        ``commands`` maps a server name to the console script serving it (default
-        ``edge-demo``, which ``EDGE_DEMO_NAME`` can rename)."""
+        ``commands`` maps a server name to the command serving it: an absolute command
+        line, or one relative to the venv's bin directory (a console script such as
+        ``edge-jwt``, or ``python <script>``). The default is :data:`DEMO_COMMAND`, the test
+        plugin ``edge-demo`` (which ``EDGE_DEMO_NAME`` can rename)."""
         self.dir = Path(tempfile.mkdtemp(prefix="kh-"))  # short: Unix socket paths ≤ 107
         servers = servers or {"edge-demo": {}}
         commands = commands or {}
@@ -105,7 +111,9 @@ class HarnessRunner:
             key = "pluginserver_" + name.replace("-", "_")
             env_prefix = ("env " + " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
                           + " " if env else "")
-            program = BIN_DIR / commands.get(name, "edge-demo")
+            command = commands.get(name, DEMO_COMMAND)
+            absolute = Path(shlex.split(command)[0]).is_absolute()
+            program = command if absolute else f"{BIN_DIR}/{command}"
             lines += [
                 f"{key}_socket = {self.dir}/{name}.socket",
                 f"{key}_start_cmd = {env_prefix}{program} -p {self.dir} "

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shlex
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from kong_harness.conf import KongConfError, load_kong_conf, parse_conf_text
 from kong_harness.declarative import load_declarative
-from tests.harness.support import BIN_DIR, load_repo_gateway
+from tests.harness.support import BIN_DIR, DEMO_PLUGIN, load_repo_gateway
 
 REPO = Path(__file__).resolve().parents[2]
+SHIPPED = ("edge-trace", "edge-jwt", "edge-rate-limit")  # kong-plugins' plugin servers
 
 
 def test_parse_comments_and_escapes() -> None:
@@ -41,12 +44,26 @@ def test_pluginserver_defaults_and_env_override(tmp_path: Path) -> None:
 def test_local_paths_rebase_prefix_and_commands() -> None:
     conf = load_kong_conf(REPO / "kong/kong.conf", env={})
     local = conf.with_local_paths("/tmp/kp", "/opt/venv/bin")
-    (server,) = [s for s in local.pluginservers if s.name == "edge-demo"]
-    assert server.socket == "/tmp/kp/edge-demo.socket"
-    argv = shlex.split(server.start_command or "")
-    assert argv[0] == "/opt/venv/bin/edge-demo"
-    assert argv[argv.index("-p") + 1] == "/tmp/kp"
-    assert shlex.split(server.query_command)[0] == "/opt/venv/bin/edge-demo"
+    assert [s.name for s in local.pluginservers] == [s.name for s in conf.pluginservers]
+    for original, server in zip(conf.pluginservers, local.pluginservers, strict=True):
+        assert server.socket == f"/tmp/kp/{server.name}.socket"
+        program = os.path.basename(shlex.split(original.start_command or "")[0])
+        argv = shlex.split(server.start_command or "")
+        assert argv[0] == f"/opt/venv/bin/{program}"
+        assert argv[argv.index("-p") + 1] == "/tmp/kp"
+        query_program = os.path.basename(shlex.split(original.query_command)[0])
+        assert shlex.split(server.query_command)[0] == f"/opt/venv/bin/{query_program}"
+
+
+def test_only_the_shipped_plugins_are_configured_and_packaged() -> None:
+    """Test plugins (edge-demo, edge-subject, edge-phases) live in tests/harness/plugins:
+    neither kong/kong.conf nor the kong-plugins package carries them."""
+    conf = load_kong_conf(REPO / "kong/kong.conf", env={})
+    assert tuple(s.name for s in conf.pluginservers) == SHIPPED
+    assert conf.values["plugins"].split(",") == ["bundled", *SHIPPED]
+    project = tomllib.loads((REPO / "kong-plugins/pyproject.toml").read_text())
+    assert sorted(project["project"]["scripts"]) == sorted(SHIPPED)
+    assert importlib.util.find_spec("edge_plugins.demo") is None
 
 
 def test_repository_kong_conf_follows_the_contract() -> None:
@@ -67,8 +84,8 @@ def test_repository_kong_conf_follows_the_contract() -> None:
 
 def test_dump_is_pure_json_with_one_plugin() -> None:
     """process.lua decodes the query command's whole stdout as JSON and takes element 0."""
-    out = subprocess.run([str(BIN_DIR / "edge-demo"), "--dump"], capture_output=True,
-                         check=True, timeout=60).stdout
+    out = subprocess.run([str(BIN_DIR / "python"), str(DEMO_PLUGIN), "--dump"],
+                         capture_output=True, check=True, timeout=60).stdout
     (info,) = json.loads(out)
     assert info["Name"] == "edge-demo"
     assert info["Phases"] == ["log", "access"]

@@ -66,7 +66,7 @@ def accepts(definition: dict[str, Any], value: Any) -> Any:
     return process_config(plugin_schema(one("f", **definition)), {"f": value})["f"]
 
 
-# The edge-demo schema, as the real plugin module declares it.
+# The edge-demo schema, as the test plugin module (tests/harness/plugins/demo.py) declares it.
 DEMO_FIELDS = [
     one("mode", type="string", default="headers", one_of=["noop", "headers", "echo"]),
     one("header_name", type="string", default="X-Edge-Demo", len_min=1),
@@ -88,8 +88,8 @@ def test_kong_pdk_schema_is_accepted() -> None:
 
 
 def test_real_edge_demo_schema_is_accepted() -> None:
-    """metaschema.lua: the schema our shipped plugin module declares passes Kong's metaschema."""
-    from edge_plugins import demo
+    """metaschema.lua: the schema the edge-demo module declares passes Kong's metaschema."""
+    from tests.harness.plugins import demo
 
     fields = json.loads(json.dumps(demo.Schema))
     validate_plugin_schema(plugin_schema(*fields, name=demo.NAME))

@@ -1,4 +1,5 @@
-"""``edge-demo``: a trivial plugin that exercises the harness; never routed in production.
+"""``edge-demo``: a test-only plugin that exercises the harness (run as a script); nothing
+ships it.
 
 Its config selects what one request does, so the harness's tests can pin Kong's behaviour
 (headers reaching client and upstream, exits stopping later plugins, log snapshots) and
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from typing import Any
 
@@ -93,13 +95,7 @@ class Plugin:
             kong.log.notice("serialized " + json.dumps(json.loads(entry), sort_keys=True))
 
 
-def main() -> None:
-    import sys
-
+if __name__ == "__main__":
     from edge_plugins.server import serve
 
     serve(sys.modules[__name__])
-
-
-if __name__ == "__main__":
-    main()
