@@ -4,6 +4,10 @@ Plugin entry tests drive ``Plugin.access(kong)`` with it to pin which PDK calls 
 makes (each is one RPC round trip to Kong) without a harness. ``answers`` maps a PDK
 method (``"kong.client.get_forwarded_ip"``) to its return value, or to a callable taking
 the call's arguments; unknown methods return ``None``, as Kong's ``nil``.
+
+Arguments are recorded as Kong receives them: cut at the first ``None``
+(kong/runloop/plugin_servers/rpc/mp_rpc.lua calls the PDK with ``unpack(args)``, and the
+argument table has a hole there), so a test sees what a call really carries.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ class RecordingKong:
                 return Node(f"{self._path}.{name}")
 
             def __call__(self, *args: Any) -> Any:
+                if None in args:
+                    args = args[:args.index(None)]
                 outer.calls.append((self._path, args))
                 answer = outer.answers.get(self._path)
                 return answer(*args) if callable(answer) else answer

@@ -17,7 +17,7 @@ import pytest
 from kong_harness import pdk
 from kong_harness.conf import PluginServerDef
 from kong_harness.plugin_servers import ExternalPlugin, PluginAborted, PluginWorker
-from kong_harness.rpc import MsgpackRpcClient, RpcError
+from kong_harness.rpc import MsgpackRpcClient, RpcError, lua_args
 
 
 class ScriptedServer:
@@ -157,3 +157,34 @@ async def test_unreachable_server_is_a_connection_error() -> None:
     client = MsgpackRpcClient("/nonexistent/socket", timeout=1)
     with pytest.raises(RpcError, match="trying to connect"):
         await client.call("plugin.GetStatus")
+
+
+async def test_arguments_after_a_nil_never_reach_the_pdk() -> None:
+    """kong-pdk sends ``[503, None, headers]``; lua-MessagePack's ``unpack_array`` fills a
+    fresh table index by index, leaving a hole, and mp_rpc.lua ``call_pdk_method`` calls
+    ``method(unpack(args))``: LuaJIT stops at the hole, so Kong runs ``error(503)`` and the
+    headers are lost."""
+    server = ScriptedServer({
+        "plugin.StartInstance": {"Id": 1},
+        "plugin.HandleEvent": {"EventId": 1, "Data": {
+            "Method": "kong.response.error", "Args": [503, None, {"Retry-After": "1"}]}},
+    })
+    async with server:
+        ctx = _ctx()
+        with pytest.raises(pdk.Terminated):
+            await _worker(server.path).handle_event(CONF, "access", ctx)
+    assert ctx.exit is not None and ctx.exit.status == 503
+    assert not any(name.lower() == "retry-after" for name, _ in ctx.exit.headers)
+    assert b"The upstream server is currently unavailable" in ctx.exit.body
+
+
+@pytest.mark.parametrize(("sent", "received"), [
+    ([503, None, {"Retry-After": "1"}], [503]),
+    ([None, "x"], []),
+    ([401, "Unauthorized", None], [401, "Unauthorized"]),
+    (["X-A", "1"], ["X-A", "1"]),
+    ("edge.subject", ["edge.subject"]),  # a non-table argument is the only one
+    (None, []),
+])
+def test_lua_args(sent: Any, received: list[Any]) -> None:
+    assert lua_args(sent) == received

@@ -15,7 +15,14 @@ import pytest
 from kong_pdk.module import Module
 from kong_pdk.server import PluginServer
 
-from edge_plugins.guard import FailurePolicy, exit_request, guarded
+from edge_plugins.guard import (
+    FailurePolicy,
+    RequestEnded,
+    error_request,
+    exit_request,
+    guarded,
+)
+from tests.recording_kong import RecordingKong
 
 
 class Boom(RuntimeError):
@@ -123,3 +130,32 @@ def test_terminal_exit_parks_no_greenlet_with_the_guard(use_guard: bool) -> None
             assert answer["Data"]["Method"] == "kong.response.exit"
     leaked = _parked_handlers() - before
     assert leaked == (0 if use_guard else 20)
+
+
+@pytest.mark.parametrize(("end", "args", "sent"), [
+    # kong.response.error(503, None, headers) would reach Kong as error(503): the message
+    # is Kong's own default text instead (kong/pdk/response.lua get_http_error_message).
+    (error_request, (503, None, {"Retry-After": "1"}),
+     ("kong.response.error",
+      (503, "The upstream server is currently unavailable", {"Retry-After": "1"}))),
+    (error_request, (599, None, {"Retry-After": "1"}),
+     ("kong.response.error",
+      (599, "The upstream server responded with 599", {"Retry-After": "1"}))),
+    (error_request, (401, "Unauthorized", {"WWW-Authenticate": "Bearer"}),
+     ("kong.response.error", (401, "Unauthorized", {"WWW-Authenticate": "Bearer"}))),
+    (error_request, (500, None, None), ("kong.response.error", (500,))),
+    # exit(204, None, headers): an empty body is "" (the same response on the wire).
+    (exit_request, (204, None, {"X-Reason": "none"}),
+     ("kong.response.exit", (204, "", {"X-Reason": "none"}))),
+    (exit_request, (403, {"message": "no"}, None),
+     ("kong.response.exit", (403, {"message": "no"}))),
+])
+def test_terminal_calls_send_no_none_before_a_later_argument(
+        end: Any, args: tuple[Any, ...], sent: tuple[str, tuple[Any, ...]]) -> None:
+    """Kong calls the PDK with ``unpack(args)`` on a table built by lua-MessagePack
+    (kong/runloop/plugin_servers/rpc/mp_rpc.lua ``call_pdk_method``): everything after a
+    ``nil`` is lost. RecordingKong records what Kong would receive."""
+    kong = RecordingKong()
+    with pytest.raises(RequestEnded):
+        end(kong, *args)
+    assert kong.calls == [sent]

@@ -27,6 +27,8 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+from edge_plugins.http_errors import default_message
+
 log = logging.getLogger("edge_plugins.guard")
 
 # Phases in which Kong allows kong.response.exit/error (kong/pdk/response.lua:
@@ -55,8 +57,13 @@ def exit_request(
 
     ``kong.response.exit`` is terminal: Kong answers the client and never replies to the
     plugin server (kong/runloop/plugin_servers/rpc/mp_rpc.lua, kong/pdk/response.lua).
+    With headers, a missing body is sent as ``""`` (the same empty response): a ``None``
+    before them would cut them off on the way to Kong (see :mod:`edge_plugins.http_errors`).
     """
-    kong.response.exit(status, body, dict(headers) if headers else None)
+    if headers:
+        kong.response.exit(status, "" if body is None else body, dict(headers))
+    else:
+        kong.response.exit(status, body)
     raise RequestEnded
 
 
@@ -71,8 +78,15 @@ def error_request(
     Kong builds the body itself (kong/pdk/response.lua ``error``, kong/tools/http.lua): JSON
     ``{"message": …, "request_id": …}`` or what the client's ``Accept`` asks for, so plugin
     rejections look like Kong's own errors and carry the request id. Terminal, like ``exit``.
+    With headers, a missing message is sent as Kong's own default text, never as ``None``.
     """
-    kong.response.error(status, message, dict(headers) if headers else None)
+    if headers:
+        kong.response.error(status, default_message(status) if message is None else message,
+                            dict(headers))
+    elif message is None:
+        kong.response.error(status)
+    else:
+        kong.response.error(status, message)
     raise RequestEnded
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from kong_harness import pdk
 from kong_harness.conf import PluginServerDef
-from kong_harness.rpc import MsgpackRpcClient, RpcError
+from kong_harness.rpc import MsgpackRpcClient, RpcError, lua_args
 from kong_harness.schema import validate_plugin_schema
 
 log = logging.getLogger("kong_harness.plugin_servers")
@@ -253,7 +253,7 @@ class PluginWorker:
         while step_in["Data"] != "ret":
             data = step_in["Data"]
             try:
-                step_method, result = pdk.call(ctx, data["Method"], data.get("Args"))
+                step_method, result = pdk.call(ctx, data["Method"], lua_args(data.get("Args")))
             except pdk.LuaError as exc:
                 log.error("[%s] PDK call %s failed: %s", self.plugin.name, data["Method"], exc)
                 raise PluginAborted(str(exc)) from exc

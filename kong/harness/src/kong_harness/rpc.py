@@ -38,6 +38,22 @@ class RpcTimeout(RpcConnectionError):
     """No answer within the socket timeout (Kong: ``timeout``)."""
 
 
+def lua_args(args: Any) -> list[Any]:
+    """The PDK arguments as the PDK function receives them.
+
+    Kong calls the PDK with ``method(unpack(args))`` (mp_rpc.lua ``call_pdk_method``);
+    lua-MessagePack builds the argument table one index at a time (``unpack_array``), so a
+    ``nil`` leaves a hole and LuaJIT's length stops before it: ``[503, None, headers]``
+    reaches Kong as ``error(503)``. A non-table argument is passed as the only one.
+    """
+    if args is None:
+        return []
+    if not isinstance(args, list):
+        return [args]
+    cut = next((i for i, value in enumerate(args) if value is None), len(args))
+    return args[:cut]
+
+
 def pack(obj: Any) -> bytes:
     # surrogateescape turns bytes decoded with it back into the client's raw bytes.
     return msgpack.packb(obj, use_bin_type=True, unicode_errors="surrogateescape")
