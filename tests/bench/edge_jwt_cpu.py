@@ -97,15 +97,14 @@ def run(blocks: int, block: int, warmup: int) -> dict[str, Any]:
 
     signing_key = workdir / "gateway.pem"
     generate_signing_key(signing_key, workdir / "gateway-jwks.json")
-    servers = {"edge-jwt": {"EDGE_JWT_METRICS_PORT": str(free_port()),
-                            "EDGE_JWT_SIGNING_KEY_FILE": str(signing_key)},
-               "edge-demo": {}}
+    servers: dict[str, dict[str, str]] = {"edge-jwt": {}, "edge-demo": {}}
     yml = kong_yml(upstream.port, jwks.server_address[1], signing_key)
     # Fresh tokens for every miss request, minted before measuring.
     fresh = iter([mint(private_key) for _ in range(blocks * block + warmup)])
     same = mint(private_key)
     try:
-        with HarnessRunner(yml, servers=servers, commands={"edge-jwt": "edge-jwt"},
+        command = f"edge-jwt --metrics-port {free_port()}"
+        with HarnessRunner(yml, servers=servers, commands={"edge-jwt": command},
                            workers=1) as gateway:
             pids = {"null": gateway.gateway.processes["edge-demo"].pid,
                     "miss": gateway.gateway.processes["edge-jwt"].pid,

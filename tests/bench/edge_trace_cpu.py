@@ -46,10 +46,11 @@ def kong_yml(upstream_port: int, otlp_endpoint: str) -> str:
 def run(blocks: int, block: int, warmup: int) -> dict[str, Any]:
     upstream, upstream_server = start_upstream()
     receiver = OtlpReceiver().start()
-    servers = {"edge-trace": {"EDGE_TRACE_METRICS_PORT": str(free_port())}, "edge-demo": {}}
+    servers: dict[str, dict[str, str]] = {"edge-trace": {}, "edge-demo": {}}
     try:
+        command = f"edge-trace --metrics-port {free_port()}"
         with HarnessRunner(kong_yml(upstream.port, receiver.endpoint), servers=servers,
-                           commands={"edge-trace": "edge-trace"}, workers=1) as gateway:
+                           commands={"edge-trace": command}, workers=1) as gateway:
             tracer = gateway.gateway.processes["edge-trace"].pid
             pids = {"null": gateway.gateway.processes["edge-demo"].pid,
                     "trace": tracer, "untraced": tracer}

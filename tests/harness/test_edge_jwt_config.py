@@ -11,6 +11,7 @@ import json
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +60,10 @@ def dumped_schema() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def repo_gateway(tmp_path_factory: pytest.TempPathFactory) -> Gateway:
-    return load_repo_gateway(tmp_path_factory.mktemp("prefix"))
+def repo_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv("EDGE_JWT_SIGNING_KEY_FILE", raising=False)  # as in the Kong image
+        yield load_repo_gateway(tmp_path_factory.mktemp("prefix"))
 
 
 def _effective_edge_jwt(gateway: Gateway, method: str, path: str) -> dict[str, Any] | None:
@@ -204,10 +207,7 @@ def test_error_request_is_terminal() -> None:
                            (401, "Unauthorized", {"WWW-Authenticate": 'Bearer realm="api"'}))]
 
 
-def test_accepted_request_makes_three_pdk_calls(keys: dict[str, Any],
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EDGE_JWT_METRICS_PORT", "0")
-    monkeypatch.delenv("EDGE_JWT_SIGNING_KEY_FILE", raising=False)
+def test_accepted_request_makes_three_pdk_calls(keys: dict[str, Any]) -> None:
     plugin = edge_jwt.Plugin(_config(keys))
     token = _token(keys)
     kong = jwt_kong({"authorization": [f"Bearer {token}"], "host": ["x"]})
@@ -227,8 +227,7 @@ def test_accepted_request_makes_three_pdk_calls(keys: dict[str, Any],
 
 
 def test_spoofed_headers_are_cleared_then_rejection_is_kongs_error(
-        keys: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EDGE_JWT_METRICS_PORT", "0")
+        keys: dict[str, Any]) -> None:
     plugin = edge_jwt.Plugin(_config(keys))
     kong = jwt_kong({"x-user_id": ["evil"], "x-identity-assertion": ["forged"]})
     plugin.access(kong)
@@ -244,9 +243,7 @@ def test_spoofed_headers_are_cleared_then_rejection_is_kongs_error(
                               ("kong.service.request.clear_header", ("x-identity-assertion",))]
 
 
-def test_method_is_asked_only_for_a_possible_preflight(keys: dict[str, Any],
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EDGE_JWT_METRICS_PORT", "0")
+def test_method_is_asked_only_for_a_possible_preflight(keys: dict[str, Any]) -> None:
     preflight = {"origin": ["https://app"], "access-control-request-method": ["POST"]}
     kong = jwt_kong(preflight, method="OPTIONS")
     edge_jwt.Plugin(_config(keys, run_on_preflight=False)).access(kong)
@@ -256,9 +253,7 @@ def test_method_is_asked_only_for_a_possible_preflight(keys: dict[str, Any],
     assert kong.methods == ["kong.request.get_headers", "kong.response.error"]
 
 
-def test_query_is_read_only_when_configured(keys: dict[str, Any],
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EDGE_JWT_METRICS_PORT", "0")
+def test_query_is_read_only_when_configured(keys: dict[str, Any]) -> None:
     token = _token(keys)
     kong = jwt_kong({}, raw_query=f"access_token={token}")
     edge_jwt.Plugin(_config(keys, query_param_names=["access_token"])).access(kong)
@@ -266,8 +261,7 @@ def test_query_is_read_only_when_configured(keys: dict[str, Any],
                             "kong.service.request.set_headers", "kong.ctx.shared.set"]
 
 
-def test_a_config_the_core_refuses_fails_closed(keys: dict[str, Any],
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_config_the_core_refuses_fails_closed(keys: dict[str, Any]) -> None:
     """Schema-valid but unusable (no key source): StartInstance must not raise (kong-pdk
     would fail every request of the instance), and requests answer Kong's 500 — after the
     spoofed identity headers are cleared — even under failure_policy: open."""
@@ -282,8 +276,42 @@ def test_a_config_the_core_refuses_fails_closed(keys: dict[str, Any],
                           ("kong.response.error", (500,))]
 
 
-def test_signing_key_file_env_override(keys: dict[str, Any],
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EDGE_JWT_SIGNING_KEY_FILE", keys["signing_key"])
-    plugin = edge_jwt.Plugin(_config(keys, assertion_signing_key_file="/nonexistent/key.pem"))
-    assert plugin.jwt_config.assertion_signing_key_file == keys["signing_key"]
+def test_signing_key_file_comes_through_kongs_env_vault(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plugin server never sees EDGE_JWT_SIGNING_KEY_FILE (Kong spawns it with ``TZ``
+    only, kong/runloop/plugin_servers/process.lua); kong.yml names the key with an env-vault
+    reference that Kong's master resolves (kong/init.lua warms the declarative config's
+    references in the init phase). Unresolved, the field is ``""`` (kong/db/schema/init.lua)
+    and the plugin uses the Kong image's path."""
+    from edge_plugins.jwt.config import DEFAULT_SIGNING_KEY_FILE, JwtConfig
+
+    def key_files(prefix: str) -> set[str]:
+        gateway = load_repo_gateway(tmp_path / prefix)
+        confs = [c.conf for c in gateway.configured.values() if c.plugin.name == "edge-jwt"]
+        assert all(c["$refs"]["assertion_signing_key_file"]
+                   == "{vault://env/edge-jwt-signing-key-file}" for c in confs)
+        return {JwtConfig.from_kong(c).assertion_signing_key_file for c in confs}
+
+    monkeypatch.setenv("EDGE_JWT_SIGNING_KEY_FILE", "/run/secrets/gateway.pem")
+    assert key_files("set") == {"/run/secrets/gateway.pem"}
+    monkeypatch.delenv("EDGE_JWT_SIGNING_KEY_FILE")
+    assert key_files("unset") == {DEFAULT_SIGNING_KEY_FILE}
+
+
+def test_a_full_header_map_is_stripped_then_refused_with_431(
+        keys: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """get_headers(1000) returns at most 1000 lines (kong/pdk/request.lua MAX_HEADERS): a map
+    that full may hide more, so edge-jwt strips the identity headers it sees in one
+    set_headers and answers Kong's 431 error, whatever the token (jwt.decision)."""
+    monkeypatch.setenv("EDGE_JWT_METRICS_PORT", "0")
+    plugin = edge_jwt.Plugin(_config(keys, optional=True))
+    headers = {f"x-f{i}": ["x"] for i in range(997)}
+    headers.update({"authorization": [f"Bearer {_token(keys)}"], "x-user-id": ["evil"],
+                    "x_user_roles": ["staff"]})
+    kong = jwt_kong(headers)
+    plugin.access(kong)
+    assert kong.calls == [
+        ("kong.request.get_headers", (1000,)),
+        ("kong.service.request.set_headers", ({"x-user-id": [], "x_user_roles": []},)),
+        ("kong.response.error", (431, "Request header fields too large")),
+    ]

@@ -152,9 +152,8 @@ def gateway_yml(backend: Backend, *, upstream_port: int | None = None,
 
 def edge_runner(backend: Backend, yml: str, *, metrics_port: int = 0,
                 workers: int = 2) -> HarnessRunner:
-    env = {"EDGE_JWT_METRICS_PORT": str(metrics_port),
-           "EDGE_JWT_SIGNING_KEY_FILE": str(backend.gateway_key)}
-    return HarnessRunner(yml, servers={"edge-jwt": env}, commands={"edge-jwt": "edge-jwt"},
+    return HarnessRunner(yml, servers={"edge-jwt": {}},
+                         commands={"edge-jwt": f"edge-jwt --metrics-port {metrics_port}"},
                          workers=workers)
 
 

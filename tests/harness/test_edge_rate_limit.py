@@ -17,8 +17,9 @@ import yaml
 from edge_plugins.ratelimit.enforcer import QUOTA_EXCEEDED_TYPE
 
 SUBJECT_PLUGIN = Path(__file__).parent / "plugins" / "subject.py"
-SERVERS = {"edge-rate-limit": {"EDGE_RATE_LIMIT_METRICS_PORT": "0"}, "edge-subject": {}}
-COMMANDS = {"edge-rate-limit": "edge-rate-limit", "edge-subject": f"python {SUBJECT_PLUGIN}"}
+SERVERS: dict[str, dict[str, str]] = {"edge-rate-limit": {}, "edge-subject": {}}
+COMMANDS = {"edge-rate-limit": "edge-rate-limit --metrics-port 0",
+            "edge-subject": f"python {SUBJECT_PLUGIN}"}
 
 
 def kong_yml(upstream_port: int, plugins: list[dict[str, Any]],

@@ -92,12 +92,11 @@ def limited_edge(backend: Backend, monkeypatch_module: pytest.MonkeyPatch
     monkeypatch_module.delenv("EDGE_RATE_LIMIT_REDIS_URL", raising=False)
     monkeypatch_module.delenv("EDGE_TRACE_OTLP_ENDPOINT", raising=False)
     doc = repo_kong_yml(backend, plugins=("edge-trace", "edge-jwt", "edge-rate-limit"))
-    env = {"EDGE_JWT_METRICS_PORT": "0", "EDGE_JWT_SIGNING_KEY_FILE": str(backend.gateway_key)}
+    names = ("edge-trace", "edge-jwt", "edge-rate-limit")
     runner = HarnessRunner(
         yaml.safe_dump(doc, sort_keys=False),
-        servers={"edge-trace": {"EDGE_TRACE_METRICS_PORT": "0"}, "edge-jwt": env,
-                 "edge-rate-limit": {"EDGE_RATE_LIMIT_METRICS_PORT": "0"}},
-        commands={name: name for name in ("edge-trace", "edge-jwt", "edge-rate-limit")}
+        servers={name: {} for name in names},
+        commands={name: f"{name} --metrics-port 0" for name in names},
     ).start()
     try:
         with runner.client() as client:

@@ -25,8 +25,8 @@ from tests.services import REDIS_TEST_URL, redis_unavailable, require
 
 pytestmark = pytest.mark.redis
 
-SERVERS = {"edge-rate-limit": {"EDGE_RATE_LIMIT_METRICS_PORT": "0"}}
-COMMANDS = {"edge-rate-limit": "edge-rate-limit"}
+SERVERS: dict[str, dict[str, str]] = {"edge-rate-limit": {}}
+COMMANDS = {"edge-rate-limit": "edge-rate-limit --metrics-port 0"}
 
 
 @pytest.fixture(autouse=True)
@@ -98,8 +98,8 @@ def one_node(upstream: Any, proxy: RedisProxy, metrics_port: int = 0,
              **config: Any) -> HarnessRunner:
     yml = kong_yml(upstream.port, proxy.url(), limits=[{"limit": 3, "period": "minute"}],
                    **config)
-    servers = {"edge-rate-limit": {"EDGE_RATE_LIMIT_METRICS_PORT": str(metrics_port)}}
-    return HarnessRunner(yml, servers=servers, commands=COMMANDS).start()
+    command = f"edge-rate-limit --metrics-port {metrics_port}"
+    return HarnessRunner(yml, servers=SERVERS, commands={"edge-rate-limit": command}).start()
 
 
 def timed(client: httpx.Client, count: int) -> list[tuple[httpx.Response, float]]:

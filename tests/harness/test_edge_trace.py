@@ -84,8 +84,9 @@ def gateway(upstream: Upstream, receiver: OtlpReceiver, metrics_port: int
         config: {{otlp_endpoint: "http://127.0.0.1:{closed}/v1/traces",
                   otlp_flush_interval_ms: 10, otlp_timeout_ms: 200}}
     """
-    servers = {"edge-trace": {"EDGE_TRACE_METRICS_PORT": str(metrics_port)}, "edge-demo": {}}
-    with HarnessRunner(yml, servers=servers, commands={"edge-trace": "edge-trace"}) as runner:
+    servers: dict[str, dict[str, str]] = {"edge-trace": {}, "edge-demo": {}}
+    commands = {"edge-trace": f"edge-trace --metrics-port {metrics_port}"}
+    with HarnessRunner(yml, servers=servers, commands=commands) as runner:
         yield runner
 
 
@@ -270,8 +271,8 @@ def test_endpoint_from_kongs_env_vault(harness_factory: Any, upstream: Upstream,
         config:
           otlp_endpoint: "{{vault://env/edge-trace-test-unset-endpoint}}"
     """
-    gw = harness_factory(yml, servers={"edge-trace": {"EDGE_TRACE_METRICS_PORT": "0"}},
-                         commands={"edge-trace": "edge-trace"})
+    gw = harness_factory(yml, servers={"edge-trace": {}},
+                         commands={"edge-trace": "edge-trace --metrics-port 0"})
     with gw.client() as client:
         assert client.get("/u").status_code == 200
         unset_span = _upstream_traceparent(upstream).parent_id

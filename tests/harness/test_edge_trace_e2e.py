@@ -35,11 +35,10 @@ def gateway(backend: Backend, otlp_endpoint: str, monkeypatch: pytest.MonkeyPatc
     doc = repo_kong_yml(backend, plugins=("edge-trace", "edge-jwt"))
     (trace,) = [p for p in doc["plugins"] if p["name"] == "edge-trace"]
     trace["config"]["otlp_flush_interval_ms"] = 100
-    env = {"EDGE_JWT_METRICS_PORT": "0", "EDGE_JWT_SIGNING_KEY_FILE": str(backend.gateway_key)}
     return HarnessRunner(yaml.safe_dump(doc, sort_keys=False),
-                         servers={"edge-trace": {"EDGE_TRACE_METRICS_PORT": "0"},
-                                  "edge-jwt": env},
-                         commands={"edge-trace": "edge-trace", "edge-jwt": "edge-jwt"}).start()
+                         servers={"edge-trace": {}, "edge-jwt": {}},
+                         commands={"edge-trace": "edge-trace --metrics-port 0",
+                                   "edge-jwt": "edge-jwt --metrics-port 0"}).start()
 
 
 def tracing_env(endpoint: str) -> dict[str, str]:

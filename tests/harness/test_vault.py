@@ -42,16 +42,36 @@ SCHEMA = {"name": "p", "fields": [{"config": {"type": "record", "fields": [
 
 
 def test_select_resolves_referenceable_fields_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """kong/db/schema/init.lua ``process_auto_fields`` (select): each resolved reference is
+    kept in the record's ``$refs``, nested records have their own."""
     monkeypatch.setenv("EDGE_RL_REDIS_URL", "redis://cache:6379/1")
     monkeypatch.setenv("RL_PASSWORD", "s3cret")
     ref = "{vault://env/edge-rl-redis-url}"
     conf = select_config(SCHEMA, process_config(SCHEMA, {
         "url": ref, "plain": ref, "redis": {"password": "{vault://env/rl-password}"}}))
     assert conf == {"url": "redis://cache:6379/1", "plain": ref,
-                    "redis": {"password": "s3cret"}}
+                    "redis": {"password": "s3cret",
+                              "$refs": {"password": "{vault://env/rl-password}"}},
+                    "$refs": {"url": ref}}
 
 
-def test_unresolved_reference_leaves_the_field_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unresolved_reference_is_an_empty_string(monkeypatch: pytest.MonkeyPatch) -> None:
+    """kong/db/schema/init.lua: ``resolve_reference`` answers ``""`` when the vault has
+    nothing, and the ``""`` of a field listed in ``$refs`` is not removed like other empty
+    strings, so the plugin gets ``url: ""`` — not an absent field."""
     monkeypatch.delenv("EDGE_RL_REDIS_URL", raising=False)
-    conf = select_config(SCHEMA, process_config(SCHEMA, {"url": "{vault://env/edge-rl-redis-url}"}))
-    assert "url" not in conf
+    ref = "{vault://env/edge-rl-redis-url}"
+    conf = select_config(SCHEMA, process_config(SCHEMA, {"url": ref}))
+    assert conf == {"url": "", "redis": {}, "$refs": {"url": ref}}
+
+
+def test_referenceable_array_elements_are_listed_by_index(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    schema = {"name": "p", "fields": [{"config": {"type": "record", "fields": [
+        {"urls": {"type": "array", "elements": {"type": "string", "referenceable": True}}},
+    ]}}]}
+    monkeypatch.setenv("SECOND_URL", "http://b")
+    conf = select_config(schema, process_config(schema, {
+        "urls": ["http://a", "{vault://env/second-url}"]}))
+    assert conf == {"urls": ["http://a", "http://b"],
+                    "$refs": {"urls": {2: "{vault://env/second-url}"}}}

@@ -19,36 +19,25 @@ Kong fails open when this plugin's server is down or hung: the request then reac
 upstream without an assertion, which every upstream that verifies the assertion treats as
 anonymous (docs/identity-assertion.md).
 
-Environment of the plugin server process:
-
-``EDGE_JWT_METRICS_PORT``
-    Prometheus metrics port (default 9102, DESIGN.md §3.4); ``0`` disables the server.
-``EDGE_JWT_SIGNING_KEY_FILE``
-    Overrides ``assertion_signing_key_file`` of every instance in this process. Kong's
-    ``kong.yml`` names the key under the image's prefix (``/usr/local/kong/keys/…``); the
-    harness rebases only kong.conf paths, so local runs (``make run``) point this at
-    ``var/keys/gateway-ed25519.pem`` instead (scripts/gateway-keys creates it).
+The plugin server serves Prometheus metrics on ``--metrics-port`` of its start command
+(default 9102; ``0`` disables them): Kong gives plugin servers no environment
+(:mod:`edge_plugins.server`).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from typing import Any
 
 from edge_plugins.guard import FailurePolicy, error_request, guarded
-from edge_plugins.metrics_server import start_metrics_once
 
 NAME = "edge-jwt"
 version = "0.1.0"
 priority = 1450
 
-METRICS_PORT_ENV = "EDGE_JWT_METRICS_PORT"
 DEFAULT_METRICS_PORT = 9102
-SIGNING_KEY_FILE_ENV = "EDGE_JWT_SIGNING_KEY_FILE"
-DEFAULT_SIGNING_KEY_FILE = "/usr/local/kong/keys/gateway-ed25519.pem"
 SHARED_SUBJECT_KEY = "edge.subject"
 MAX_REQUEST_HEADERS = 1000
 
@@ -100,8 +89,9 @@ Schema = (
     # Identity sent upstream: X-User-* and the gateway-signed X-Identity-Assertion.
     {"assertion_audience": {"type": "string", "required": True, "len_min": 1}},
     {"assertion_issuer": {"type": "string", "default": "kong-edge", "len_min": 1}},
-    {"assertion_signing_key_file": {"type": "string", "default": DEFAULT_SIGNING_KEY_FILE,
-                                    "len_min": 1}},
+    # The Ed25519 key (PEM); unset or "" (an env-vault reference that resolved to nothing):
+    # the Kong image's /usr/local/kong/keys/gateway-ed25519.pem (jwt.config).
+    {"assertion_signing_key_file": {"type": "string", "len_min": 1, "referenceable": True}},
     {"assertion_ttl_seconds": {"type": "integer", "default": 30, "between": [1, 60]}},
     # Revocations announced by the backend (backend/docs/revocation.md).
     {"revocation_redis_url": {"type": "string", "match": "^rediss?://"}},
@@ -124,14 +114,10 @@ class Plugin:
         self.failure_policy = FailurePolicy.CLOSED
         self.jwt_config: Any = None
         self.config_error: str | None = None
-        conf = dict(config)
-        override = os.environ.get(SIGNING_KEY_FILE_ENV, "").strip()
-        if override:
-            conf["assertion_signing_key_file"] = override
         try:
             from edge_plugins.jwt.config import JwtConfig
 
-            self.jwt_config = JwtConfig.from_kong(conf)
+            self.jwt_config = JwtConfig.from_kong(config)
         except Exception as exc:  # noqa: BLE001 - reported on every request instead
             self.config_error = f"{type(exc).__name__}: {exc}"
             log.error("edge-jwt config rejected (requests answer 500): %s", self.config_error)
@@ -167,7 +153,6 @@ class Plugin:
         from edge_plugins.jwt.state import runtime_for
 
         config = self.jwt_config
-        start_metrics_once(METRICS_PORT_ENV, DEFAULT_METRICS_PORT)
         runtime = runtime_for(config)
         # Only a CORS preflight (OPTIONS with Access-Control-Request-Method) can be let
         # through, and only when run_on_preflight is off: ask Kong for the method then only.

@@ -19,8 +19,9 @@ exchange with Kong:
 Counter state is never kept on ``self`` — Kong creates one instance per worker and per
 config change — but in process-wide stores (``local_limiter()``, ``redis_limiter_for()``).
 
-Environment of the plugin server process: ``EDGE_RATE_LIMIT_METRICS_PORT`` (default 9103,
-DESIGN.md §3.4; ``0`` disables the metrics server).
+The plugin server serves Prometheus metrics on ``--metrics-port`` of its start command
+(default 9103; ``0`` disables them): Kong gives plugin servers no environment
+(:mod:`edge_plugins.server`).
 """
 
 from __future__ import annotations
@@ -32,13 +33,11 @@ import threading
 from typing import Any
 
 from edge_plugins.guard import FailurePolicy, error_request, exit_request, guarded
-from edge_plugins.metrics_server import start_metrics_once
 
 NAME = "edge-rate-limit"
 version = "0.1.0"
 priority = 910
 
-METRICS_PORT_ENV = "EDGE_RATE_LIMIT_METRICS_PORT"
 DEFAULT_METRICS_PORT = 9103
 SHARED_SUBJECT_KEY = "edge.subject"  # set by edge-jwt (priority 1450, runs before us)
 
@@ -125,7 +124,6 @@ class Plugin:
             kong.log.err("edge-rate-limit config unusable: ", self.config_error)
             raise RuntimeError("edge-rate-limit config unusable")
         client_key = self._client_key(kong, config)  # first PDK call: see kong-pdk's e_lock
-        start_metrics_once(METRICS_PORT_ENV, DEFAULT_METRICS_PORT)
         verdict = self._get_enforcer(kong, config).decide(client_key)
         if verdict.admitted:
             if verdict.headers:

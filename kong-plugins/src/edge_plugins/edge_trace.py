@@ -33,8 +33,9 @@ Tracing never blocks traffic: the failure policy is *open* (a bug or an unusable
 logged and the request goes on without trace headers), and export happens in a background
 worker with a bounded queue (:mod:`edge_plugins.trace.export`).
 
-Environment of the plugin server process: ``EDGE_TRACE_METRICS_PORT`` (default 9101,
-DESIGN.md §3.4; ``0`` disables the metrics server).
+The plugin server serves Prometheus metrics on ``--metrics-port`` of its start command
+(default 9101; ``0`` disables them): Kong gives plugin servers no environment
+(:mod:`edge_plugins.server`).
 """
 
 from __future__ import annotations
@@ -45,7 +46,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from edge_plugins.guard import FailurePolicy, guarded
-from edge_plugins.metrics_server import start_metrics_once
 from edge_plugins.trace import metrics
 from edge_plugins.trace.access import plan_access
 from edge_plugins.trace.config import (
@@ -67,7 +67,6 @@ NAME = "edge-trace"
 version = "0.1.0"
 priority = 100000
 
-METRICS_PORT_ENV = "EDGE_TRACE_METRICS_PORT"
 DEFAULT_METRICS_PORT = 9101
 MAX_REQUEST_HEADERS = 1000
 
@@ -142,7 +141,6 @@ class Plugin:
         config = self.trace_config
         if config is None:
             raise TraceConfigUnusable(self.config_error)
-        start_metrics_once(METRICS_PORT_ENV, DEFAULT_METRICS_PORT)
         client_ip = kong.client.get_ip() if config.request_id.needs_client_ip else None
         plan = plan_access(config, headers, client_ip)
         context = plan.context

@@ -1,17 +1,16 @@
 """Prometheus plumbing of a plugin-server process: its endpoint and safe recording.
 
 Each plugin runs in its own server process, so each process serves its own ``/metrics``
-from ``prometheus_client``'s default registry. The server starts once, lazily, after a
-handler's first PDK call (kong-pdk serialises work done before it), on the port named by
-the plugin's environment variable; ``0`` disables it. A taken port is logged, never fatal:
-requests are served without metrics rather than not at all. Recording goes through
+from ``prometheus_client``'s default registry. The plugin server starts it before serving
+Kong (:func:`serve_metrics`), on the port of its command line's ``--metrics-port``; ``0``
+serves none. A taken port is logged, never fatal: requests are served without metrics rather
+than not at all. Recording goes through
 :func:`safely`: a metric must never fail a request or stop a background worker.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable
 
@@ -21,7 +20,6 @@ log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _server_port: int | None = None
-_attempted = False
 
 
 def start_metrics_server(port: int) -> None:
@@ -37,20 +35,8 @@ def start_metrics_server(port: int) -> None:
         _server_port = port
 
 
-def start_metrics_once(port_env: str, default_port: int) -> None:
-    """Start the server on ``$port_env`` (default ``default_port``) the first time only."""
-    global _attempted
-    if _attempted:
-        return
-    with _lock:
-        if _attempted:
-            return
-        _attempted = True
-    try:
-        port = int(os.environ.get(port_env) or default_port)
-    except ValueError:
-        log.error("%s is not a port number; metrics disabled", port_env)
-        return
+def serve_metrics(port: int) -> None:
+    """The plugin server's metrics endpoint at start-up; ``0`` (or less) serves none."""
     if port <= 0:
         return
     try:

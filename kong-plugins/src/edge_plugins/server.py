@@ -9,22 +9,48 @@ command in kong.conf cannot forget them.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import logging
 import sys
 from collections.abc import Iterable
 from types import ModuleType
 
+from edge_plugins import metrics_server
+
 _FORCED_FLAGS = ("-g", "--no-lua-style")
+METRICS_PORT_FLAG = "--metrics-port"
+
+
+def _is_query(argv: list[str]) -> bool:
+    """``--dump``, ``--version`` or ``--help``: print and exit, serve nothing."""
+    return any(a in ("--dump", "-dump", "--version", "-version", "-h", "--help")
+               for a in argv[1:])
 
 
 def _with_forced_flags(argv: list[str]) -> list[str]:
     """Add gevent mode and Python-style errors unless this is a ``--dump`` or ``--version``."""
     args = argv[1:]
-    if any(a in ("--dump", "-dump", "--version", "-version", "-h", "--help") for a in args):
+    if _is_query(argv):
         return argv
     missing = [f for f in _FORCED_FLAGS if f not in args and not (f == "-g" and "--gevent" in args)]
     return [argv[0], *args, *missing]
+
+
+def _take_own_flags(module: ModuleType, argv: list[str]) -> tuple[list[str], int]:
+    """Read and remove this package's own flags, which kong-pdk's parser would refuse.
+
+    Settings reach a plugin server on its command line (``pluginserver_<name>_start_cmd``),
+    never through the environment: Kong spawns the server from an nginx worker, which keeps
+    only ``TZ`` (kong/runloop/plugin_servers/process.lua). ``--metrics-port PORT`` is where
+    the process serves Prometheus metrics (the module's ``DEFAULT_METRICS_PORT`` when
+    absent, ``0`` for none). Answers the remaining arguments and the metrics port.
+    """
+    parser = argparse.ArgumentParser(prog=argv[0], add_help=False)
+    parser.add_argument(METRICS_PORT_FLAG, type=int,
+                        default=getattr(module, "DEFAULT_METRICS_PORT", 0))
+    own, rest = parser.parse_known_args(argv[1:])
+    return [argv[0], *rest], own.metrics_port
 
 
 def serve(module: ModuleType) -> None:
@@ -44,7 +70,10 @@ def serve(module: ModuleType) -> None:
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    sys.argv = _with_forced_flags(sys.argv)
+    argv, metrics_port = _take_own_flags(module, sys.argv)
+    sys.argv = _with_forced_flags(argv)
+    if not _is_query(argv):
+        metrics_server.serve_metrics(metrics_port)
 
     from kong_pdk.cli import start_dedicated_server
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from edge_plugins.jwt.config import JwtConfig
+from edge_plugins.jwt.config import DEFAULT_SIGNING_KEY_FILE, JwtConfig
 from edge_plugins.jwt.errors import ConfigError
 from tests.unit.jwt.support import AUDIENCE, ISSUER, SERVICE, RsaKey, jwks_of, kong_conf
 
@@ -93,7 +93,6 @@ def test_hs_algorithms_are_allowed_with_inline_oct_keys_only(key_file: Path) -> 
     ({"issuer": None}, "issuer"),
     ({"audiences": []}, "audiences"),
     ({"assertion_audience": None}, "assertion_audience"),
-    ({"assertion_signing_key_file": None}, "assertion_signing_key_file"),
     ({"jwks": None}, "key source"),
     ({"jwks_uri": "ftp://idp.test/jwks"}, "http"),
     ({"assertion_ttl_seconds": 61}, "assertion_ttl_seconds"),
@@ -137,3 +136,12 @@ def test_configs_are_hashable_and_compare_by_value(key_file: Path, rsa_key: RsaK
     b = JwtConfig.from_kong(_conf(key_file, rsa_key))
     assert a == b and hash(a) == hash(b)
     assert len({a, b, JwtConfig.from_kong(_conf(key_file, rsa_key, optional=True))}) == 2
+
+
+@pytest.mark.parametrize("unset", [None, ""])
+def test_an_unset_signing_key_file_is_the_kong_images(
+        key_file: Path, rsa_key: RsaKey, unset: str | None) -> None:
+    """``""`` is what an env-vault reference that resolved to nothing becomes
+    (kong/db/schema/init.lua): the same as leaving the field out."""
+    conf = _conf(key_file, rsa_key, assertion_signing_key_file=unset)
+    assert JwtConfig.from_kong(conf).assertion_signing_key_file == DEFAULT_SIGNING_KEY_FILE

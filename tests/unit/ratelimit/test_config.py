@@ -68,8 +68,10 @@ def test_redis_settings_and_no_redis_means_local() -> None:
     assert config.redis.address == "redis://cache:6380/2"
     assert RedisSettings(host="cache", port=6390, db=4, password="pw", ssl=True
                          ).address == "rediss://cache:6390/4"
-    # An unresolved {vault://env/...} reference arrives as an absent url: count locally.
-    unresolved = RateLimitConfig.from_kong(conf(policy="redis", redis={"port": 6379}))
+    # An unresolved {vault://env/...} reference arrives as "" (kong/db/schema/init.lua
+    # keeps it and names the reference in $refs): count locally.
+    unresolved = RateLimitConfig.from_kong(conf(policy="redis", redis={
+        "port": 6379, "url": "", "$refs": {"url": "{vault://env/edge-rate-limit-redis-url}"}}))
     assert unresolved.redis is None
     assert unresolved.describe_mode().startswith("policy local")
 

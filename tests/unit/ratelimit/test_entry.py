@@ -16,11 +16,6 @@ from edge_plugins.guard import FailurePolicy
 from tests.recording_kong import RecordingKong
 
 
-@pytest.fixture(autouse=True)
-def no_metrics_server(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EDGE_RATE_LIMIT_METRICS_PORT", "0")
-
-
 def plugin(**config: Any) -> edge_rate_limit.Plugin:
     # A fresh route id per test: process-wide counters never leak between tests.
     base = {"limits": [{"limit": 2, "period": "minute"}], "route_id": str(uuid.uuid4())}

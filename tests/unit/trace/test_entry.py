@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from edge_plugins import edge_trace
 from edge_plugins.trace.traceparent import parse_traceparent
 from tests.otlp_receiver import OtlpReceiver
 from tests.recording_kong import RecordingKong
 
 CLIENT_TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-
-
-@pytest.fixture(autouse=True)
-def _no_metrics_server(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(edge_trace.METRICS_PORT_ENV, "0")
 
 
 def _request(headers: dict[str, list[str]], client_ip: str = "10.0.0.7") -> RecordingKong:

@@ -37,6 +37,9 @@ MAX_LEEWAY_SECONDS = 300
 DEFAULT_HEADER_NAMES = ("authorization",)
 DEFAULT_ASSERTION_ISSUER = "kong-edge"
 DEFAULT_ASSERTION_TTL_SECONDS = 30
+# The Kong image's key; kong.yml may name another through Kong's env vault, and a reference
+# that resolves to nothing arrives as "" (kong/db/schema/init.lua), which means this one.
+DEFAULT_SIGNING_KEY_FILE = "/usr/local/kong/keys/gateway-ed25519.pem"
 MAX_ASSERTION_TTL_SECONDS = 60
 DEFAULT_REVOCATION_CHANNEL = "auth.revocations"
 DEFAULT_REVOCATION_KEY_PREFIX = "auth.revoked"
@@ -112,9 +115,7 @@ class JwtConfig:
         if assertion_audience is None:
             raise ConfigError("assertion_audience (the upstream service name) is required")
         key_file = (_optional_str(conf, "assertion_signing_key_file")
-                    or _optional_str(conf, "assertion_signing_key"))
-        if key_file is None:
-            raise ConfigError("assertion_signing_key_file is required")
+                    or _optional_str(conf, "assertion_signing_key") or DEFAULT_SIGNING_KEY_FILE)
         realm = _optional_str(conf, "realm") or DEFAULT_REALM
         if any(ch in realm for ch in '"\\') or not realm.isprintable():
             raise ConfigError("realm may not contain quotes, backslashes or control characters")

@@ -79,12 +79,25 @@ def query_plugin_info(server: PluginServerDef, timeout: float = 30.0) -> Externa
     )
 
 
+def worker_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What a plugin server inherits: an nginx worker's environment, which is ``TZ`` only.
+
+    Worker 0 spawns the servers (process.lua ``start_pluginservers``: ``ngx_pipe.spawn``
+    of ``exec <start_cmd>``), and nginx rebuilds a worker's environment from ``TZ`` and the
+    ``env`` directives alone; Kong's templates (kong/templates/nginx.lua) write none unless
+    an operator injects ``nginx_main_env``. The query command, by contrast, runs in the
+    master with the full environment (process.lua ``io.popen``).
+    """
+    environ = os.environ if environ is None else environ
+    return {"TZ": environ["TZ"]} if "TZ" in environ else {}
+
+
 class PluginServerProcess:
     """Starts a server, logs its output, respawns it at most once a second, stops it."""
 
     def __init__(self, server: PluginServerDef, env: Mapping[str, str] | None = None) -> None:
         self.server = server
-        self.env = dict(os.environ if env is None else env)
+        self.env = worker_environment() if env is None else dict(env)
         self.proc: asyncio.subprocess.Process | None = None
         self.spawn_count = 0
         self._task: asyncio.Task[None] | None = None

@@ -1772,10 +1772,36 @@ def _select_field(field: Field, value: Any) -> Any:
     return value
 
 
+def _references(field: Field, value: Any) -> Any:
+    """The vault references a field's value holds, as ``$refs`` records them: the
+    reference of a string, ``{index: reference}`` of an array or ``{key: reference}`` of a
+    map whose elements are referenceable strings; ``None`` when there are none."""
+    ftype = field.get("type")
+    if ftype == "string":
+        return value if field.get("referenceable") and is_reference(value) else None
+    sub = field.get("elements") if ftype in ("array", "set") else (
+        field.get("values") if ftype == "map" else None)
+    if not isinstance(sub, dict) or sub.get("type") != "string" or not sub.get("referenceable"):
+        return None
+    items = (enumerate(value, 1) if isinstance(value, list)
+             else value.items() if isinstance(value, dict) else ())
+    found = {k: v for k, v in items if is_reference(v)}
+    return found or None
+
+
 def _select_record(record: Field, data: Mapping[str, Any]) -> dict[str, Any]:
-    """``process_auto_fields(data, "select", nulls=false)`` for a record."""
+    """``process_auto_fields(data, "select", nulls=false)`` for a record.
+
+    A resolved vault reference is remembered in the record's ``$refs`` (field name →
+    reference), and a field whose reference resolved to ``""`` keeps that ``""`` instead
+    of vanishing like other empty strings: the plugin receives both.
+    """
     out = dict(data)
+    refs: dict[str, Any] = {}
     for name, field in _fields(record):
+        reference = _references(field, out.get(name))
+        if reference is not None:
+            refs[name] = reference
         value = _select_field(field, out.get(name, _MISSING))
         if value is None or value is _MISSING:
             out.pop(name, None)  # "value == null and not nulls": the key goes away
@@ -1789,8 +1815,10 @@ def _select_record(record: Field, data: Mapping[str, Any]) -> dict[str, Any]:
         if field is None:
             del out[key]  # unknown keys are dropped on select
         elif (field.get("type") == "string" and (field.get("len_min") or 1) > 0
-              and out[key] == ""):
+              and out[key] == "" and key not in refs):
             del out[key]
+    if refs:
+        out["$refs"] = refs
     return out
 
 
