@@ -53,6 +53,40 @@ def _take_own_flags(module: ModuleType, argv: list[str]) -> tuple[list[str], int
     return [argv[0], *rest], own.metrics_port
 
 
+_LOSSLESS_MSGPACK = "edge_plugins.server.lossless_msgpack"
+
+
+def use_lossless_rpc_strings() -> None:
+    """Make kong-pdk's RPC read and write any bytes Kong sends as a string, losslessly.
+
+    Kong packs a header value's raw bytes as a MessagePack ``str``
+    (kong/runloop/plugin_servers/rpc/mp_rpc.lua with lua-MessagePack: Lua strings are bytes,
+    never checked for UTF-8). kong-pdk 0.36 reads with ``msgpack.Unpacker`` and writes with
+    ``msgpack.packb`` (kong_pdk/listener.py), both strict: one ``X-Evil: \\xff`` kills the
+    connection handler, Kong logs "no data" and proxies the request *without* the plugin.
+    With ``unicode_errors="surrogateescape"`` such bytes arrive as lone surrogates
+    (U+DC80-U+DCFF) and go back out as the same bytes. Only kong_pdk.listener gets these
+    defaults, through its own namespace in place of the ``msgpack`` module (which stays
+    strict for everyone else); listener.py calls nothing but ``Unpacker`` and ``packb``.
+    Idempotent.
+    """
+    import functools
+
+    import msgpack
+    from kong_pdk import listener
+
+    if getattr(listener.msgpack, "__name__", "") == _LOSSLESS_MSGPACK:
+        return
+    namespace = ModuleType(_LOSSLESS_MSGPACK)
+    namespace.__dict__.update({k: v for k, v in vars(msgpack).items()
+                               if not k.startswith("__")})
+    namespace.Unpacker = functools.partial(  # type: ignore[attr-defined]
+        msgpack.Unpacker, unicode_errors="surrogateescape")
+    namespace.packb = functools.partial(  # type: ignore[attr-defined]
+        msgpack.packb, unicode_errors="surrogateescape")
+    listener.msgpack = namespace  # type: ignore[attr-defined]
+
+
 def serve(module: ModuleType) -> None:
     """Serve ``module`` (a plugin entry module) until Kong stops us.
 
@@ -75,6 +109,7 @@ def serve(module: ModuleType) -> None:
     if not _is_query(argv):
         metrics_server.serve_metrics(metrics_port)
 
+    use_lossless_rpc_strings()  # before kong-pdk reads its first message
     from kong_pdk.cli import start_dedicated_server
 
     start_dedicated_server(

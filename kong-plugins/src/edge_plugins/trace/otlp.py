@@ -27,6 +27,24 @@ class UnencodableAttribute(TypeError):
     """An attribute value OTLP's ``AnyValue`` cannot carry."""
 
 
+def _utf8(text: str) -> str:
+    """``text`` as protobuf can send it: valid UTF-8 (it refuses surrogates).
+
+    Header values and the URI are the client's bytes (kong.log.serialize); bytes that were
+    not UTF-8 reach us as lone surrogates (edge_plugins.server) and become U+FFFD here, so
+    one odd ``User-Agent`` cannot fail a whole batch.
+    """
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        try:
+            raw = text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a surrogate that escapes no byte (a JSON \ud800)
+            raw = text.encode("utf-8", "surrogatepass")
+        return raw.decode("utf-8", "replace")
+
+
 def _any_value(value: AttributeValue) -> AnyValue:
     if isinstance(value, bool):  # before int: bool is an int in Python
         return AnyValue(bool_value=value)
@@ -35,7 +53,7 @@ def _any_value(value: AttributeValue) -> AnyValue:
     if isinstance(value, float):
         return AnyValue(double_value=value)
     if isinstance(value, str):
-        return AnyValue(string_value=value)
+        return AnyValue(string_value=_utf8(value))
     if isinstance(value, list | tuple):
         out = AnyValue()
         out.array_value.values.extend(_any_value(v) for v in value)
@@ -44,7 +62,8 @@ def _any_value(value: AttributeValue) -> AnyValue:
 
 
 def _attributes(attributes: Mapping[str, AttributeValue]) -> Iterable[KeyValue]:
-    return (KeyValue(key=key, value=_any_value(value)) for key, value in attributes.items())
+    return (KeyValue(key=_utf8(key), value=_any_value(value))
+            for key, value in attributes.items())
 
 
 def _span(span: GatewaySpan) -> Span:
@@ -55,9 +74,9 @@ def _span(span: GatewaySpan) -> Span:
         trace_id=bytes.fromhex(span.trace_id),
         span_id=bytes.fromhex(span.span_id),
         parent_span_id=bytes.fromhex(span.parent_span_id) if span.parent_span_id else b"",
-        trace_state=span.trace_state,
+        trace_state=_utf8(span.trace_state),
         flags=flags,
-        name=span.name,
+        name=_utf8(span.name),
         kind=SPAN_KIND_SERVER,
         start_time_unix_nano=span.start_ns,
         end_time_unix_nano=span.end_ns,

@@ -2,9 +2,9 @@
 
 A client's id is only kept when it is safe to put into every log line, header and error
 body downstream: one header value (several make it ambiguous), at most
-:data:`MAX_LENGTH` characters, matching the configured pattern *in full* (``fullmatch``, so
-a ``$`` in the pattern cannot be satisfied before a trailing newline), and — when
-``request_id_trusted_ips`` is configured — sent by a peer in those networks. The peer is
+:data:`MAX_LENGTH` characters, valid UTF-8, matching the configured pattern *in full*
+(``fullmatch``, so a ``$`` in the pattern cannot be satisfied before a trailing newline),
+and — when ``request_id_trusted_ips`` is configured — sent by a peer in those networks. The peer is
 ``kong.client.get_ip()``, the directly connected address: that is who set the header (a
 load balancer, typically), whatever ``X-Forwarded-For`` claims. Anything else is replaced
 by a fresh id (a UUID4 by default, or 32 hex characters like nginx's ``$request_id``).
@@ -73,6 +73,17 @@ def generate_request_id(id_format: str = "uuid4") -> str:
     return str(uuid.uuid4())
 
 
+def _is_utf8(value: str) -> bool:
+    """Whether the header's bytes were UTF-8. Bytes that are not reach the plugin as lone
+    surrogates (edge_plugins.server); such an id could not be logged, exported or echoed
+    as sent, whatever a permissive pattern says."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def decide_request_id(policy: RequestIdPolicy, values: Sequence[str] | None,
                       client_ip: str | None = None) -> RequestIdDecision:
     """Keep the client's id if the policy allows it, else generate one (see module doc)."""
@@ -80,7 +91,8 @@ def decide_request_id(policy: RequestIdPolicy, values: Sequence[str] | None,
         return RequestIdDecision(generate_request_id(policy.id_format), "generated")
     if len(values) > 1:
         outcome = "replaced_duplicate"
-    elif len(values[0]) > MAX_LENGTH or not policy.pattern.fullmatch(values[0]):
+    elif (len(values[0]) > MAX_LENGTH or not _is_utf8(values[0])
+          or not policy.pattern.fullmatch(values[0])):
         outcome = "replaced_invalid"
     elif not policy.trusts(client_ip):
         outcome = "replaced_untrusted"

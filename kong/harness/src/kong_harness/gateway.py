@@ -342,7 +342,7 @@ class Gateway:
         ctx.source = "service"
         ctx.upstream_status = upstream.status_code
         ctx.upstream_headers = [
-            (k.decode("latin-1"), v.decode("latin-1")) for k, v in upstream.headers.raw
+            (k.decode("latin-1"), _header_text(v)) for k, v in upstream.headers.raw
             if k.decode("latin-1").lower() not in HOP_BY_HOP
         ]
         response_plugins = self._plugins(match.route, match.service, "response")
@@ -383,8 +383,12 @@ class Gateway:
         return _Response(status, headers, body=body or b"")
 
     def _upstream_headers(self, ctx: pdk.RequestContext, match: Any,
-                          host_header: str) -> list[tuple[str, str]]:
-        """Client headers as plugins left them, plus what Kong's proxy adds (handler.lua)."""
+                          host_header: str) -> list[tuple[str, bytes]]:
+        """Client headers as plugins left them, plus what Kong's proxy adds (handler.lua).
+
+        Values go out as bytes: the client's own where nobody changed them (nginx passes
+        header bytes on as they came, obs-text included; httpx would refuse a non-ASCII
+        ``str``)."""
         trusted = self.trusted(ctx.peer_ip)
 
         def incoming(name: str) -> str | None:
@@ -402,7 +406,8 @@ class Gateway:
             ("X-Forwarded-Proto", incoming("X-Forwarded-Proto") or ctx.scheme),
             ("X-Forwarded-Host", incoming("X-Forwarded-Host") or ctx.host),
             ("X-Forwarded-Port", incoming("X-Forwarded-Port") or str(ctx.port)),
-            ("X-Forwarded-Path", incoming("X-Forwarded-Path") or ctx.raw_path),
+            ("X-Forwarded-Path", incoming("X-Forwarded-Path")
+             or _header_text(ctx.raw_path.encode("latin-1"))),
         ]
         forwarded_prefix = incoming("X-Forwarded-Prefix") or (
             prefix if prefix and prefix != "/" else None)
@@ -411,7 +416,7 @@ class Gateway:
         via = ", ".join(ctx.header_values("Via"))
         out.append(("Via", f"{via}, 1.1 {SERVER_TOKENS}" if via else f"1.1 {SERVER_TOKENS}"))
         out.append(("X-Kong-Request-Id", ctx.request_id))
-        return [(k, v.encode("utf-8", "surrogateescape").decode("latin-1")) for k, v in out]
+        return [(k, _header_bytes(v)) for k, v in out]
 
     # -- log phase ----------------------------------------------------------------------
     def _schedule_log(self, ctx: pdk.RequestContext, match: Any, worker: Worker,
@@ -467,7 +472,7 @@ class _Response:
         # kong/templates/nginx_kong.lua).
         if not any(k.lower() == "date" for k, _ in self.headers):
             self.headers.insert(0, ("Date", formatdate(usegmt=True)))
-        raw = [(k.encode("latin-1"), v.encode("latin-1", "replace")) for k, v in self.headers]
+        raw = [(k.encode("latin-1"), _header_bytes(v)) for k, v in self.headers]
         await send({"type": "http.response.start", "status": self.status, "headers": raw})
         if self.stream is None:
             await send({"type": "http.response.body", "body": self.body or b""})
@@ -483,6 +488,17 @@ class _Response:
             await self.stream.aclose()
         await send({"type": "http.response.body", "body": b""})
         return sent
+
+
+def _header_text(raw: bytes) -> str:
+    """A header value as the harness holds it, like every string the plugins exchange with
+    it over MessagePack (rpc.py): UTF-8 with the bytes that are not escaped as surrogates."""
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def _header_bytes(value: str) -> bytes:
+    """The bytes of a header value held by :func:`_header_text` (the wire's, unchanged)."""
+    return value.encode("utf-8", "surrogateescape")
 
 
 def _merge_headers(base: list[tuple[str, str]],
