@@ -481,6 +481,52 @@ def test_spoofed_header_past_the_hundredth_is_stripped(edge: Edge, upstream: Ups
     assert len(header(upstream.last, "X-Filler-119")) == 1
 
 
+def _header_lines(client: httpx.Client, total: int, last: tuple[str, str]) -> list[tuple[str, str]]:
+    """Extra headers making a request of ``total`` header lines, ``last`` the final one."""
+    base = len(client.build_request("GET", "/rec-open/x").headers.raw)
+    return [*((f"h{i}", "x") for i in range(total - base - 1)), last]
+
+
+def test_more_than_1000_header_lines_are_refused_before_edge_jwt(
+        edge: Edge, upstream: Upstream, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kong 3.9.3's nginx refuses header line 1001 (max_headers 1000, build/openresty/
+    patches/nginx-1.25.3_17-CVE-2026-49975.patch) with kong/error_handlers.lua's 400."""
+    import http.client
+
+    monkeypatch.setattr(http.client, "_MAXHEADERS", 2000)  # the recording upstream's limit
+    before = len(upstream.requests)
+    headers = _header_lines(edge.client, 1001, ("X-User-Id", "evil"))
+    response = edge.client.get("/rec-open/e", headers=headers)
+    assert response.status_code == 400, response.text
+    assert response.json()["message"] == "Request header or cookie too large"
+    assert len(upstream.requests) == before
+
+
+def test_spoofed_header_past_line_1000_fails_closed(edge: Edge, upstream: Upstream,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """With max_headers raised (``nginx_proxy_max_headers``, an injected directive) or on a
+    Kong without the limit, line 1001 reaches Kong, but kong.request.get_headers(1000)
+    (kong/pdk/request.lua) shows edge-jwt only lines 1-1000: it must refuse the request
+    (431, Kong's JSON error) rather than proxy an X-User-Id it could not see."""
+    import http.client
+
+    monkeypatch.setattr(http.client, "_MAXHEADERS", 2000)  # the recording upstream's limit
+    values = edge.runner.gateway.settings.kong_conf.values
+    monkeypatch.setitem(values, "nginx_proxy_max_headers", "2000")  # type: ignore[arg-type]
+    before = len(upstream.requests)
+    for total in (1001, 1500):
+        headers = _header_lines(edge.client, total, ("X-User-Id", "evil"))
+        response = edge.client.get("/rec-open/f", headers=headers)
+        assert response.status_code == 431, response.text
+        body = response.json()
+        assert body == {"message": "Request header fields too large",
+                        "request_id": response.headers["x-kong-request-id"]}
+    # Exactly 1000 lines: nginx lets them through, edge-jwt cannot tell there are no more.
+    headers = _header_lines(edge.client, 1000, ("X-User-Id", "evil"))
+    assert edge.client.get("/rec-open/g", headers=headers).status_code == 431
+    assert len(upstream.requests) == before
+
+
 def test_spoofed_underscore_variant_does_not_void_a_real_identity(edge: Edge, user: User) -> None:
     """The backend folds X-User_Id onto X-User-Id and would see a mismatch (anonymous, 401)
     had the edge let it through; stripped, the real identity works."""

@@ -29,11 +29,15 @@ def test_phase_check_message() -> None:
 
 
 def test_get_header_is_nginx_http_variable() -> None:
-    """$http_<name>: case-insensitive, '-' and '_' alike, repeated headers joined by ', '."""
+    """kong/tools/http.lua get_header: $http_<name> (case-insensitive, '-' and '_' alike,
+    repeated lines joined by ', ', cookies by '; '); a value with ', ' is looked up again in
+    ngx.req.get_headers(), whose key is the name asked with '_' read as '-' only."""
     ctx = _ctx(headers=[("X-User_Id", "a"), ("x-user-id", "b"), ("Cookie", "c=1"),
                         ("Cookie", "d=2")])
-    assert pdk.call(ctx, "kong.request.get_header", ["X-USER-ID"]) == ("plugin.Step", "a, b")
-    assert pdk.call(ctx, "kong.request.get_header", ["cookie"])[1] == "c=1; d=2"
+    # $http_x_user_id is "a, b"; get_headers()["x-user-id"] is the x-user-id line only
+    assert pdk.call(ctx, "kong.request.get_header", ["X-USER-ID"]) == ("plugin.Step", "b")
+    assert pdk.call(ctx, "kong.request.get_header", ["x-user_id"])[1] == "a"  # raw key hit
+    assert pdk.call(ctx, "kong.request.get_header", ["cookie"])[1] == "c=1; d=2"  # no ", "
     assert pdk.call(ctx, "kong.request.get_header", ["missing"])[1] is None
 
 

@@ -17,7 +17,7 @@ from edge_plugins.jwt import tokens
 from edge_plugins.jwt.assertion import AssertionSigner
 from edge_plugins.jwt.cache import VerifiedTokenCache
 from edge_plugins.jwt.config import JwtConfig
-from edge_plugins.jwt.decision import Verdict, decide
+from edge_plugins.jwt.decision import Verdict, decide, header_lines, too_many_header_lines
 from edge_plugins.jwt.jwks import FetchedJwks, JwksFetchError, JwksManager
 from edge_plugins.jwt.revocation import NullRevocations, RevocationState, RevocationView
 from tests.unit.jwt.backend_rules import plain_headers_agree, verify_assertion
@@ -327,6 +327,50 @@ def test_spoofed_identity_headers_are_cleared_on_every_verdict(env: Env, rsa_key
     assert sorted(verdict.clear_headers) == sorted(SPOOFED)
     if setup == "success":
         assert verdict.upstream_headers["X-User-Id"] == SUB
+
+
+# --- more header lines than Kong hands over (431) ------------------------------------------
+
+
+def _lines(total: int, **extra: list[str]) -> dict[str, Any]:
+    """A Kong header map holding ``total`` lines: env() adds host (1), ``extra`` its own."""
+    used = 1 + sum(len(v) for v in extra.values())
+    return {**{f"x-f{i}": ["x"] for i in range(total - used - 2)}, "x-dup": ["a", "b"], **extra}
+
+
+def test_header_lines_counts_values_not_names() -> None:
+    assert header_lines({"a": ["1", "2", "3"], "b": ["4"]}) == 4
+    assert header_lines({"a": "1"}) == 1
+
+
+def test_too_many_header_lines_is_none_below_the_limit() -> None:
+    assert too_many_header_lines({f"h{i}": ["x"] for i in range(999)}) is None
+    verdict = too_many_header_lines({"h": ["x"] * 1000}, clear=("x-user-id",))
+    assert verdict is not None and verdict.status == 431
+    assert verdict.clear_headers == ("x-user-id",) and verdict.clear_before_reject
+
+
+@pytest.mark.parametrize("optional", [False, True])
+def test_a_map_of_1000_lines_fails_closed_even_with_a_good_token(
+        env: Env, rsa_key: RsaKey, optional: bool) -> None:
+    """kong.request.get_headers(1000) cannot show line 1001 (kong/pdk/request.lua caps
+    max_headers at 1000): what may hide there is unknown, so the request is refused — with
+    a good token, on an optional route, with identity headers listed for stripping."""
+    before = _validations("rejected", "too_many_headers")
+    headers = _lines(1000, **{"x-user-id": ["evil"]})
+    verdict = env(mint(rsa_key), config=env.config(optional=optional), headers=headers)
+    assert header_lines({"host": ["api.test"], "authorization": ["t"], **headers}) == 1001
+    assert verdict.status == 431 and not verdict.allowed
+    assert verdict.message == "Request header fields too large"
+    assert verdict.upstream_headers == {} and verdict.subject is None
+    assert verdict.clear_headers == ("x-user-id",) and verdict.clear_before_reject
+    assert "WWW-Authenticate" not in verdict.response_headers
+    assert _validations("rejected", "too_many_headers") == before + 1
+
+
+def test_999_lines_are_decided_as_usual(env: Env, rsa_key: RsaKey) -> None:
+    verdict = env(mint(rsa_key), headers=_lines(998))  # + host + authorization = 1000 - 1
+    assert verdict.status == 200 and verdict.subject == SUB
 
 
 # --- infrastructure faults (503) ----------------------------------------------------------

@@ -8,6 +8,10 @@ away from the PDK, is what lets the unit tests cover each of them without Kong.
 
 Order matters and is deliberate:
 
+0. a header map holding :data:`MAX_VISIBLE_HEADER_LINES` lines may be cut short (Kong's
+   ``get_headers`` stops there): what lies past it — a spoofed ``X-User-Id``, a second
+   token — is unknown, so the request is refused with 431 (:func:`too_many_header_lines`),
+   after the identity headers that can be seen are cleared;
 1. spoofed identity headers are listed for clearing on *every* request, whatever follows;
 2. a CORS preflight passes (anonymous) when the route does not ``run_on_preflight``;
 3. the token is extracted; none at all → anonymous on ``optional`` routes, else 401 with a
@@ -51,23 +55,50 @@ from edge_plugins.jwt.tokens import authorize, extract_token, verify_token
 log = logging.getLogger(__name__)
 
 SIGNER_RETRY_AFTER_SECONDS = 30
+# kong.request.get_headers(max_headers) accepts at most 1000 (kong/pdk/request.lua) and
+# returns the first max_headers header lines, silently (ngx.req.get_headers).
+MAX_VISIBLE_HEADER_LINES = 1000
+TOO_MANY_HEADERS_MESSAGE = "Request header fields too large"  # Kong's own text for 431
 
 
 @dataclass(frozen=True)
 class Verdict:
     """What the plugin must do with the request (see the module docstring)."""
 
-    status: int  # 200 (pass) | 401 | 403 | 503
+    status: int  # 200 (pass) | 401 | 403 | 431 | 503
     upstream_headers: dict[str, str] = field(default_factory=dict)
     clear_headers: tuple[str, ...] = ()
     response_headers: dict[str, str] = field(default_factory=dict)
     message: str | None = None
     subject: str | None = None
     reason: str = "ok"
+    clear_before_reject: bool = False  # a rejected request's clear_headers go first
 
     @property
     def allowed(self) -> bool:
         return self.status == 200
+
+
+def header_lines(headers: Mapping[str, Any]) -> int:
+    """How many request header lines Kong's multimap holds: each value of a list is a line."""
+    return sum(len(v) if isinstance(v, list | tuple) else 1 for v in headers.values())
+
+
+def too_many_header_lines(headers: Mapping[str, Any],
+                          clear: tuple[str, ...] = ()) -> Verdict | None:
+    """Fail closed when the map may be truncated: it holds the most lines Kong hands out.
+
+    The plugin cannot see past line :data:`MAX_VISIBLE_HEADER_LINES`, where a client could
+    put an identity header or a token. Kong 3.9.3's nginx rejects line 1001 itself (400,
+    build/openresty/patches/nginx-1.25.3_17-CVE-2026-49975.patch), but an operator may raise
+    ``max_headers`` and older Kongs have no limit: so exactly 1000 lines are refused too.
+    431 (RFC 6585 §5) says what is wrong and that resending the same request will not help;
+    it stays apart from the 400s of malformed input and the 401s of bad tokens in metrics.
+    """
+    if header_lines(headers) < MAX_VISIBLE_HEADER_LINES:
+        return None
+    return Verdict(431, clear_headers=clear, message=TOO_MANY_HEADERS_MESSAGE,
+                   reason="too_many_headers", clear_before_reject=True)
 
 
 def is_preflight(method: str, headers: Mapping[str, Any]) -> bool:
@@ -112,6 +143,9 @@ def _result(verdict: Verdict) -> str:
 def _decide(config: JwtConfig, *, method: str, headers: Mapping[str, Any], query: str,
             keys: KeySource, revocations: RevocationView, signer: AssertionSigner,
             cache: VerifiedTokenCache, now: float, clear: tuple[str, ...]) -> Verdict:
+    truncated = too_many_header_lines(headers, clear)
+    if truncated is not None:
+        return truncated
     if not config.run_on_preflight and is_preflight(method, headers):
         return Verdict(200, clear_headers=clear, reason="preflight")
     try:

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from kong_harness import SERVER_TOKENS, pdk
+from kong_harness import SERVER_TOKENS, pdk, realip
 from kong_harness.conf import KongConf
 from kong_harness.declarative import DeclarativeConfig, PluginEntity, load_declarative
 from kong_harness.plugin_servers import (
@@ -203,20 +203,51 @@ class Gateway:
         if scope["type"] != "http":
             return
         started = time.time()
+        if len(scope["headers"]) > _max_headers(self.settings.kong_conf.values):
+            await self._too_many_header_lines(scope, send, started)
+            return
         body = await _read_body(receive)
         ctx = self._context(scope, body, started)
         worker = self.workers[next(self._next_worker)]
         await self._handle(ctx, worker, send, started)
 
+    async def _too_many_header_lines(self, scope: Scope, send: Send, started: float) -> None:
+        """Kong 3.9.3's nginx stops reading a request at header line ``max_headers`` + 1.
+
+        build/openresty/patches/nginx-1.25.3_17-CVE-2026-49975.patch (ngx_http_request.c
+        ``ngx_http_process_request_headers``): ``max_headers`` (default 1000) counts each
+        parsed line; the next one finalizes the request with 494 and a lingering close, the
+        body unread. kong/templates/nginx_kong.lua ``error_page 494 =494
+        /kong_error_handler`` hands it to kong/error_handlers.lua, which answers 400 with
+        "Request header or cookie too large", negotiated on Accept, else Content-Type, else
+        ``error_default_type`` (gRPC requests are not modelled). No plugin runs before it;
+        Kong.log runs the global log plugins (no ctx.plugins: the global iterator).
+        """
+        ctx = self._context(scope, b"", started)
+        conf = self.settings.kong_conf.values
+        accept = (pdk.request_header(ctx, "Accept") or pdk.request_header(ctx, "Content-Type")
+                  or conf.get("error_default_type", "text/plain"))
+        content_type = pdk.error_content_type(accept)
+        body = pdk.error_body(400, "Request header or cookie too large", ctx.request_id,
+                              content_type)
+        ctx.source = "kong"
+        response = _Response(400, [("Content-Type", content_type),
+                                   ("Content-Length", str(len(body))),
+                                   ("Server", SERVER_TOKENS),
+                                   ("X-Kong-Request-Id", ctx.request_id),
+                                   ("Connection", "close")], body=body)
+        bytes_sent = await response.send(send)
+        worker = self.workers[next(self._next_worker)]
+        self._schedule_log(ctx, None, worker, response, bytes_sent, started)
+
     def _context(self, scope: Scope, body: bytes, started: float) -> pdk.RequestContext:
         headers = [(k.decode("latin-1"), v.decode("utf-8", "surrogateescape"))
                    for k, v in scope["headers"]]
         peer_ip = (scope.get("client") or ("127.0.0.1", 0))[0]
-        remote_addr = peer_ip
-        if self.trusted(peer_ip):  # nginx realip module: set_real_ip_from = trusted_ips
-            values = [v for k, v in headers if k.lower() == self.real_ip_header.lower()]
-            if values:
-                remote_addr = values[-1].split(",")[-1].strip() or peer_ip
+        # nginx's realip module (set_real_ip_from = trusted_ips, kong/templates/nginx_kong.lua;
+        # real_ip_header/real_ip_recursive, kong/templates/kong_defaults.lua): see realip.py
+        header, recursive = realip.settings(self.settings.kong_conf.values)
+        remote_addr = realip.remote_addr(peer_ip, headers, header, recursive, self.trusted)
         host_header = next((v for k, v in headers if k.lower() == "host"), "")
         server = scope.get("server") or ("127.0.0.1", 8000)
         raw_path = scope.get("raw_path") or scope["path"].encode()
@@ -524,6 +555,14 @@ def _entity_table(entity: Any) -> dict[str, Any]:
 
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def _max_headers(conf: Mapping[str, str]) -> int:
+    """nginx ``max_headers`` (Kong 3.9.3's CVE-2026-49975 patch, default 1000), settable
+    through Kong's injected directives: ``nginx_proxy_max_headers`` (the proxy server
+    block) over ``nginx_http_max_headers`` (the http block)."""
+    value = conf.get("nginx_proxy_max_headers") or conf.get("nginx_http_max_headers")
+    return int(value) if value and value.strip().isdigit() else 1000
 
 
 def _size(value: str) -> int:

@@ -4,11 +4,17 @@ Sources: kong/pdk/{request,response,client,log,ip,node,router}.lua,
 kong/pdk/service/{request,response}.lua, kong/pdk/private/{phases,checks}.lua and the
 overrides Kong installs for external plugins in kong/runloop/plugin_servers/plugin.lua.
 
-A PDK method either returns a value (answered with ``plugin.Step``/a typed Step), returns
-``(nil, err)`` (answered with ``plugin.StepError``) — modelled by :class:`SoftError` — or
-*throws* a Lua error (:class:`LuaError`). Kong does not protect ``call_pdk_method``, so a
-throw aborts the phase handler: in ``access`` that is Kong's 500 "An unexpected error
-occurred", and the plugin server never hears back.
+A PDK method either returns a value (answered with ``plugin.Step``/a typed Step) or *throws*
+a Lua error (:class:`LuaError`). A Lua ``return nil, err`` is just ``None`` here: in Kong
+3.9.3 kong/runloop/plugin_servers/rpc/mp_rpc.lua ``call_pdk_method`` keeps only the first
+return value, so ``get_step_method`` never sees ``pdk_err`` and never answers
+``plugin.StepError``. Kong does not protect ``call_pdk_method``, so a throw aborts the phase
+handler: in ``access`` that is Kong's 500 "An unexpected error occurred", and the plugin
+server never hears back.
+
+The log phase runs in a timer (plugin.lua ``build_phases``): no request exists there, so
+only the calls ``exposed_api`` serves from the saved data, and those that touch neither
+``ngx.var`` nor ``ngx.req``/``ngx.resp``, work; the others throw (:data:`TIMER_SAFE`).
 """
 
 from __future__ import annotations
@@ -45,10 +51,6 @@ _PHASE_ORDER = ("rewrite", "access", "response", "log")
 
 class LuaError(Exception):
     """A PDK function threw (``error(...)`` in Lua)."""
-
-
-class SoftError(Exception):
-    """A PDK function returned ``nil, err``: the plugin server gets ``plugin.StepError``."""
 
 
 class Terminated(Exception):
@@ -298,6 +300,7 @@ def build_exit(status: Any, body: Any, headers: Any, min_status: int) -> tuple[i
 
 PdkFunction = Callable[[RequestContext, list[Any]], Any]
 PDK: dict[str, PdkFunction] = {}
+PHASES_OF: dict[str, frozenset[str]] = {}  # the phases each PDK function's check_phase allows
 STEP_METHODS = {  # mp_rpc.lua get_step_method
     "kong.request.get_query": "plugin.StepMultiMap",
     "kong.request.get_headers": "plugin.StepMultiMap",
@@ -315,6 +318,7 @@ def pdk(name: str, phases: frozenset[str] = ALL) -> Callable[[PdkFunction], PdkF
             return fn(ctx, args)
 
         PDK[name] = checked
+        PHASES_OF[name] = phases
         return fn
 
     return register
@@ -344,6 +348,7 @@ def _attribute(name: str, attribute: str, phases: frozenset[str] = ALL) -> None:
         return getattr(ctx, attribute)
 
     PDK[name] = get
+    PHASES_OF[name] = phases
 
 
 # kong.request.*
@@ -413,14 +418,24 @@ def _get_query_arg(ctx: RequestContext, args: list[Any]) -> Any:
     return value[0] if isinstance(value, list) else value
 
 
-@pdk("kong.request.get_header", REQUEST)
-def _get_header(ctx: RequestContext, args: list[Any]) -> str | None:
-    name = _str_arg(args, 0, "header name must be a string")
-    if ctx.snapshot is not None:  # plugin.lua: log phase reads the saved headers
-        values = ctx.snapshot["request_headers"].get(name)
-        return values[0] if values else None
-    # nginx $http_<name>: dashes and underscores are the same, several values are joined
-    # with ", " (nginx >= 1.23, the version Kong 3.x bundles).
+def lookup_header(headers: Mapping[str, list[str]], name: str) -> list[str] | None:
+    """``t[name]`` on a table from ``ngx.req.get_headers()``/``ngx.resp.get_headers()``.
+
+    lua-resty-core (lib/resty/core/request.lua ``req_headers_mt``): the keys are the names
+    as sent, lower-cased (``_`` kept); a missing key is retried lower-cased with ``_`` read
+    as ``-``. So ``x_foo`` finds a header sent as ``X_Foo`` first, else one sent as ``X-Foo``.
+    """
+    values = headers.get(name)
+    if values is None:
+        values = headers.get(name.lower().replace("_", "-"))
+    return values
+
+
+def http_variable(ctx: RequestContext, name: str) -> str | None:
+    """nginx's ``$http_<name>`` (ngx_http_variable_unknown_header, nginx 1.25.3 as bundled
+    by Kong 3.9.3's OpenResty 1.25.3.2): every header line whose name, lower-cased with
+    ``-`` read as ``_``, equals the variable's, values joined with ``", "`` (``"; "`` for
+    ``$http_cookie``); ``ngx.var`` lower-cases the variable name itself."""
     wanted = name.lower().replace("-", "_")
     values = [v for k, v in ctx.headers if k.lower().replace("-", "_") == wanted]
     if not values:
@@ -428,8 +443,41 @@ def _get_header(ctx: RequestContext, args: list[Any]) -> str | None:
     return ("; " if wanted == "cookie" else ", ").join(values)
 
 
+def request_header(ctx: RequestContext, name: str) -> str | None:
+    """kong/tools/http.lua ``get_header(name)`` (no ctx), as kong.request.get_header uses it.
+
+    ``ngx.var["http_" .. replace_dashes(name)]`` is returned as is unless it contains
+    ``", "`` (several header lines, or one value with ``", "`` in it); then the value is
+    ``ngx.req.get_headers()[name]`` — the first ``lua_max_req_headers`` (100) lines only —
+    and, for a repeated header, its FIRST value. A single ``"a, b"`` therefore stays
+    ``"a, b"``; ``X_Foo: 1`` + ``X_Foo: 2`` asked as ``x-foo`` is nil (the table lookup
+    reads ``_`` in the *name asked* as ``-``, not in the names sent); a repeated header
+    all of whose lines sit past line 100 is nil.
+    """
+    value = http_variable(ctx, name)
+    if value is None or ", " not in value:
+        return value
+    values = lookup_header(ctx.multimap(ctx.headers, MAX_HEADERS_DEFAULT), name)
+    return values[0] if values else None
+
+
+@pdk("kong.request.get_header", REQUEST)
+def _get_header(ctx: RequestContext, args: list[Any]) -> str | None:
+    name = _str_arg(args, 0, "header name must be a string")
+    if ctx.snapshot is not None:
+        # plugin.lua exposed_api["kong.request.get_header"]: the saved ngx.req.get_headers()
+        # table (metatable lookup), first value of a repeated header.
+        values = lookup_header(ctx.snapshot["request_headers"], name)
+        return values[0] if values else None
+    return request_header(ctx, name)
+
+
 @pdk("kong.request.get_headers", REQUEST)
 def _get_headers(ctx: RequestContext, args: list[Any]) -> dict[str, list[str]]:
+    if ctx.snapshot is not None:
+        # plugin.lua exposed_api: ``saved and saved.request_headers or …`` — the saved table,
+        # whatever max_headers says (no argument checks in the log phase).
+        return ctx.snapshot["request_headers"]
     limit = _arg(args, 0)
     if limit is not None:
         if not isinstance(limit, int | float):
@@ -438,17 +486,24 @@ def _get_headers(ctx: RequestContext, args: list[Any]) -> dict[str, list[str]]:
             raise LuaError("max_headers must be >= 1")
         if limit > 1000:
             raise LuaError("max_headers must be <= 1000")
-    if ctx.snapshot is not None:
-        return ctx.snapshot["request_headers"]
     return ctx.multimap(ctx.headers, int(limit or MAX_HEADERS_DEFAULT))
 
 
 @pdk("kong.request.get_raw_body", BEFORE_CONTENT)
-def _get_raw_body(ctx: RequestContext, args: list[Any]) -> bytes:
-    if len(ctx.body) > ctx.client_body_buffer_size:
-        # Bodies over client_body_buffer_size are buffered to a file by nginx.
-        raise SoftError("request body did not fit into client body buffer, "
-                        "consider raising 'client_body_buffer_size'")
+def _get_raw_body(ctx: RequestContext, args: list[Any]) -> bytes | None:
+    # kong/pdk/request.lua get_raw_body: a body over client_body_buffer_size is buffered to
+    # a file by nginx; without max_allowed_file_size (kong-pdk sends no argument) that is
+    # ``return nil, "request body did not fit into client body buffer, …"``. Only the nil
+    # reaches mp_rpc.lua, whose fix_raw then throws (see call()).
+    if len(ctx.body) <= ctx.client_body_buffer_size:
+        return ctx.body
+    limit = _arg(args, 0)
+    if limit is None or limit is False:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int | float):
+        raise LuaError(f"attempt to compare number with {_lua_type(limit)}")
+    if limit < 0 or (limit > 0 and len(ctx.body) > limit):
+        return None
     return ctx.body
 
 
@@ -463,10 +518,10 @@ def _get_uri_captures(ctx: RequestContext, args: list[Any]) -> Any:
 
 
 def _forwarded(ctx: RequestContext, header: str) -> str | None:
+    # kong/pdk/request.lua: is_trusted(get_ip()) then _REQUEST.get_header(header)
     if not ctx.trusted(ctx.peer_ip):
         return None
-    values = ctx.header_values(header)
-    return values[0] if values else None
+    return request_header(ctx, header)
 
 
 @pdk("kong.request.get_forwarded_scheme", REQUEST)
@@ -492,9 +547,27 @@ def _get_forwarded_port(ctx: RequestContext, args: list[Any]) -> int:
 
 
 # kong.client.*
-@pdk("kong.client.get_protocol", ALL)
-def _client_get_protocol(ctx: RequestContext, args: list[Any]) -> str:
-    return ctx.scheme
+@pdk("kong.client.get_protocol", ROUTER)
+def _client_get_protocol(ctx: RequestContext, args: list[Any]) -> str | None:
+    """kong/pdk/client.lua get_protocol (AUTH_AND_LATER phases): the route's only protocol,
+    else https/http by kong/tools/http.lua check_https; no route: ``nil, err`` (nil)."""
+    if not ctx.route:
+        return None
+    protocols = ctx.route.get("protocols") or []
+    if len(protocols) == 1:
+        return protocols[0]
+    if ctx.phase == "log":
+        raise LuaError(NO_REQUEST)  # self.client.get_ip() reads ngx.var in the log timer
+    if ctx.scheme.lower() == "https":
+        return "https"
+    if not _arg(args, 0) or not ctx.trusted(ctx.peer_ip):
+        return "http"
+    proto = http_variable(ctx, "X-Forwarded-Proto")  # ngx.var.http_x_forwarded_proto
+    if proto is None:
+        return "http"
+    if "," in proto:
+        return None  # nil, "Only one X-Forwarded-Proto header allowed"
+    return "https" if proto.lower() == "https" else "http"
 
 
 @pdk("kong.ip.is_trusted")
@@ -640,7 +713,8 @@ def _resp_get_header(ctx: RequestContext, args: list[Any]) -> str | None:
     name = _str_arg(args, 0, "header name must be a string")
     saved = _saved(ctx, "response_headers")
     if saved is not None:
-        values = saved.get(name.lower())
+        # plugin.lua exposed_api: saved ngx.resp.get_headers() table (metatable lookup)
+        values = lookup_header(saved, name)
         return values[0] if values else None
     values = [v for k, v in _current_response_headers(ctx) if k.lower() == name.lower()]
     return values[-1] if values else None
@@ -719,8 +793,10 @@ def _resp_error(ctx: RequestContext, args: list[Any]) -> None:
     validate_headers(headers)
     content_type = headers.get("Content-Type")
     if content_type is None:
-        accept = _get_header(ctx, ["Accept"]) if ctx.phase != "log" else None
-        content_type = error_content_type(accept)
+        # kong/pdk/response.lua error: ngx.req.get_headers()["Accept"], a repeated header's
+        # values joined with "," by kong/tools/http.lua get_response_type.
+        accept = lookup_header(ctx.multimap(ctx.headers, MAX_HEADERS_DEFAULT), "Accept")
+        content_type = error_content_type(",".join(accept) if accept else None)
         headers["Content-Type"] = content_type
     body = error_body(status, message, ctx.request_id, content_type)
     status, payload, out = build_exit(status, body, headers, 400)
@@ -809,19 +885,73 @@ def serialize(ctx: RequestContext, status: int, response_headers: list[tuple[str
     }
 
 
+# The log phase of an external plugin runs in ``ngx.timer.at`` (kong/runloop/plugin_servers/
+# plugin.lua build_phases), where no request exists: lua-resty-core's ngx.var, ngx.req.* and
+# ngx.resp.get_headers throw "no request found". What still works there: exposed_api's
+# overrides that read the saved data (kong.log.serialize, kong.nginx.get_ctx/set_ctx,
+# kong.ctx.shared.get/set, kong.request.get_headers/get_header/get_uri_captures,
+# kong.response.get_status/get_headers/get_header/get_source, kong.nginx.req_start_time)
+# and PDK functions that read only ngx.ctx (get_ctx_table(saved.ngx_ctx) installs the saved
+# clone, so phase checks see "log"), kong.configuration or the node.
+NO_REQUEST = "no request found"
+TIMER_SAFE = frozenset({
+    # exposed_api, from the saved data
+    "kong.log.serialize", "kong.nginx.get_ctx", "kong.nginx.set_ctx",
+    "kong.ctx.shared.get", "kong.ctx.shared.set", "kong.request.get_headers",
+    "kong.request.get_header", "kong.request.get_uri_captures", "kong.response.get_status",
+    "kong.response.get_headers", "kong.response.get_header", "kong.response.get_source",
+    "kong.nginx.req_start_time",
+    # kong/pdk/log.lua (ngx.log works in timers)
+    "kong.log", *(f"kong.log.{level}" for level in _LOG_LEVELS),
+    # kong/pdk/request.lua get_start_time: ngx.ctx.KONG_PROCESSING_START (set in rewrite)
+    "kong.request.get_start_time",
+    # kong/pdk/router.lua: ngx.ctx.route / ngx.ctx.service
+    "kong.router.get_route", "kong.router.get_service",
+    # kong/pdk/node.lua get_id (shm), kong/pdk/ip.lua is_trusted (kong.configuration)
+    "kong.node.get_id", "kong.ip.is_trusted",
+    # kong/pdk/client.lua get_protocol decides itself (throws only past the route check)
+    "kong.client.get_protocol",
+})
+# kong/pdk/service/response.lua get_status/get_headers: ngx.ctx.buffered_status/_headers
+# when Kong buffered the response (a plugin has a response phase), else ngx.var/ngx.resp.
+_BUFFERED_ONLY = frozenset({"kong.service.response.get_status",
+                            "kong.service.response.get_headers",
+                            "kong.service.response.get_header"})
+_TIMER_ERRORS = {  # the first request access each function makes
+    "kong.request.get_http_version": "no request object found",  # ngx.req.http_version (C)
+}
+# mp_rpc.lua must_fix: fix_raw packs the result as MessagePack binary; a nil result makes
+# lua-MessagePack's packers['binary'] take #nil, which throws inside Rpc:call.
+_FIX_RAW = frozenset({"kong.request.get_raw_body", "kong.response.get_raw_body",
+                      "kong.service.response.get_raw_body"})
+
+
+def _check_timer(ctx: RequestContext, method: str) -> None:
+    """The log phase's timer context: what throws there (see :data:`TIMER_SAFE`)."""
+    if method in TIMER_SAFE:
+        return
+    check_phase(ctx, PHASES_OF.get(method, ALL))  # the phase check comes first
+    if method in _BUFFERED_ONLY and ctx.ngx_ctx.get("buffered_proxying"):
+        return
+    raise LuaError(_TIMER_ERRORS.get(method, NO_REQUEST))
+
+
 def call(ctx: RequestContext, method: str, args: list[Any]) -> tuple[str, Any]:
     """Run one PDK call; answers ``(step_method, data)`` for the plugin server.
 
-    Raises :class:`LuaError` (Kong aborts the handler) or :class:`Terminated`.
+    mp_rpc.lua ``call_pdk_method`` keeps the first return value only: a ``nil, err`` result
+    is a plain ``plugin.Step`` with ``None``, never ``plugin.StepError``. Raises
+    :class:`LuaError` (Kong aborts the handler, no reply) or :class:`Terminated`.
     """
     fn = PDK.get(method)
     if fn is None:
         log.error("could not find pdk method: %s", method)  # mp_rpc.lua call_pdk_method
         return "plugin.Step", None
-    try:
-        result = fn(ctx, list(args or []))
-    except SoftError as exc:
-        return "plugin.StepError", str(exc)
+    if ctx.phase == "log":
+        _check_timer(ctx, method)
+    result = fn(ctx, list(args or []))
+    if result is None and method in _FIX_RAW:
+        raise LuaError("attempt to get length of local 'str' (a nil value)")
     return STEP_METHODS.get(method, "plugin.Step"), result
 
 
