@@ -139,9 +139,13 @@ class HarnessRunner:
     def run(self, coro: Any, timeout: float = 60) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def start(self) -> HarnessRunner:
+    def start(self, wait_for_plugin_servers: bool = True) -> HarnessRunner:
+        """Start the gateway; by default, like a deployment's readiness check, hold the
+        first request back until every plugin server listens (Kong itself does not)."""
         self._thread.start()
         self.run(self.gateway.start())
+        if wait_for_plugin_servers:
+            self.run(self.gateway.plugin_servers_ready())
         ready = asyncio.Event()
 
         async def _serve() -> None:

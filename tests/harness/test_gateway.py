@@ -12,7 +12,7 @@ import time
 import pytest
 
 from kong_harness.gateway import GatewayConfigError
-from tests.harness.support import HarnessRunner, header
+from tests.harness.support import DEMO_COMMAND, HarnessRunner, header
 
 
 def _yml(upstream_port: int, plugins: str = "", extra_routes: str = "",
@@ -336,3 +336,78 @@ def test_each_worker_starts_its_own_instance(harness_factory, upstream):  # type
 
     instances = gw.run(status())["Plugins"]["edge-demo"]["Instances"]
     assert len(instances) == 2
+
+
+def test_kong_serves_before_a_plugin_server_listens(upstream):  # type: ignore[no-untyped-def]
+    """Kong starts plugin servers from a timer (kong/runloop/plugin_servers/process.lua) and
+    serves without waiting for their sockets: until one listens, StartInstance cannot
+    connect, plugin.lua get_instance_id throws and the request is Kong's 500. A readiness
+    check on the sockets (Gateway.plugin_servers_ready) is what holds traffic back."""
+    slow = f"/bin/sh -c 'sleep 2; exec {DEMO_COMMAND} \"$@\"' late"
+    runner = HarnessRunner(_yml(upstream.port, plugins=_route_plugin("r-demo")),
+                           commands={"edge-demo": slow}, workers=1)
+    runner.start(wait_for_plugin_servers=False)
+    try:
+        with runner.client() as client:
+            early = client.get("/demo")
+            runner.run(runner.gateway.plugin_servers_ready())
+            ready = client.get("/demo")
+    finally:
+        runner.stop()
+    assert early.status_code == 500
+    assert early.json()["message"] == "An unexpected error occurred"
+    assert ready.status_code == 200 and ready.headers["x-edge-demo"] == "hello"
+
+
+def test_a_restarted_server_resets_the_instances_of_every_worker(  # type: ignore[no-untyped-def]
+        harness_factory, upstream, caplog):
+    """plugin.lua reset_instance: the first worker to hear "no plugin instance" from a
+    restarted server forgets its instances and posts the "plugin_server"/"reset_instances"
+    worker event (handled in plugin_servers/init.lua), so the other workers start fresh
+    instances without another failed round trip."""
+    gw = harness_factory(_yml(upstream.port, plugins=_route_plugin("r-demo")), workers=2)
+    process = gw.gateway.processes["edge-demo"]
+    with gw.client() as client:
+        for _ in range(2):  # one request per worker: both hold an instance
+            assert client.get("/demo").status_code == 200
+        assert all(w.plugins["edge-demo"].instances for w in gw.gateway.workers)
+        first_pid = process.pid
+        process.kill()
+        deadline = time.monotonic() + 15
+        while (process.pid in (None, first_pid)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        gw.run(process.wait_ready())
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="kong_harness.plugin_servers"):
+            answers = [client.get("/demo") for _ in range(2)]
+    assert [a.headers.get("x-edge-demo") for a in answers] == ["hello", "hello"]
+    lost = [r for r in caplog.records if "no plugin instance" in r.getMessage().lower()]
+    assert len(lost) == 1
+
+
+def test_the_readiness_check_answers_only_when_every_server_answers(  # type: ignore[no-untyped-def]
+        upstream, tmp_path):
+    """edge-plugins-ready (shipped in the Kong image for readiness probes) sends each socket
+    kong-pdk's plugin.GetStatus: a missing socket, or one that accepts and stays silent,
+    is not ready."""
+    import socket
+    import subprocess
+
+    from tests.harness.support import BIN_DIR
+
+    def ready(*sockets: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN_DIR / "edge-plugins-ready"), "--timeout", "1",
+                               *sockets], capture_output=True, text=True, timeout=30)
+
+    silent_path = str(tmp_path / "silent.socket")
+    with socket.socket(socket.AF_UNIX) as silent:
+        silent.bind(silent_path)
+        silent.listen(1)
+        with HarnessRunner(_yml(upstream.port, plugins=_route_plugin("r-demo"))) as runner:
+            (server,) = runner.settings.kong_conf.pluginservers
+            up = ready(server.socket)
+            missing = ready(server.socket, str(tmp_path / "absent.socket"))
+            mute = ready(silent_path)
+    assert up.returncode == 0, up.stderr
+    assert missing.returncode == 1 and "absent.socket" in missing.stderr
+    assert mute.returncode == 1 and "silent.socket" in mute.stderr

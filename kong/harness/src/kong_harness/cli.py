@@ -55,6 +55,7 @@ async def run(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         await gateway.start()
+        await gateway.plugin_servers_ready()  # what a deployment's readiness check does
         ready = asyncio.Event()
         server = asyncio.create_task(serve(gateway, host or "0.0.0.0", int(port), ready,
                                            log_level=args.log_level))

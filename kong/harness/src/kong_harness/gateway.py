@@ -118,18 +118,32 @@ class Gateway:
                 process = PluginServerProcess(server)
                 self.processes[server.name] = process
                 await process.start()
-            for process in self.processes.values():
-                if process.server.start_command is not None:
-                    await process.wait_ready()
+        # Kong serves as soon as its workers run, plugin sockets bound or not (process.lua
+        # starts the servers from a timer; kong/init.lua does not wait for them): a request
+        # before a server listens gets StartInstance's 500. Deployments hold traffic back
+        # with a readiness check on the sockets (plugin_servers_ready; edge-plugins-ready in
+        # the Kong image).
         self.workers = [self._new_worker(i) for i in range(max(1, self.settings.workers))]
         self.http = httpx.AsyncClient(trust_env=False, follow_redirects=False)
+
+    async def plugin_servers_ready(self, timeout: float = 20.0) -> None:
+        """Wait until every plugin server this gateway started accepts connections."""
+        for process in self.processes.values():
+            if process.server.start_command is not None:
+                await process.wait_ready(timeout)
 
     def _new_worker(self, index: int) -> Worker:
         worker = Worker(index)
         for name, info in self.external.items():
             rpc = MsgpackRpcClient(info.server.socket, timeout=self.settings.plugin_timeout)
-            worker.plugins[name] = PluginWorker(info, rpc, fail_open=self.settings.fail_open)
+            worker.plugins[name] = PluginWorker(info, rpc, fail_open=self.settings.fail_open,
+                                                reset_everywhere=self._reset_instances)
         return worker
+
+    def _reset_instances(self, plugin_name: str) -> None:
+        """plugin.lua ``reset_instances_for_plugin`` in every worker (a worker event)."""
+        for worker in self.workers:
+            worker.plugins[plugin_name].reset_instances()
 
     def load_config(self, path: Path) -> None:
         """Load kong.yml and validate every plugin config; any error refuses the start."""
@@ -380,7 +394,9 @@ class Gateway:
         body_iter = None
         body: bytes | None = None
         if response_plugins:
-            # A plugin with a response phase makes Kong buffer the upstream response.
+            # A plugin with a response phase makes Kong buffer the upstream response
+            # (kong/init.lua sets ngx.ctx.buffered_proxying; the log phase reads it back).
+            ctx.ngx_ctx["buffered_proxying"] = True
             try:
                 body = await upstream.aread()
             except httpx.HTTPError:

@@ -15,7 +15,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -202,6 +202,9 @@ class PluginWorker:
     plugin: ExternalPlugin
     rpc: MsgpackRpcClient
     fail_open: bool = True
+    # Tells every worker to forget this plugin's instances (Kong's worker event
+    # "plugin_server"/"reset_instances", registered in plugin_servers/init.lua).
+    reset_everywhere: Callable[[str], None] | None = None
     instances: dict[str, _Instance] = field(default_factory=dict)
     _starting: dict[str, asyncio.Future[int]] = field(default_factory=dict)
 
@@ -250,8 +253,13 @@ class PluginWorker:
         except RpcError as exc:
             message = str(exc)
             if "no plugin instance" in message.lower() and not _retried:
+                # The server restarted and lost its instances: plugin.lua reset_instance
+                # clears them in this worker and, through a worker event, in all the others,
+                # then handle_event retries (Kong without bound; once here).
                 log.warning("%s", message)
                 self.reset_instances()
+                if self.reset_everywhere is not None:
+                    self.reset_everywhere(self.plugin.name)
                 await self.handle_event(conf, phase, ctx, _retried=True)
                 return
             log.error("[%s] %s", self.plugin.name, message)
