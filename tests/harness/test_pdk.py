@@ -63,6 +63,12 @@ def test_service_request_headers_edit_the_request_in_place() -> None:
     assert ctx.header_values("e") == [" "]  # checks.lua normalize: "" becomes " "
     pdk.call(ctx, "kong.service.request.clear_header", ["X-A"])
     assert pdk.call(ctx, "kong.request.get_header", ["x-a"])[1] is None
+    # An empty list clears too: ngx.req.set_header(name, {}) overrides with no value, the
+    # same FFI call as clear_header (lua-resty-core resty/core/request.lua).
+    ctx.headers += [("X-B", "1"), ("x_b", "2"), ("X-C", "3")]
+    pdk.call(ctx, "kong.service.request.set_headers", [{"X-B": [], "x_b": []}])
+    assert ctx.header_values("x-b") == ctx.header_values("x_b") == []
+    assert ctx.header_values("x-c") == ["3"]
     with pytest.raises(pdk.LuaError, match='invalid header value for "x": got table'):
         pdk.call(ctx, "kong.service.request.set_header", ["x", {"a": 1}])
 

@@ -11,11 +11,11 @@ as few PDK round trips as it can (each one is a MessagePack-RPC exchange with Ko
 3. one ``kong.ctx.shared.set("edge.subject", …)`` for later plugins (edge-rate-limit).
 
 Client-supplied identity headers (``X-User-*`` in any case, ``_`` for ``-``, and
-``X-Identity-Assertion``) are cleared with one ``clear_header`` each, only when present. A
-rejection is one terminal ``kong.response.error`` (Kong's JSON body with the request id,
-``WWW-Authenticate`` per RFC 6750, ``Retry-After`` on 503). A header map of 1000 lines may
-hide more (step 1 sees no further): the request is refused with 431 after one
-``set_headers`` strips the identity headers it does show (jwt.decision).
+``X-Identity-Assertion``) are cleared, only when present, with one ``set_headers`` call
+however many there are (a client must not buy a round trip per header). A rejection is one
+terminal ``kong.response.error`` (Kong's JSON body with the request id, ``WWW-Authenticate``
+per RFC 6750, ``Retry-After`` on 503). A header map of 1000 lines may hide more (step 1 sees
+no further): the request is refused with 431 (jwt.decision).
 
 Kong fails open when this plugin's server is down or hung: the request then reaches the
 upstream without an assertion, which every upstream that verifies the assertion treats as
@@ -141,12 +141,8 @@ class Plugin:
             self._clear(kong, spoofed)
             raise
         if verdict.status != 200:
-            if verdict.clear_before_reject and verdict.clear_headers:
-                # 431, more header lines than Kong shows (jwt.decision): strip what we see
-                # in one call (an empty list clears a header), then reject.
-                kong.service.request.set_headers({n: [] for n in verdict.clear_headers})
             error_request(kong, verdict.status, verdict.message, verdict.response_headers)
-        self._clear(kong, dict.fromkeys([*verdict.clear_headers, *spoofed]))
+        self._clear(kong, [*verdict.clear_headers, *spoofed])
         if verdict.upstream_headers:
             kong.service.request.set_headers(verdict.upstream_headers)
         if verdict.subject is not None:
@@ -179,9 +175,12 @@ class Plugin:
         )
 
     @staticmethod
-    def _clear(kong: Any, names: Any) -> None:
-        for name in names:
-            kong.service.request.clear_header(name)
+    def _clear(kong: Any, names: list[str]) -> None:
+        """Remove these request headers with one PDK call, however many a client sent: an
+        empty list clears a header (kong/pdk/service/request.lua ``set_headers`` →
+        ``ngx.req.set_header(name, {})``, the same FFI call as ``clear_header``)."""
+        if names:
+            kong.service.request.set_headers({name: [] for name in names})
 
 
 def main() -> None:

@@ -10,8 +10,7 @@ Order matters and is deliberate:
 
 0. a header map holding :data:`MAX_VISIBLE_HEADER_LINES` lines may be cut short (Kong's
    ``get_headers`` stops there): what lies past it — a spoofed ``X-User-Id``, a second
-   token — is unknown, so the request is refused with 431 (:func:`too_many_header_lines`),
-   after the identity headers that can be seen are cleared;
+   token — is unknown, so the request is refused with 431 (:func:`too_many_header_lines`);
 1. spoofed identity headers are listed for clearing on *every* request, whatever follows;
 2. a CORS preflight passes (anonymous) when the route does not ``run_on_preflight``;
 3. the token is extracted; none at all → anonymous on ``optional`` routes, else 401 with a
@@ -72,7 +71,6 @@ class Verdict:
     message: str | None = None
     subject: str | None = None
     reason: str = "ok"
-    clear_before_reject: bool = False  # a rejected request's clear_headers go first
 
     @property
     def allowed(self) -> bool:
@@ -98,7 +96,7 @@ def too_many_header_lines(headers: Mapping[str, Any],
     if header_lines(headers) < MAX_VISIBLE_HEADER_LINES:
         return None
     return Verdict(431, clear_headers=clear, message=TOO_MANY_HEADERS_MESSAGE,
-                   reason="too_many_headers", clear_before_reject=True)
+                   reason="too_many_headers")
 
 
 def is_preflight(method: str, headers: Mapping[str, Any]) -> bool:
