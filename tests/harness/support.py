@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from kong_harness import pdk
 from kong_harness.conf import load_kong_conf
 from kong_harness.gateway import Gateway, GatewaySettings, serve
 
@@ -180,6 +181,27 @@ class HarnessRunner:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+def request_context(**overrides: Any) -> pdk.RequestContext:
+    """A request as the PDK sees it in the access phase, for calling ``pdk.call`` directly:
+    a client at 10.0.0.1 inside ``trusted_ips`` 10.0.0.0/8."""
+    fields: dict[str, Any] = dict(
+        method="GET", scheme="http", host="h", port=8000, raw_path="/p", raw_query="",
+        http_version=1.1, headers=[], body=b"", peer_ip="10.0.0.1", remote_addr="10.0.0.1",
+        request_id="0" * 32, start_time=1.5, node_id="n",
+        trusted=pdk.trusted_ips_checker(["10.0.0.0/8"]), phase="access")
+    fields.update(overrides)
+    return pdk.RequestContext(**fields)
+
+
+def shipped_plugins_runner(kong_yml: str, names: tuple[str, ...], **kwargs: Any
+                           ) -> HarnessRunner:
+    """A runner serving the shipped plugins ``names`` by their console scripts, with no
+    metrics listener (``--metrics-port 0``: parallel runners would fight over the port)."""
+    return HarnessRunner(kong_yml, servers={name: {} for name in names},
+                         commands={name: f"{name} --metrics-port 0" for name in names},
+                         **kwargs)
 
 
 def load_repo_gateway(prefix: Path) -> Gateway:

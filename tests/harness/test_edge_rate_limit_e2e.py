@@ -21,7 +21,7 @@ from edge_plugins.ratelimit.config import Policy, RateLimitConfig
 from edge_plugins.ratelimit.limits import Limit
 from kong_harness.gateway import Gateway
 from tests.harness.backend import Backend, User, bearer, repo_kong_yml, sign_up
-from tests.harness.support import HarnessRunner, load_repo_gateway
+from tests.harness.support import load_repo_gateway, shipped_plugins_runner
 
 # What the issue asks for, endpoint by endpoint: (limit, period, limit_by).
 EXPECTED = {
@@ -92,12 +92,8 @@ def limited_edge(backend: Backend, monkeypatch_module: pytest.MonkeyPatch
     monkeypatch_module.delenv("EDGE_RATE_LIMIT_REDIS_URL", raising=False)
     monkeypatch_module.delenv("EDGE_TRACE_OTLP_ENDPOINT", raising=False)
     doc = repo_kong_yml(backend, plugins=("edge-trace", "edge-jwt", "edge-rate-limit"))
-    names = ("edge-trace", "edge-jwt", "edge-rate-limit")
-    runner = HarnessRunner(
-        yaml.safe_dump(doc, sort_keys=False),
-        servers={name: {} for name in names},
-        commands={name: f"{name} --metrics-port 0" for name in names},
-    ).start()
+    runner = shipped_plugins_runner(yaml.safe_dump(doc, sort_keys=False),
+                                    ("edge-trace", "edge-jwt", "edge-rate-limit")).start()
     try:
         with runner.client() as client:
             yield client

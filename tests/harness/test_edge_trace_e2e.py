@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from tests.harness.backend import Backend, running_backend
-from tests.harness.support import HarnessRunner
+from tests.harness.support import HarnessRunner, shipped_plugins_runner
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 from tests.services import closed_port
 
@@ -35,10 +35,8 @@ def gateway(backend: Backend, otlp_endpoint: str, monkeypatch: pytest.MonkeyPatc
     doc = repo_kong_yml(backend, plugins=("edge-trace", "edge-jwt"))
     (trace,) = [p for p in doc["plugins"] if p["name"] == "edge-trace"]
     trace["config"]["otlp_flush_interval_ms"] = 100
-    return HarnessRunner(yaml.safe_dump(doc, sort_keys=False),
-                         servers={"edge-trace": {}, "edge-jwt": {}},
-                         commands={"edge-trace": "edge-trace --metrics-port 0",
-                                   "edge-jwt": "edge-jwt --metrics-port 0"}).start()
+    return shipped_plugins_runner(yaml.safe_dump(doc, sort_keys=False),
+                                  ("edge-trace", "edge-jwt")).start()
 
 
 def tracing_env(endpoint: str) -> dict[str, str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from typing import Any
 
 import pytest
 
@@ -293,12 +294,7 @@ def test_killed_server_is_respawned_and_instances_restart(harness_factory, upstr
     process = gw.gateway.processes["edge-demo"]
     with gw.client() as client:
         assert client.get("/demo").headers.get("x-edge-demo") == "hello"
-        first_pid = process.pid
-        process.kill()
-        deadline = time.monotonic() + 15
-        while (process.pid in (None, first_pid)) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        gw.run(process.wait_ready())
+        _kill_and_await_respawn(gw, process)
         assert process.spawn_count == 2
         response = client.get("/demo")
     assert response.headers.get("x-edge-demo") == "hello"
@@ -371,12 +367,7 @@ def test_a_restarted_server_resets_the_instances_of_every_worker(  # type: ignor
         for _ in range(2):  # one request per worker: both hold an instance
             assert client.get("/demo").status_code == 200
         assert all(w.plugins["edge-demo"].instances for w in gw.gateway.workers)
-        first_pid = process.pid
-        process.kill()
-        deadline = time.monotonic() + 15
-        while (process.pid in (None, first_pid)) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        gw.run(process.wait_ready())
+        _kill_and_await_respawn(gw, process)
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="kong_harness.plugin_servers"):
             answers = [client.get("/demo") for _ in range(2)]
@@ -411,3 +402,13 @@ def test_the_readiness_check_answers_only_when_every_server_answers(  # type: ig
     assert up.returncode == 0, up.stderr
     assert missing.returncode == 1 and "absent.socket" in missing.stderr
     assert mute.returncode == 1 and "silent.socket" in mute.stderr
+
+
+def _kill_and_await_respawn(gw: HarnessRunner, process: Any) -> None:
+    """Kill a plugin server and wait until its respawned successor listens."""
+    first_pid = process.pid
+    process.kill()
+    deadline = time.monotonic() + 15
+    while process.pid in (None, first_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    gw.run(process.wait_ready())

@@ -17,16 +17,12 @@ from kong_harness import pdk, realip
 from kong_harness.conf import KongConf
 from kong_harness.gateway import Gateway, GatewaySettings
 from kong_harness.plugin_servers import PluginAborted
+from tests.harness.support import request_context
 from tests.harness.test_rpc_bridge import CONF, ScriptedServer, _worker
 
 
-def _ctx(**kw: Any) -> pdk.RequestContext:
-    base = dict(method="GET", scheme="http", host="h", port=8000, raw_path="/p",
-                raw_query="a=1", http_version=1.1, headers=[], body=b"", peer_ip="10.0.0.1",
-                remote_addr="10.0.0.1", request_id="0" * 32, start_time=1.5, node_id="n",
-                trusted=pdk.trusted_ips_checker(["10.0.0.0/8"]), phase="access")
-    base.update(kw)
-    return pdk.RequestContext(**base)
+def _ctx(**overrides: Any) -> pdk.RequestContext:
+    return request_context(**{"raw_query": "a=1", **overrides})
 
 
 def _header(ctx: pdk.RequestContext, name: str) -> Any:

@@ -36,7 +36,7 @@ import pytest
 import yaml
 
 from tests.harness.backend import Backend, User, repo_kong_yml, sign_up
-from tests.harness.support import HarnessRunner, Upstream, header
+from tests.harness.support import HarnessRunner, Upstream, header, shipped_plugins_runner
 
 EVIL = b"\xff\xfe"  # not UTF-8: 0xFF never occurs in UTF-8
 MIXED = b"caf\xe9 \x80ok"  # latin-1 text and a lone continuation byte
@@ -232,12 +232,8 @@ def edge(backend: Backend, upstream: Upstream) -> Iterator[Edge]:
         ]
         doc["plugins"] += [{"name": "edge-jwt", "route": "rec", "config": optional},
                            {"name": "edge-jwt", "route": "echo", "config": optional}]
-        names = ("edge-trace", "edge-jwt", "edge-rate-limit")
-        runner = HarnessRunner(
-            yaml.safe_dump(doc, sort_keys=False),
-            servers={name: {} for name in names},
-            commands={name: f"{name} --metrics-port 0" for name in names},
-        ).start()
+        runner = shipped_plugins_runner(yaml.safe_dump(doc, sort_keys=False),
+                                        ("edge-trace", "edge-jwt", "edge-rate-limit")).start()
         try:
             with runner.client() as client:
                 user = sign_up(client, backend)

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
 from kong_harness import pdk
+from tests.harness.support import request_context
 
-
-def _ctx(**kw: Any) -> pdk.RequestContext:
-    base = dict(method="GET", scheme="http", host="h", port=8000, raw_path="/p",
-                raw_query="", http_version=1.1, headers=[], body=b"", peer_ip="10.0.0.1",
-                remote_addr="10.0.0.1", request_id="0" * 32, start_time=1.5, node_id="n",
-                trusted=pdk.trusted_ips_checker(["10.0.0.0/8"]), phase="access")
-    base.update(kw)
-    return pdk.RequestContext(**base)
+_ctx = request_context
 
 
 def test_phase_check_message() -> None:
