@@ -14,8 +14,8 @@ Client-supplied identity headers (``X-User-*`` in any case, ``_`` for ``-``, and
 ``X-Identity-Assertion``) are cleared, only when present, with one ``set_headers`` call
 however many there are (a client must not buy a round trip per header). A rejection is one
 terminal ``kong.response.error`` (Kong's JSON body with the request id, ``WWW-Authenticate``
-per RFC 6750, ``Retry-After`` on 503). A header map of 1000 lines may hide more (step 1 sees
-no further): the request is refused with 431 (jwt.decision).
+per RFC 6750, ``Retry-After`` on 503). A header map of 1000 lines may hide more (the first
+call sees no further): the request is refused with 431 (jwt.decision).
 
 Kong fails open when this plugin's server is down or hung: the request then reaches the
 upstream without an assertion, which every upstream that verifies the assertion treats as
