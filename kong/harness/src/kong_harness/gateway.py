@@ -92,7 +92,9 @@ class Gateway:
         self.node_id = str(uuid.uuid4())
         conf = settings.kong_conf.values
         self.trusted = pdk.trusted_ips_checker(conf.get("trusted_ips", "").split(","))
-        self.real_ip_header = conf.get("real_ip_header", "X-Real-IP")
+        # nginx directives, read once: realip (see realip.py) and max_headers
+        self.real_ip_header, self.real_ip_recursive = realip.settings(conf)
+        self.max_headers = _max_headers(conf)
         self.client_body_buffer_size = _size(conf.get("client_body_buffer_size", "8k"))
         self.external: dict[str, ExternalPlugin] = {}
         self.processes: dict[str, PluginServerProcess] = {}
@@ -217,7 +219,7 @@ class Gateway:
         if scope["type"] != "http":
             return
         started = time.time()
-        if len(scope["headers"]) > _max_headers(self.settings.kong_conf.values):
+        if len(scope["headers"]) > self.max_headers:
             await self._too_many_header_lines(scope, send, started)
             return
         body = await _read_body(receive)
@@ -260,8 +262,8 @@ class Gateway:
         peer_ip = (scope.get("client") or ("127.0.0.1", 0))[0]
         # nginx's realip module (set_real_ip_from = trusted_ips, kong/templates/nginx_kong.lua;
         # real_ip_header/real_ip_recursive, kong/templates/kong_defaults.lua): see realip.py
-        header, recursive = realip.settings(self.settings.kong_conf.values)
-        remote_addr = realip.remote_addr(peer_ip, headers, header, recursive, self.trusted)
+        remote_addr = realip.remote_addr(peer_ip, headers, self.real_ip_header,
+                                         self.real_ip_recursive, self.trusted)
         host_header = next((v for k, v in headers if k.lower() == "host"), "")
         server = scope.get("server") or ("127.0.0.1", 8000)
         raw_path = scope.get("raw_path") or scope["path"].encode()
