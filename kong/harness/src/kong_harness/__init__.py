@@ -5,5 +5,5 @@ implements the PDK calls with Kong's semantics, routes requests from a declarati
 ``kong.yml`` and proxies them upstream. Every behaviour cites the Kong source it follows.
 """
 
-KONG_VERSION = "3.10.0"
+KONG_VERSION = "3.9.3"  # the reference: tag 3.9.3 of Kong/kong (kong/meta.lua)
 SERVER_TOKENS = f"kong/{KONG_VERSION}"
