@@ -511,8 +511,8 @@ def test_spoofed_header_past_line_1000_fails_closed(edge: Edge, upstream: Upstre
     import http.client
 
     monkeypatch.setattr(http.client, "_MAXHEADERS", 2000)  # the recording upstream's limit
-    values = edge.runner.gateway.settings.kong_conf.values
-    monkeypatch.setitem(values, "nginx_proxy_max_headers", "2000")  # type: ignore[arg-type]
+    # what nginx_proxy_max_headers = 2000 in kong.conf gives the gateway
+    monkeypatch.setattr(edge.runner.gateway, "max_headers", 2000)
     before = len(upstream.requests)
     for total in (1001, 1500):
         headers = _header_lines(edge.client, total, ("X-User-Id", "evil"))
