@@ -8,6 +8,7 @@ Redis shared by two gateway nodes and Redis failures: test_edge_rate_limit_redis
 
 from __future__ import annotations
 
+import http.client
 import json
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ def test_sixth_login_in_a_minute_is_rejected_with_headers(harness_factory: Any,
     gw = harness_factory(yml, servers=SERVERS, commands=COMMANDS)
     before = len(upstream.requests)
     with gw.client() as client:
-        answers = [client.post("/login", headers={"X-Request-ID": f"req-{i}"})
+        answers = [client.post("/login", headers={"X-Request-ID": f"req-{i:08d}"})
                    for i in range(6)]
     assert [r.status_code for r in answers] == [200] * 5 + [429]
     assert [r.headers["RateLimit-Remaining"] for r in answers[:5]] == ["4", "3", "2", "1", "0"]
@@ -60,7 +61,7 @@ def test_sixth_login_in_a_minute_is_rejected_with_headers(harness_factory: Any,
     assert body["type"] == QUOTA_EXCEEDED_TYPE and body["status"] == 429
     assert body["violated-policies"] == ["minute"]
     assert body["message"] == "API rate limit exceeded"
-    assert body["request_id"] == "req-5"
+    assert body["request_id"] == "req-00000005"
     assert len(upstream.requests) - before == 5, "the rejected request never reached upstream"
 
 
@@ -154,3 +155,38 @@ def test_admitted_request_costs_two_pdk_round_trips(harness_factory: Any, upstre
         assert client.get("/login").status_code == 200
     mine = [method for plugin, method in calls if plugin == "edge-rate-limit"]
     assert mine == ["kong.client.get_forwarded_ip", "kong.response.set_headers"]
+
+
+def post_raw(port: int, path: str, headers: list[tuple[str, bytes]]
+             ) -> tuple[int, http.client.HTTPMessage, bytes]:
+    """A POST with header values written as the given bytes (httpx refuses non-ASCII)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.putrequest("POST", path, skip_accept_encoding=True)
+        for name, value in headers:
+            conn.putheader(name, value)
+        conn.putheader("Content-Length", "0")
+        conn.endheaders()
+        response = conn.getresponse()
+        return response.status, response.headers, response.read()
+    finally:
+        conn.close()
+
+
+def test_a_request_id_that_is_not_utf8_past_the_limit_is_still_rejected(
+        harness_factory: Any, upstream: Any) -> None:
+    """Kong passes the header's raw bytes to the plugin server (mp_rpc.lua); without
+    edge-trace on the route edge-rate-limit reads the client's own ``X-Request-ID``. It must
+    neither let the request through (its failure policy is open) nor echo those bytes."""
+    yml = kong_yml(upstream.port, [limit("login", limits=[{"limit": 1, "period": "minute"}],
+                                         limit_by="ip")])
+    gw = harness_factory(yml, servers=SERVERS, commands=COMMANDS)
+    before = len(upstream.requests)
+    answers = [post_raw(gw.port, "/login", [("X-Request-ID", b"\xff")]) for _ in range(2)]
+    assert [status for status, _, _ in answers] == [200, 429]
+    _, headers, content = answers[1]
+    assert 1 <= int(headers["Retry-After"]) <= 60
+    body = json.loads(content)
+    assert body["violated-policies"] == ["minute"]
+    assert "request_id" not in body, "the client's bytes are not echoed"
+    assert len(upstream.requests) - before == 1, "the rejected request never reached upstream"

@@ -5,14 +5,23 @@ Kong's worker 0 spawns each server (kong/runloop/plugin_servers/process.lua
 whose environment nginx rebuilds from ``TZ`` and the ``env`` directives alone — Kong's
 kong/templates/nginx.lua writes none. So every setting a server needs is on its command line
 in kong.conf; variables an operator exports reach Kong, not the plugin servers.
+
+kong.conf is the Kong image's: metrics on 0.0.0.0 for a Prometheus in another container.
+``make run`` overrides the start commands with ``KONG_PLUGINSERVER_<NAME>_START_CMD``
+(Kong's own ``KONG_*`` overrides, kong/conf_loader/init.lua) from scripts/local-kong-env, so
+that locally they listen on 127.0.0.1 only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ipaddress
+import os
 import re
+import subprocess
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
@@ -33,18 +42,53 @@ def test_a_worker_keeps_only_tz() -> None:
     assert worker_environment({"PATH": "/usr/bin"}) == {}
 
 
+def make_run_kong_env() -> dict[str, str]:
+    """The ``KONG_*`` variables scripts/run-local exports, from the file it sources."""
+    run_local = (REPO / "scripts/run-local").read_text()
+    assert re.search(r"^\. scripts/local-kong-env$", run_local, re.M), "make run sources it"
+    listing = subprocess.run(["bash", "-c", "set -euo pipefail; . scripts/local-kong-env; env -0"],
+                             cwd=REPO, env={"PATH": os.environ["PATH"]}, check=True,
+                             capture_output=True).stdout.decode()
+    pairs = (entry.partition("=") for entry in listing.split("\0") if entry)
+    return {key: value for key, _, value in pairs if key.startswith("KONG_")}
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The addresses TCP sockets listen on at ``port``, from /proc/net/tcp and tcp6 (the
+    kernel's table: the address a socket is bound to, whatever answers a connect)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.partition(":")
+            if state != "0A" or int(hex_port, 16) != port:  # 0A: TCP_LISTEN
+                continue
+            raw = bytes.fromhex(address)  # 32-bit words in host (little-endian) order
+            words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+            found.add(str(ipaddress.ip_address(words)))
+    return found
+
+
+@pytest.mark.parametrize(("run", "kong_env", "bound"), [
+    ("kong-image", {}, {"0.0.0.0"}),
+    ("make-run", None, {"127.0.0.1"}),
+])
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 async def test_each_shipped_server_takes_its_settings_from_kong_conf(
-        name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        name: str, run: str, kong_env: Mapping[str, str] | None, bound: set[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """The repository's start command, as Kong runs it: its ``--metrics-port`` is where the
-    metrics are, and a port exported in Kong's environment is ignored."""
+    metrics are, its ``--metrics-address`` the only address they listen on (the image's
+    kong.conf, or make run's overrides of it), and a port exported in Kong's environment
+    is ignored."""
     decoy = free_port()
     env_name = name.upper().replace("-", "_") + "_METRICS_PORT"
     monkeypatch.setenv(env_name, str(decoy))
     monkeypatch.setenv("TZ", "UTC")
     prefix = tempfile.mkdtemp(prefix="kenv-")  # short: Unix socket paths ≤ 107 bytes
-    conf = load_kong_conf(REPO / "kong/kong.conf", env={}).with_local_paths(prefix,
-                                                                           str(BIN_DIR))
+    env = make_run_kong_env() if kong_env is None else kong_env
+    conf = load_kong_conf(REPO / "kong/kong.conf", env=env).with_local_paths(prefix,
+                                                                            str(BIN_DIR))
     (server,) = [s for s in conf.pluginservers if s.name == name]
     assert server.start_command is not None
     port = free_port()
@@ -62,6 +106,7 @@ async def test_each_shipped_server_takes_its_settings_from_kong_conf(
         async with httpx.AsyncClient(trust_env=False, timeout=5) as client:
             metrics = await _get_when_up(client, f"http://127.0.0.1:{port}/metrics")
             assert f"# HELP {SHIPPED[name]}" in metrics
+            assert listening_addresses(port) == bound, run
             with pytest.raises(httpx.ConnectError):
                 await client.get(f"http://127.0.0.1:{decoy}/metrics")
     finally:

@@ -16,8 +16,10 @@ from kong_pdk.module import Module
 from kong_pdk.server import PluginServer
 
 from edge_plugins.guard import (
+    DecidedRejection,
     FailurePolicy,
     RequestEnded,
+    answering_rejection,
     error_request,
     exit_request,
     guarded,
@@ -159,3 +161,52 @@ def test_terminal_calls_send_no_none_before_a_later_argument(
     with pytest.raises(RequestEnded):
         end(kong, *args)
     assert kong.calls == [sent]
+
+
+def _fail_building_a_rejection(kong: Any) -> None:
+    kong.request.get_header("x-request-id")
+    with answering_rejection(429, {"Retry-After": "7"}):
+        raise Boom("while building the 429")
+
+
+def test_a_decided_rejection_that_fails_is_still_answered_under_fail_open() -> None:
+    """The failure policy governs undecided requests: a rejection already decided is
+    answered with Kong's error of its status even when the plugin fails open."""
+    server, iid = _server(_plugin(FailurePolicy.OPEN, _fail_building_a_rejection))
+    with gevent.Timeout(5):
+        first = server.handle_event({"InstanceId": iid, "EventName": "access"})
+        answer = server.step({"EventId": first["EventId"], "Data": None})
+    assert answer["Data"] == {"Method": "kong.response.error",
+                              "Args": (429, "Too many requests", {"Retry-After": "7"})}
+
+
+def test_a_decided_rejection_falls_back_to_the_bare_status() -> None:
+    """If Kong's error with the headers cannot be sent either, the status still is."""
+
+    def refuse_headers(*args: Any) -> None:
+        if len(args) > 1:
+            raise Boom("headers")
+
+    plugin = _plugin(FailurePolicy.OPEN, _fail_building_a_rejection)(config={})
+    kong = RecordingKong({"kong.response.error": refuse_headers})
+    plugin.access(kong)
+    assert kong.calls[1:] == [
+        ("kong.response.error", (429, "Too many requests", {"Retry-After": "7"})),
+        ("kong.response.error", (429,))]
+
+
+def test_a_decided_rejection_in_the_log_phase_only_logs() -> None:
+    server, iid = _server(_plugin(FailurePolicy.CLOSED, _fail_building_a_rejection))
+    with gevent.Timeout(5):
+        first = server.handle_event({"InstanceId": iid, "EventName": "log"})
+        answer = server.step({"EventId": first["EventId"], "Data": None})
+    assert answer["Data"] == "ret"
+
+
+def test_answering_rejection_passes_an_answer_and_wraps_a_failure() -> None:
+    with pytest.raises(RequestEnded), answering_rejection(429):
+        raise RequestEnded
+    with pytest.raises(DecidedRejection) as caught, answering_rejection(503, {"Retry-After": "1"}):
+        raise Boom("json")
+    assert (caught.value.status, caught.value.headers) == (503, {"Retry-After": "1"})
+    assert isinstance(caught.value.__cause__, Boom)

@@ -12,7 +12,8 @@ exchange with Kong:
 * ``limit_by: consumer`` on an anonymous request, or ``header`` when the header is
   absent: one more read, the client IP;
 * rejection: the read, one ``kong.request.get_header`` for the request id that edge-trace
-  set (the body names it), and the terminal ``kong.response.exit``;
+  set (the body names it when well formed), and the terminal ``kong.response.exit``; if
+  building that answer fails, the guard still answers the status with ``Retry-After``;
 * the first request of a route (or service) in this process: one ``kong.router.get_route``
   (``get_service``) for the metrics label, cached for the life of the process.
 
@@ -26,13 +27,18 @@ The plugin server serves Prometheus metrics on ``--metrics-port`` of its start c
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import threading
 from typing import Any
 
-from edge_plugins.guard import FailurePolicy, error_request, exit_request, guarded
+from edge_plugins.guard import (
+    FailurePolicy,
+    answering_rejection,
+    error_request,
+    exit_request,
+    guarded,
+)
 
 NAME = "edge-rate-limit"
 version = "0.1.0"
@@ -129,14 +135,14 @@ class Plugin:
             if verdict.headers:
                 kong.response.set_headers(verdict.headers)
             return
-        if verdict.body is None:
-            error_request(kong, verdict.status, None, verdict.headers)
-        body = dict(verdict.body)
-        request_id = kong.request.get_header(config.request_id_header)
-        if request_id:
-            body["request_id"] = request_id
-        exit_request(kong, verdict.status, json.dumps(body),
-                     {**verdict.headers, "Content-Type": "application/json"})
+        # Decided: from here a failure still rejects (the guard answers the status with
+        # Retry-After); the OPEN policy is for requests that could not be decided.
+        with answering_rejection(verdict.status, verdict.fallback_headers):
+            if verdict.body is None:
+                error_request(kong, verdict.status, None, verdict.headers)
+            request_id = kong.request.get_header(config.request_id_header)
+            exit_request(kong, verdict.status, verdict.json_body(request_id),
+                         {**verdict.headers, "Content-Type": "application/json"})
 
     @staticmethod
     def _client_key(kong: Any, config: Any) -> str:

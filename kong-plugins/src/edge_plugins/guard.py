@@ -17,14 +17,21 @@ fail closed answers with Kong's own JSON 500 (``kong.response.error``), fail ope
 and lets Kong proceed. After a terminal call it ends the greenlet quietly instead of letting
 kong-pdk park it. Plugins end a request with :func:`exit_request` or :func:`error_request`,
 never with a bare ``kong.response.exit``/``error``, so the guard knows the event is over.
+
+The failure policy governs requests a plugin could not *decide*. Once it has decided to
+reject, no later failure may let the request through: a plugin builds and sends its answer
+inside :func:`answering_rejection`, and a failure there reaches the guard as
+:class:`DecidedRejection`, which it answers with Kong's error of the decided status (and
+the given headers) whatever the policy.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from edge_plugins.http_errors import default_message
@@ -45,6 +52,31 @@ class FailurePolicy(enum.StrEnum):
 
 class RequestEnded(BaseException):
     """Raised after a terminal PDK call: Kong sends no reply, so the handler must stop."""
+
+
+class DecidedRejection(Exception):
+    """A request the plugin decided to reject, whose own answer could not be built or sent.
+
+    ``headers`` are the few the fallback answer must keep (``Retry-After``): plain strings
+    the plugin had before it started building the failed answer.
+    """
+
+    def __init__(self, status: int, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(f"decided rejection {status} could not be answered")
+        self.status = status
+        self.headers = dict(headers or {})
+
+
+@contextlib.contextmanager
+def answering_rejection(status: int,
+                        headers: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Build and send an already decided rejection: a failure inside becomes
+    :class:`DecidedRejection` (chained to the cause), never the failure policy's to judge.
+    ``RequestEnded`` (the answer was sent) is a ``BaseException`` and passes untouched."""
+    try:
+        yield
+    except Exception as exc:
+        raise DecidedRejection(status, headers) from exc
 
 
 def exit_request(
@@ -90,6 +122,27 @@ def error_request(
     raise RequestEnded
 
 
+def _answer_rejection(kong: Any, rejection: DecidedRejection, plugin_name: str) -> bool:
+    """Answer with Kong's own error of the decided status, without the headers if that
+    fails; whether an answer was sent.
+
+    Each attempt is a terminal call that raised before reaching Kong (a call that reaches
+    it never returns to the plugin), so the next one is not a second answer.
+    """
+    attempts: list[tuple[Any, ...]] = [(rejection.status,)]
+    if rejection.headers:
+        attempts.insert(0, (rejection.status, default_message(rejection.status),
+                            rejection.headers))
+    for args in attempts:
+        try:
+            kong.response.error(*args)
+            return True
+        except Exception:
+            log.exception("plugin %s could not answer its rejection with %s", plugin_name,
+                          args[:1])
+    return False  # nothing reached Kong: the handler must return for kong-pdk's "ret"
+
+
 def _end_greenlet() -> None:
     """Finish the current handler greenlet without reaching kong-pdk's blocking ``put``."""
     try:
@@ -117,6 +170,13 @@ def guarded(method: Handler) -> Handler:
             return
         except RequestEnded:
             pass
+        except DecidedRejection as rejection:
+            plugin_name = type(self).__module__
+            log.error("plugin %s failed answering its %d in %s phase; answering Kong's error",
+                      plugin_name, rejection.status, phase, exc_info=rejection.__cause__)
+            if phase not in _EXIT_PHASES or not _answer_rejection(kong, rejection,
+                                                                  plugin_name):
+                return
         except Exception:
             plugin_name = type(self).__module__
             log.exception("plugin %s failed in %s phase", plugin_name, phase)

@@ -2,10 +2,11 @@
 
 Each plugin runs in its own server process, so each process serves its own ``/metrics``
 from ``prometheus_client``'s default registry. The plugin server starts it before serving
-Kong (:func:`serve_metrics`), on the port of its command line's ``--metrics-port``; ``0``
-serves none. A taken port is logged, never fatal: requests are served without metrics rather
-than not at all. Recording goes through
-:func:`safely`: a metric must never fail a request or stop a background worker.
+Kong (:func:`serve_metrics`), on the port of its command line's ``--metrics-port``
+(``0`` serves none) and the address of its ``--metrics-address`` (loopback by default).
+A taken port is logged, never fatal: requests are served without metrics rather than not
+at all. Recording goes through :func:`safely`: a metric must never fail a request or stop
+a background worker.
 """
 
 from __future__ import annotations
@@ -18,31 +19,36 @@ from prometheus_client import start_http_server
 
 log = logging.getLogger(__name__)
 
+# Loopback unless the operator opens it (--metrics-address): the metrics name routes and
+# outcomes, nothing a client on another interface should read.
+DEFAULT_ADDRESS = "127.0.0.1"
+
 _lock = threading.Lock()
 _server_port: int | None = None
+_server_address: str | None = None
 
 
-def start_metrics_server(port: int) -> None:
-    """Serve ``/metrics`` on ``0.0.0.0:port`` once per process; later calls do nothing."""
-    global _server_port
+def start_metrics_server(port: int, address: str = DEFAULT_ADDRESS) -> None:
+    """Serve ``/metrics`` on ``address:port`` once per process; later calls do nothing."""
+    global _server_port, _server_address
     with _lock:
         if _server_port is not None:
-            if _server_port != port:
-                log.warning("metrics server already on port %s; ignoring port %s",
-                            _server_port, port)
+            if (_server_address, _server_port) != (address, port):
+                log.warning("metrics server already on %s port %s; ignoring %s port %s",
+                            _server_address, _server_port, address, port)
             return
-        start_http_server(port, addr="0.0.0.0")
-        _server_port = port
+        start_http_server(port, addr=address)
+        _server_port, _server_address = port, address
 
 
-def serve_metrics(port: int) -> None:
+def serve_metrics(port: int, address: str = DEFAULT_ADDRESS) -> None:
     """The plugin server's metrics endpoint at start-up; ``0`` (or less) serves none."""
     if port <= 0:
         return
     try:
-        start_metrics_server(port)
+        start_metrics_server(port, address)
     except OSError as exc:  # port taken: serve requests anyway, say why metrics are gone
-        log.error("metrics server not started on port %s: %s", port, exc)
+        log.error("metrics server not started on %s port %s: %s", address, port, exc)
 
 
 def safely(record: Callable[[], object], family: str) -> None:

@@ -11,15 +11,26 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import ipaddress
 import logging
 import sys
 from collections.abc import Iterable
+from dataclasses import dataclass
 from types import ModuleType
 
 from edge_plugins import metrics_server
 
 _FORCED_FLAGS = ("-g", "--no-lua-style")
 METRICS_PORT_FLAG = "--metrics-port"
+METRICS_ADDRESS_FLAG = "--metrics-address"
+
+
+@dataclass(frozen=True, slots=True)
+class OwnFlags:
+    """This package's settings from a server's command line (see :func:`_take_own_flags`)."""
+
+    metrics_port: int
+    metrics_address: str
 
 
 def _is_query(argv: list[str]) -> bool:
@@ -37,20 +48,32 @@ def _with_forced_flags(argv: list[str]) -> list[str]:
     return [argv[0], *args, *missing]
 
 
-def _take_own_flags(module: ModuleType, argv: list[str]) -> tuple[list[str], int]:
+def _ip_address(value: str) -> str:
+    """An IP address literal: a host name would bind whatever it resolves to that day."""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an IP address: {value!r}") from None
+
+
+def _take_own_flags(module: ModuleType, argv: list[str]) -> tuple[list[str], OwnFlags]:
     """Read and remove this package's own flags, which kong-pdk's parser would refuse.
 
     Settings reach a plugin server on its command line (``pluginserver_<name>_start_cmd``),
     never through the environment: Kong spawns the server from an nginx worker, which keeps
     only ``TZ`` (kong/runloop/plugin_servers/process.lua). ``--metrics-port PORT`` is where
     the process serves Prometheus metrics (the module's ``DEFAULT_METRICS_PORT`` when
-    absent, ``0`` for none). Answers the remaining arguments and the metrics port.
+    absent, ``0`` for none), on ``--metrics-address ADDRESS`` (an IP address, loopback when
+    absent). A bad value exits with argparse's usage error naming the flag (status 2,
+    logged by Kong). Answers the remaining arguments and the flags.
     """
     parser = argparse.ArgumentParser(prog=argv[0], add_help=False)
     parser.add_argument(METRICS_PORT_FLAG, type=int,
                         default=getattr(module, "DEFAULT_METRICS_PORT", 0))
+    parser.add_argument(METRICS_ADDRESS_FLAG, type=_ip_address,
+                        default=metrics_server.DEFAULT_ADDRESS)
     own, rest = parser.parse_known_args(argv[1:])
-    return [argv[0], *rest], own.metrics_port
+    return [argv[0], *rest], OwnFlags(own.metrics_port, own.metrics_address)
 
 
 _LOSSLESS_MSGPACK = "edge_plugins.server.lossless_msgpack"
@@ -104,10 +127,10 @@ def serve(module: ModuleType) -> None:
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    argv, metrics_port = _take_own_flags(module, sys.argv)
+    argv, flags = _take_own_flags(module, sys.argv)
     sys.argv = _with_forced_flags(argv)
     if not _is_query(argv):
-        metrics_server.serve_metrics(metrics_port)
+        metrics_server.serve_metrics(flags.metrics_port, flags.metrics_address)
 
     use_lossless_rpc_strings()  # before kong-pdk reads its first message
     from kong_pdk.cli import start_dedicated_server

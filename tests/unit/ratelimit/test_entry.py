@@ -5,8 +5,10 @@ Every PDK call is one MessagePack-RPC round trip to Kong; the happy path makes t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -78,7 +80,7 @@ def test_rejection_reads_the_request_id_and_exits_with_the_problem_body() -> Non
     entry = plugin(limit_by="ip")
     for _ in range(2):
         entry.access(kong())
-    call = kong(**{"kong.request.get_header": "rid-123"})
+    call = kong(**{"kong.request.get_header": "rid-12345"})
     entry.access(call)
     assert call.methods == ["kong.client.get_forwarded_ip", "kong.request.get_header",
                             "kong.response.exit"]
@@ -86,7 +88,7 @@ def test_rejection_reads_the_request_id_and_exits_with_the_problem_body() -> Non
     status, body, headers = call.calls[-1][1]
     assert status == 429
     assert headers["Content-Type"] == "application/json" and "Retry-After" in headers
-    assert json.loads(body)["request_id"] == "rid-123"
+    assert json.loads(body)["request_id"] == "rid-12345"
 
 
 def test_refused_config_fails_closed_without_leaking_details() -> None:
@@ -112,3 +114,111 @@ def test_a_bug_fails_open(monkeypatch: pytest.MonkeyPatch) -> None:
     entry.access(call)
     assert call.methods[0] == "kong.client.get_forwarded_ip"
     assert not {"kong.response.error", "kong.response.exit"} & set(call.methods), "admitted"
+
+
+class Broken(RuntimeError):
+    pass
+
+
+def _raise(*args: Any) -> None:
+    raise Broken(f"PDK call failed: {args!r}")
+
+
+class _UnreadableBody:
+    """A problem body that cannot be copied (``dict(body)`` asks for its keys)."""
+
+    def keys(self) -> list[str]:
+        raise Broken("body")
+
+
+def _break_json(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    def dumps(*args: Any, **kwargs: Any) -> str:
+        raise Broken("json")
+
+    monkeypatch.setattr(json, "dumps", dumps)
+    return {}
+
+
+def _break_body(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    from edge_plugins.ratelimit.enforcer import Enforcer
+
+    decide = Enforcer.decide
+
+    def decide_with_a_broken_body(self: Enforcer, client_key: str) -> Any:
+        verdict = decide(self, client_key)
+        return dataclasses.replace(verdict, body=_UnreadableBody()) if verdict.body else verdict
+
+    monkeypatch.setattr(Enforcer, "decide", decide_with_a_broken_body)
+    return {}
+
+
+def _rejected(entry: edge_rate_limit.Plugin, **answers: Any) -> RecordingKong:
+    for _ in range(2):  # the limit is 2 a minute
+        entry.access(kong())
+    call = kong(**answers)
+    entry.access(call)
+    return call
+
+
+def _assert_rejected_with_retry_after(call: RecordingKong, status: int = 429) -> None:
+    method, args = call.calls[-1]
+    assert method == "kong.response.error", f"let through: {call.methods}"
+    assert args[0] == status
+    assert int(args[2]["Retry-After"]) >= 1
+    assert call.methods.count("kong.response.error") == 1
+
+
+@pytest.mark.parametrize("breaks", [
+    lambda mp: {"kong.request.get_header": _raise},  # reading the request id
+    _break_body,                                      # building the body
+    _break_json,                                      # json encoding
+    lambda mp: {"kong.response.exit": _raise},       # sending the 429
+], ids=["request-id", "body", "json", "exit"])
+def test_a_decided_rejection_is_answered_whatever_fails_after_the_decision(
+        breaks: Callable[[pytest.MonkeyPatch], dict[str, Any]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plugin fails open on a bug in *deciding*; once the verdict is reject, a failure
+    building or sending the 429 still ends the request as Kong's 429 with Retry-After."""
+    entry = plugin(limit_by="ip")
+    assert entry.failure_policy is FailurePolicy.OPEN
+    call = _rejected(entry, **breaks(monkeypatch))
+    _assert_rejected_with_retry_after(call)
+    assert call.args("kong.response.error")[1] == "Too many requests"
+
+
+def test_a_503_whose_answer_fails_is_still_a_503(monkeypatch: pytest.MonkeyPatch) -> None:
+    """on_store_failure: closed decides 503 (Kong's own body); the first error call
+    failing is answered again, not let through."""
+    from edge_plugins.ratelimit.enforcer import Enforcer, Verdict
+
+    monkeypatch.setattr(Enforcer, "decide", lambda self, key: Verdict(
+        503, "store_failure_closed", {"Retry-After": "5"}))
+    failures = iter([Broken("first error call")])
+
+    def error(*args: Any) -> None:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+
+    entry = plugin(limit_by="ip")
+    call = kong(**{"kong.response.error": error})
+    entry.access(call)
+    answer = ("kong.response.error", (
+        503, "The upstream server is currently unavailable", {"Retry-After": "5"}))
+    assert call.calls[-2:] == [answer, answer], "the failed answer is sent again"
+
+
+@pytest.mark.parametrize("request_id", [
+    "\udcff",                          # X-Request-ID: \xff as the plugin server decodes it
+    "support-\udcff\udcfe",
+    "abcdefgh\r\nSet-Cookie: a=b",
+    "short",
+    "x" * 300,
+])
+def test_a_malformed_request_id_is_not_echoed(request_id: str) -> None:
+    """Without edge-trace on the route the header is the client's, as sent."""
+    call = _rejected(plugin(limit_by="ip"), **{"kong.request.get_header": request_id})
+    status, body, headers = call.calls[-1][1]
+    assert (status, "Retry-After" in headers) == (429, True)
+    assert "request_id" not in json.loads(body)
+    body.encode("ascii")  # nothing of the header's bytes made it in

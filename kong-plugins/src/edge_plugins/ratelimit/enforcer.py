@@ -13,6 +13,7 @@ the violated policies with the same names as the ``RateLimit-Policy`` header.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from edge_plugins.ratelimit.headers import policy_names, rate_limit_headers
 from edge_plugins.ratelimit.limits import Outcome
 from edge_plugins.ratelimit.local_store import LocalLimiter, local_limiter
 from edge_plugins.ratelimit.redis_store import RedisLimiter, redis_limiter_for
+from edge_plugins.trace.request_id import is_well_formed
 
 QUOTA_EXCEEDED_TYPE = "https://iana.org/assignments/http-problem-types#quota-exceeded"
 STORE_UNAVAILABLE_MESSAGE = "Rate limiting is temporarily unavailable"
@@ -51,6 +53,27 @@ class Verdict:
     @property
     def admitted(self) -> bool:
         return self.status == 200
+
+    @property
+    def fallback_headers(self) -> dict[str, str]:
+        """What a rejection keeps when its full answer cannot be sent: ``Retry-After``."""
+        retry_after = self.headers.get("Retry-After")
+        return {"Retry-After": retry_after} if retry_after else {}
+
+    def json_body(self, request_id: str | None) -> str:
+        """The rejection body, naming ``request_id`` only when it is well formed.
+
+        The id is the one edge-trace set or, without edge-trace on the route, the client's
+        raw header. Only an id edge-trace's default rule accepts is echoed: anything else
+        (bytes that are not UTF-8, an injected line, an oversized value) would reach the
+        client and its logs as sent.
+        """
+        if self.body is None:
+            raise ValueError(f"a {self.status} verdict has no body of ours")
+        body = dict(self.body)
+        if isinstance(request_id, str) and is_well_formed(request_id):
+            body["request_id"] = request_id
+        return json.dumps(body)
 
 
 class Enforcer:

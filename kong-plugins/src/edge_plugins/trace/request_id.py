@@ -22,6 +22,7 @@ from dataclasses import dataclass
 DEFAULT_HEADER = "X-Request-ID"
 DEFAULT_PATTERN = r"^[A-Za-z0-9._:-]{8,128}$"
 MAX_LENGTH = 256  # a hard cap before any pattern runs, whatever the pattern allows
+_DEFAULT_RE = re.compile(DEFAULT_PATTERN)
 FORMATS = ("uuid4", "hex32")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -84,6 +85,12 @@ def _is_utf8(value: str) -> bool:
     return True
 
 
+def is_well_formed(value: str, pattern: re.Pattern[str] = _DEFAULT_RE) -> bool:
+    """Whether ``value`` may be logged, sent and echoed as it is: within :data:`MAX_LENGTH`,
+    valid UTF-8 and matching ``pattern`` in full (the default pattern unless configured)."""
+    return len(value) <= MAX_LENGTH and _is_utf8(value) and bool(pattern.fullmatch(value))
+
+
 def decide_request_id(policy: RequestIdPolicy, values: Sequence[str] | None,
                       client_ip: str | None = None) -> RequestIdDecision:
     """Keep the client's id if the policy allows it, else generate one (see module doc)."""
@@ -91,8 +98,7 @@ def decide_request_id(policy: RequestIdPolicy, values: Sequence[str] | None,
         return RequestIdDecision(generate_request_id(policy.id_format), "generated")
     if len(values) > 1:
         outcome = "replaced_duplicate"
-    elif (len(values[0]) > MAX_LENGTH or not _is_utf8(values[0])
-          or not policy.pattern.fullmatch(values[0])):
+    elif not is_well_formed(values[0], policy.pattern):
         outcome = "replaced_invalid"
     elif not policy.trusts(client_ip):
         outcome = "replaced_untrusted"
