@@ -129,6 +129,21 @@ def gateway_jwks(tmp_path_factory: pytest.TempPathFactory, settings: Any) -> Ite
 
 
 
+@pytest.fixture(autouse=True)
+def _account_jobs_inline(settings: Any) -> None:
+    """Account emails are sent in the request (``inline``): a background thread would not see
+    the test's uncommitted rows. test_accounts_enumeration.py runs the worker thread."""
+    settings.ACCOUNT_BACKGROUND_MODE = "inline"
+
+
+@pytest.fixture(autouse=True)
+def _login_throttle_off(settings: Any) -> None:
+    """The sign-in throttle (Redis) is off unless a test turns it on: tests that sign in
+    repeatedly must not share counters across tests or runs (test_accounts_throttling.py
+    tests it, with a key prefix of its own)."""
+    settings.LOGIN_THROTTLE_ENABLED = False
+
+
 @pytest.fixture
 def redis_url(settings: Any) -> str:
     """The real Redis (db 15) for ``@pytest.mark.redis`` tests, also set as REDIS_URL.
@@ -195,3 +210,24 @@ def stream(redis_conn: Any, settings: Any) -> Iterator[str]:
     settings.EVENTS_STREAM = name
     yield name
     redis_conn.delete(name)
+
+
+@pytest.fixture(autouse=True)
+def identity_store(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The backend's once-only/revocation checks without Redis (tests/backend/identity.py),
+    and test-client assertions bound to the request that sends them, as the edge mints
+    them. Tests of the Redis store swap in the real one (test_identity_binding.py)."""
+    from django.test.client import RequestFactory
+
+    from auth_backend.identity import store
+    from tests.backend.identity import MemoryIdentityStore, bind_pending_assertion
+
+    memory = MemoryIdentityStore()
+    monkeypatch.setattr(store, "identity_store", memory)
+    base_environ = RequestFactory._base_environ
+
+    def bound_environ(self: RequestFactory, **request: Any) -> dict[str, Any]:
+        return bind_pending_assertion(base_environ(self, **request))
+
+    monkeypatch.setattr(RequestFactory, "_base_environ", bound_environ)
+    return memory

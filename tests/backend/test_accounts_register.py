@@ -39,12 +39,9 @@ def register(client, email="New.User@Example.COM", password=PASSWORD, slash="", 
 def test_register_creates_an_unverified_account_and_mails_a_token(client, slash):
     response = register(client, slash=slash, first_name="New", last_name="User")
 
-    assert response.status_code == 201
-    body = response.json()
-    assert set(body) == {"id", "email", "email_verified"}
-    assert body["email"] == "new.user@example.com"
-    assert body["email_verified"] is False
-    user = User.objects.get(pk=body["id"])
+    assert response.status_code == 202
+    assert set(response.json()) == {"message"}
+    user = User.objects.get(email="new.user@example.com")
     assert (user.email, user.first_name, user.last_name) == ("new.user@example.com", "New",
                                                               "User")
     assert user.password.startswith("argon2$argon2id$")
@@ -98,18 +95,49 @@ def test_register_field_errors(client):
     assert set(fields) == {"email", "password", "first_name"}
 
 
+@pytest.mark.parametrize("verified", [True, False])
 @pytest.mark.parametrize("email", ["taken@example.com", "TAKEN@Example.com", " taken@example.com"])
-def test_duplicate_email_is_409_email_taken_case_insensitively(client, email):
-    existing = make_user("taken@example.com", verified=False)
+def test_a_taken_address_gets_the_same_answer_and_its_owner_a_notice(client, email, verified):
+    """No 409: the answer must not tell which addresses are registered (OWASP Authentication
+    Cheat Sheet, account enumeration). The owner learns of the attempt by email."""
+    existing = make_user("taken@example.com", verified=verified)
+    before = User.objects.values().get()
 
-    response = register(client, email=email)
+    taken = register(client, email=email, first_name="Mallory")
+    new = register(client, email="someone.new@example.com")
 
-    assert response.status_code == 409
-    assert error_code(response) == "email_taken"
-    assert User.objects.count() == 1
-    assert User.objects.get().pk == existing.pk
+    assert (taken.status_code, new.status_code) == (202, 202)
+    assert without_request_id(taken) == without_request_id(new)
+    after = User.objects.values().get(pk=existing.pk)
+    assert after.pop("registration_notice_sent_at") is not None
+    before.pop("registration_notice_sent_at")
+    assert after == before  # nothing else changed: not the password, not the names
+    assert len(events(EventType.USER_REGISTERED)) == 1  # the new address only
+    notice, welcome = mail.outbox
+    assert notice.to == ["taken@example.com"]
+    assert "tried to create an account with this email address" in notice.body
+    assert not mailed_tokens("verification", to="taken@example.com")
+    assert welcome.to == ["someone.new@example.com"]
+
+
+def test_the_notice_is_sent_at_most_once_a_minute(client, settings):
+    make_user("taken@example.com")
+
+    for _ in range(3):
+        assert register(client, email="taken@example.com").status_code == 202
+    assert len(mail.outbox) == 1
+
+    settings.ACCOUNT_EMAIL_MIN_INTERVAL_SECONDS = 0
+    register(client, email="taken@example.com")
+    assert len(mail.outbox) == 2
+
+
+def test_a_deactivated_account_gets_no_notice(client):
+    make_user("gone@example.com", is_active=False)
+
+    assert register(client, email="gone@example.com").status_code == 202
     assert mail.outbox == []
-    assert not events(EventType.USER_REGISTERED)
+
 
 
 def test_a_failure_inside_registration_leaves_no_user_and_no_event(client, monkeypatch):

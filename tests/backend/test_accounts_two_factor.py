@@ -82,6 +82,23 @@ def test_matching_step_accepts_one_step_of_drift_either_way():
     assert totp.matching_step("", code(0), at=T0) is None
 
 
+# Digits str.isdigit() accepts but a code never has: the right code, typed in another script.
+NON_ASCII_DIGITS = {
+    "fullwidth": str.maketrans("0123456789", "".join(chr(0xFF10 + d) for d in range(10))),
+    "arabic-indic": str.maketrans("0123456789", "".join(chr(0x0660 + d) for d in range(10))),
+    "superscript": str.maketrans("0123456789", "\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076"
+                                               "\u2077\u2078\u2079"),
+}
+
+
+@pytest.mark.parametrize("script", sorted(NON_ASCII_DIGITS))
+def test_matching_step_refuses_non_ascii_digits_without_raising(script):
+    typed = code(0).translate(NON_ASCII_DIGITS[script])
+    assert typed.isdigit() and len(typed) == 6
+
+    assert totp.matching_step(SECRET, typed, at=T0) is None
+
+
 # --- login/2fa -------------------------------------------------------------------------------
 
 
@@ -213,6 +230,22 @@ def test_malformed_2fa_requests_are_field_errors(client, body):
     assert field_errors(response)
 
 
+@pytest.mark.parametrize("script", sorted(NON_ASCII_DIGITS))
+def test_non_ascii_digits_in_a_login_code_are_a_400_not_a_500(client, clock, tfa_user, script):
+    token = challenge(client)
+    client.raise_request_exception = False
+
+    response = login_2fa(client, token, code(0).translate(NON_ASCII_DIGITS[script]))
+
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert set(response.json()) == {"error", "request_id"}
+    assert list(field_errors(response)) == ["code"]
+    # Not counted against the challenge: the right code still finishes the sign-in.
+    assert LoginChallenge.objects.get().failed_attempts == 0
+    assert login_2fa(client, token, code(0)).status_code == 200
+
+
 def test_a_google_first_factor_carries_into_the_amr(client, clock, tfa_user):
     token = services.create_login_challenge(tfa_user, amr=("google",))
 
@@ -314,6 +347,22 @@ def test_disable_needs_a_valid_unused_code(client, clock, tfa_user):
     # Sign-in is back to one step.
     login = post(client, "login", {"email": tfa_user.email, "password": PASSWORD})
     assert "access_token" in login.json()
+
+
+@pytest.mark.parametrize("path", ["2fa/disable", "2fa/enable"])
+@pytest.mark.parametrize("script", sorted(NON_ASCII_DIGITS))
+def test_non_ascii_digits_in_a_2fa_code_are_a_400_not_a_500(client, clock, path, script):
+    user = make_user(totp_secret=SECRET, totp_enabled=path == "2fa/disable")
+    client.raise_request_exception = False
+
+    response = post(client, path, {"code": code(0).translate(NON_ASCII_DIGITS[script])},
+                    **identity_headers(user))
+
+    assert response.status_code == 400
+    assert set(response.json()) == {"error", "request_id"}
+    assert list(field_errors(response)) == ["code"]
+    user.refresh_from_db()
+    assert (user.totp_enabled, user.totp_secret) == (path == "2fa/disable", SECRET)
 
 
 def test_disable_when_not_enabled_conflicts(client):

@@ -1,4 +1,8 @@
-"""Health endpoints: /api/auth/health/live/ and /api/auth/health/ready/."""
+"""Health endpoints: /api/auth/health/live/ and /api/auth/health/ready/.
+
+Public readiness says only ready or not; the per-dependency report is internal
+(tests/backend/test_health_ready_checks.py).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,13 @@ import time
 
 import pytest
 
+from auth_backend.internal.keys import generate_api_key, hash_api_key, parse_api_keys
 from tests.services import closed_port
 
 LIVE = "/api/auth/health/live"
 READY = "/api/auth/health/ready"
+INTERNAL_READY = "/internal/auth/health/ready"
+KEY = generate_api_key()
 
 
 def assert_error_shape(response, status: int, code: str) -> dict:
@@ -55,24 +62,39 @@ def test_ready_is_ok_when_the_database_answers(client, redis_url, path):
     response = client.get(path)
 
     assert response.status_code == 200
-    body = response.json()
-    assert body["status"] == "ok"
-    assert set(body["checks"]) == {"database", "redis", "event_bus"}
-    assert all(check["status"] == "ok" for check in body["checks"].values())
+    assert response.json() == {"status": "ok"}  # ready, nothing about the dependencies
     assert "no-store" in response["Cache-Control"]
 
 
-
-def test_ready_is_503_when_postgres_refuses_connections(client, health_database):
+def test_public_ready_names_no_dependency_when_not_ready(client, health_database):
+    """Which dependency is down, and how fast each answered, is for operators only."""
     health_database(f"postgres://postgres@127.0.0.1:{closed_port()}/test")
 
     response = client.get(f"{READY}/")
+
+    body = assert_error_shape(response, 503, "service_unavailable")
+    assert body["error"]["details"] == {}
+    text = response.content.decode()
+    for word in ("database", "redis", "event_bus", "latency", "checks", "127.0.0.1"):
+        assert word not in text
+
+
+@pytest.mark.django_db
+def test_the_detailed_report_is_internal(client, health_database, settings):
+    settings.INTERNAL_API_KEYS = parse_api_keys(f"monitoring:{hash_api_key(KEY)}")
+    health_database(f"postgres://postgres@127.0.0.1:{closed_port()}/test")
+
+    anonymous = client.get(INTERNAL_READY)
+    assert_error_shape(anonymous, 401, "not_authenticated")
+
+    response = client.get(INTERNAL_READY, HTTP_AUTHORIZATION=f"Bearer {KEY}")
 
     body = assert_error_shape(response, 503, "service_unavailable")
     database = body["error"]["details"]["checks"]["database"]
     assert database["status"] == "unavailable"
     assert isinstance(database["latency_ms"], float)
     assert "127.0.0.1" not in response.content.decode()
+    assert response["Cache-Control"] == "no-store"
 
 
 def test_ready_is_503_when_the_sqlite_file_cannot_be_opened(client, health_database, tmp_path):
@@ -117,7 +139,7 @@ def test_ready_against_real_postgresql(client, health_database, postgres_url, re
     response = client.get(f"{READY}/")
 
     assert response.status_code == 200, response.content
-    assert response.json()["checks"]["database"]["status"] == "ok"
+    assert response.json() == {"status": "ok"}
     assert connection.vendor == "postgresql"
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_database()")

@@ -1,4 +1,8 @@
-"""Readiness: database, Redis and the event bus, each timed and bounded."""
+"""Readiness: database, Redis and the event bus, each timed and bounded.
+
+The per-check report is the internal API's (``/internal/auth/health/ready``, service API key);
+the public ``/api/auth/health/ready`` only says ready or not (tests/backend/test_backend_health.py).
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,20 @@ from django.utils import timezone
 
 from auth_backend.events.models import OutboxEvent
 from auth_backend.events.services import EventType, record_event
+from auth_backend.internal.keys import generate_api_key, hash_api_key, parse_api_keys
 from tests.services import closed_port
 
-READY = "/api/auth/health/ready/"
+READY = "/internal/auth/health/ready/"
 CHECKS = {"database", "redis", "event_bus"}
+KEY = generate_api_key()
+
+
+@pytest.fixture
+def client(client, settings):
+    """The test client, presenting an internal API key on every request."""
+    settings.INTERNAL_API_KEYS = parse_api_keys(f"monitoring:{hash_api_key(KEY)}")
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {KEY}"
+    return client
 
 
 

@@ -180,6 +180,7 @@ def test_internal_schema_documents_the_internal_api_only(internal_schema):
         "/internal/auth/users/batch/",
         "/internal/auth/validate-token/",
         "/internal/auth/check-email/{email}/",
+        "/internal/auth/health/ready/",
     }
     assert set(internal_schema["components"]["securitySchemes"]) == {"InternalApiKey"}
     for path, _, operation in operations(internal_schema):

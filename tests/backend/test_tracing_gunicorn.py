@@ -126,7 +126,7 @@ def test_gunicorn_continues_the_gateway_trace_down_to_the_database(traced_backen
     trace_id, parent, headers = new_trace()
     with httpx.Client(base_url=traced_backend.url, timeout=10) as client:
         response = register(client, headers)
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
 
     spans = receiver.wait_for(has_server_and_db(trace_id))
 
@@ -134,7 +134,7 @@ def test_gunicorn_continues_the_gateway_trace_down_to_the_database(traced_backen
                                             "sqlite")
     assert server.name == "POST /api/auth/register"
     assert server.attributes["http.request.method"] == "POST"
-    assert server.attributes["http.response.status_code"] == 201
+    assert server.attributes["http.response.status_code"] == 202
     assert server.resource["service.name"] == "auth-backend"
     statements = " ".join(str(s.attributes.get("db.statement"))
                           for s in in_trace(spans, trace_id))
@@ -177,7 +177,7 @@ def test_the_relay_process_exports_its_batches(traced_backend, receiver, events_
     require(redis_unavailable(REDIS_TEST_URL))
     _, _, headers = new_trace()
     with httpx.Client(base_url=traced_backend.url, timeout=10) as client:
-        assert register(client, headers).status_code == 201  # USER_REGISTERED in the outbox
+        assert register(client, headers).status_code == 202  # USER_REGISTERED in the outbox
 
     out = traced_backend.manage("relay_outbox", "--once")
     traced_backend.manage("relay_outbox", "--once")  # an idle poll: nothing left to publish
@@ -205,7 +205,7 @@ def test_gunicorn_on_postgres_traces_psycopg(postgres_url, tmp_path, receiver):
                                                 DATABASE_URL=database_url)) as backend:
             trace_id, parent, headers = new_trace()
             with httpx.Client(base_url=backend.url, timeout=10) as client:
-                assert register(client, headers).status_code == 201
+                assert register(client, headers).status_code == 202
             spans = receiver.wait_for(has_server_and_db(trace_id))
             assert_continues_gateway_trace(spans, trace_id, parent, headers["X-Request-ID"],
                                            "postgresql")

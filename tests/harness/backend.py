@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 import signal
+import ssl
 import subprocess
 import time
 import uuid
@@ -47,7 +48,8 @@ class Backend:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.env.get("GUNICORN_CERTFILE") else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def jwks_uri(self) -> str:
@@ -74,8 +76,12 @@ class Backend:
 
 
 @contextlib.contextmanager
-def running_backend(workdir: Path, extra_env: dict[str, str] | None = None) -> Iterator[Backend]:
-    """The real backend (gunicorn) on a free port, its data and logs under ``workdir``."""
+def running_backend(workdir: Path, extra_env: dict[str, str] | None = None,
+                    probe_tls: ssl.SSLContext | None = None) -> Iterator[Backend]:
+    """The real backend (gunicorn) on a free port, its data and logs under ``workdir``.
+
+    With ``GUNICORN_CERTFILE`` in ``extra_env`` it serves HTTPS, and the readiness probe uses
+    ``probe_tls`` (trusting the server, presenting a client certificate if it needs one)."""
     from edge_plugins.jwt.assertion import generate_signing_key
 
     gateway_key, gateway_jwks = workdir / "gateway-ed25519.pem", workdir / "gateway-jwks.json"
@@ -97,6 +103,8 @@ def running_backend(workdir: Path, extra_env: dict[str, str] | None = None) -> I
         REDIS_URL=REDIS_TEST_URL,
         REVOCATIONS_CHANNEL=channel,
         REVOCATIONS_KEY_PREFIX=key_prefix,
+        # Sign-in failures counted by this backend only (not by earlier runs or backends).
+        LOGIN_THROTTLE_KEY_PREFIX=f"auth.login-throttle.test-{tag}",
         EMAIL_BACKEND="django.core.mail.backends.console.EmailBackend",
         ACCOUNT_EMAIL_MIN_INTERVAL_SECONDS="0",
         GUNICORN_BIND=f"127.0.0.1:{port}",
@@ -116,7 +124,8 @@ def running_backend(workdir: Path, extra_env: dict[str, str] | None = None) -> I
         deadline = time.monotonic() + 30
         while True:
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{server.url}/api/auth/health/live/", timeout=1).status_code == 200:
+                if httpx.get(f"{server.url}/api/auth/health/live/", timeout=1,
+                             verify=probe_tls or True).status_code == 200:
                     break
             assert server.proc.poll() is None, server.log.read_text()[-3000:]
             assert time.monotonic() < deadline, "backend did not start"
@@ -150,13 +159,13 @@ def sign_up(client: httpx.Client, backend: Backend) -> User:
     """Register, verify (the code from the captured email) and log in, through the gateway."""
     email = f"e2e-{uuid.uuid4().hex[:12]}@example.com"
     registered = client.post("/api/auth/register", json={"email": email, "password": PASSWORD})
-    assert registered.status_code == 201, registered.text
+    assert registered.status_code == 202, registered.text  # the same for a taken address
     verified = client.post("/api/auth/verify-email",
                            json={"token": backend.verification_token(email)})
     assert verified.status_code == 200, verified.text
     assert verified.json()["email_verified"] is True
     pair = login(client, email)
-    return User(registered.json()["id"], email, pair["access_token"], pair["refresh_token"])
+    return User(verified.json()["id"], email, pair["access_token"], pair["refresh_token"])
 
 
 def bearer(token: str) -> dict[str, str]:

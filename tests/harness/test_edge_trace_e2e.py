@@ -73,7 +73,7 @@ def test_one_trace_from_gateway_to_database(traced_backend: Backend, receiver: O
                 "/api/auth/register", headers={"traceparent": CLIENT_TRACEPARENT,
                                                "X-Request-ID": "support-e2e-0001"},
                 json={"email": "traced@example.com", "password": "correct-horse-battery-9"})
-        assert response.status_code == 201, response.text
+        assert response.status_code == 202, response.text
         trace_id, gateway_span_id = trace_id_of(response)
         assert trace_id != CLIENT_TRACEPARENT.split("-")[1], "untrusted client context ignored"
         assert response.headers["X-Request-ID"] == "support-e2e-0001"
@@ -92,7 +92,7 @@ def test_one_trace_from_gateway_to_database(traced_backend: Backend, receiver: O
     (gateway_span,) = [s for s in spans if s.service_name == "kong-edge"]
     assert gateway_span.span_id == gateway_span_id and gateway_span.kind == SPAN_KIND_SERVER
     assert gateway_span.name == "POST /api/auth/register"
-    assert gateway_span.attributes["http.response.status_code"] == 201
+    assert gateway_span.attributes["http.response.status_code"] == 202
     by_id = {s.span_id: s for s in spans}
     (server_span,) = [s for s in spans if s.service_name == "auth-backend"
                       and s.kind == SPAN_KIND_SERVER]

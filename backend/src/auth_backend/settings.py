@@ -31,11 +31,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
 from auth_backend.core.env import (
     database_config,
     env_bool,
     env_int,
     env_list,
+    env_networks,
     env_str,
     load_secret_key,
 )
@@ -202,6 +205,9 @@ REFRESH_TOKEN_TTL_SECONDS = env_int("REFRESH_TOKEN_TTL_SECONDS", 30 * 24 * 3600)
 GATEWAY_JWKS = env_str("GATEWAY_JWKS", str(BASE_DIR / ".keys" / "gateway-jwks.json"))
 GATEWAY_ISSUER = env_str("GATEWAY_ISSUER", "kong-edge")
 IDENTITY_ASSERTION_LEEWAY_SECONDS = env_int("IDENTITY_ASSERTION_LEEWAY_SECONDS", 5)
+# Assertion ids already used, on REDIS_URL: keys <prefix>:seen:<assertion_id> (identity.store).
+IDENTITY_ASSERTION_KEY_PREFIX = (env_str("IDENTITY_ASSERTION_KEY_PREFIX", "auth.assertion")
+                                 or "auth.assertion")
 
 # --- Google sign-in ------------------------------------------------------------------------
 GOOGLE_CLIENT_ID = env_str("GOOGLE_CLIENT_ID", "")
@@ -296,8 +302,33 @@ EMAIL_VERIFICATION_TOKEN_TTL_SECONDS = env_int("EMAIL_VERIFICATION_TOKEN_TTL_SEC
 PASSWORD_RESET_TOKEN_TTL_SECONDS = env_int("PASSWORD_RESET_TOKEN_TTL_SECONDS", 3600)
 # At most one verification (or reset) email per address in this many seconds.
 ACCOUNT_EMAIL_MIN_INTERVAL_SECONDS = env_int("ACCOUNT_EMAIL_MIN_INTERVAL_SECONDS", 60)
+# Where register / resend-verification / password reset do their per-account work and send
+# their emails (auth_backend.accounts.background): "thread" (a worker thread per process, so
+# response times do not depend on whether the address has an account) or "inline".
+ACCOUNT_BACKGROUND_MODE = env_str("ACCOUNT_BACKGROUND_MODE", "thread") or "thread"
+if ACCOUNT_BACKGROUND_MODE not in {"thread", "inline"}:
+    raise ImproperlyConfigured("ACCOUNT_BACKGROUND_MODE must be thread or inline.")
+ACCOUNT_BACKGROUND_QUEUE_SIZE = env_int("ACCOUNT_BACKGROUND_QUEUE_SIZE", 1000)
 # The 2FA step of a sign-in: lifetime of the challenge and wrong codes it survives.
 LOGIN_CHALLENGE_TTL_SECONDS = env_int("LOGIN_CHALLENGE_TTL_SECONDS", 300)
 LOGIN_CHALLENGE_MAX_ATTEMPTS = env_int("LOGIN_CHALLENGE_MAX_ATTEMPTS", 5)
 # Issuer shown by authenticator apps (otpauth:// URI).
 TOTP_ISSUER = env_str("TOTP_ISSUER", "Marketplace") or "Marketplace"
+
+# --- Accounts: per-account sign-in throttling in Redis (auth_backend.accounts.throttling) -----
+# Failed password sign-ins per address: after LOGIN_THROTTLE_FAILURES from one client (or
+# LOGIN_THROTTLE_ACCOUNT_FAILURES from any client) further attempts wait BASE * 2^n seconds,
+# at most MAX; a success clears the counters. Redis unreachable: not throttled (fail open).
+LOGIN_THROTTLE_ENABLED = env_bool("LOGIN_THROTTLE_ENABLED", default=True)
+LOGIN_THROTTLE_FAILURES = env_int("LOGIN_THROTTLE_FAILURES", 5)
+LOGIN_THROTTLE_ACCOUNT_FAILURES = env_int("LOGIN_THROTTLE_ACCOUNT_FAILURES", 20)
+LOGIN_THROTTLE_BASE_DELAY_SECONDS = env_int("LOGIN_THROTTLE_BASE_DELAY_SECONDS", 1)
+LOGIN_THROTTLE_MAX_DELAY_SECONDS = env_int("LOGIN_THROTTLE_MAX_DELAY_SECONDS", 900)
+LOGIN_THROTTLE_WINDOW_SECONDS = env_int("LOGIN_THROTTLE_WINDOW_SECONDS", 900)
+# A client that signed in to an account this recently is exempt from its account-wide limit.
+LOGIN_THROTTLE_KNOWN_CLIENT_SECONDS = env_int("LOGIN_THROTTLE_KNOWN_CLIENT_SECONDS", 30 * 86400)
+# Addresses/CIDRs whose X-Forwarded-For names the client (the gateway); empty: REMOTE_ADDR.
+LOGIN_THROTTLE_TRUSTED_PROXIES = env_networks("LOGIN_THROTTLE_TRUSTED_PROXIES")
+LOGIN_THROTTLE_REDIS_TIMEOUT_MS = env_int("LOGIN_THROTTLE_REDIS_TIMEOUT_MS", 100)
+LOGIN_THROTTLE_KEY_PREFIX = (env_str("LOGIN_THROTTLE_KEY_PREFIX", "auth.login-throttle")
+                             or "auth.login-throttle")

@@ -52,6 +52,19 @@ def send_verification_email(user: User, token: str) -> bool:
     return _send(user, "Verify your email address", body, "verification")
 
 
+def send_registration_notice_email(user: User) -> bool:
+    """To the owner of an address someone tried to register again (no code in it)."""
+    body = (
+        "Someone tried to create an account with this email address, which already has "
+        "one. Nothing was changed.\n\n"
+        "If it was you: sign in with your password, or choose a new one with "
+        "POST /api/auth/password/reset if you do not remember it.\n\n"
+        "If it was not you, ignore this email.\n"
+    )
+    return _send(user, "Someone tried to register with your email address", body,
+                 "registration notice")
+
+
 def send_password_reset_email(user: User, token: str) -> bool:
     ttl = _hours(settings.PASSWORD_RESET_TOKEN_TTL_SECONDS)
     body = (

@@ -7,17 +7,9 @@ They are DRF ``APIException`` subclasses, rendered in the project's error shape 
 from __future__ import annotations
 
 from rest_framework import status
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, Throttled
 
 _BEARER = 'Bearer realm="api"'
-
-
-class EmailTaken(APIException):
-    """409: an account with this email (compared case-insensitively) exists."""
-
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "email_taken"
-    default_detail = "An account with this email address already exists."
 
 
 class InvalidOneTimeToken(APIException):
@@ -35,6 +27,20 @@ class InvalidCredentials(APIException):
     default_code = "invalid_credentials"
     default_detail = "The email address or password is incorrect."
     auth_header = _BEARER
+
+
+class LoginThrottled(Throttled):
+    """429: too many failed sign-ins for this address; ``Retry-After`` says how long to wait.
+
+    Code ``throttled`` (the shape's code for 429), ``details.retry_after`` in seconds. Unknown
+    addresses are throttled alike, so this says nothing about whether an account exists.
+    """
+
+    default_code = "throttled"
+    default_detail = "Too many failed sign-in attempts for this address; try again later."
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(wait=retry_after)
 
 
 class EmailNotVerified(APIException):

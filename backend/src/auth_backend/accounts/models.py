@@ -66,6 +66,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     last_totp_step = models.BigIntegerField(null=True, blank=True)
 
     date_joined = models.DateTimeField(default=timezone.now)
+    # When the owner was last told that someone tried to register this address (the notice
+    # is sent at most once per ACCOUNT_EMAIL_MIN_INTERVAL_SECONDS).
+    registration_notice_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = UserManager()
 

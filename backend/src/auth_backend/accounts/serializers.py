@@ -10,7 +10,7 @@ from rest_framework import serializers
 
 from auth_backend.accounts.models import User
 from auth_backend.accounts.services import MAX_TOKEN_LENGTH, PROFILE_WRITABLE_FIELDS
-from auth_backend.accounts.totp import DIGITS
+from auth_backend.accounts.totp import DIGITS, is_code
 
 PASSWORD_MAX_LENGTH = 1024  # bounds the Argon2 input; far above any real password
 
@@ -24,10 +24,19 @@ def _token_field(**kwargs: Any) -> serializers.CharField:
     return serializers.CharField(max_length=MAX_TOKEN_LENGTH, trim_whitespace=True, **kwargs)
 
 
+def _validate_code(value: str) -> str:
+    # ASCII digits only: fullwidth "123456" passes str.isdigit() but is no code (totp.is_code).
+    if not is_code(value):
+        raise serializers.ValidationError(f"Enter the {DIGITS}-digit code (digits 0-9 only).",
+                                          code="invalid")
+    return value
+
+
 def _code_field() -> serializers.CharField:
     return serializers.CharField(
         min_length=DIGITS, max_length=DIGITS, trim_whitespace=True,
-        help_text=f"The {DIGITS}-digit code shown by the authenticator app.")
+        validators=[_validate_code],
+        help_text=f"The {DIGITS}-digit code shown by the authenticator app (ASCII 0-9).")
 
 
 # --- registration, verification, password reset ----------------------------------------------

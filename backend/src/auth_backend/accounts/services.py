@@ -20,7 +20,9 @@ except ``LOGIN_FAILED``: a failed sign-in changes nothing, so its event is commi
 transaction of its own before the error is raised. The login views opt out of
 ``ATOMIC_REQUESTS`` so that stays true even if a deployment turns it on.
 
-Emails are sent after the transaction that created their token committed.
+Emails are sent after the transaction that created their token committed, by
+:mod:`~auth_backend.accounts.background`: what only an existing account costs never shows in
+the response time of ``register``, ``resend-verification`` or ``password/reset``.
 """
 
 from __future__ import annotations
@@ -41,15 +43,15 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from auth_backend.accounts import emails, totp
+from auth_backend.accounts import background, emails, throttling, totp
 from auth_backend.accounts.exceptions import (
     ChallengeExpired,
     EmailNotVerified,
-    EmailTaken,
     InvalidCredentials,
     InvalidLoginCode,
     InvalidOneTimeToken,
     InvalidTwoFactorCode,
+    LoginThrottled,
     TwoFactorAlreadyEnabled,
     TwoFactorNotEnabled,
     TwoFactorSetupRequired,
@@ -186,12 +188,16 @@ def _claim_one_time_token(token: OneTimeToken) -> datetime:
 
 
 def register_user(*, email: str, password: str, first_name: str = "",
-                  last_name: str = "") -> User:
-    """Create an unverified account and mail it a verification token.
+                  last_name: str = "") -> User | None:
+    """Create an unverified account and mail it a verification token; ``None`` if the address
+    already has an account, whose owner is mailed a notice instead.
 
-    Duplicate emails (case-insensitive) are refused by the database's unique constraint, not
-    by a prior lookup: of any number of concurrent registrations for one address exactly one
-    commits and the others get :class:`EmailTaken` (409).
+    The caller answers the same either way (OWASP Authentication Cheat Sheet: account
+    enumeration), and both ways cost the same: the password rules and Argon2, one insert
+    attempt, and an email handed to :mod:`~auth_backend.accounts.background`. Duplicates
+    (case-insensitive) are refused by the database's unique constraint, not by a prior
+    lookup: of any number of concurrent registrations for one address exactly one creates
+    the account. The existing account is left exactly as it was.
     """
     user = User(email=normalize_email(email), first_name=first_name, last_name=last_name)
     _validate_new_password(password, user)
@@ -204,9 +210,30 @@ def register_user(*, email: str, password: str, first_name: str = "",
     except IntegrityError:
         if user_by_email(user.email) is None:
             raise  # some other constraint: a bug, not a duplicate
-        raise EmailTaken() from None
-    emails.send_verification_email(user, raw)
+        background.submit(send_registration_notice, user.email)
+        return None
+    background.submit(emails.send_verification_email, user, raw)
     return user
+
+
+def send_registration_notice(email: str) -> None:
+    """Tell the owner of ``email`` that someone tried to register it (a background job).
+
+    At most one notice per address per ``ACCOUNT_EMAIL_MIN_INTERVAL_SECONDS``: repeated
+    attempts cannot flood the owner's mailbox. Nothing is sent for a deactivated account.
+    """
+    user = user_by_email(email)
+    if user is None or not user.is_active:
+        return
+    interval = timedelta(seconds=settings.ACCOUNT_EMAIL_MIN_INTERVAL_SECONDS)
+    with transaction.atomic():
+        locked = _lock_user(user)
+        now = timezone.now()
+        last = locked.registration_notice_sent_at
+        if last is not None and now - last < interval:
+            return
+        User.objects.filter(pk=locked.pk).update(registration_notice_sent_at=now)
+    emails.send_registration_notice_email(locked)
 
 
 def verify_email(token: str) -> User:
@@ -225,8 +252,15 @@ def resend_verification(email: str) -> None:
     """Mail a new verification token if the address has an active, unverified account.
 
     Silent in every other case (unknown, verified, inactive, rate-limited): the caller
-    answers the same either way, so nothing can be learned about the address.
+    answers the same either way, and in the same time -- the lookup and the email are a
+    background job (:func:`send_verification_again`), so nothing can be learned about the
+    address.
     """
+    background.submit(send_verification_again, normalize_email(email))
+
+
+def send_verification_again(email: str) -> None:
+    """The work of :func:`resend_verification`, off the request."""
     user = user_by_email(email)
     if user is None or user.email_verified or not user.is_active:
         return
@@ -239,7 +273,16 @@ def resend_verification(email: str) -> None:
 
 
 def request_password_reset(email: str) -> None:
-    """Mail a reset token to an active account's address; silent otherwise (like resend)."""
+    """Mail a reset token to an active account's address; silent otherwise (like resend).
+
+    Same work for every address in the request: the job (:func:`send_password_reset`) is
+    handed to the background worker, which looks the address up.
+    """
+    background.submit(send_password_reset, normalize_email(email))
+
+
+def send_password_reset(email: str) -> None:
+    """The work of :func:`request_password_reset`, off the request."""
     user = user_by_email(email)
     if user is None or not user.is_active:
         return
@@ -311,25 +354,41 @@ def _finish_login(user: User, amr: Iterable[str], **payload: Any) -> TokenPair:
 
 
 @tracing.traced("accounts.login", **{"auth.method": "password"})
-def login(*, email: str, password: str) -> LoginResult:
-    """Sign in with email and password.
+def login(*, email: str, password: str, client_address: str | None = None) -> LoginResult:
+    """Sign in with email and password, from ``client_address`` (the throttle's client).
 
+    * too many recent failures for this address (from this client, or from anywhere):
+      429 :class:`LoginThrottled` before the password is looked at
+      (:mod:`auth_backend.accounts.throttling`);
     * unknown email, wrong password, no usable password, inactive account: one 401
-      :class:`InvalidCredentials`, after the same amount of Argon2 work;
+      :class:`InvalidCredentials`, after the same amount of Argon2 work, counted by the
+      throttle;
     * right password, unverified email: 403 :class:`EmailNotVerified`;
     * 2FA enabled: a login challenge instead of tokens.
+
+    A right password clears the throttle's counters for the address.
     """
+    attempt = throttling.LoginAttempt.of(email, client_address)
+    refused = throttling.refusal(attempt)
+    if refused is not None:
+        tracing.set_attributes({"auth.outcome": "throttled",
+                                "auth.throttle.scope": refused.scope})
+        raise LoginThrottled(refused.retry_after)
     user = user_by_email(email)
     if user is None or not user.has_usable_password():
         _spend_password_check_time(password)
         _record_login_failure(user, "unknown_email" if user is None else "no_password")
+        throttling.record_failure(attempt)
         raise InvalidCredentials()
     if not user.check_password(password):
         _record_login_failure(user, "wrong_password")
+        throttling.record_failure(attempt)
         raise InvalidCredentials()
     if not user.is_active:
         _record_login_failure(user, "inactive")
+        throttling.record_failure(attempt)
         raise InvalidCredentials()
+    throttling.record_success(attempt)
     if not user.email_verified:
         _record_login_failure(user, "email_not_verified")
         raise EmailNotVerified()

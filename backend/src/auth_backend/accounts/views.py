@@ -13,14 +13,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiExample, PolymorphicProxySerializer, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
 from rest_framework import status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from auth_backend.accounts import services
+from auth_backend.accounts import services, throttling
 from auth_backend.accounts.models import User
 from auth_backend.accounts.serializers import (
     AcceptedSerializer,
@@ -40,6 +46,11 @@ from auth_backend.accounts.serializers import (
 from auth_backend.core.openapi import error_response
 from auth_backend.tokens.serializers import TokenPairSerializer, TwoFactorChallengeSerializer
 
+REGISTER_ACCEPTED = {
+    "message": "Check the inbox of this address: a new account gets a verification code to "
+               "send to verify-email; an address that already has an account gets a note "
+               "instead.",
+}
 RESEND_ACCEPTED = {
     "message": "If this address has an account awaiting verification, a new code is on its "
                "way. Codes are sent at most once a minute.",
@@ -79,26 +90,27 @@ class RegisterView(_PublicView):
     @extend_schema(
         operation_id="register",
         summary="Create an account",
-        description="Creates an unverified account and emails a single-use verification "
-                    "code (valid 24 h). The account cannot sign in until `verify-email` "
-                    "succeeds. The password must pass the server's password rules "
-                    "(length, common passwords, similarity to the email/names, "
-                    "not all digits); failures are listed under "
+        description="Always 202 with the same body, whether or not the address already "
+                    "has an account (compared case-insensitively), so the answer never "
+                    "tells who is registered. A new address gets an unverified account and "
+                    "an email with a single-use verification code (valid 24 h); the account "
+                    "cannot sign in until `verify-email` succeeds. An address that has an "
+                    "account is left as it is, and its owner is emailed that someone tried "
+                    "to register it (at most once a minute). The password must pass the "
+                    "server's password rules (length, common passwords, similarity to the "
+                    "email/names, not all digits) in both cases; failures are listed under "
                     "`error.details.fields.password`.",
         request=RegisterInputSerializer,
-        responses={
-            201: AccountOutputSerializer,
-            400: _INVALID,
-            409: error_response("An account with this email exists (case-insensitive).",
-                                "email_taken"),
-        },
+        responses={202: AcceptedSerializer, 400: _INVALID},
+        examples=[OpenApiExample("accepted", value=REGISTER_ACCEPTED, response_only=True,
+                                 status_codes=["202"])],
         tags=["accounts"],
     )
     def post(self, request: Request) -> Response:
         serializer = RegisterInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user = services.register_user(**serializer.validated_data)
-        return Response(_account(user), status=status.HTTP_201_CREATED)
+        services.register_user(**serializer.validated_data)
+        return Response(REGISTER_ACCEPTED, status=status.HTTP_202_ACCEPTED)
 
 
 class VerifyEmailView(_PublicView):
@@ -154,7 +166,11 @@ class LoginView(_PublicView):
                     "`POST login/2fa` within 5 minutes. An unknown email, a wrong password "
                     "and a disabled account get the same 401 `invalid_credentials`. A right "
                     "password for an account whose email is not verified yet gets 403 "
-                    "`email_not_verified` (use `resend-verification`).",
+                    "`email_not_verified` (use `resend-verification`). After 5 failures "
+                    "for an address from one client (20 from anywhere) further attempts "
+                    "are refused for an exponentially growing time (1 s doubling, at most "
+                    "15 min): 429 `throttled` with `Retry-After`, whether or not the "
+                    "address has an account; a right password clears the count.",
         request=LoginInputSerializer,
         responses={
             200: PolymorphicProxySerializer(
@@ -166,13 +182,19 @@ class LoginView(_PublicView):
             401: error_response("Wrong email or password.", "invalid_credentials"),
             403: error_response("Right password, email not verified yet.",
                                 "email_not_verified"),
+            429: error_response("Too many failed sign-ins for this address; wait "
+                                "`Retry-After` seconds (also `error.details.retry_after`).",
+                                "throttled", details={"throttled": {"retry_after": 4}}),
         },
+        parameters=[OpenApiParameter("Retry-After", OpenApiTypes.INT, OpenApiParameter.HEADER,
+                                     response=[429], description="Seconds to wait.")],
         tags=["tokens"],
     )
     def post(self, request: Request) -> Response:
         serializer = LoginInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        result = services.login(**serializer.validated_data)
+        result = services.login(**serializer.validated_data,
+                                client_address=throttling.client_address(request.META))
         return _no_store(Response(result.as_response()))
 
 

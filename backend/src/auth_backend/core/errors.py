@@ -31,8 +31,9 @@ application/json`` and this body::
 
         "details": {"fields": {"email": ["Enter a valid email address."]}}
 
-    Other errors may add documented keys (e.g. readiness: ``{"checks": {"redis":
-    {"status": "unavailable", "latency_ms": 1.2}, ...}}``; throttling: ``{"retry_after": 30}``).
+    Other errors may add documented keys (e.g. the internal readiness report: ``{"checks":
+    {"redis": {"status": "unavailable", "latency_ms": 1.2}, ...}}``; throttling:
+    ``{"retry_after": 30}``).
 ``request_id``
     The request's id (``X-Request-ID`` / ``X-Kong-Request-Id`` if sent, else generated), also
     returned in the ``X-Request-ID`` response header and present in every log line for the

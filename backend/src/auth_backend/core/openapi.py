@@ -9,9 +9,9 @@ What this adds to the generated schema (wired in ``settings.SPECTACULAR_SETTINGS
   unless they document their own. Views describe specific errors with
   :func:`error_response`::
 
-      @extend_schema(responses={201: UserSerializer,
-                                409: error_response("Email already registered.",
-                                                    "email_taken")})
+      @extend_schema(responses={200: TwoFactorSetupOutputSerializer,
+                                409: error_response("2FA is already on.",
+                                                    "two_factor_already_enabled")})
 
 * **Security schemes** -- views authenticated by the gateway's identity assertion require
   ``AccessToken`` (the client's bearer token, checked by the gateway) or ``GatewayIdentity``
@@ -101,8 +101,9 @@ GATEWAY_IDENTITY_SCHEMES: dict[str, dict[str, Any]] = {
         "name": "X-Identity-Assertion",
         "description": "Compact JWS signed by the gateway (claims `sub`, `email`, `roles`, "
                        "`scope`, `jti`, `exp` within 60 s), the only identity this service "
-                       "trusts. Set by the gateway alone: it strips any client-supplied "
-                       "value.",
+                       "trusts. Bound to one request (`req_method`, `req_path`) and accepted "
+                       "once (`assertion_id`). Set by the gateway alone: it strips any "
+                       "client-supplied value.",
     },
 }
 INTERNAL_API_KEY_SCHEME: dict[str, Any] = {

@@ -4,19 +4,14 @@
   200 ``{"status": "ok"}``.
 * ``GET /api/auth/health/ready/`` -- the service can do its work: the database answers
   ``SELECT 1``, Redis answers ``PING``, and the event stream (``EVENTS_STREAM``) would
-  accept an ``XADD``. Each check reports its status and latency; the event bus also reports
-  the age of the oldest unpublished outbox event (``null`` when none waits)::
-
-      200 {"status": "ok",
-           "checks": {"database": {"status": "ok", "latency_ms": 0.41},
-                      "redis": {"status": "ok", "latency_ms": 0.22},
-                      "event_bus": {"status": "ok", "latency_ms": 0.35,
-                                    "oldest_unpublished_age_seconds": 1.73}}}
-
-  If any check fails: 503 in the error shape (:mod:`auth_backend.core.errors`) with code
-  ``service_unavailable`` and the same per-check objects in ``details.checks``, failed
-  ones with ``"status": "unavailable"``. Redis and the event bus give up after
-  ``HEALTH_CHECK_TIMEOUT_MS`` (at most 1 s); the database after its connect timeout.
+  accept an ``XADD``. The answer says *only* ready or not: 200 ``{"status": "ok"}``, or 503
+  in the error shape (:mod:`auth_backend.core.errors`) with code ``service_unavailable``
+  and empty ``details``. Which dependency failed, and how fast each answered, is
+  reconnaissance for anyone on the internet (the gateway routes this path), so that report
+  is on the internal API only: ``GET /internal/auth/health/ready`` (service API key,
+  :class:`auth_backend.internal.views.ReadinessReportView`), built by :func:`readiness`.
+  Redis and the event bus give up after ``HEALTH_CHECK_TIMEOUT_MS`` (at most 1 s); the
+  database after its connect timeout.
 
 Both answer with and without the trailing slash, and are never cached.
 """
@@ -64,19 +59,42 @@ class LiveView(_HealthView):
         return Response({"status": "ok"})
 
 
+NOT_READY_MESSAGE = "Service is not ready."
+
+READINESS_REPORT = inline_serializer("ReadinessReport", {
+    "status": serializers.CharField(),
+    "checks": inline_serializer("ReadinessChecks", {
+        "database": _CHECK, "redis": _CHECK, "event_bus": _EVENT_BUS_CHECK}),
+})
+
+
+def readiness(*, detailed: bool) -> Response:
+    """Run every readiness check; 200, or raise 503 ``service_unavailable``.
+
+    ``detailed`` adds each check's status and latency (``checks``, under
+    ``error.details.checks`` on 503): for the internal API only.
+    """
+    results = readiness_checks()
+    ready = all(result.ok for result in results.values())
+    if not detailed:
+        if not ready:
+            raise ServiceUnavailable(NOT_READY_MESSAGE)
+        return Response({"status": "ok"})
+    checks = {name: result.as_dict() for name, result in results.items()}
+    if not ready:
+        raise ServiceUnavailable(NOT_READY_MESSAGE, details={"checks": checks})
+    return Response({"status": "ok", "checks": checks})
+
+
 class ReadyView(_HealthView):
-    @extend_schema(responses={
-        200: inline_serializer("Readiness", {
-            "status": serializers.CharField(),
-            "checks": inline_serializer("ReadinessChecks", {
-                "database": _CHECK, "redis": _CHECK, "event_bus": _EVENT_BUS_CHECK}),
-        }),
-        503: OpenApiResponse(description="Not ready: error code `service_unavailable`, the "
-                                         "per-check objects in `error.details.checks`."),
-    })
+    @extend_schema(
+        description="Ready or not, nothing more: 200 `{\"status\": \"ok\"}` when the "
+                    "database, Redis and the event stream all answer, else 503 "
+                    "`service_unavailable` with empty `details`. The per-dependency report "
+                    "is on the internal API.",
+        responses={
+            200: inline_serializer("Readiness", {"status": serializers.CharField()}),
+            503: OpenApiResponse(description="Not ready: error code `service_unavailable`."),
+        })
     def get(self, request: Request) -> Response:
-        results = readiness_checks()
-        checks = {name: result.as_dict() for name, result in results.items()}
-        if not all(result.ok for result in results.values()):
-            raise ServiceUnavailable("Service is not ready.", details={"checks": checks})
-        return Response({"status": "ok", "checks": checks})
+        return readiness(detailed=False)

@@ -16,5 +16,6 @@ urlpatterns: list[URLPattern] = [
     # Lazy and slash-tolerant: a percent-encoded "/" is legal in an address, and the
     # optional trailing slash is not part of it.
     route(r"check-email/(?P<email>.+?)", views.CheckEmailView.as_view(), name="check-email"),
+    route("health/ready", views.ReadinessReportView.as_view(), name="health-ready"),
     route("schema", views.InternalSchemaView.as_view(), name="schema"),
 ]

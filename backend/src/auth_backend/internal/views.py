@@ -13,6 +13,9 @@ status; responses are ``Cache-Control: no-store``.
 * ``POST validate-token`` ``{"token": "..."}`` -> 200 ``{"active": true, "sub", "email",
   "roles", "scope", "exp", "jti"}`` or 200 ``{"active": false}`` (RFC 7662 style).
 * ``GET check-email/{email}`` -> 200 ``{"exists": bool}``.
+* ``GET health/ready`` -> 200 ``{"status": "ok", "checks": {...}}`` or 503
+  ``service_unavailable`` with ``details.checks``: each dependency's status and latency
+  (the public ``/api/auth/health/ready`` says only ready or not).
 
 Examples and the error codes are in the OpenAPI schema at ``GET /internal/auth/schema``.
 """
@@ -31,6 +34,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from auth_backend.core.openapi import INTERNAL_SCHEMA_SETTINGS, error_response
+from auth_backend.health.views import READINESS_REPORT, readiness
 from auth_backend.internal.authentication import (
     HasInternalApiKey,
     InternalApiKeyAuthentication,
@@ -193,6 +197,29 @@ class CheckEmailView(InternalAPIView):
         serializer = CheckEmailSerializer(data={"email": email})
         serializer.is_valid(raise_exception=True)
         return Response({"exists": email_exists(serializer.validated_data["email"])})
+
+
+class ReadinessReportView(InternalAPIView):
+    @extend_schema(
+        operation_id="internal_health_ready",
+        summary="Readiness, per dependency",
+        description="The checks of the public `GET /api/auth/health/ready` (database "
+                    "`SELECT 1`, Redis `PING`, event stream writable), each with its status "
+                    "and latency, and the age of the oldest unpublished outbox event "
+                    "(`null` when none waits; reported, not a readiness condition). Not "
+                    "ready: 503 `service_unavailable` with the same objects in "
+                    "`error.details.checks`.",
+        responses={
+            200: READINESS_REPORT,
+            401: _UNAUTHORIZED,
+            503: error_response("Not ready; `details.checks` says which dependency.",
+                                "service_unavailable", details={"service_unavailable": {
+                                    "checks": {"redis": {"status": "unavailable",
+                                                         "latency_ms": 500.3}}}}),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        return readiness(detailed=True)
 
 
 class InternalSchemaView(InternalAccessMixin, SpectacularAPIView):
