@@ -2,8 +2,9 @@
 
 Sources (Kong repository): ``kong/db/declarative/init.lua`` (parse, error printing),
 ``kong/db/schema/others/declarative_config.lua`` (nesting, ids, references, uniqueness),
-``kong/db/schema/entities/{services,routes,routes_subschemas,plugins}.lua`` and
-``kong/db/schema/typedefs.lua`` (fields, defaults, validation and their messages),
+``kong/db/schema/entities/{services,routes,routes_subschemas,plugins,certificates,
+ca_certificates}.lua`` and ``kong/db/schema/typedefs.lua`` (fields, defaults, validation and
+their messages),
 ``kong/runloop/plugins_iterator.lua`` (which plugin configuration applies to a request).
 
 What is reproduced
@@ -27,6 +28,15 @@ What is reproduced
 * uniqueness of names and ids per entity type, references that must resolve, each reported
   like Kong ("uniqueness violation: ...", "invalid reference 'service: x' (no such entry in
   'services')").
+* upstream TLS (applied by ``kong_harness.upstream_tls``): top-level ``certificates`` (``cert``
+  and ``key`` PEM, env-vault references allowed as ``referenceable`` fields, "certificate does
+  not match key") and ``ca_certificates`` (one CA certificate each, not expired, with the CA
+  basic constraint); a service's ``client_certificate`` is a foreign key to ``certificates``
+  by id (``client_certificate: <id>`` or ``{id: <id>}``), checked like any reference, while
+  ``ca_certificates`` is a plain array of UUIDs that Kong never checks at load (a missing one
+  only fails at request time, ``kong/runloop/certificate.lua``). ``client_certificate``,
+  ``tls_verify``, ``tls_verify_depth`` and ``ca_certificates`` must be null unless the
+  protocol is https or tls (``services.lua`` entity checks).
 
 Errors raise :class:`DeclarativeConfigError`; its message is Kong's admin-API wording
 (``declarative config is invalid: {routes={{paths={"should start with: ..."}}}}``),
@@ -34,8 +44,9 @@ Errors raise :class:`DeclarativeConfigError`; its message is Kong's admin-API wo
 ``kong start`` does.
 
 Left out on purpose (rejected with a clear message when present, never silently ignored):
-consumers and credentials, upstreams/targets, certificates/SNIs, vaults, keys, filter
-chains, stream and gRPC protocols, route ``snis``/``sources``/``destinations``, format
+consumers and credentials, upstreams/targets, SNIs (and certificates' ``snis``, alternative
+``cert_alt``/``key_alt`` and nested ``services``), vaults, keys, filter chains, stream and gRPC
+protocols, route ``snis``/``sources``/``destinations``, format
 versions older than 3.0 (they need Kong's path migration). Plugin ``config`` is kept raw;
 validating it against the plugin's schema is another module's job.
 """
@@ -50,18 +61,24 @@ import re
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from kong_harness.router import (
     RegexTranslationError,
     normalize_uri,
     translate_path_regex,
 )
+from kong_harness.vault import is_reference, resolve_reference
 
 __all__ = [
+    "CACertificate",
+    "Certificate",
     "DeclarativeConfig",
     "DeclarativeConfigError",
     "PluginEntity",
@@ -81,8 +98,8 @@ _ENTITIES_NAMESPACE = uuid.UUID("fd02801f-0957-4a15-a55a-c8d9606f30b5")
 # Entities Kong knows (constants.CORE_ENTITIES and bundled plugin daos) that the harness
 # cannot honour: an empty or null list is fine, anything else is rejected.
 _UNSUPPORTED_ENTITIES = (
-    "workspaces", "consumers", "certificates", "snis", "upstreams", "targets",
-    "ca_certificates", "clustering_data_planes", "parameters", "vaults", "key_sets", "keys",
+    "workspaces", "consumers", "snis", "upstreams", "targets", "clustering_data_planes",
+    "parameters", "vaults", "key_sets", "keys",
     "filter_chains", "consumer_groups", "keyauth_credentials", "basicauth_credentials",
     "hmacauth_credentials", "jwt_secrets", "acls", "oauth2_credentials",
     "oauth2_authorization_codes", "oauth2_tokens", "mtls_auth_credentials",
@@ -101,6 +118,22 @@ _ROUTE_FIELDS = frozenset((
     "service", "snis", "sources", "destinations", "methods", "hosts", "paths", "headers",
     "regex_priority", "path_handling", "plugins", "filter_chains", *_META_FIELDS,
 ))
+_CERTIFICATE_FIELDS = frozenset((
+    "id", "created_at", "updated_at", "cert", "key", "cert_alt", "key_alt", "tags", "snis",
+    "services", "upstreams", *_META_FIELDS,
+))
+_CA_CERTIFICATE_FIELDS = frozenset((
+    "id", "created_at", "updated_at", "cert", "cert_digest", "tags", *_META_FIELDS,
+))
+# services.lua entity_checks (``conditional``): fields that must be null unless the protocol
+# is https or tls.
+_TLS_SERVICE_FIELDS = ("client_certificate", "tls_verify", "tls_verify_depth", "ca_certificates")
+# Foreign keys checked by declarative_config.lua ``validate_references``: field -> entity.
+_REFERENCES: dict[str, tuple[tuple[str, str], ...]] = {
+    "routes": (("service", "services"),),
+    "plugins": (("consumer", "consumers"), ("route", "routes"), ("service", "services")),
+    "services": (("client_certificate", "certificates"),),
+}
 _PLUGIN_FIELDS = frozenset((
     "id", "name", "instance_name", "created_at", "updated_at", "route", "service",
     "consumer", "config", "protocols", "enabled", "tags", *_META_FIELDS,
@@ -113,8 +146,33 @@ _PLUGIN_FIELDS = frozenset((
 
 
 @dataclass(frozen=True)
+class Certificate:
+    """A Kong Certificate (``kong/db/schema/entities/certificates.lua``): ``cert`` (PEM, the
+    leaf first, then its chain) and ``key`` (PEM), env-vault references resolved."""
+
+    id: str
+    cert: str = field(repr=False)
+    key: str = field(repr=False)
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CACertificate:
+    """A Kong CA Certificate (``kong/db/schema/entities/ca_certificates.lua``): one PEM CA."""
+
+    id: str
+    cert: str = field(repr=False)
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Service:
-    """A Kong Service (``kong/db/schema/entities/services.lua``) with Kong's defaults."""
+    """A Kong Service (``kong/db/schema/entities/services.lua``) with Kong's defaults.
+
+    The TLS fields are Kong's: ``tls_verify`` ``None`` means nginx's ``proxy_ssl_verify``
+    decides, ``ca_certificates`` holds ids of :class:`CACertificate` entities (unchecked, as
+    in Kong), ``client_certificate`` the referenced :class:`Certificate`.
+    """
 
     id: str
     host: str
@@ -128,6 +186,10 @@ class Service:
     write_timeout: int = 60000
     enabled: bool = True
     tags: tuple[str, ...] = ()
+    client_certificate: Certificate | None = None
+    tls_verify: bool | None = None
+    tls_verify_depth: int | None = None
+    ca_certificates: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -520,6 +582,70 @@ def _v_protocols(v: Any) -> str | dict[int, str] | None:
     return None
 
 
+def _v_certificate(*, referenceable: bool) -> Validator:
+    """``typedefs.certificate``: resty.openssl ``x509.new`` must read it; a referenceable
+    field holding a vault reference is not validated (schema/init.lua ``validate_field``)."""
+    def check(v: Any) -> str | None:
+        if not isinstance(v, str):
+            return "expected a string"
+        if referenceable and is_reference(v):
+            return None
+        if not v:
+            return "length must be at least 1"
+        try:
+            x509.load_pem_x509_certificate(v.encode())
+        except ValueError as exc:
+            return f"invalid certificate: {exc}"
+        return None
+    return check
+
+
+def _v_key(v: Any) -> str | None:
+    """``typedefs.key`` (referenceable in certificates.lua): resty.openssl ``pkey.new``."""
+    if not isinstance(v, str):
+        return "expected a string"
+    if is_reference(v):
+        return None
+    if not v:
+        return "length must be at least 1"
+    try:
+        serialization.load_pem_private_key(v.encode(), password=None)
+    except (ValueError, TypeError) as exc:
+        return f"invalid key: {exc}"
+    return None
+
+
+def _public_key_der(key: Any) -> bytes:
+    return key.public_bytes(serialization.Encoding.DER,
+                            serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _certificate_matches_key(cert: str, key: str) -> bool:
+    """certificates.lua entity check: the certificate's public key is the key's."""
+    certificate = x509.load_pem_x509_certificate(cert.encode())
+    private = serialization.load_pem_private_key(key.encode(), password=None)
+    return _public_key_der(certificate.public_key()) == _public_key_der(private.public_key())
+
+
+def _ca_certificate_problem(cert: str) -> str | None:
+    """ca_certificates.lua entity check, in its order: one certificate, not expired, a CA."""
+    tag = "-----BEGIN CERTIFICATE-----"
+    first = cert.find(tag)
+    if first != -1 and cert.find(tag, first + len(tag) + 1) != -1:
+        return "please submit only one certificate at a time"
+    certificate = x509.load_pem_x509_certificate(cert.encode())
+    if certificate.not_valid_after_utc < datetime.now(UTC):
+        return 'certificate expired, "Not After" time is in the past'
+    try:
+        is_ca = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    if not is_ca:
+        return ('certificate does not appear to be a CA because it is missing the "CA" basic '
+                "constraint")
+    return None
+
+
 # --------------------------------------------------------------------------------------------
 # url shorthand (services.lua + LuaSocket url.parse)
 # --------------------------------------------------------------------------------------------
@@ -583,7 +709,7 @@ def _expand_url(url: str) -> dict[str, Any]:
 
 @dataclass
 class _Item:
-    kind: str  # "services" | "routes" | "plugins"
+    kind: str  # "services" | "routes" | "plugins" | "certificates" | "ca_certificates"
     data: dict[str, Any]
     path: tuple[Any, ...]  # where errors go in the tree
     label: str  # position in the file, for position-based ids
@@ -711,8 +837,8 @@ class _Loader:
         if data.get("_transform") is not None and not isinstance(data["_transform"], bool):
             errs.set((), "_transform", "expected a boolean")
         for key, value in data.items():
-            if key in ("_format_version", "_transform", *_META_FIELDS,
-                       "services", "routes", "plugins"):
+            if key in ("_format_version", "_transform", *_META_FIELDS, "certificates",
+                       "ca_certificates", "services", "routes", "plugins"):
                 continue
             if key in _UNSUPPORTED_ENTITIES:
                 if value not in (None, []):
@@ -720,6 +846,11 @@ class _Loader:
                 continue
             errs.set((), key, "unknown field")
 
+        for i, rec in enumerate(_entries(data.get("certificates"), errs, (), "certificates"), 1):
+            self._certificate(rec, ("certificates", i), f"certificates[{i}]")
+        for i, rec in enumerate(
+                _entries(data.get("ca_certificates"), errs, (), "ca_certificates"), 1):
+            self._ca_certificate(rec, ("ca_certificates", i), f"ca_certificates[{i}]")
         for i, rec in enumerate(_entries(data.get("services"), errs, (), "services"), 1):
             self._service(rec, ("services", i), f"services[{i}]")
         for i, rec in enumerate(_entries(data.get("routes"), errs, (), "routes"), 1):
@@ -767,11 +898,20 @@ class _Loader:
         _apply(record, out, errs, path, "tls_verify", _v_boolean)
         _apply(record, out, errs, path, "tls_verify_depth", _v_integer(0, 64))
         _apply(record, out, errs, path, "ca_certificates", _v_array(_v_uuid))
-        if record.get("client_certificate") is not None:
-            _unsupported(errs, path, "client_certificate", "certificates")
+        _foreign(record, out, errs, path, "client_certificate", None)
         protocol = out.get("protocol")
-        if protocol in ("tcp", "tls", "udp", "grpc", "grpcs") and out.get("path") is not None:
-            errs.set(path, "path", "value must be null")
+        # services.lua entity_checks, all ``conditional`` (schema/init.lua): the field gets
+        # "value must be null" and @entity the check's own message, once per failed check.
+        conditional = "failed conditional validation given value of field 'protocol'"
+        null_fields = []
+        if protocol in ("tcp", "tls", "udp", "grpc", "grpcs"):
+            null_fields.append("path")
+        if isinstance(protocol, str) and protocol not in ("https", "tls"):
+            null_fields += _TLS_SERVICE_FIELDS
+        for key in null_fields:
+            if record.get(key) is not None:
+                errs.set(path, key, "value must be null")
+                errs.append(path, "@entity", conditional)
         if protocol in PROTOCOLS and protocol not in HARNESS_PROTOCOLS:
             _unsupported(errs, path, "protocol", f"'{protocol}' services")
         item = _Item("services", out, path, label)
@@ -780,6 +920,54 @@ class _Loader:
             self._route(r, (*path, "routes", j), f"{label}.routes[{j}]", item)
         for j, p in enumerate(_entries(record.get("plugins"), errs, path, "plugins"), 1):
             self._plugin(p, (*path, "plugins", j), f"{label}.plugins[{j}]", item)
+
+    def _certificate(self, rec: Any, path: tuple[Any, ...], label: str) -> None:
+        """certificates.lua: ``cert``/``key`` required, valid and matching."""
+        record = self._record(rec, path)
+        if record is None:
+            return
+        errs = self.errs
+        _check_fields(record, _CERTIFICATE_FIELDS, errs, path)
+        out: dict[str, Any] = {}
+        _validate_common(record, out, errs, path)
+        check_cert = _v_certificate(referenceable=True)
+        _apply(record, out, errs, path, "cert", check_cert, required=True)
+        _apply(record, out, errs, path, "key", _v_key, required=True)
+        for key in ("cert_alt", "key_alt"):
+            if record.get(key) is not None:
+                _unsupported(errs, path, key, "alternative certificates (served to clients, "
+                                              "never to upstreams)")
+        for key in ("snis", "services", "upstreams"):
+            if record.get(key) not in (None, []):
+                _unsupported(errs, path, key, f"'{key}' in a certificate (reference the "
+                                              "certificate by id instead)")
+        cert, key = out.get("cert"), out.get("key")
+        # custom_entity_check: skipped when a field failed or holds a vault reference
+        if (isinstance(cert, str) and isinstance(key, str)
+                and not is_reference(cert) and not is_reference(key)
+                and check_cert(cert) is None and _v_key(key) is None
+                and not _certificate_matches_key(cert, key)):
+            errs.append(path, "@entity", "certificate does not match key")
+        self.items.append(_Item("certificates", out, path, label))
+
+    def _ca_certificate(self, rec: Any, path: tuple[Any, ...], label: str) -> None:
+        """ca_certificates.lua: ``cert`` required (not referenceable), one CA certificate."""
+        record = self._record(rec, path)
+        if record is None:
+            return
+        errs = self.errs
+        _check_fields(record, _CA_CERTIFICATE_FIELDS, errs, path)
+        out: dict[str, Any] = {}
+        _validate_common(record, out, errs, path)
+        check_cert = _v_certificate(referenceable=False)
+        _apply(record, out, errs, path, "cert", check_cert, required=True)
+        _apply(record, out, errs, path, "cert_digest", _v_string)
+        cert = out.get("cert")
+        if isinstance(cert, str) and check_cert(cert) is None:
+            problem = _ca_certificate_problem(cert)
+            if problem is not None:
+                errs.append(path, "@entity", problem)
+        self.items.append(_Item("ca_certificates", out, path, label))
 
     def _route(self, rec: Any, path: tuple[Any, ...], label: str, parent: _Item | None) -> None:
         record = self._record(rec, path)
@@ -935,8 +1123,10 @@ class _Loader:
             key: str | None
             if item.kind in ("services", "routes"):
                 key = item.data.get("name")
-            else:
+            elif item.kind == "plugins":
                 key = self._plugin_cache_key(item)
+            else:  # certificates, ca_certificates: no endpoint or cache key, a random id
+                key = None
             item.generated_key = key
             item.id = _entity_uuid(item.kind, key if key is not None
                                    else f"harness-position:{item.label}")
@@ -999,15 +1189,12 @@ class _Loader:
             elif item.kind == "plugins" and item.parent is not None:
                 refs[item.parent.kind[:-1]] = item.parent
             missing: list[str] = []
-            fields = ("service",) if item.kind == "routes" else (
-                ("consumer", "route", "service") if item.kind == "plugins" else ())
-            for fname in fields:
+            for fname, target_kind in _REFERENCES.get(item.kind, ()):
                 value = item.data.get(fname)
                 if value is None:
                     refs.setdefault(fname, None)
                     continue
                 key = value if isinstance(value, str) else value["id"]
-                target_kind = fname + "s"
                 found = self._find(target_kind, key) if target_kind != "consumers" else None
                 if found is None:
                     shown = value if isinstance(value, str) else json.dumps(
@@ -1046,19 +1233,40 @@ class _Loader:
 
     def _build(self, resolved: dict[int, dict[str, _Item | None]],
                version: str) -> DeclarativeConfig:
+        certificates: dict[int, Certificate] = {}
+        ca_certificates: list[CACertificate] = []
         services: dict[int, Service] = {}
         routes: dict[int, Route] = {}
         plugins: list[PluginEntity] = []
         for item in self.items:
+            d = item.data
+            if item.kind == "certificates":
+                # referenceable cert/key: env-vault references resolved as the config is read
+                cert, key = (resolve_reference(v) if is_reference(v) else v
+                             for v in (d["cert"], d["key"]))
+                certificates[id(item)] = Certificate(id=str(item.id), cert=cert, key=key,
+                                                     tags=_dedupe(d["tags"]))
+            elif item.kind == "ca_certificates":
+                ca_certificates.append(CACertificate(id=str(item.id), cert=d["cert"],
+                                                     tags=_dedupe(d["tags"])))
+        for item in self.items:
             if item.kind != "services":
                 continue
             d = item.data
+            cert_item = resolved[id(item)].get("client_certificate")
             services[id(item)] = Service(
                 id=str(item.id), host=d["host"], name=d.get("name"), protocol=d["protocol"],
                 port=int(d["port"]), path=d.get("path"), retries=int(d["retries"]),
                 connect_timeout=int(d["connect_timeout"]), read_timeout=int(d["read_timeout"]),
                 write_timeout=int(d["write_timeout"]), enabled=d["enabled"],
-                tags=_dedupe(d["tags"]))
+                tags=_dedupe(d["tags"]),
+                client_certificate=(certificates[id(cert_item)] if cert_item is not None
+                                    else None),
+                tls_verify=d.get("tls_verify"),
+                tls_verify_depth=(int(d["tls_verify_depth"])
+                                  if d.get("tls_verify_depth") is not None else None),
+                ca_certificates=(tuple(d["ca_certificates"])
+                                 if d.get("ca_certificates") is not None else None))
         for item in self.items:
             if item.kind != "routes":
                 continue
@@ -1091,6 +1299,8 @@ class _Loader:
             services=tuple(services.values()),
             routes=tuple(routes.values()),
             plugins=tuple(plugins),
+            certificates=tuple(certificates.values()),
+            ca_certificates=tuple(ca_certificates),
         )
 
 
@@ -1123,12 +1333,15 @@ def _entity_uuid(kind: str, key: str) -> str:
 
 @dataclass(frozen=True)
 class DeclarativeConfig:
-    """Services, routes and plugins of a declarative configuration, linked together."""
+    """Services, routes and plugins of a declarative configuration, linked together, and
+    the certificates the services use for upstream TLS."""
 
     format_version: str
     services: tuple[Service, ...]
     routes: tuple[Route, ...]
     plugins: tuple[PluginEntity, ...]
+    certificates: tuple[Certificate, ...] = ()
+    ca_certificates: tuple[CACertificate, ...] = ()
 
     @functools.cached_property
     def _combos(self) -> dict[str, dict[tuple[str | None, str | None], PluginEntity]]:
@@ -1179,6 +1392,13 @@ class DeclarativeConfig:
             if name_or_id in (s.name, s.id):
                 return s
         raise KeyError(name_or_id)
+
+    def ca_certificate(self, ca_id: str) -> CACertificate | None:
+        """The CA certificate with this id, or ``None`` (``kong.db.ca_certificates:select``)."""
+        for ca in self.ca_certificates:
+            if ca.id.lower() == ca_id.lower():
+                return ca
+        return None
 
     def route(self, name_or_id: str) -> Route:
         """The route with this name or id (``KeyError`` if none)."""

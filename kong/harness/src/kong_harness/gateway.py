@@ -3,7 +3,8 @@
 Sources: kong/init.lua (phase iterators: global rewrite, collecting access with delayed
 responses, collected response, log timers), kong/runloop/handler.lua (router, X-Forwarded-*,
 Via, latency and request-id headers), kong/runloop/plugins_iterator.lua (configs per route,
-``__seq__``), kong/error_handlers.lua and kong/runloop/balancer (502/503/504).
+``__seq__``), kong/error_handlers.lua and kong/runloop/balancer (502/503/504); TLS to
+services in upstream_tls.py (kong/runloop/upstream_ssl.lua).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import ssl
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
@@ -35,6 +37,13 @@ from kong_harness.plugin_servers import (
 from kong_harness.router import Router
 from kong_harness.rpc import MsgpackRpcClient
 from kong_harness.schema import ConfigError, process_config, select_config
+from kong_harness.upstream_tls import (
+    ProxySSL,
+    ProxySSLError,
+    UpstreamClients,
+    service_tls,
+    ssl_name,
+)
 
 log = logging.getLogger("kong_harness.gateway")
 
@@ -96,6 +105,10 @@ class Gateway:
         self.real_ip_header, self.real_ip_recursive = realip.settings(conf)
         self.max_headers = _max_headers(conf)
         self.client_body_buffer_size = _size(conf.get("client_body_buffer_size", "8k"))
+        try:  # nginx's proxy_ssl_* directives (kong.conf nginx_*_proxy_ssl_*)
+            self.proxy_ssl = ProxySSL.from_conf(conf)
+        except ProxySSLError as exc:
+            raise GatewayConfigError(f"nginx: [emerg] {exc}") from exc
         self.external: dict[str, ExternalPlugin] = {}
         self.processes: dict[str, PluginServerProcess] = {}
         self.config: DeclarativeConfig | None = None
@@ -104,7 +117,8 @@ class Gateway:
         self.workers: list[Worker] = []
         self._next_worker = itertools.cycle(range(max(1, settings.workers)))
         self._log_tasks: set[asyncio.Task[None]] = set()
-        self.http: httpx.AsyncClient | None = None
+        # One httpx client per upstream TLS configuration (upstream_tls.py), not per request.
+        self.upstream_clients = UpstreamClients()
 
     # -- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
@@ -126,7 +140,6 @@ class Gateway:
         # with a readiness check on the sockets (plugin_servers_ready; edge-plugins-ready in
         # the Kong image).
         self.workers = [self._new_worker(i) for i in range(max(1, self.settings.workers))]
-        self.http = httpx.AsyncClient(trust_env=False, follow_redirects=False)
 
     async def plugin_servers_ready(self, timeout: float = 20.0) -> None:
         """Wait until every plugin server this gateway started accepts connections."""
@@ -194,8 +207,7 @@ class Gateway:
                 await plugin_worker.rpc.aclose()
         for process in self.processes.values():
             await process.stop()
-        if self.http is not None:
-            await self.http.aclose()
+        await self.upstream_clients.aclose()
 
     async def drain_logs(self, timeout: float = 10.0) -> None:
         """Wait for pending log-phase handlers (tests use it to observe the log phase)."""
@@ -308,6 +320,7 @@ class Gateway:
             ctx.route = _entity_table(match.route)
             ctx.service = _entity_table(match.service) if match.service else None
             ctx.uri_captures = match.uri_captures
+            ctx.router_upstream_uri = match.upstream_uri  # handler.lua var.upstream_uri
             plugins_ran = self._plugins(match.route, match.service, "access")
             for plugin in plugins_ran:
                 response = await self._run_phase(plugin, "access", ctx, worker)
@@ -359,7 +372,6 @@ class Gateway:
     # -- proxying -----------------------------------------------------------------------
     async def _proxy(self, ctx: pdk.RequestContext, match: Any, worker: Worker,
                      started: float, access_done: float) -> _Response:
-        assert self.http is not None
         service = match.service
         if service is None:
             return self._kong_error(ctx, 500, UNEXPECTED)
@@ -372,18 +384,38 @@ class Gateway:
         timeout = httpx.Timeout(connect=service.connect_timeout / 1000,
                                 read=service.read_timeout / 1000,
                                 write=service.write_timeout / 1000, pool=None)
-        request = self.http.build_request(ctx.method, url, headers=headers, content=ctx.body,
-                                          timeout=timeout)
+        extensions: dict[str, Any] = {}
+        if service.protocol == "https":
+            # upstream_ssl.lua set_service_ssl; SNI and verified name: proxy_ssl_name
+            # $upstream_host (kong/templates/nginx_kong.lua), the Host header sent
+            assert self.config is not None
+            tls = service_tls(service, self.proxy_ssl, self.config.ca_certificate)
+            sni = ssl_name(host_header)
+            own_sni = sni.lower() != service.host.lower()
+            if own_sni:
+                extensions["sni_hostname"] = sni
+            client = self.upstream_clients.get(tls, own_sni)
+        else:
+            client = self.upstream_clients.get(None)
+        request = client.build_request(ctx.method, url, headers=headers, content=ctx.body,
+                                       timeout=timeout, extensions=extensions)
         sent_at = time.time()
         try:
-            upstream = await self.http.send(request, stream=True)
+            upstream = await client.send(request, stream=True)
         except httpx.TimeoutException:
             return self._kong_error(ctx, 504, None)
         except httpx.ConnectError as exc:
             if "Name or service not known" in str(exc) or "nodename" in str(exc):
                 return self._kong_error(ctx, 503, "name resolution failed")
+            # a refused connection or a failed TLS handshake / verification (nginx's
+            # upstream error, after the patched ngx_http_upstream_ssl_handshake): 502
+            log.error("%r while connecting to upstream %s", exc, url)
             return self._kong_error(ctx, 502, None)
-        except httpx.HTTPError:
+        except (httpx.HTTPError, ssl.SSLError) as exc:
+            # ssl.SSLError: a TLS alert read after the handshake, e.g. TLS 1.3's "certificate
+            # required" from an upstream that wants a client certificate (httpcore leaves it
+            # unmapped); nginx fails the attempt the same way: 502
+            log.error("%r while reading response header from upstream %s", exc, url)
             return self._kong_error(ctx, 502, None)
         first_byte = time.time()
         ctx.source = "service"
@@ -401,7 +433,7 @@ class Gateway:
             ctx.ngx_ctx["buffered_proxying"] = True
             try:
                 body = await upstream.aread()
-            except httpx.HTTPError:
+            except (httpx.HTTPError, ssl.SSLError):
                 return self._kong_error(ctx, 502, None)
             finally:
                 await upstream.aclose()
@@ -531,7 +563,7 @@ class _Response:
             async for chunk in self.stream.aiter_raw():
                 sent += len(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, ssl.SSLError) as exc:
             log.error("upstream prematurely closed connection: %s", exc)
         finally:
             await self.stream.aclose()

@@ -1,0 +1,212 @@
+"""Development certificates for TLS on the gateway → backend hop (docs: backend/docs/tls.md).
+
+    scripts/dev-certs [--out DIR] [--san NAME]... [--days N]
+
+(``scripts/dev-certs`` runs this file with the venv's python, which has ``cryptography``;
+relative paths are relative to the repository root.)
+
+Writes into DIR (default ``var/certs``, git-ignored with the rest of ``var/``):
+
+    ca.pem, ca-key.pem              a development CA (EC P-256), the trust anchor of both sides
+    backend.pem, backend-key.pem    the backend's server certificate (serverAuth), SANs:
+                                    localhost, 127.0.0.1, ::1, backend, auth-backend and each
+                                    --san (e.g. auth-backend.<namespace>.svc.cluster.local)
+    gateway.pem, gateway-key.pem    Kong's client certificate (clientAuth), CN and DNS SAN
+                                    kong-edge
+
+Private keys are mode 0600, the directory 0700. Idempotent: a file is kept while it is valid
+(parses, matches its key, is signed by the CA, has the wanted SANs, and has more than 30 days
+left); anything else is made again, and a new CA makes both leaves again. Prints one line per
+file (``kept`` / ``made``) on stderr and the directory on stdout.
+
+How they are used (``make run`` stays plain HTTP on loopback and needs none of this):
+
+* backend (gunicorn, backend/gunicorn.conf.py): ``GUNICORN_CERTFILE=…/backend.pem``,
+  ``GUNICORN_KEYFILE=…/backend-key.pem``, ``GUNICORN_CA_CERTS=…/ca.pem``,
+  ``GUNICORN_CERT_REQS=required``.
+* Kong: the service ``url: https://backend:8080`` with ``client_certificate`` naming a
+  ``certificates`` entity whose ``cert``/``key`` are gateway.pem/gateway-key.pem (inline, or
+  ``{vault://env/…}`` references, which Kong allows for those two fields), and to verify the
+  backend ``tls_verify: true`` with ``ca_certificates`` naming a ``ca_certificates`` entity
+  holding ca.pem (inline only: that field is not referenceable), or kong.conf's
+  ``nginx_proxy_proxy_ssl_verify = on`` + ``nginx_proxy_proxy_ssl_trusted_certificate``.
+
+The compose stack and the Kubernetes overlay are not written yet; they are meant to call this
+script (``make up`` will run it before ``docker compose up``) and mount DIR read-only, or turn
+the files into Secrets (``kubectl create secret generic … --from-file=DIR``); keys owned by
+the developer with mode 0600 may need the container's user or a secret store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import ipaddress
+import os
+import sys
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+DEFAULT_OUT = Path("var/certs")
+BACKEND_NAMES = ("localhost", "127.0.0.1", "::1", "backend", "auth-backend")
+GATEWAY_CN = "kong-edge"
+RENEW_BEFORE = datetime.timedelta(days=30)
+CA_DAYS = 3650
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _general_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
+def _write(path: Path, data: bytes, private: bool) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o644)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    tmp.replace(path)
+
+
+def _save(out: Path, stem: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> None:
+    # the key first: a certificate on disk always has its key next to it
+    _write(out / f"{stem}-key.pem", key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()), private=True)
+    _write(out / f"{stem}.pem", cert.public_bytes(serialization.Encoding.PEM), private=False)
+
+
+def _load(out: Path, stem: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None:
+    try:
+        cert = x509.load_pem_x509_certificate((out / f"{stem}.pem").read_bytes())
+        key = serialization.load_pem_private_key((out / f"{stem}-key.pem").read_bytes(), None)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        return None
+    public = serialization.PublicFormat.SubjectPublicKeyInfo
+    if (cert.public_key().public_bytes(serialization.Encoding.DER, public)
+            != key.public_key().public_bytes(serialization.Encoding.DER, public)):
+        return None
+    if cert.not_valid_after_utc - _now() < RENEW_BEFORE:
+        return None
+    return cert, key
+
+
+def _signed_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _sans(cert: x509.Certificate) -> set[x509.GeneralName]:
+    try:
+        return set(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    except x509.ExtensionNotFound:
+        return set()
+
+
+def _builder(subject: str, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey,
+             days: int) -> x509.CertificateBuilder:
+    now = _now()
+    return (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(issuer)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=days))
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key),
+                           critical=False))
+
+
+def _make_ca() -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "api-edge development CA")])
+    cert = (_builder("api-edge development CA", name, key.public_key(), CA_DAYS)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(
+                digital_signature=False, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                encipher_only=False, decipher_only=False), critical=True)
+            .sign(key, hashes.SHA256()))
+    return cert, key
+
+
+def _make_leaf(ca: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, subject: str,
+               usage: x509.ObjectIdentifier, names: list[str], days: int
+               ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = (_builder(subject, ca.subject, key.public_key(), days)
+               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                   ca_key.public_key()), critical=False)
+               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+               .add_extension(x509.KeyUsage(
+                   digital_signature=True, content_commitment=False, key_encipherment=False,
+                   data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                   crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+               .add_extension(x509.ExtendedKeyUsage([usage]), critical=False))
+    if names:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([_general_name(n) for n in names]), critical=False)
+    return builder.sign(ca_key, hashes.SHA256()), key
+
+
+def make_dev_certs(out: Path, extra_sans: list[str], days: int) -> dict[str, str]:
+    """Make or keep the three certificates in ``out``; returns ``{stem: "kept"|"made"}``."""
+    out.mkdir(parents=True, exist_ok=True)
+    out.chmod(0o700)
+    report: dict[str, str] = {}
+    ca = _load(out, "ca")
+    if ca is None:
+        ca = _make_ca()
+        _save(out, "ca", *ca)
+        report["ca"] = "made"
+    else:
+        report["ca"] = "kept"
+    backend_names = list(dict.fromkeys([*BACKEND_NAMES, *extra_sans]))
+    leaves = (("backend", "auth-backend", ExtendedKeyUsageOID.SERVER_AUTH, backend_names),
+              ("gateway", GATEWAY_CN, ExtendedKeyUsageOID.CLIENT_AUTH, [GATEWAY_CN]))
+    for stem, subject, usage, names in leaves:
+        leaf = _load(out, stem)
+        wanted = {_general_name(n) for n in names}
+        if (leaf is not None and report["ca"] == "kept" and _signed_by(leaf[0], ca[0])
+                and wanted <= _sans(leaf[0])):
+            report[stem] = "kept"
+            continue
+        _save(out, stem, *_make_leaf(*ca, subject, usage, names, days))
+        report[stem] = "made"
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/dev-certs", description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help="directory for the files (default: var/certs)")
+    parser.add_argument("--san", action="append", default=[], metavar="NAME",
+                        help="another DNS name or IP of the backend (repeatable)")
+    parser.add_argument("--days", type=int, default=365,
+                        help="validity of the server and client certificates (default 365)")
+    args = parser.parse_args(argv)
+    report = make_dev_certs(args.out, args.san, args.days)
+    for stem, what in report.items():
+        print(f"dev-certs: {what} {args.out / stem}.pem", file=sys.stderr)
+    print(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
