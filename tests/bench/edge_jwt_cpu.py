@@ -4,9 +4,9 @@ One gateway (one worker), two plugin servers, one recording upstream:
   null   edge-demo in "noop" mode: HandleEvent only, no PDK call — the fixed cost of any
          external plugin (RPC framing, kong-pdk's event loop)
   miss   edge-jwt with a token it has never seen: full RS256 validation + a new EdDSA
-         identity assertion, 3 PDK calls
-  hit    edge-jwt with the same token every time: verified-token and assertion caches,
-         3 PDK calls
+         identity assertion, 5 PDK calls
+  hit    edge-jwt with the same token every time: verified-token cache, still a new
+         assertion (each is bound to its request), 5 PDK calls
 Tokens are minted here with an RSA key whose JWKS a local http.server serves (not the
 backend, so minting is cheap and the keys are fetched once). How CPU is measured:
 tests/bench/plugin_cpu.py.

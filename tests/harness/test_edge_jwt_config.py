@@ -164,11 +164,14 @@ def test_schema_rejects_unsafe_configs(dumped_schema: dict[str, Any], change: di
 
 
 def jwt_kong(headers: dict[str, list[str]], method: str = "GET",
-             raw_query: str = "") -> RecordingKong:
-    """A recording PDK answering what edge-jwt reads: headers, method, raw query."""
+             raw_query: str = "", upstream_uri: str = "/api/auth/profile") -> RecordingKong:
+    """A recording PDK answering what edge-jwt reads: headers, method, raw query, and the
+    nginx variable upstream_uri (any other variable is nil)."""
     return RecordingKong({"kong.request.get_headers": headers,
                           "kong.request.get_method": method,
-                          "kong.request.get_raw_query": raw_query})
+                          "kong.request.get_raw_query": raw_query,
+                          "kong.nginx.get_var": lambda name: {
+                              "upstream_uri": upstream_uri}.get(name)})
 
 
 @pytest.fixture(scope="module")
@@ -207,23 +210,40 @@ def test_error_request_is_terminal() -> None:
                            (401, "Unauthorized", {"WWW-Authenticate": 'Bearer realm="api"'}))]
 
 
-def test_accepted_request_makes_three_pdk_calls(keys: dict[str, Any]) -> None:
+def test_accepted_request_makes_five_pdk_calls(keys: dict[str, Any]) -> None:
+    """The assertion is bound to the request's method and to the path the upstream gets
+    (Kong's $upstream_uri): two round trips, for accepted requests only."""
     plugin = edge_jwt.Plugin(_config(keys))
     token = _token(keys)
-    kong = jwt_kong({"authorization": [f"Bearer {token}"], "host": ["x"]})
+    kong = jwt_kong({"authorization": [f"Bearer {token}"], "host": ["x"]}, method="PATCH",
+                    upstream_uri="/api/auth/profile/")
     plugin.access(kong)
-    assert kong.methods == ["kong.request.get_headers", "kong.service.request.set_headers",
+    assert kong.methods == ["kong.request.get_headers", "kong.request.get_method",
+                            "kong.nginx.get_var", "kong.service.request.set_headers",
                             "kong.ctx.shared.set"]
     assert kong.calls[0][1] == (1000,)
-    upstream = kong.calls[1][1][0]
+    assert kong.args("kong.nginx.get_var") == ("upstream_uri",)
+    upstream = kong.args("kong.service.request.set_headers")[0]
     claims = jwt.decode(token, options={"verify_signature": False})
     assert upstream["X-User-Id"] == claims["sub"]
-    assert kong.calls[2][1] == ("edge.subject", claims["sub"])
+    assert kong.calls[4][1] == ("edge.subject", claims["sub"])
     jwks = jwt.PyJWKSet.from_dict(json.loads(keys["gateway_jwks"].read_text()))
     assertion = upstream["X-Identity-Assertion"]
     key = jwks[jwt.get_unverified_header(assertion)["kid"]]
-    assert jwt.decode(assertion, key.key, algorithms=["EdDSA"], audience="svc")["sub"] == \
-        claims["sub"]
+    asserted = jwt.decode(assertion, key.key, algorithms=["EdDSA"], audience="svc")
+    assert asserted["sub"] == claims["sub"] and asserted["jti"] == claims["jti"]
+    assert (asserted["req_method"], asserted["req_path"]) == ("PATCH", "/api/auth/profile/")
+    assert asserted["assertion_id"]
+
+
+def test_no_upstream_path_fails_closed_without_an_assertion(keys: dict[str, Any]) -> None:
+    """A nil $upstream_uri must not be signed as a path: Kong's 500, identity cleared."""
+    kong = jwt_kong({"authorization": [f"Bearer {_token(keys)}"], "x-user-id": ["evil"]},
+                    upstream_uri=None)  # type: ignore[arg-type]
+    edge_jwt.Plugin(_config(keys)).access(kong)
+    assert kong.methods[-2:] == ["kong.service.request.set_headers", "kong.response.error"]
+    assert kong.args("kong.service.request.set_headers") == ({"x-user-id": []},)
+    assert kong.calls[-1][1][0] == 500
 
 
 def test_spoofed_headers_are_cleared_then_rejection_is_kongs_error(
@@ -259,6 +279,7 @@ def test_query_is_read_only_when_configured(keys: dict[str, Any]) -> None:
     kong = jwt_kong({}, raw_query=f"access_token={token}")
     edge_jwt.Plugin(_config(keys, query_param_names=["access_token"])).access(kong)
     assert kong.methods == ["kong.request.get_headers", "kong.request.get_raw_query",
+                            "kong.request.get_method", "kong.nginx.get_var",
                             "kong.service.request.set_headers", "kong.ctx.shared.set"]
 
 

@@ -114,8 +114,51 @@ class SwitchableJwks:
 # --- the gateway ------------------------------------------------------------------------------
 
 
+class Tap:
+    """A proxy between the gateway and the backend that keeps the headers it forwards: the
+    gateway→backend traffic an attacker who can read it would capture."""
+
+    HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host",
+                  "content-encoding"}
+
+    def __init__(self, target: str) -> None:
+        self.captured: list[dict[str, str]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in Tap.HOP_BY_HOP}
+                outer.captured.append(headers)
+                answer = httpx.request(self.command, target + self.path, headers=headers,
+                                       content=body, timeout=10)
+                self.send_response(answer.status_code)
+                for name, value in answer.headers.items():
+                    if name.lower() not in Tap.HOP_BY_HOP:
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+            do_GET = do_POST = do_PATCH = _forward
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
 def gateway_yml(backend: Backend, *, upstream_port: int | None = None,
-                flaky_jwks: str | None = None) -> str:
+                flaky_jwks: str | None = None, tap: Tap | None = None) -> str:
     """The repository's kong.yml pointed at the test backend, plus the test routes."""
     # Only edge-jwt runs here; the repository's rate limits are exercised in
     # test_edge_rate_limit_e2e.py (login 5/min would otherwise throttle this module).
@@ -147,6 +190,9 @@ def gateway_yml(backend: Backend, *, upstream_port: int | None = None,
                        {"name": "rec-open", "paths": ["/rec-open"]}]})
         doc["plugins"].append({"name": "edge-jwt", "route": "rec-open",
                                "config": {**base, "optional": True}})
+    if tap is not None:  # /tapped/profile → the tap → the backend's /api/auth/profile
+        doc["services"].append({"name": "tapped", "url": f"{tap.url}/api/auth",
+                                "routes": [{"name": "tapped", "paths": ["/tapped"]}]})
     return yaml.safe_dump(doc, sort_keys=False)
 
 
@@ -248,13 +294,18 @@ def test_upstream_gets_identity_headers_and_a_verifiable_assertion(
                           audience="auth-backend", issuer="kong-edge")
     assert verified["sub"] == user.id and verified["jti"] == claims["jti"]
     assert 0 < verified["exp"] - verified["iat"] <= 60
+    # Bound to this request: its method and the path the upstream got (strip_path: /rec off)
+    assert record["path"] == "/who"
+    assert (verified["req_method"], verified["req_path"]) == ("GET", "/who")
+    assert verified["assertion_id"] and verified["assertion_id"] != verified["jti"]
     # The Authorization header itself still reaches the upstream (Kong does not strip it).
     assert header(record, "Authorization") == [f"Bearer {user.access_token}"]
 
 
-def test_happy_path_costs_three_pdk_round_trips(edge: Edge, backend: Backend, user: User,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """Issue 6: at most 3 PDK calls per accepted request, cache miss or hit."""
+def test_happy_path_costs_five_pdk_round_trips(edge: Edge, backend: Backend, user: User,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """5 PDK calls per accepted request, cache miss or hit: issue 6's 3, plus the method and
+    the upstream path the assertion is bound to (docs/identity-assertion.md)."""
     from kong_harness import pdk
 
     calls: list[tuple[str, str, str]] = []
@@ -272,11 +323,12 @@ def test_happy_path_costs_three_pdk_round_trips(edge: Edge, backend: Backend, us
         assert response.status_code == 200, response.text
         rid = response.headers["x-kong-request-id"]
         methods = [m for r, p, m in calls if r == rid and p == "edge-jwt"]
-        assert methods == ["kong.request.get_headers", "kong.service.request.set_headers",
+        assert methods == ["kong.request.get_headers", "kong.request.get_method",
+                           "kong.nginx.get_var", "kong.service.request.set_headers",
                            "kong.ctx.shared.set"], methods
         counts[label] = len(methods)
     print(f"\nedge-jwt PDK round trips per accepted request: {counts}")
-    assert counts == {"miss": 3, "hit": 3}
+    assert counts == {"miss": 5, "hit": 5}
 
 
 def test_metrics_count_validations(edge: Edge, user: User) -> None:
@@ -584,11 +636,16 @@ def redis_client() -> Iterator[Any]:
     client.close()
 
 
-def _redis_reads(client: Any) -> int:
+def _redis_reads(client: Any, commands: frozenset[str] = frozenset(
+        {"get", "mget", "scan", "pttl", "ttl"})) -> int:
     stats = client.info("commandstats")
     return sum(int(v["calls"]) for k, v in stats.items()
-               if k.split("|")[0] in {"cmdstat_get", "cmdstat_mget", "cmdstat_exists",
-                                      "cmdstat_scan", "cmdstat_pttl", "cmdstat_ttl"})
+               if k.split("|")[0].removeprefix("cmdstat_") in commands)
+
+
+# The backend checks the token's revocation key itself (EXISTS, auth_backend.identity.store),
+# at most once a second per token and gunicorn worker; the edge never uses EXISTS.
+BACKEND_READS = frozenset({"exists"})
 
 
 @pytest.mark.redis
@@ -603,9 +660,15 @@ def test_revoked_after_logout_within_a_second(edge: Edge, backend: Backend, user
         assert time.monotonic() < deadline, "edge-jwt never subscribed to revocations"
         time.sleep(0.05)
     reads = _redis_reads(redis_client)
+    backend_reads = _redis_reads(redis_client, BACKEND_READS)
+    started = time.monotonic()
     for _ in range(20):
         assert edge.client.get(PROFILE, headers=bearer(token)).status_code == 200
+    elapsed = time.monotonic() - started
     assert _redis_reads(redis_client) == reads, "a Redis read per request"
+    workers = int(backend.env["GUNICORN_WORKERS"])
+    assert _redis_reads(redis_client, BACKEND_READS) - backend_reads <= \
+        workers * (int(elapsed) + 2), "the backend's revocation answer is not cached"
 
     out = edge.client.post("/api/auth/logout", json={"refresh_token": session["refresh_token"]},
                            headers=bearer(token))
@@ -647,6 +710,37 @@ def test_killed_plugin_server_leaves_the_backend_anonymous(backend: Backend, use
             assert header(upstream.last, "X-Identity-Assertion") == []
     finally:
         runner.stop()
+
+
+def test_a_captured_assertion_is_not_replayable_at_the_backend(backend: Backend, user: User,
+                                                              upstream: Upstream) -> None:
+    """The attack: an assertion copied from gateway→backend traffic, sent again with no
+    token — through the gateway while edge-jwt is knocked out (Kong fails open) or straight
+    to the backend. The backend accepted it once, for its own request, and never again."""
+    tap = Tap(backend.url)
+    runner = edge_runner(backend, gateway_yml(backend, upstream_port=upstream.port, tap=tap),
+                         workers=1)
+    runner.start()
+    try:
+        with runner.client() as client:
+            response = client.get("/tapped/profile", headers=bearer(user.access_token))
+            assert response.status_code == 200, response.text
+            captured = {k: v for k, v in tap.captured[-1].items()
+                        if k.lower().startswith(("x-user-", "x-identity-assertion"))}
+            claims = claims_of(captured["X-Identity-Assertion"])
+            # minted for the path the backend received, not the one the client asked for
+            assert (claims["req_method"], claims["req_path"]) == ("GET", PROFILE)
+
+            runner.run(runner.gateway.processes["edge-jwt"].stop())
+            for replay in (client.get(PROFILE, headers=captured),
+                           httpx.get(backend.url + PROFILE, headers=captured, timeout=10),
+                           httpx.patch(backend.url + PROFILE, headers=captured,
+                                       json={"bio": "pwned"}, timeout=10)):
+                assert replay.status_code == 401, replay.text
+                assert replay.json()["error"]["code"] == "not_authenticated"  # the backend's
+    finally:
+        runner.stop()
+        tap.server.shutdown()
 
 
 # --- key rotation (last: it changes the backend's signing key) ---------------------------------

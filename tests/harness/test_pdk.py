@@ -111,3 +111,21 @@ def test_ctx_shared_is_shared_between_calls() -> None:
     ctx = _ctx()
     pdk.call(ctx, "kong.ctx.shared.set", ["subject", "u1"])
     assert pdk.call(ctx, "kong.ctx.shared.get", ["subject"])[1] == "u1"
+
+
+def test_get_var_upstream_uri_is_the_path_kong_proxies_to() -> None:
+    """plugin.lua exposed_api kong.nginx.get_var is ngx.var[name]. $upstream_uri is the
+    router's escaped path (handler.lua access.before), then set_path's (escaped, pdk
+    service/request.lua); access.after appends the query once the plugins have run."""
+    ctx = _ctx(raw_path="/edge/profile", raw_query="a=1", router_upstream_uri="/api/profile")
+    assert pdk.call(ctx, "kong.nginx.get_var", ["upstream_uri"]) == ("plugin.Step",
+                                                                     "/api/profile")
+    assert pdk.call(ctx, "kong.nginx.get_var", ["request_method"])[1] == "GET"
+    pdk.call(ctx, "kong.service.request.set_path", ["/v2/café"])
+    assert pdk.call(ctx, "kong.nginx.get_var", ["upstream_uri"])[1] == "/v2/caf%C3%A9"
+    ctx.phase = "response"
+    assert pdk.call(ctx, "kong.nginx.get_var", ["upstream_uri"])[1] == "/v2/caf%C3%A9?a=1"
+    assert pdk.call(_ctx(phase="rewrite"), "kong.nginx.get_var", ["upstream_uri"])[1] == ""
+    assert pdk.call(ctx, "kong.nginx.get_var", ["ssl_cipher"])[1] is None  # not modelled
+    with pytest.raises(pdk.LuaError):  # the log timer has no request
+        pdk.call(_ctx(phase="log"), "kong.nginx.get_var", ["upstream_uri"])

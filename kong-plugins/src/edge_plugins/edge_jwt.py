@@ -6,9 +6,22 @@ as few PDK round trips as it can (each one is a MessagePack-RPC exchange with Ko
 1. ``kong.request.get_headers(1000)`` — first, before any work: kong-pdk serialises the
    work a handler does before its first PDK call across all requests (its ``e_lock``), and
    Kong's default of 100 headers would let a spoofed identity header hide past #100;
-2. on success one ``kong.service.request.set_headers`` with the ``X-User-*`` headers and
-   the gateway-signed ``X-Identity-Assertion`` (DESIGN.md §3.2);
-3. one ``kong.ctx.shared.set("edge.subject", …)`` for later plugins (edge-rate-limit).
+2. on success only, ``kong.request.get_method()`` and ``kong.nginx.get_var("upstream_uri")``:
+   the assertion is bound to the request's method and to the path the upstream receives
+   (docs/identity-assertion.md), and neither is in the headers already read.
+   ``get_var`` is ``ngx.var[name]`` (kong/runloop/plugin_servers/plugin.lua), and
+   ``upstream_uri`` is what Kong's router set for this request (kong/runloop/handler.lua
+   ``var.upstream_uri = escape(match_t.upstream_uri)``, before the plugins' access phase):
+   ``strip_path`` and a service path applied, the query not yet appended; one call, where
+   recomputing it would take the route and the service (two calls) besides the path;
+3. one ``kong.service.request.set_headers`` with the ``X-User-*`` headers and the
+   gateway-signed ``X-Identity-Assertion`` (DESIGN.md §3.2);
+4. one ``kong.ctx.shared.set("edge.subject", …)`` for later plugins (edge-rate-limit).
+
+So an accepted request costs 5 round trips; anonymous and rejected ones skip step 2. A plugin
+that runs after this one (priority below 1450) and rewrites the path with
+``kong.service.request.set_path`` breaks the binding: the upstream then refuses the
+assertion (fails closed), so such a rewrite belongs before edge-jwt.
 
 Client-supplied identity headers (``X-User-*`` in any case, ``_`` for ``-``, and
 ``X-Identity-Assertion``) are cleared, only when present, with one ``set_headers`` call
@@ -42,6 +55,7 @@ priority = 1450
 DEFAULT_METRICS_PORT = 9102
 SHARED_SUBJECT_KEY = "edge.subject"
 MAX_REQUEST_HEADERS = 1000
+UPSTREAM_URI_VARIABLE = "upstream_uri"  # nginx variable Kong proxies to (see module doc)
 
 log = logging.getLogger("edge_plugins.edge_jwt")
 
@@ -151,6 +165,7 @@ class Plugin:
     def _decide(self, kong: Any, headers: dict[str, list[str]]) -> Any:
         if self.jwt_config is None:
             raise RuntimeError(f"edge-jwt config unusable: {self.config_error}")
+        from edge_plugins.jwt.assertion import RequestBinding
         from edge_plugins.jwt.decision import decide
         from edge_plugins.jwt.state import runtime_for
 
@@ -158,13 +173,19 @@ class Plugin:
         runtime = runtime_for(config)
         # Only a CORS preflight (OPTIONS with Access-Control-Request-Method) can be let
         # through, and only when run_on_preflight is off: ask Kong for the method then only.
-        method = "GET"
+        method: str | None = None
         if not config.run_on_preflight and "access-control-request-method" in headers:
             method = kong.request.get_method()
         query = kong.request.get_raw_query() if config.query_param_names else ""
+
+        def request_target() -> RequestBinding:
+            # Called by decide for an accepted request only; the method is not asked twice.
+            return RequestBinding(method or kong.request.get_method(),
+                                  kong.nginx.get_var(UPSTREAM_URI_VARIABLE))
+
         return decide(
             config,
-            method=method,
+            method=method or "GET",
             headers=headers,
             query=query,
             keys=runtime.keys,
@@ -172,6 +193,7 @@ class Plugin:
             signer=runtime.signer,
             cache=runtime.cache,
             now=time.time(),
+            request_target=request_target,
         )
 
     @staticmethod

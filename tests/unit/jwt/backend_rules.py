@@ -20,9 +20,19 @@ GATEWAY_ISSUER = "kong-edge"
 LEEWAY_SECONDS = 5
 
 
+REQUIRED_CLAIMS = ["iss", "aud", "sub", "iat", "exp", "jti", "assertion_id", "req_method",
+                   "req_path"]
+
+
 def verify_assertion(token: str, jwks: Mapping[str, Any], *, service: str = SERVICE_NAME,
-                     issuer: str = GATEWAY_ISSUER) -> dict[str, Any] | None:
-    """Claims if the backend would accept the assertion, else ``None`` (= anonymous)."""
+                     issuer: str = GATEWAY_ISSUER,
+                     request: tuple[str, str] | None = None) -> dict[str, Any] | None:
+    """Claims if the backend would accept the assertion, else ``None`` (= anonymous).
+
+    ``request`` is the (method, path) the backend received; given, the assertion must name
+    it. The backend's once-only ``assertion_id`` and revocation checks need its Redis and
+    are not restated here.
+    """
     if not token or len(token) > MAX_ASSERTION_BYTES:
         return None
     keys = {jwk["kid"]: jwt.PyJWK(jwk) for jwk in jwks.get("keys", []) if "kid" in jwk}
@@ -36,12 +46,14 @@ def verify_assertion(token: str, jwks: Mapping[str, Any], *, service: str = SERV
             return None
         claims = jwt.decode(token, key=key.key, algorithms=[header["alg"]], audience=service,
                             issuer=issuer, leeway=LEEWAY_SECONDS,
-                            options={"require": ["iss", "aud", "sub", "iat", "exp", "jti"]})
+                            options={"require": REQUIRED_CLAIMS})
     except (jwt.PyJWTError, jwt.PyJWKError, ValueError, TypeError):
         return None
     if not isinstance(claims.get("roles", []), list) or not isinstance(claims["sub"], str):
         return None
     if claims["exp"] - claims["iat"] > MAX_LIFETIME_SECONDS:
+        return None
+    if request is not None and (claims["req_method"], claims["req_path"]) != request:
         return None
     return claims
 

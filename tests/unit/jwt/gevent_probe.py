@@ -17,7 +17,7 @@ from pathlib import Path  # noqa: E402
 import gevent  # noqa: E402
 
 from edge_plugins.jwt import state  # noqa: E402
-from edge_plugins.jwt.assertion import generate_signing_key  # noqa: E402
+from edge_plugins.jwt.assertion import RequestBinding, generate_signing_key  # noqa: E402
 from edge_plugins.jwt.decision import decide  # noqa: E402
 from tests.unit.jwt.support import (  # noqa: E402
     JwksEndpoint,
@@ -45,7 +45,8 @@ def main() -> None:
     def one() -> int:
         verdict = decide(config, method="GET", headers={"authorization": [f"Bearer {token}"]},
                          query="", keys=runtime.keys, revocations=runtime.revocations,
-                         signer=runtime.signer, cache=runtime.cache, now=time.time())
+                         signer=runtime.signer, cache=runtime.cache, now=time.time(),
+                         request_target=lambda: RequestBinding("GET", "/api/auth/profile"))
         return verdict.status
 
     jobs = [gevent.spawn(one) for _ in range(20)]

@@ -14,6 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from edge_plugins.jwt.assertion import (
     AssertionSigner,
+    InvalidRequestTarget,
+    RequestBinding,
     ensure_signing_key,
     generate_signing_key,
     main,
@@ -22,6 +24,8 @@ from edge_plugins.jwt.errors import SigningKeyError
 from edge_plugins.jwt.jwks import jwk_thumbprint
 from tests.unit.jwt.backend_rules import verify_assertion
 from tests.unit.jwt.support import GATEWAY_ISSUER, SERVICE, access_claims
+
+PROFILE = RequestBinding("GET", "/api/auth/profile")
 
 
 def _public(gateway_key: tuple[Path, Path]) -> dict:
@@ -33,13 +37,15 @@ def test_assertion_verifies_like_the_backend_does(signer: AssertionSigner,
     now = time.time()
     user = access_claims(iat=int(now), nbf=int(now), exp=int(now) + 900,
                          roles=["user", "seller"], scope="profile seller")
-    token = signer.sign(user, SERVICE)
-    claims = verify_assertion(token, _public(gateway_key))
+    token = signer.sign(user, SERVICE, request=PROFILE)
+    claims = verify_assertion(token, _public(gateway_key), request=("GET", "/api/auth/profile"))
     assert claims is not None
     assert claims["iss"] == GATEWAY_ISSUER and claims["aud"] == SERVICE
     assert (claims["sub"], claims["email"], claims["roles"], claims["scope"], claims["jti"]) == \
         (user["sub"], user["email"], ["user", "seller"], "profile seller", user["jti"])
     assert claims["exp"] - claims["iat"] == 30
+    assert (claims["req_method"], claims["req_path"]) == ("GET", "/api/auth/profile")
+    assert claims["assertion_id"] != claims["jti"]
     header = jwt.get_unverified_header(token)
     assert header["alg"] == "EdDSA" and header["kid"] == signer.kid
 
@@ -49,11 +55,13 @@ def test_another_audience_or_key_is_anonymous(signer: AssertionSigner,
                                               tmp_path: Path) -> None:
     now = time.time()
     user = access_claims(iat=int(now), exp=int(now) + 900)
-    assert verify_assertion(signer.sign(user, "billing"), _public(gateway_key)) is None
+    assert verify_assertion(signer.sign(user, "billing", request=PROFILE),
+                            _public(gateway_key)) is None
     other_private, other_public = tmp_path / "k.pem", tmp_path / "k.json"
     generate_signing_key(other_private, other_public)
     stranger = AssertionSigner(str(other_private))
-    assert verify_assertion(stranger.sign(user, SERVICE), _public(gateway_key)) is None
+    assert verify_assertion(stranger.sign(user, SERVICE, request=PROFILE),
+                            _public(gateway_key)) is None
 
 
 def test_public_jwks_is_the_thumbprinted_public_key(signer: AssertionSigner,
@@ -69,36 +77,46 @@ def test_public_jwks_is_the_thumbprinted_public_key(signer: AssertionSigner,
 def test_exp_never_outlives_the_user_token(signer: AssertionSigner) -> None:
     now = 1_800_000_000.0
     short = access_claims(exp=int(now) + 10)
-    claims = jwt.decode(signer.sign(short, SERVICE, now=now), options={"verify_signature": False})
+    claims = jwt.decode(signer.sign(short, SERVICE, request=PROFILE, now=now),
+                        options={"verify_signature": False})
     assert claims["iat"] == int(now) and claims["exp"] == int(now) + 10
     # Accepted within the leeway after exp: still not born expired.
     late = access_claims(exp=int(now) - 5)
-    claims = jwt.decode(signer.sign(late, SERVICE, now=now), options={"verify_signature": False})
+    claims = jwt.decode(signer.sign(late, SERVICE, request=PROFILE, now=now),
+                        options={"verify_signature": False})
     assert claims["exp"] == int(now) + 1
 
 
-def test_cached_per_token_and_audience_until_shortly_before_exp(
-        signer: AssertionSigner) -> None:
-    now = 1_800_000_000.0
-    user = access_claims(exp=int(now) + 900)
-    first = signer.sign(user, SERVICE, now=now, cache_key=b"t1")
-    assert signer.sign(user, SERVICE, now=now + 20, cache_key=b"t1") == first
-    assert signer.sign_count == 1
-    assert signer.sign(user, "billing", now=now + 20, cache_key=b"t1") != first
-    assert signer.sign_count == 2
-    # 30 s TTL, reused until 5 s before exp: at +25 a fresh one is signed.
-    renewed = signer.sign(user, SERVICE, now=now + 25, cache_key=b"t1")
-    assert renewed != first and signer.sign_count == 3
-    claims = jwt.decode(renewed, options={"verify_signature": False})
-    assert claims["iat"] == int(now) + 25
+def test_every_assertion_is_fresh_and_bound_to_its_request(signer: AssertionSigner,
+                                                         gateway_key: tuple[Path, Path]) -> None:
+    """A captured assertion must not be replayable (docs/identity-assertion.md): each one
+    has an id of its own and names its request, so none is reused for the same token."""
+    now = time.time()
+    user = access_claims(iat=int(now), exp=int(now) + 900)
+    first = signer.sign(user, SERVICE, request=PROFILE, now=now)
+    again = signer.sign(user, SERVICE, request=PROFILE, now=now)
+    patch = signer.sign(user, SERVICE, request=RequestBinding("PATCH", "/api/auth/profile/"),
+                        now=now)
+    assert signer.sign_count == 3 and len({first, again, patch}) == 3
+    claims = [jwt.decode(t, options={"verify_signature": False}) for t in (first, again, patch)]
+    assert len({c["assertion_id"] for c in claims}) == 3
+    assert all(len(c["assertion_id"]) >= 22 for c in claims)  # 128 bits, base64url
+    assert {c["jti"] for c in claims} == {user["jti"]}  # the user token's id, unchanged
+    assert (claims[2]["req_method"], claims[2]["req_path"]) == ("PATCH", "/api/auth/profile/")
+    public = _public(gateway_key)
+    assert verify_assertion(patch, public, request=("PATCH", "/api/auth/profile/")) is not None
+    assert verify_assertion(patch, public, request=("GET", "/api/auth/profile/")) is None
+    assert verify_assertion(first, public, request=("GET", "/api/auth/other")) is None
 
 
-def test_default_cache_key_is_the_asserted_claims(signer: AssertionSigner) -> None:
-    now = 1_800_000_000.0
-    user = access_claims(exp=int(now) + 900)
-    assert signer.sign(user, SERVICE, now=now) == signer.sign(dict(user), SERVICE, now=now + 1)
-    other = dict(user, roles=["user", "staff"])
-    assert signer.sign(other, SERVICE, now=now) != signer.sign(user, SERVICE, now=now)
+@pytest.mark.parametrize(("method", "path"), [
+    (None, "/api/auth/profile"), ("", "/api/auth/profile"), ("GET", None), ("GET", ""),
+    ("GET", "api/auth/profile"),
+])
+def test_a_request_without_method_or_path_is_never_signed(method: object, path: object) -> None:
+    """A PDK nil (an nginx variable Kong does not have) must not become a signed claim."""
+    with pytest.raises(InvalidRequestTarget):
+        RequestBinding(method, path)  # type: ignore[arg-type]
 
 
 def test_es256_keys_are_accepted(tmp_path: Path) -> None:
@@ -107,7 +125,8 @@ def test_es256_keys_are_accepted(tmp_path: Path) -> None:
     signer = AssertionSigner(str(private))
     assert signer.algorithm == "ES256" and signer.kid == kid
     now = time.time()
-    token = signer.sign(access_claims(iat=int(now), exp=int(now) + 900), SERVICE)
+    token = signer.sign(access_claims(iat=int(now), exp=int(now) + 900), SERVICE,
+                        request=PROFILE)
     assert verify_assertion(token, json.loads(public.read_text())) is not None
 
 

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from edge_plugins.jwt import tokens
-from edge_plugins.jwt.assertion import AssertionSigner
+from edge_plugins.jwt.assertion import AssertionSigner, RequestBinding
 from edge_plugins.jwt.cache import VerifiedTokenCache
 from edge_plugins.jwt.config import JwtConfig
 from edge_plugins.jwt.decision import Verdict, decide, header_lines, too_many_header_lines
@@ -56,19 +56,27 @@ class Env:
         self.keys = keys
         self.cache = VerifiedTokenCache()
         self.revocations: RevocationView = NullRevocations()
+        self.targets_asked = 0  # calls of request_target: PDK round trips in the plugin
 
     def config(self, **overrides: Any) -> JwtConfig:
         return make_config(self.key_file, jwks=jwks_of(self.rsa_key), **overrides)
 
     def __call__(self, token: str | None = None, *, config: JwtConfig | None = None,
                  headers: dict[str, Any] | None = None, method: str = "GET",
-                 query: str = "", now: float = NOW, keys: Any = None) -> Verdict:
+                 query: str = "", now: float = NOW, keys: Any = None,
+                 path: str = "/api/auth/profile") -> Verdict:
         request_headers = {"host": ["api.test"], **(headers or {})}
         if token is not None:
             request_headers["authorization"] = [f"Bearer {token}"]
+
+        def request_target() -> RequestBinding:
+            self.targets_asked += 1
+            return RequestBinding(method, path)
+
         return decide(config or self.config(), method=method, headers=request_headers,
                       query=query, keys=keys or self.keys, revocations=self.revocations,
-                      signer=self.signer, cache=self.cache, now=now)
+                      signer=self.signer, cache=self.cache, now=now,
+                      request_target=request_target)
 
 
 @pytest.fixture
@@ -92,7 +100,7 @@ def test_happy_path_sets_identity_and_an_assertion_the_backend_accepts(
                            roles=["user", "seller"], scope="profile seller")
     token = mint(rsa_key, **claims)
     before = _validations("accepted", "ok")
-    verdict = env(token, now=now)
+    verdict = env(token, now=now, method="PATCH", path="/api/auth/profile/")
     assert verdict.status == 200 and verdict.allowed
     assert verdict.reason == "ok" and verdict.message is None
     assert verdict.subject == SUB
@@ -105,8 +113,10 @@ def test_happy_path_sets_identity_and_an_assertion_the_backend_accepts(
     assert headers["X-User-Roles"] == "user,seller"
     assert headers["X-User-Scopes"] == "profile seller"
     asserted = verify_assertion(headers["X-Identity-Assertion"],
-                                json.loads(gateway_key[1].read_text()))
+                                json.loads(gateway_key[1].read_text()),
+                                request=("PATCH", "/api/auth/profile/"))
     assert asserted is not None and asserted["jti"] == claims["jti"]
+    assert env.targets_asked == 1
     assert plain_headers_agree(headers, asserted)
     assert _validations("accepted", "ok") == before + 1
 
@@ -438,13 +448,29 @@ def test_a_repeated_token_costs_no_crypto(env: Env, rsa_key: RsaKey,
     token = mint(rsa_key)
     hits = REGISTRY.get_sample_value("edge_jwt_cache_hits_total", {"cache": "token"}) or 0.0
     first = env(token)
+    assertions = {first.upstream_headers["X-Identity-Assertion"]}
     for _ in range(10):
         again = env(token, now=NOW + 1)
-        assert again.upstream_headers == first.upstream_headers
+        assert again.upstream_headers["X-User-Id"] == first.upstream_headers["X-User-Id"]
+        assertions.add(again.upstream_headers["X-Identity-Assertion"])
     assert len(verifications) == 1
-    assert env.signer.sign_count == 1, "the assertion is cached too"
+    # Bound to its request, an assertion is never reused: one signature per request.
+    assert env.signer.sign_count == 11 and len(assertions) == 11
     assert REGISTRY.get_sample_value("edge_jwt_cache_hits_total", {"cache": "token"}) == \
         hits + 10
+
+
+def test_only_an_accepted_request_asks_for_its_method_and_path(env: Env, rsa_key: RsaKey) -> None:
+    """request_target costs the plugin two PDK round trips: anonymous, rejected and failed
+    requests never pay them; an accepted one asks exactly once."""
+    assert env().status == 401
+    assert env(config=env.config(optional=True)).status == 200
+    assert env("not.a.token").status == 401
+    assert env(mint(rsa_key, roles=["user"]), config=env.config(required_roles=["staff"])
+               ).status == 403
+    assert env.targets_asked == 0
+    assert env(mint(rsa_key)).status == 200
+    assert env.targets_asked == 1
 
 
 def test_cached_tokens_still_meet_revocation_and_route_policy(env: Env, rsa_key: RsaKey,

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpRequest
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
-from auth_backend.identity.assertion import GatewayIdentity, identity_from_request
+from auth_backend.identity.assertion import (
+    GatewayIdentity,
+    identity_for,
+    record_missing_identity,
+)
 
 
 class GatewayAssertionAuthentication(BaseAuthentication):
@@ -18,9 +23,7 @@ class GatewayAssertionAuthentication(BaseAuthentication):
     """
 
     def authenticate(self, request: Request) -> tuple[Any, GatewayIdentity] | None:
-        identity = getattr(request._request, "gateway_identity", None)
-        if identity is None:
-            identity = identity_from_request(request._request)
+        identity = identity_for(request._request).identity
         if identity is None:
             return None
         from auth_backend.accounts.selectors import active_user_by_id
@@ -31,6 +34,13 @@ class GatewayAssertionAuthentication(BaseAuthentication):
         return user, identity
 
     def authenticate_header(self, request: Request) -> str:
+        # DRF asks for the challenge exactly when a view that needs an identity answers 401
+        # (APIView.handle_exception on NotAuthenticated): the place that knows one was
+        # required. A request that came without any assertion is counted here ("missing");
+        # one with an invalid assertion was counted when it was resolved.
+        http_request = getattr(request, "_request", request)
+        if isinstance(http_request, HttpRequest):
+            record_missing_identity(http_request)
         # 401 (not 403) for missing identity; the edge is where credentials are presented.
         return 'Bearer realm="api"'
 
@@ -42,5 +52,5 @@ class GatewayIdentityMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: Any) -> Any:
-        request.gateway_identity = identity_from_request(request)
+        request.gateway_identity = identity_for(request).identity
         return self.get_response(request)

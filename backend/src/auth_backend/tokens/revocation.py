@@ -70,6 +70,17 @@ def _client() -> redis.Redis:
         return client
 
 
+def redis_client() -> redis.Redis:
+    """The client revocations go through (``REDIS_URL``, ``REVOCATIONS_REDIS_TIMEOUT_MS``);
+    the backend's own identity checks read the keys with it (auth_backend.identity.store)."""
+    return _client()
+
+
+def revoked_jti_key(jti: str) -> str:
+    """The key that marks access token ``jti`` revoked, for the edge and for this backend."""
+    return f"{settings.REVOCATIONS_KEY_PREFIX}:jti:{jti}"
+
+
 def publish(revocation: Revocation) -> bool:
     """Mirror the revocation into Redis keys and publish it; ``False`` (logged) on failure.
 
@@ -88,7 +99,7 @@ def publish(revocation: Revocation) -> bool:
         if revocation.jtis and revocation.exp is not None:
             ttl = max(revocation.exp - now, 1)
             for jti in revocation.jtis:
-                pipe.set(f"{prefix}:jti:{jti}", "1", ex=ttl)
+                pipe.set(revoked_jti_key(jti), "1", ex=ttl)
         if revocation.not_before is not None:
             pipe.set(f"{prefix}:nbf:{revocation.sub}", str(revocation.not_before),
                      ex=max(settings.ACCESS_TOKEN_TTL_SECONDS, 1))

@@ -6,15 +6,22 @@ edge signs what it decided — ``iss`` (the gateway), ``aud`` (the upstream serv
 ``email``, ``roles``, ``scope``, the user token's ``jti``, ``iat`` and ``exp`` ≤ 60 s later,
 never beyond the user token's own ``exp`` — with a private key only the gateway holds.
 The backend verifies it against :meth:`AssertionSigner.public_jwks` (its ``GATEWAY_JWKS``)
-exactly like ``auth_backend.identity.assertion._verify`` does.
+exactly like ``auth_backend.identity.assertion`` does.
+
+A signature alone would let anyone who sees gateway→upstream traffic replay the header
+while it lives, on any endpoint. So each assertion is bound to the one request it was
+minted for (docs/identity-assertion.md): ``assertion_id``, 128 random bits of its own (the
+upstream accepts each id once), and ``req_method`` / ``req_path``, the method and the path
+the upstream receives — the idea of DPoP's ``jti``/``htm``/``htu`` (RFC 9449 §4.2), under
+names of our own because this is not a DPoP proof. The user token's ``jti`` keeps its claim.
 
 Ed25519 (``EdDSA``) by default: small signatures, fast to sign, no parameter choices to get
 wrong; EC P-256 (``ES256``) is accepted for environments that need NIST curves. The ``kid``
 is the key's RFC 7638 thumbprint, so rotating the key changes it automatically.
 
-Signing costs ~50 µs, but the same token is presented again and again: an assertion is
-reused per (token, audience) until shortly before it expires, so a cached one always has
-at least ``reuse_margin`` seconds of life left when it reaches the backend.
+Per-request binding makes every assertion unique, so none is cached: each accepted request
+costs one signature, about 60 µs with Ed25519 through PyJWT (``jwt.encode``: JSON, base64url
+and the 35 µs Ed25519 signature itself).
 """
 
 from __future__ import annotations
@@ -23,12 +30,13 @@ import argparse
 import json
 import logging
 import os
+import secrets
 import stat
 import sys
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,17 +45,38 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 
-from edge_plugins.jwt import metrics
 from edge_plugins.jwt.errors import SigningKeyError
 from edge_plugins.jwt.jwks import jwk_thumbprint
 
 log = logging.getLogger(__name__)
 
-DEFAULT_REUSE_MARGIN_SECONDS = 5.0
-DEFAULT_MAX_ENTRIES = 10_000
 MAX_TTL_SECONDS = 60
+# The request-binding claims (docs/identity-assertion.md); the user token's id stays "jti".
+ASSERTION_ID_CLAIM = "assertion_id"
+METHOD_CLAIM = "req_method"
+PATH_CLAIM = "req_path"
+ASSERTION_ID_BYTES = 16  # 128 bits: collisions among live assertions are out of reach
 SIGNING_ALGORITHMS = ("EdDSA", "ES256")
 _PUBLIC_MEMBERS = {"OKP": ("kty", "crv", "x"), "EC": ("kty", "crv", "x", "y")}
+
+
+class InvalidRequestTarget(ValueError):
+    """The request an assertion would be bound to has no usable method or path."""
+
+
+@dataclass(frozen=True)
+class RequestBinding:
+    """The request an assertion is minted for: its method and the path the upstream gets."""
+
+    method: str
+    path: str
+
+    def __post_init__(self) -> None:
+        # A missing value (a PDK ``nil``) must not be signed as if it were a request.
+        if not isinstance(self.method, str) or not self.method:
+            raise InvalidRequestTarget(f"no request method: {self.method!r}")
+        if not isinstance(self.path, str) or not self.path.startswith("/"):
+            raise InvalidRequestTarget(f"no upstream path: {self.path!r}")
 
 
 def _load_private_key(pem: bytes) -> tuple[Any, str, dict[str, Any]]:
@@ -77,8 +106,6 @@ class AssertionSigner:
         *,
         issuer: str = "kong-edge",
         ttl_seconds: int = 30,
-        reuse_margin: float = DEFAULT_REUSE_MARGIN_SECONDS,
-        max_entries: int = DEFAULT_MAX_ENTRIES,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not 1 <= ttl_seconds <= MAX_TTL_SECONDS:
@@ -86,14 +113,11 @@ class AssertionSigner:
         self.key_file = key_file
         self.issuer = issuer
         self.ttl_seconds = ttl_seconds
-        self._reuse_margin = reuse_margin
-        self._max_entries = max_entries
         self._clock = clock
         self._lock = threading.Lock()
         self._key: Any = None
         self._algorithm = ""
         self._public_jwk: dict[str, Any] = {}
-        self._cache: OrderedDict[tuple[Any, str], tuple[float, str]] = OrderedDict()
         self.sign_count = 0  # signatures made, for tests and diagnostics
 
     def load(self) -> None:
@@ -134,41 +158,20 @@ class AssertionSigner:
         self.load()
         return {"keys": [dict(self._public_jwk)]}
 
-    def sign(self, claims: Mapping[str, Any], audience: str, *, now: float | None = None,
-             cache_key: Any = None) -> str:
-        """The assertion for a verified user token's ``claims``, addressed to ``audience``.
-
-        ``cache_key`` identifies the user token (``decide`` passes its SHA-256 digest); by
-        default the asserted claims themselves are the key, which is equivalent.
-        """
+    def sign(self, claims: Mapping[str, Any], audience: str, *, request: RequestBinding,
+             now: float | None = None) -> str:
+        """The assertion for a verified user token's ``claims``, addressed to ``audience``
+        and bound to ``request`` (a fresh ``assertion_id`` every call)."""
         self.load()
         now = self._clock() if now is None else now
-        key = (cache_key if cache_key is not None else _claims_key(claims), audience)
-        with self._lock:
-            cached = self._cache.get(key)
-            if cached is not None and now < cached[0]:
-                self._cache.move_to_end(key)
-                hit = cached[1]
-            else:
-                hit = None
-        if hit is not None:
-            metrics.record_cache_hit("assertion")
-            return hit
-        payload, expires_at = self._payload(claims, audience, now)
+        payload = self._payload(claims, audience, request, now)
         token = jwt.encode(payload, self._key, algorithm=self._algorithm,
                            headers={"kid": self._public_jwk["kid"], "typ": "JWT"})
         self.sign_count += 1
-        reuse_until = expires_at - self._reuse_margin
-        if reuse_until > now:
-            with self._lock:
-                self._cache[key] = (reuse_until, token)
-                self._cache.move_to_end(key)
-                while len(self._cache) > self._max_entries:
-                    self._cache.popitem(last=False)
         return token
 
-    def _payload(self, claims: Mapping[str, Any], audience: str,
-                 now: float) -> tuple[dict[str, Any], int]:
+    def _payload(self, claims: Mapping[str, Any], audience: str, request: RequestBinding,
+                 now: float) -> dict[str, Any]:
         iat = int(now)
         token_exp = int(claims["exp"])
         # Never outlive the user token; but a token accepted within the leeway after its
@@ -182,20 +185,13 @@ class AssertionSigner:
             "roles": list(claims.get("roles") or []),
             "scope": " ".join(str(claims.get("scope") or "").split()),
             "jti": str(claims["jti"]),
+            ASSERTION_ID_CLAIM: secrets.token_urlsafe(ASSERTION_ID_BYTES),
+            METHOD_CLAIM: request.method,
+            PATH_CLAIM: request.path,
             "iat": iat,
             "exp": exp,
         }
-        return payload, exp
-
-    def clear_cache(self) -> None:
-        with self._lock:
-            self._cache.clear()
-
-
-def _claims_key(claims: Mapping[str, Any]) -> str:
-    subset = {name: claims.get(name) for name in ("sub", "email", "roles", "scope", "jti",
-                                                  "exp")}
-    return json.dumps(subset, sort_keys=True, separators=(",", ":"), default=str)
+        return payload
 
 
 # --- key generation -----------------------------------------------------------------------

@@ -21,19 +21,21 @@ Order matters and is deliberate:
    route's scope/role policy are checked on every request (they change without the token);
 6. infrastructure faults (no key can decide, the signing key is unreadable) follow the
    ``failure_policy``: ``closed`` → 503 + ``Retry-After``; ``open`` → anonymous pass, which
-   the backend treats as unauthenticated because no assertion comes with it.
+   the backend treats as unauthenticated because no assertion comes with it;
+7. only an accepted request asks for its method and upstream path (``request_target``),
+   to bind its assertion to it: anonymous and rejected requests cost no round trip more.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from edge_plugins.jwt import metrics
-from edge_plugins.jwt.assertion import AssertionSigner
+from edge_plugins.jwt.assertion import AssertionSigner, RequestBinding
 from edge_plugins.jwt.cache import VerifiedTokenCache, token_digest
 from edge_plugins.jwt.config import JwtConfig
 from edge_plugins.jwt.errors import (
@@ -116,8 +118,13 @@ def decide(
     signer: AssertionSigner,
     cache: VerifiedTokenCache,
     now: float,
+    request_target: Callable[[], RequestBinding],
 ) -> Verdict:
     """Decide one request. ``headers`` is Kong's lower-case multimap; ``now`` epoch seconds.
+
+    ``request_target`` gives the method and upstream path the assertion is bound to; it is
+    called only when an assertion is signed (its PDK round trips are paid by accepted
+    requests alone) and may raise, which the plugin's failure policy handles.
 
     Records ``edge_jwt_validations_total`` (and ``edge_jwt_verify_seconds`` on a cache miss)
     itself: the caller must not count the verdict again.
@@ -125,7 +132,7 @@ def decide(
     clear = tuple(spoofable_header_names(headers.keys()))
     verdict = _decide(config, method=method, headers=headers, query=query, keys=keys,
                       revocations=revocations, signer=signer, cache=cache, now=now,
-                      clear=clear)
+                      request_target=request_target, clear=clear)
     metrics.record_validation(_result(verdict), verdict.reason)
     return verdict
 
@@ -140,7 +147,8 @@ def _result(verdict: Verdict) -> str:
 
 def _decide(config: JwtConfig, *, method: str, headers: Mapping[str, Any], query: str,
             keys: KeySource, revocations: RevocationView, signer: AssertionSigner,
-            cache: VerifiedTokenCache, now: float, clear: tuple[str, ...]) -> Verdict:
+            cache: VerifiedTokenCache, now: float,
+            request_target: Callable[[], RequestBinding], clear: tuple[str, ...]) -> Verdict:
     truncated = too_many_header_lines(headers, clear)
     if truncated is not None:
         return truncated
@@ -182,8 +190,9 @@ def _decide(config: JwtConfig, *, method: str, headers: Mapping[str, Any], query
                        response_headers={"WWW-Authenticate": www_authenticate(config.realm,
                                                                                error)})
     identity = Identity.from_claims(claims)
+    target = request_target()
     try:
-        assertion = signer.sign(claims, config.assertion_audience, now=now, cache_key=digest)
+        assertion = signer.sign(claims, config.assertion_audience, request=target, now=now)
     except SigningKeyError as exc:
         log.error("identity assertion cannot be signed: %s", exc)
         return _unavailable(config, clear, SIGNER_RETRY_AFTER_SECONDS, "signer_unavailable")

@@ -26,7 +26,7 @@ JWKS_FETCHES = Counter(
 )
 CACHE_HITS = Counter(
     "edge_jwt_cache_hits_total",
-    "Cache hits by cache (token: verified tokens, assertion: signed assertions)",
+    "Cache hits by cache (token: verified tokens; assertions are never reused)",
     ["cache"],
 )
 VERIFY_SECONDS = Histogram(
