@@ -15,7 +15,7 @@ as few PDK round trips as it can (each one is a MessagePack-RPC exchange with Ko
    ``strip_path`` and a service path applied, the query not yet appended; one call, where
    recomputing it would take the route and the service (two calls) besides the path;
 3. one ``kong.service.request.set_headers`` with the ``X-User-*`` headers and the
-   gateway-signed ``X-Identity-Assertion`` (DESIGN.md §3.2);
+   gateway-signed ``X-Identity-Assertion`` (docs/identity-assertion.md);
 4. one ``kong.ctx.shared.set("edge.subject", …)`` for later plugins (edge-rate-limit).
 
 So an accepted request costs 5 round trips; anonymous and rejected ones skip step 2. A plugin

@@ -1,7 +1,7 @@
 """Prometheus metrics of the backend (prometheus-client, default registry).
 
 Metrics are defined here, once per process, and incremented by the services that own them;
-whatever exposes the registry (the metrics listener, DESIGN.md §3.4: port 9100) serves them
+whatever exposes the registry (the metrics listener on port 9100) serves them
 all. Names follow Prometheus conventions: ``auth_`` prefix, ``_total`` for counters, labels
 of small, fixed sets only (never an email, a user id or an address).
 """

@@ -1,4 +1,4 @@
-"""Who the caller is, as the gateway asserts it (DESIGN.md §3.2, docs/identity-assertion.md).
+"""Who the caller is, as the gateway asserts it (docs/identity-assertion.md).
 
 The edge validates the user's token and sends a compact JWS, ``X-Identity-Assertion``,
 signed with the gateway's key. The backend trusts identity **only** through it: signature
