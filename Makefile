@@ -49,8 +49,9 @@ bench: setup
 	$(VENV)/bin/python -m tests.bench.rate_limit
 	$(VENV)/bin/python -m tests.bench.edge_trace_cpu
 
-up:
+up: setup
 	@test -f docker-compose.yml || { echo "docker-compose.yml arrives with the compose issue"; exit 1; }
+	scripts/dev-certs   # TLS between Kong and the backend (var/certs, kept when valid)
 	docker compose up -d --build
 
 down:
