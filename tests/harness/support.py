@@ -24,6 +24,7 @@ import httpx
 from kong_harness import pdk
 from kong_harness.conf import load_kong_conf
 from kong_harness.gateway import Gateway, GatewaySettings, serve
+from kong_harness.kong_api import admin_app, status_app
 
 BIN_DIR = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[2]
@@ -97,17 +98,25 @@ class HarnessRunner:
 
     def __init__(self, kong_yml: str, servers: dict[str, dict[str, str]] | None = None,
                  workers: int = 2, plugin_timeout: float = 60.0, fail_open: bool = True,
-                 commands: dict[str, str] | None = None) -> None:
+                 commands: dict[str, str] | None = None, status: bool = False,
+                 admin: bool = False, conf_lines: tuple[str, ...] = ()) -> None:
         """``servers`` maps each plugin server name to extra environment for its process;
         ``commands`` maps a server name to the command serving it: an absolute command
         line, or one relative to the venv's bin directory (a console script such as
         ``edge-jwt``, or ``python <script>``). The default is :data:`DEMO_COMMAND`, the test
-        plugin ``edge-demo`` (which ``EDGE_DEMO_NAME`` can rename)."""
+        plugin ``edge-demo`` (which ``EDGE_DEMO_NAME`` can rename). ``status``/``admin``
+        serve Kong's Status and Admin APIs on free ports (kong.conf ``status_listen``,
+        ``admin_listen``; ``off`` otherwise); ``conf_lines`` are extra kong.conf lines."""
         self.dir = Path(tempfile.mkdtemp(prefix="kh-"))  # short: Unix socket paths ≤ 107
         servers = servers or {"edge-demo": {}}
         commands = commands or {}
+        self.status_port = free_port() if status else None
+        self.admin_port = free_port() if admin else None
         lines = [f"prefix = {self.dir}", "trusted_ips = 127.0.0.1/32",
-                 f"pluginserver_names = {','.join(servers)}"]
+                 f"pluginserver_names = {','.join(servers)}",
+                 "status_listen = " + (f"127.0.0.1:{self.status_port}" if status else "off"),
+                 "admin_listen = " + (f"127.0.0.1:{self.admin_port}" if admin else "off"),
+                 *conf_lines]
         for name, env in servers.items():
             key = "pluginserver_" + name.replace("-", "_")
             # Kong gives a plugin server no environment but TZ; a test that needs a variable
@@ -136,6 +145,7 @@ class HarnessRunner:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._server: asyncio.Future[None] | None = None
+        self._own: list[asyncio.Future[None]] = []
 
     def run(self, coro: Any, timeout: float = 60) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -154,11 +164,20 @@ class HarnessRunner:
 
         self._server = asyncio.run_coroutine_threadsafe(_serve(), self.loop)
         self.run(asyncio.wait_for(ready.wait(), 20))
+        for port, app in ((self.status_port, status_app), (self.admin_port, admin_app)):
+            if port is not None:
+                own_ready = asyncio.Event()
+                self._own.append(asyncio.run_coroutine_threadsafe(
+                    serve(app(self.gateway), "127.0.0.1", port, own_ready,
+                          log_level="warning", stats=self.gateway.stats), self.loop))
+                self.run(asyncio.wait_for(own_ready.wait(), 20))
         return self
 
     def stop(self) -> None:
         if self._server is not None:
             self._server.cancel()
+        for own in self._own:
+            own.cancel()
         try:
             self.run(self.gateway.stop(), timeout=30)
         finally:
@@ -169,6 +188,14 @@ class HarnessRunner:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def status_url(self) -> str:
+        return f"http://127.0.0.1:{self.status_port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
 
     def client(self, timeout: float = 30) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=timeout, trust_env=False)

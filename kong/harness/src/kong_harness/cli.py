@@ -13,6 +13,7 @@ from pathlib import Path
 
 from kong_harness.conf import KongConfError, load_kong_conf
 from kong_harness.gateway import Gateway, GatewayConfigError, GatewaySettings, serve
+from kong_harness.kong_api import admin_app, listeners, status_app
 from kong_harness.plugin_servers import PluginServerError
 from kong_harness.schema import KongSchemaViolation
 
@@ -49,6 +50,8 @@ async def run(args: argparse.Namespace) -> int:
         plugin_timeout=args.plugin_timeout,
     ))
     host, _, port = args.listen.rpartition(":")
+    # kong.conf status_listen / admin_listen ("off": none), Kong's defaults when unset
+    own = listeners(conf.values)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -56,17 +59,29 @@ async def run(args: argparse.Namespace) -> int:
     try:
         await gateway.start()
         await gateway.plugin_servers_ready()  # what a deployment's readiness check does
+        servers = []
+        apps = {"status": status_app(gateway), "admin": admin_app(gateway)}
+        for kind, addresses in own.items():
+            for listen in addresses:
+                ready = asyncio.Event()
+                servers.append(asyncio.create_task(serve(
+                    apps[kind], listen.host, listen.port, ready, log_level=args.log_level,
+                    stats=gateway.stats)))
+                await ready.wait()
+                log.info("%s API listening on %s:%d", kind, listen.host, listen.port)
         ready = asyncio.Event()
-        server = asyncio.create_task(serve(gateway, host or "0.0.0.0", int(port), ready,
-                                           log_level=args.log_level))
+        servers.append(asyncio.create_task(serve(gateway, host or "0.0.0.0", int(port), ready,
+                                                 log_level=args.log_level)))
         await ready.wait()
         log.info("proxy listening on %s (ready in %.2fs)", args.listen,
                  time.monotonic() - started)
-        await asyncio.wait([server, asyncio.create_task(stop.wait())],
+        await asyncio.wait([*servers, asyncio.create_task(stop.wait())],
                            return_when=asyncio.FIRST_COMPLETED)
-        server.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await server
+        for server in servers:
+            server.cancel()
+        for server in servers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await server
     finally:
         await gateway.stop()
     return 0

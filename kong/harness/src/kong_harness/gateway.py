@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
 import logging
 import ssl
@@ -24,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from kong_harness import SERVER_TOKENS, pdk, realip
+from kong_harness import SERVER_TOKENS, pdk, prometheus, realip
 from kong_harness.conf import KongConf
 from kong_harness.declarative import DeclarativeConfig, PluginEntity, load_declarative
 from kong_harness.plugin_servers import (
@@ -64,11 +65,37 @@ class GatewayConfigError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class BundledPlugin:
+    """A Lua plugin shipped with Kong that the harness runs itself (only ``prometheus``)."""
+
+    name: str
+    priority: int
+    version: str
+    phases: tuple[str, ...]
+    schema: Mapping[str, Any]
+
+
+# Bundled plugins the harness implements; kong.conf ``plugins = bundled`` (Kong's default,
+# kong/templates/kong_defaults.lua) or naming them loads them (kong/constants.lua
+# BUNDLED_PLUGINS, kong/conf_loader/init.lua).
+BUNDLED = {
+    prometheus.NAME: BundledPlugin(prometheus.NAME, prometheus.PRIORITY, prometheus.VERSION,
+                                   prometheus.PHASES, prometheus.SCHEMA),
+}
+
+
+def loaded_bundled_plugins(conf: Mapping[str, str]) -> dict[str, BundledPlugin]:
+    names = {n.strip().lower() for n in conf.get("plugins", "bundled").split(",")}
+    return {name: info for name, info in BUNDLED.items()
+            if "off" not in names and ("bundled" in names or name in names)}
+
+
+@dataclass(frozen=True)
 class ConfiguredPlugin:
     """A plugin entity with its validated config, as plugins_iterator.lua hands it over."""
 
     entity: PluginEntity
-    plugin: ExternalPlugin
+    plugin: ExternalPlugin | BundledPlugin
     conf: Mapping[str, Any]
 
     @property
@@ -110,6 +137,14 @@ class Gateway:
         except ProxySSLError as exc:
             raise GatewayConfigError(f"nginx: [emerg] {exc}") from exc
         self.external: dict[str, ExternalPlugin] = {}
+        self.bundled = loaded_bundled_plugins(conf)
+        self.stats = NodeStats()  # nginx's stub_status counters (kong.nginx.get_statistics)
+        self.config_hash: str | None = None  # declarative.get_current_hash: md5 of kong.yml
+        self.draining = False  # POST /status/ready status=draining (kong/status/ready.lua)
+        self.prometheus = prometheus.PrometheusExporter(
+            self.node_id, self.stats.snapshot,
+            # log handlers run where Kong runs them, in timers (ngx.timer.running_count)
+            lambda: {"running": len(self._log_tasks), "pending": 0})
         self.processes: dict[str, PluginServerProcess] = {}
         self.config: DeclarativeConfig | None = None
         self.router: Router | None = None
@@ -164,11 +199,13 @@ class Gateway:
         """Load kong.yml and validate every plugin config; any error refuses the start."""
         try:
             config = load_declarative(path)
+            config_hash = hashlib.md5(Path(path).read_bytes()).hexdigest()  # noqa: S324
         except Exception as exc:
             raise GatewayConfigError(str(exc)) from exc
         configured: dict[str, ConfiguredPlugin] = {}
         for seq, entity in enumerate(config.plugins, 1):
-            info = self.external.get(entity.name)
+            info: ExternalPlugin | BundledPlugin | None = (self.external.get(entity.name)
+                                                           or self.bundled.get(entity.name))
             if info is None:
                 raise GatewayConfigError(
                     f"declarative config is invalid: plugin '{entity.name}' not enabled; "
@@ -198,6 +235,11 @@ class Gateway:
         self.config = config
         self.router = Router(list(config.routes))
         self.configured = configured
+        self.config_hash = config_hash
+        # prometheus handler.lua configure(configs) -> exporter.lua: enabled when some
+        # prometheus plugin is configured (and enabled)
+        self.prometheus.enabled = any(
+            p.entity.name == prometheus.NAME and p.entity.enabled for p in configured.values())
 
     async def stop(self) -> None:
         for task in list(self._log_tasks):
@@ -520,6 +562,11 @@ class Gateway:
             "response_status": response.status,
         }
         for plugin in plugins:
+            if plugin.entity.name == prometheus.NAME:
+                # a Lua plugin: its log handler reads kong.log.serialize() and
+                # kong.response.get_source() (prometheus handler.lua, exporter.lua)
+                self.prometheus.log(plugin.conf, serialized, ctx.source)
+                continue
             log_ctx = pdk.RequestContext(**{**ctx.__dict__, "ngx_ctx": dict(ctx.ngx_ctx),
                                             "snapshot": snapshot, "phase": "log",
                                             "log_lines": ctx.log_lines})
@@ -645,16 +692,81 @@ async def _lifespan(receive: Receive, send: Send) -> None:
             return
 
 
-async def serve(gateway: Gateway, host: str, port: int, ready: asyncio.Event | None = None,
-                log_level: str = "info") -> None:
-    """Run the gateway on ``host:port`` with uvicorn until cancelled."""
+class _CountingSet(set[Any]):
+    """uvicorn's set of open connections, counting every connection ever added."""
+
+    accepted = 0
+
+    def add(self, item: Any) -> None:
+        self.accepted += 1
+        super().add(item)
+
+
+class NodeStats:
+    """nginx's stub_status counters for the whole node, which kong.nginx.get_statistics
+    (kong/pdk/nginx.lua) reads: every listener of the node (proxy, status, admin) shares one
+    uvicorn ``ServerState``, whose connection set gives nginx's accepted/active connections;
+    requests are counted as they arrive, as nginx counts them. A request being answered is
+    "writing"; the
+    harness does not see a connection reading its request line, so "reading" is 0 and an
+    idle keep-alive connection is "waiting"."""
+
+    def __init__(self) -> None:
+        from uvicorn.server import ServerState
+
+        self.state = ServerState()
+        self.state.connections = _CountingSet()
+        self.writing = 0
+        self.requests = 0
+
+    def snapshot(self) -> dict[str, int]:
+        connections = self.state.connections
+        accepted = getattr(connections, "accepted", len(connections))
+        active = len(connections)
+        writing = min(self.writing, active) if active else self.writing
+        return {
+            "connections_active": active,
+            "connections_reading": 0,
+            "connections_writing": writing,
+            "connections_waiting": max(active - writing, 0),
+            "connections_accepted": accepted,
+            "connections_handled": accepted,  # nginx: equal unless worker_connections ran out
+            "total_requests": self.requests,
+        }
+
+    def track(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]
+              ) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+        async def tracked(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+            self.requests += 1
+            self.writing += 1
+            try:
+                await app(scope, receive, send)
+            finally:
+                self.writing -= 1
+
+        return tracked
+
+
+async def serve(gateway: Any, host: str, port: int, ready: asyncio.Event | None = None,
+                log_level: str = "info", stats: NodeStats | None = None) -> None:
+    """Run an ASGI app (the gateway's proxy, or its status or admin API) on ``host:port``
+    with uvicorn until cancelled; ``stats`` (the gateway's own by default) counts its
+    connections and requests with the node's."""
     import uvicorn
 
-    config = uvicorn.Config(gateway, host=host, port=port, lifespan="off",
+    if stats is None and isinstance(gateway, Gateway):
+        stats = gateway.stats
+    app = stats.track(gateway) if stats is not None else gateway
+    config = uvicorn.Config(app, host=host, port=port, lifespan="off",
                             log_level=log_level, access_log=False, server_header=False,
                             proxy_headers=False,  # the realip logic is ours (trusted_ips)
                             date_header=False)  # Date is ours (see _Response.send)
     server = uvicorn.Server(config)
+    if stats is not None:
+        server.server_state = stats.state
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
     while not server.started and not task.done():
