@@ -30,6 +30,17 @@ UPSTREAM_BUCKETS = ["25", "50", "80", "100", "250", "400", "700", "1000", "2000"
 ON = "{status_code_metrics: true, latency_metrics: true, bandwidth_metrics: true}"
 
 
+
+# What promtool's linter says of Kong 3.9.3's own names; anything else would be ours.
+KONG_NAMING_LINT = {
+    'kong_bandwidth_bytes counter metrics should have "_total" suffix',
+    "kong_kong_latency_ms metric names should not contain abbreviated units",
+    "kong_request_latency_ms metric names should not contain abbreviated units",
+    "kong_upstream_latency_ms metric names should not contain abbreviated units",
+    'kong_nginx_requests_total non-counter metrics should not have "_total" suffix',
+    'kong_nginx_connections_total non-counter metrics should not have "_total" suffix',
+}
+
 def _yml(port: int, prometheus: str | None = ON) -> str:
     plugins = f"  - name: prometheus\n    config: {prometheus}\n" if prometheus else ""
     return f"""\
@@ -172,10 +183,13 @@ def test_metrics_count_what_the_gateway_served(harness_factory: Any, upstream: A
               if name == "kong_nginx_connections_total"}
     assert states == {"accepted", "handled", "total", "active", "reading", "writing",
                       "waiting"}
-    if shutil.which("promtool") or __import__("os").path.exists("/usr/bin/promtool"):
+    if shutil.which("promtool"):
+        # The exposition parses; its only lint findings are those of Kong's own metric names
+        # (kong/plugins/prometheus/exporter.lua), which the harness must keep as they are.
         checked = subprocess.run(["promtool", "check", "metrics"], input=response.content,
                                  capture_output=True, check=False)
-        assert checked.returncode == 0, checked.stdout + checked.stderr
+        findings = set(checked.stderr.decode().splitlines()) - {""}
+        assert findings == KONG_NAMING_LINT, checked.stdout + checked.stderr
 
 
 def test_metrics_without_a_prometheus_plugin_has_only_node_metrics(
