@@ -4,7 +4,12 @@
 
 Environment overrides (gunicorn's own ``GUNICORN_CMD_ARGS`` works too):
 
-``GUNICORN_BIND``       listen address, default ``0.0.0.0:$PORT`` (``PORT`` default 8080)
+``GUNICORN_BIND``       the public API's listen address, default ``0.0.0.0:$PORT`` (``PORT``
+                        default 8080): ``/api/auth/...``, what the gateway routes
+``GUNICORN_INTERNAL_BIND`` the internal API's, default ``0.0.0.0:8081``: ``/internal/auth/...``
+                        and the Django admin (``/admin/``)
+``GUNICORN_METRICS_BIND`` the Prometheus metrics', default ``0.0.0.0:9100``: ``/metrics``
+                        (also ``/api/auth/metrics``)
 ``GUNICORN_WORKERS``    worker processes, default ``$WEB_CONCURRENCY`` or 2
 ``GUNICORN_THREADS``    threads per worker (gthread), default 4
 ``GUNICORN_TIMEOUT``    seconds before a silent worker is killed and restarted, default 30
@@ -26,6 +31,17 @@ TLS on the listener (backend/docs/tls.md; all unset: plain HTTP, as ``make run``
 A TLS setting without ``GUNICORN_CERTFILE``, or ``required``/``optional`` without
 ``GUNICORN_CA_CERTS``, stops gunicorn at start instead of serving plain HTTP.
 
+One listener each, on three different ports, because network policy works on addresses and
+ports, not paths: a request is routed by the listener it arrived on (``post_fork`` gives
+each worker the port → listener map; ``auth_backend.core.listeners``) and is a 404 on any
+other. ``--bind`` on the command line is refused: its listeners would have no name.
+
+Metrics: prometheus_client's multiprocess mode ("Multiprocess Mode (E.g. Gunicorn)" in its
+docs). ``PROMETHEUS_MULTIPROC_DIR`` is set here, in the master before any worker forks: a
+fresh temporary directory (removed at exit), or the directory you set, emptied of its
+``*.db`` files at start. A worker that exits is marked dead (``child_exit``), so its
+live-gauge samples disappear while its counters still count.
+
 Tracing: each worker switches OpenTelemetry on after the fork (``post_fork``), so the span
 export thread runs in the process that records the spans, when ``OTEL_EXPORTER_OTLP_ENDPOINT``
 or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` is set (see ``auth_backend.core.tracing``); a
@@ -33,12 +49,40 @@ worker that exits flushes its spans for at most a few seconds (``worker_exit``).
 on ``preload_app`` without moving that set-up.
 """
 
+import glob
 import os
+import shutil
+import tempfile
+
+from gunicorn.util import parse_address
 
 _port = os.environ.get("PORT", "8080")
 
+
+def _listeners(env):
+    """``{name: bind}`` of the public, internal and metrics listeners, checked."""
+    binds = {
+        "public": (env.get("GUNICORN_BIND") or "").strip() or f"0.0.0.0:{_port}",
+        "internal": (env.get("GUNICORN_INTERNAL_BIND") or "").strip() or "0.0.0.0:8081",
+        "metrics": (env.get("GUNICORN_METRICS_BIND") or "").strip() or "0.0.0.0:9100",
+    }
+    ports = {}
+    for name, address in binds.items():
+        parsed = parse_address(address)
+        if not isinstance(parsed, tuple) or not parsed[1]:
+            raise RuntimeError(f"the {name} listener needs host:port with a port other than 0 "
+                               f"(got {address!r}): requests are routed by port")
+        ports[name] = int(parsed[1])
+    if len(set(ports.values())) != len(ports):
+        raise RuntimeError(f"the public, internal and metrics listeners need three different "
+                           f"ports (got {binds})")
+    return binds, {port: name for name, port in ports.items()}
+
+
+_binds, _listener_ports = _listeners(os.environ)
+
 wsgi_app = "auth_backend.wsgi:application"
-bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{_port}")
+bind = list(_binds.values())
 workers = int(os.environ.get("GUNICORN_WORKERS", os.environ.get("WEB_CONCURRENCY", "2")))
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
@@ -123,11 +167,46 @@ logconfig_dict = {
 }
 
 
+# Before any worker forks (and before prometheus_client is imported anywhere): every worker
+# writes its samples under this directory. Re-reading this file (HUP) keeps the directory.
+_OWN_DIR = "AUTH_BACKEND_OWN_MULTIPROC_DIR"  # marks the directory this file created
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ[_OWN_DIR] = tempfile.mkdtemp(
+        prefix="auth-backend-prometheus-")
+
+
+def on_starting(server):
+    """Once, in the master: refuse foreign binds; start the metrics directory empty."""
+    if list(server.cfg.bind) != bind:
+        raise RuntimeError(f"bind is {server.cfg.bind}, expected {bind}: set GUNICORN_BIND, "
+                           "GUNICORN_INTERNAL_BIND and GUNICORN_METRICS_BIND, not --bind")
+    path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(path, exist_ok=True)
+    for stale in glob.glob(os.path.join(path, "*.db")):  # the docs: wipe before startup
+        os.remove(stale)
+
+
+def on_exit(server):
+    """In the master: remove the metrics directory if this file created it."""
+    own = os.environ.get(_OWN_DIR)
+    if own and own == os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        shutil.rmtree(own, ignore_errors=True)
+
+
+def child_exit(server, worker):
+    """In the master: the worker's live gauges go (prometheus_client multiprocess mode)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
 def post_fork(server, worker):
-    """Tracing in the worker, before it loads the application (``auth_backend.wsgi``)."""
+    """The listener map and tracing in the worker, before it loads the application."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "auth_backend.settings")
+    from auth_backend.core.listeners import configure
     from auth_backend.core.tracing import configure_tracing
 
+    configure(_listener_ports)
     configure_tracing()
 
 

@@ -114,6 +114,17 @@ def health_database(
             handler.close_all()
 
 
+@pytest.fixture
+def internal_client() -> Any:
+    """A test client whose requests arrive on the internal listener (``/internal/``, admin).
+
+    The Django test client has no gunicorn socket: its requests are on the public listener
+    unless the WSGI environ names another (auth_backend.core.listeners)."""
+    from django.test import Client
+
+    return Client(**{"auth_backend.listener": "internal"})
+
+
 @pytest.fixture(autouse=True)
 def gateway_jwks(tmp_path_factory: pytest.TempPathFactory, settings: Any) -> Iterator[Any]:
     """Every backend test trusts the test gateway key (tests/backend/identity.py)."""

@@ -14,6 +14,12 @@ CHANGELIST = "/admin/accounts/user/"
 
 
 @pytest.fixture
+def client(internal_client):
+    """Requests on the internal listener, where /internal/ and /admin/ are served."""
+    return internal_client
+
+
+@pytest.fixture
 def admin_client(client):
     admin = User.objects.create_superuser("root@example.com", "a-long-admin-password")
     client.force_login(admin)

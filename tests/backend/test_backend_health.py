@@ -80,7 +80,8 @@ def test_public_ready_names_no_dependency_when_not_ready(client, health_database
 
 
 @pytest.mark.django_db
-def test_the_detailed_report_is_internal(client, health_database, settings):
+def test_the_detailed_report_is_internal(internal_client, health_database, settings):
+    client = internal_client
     settings.INTERNAL_API_KEYS = parse_api_keys(f"monitoring:{hash_api_key(KEY)}")
     health_database(f"postgres://postgres@127.0.0.1:{closed_port()}/test")
 

@@ -24,8 +24,10 @@ KEY = generate_api_key()
 
 
 @pytest.fixture
-def client(client, settings):
-    """The test client, presenting an internal API key on every request."""
+def client(internal_client, settings):
+    """The test client on the internal listener, presenting an internal API key on every
+    request."""
+    client = internal_client
     settings.INTERNAL_API_KEYS = parse_api_keys(f"monitoring:{hash_api_key(KEY)}")
     client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {KEY}"
     return client

@@ -48,6 +48,12 @@ def internal_keys(settings):
     return settings.INTERNAL_API_KEYS
 
 
+@pytest.fixture
+def client(internal_client):
+    """Requests on the internal listener, where /internal/ and /admin/ are served."""
+    return internal_client
+
+
 def call(client, method: str, url: str, body: dict | None, **headers: str):
     if method == "get":
         return client.get(url, **headers)

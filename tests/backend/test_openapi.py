@@ -33,8 +33,8 @@ def public_schema(client) -> dict:
 
 
 @pytest.fixture
-def internal_schema(client) -> dict:
-    response = client.get("/internal/auth/schema", {"format": "json"}, **AUTH)
+def internal_schema(internal_client) -> dict:
+    response = internal_client.get("/internal/auth/schema", {"format": "json"}, **AUTH)
     assert response.status_code == 200, response.content
     return response.json()
 
@@ -141,8 +141,8 @@ def test_schema_is_public_and_ignores_identity_headers(client):
     assert response.status_code == 200
 
 
-def test_error_responses_of_the_service_match_the_error_component(client):
-    response = client.get("/internal/auth/users/not-a-uuid", **AUTH)
+def test_error_responses_of_the_service_match_the_error_component(client, internal_client):
+    response = internal_client.get("/internal/auth/users/not-a-uuid", **AUTH)
     assert response.status_code == 400
     jsonschema.validate(response.json(), ERROR_SCHEMA)
     response = client.get("/api/auth/does-not-exist")
@@ -166,8 +166,8 @@ def test_swagger_ui_is_an_html_page_for_the_schema(client, url):
 # --- the internal schema -----------------------------------------------------------------------
 
 
-def test_internal_schema_needs_an_api_key(client):
-    response = client.get("/internal/auth/schema", {"format": "json"})
+def test_internal_schema_needs_an_api_key(internal_client):
+    response = internal_client.get("/internal/auth/schema", {"format": "json"})
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "not_authenticated"
     assert response["WWW-Authenticate"] == 'Bearer realm="internal"'
@@ -220,9 +220,9 @@ def test_public_schema_generates_without_warnings(client):
                                  dict(GENERATOR_STATS._error_cache))
 
 
-def test_internal_schema_generates_without_warnings(client):
+def test_internal_schema_generates_without_warnings(internal_client):
     GENERATOR_STATS.reset()
-    response = client.get("/internal/auth/schema", {"format": "json"}, **AUTH)
+    response = internal_client.get("/internal/auth/schema", {"format": "json"}, **AUTH)
     assert response.status_code == 200
     assert not GENERATOR_STATS, (dict(GENERATOR_STATS._warn_cache),
                                  dict(GENERATOR_STATS._error_cache))

@@ -31,6 +31,12 @@ def admin_user() -> User:
 
 
 @pytest.fixture
+def client(internal_client):
+    """Requests on the internal listener, where /internal/ and /admin/ are served."""
+    return internal_client
+
+
+@pytest.fixture
 def admin_client(client, admin_user):
     client.force_login(admin_user)
     return client

@@ -45,11 +45,25 @@ class Backend:
     channel: str
     key_prefix: str
     proc: subprocess.Popen[bytes] | None = None
+    # The internal API/admin and the metrics listeners (``port`` is the public one).
+    internal_port: int = 0
+    metrics_port: int = 0
 
     @property
     def url(self) -> str:
+        return self._url(self.port)
+
+    @property
+    def internal_url(self) -> str:
+        return self._url(self.internal_port)
+
+    @property
+    def metrics_url(self) -> str:
+        return self._url(self.metrics_port)
+
+    def _url(self, port: int) -> str:
         scheme = "https" if self.env.get("GUNICORN_CERTFILE") else "http"
-        return f"{scheme}://127.0.0.1:{self.port}"
+        return f"{scheme}://127.0.0.1:{port}"
 
     @property
     def jwks_uri(self) -> str:
@@ -78,7 +92,8 @@ class Backend:
 @contextlib.contextmanager
 def running_backend(workdir: Path, extra_env: dict[str, str] | None = None,
                     probe_tls: ssl.SSLContext | None = None) -> Iterator[Backend]:
-    """The real backend (gunicorn) on a free port, its data and logs under ``workdir``.
+    """The real backend (gunicorn) on three free ports (public, internal, metrics), its data
+    and logs under ``workdir``.
 
     With ``GUNICORN_CERTFILE`` in ``extra_env`` it serves HTTPS, and the readiness probe uses
     ``probe_tls`` (trusting the server, presenting a client certificate if it needs one)."""
@@ -86,11 +101,15 @@ def running_backend(workdir: Path, extra_env: dict[str, str] | None = None,
 
     gateway_key, gateway_jwks = workdir / "gateway-ed25519.pem", workdir / "gateway-jwks.json"
     generate_signing_key(gateway_key, gateway_jwks)
-    port = free_port()
+    ports: set[int] = set()
+    while len(ports) < 3:  # three different ports: the backend routes by port
+        ports.add(free_port())
+    port, internal_port, metrics_port = sorted(ports)
     tag = secrets.token_hex(4)
     channel, key_prefix = f"auth.revocations.test-{tag}", f"auth.revoked.test-{tag}"
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("DJANGO_", "GUNICORN_", "DATABASE_", "EDGE_JWT_"))}
+           if not k.startswith(("DJANGO_", "GUNICORN_", "DATABASE_", "EDGE_JWT_",
+                                "PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir"))}
     env.update(
         DJANGO_SETTINGS_MODULE="auth_backend.settings",
         DJANGO_SECRET_KEY="edge-jwt-e2e-only-secret-key-0123456789-abcdefghijklmnop",
@@ -108,13 +127,16 @@ def running_backend(workdir: Path, extra_env: dict[str, str] | None = None,
         EMAIL_BACKEND="django.core.mail.backends.console.EmailBackend",
         ACCOUNT_EMAIL_MIN_INTERVAL_SECONDS="0",
         GUNICORN_BIND=f"127.0.0.1:{port}",
+        GUNICORN_INTERNAL_BIND=f"127.0.0.1:{internal_port}",
+        GUNICORN_METRICS_BIND=f"127.0.0.1:{metrics_port}",
         GUNICORN_WORKERS="2",
         GUNICORN_ACCESS_LOG="0",
         LOG_LEVEL="INFO",
     )
     env.update(extra_env or {})
     server = Backend(port, workdir, env, workdir / "backend.log", gateway_key, gateway_jwks,
-                     channel, key_prefix)
+                     channel, key_prefix, internal_port=internal_port,
+                     metrics_port=metrics_port)
     server.manage("migrate", "--noinput")
     with server.log.open("wb") as log:
         server.proc = subprocess.Popen(

@@ -81,6 +81,10 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: counts and times every request with the status the client gets.
+    "auth_backend.core.http_metrics.HttpMetricsMiddleware",
+    # The listener the request arrived on picks its URLconf (public, internal, metrics).
+    "auth_backend.core.listeners.ListenerMiddleware",
     "auth_backend.core.request_id.RequestIdMiddleware",
     "auth_backend.core.errors.JsonErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -98,6 +102,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# The public listener's routes; the internal and metrics listeners have URLconfs of their own
+# (auth_backend.core.listeners).
 ROOT_URLCONF = "auth_backend.urls"
 WSGI_APPLICATION = "auth_backend.wsgi.application"
 # Templates only for the Django admin (staff decisions) and the Swagger UI page.

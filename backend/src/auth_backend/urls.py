@@ -1,15 +1,15 @@
-"""Root URLconf.
+"""Root URLconf (``ROOT_URLCONF``), served on the public listener (``GUNICORN_BIND``, 8080).
 
-Public and protected endpoints live under ``/api/auth/`` (routed by the gateway); the
-internal API under ``/internal/auth/`` and the Django admin under ``/admin/`` are never
-routed by the gateway.
+Public and protected endpoints live under ``/api/auth/`` (routed by the gateway). The
+internal API (``/internal/auth/``) and the Django admin (``/admin/``) are on the internal
+listener only (``auth_backend.urls_internal``), the metrics on the metrics listener
+(``auth_backend.urls_metrics``): here they are 404 (auth_backend.core.listeners).
 """
 
-from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from auth_backend.core.urls import route
+from auth_backend.core.urls import handler400, handler403, handler404, handler500, route  # noqa: F401
 
 urlpatterns = [
     path("api/auth/health/", include("auth_backend.health.urls")),
@@ -19,12 +19,4 @@ urlpatterns = [
     route("api/auth/schema", SpectacularAPIView.as_view(), name="openapi-schema"),
     route("api/auth/schema/swagger",
           SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="openapi-swagger"),
-    path("internal/auth/", include("auth_backend.internal.urls")),
-    path("admin/", admin.site.urls),
 ]
-
-# Errors Django handles itself answer in the project's JSON error shape.
-handler400 = "auth_backend.core.errors.bad_request"
-handler403 = "auth_backend.core.errors.permission_denied"
-handler404 = "auth_backend.core.errors.page_not_found"
-handler500 = "auth_backend.core.errors.server_error"

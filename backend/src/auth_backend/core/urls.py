@@ -19,3 +19,11 @@ def route(pattern: str, view: Any, name: str) -> URLPattern:
         # Escape only what regex syntax needs ("-" stays readable in the OpenAPI paths).
         body = re.sub(r"([.^$*+{}\\|])", r"\\\1", body)
     return re_path(rf"^{body}/?$", view, name=name)
+
+
+# Errors Django handles itself answer in the project's JSON error shape; every listener's
+# URLconf (auth_backend.urls_*) imports these names.
+handler400 = "auth_backend.core.errors.bad_request"
+handler403 = "auth_backend.core.errors.permission_denied"
+handler404 = "auth_backend.core.errors.page_not_found"
+handler500 = "auth_backend.core.errors.server_error"

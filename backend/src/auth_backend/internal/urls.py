@@ -1,4 +1,4 @@
-"""URLs of the internal API (mounted at ``/internal/auth/`` by auth_backend.urls)."""
+"""URLs of the internal API (mounted at ``/internal/auth/`` by auth_backend.urls_internal)."""
 
 from django.urls import URLPattern
 
@@ -17,5 +17,7 @@ urlpatterns: list[URLPattern] = [
     # optional trailing slash is not part of it.
     route(r"check-email/(?P<email>.+?)", views.CheckEmailView.as_view(), name="check-email"),
     route("health/ready", views.ReadinessReportView.as_view(), name="health-ready"),
-    route("schema", views.InternalSchemaView.as_view(), name="schema"),
+    # The generator enumerates the internal listener's URLconf, not ROOT_URLCONF (public).
+    route("schema", views.InternalSchemaView.as_view(urlconf="auth_backend.urls_internal"),
+          name="schema"),
 ]
