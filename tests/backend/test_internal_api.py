@@ -32,6 +32,12 @@ def internal_key(settings):
     settings.INTERNAL_API_KEYS = parse_api_keys(f"orders:{hash_api_key(KEY)}")
 
 
+@pytest.fixture
+def client(internal_client):
+    """Requests on the internal listener, where /internal/ and /admin/ are served."""
+    return internal_client
+
+
 def make_user(email: str, **fields: object) -> User:
     fields.setdefault("email_verified_at", VERIFIED_AT)
     return User.objects.create_user(email, password=None, **fields)

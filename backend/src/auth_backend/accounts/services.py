@@ -70,6 +70,15 @@ from auth_backend.accounts.selectors import (
     user_by_email,
 )
 from auth_backend.core import tracing
+from auth_backend.core.metrics import (
+    EMAIL_VERIFICATIONS,
+    LOGIN_DURATION,
+    LOGIN_FAILURES,
+    LOGINS,
+    REGISTRATIONS,
+    TWO_FACTOR_CHALLENGES,
+    TWO_FACTOR_VERIFICATIONS,
+)
 from auth_backend.events.services import EventType, record_event
 from auth_backend.tokens.services import TokenPair, issue_token_pair, revoke_all_for_user
 
@@ -200,7 +209,11 @@ def register_user(*, email: str, password: str, first_name: str = "",
     the account. The existing account is left exactly as it was.
     """
     user = User(email=normalize_email(email), first_name=first_name, last_name=last_name)
-    _validate_new_password(password, user)
+    try:
+        _validate_new_password(password, user)
+    except DjangoValidationError:
+        REGISTRATIONS.labels(outcome="invalid_password").inc()
+        raise
     user.set_password(password)  # Argon2 before the transaction: no lock held meanwhile
     try:
         with transaction.atomic():
@@ -210,8 +223,10 @@ def register_user(*, email: str, password: str, first_name: str = "",
     except IntegrityError:
         if user_by_email(user.email) is None:
             raise  # some other constraint: a bug, not a duplicate
+        REGISTRATIONS.labels(outcome="existing_email").inc()
         background.submit(send_registration_notice, user.email)
         return None
+    REGISTRATIONS.labels(outcome="created").inc()
     background.submit(emails.send_verification_email, user, raw)
     return user
 
@@ -238,13 +253,18 @@ def send_registration_notice(email: str) -> None:
 
 def verify_email(token: str) -> User:
     """Consume a verification token and mark the address verified (``EMAIL_VERIFIED``)."""
-    row = _usable_one_time_token(token, TokenPurpose.VERIFY_EMAIL)
-    with transaction.atomic():
-        now = _claim_one_time_token(row)
-        newly = User.objects.filter(pk=row.user_id, email_verified_at__isnull=True).update(
-            email_verified_at=now)
-        if newly:
-            record_event(EventType.EMAIL_VERIFIED, subject_id=str(row.user_id))
+    try:
+        row = _usable_one_time_token(token, TokenPurpose.VERIFY_EMAIL)
+        with transaction.atomic():
+            now = _claim_one_time_token(row)
+            newly = User.objects.filter(pk=row.user_id, email_verified_at__isnull=True).update(
+                email_verified_at=now)
+            if newly:
+                record_event(EventType.EMAIL_VERIFIED, subject_id=str(row.user_id))
+    except InvalidOneTimeToken:
+        EMAIL_VERIFICATIONS.labels(result="invalid_token").inc()
+        raise
+    EMAIL_VERIFICATIONS.labels(result="verified" if newly else "already_verified").inc()
     return User.objects.get(pk=row.user_id)
 
 
@@ -341,6 +361,12 @@ def _record_login_failure(user: User | None, reason: str, **payload: Any) -> Non
     with transaction.atomic():
         record_event(EventType.LOGIN_FAILED, subject_id=str(user.pk) if user else "",
                      reason=reason, **payload)
+    _count_login_failure(reason)
+
+
+def _count_login_failure(reason: str) -> None:
+    LOGINS.labels(status="failure", requires_2fa="false").inc()
+    LOGIN_FAILURES.labels(reason=reason).inc()
 
 
 def _finish_login(user: User, amr: Iterable[str], **payload: Any) -> TokenPair:
@@ -366,13 +392,21 @@ def login(*, email: str, password: str, client_address: str | None = None) -> Lo
     * right password, unverified email: 403 :class:`EmailNotVerified`;
     * 2FA enabled: a login challenge instead of tokens.
 
-    A right password clears the throttle's counters for the address.
+    A right password clears the throttle's counters for the address. The whole call is
+    timed (``auth_login_duration_seconds``) and each outcome counted once
+    (``auth_login_total``, ``auth_login_failed_total``; backend/docs/metrics.md).
     """
+    with LOGIN_DURATION.time():
+        return _login(email=email, password=password, client_address=client_address)
+
+
+def _login(*, email: str, password: str, client_address: str | None) -> LoginResult:
     attempt = throttling.LoginAttempt.of(email, client_address)
     refused = throttling.refusal(attempt)
     if refused is not None:
         tracing.set_attributes({"auth.outcome": "throttled",
                                 "auth.throttle.scope": refused.scope})
+        _count_login_failure("throttled")
         raise LoginThrottled(refused.retry_after)
     user = user_by_email(email)
     if user is None or not user.has_usable_password():
@@ -394,8 +428,11 @@ def login(*, email: str, password: str, client_address: str | None = None) -> Lo
         raise EmailNotVerified()
     if user.totp_enabled:
         tracing.set_attributes({"auth.outcome": "2fa_required"})
-        return LoginResult(challenge_token=create_login_challenge(user, amr=(AMR_PASSWORD,)))
+        challenge_token = create_login_challenge(user, amr=(AMR_PASSWORD,))
+        LOGINS.labels(status="success", requires_2fa="true").inc()
+        return LoginResult(challenge_token=challenge_token)
     result = LoginResult(tokens=_finish_login(user, (AMR_PASSWORD,), method="password"))
+    LOGINS.labels(status="success", requires_2fa="false").inc()
     tracing.set_attributes({"auth.outcome": "success"})
     return result
 
@@ -413,6 +450,7 @@ def create_login_challenge(user: User, *, amr: Iterable[str] = (AMR_PASSWORD,)) 
     LoginChallenge.objects.create(
         user=user, token_hash=digest, amr=list(amr), created_at=now,
         expires_at=now + timedelta(seconds=settings.LOGIN_CHALLENGE_TTL_SECONDS))
+    TWO_FACTOR_CHALLENGES.inc()
     return raw
 
 
@@ -435,9 +473,11 @@ def complete_two_factor_login(*, challenge_token: str, code: str) -> TokenPair:
     committed before the error is raised, so the limit holds across requests.
     """
     if not _plausible_token(challenge_token):
+        TWO_FACTOR_VERIFICATIONS.labels(result="challenge_expired").inc()
         raise ChallengeExpired()
     found = login_challenge_by_hash(hash_token(challenge_token))
     if found is None:
+        TWO_FACTOR_VERIFICATIONS.labels(result="challenge_expired").inc()
         raise ChallengeExpired()
     max_attempts = settings.LOGIN_CHALLENGE_MAX_ATTEMPTS
     failure: Exception | None = None
@@ -466,8 +506,12 @@ def complete_two_factor_login(*, challenge_token: str, code: str) -> TokenPair:
                 user.save(update_fields=["last_totp_step"])
                 pair = _finish_login(user, (*challenge.amr, AMR_OTP), method="2fa")
     if failure is not None:
+        TWO_FACTOR_VERIFICATIONS.labels(
+            result="invalid_code" if isinstance(failure, InvalidLoginCode)
+            else "challenge_expired").inc()
         raise failure
     assert pair is not None
+    TWO_FACTOR_VERIFICATIONS.labels(result="success").inc()
     tracing.set_attributes({"auth.outcome": "success"})
     return pair
 

@@ -8,7 +8,15 @@ of small, fixed sets only (never an email, a user id or an address).
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+import logging
+from collections.abc import Callable, Iterable, Iterator
+
+from django.utils import timezone
+from prometheus_client import Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
 
 LOGIN_THROTTLED = Counter(
     "auth_login_throttled_total",
@@ -36,3 +44,185 @@ ASSERTION_REJECTED = Counter(
     "bypassed edge-jwt (Kong fails open) or misused an assertion, by reason.",
     ["reason"],  # auth_backend.identity.assertion.Rejection; each series starts at 0 there
 )
+
+# --- business metrics (backend/docs/metrics.md) ----------------------------------------------
+# Each is incremented once, by the service where the event happens, after that service's own
+# transaction committed (a refused or rolled-back operation counts as what the caller saw).
+
+LOGIN_FAILURE_REASONS = ("throttled", "unknown_email", "no_password", "wrong_password",
+                         "inactive", "email_not_verified")
+
+LOGINS = Counter(
+    "auth_login_total",
+    "Password sign-ins (accounts.services.login), by outcome: status success (right password, "
+    "verified, active; requires_2fa says whether a 2FA challenge was issued instead of tokens) "
+    "or failure (requires_2fa is always false).",
+    ["status", "requires_2fa"],
+)
+LOGIN_FAILURES = Counter(
+    "auth_login_failed_total",
+    "Failed password sign-ins by reason (the user.login_failed event's reasons, plus "
+    "throttled); the client sees one 401 for unknown_email, no_password, wrong_password "
+    "and inactive.",
+    ["reason"],
+)
+LOGIN_DURATION = Histogram(
+    "auth_login_duration_seconds",
+    "Duration of the whole password sign-in service call (throttle check, Argon2, tokens), "
+    "every outcome.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0),
+)
+REGISTRATIONS = Counter(
+    "auth_registrations_total",
+    "Password registrations by outcome: created (new account), existing_email (the address "
+    "already has an account; the client gets the same 202), invalid_password (400).",
+    ["outcome"],
+)
+EMAIL_VERIFICATIONS = Counter(
+    "auth_email_verifications_total",
+    "Email verification attempts: verified, already_verified (valid token, address verified "
+    "meanwhile), invalid_token (unknown, used, expired or superseded token).",
+    ["result"],
+)
+TWO_FACTOR_CHALLENGES = Counter(
+    "auth_2fa_challenges_total",
+    "2FA login challenges issued (a right first factor, password or Google, for an account "
+    "with 2FA).",
+)
+TWO_FACTOR_VERIFICATIONS = Counter(
+    "auth_2fa_verifications_total",
+    "Codes presented to POST login/2fa: success, invalid_code (wrong or replayed), "
+    "challenge_expired (unknown, expired, used or exhausted challenge).",
+    ["result"],
+)
+TOKENS_ISSUED = Counter(
+    "auth_tokens_issued_total",
+    "Tokens minted, by kind (access, refresh): one of each per sign-in and per rotation.",
+    ["kind"],
+)
+TOKEN_REFRESHES = Counter(
+    "auth_token_refresh_total",
+    "Refresh-token rotations: success, invalid (unknown, malformed, expired, revoked, "
+    "inactive user), reuse (a used token again: family revoked), cutoff (session started "
+    "before a sign-out-everywhere: family revoked).",
+    ["result"],
+)
+REFRESH_TOKEN_REUSE = Counter(
+    "auth_refresh_token_reuse_total",
+    "Refresh-token reuse detected: a rotated token presented again; its session was revoked.",
+)
+LOGOUTS = Counter(
+    "auth_logouts_total",
+    "Sessions ended by logout (idempotent repeats and unknown tokens are not counted).",
+)
+SELLER_APPLICATIONS = Counter(
+    "auth_seller_applications_total",
+    "Seller applications by transition: submitted, approved, rejected.",
+    ["status"],
+)
+JWT_VALIDATION_RESULTS = ("valid", "malformed", "unknown_key", "bad_signature", "expired",
+                          "not_yet_valid", "wrong_issuer", "wrong_audience", "missing_claim",
+                          "wrong_token_use", "unknown_token", "revoked", "inactive_user")
+JWT_VALIDATIONS = Counter(
+    "auth_jwt_validation_total",
+    "Access tokens introspected by the internal validate-token endpoint: valid, or why not "
+    "(tokens.services.InvalidAccessToken reasons).",
+    ["result"],
+)
+INTERNAL_API_REQUESTS = Counter(
+    "auth_internal_api_requests_total",
+    "Requests to the internal API (/internal/auth/) by caller (the configured caller name of "
+    "INTERNAL_API_KEYS; anonymous without a valid key) and HTTP status code.",
+    ["caller", "status"],
+)
+ANONYMOUS_CALLER = "anonymous"
+
+for _status, _requires_2fa in (("success", "false"), ("success", "true"),
+                               ("failure", "false")):
+    LOGINS.labels(status=_status, requires_2fa=_requires_2fa)
+for _reason in LOGIN_FAILURE_REASONS:
+    LOGIN_FAILURES.labels(reason=_reason)
+for _outcome in ("created", "existing_email", "invalid_password"):
+    REGISTRATIONS.labels(outcome=_outcome)
+for _result in ("verified", "already_verified", "invalid_token"):
+    EMAIL_VERIFICATIONS.labels(result=_result)
+for _result in ("success", "invalid_code", "challenge_expired"):
+    TWO_FACTOR_VERIFICATIONS.labels(result=_result)
+for _kind in ("access", "refresh"):
+    TOKENS_ISSUED.labels(kind=_kind)
+for _result in ("success", "invalid", "reuse", "cutoff"):
+    TOKEN_REFRESHES.labels(result=_result)
+for _status in ("submitted", "approved", "rejected"):
+    SELLER_APPLICATIONS.labels(status=_status)
+for _result in JWT_VALIDATION_RESULTS:
+    JWT_VALIDATIONS.labels(result=_result)
+
+
+def init_internal_callers(callers: Iterable[str]) -> None:
+    """Start each configured internal caller's ``200`` series at 0 (called at app start)."""
+    for caller in callers:
+        INTERNAL_API_REQUESTS.labels(caller=caller, status="200")
+
+
+# --- scrape-time gauges from the database ----------------------------------------------------
+
+
+class DatabaseGaugeCollector(Collector):
+    """Gauges computed from the database at each scrape (one cheap, indexed query each).
+
+    Not registered anywhere: whoever serves ``/metrics`` registers the instances of
+    :func:`scrape_time_collectors`. Values come from the database, not from process memory,
+    so they are the same whichever process answers (no multiprocess handling needed). A
+    failing query is logged and its gauge left out of that scrape; the rest still appear.
+    """
+
+    def describe(self) -> list[Metric]:
+        # Without describe(), registering would call collect() -- a database query at import.
+        return [GaugeMetricFamily(name, documentation) for name, documentation, _ in
+                self._gauges()]
+
+    def collect(self) -> Iterator[Metric]:
+        for name, documentation, read in self._gauges():
+            try:
+                value = read()
+            except Exception:
+                log.exception("metric query failed; gauge omitted from this scrape",
+                              extra={"metric": name})
+                continue
+            yield GaugeMetricFamily(name, documentation, value=value)
+
+    @staticmethod
+    def _gauges() -> list[tuple[str, str, Callable[[], float]]]:
+        from auth_backend.events.selectors import (
+            oldest_unpublished_occurred_at,
+            unpublished_event_count,
+        )
+        from auth_backend.sellers.selectors import pending_application_count
+        from auth_backend.tokens.selectors import active_session_count
+
+        def oldest_unpublished_age() -> float:
+            oldest = oldest_unpublished_occurred_at()
+            if oldest is None:
+                return 0.0
+            return max((timezone.now() - oldest).total_seconds(), 0.0)
+
+        return [
+            ("auth_seller_applications_pending",
+             "Seller applications waiting for a staff decision.",
+             pending_application_count),
+            ("auth_active_sessions",
+             "Live sign-in sessions: refresh-token families not revoked whose current "
+             "refresh token has not expired.",
+             active_session_count),
+            ("auth_outbox_backlog",
+             "Outbox events not yet published to the event stream by the relay.",
+             unpublished_event_count),
+            ("auth_outbox_oldest_unpublished_age_seconds",
+             "Age of the oldest unpublished outbox event; 0 when none waits.",
+             oldest_unpublished_age),
+        ]
+
+
+def scrape_time_collectors() -> list[Collector]:
+    """Collectors of values read from the database at scrape time, for the metrics view."""
+    return [DatabaseGaugeCollector()]

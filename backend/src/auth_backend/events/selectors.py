@@ -16,3 +16,8 @@ def unpublished_events() -> QuerySet[OutboxEvent]:
 
 def oldest_unpublished_occurred_at() -> datetime | None:
     return unpublished_events().values_list("occurred_at", flat=True).first()
+
+
+def unpublished_event_count() -> int:
+    """The relay's backlog (served by the partial index on unpublished rows)."""
+    return OutboxEvent.objects.filter(published_at__isnull=True).count()

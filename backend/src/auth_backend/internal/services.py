@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from auth_backend.core.metrics import JWT_VALIDATIONS
 from auth_backend.tokens.services import InvalidAccessToken, validate_access_token
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,9 @@ def introspect_access_token(token: str) -> Introspection:
         claims = validate_access_token(token)
     except InvalidAccessToken as exc:
         log.info("introspected token is inactive", extra={"reason": exc.reason})
+        JWT_VALIDATIONS.labels(result=exc.reason).inc()
         return Introspection(active=False)
+    JWT_VALIDATIONS.labels(result="valid").inc()
     return Introspection(
         active=True,
         sub=claims.sub,

@@ -33,6 +33,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from auth_backend.core.metrics import ANONYMOUS_CALLER, INTERNAL_API_REQUESTS
 from auth_backend.core.openapi import INTERNAL_SCHEMA_SETTINGS, error_response
 from auth_backend.health.views import READINESS_REPORT, readiness
 from auth_backend.internal.authentication import (
@@ -84,6 +85,10 @@ class InternalAccessMixin:
             "method": request.method,
             "status": response.status_code,
         })
+        # The one place every internal request passes, errors included (a request-level
+        # metric: there is no service call for a 401 or a 400).
+        INTERNAL_API_REQUESTS.labels(caller=caller.name if caller else ANONYMOUS_CALLER,
+                                     status=str(response.status_code)).inc()
         return response
 
 

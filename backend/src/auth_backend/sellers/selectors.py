@@ -35,6 +35,11 @@ def application_by_id(application_id: str | uuid.UUID) -> SellerApplication | No
     return SellerApplication.objects.select_related("user").filter(pk=key).first()
 
 
+def pending_application_count() -> int:
+    """Applications waiting for a decision (index ``seller_app_status_idx``)."""
+    return SellerApplication.objects.filter(status=ApplicationStatus.PENDING).count()
+
+
 def has_pending_application(user: User) -> bool:
     return SellerApplication.objects.filter(user=user, status=ApplicationStatus.PENDING).exists()
 

@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from auth_backend.accounts.models import User
+from auth_backend.core.metrics import SELLER_APPLICATIONS
 from auth_backend.events.services import EventType, record_event
 from auth_backend.sellers.exceptions import (
     AlreadyDecided,
@@ -88,6 +89,7 @@ def submit_application(
             application_id=str(application.pk),
             seller_type=application.seller_type,
         )
+    SELLER_APPLICATIONS.labels(status="submitted").inc()
     return application
 
 
@@ -145,4 +147,5 @@ def decide_application(
             application_id=str(application.pk),
             decided_by=str(actor.pk),
         )
+    SELLER_APPLICATIONS.labels(status=new_status.value).inc()
     return application

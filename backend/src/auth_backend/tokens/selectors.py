@@ -32,6 +32,19 @@ def live_families_of(user_id: uuid.UUID | str) -> list[RefreshFamily]:
     return list(RefreshFamily.objects.filter(user_id=user_id, revoked_at__isnull=True))
 
 
+def active_session_count() -> int:
+    """Live sessions: families not revoked whose current (unused) refresh token is unexpired.
+
+    A family has one unused token at a time (rotation marks the old one used in the same
+    transaction), so counting those tokens counts families; revocation marks the tokens
+    revoked too, the family condition is only belt and braces.
+    """
+    return RefreshToken.objects.filter(
+        used_at__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now(),
+        family__revoked_at__isnull=True,
+    ).count()
+
+
 def unexpired_access_tokens(family_ids: list[uuid.UUID]) -> list[tuple[str, datetime]]:
     """``(jti, expires_at)`` of the families' access tokens that have not expired yet."""
     return list(AccessTokenRecord.objects.filter(

@@ -43,6 +43,12 @@ from rest_framework.exceptions import APIException
 from auth_backend.accounts.models import User
 from auth_backend.accounts.selectors import active_user_by_id
 from auth_backend.core import tracing
+from auth_backend.core.metrics import (
+    LOGOUTS,
+    REFRESH_TOKEN_REUSE,
+    TOKEN_REFRESHES,
+    TOKENS_ISSUED,
+)
 from auth_backend.events.services import EventType, record_event
 from auth_backend.tokens import revocation as revocations
 from auth_backend.tokens.keys import signing_keys
@@ -263,8 +269,14 @@ def issue_token_pair(user: User, *, amr: Sequence[str] = ("pwd",)) -> TokenPair:
         family = RefreshFamily.objects.create(user=user, amr=list(amr), created_at=now)
         refresh_token = _new_refresh_token(family, now)
         access_token, expires_in = _issue_access_token(user, family)
+    _count_issued_pair()
     return TokenPair(access_token=access_token, refresh_token=refresh_token,
                      expires_in=expires_in)
+
+
+def _count_issued_pair() -> None:
+    TOKENS_ISSUED.labels(kind="access").inc()
+    TOKENS_ISSUED.labels(kind="refresh").inc()
 
 
 @tracing.traced("tokens.refresh")
@@ -272,8 +284,33 @@ def rotate_refresh_token(raw_refresh_token: str) -> TokenPair:
     """Exchange a refresh token for a new pair; see the module docstring for reuse.
 
     Raises :class:`InvalidRefreshToken` for anything but a live, unused, unexpired token of
-    an active user. On reuse, the family revocation is committed before raising.
+    an active user. On reuse, the family revocation is committed before raising. Each call
+    is counted once in ``auth_token_refresh_total`` by result (backend/docs/metrics.md).
     """
+    try:
+        pair = _rotate_refresh_token(raw_refresh_token)
+    except _RefreshRevoked as revoked:
+        TOKEN_REFRESHES.labels(result=revoked.outcome).inc()
+        if revoked.outcome == RevokeReason.REUSE:
+            REFRESH_TOKEN_REUSE.inc()
+        raise InvalidRefreshToken() from None
+    except InvalidRefreshToken:
+        TOKEN_REFRESHES.labels(result="invalid").inc()
+        raise
+    TOKEN_REFRESHES.labels(result="success").inc()
+    _count_issued_pair()
+    return pair
+
+
+class _RefreshRevoked(InvalidRefreshToken):
+    """A rotation that revoked its family (reuse or cut-off); the caller sees the same 401."""
+
+    def __init__(self, outcome: str) -> None:
+        super().__init__()
+        self.outcome = outcome
+
+
+def _rotate_refresh_token(raw_refresh_token: str) -> TokenPair:
     if not _looks_like_refresh_token(raw_refresh_token):
         raise InvalidRefreshToken()
     found = refresh_token_by_hash(hash_refresh_token(raw_refresh_token))
@@ -317,7 +354,7 @@ def rotate_refresh_token(raw_refresh_token: str) -> TokenPair:
                     extra={"sub": str(family.user_id), "sid": str(family.pk)})
     if outcome:
         tracing.set_attributes({"tokens.revoked": outcome})
-        raise InvalidRefreshToken()
+        raise _RefreshRevoked(outcome)
     return TokenPair(access_token=access_token, refresh_token=refresh_token,
                      expires_in=expires_in)
 
@@ -358,7 +395,8 @@ def logout(*, refresh_token: str | None = None, access_token_id: str | None = No
         if family is None:
             return False
         record_event(EventType.LOGGED_OUT, subject_id=str(family.user_id), sid=str(family.pk))
-        return True
+    LOGOUTS.inc()
+    return True
 
 
 def _revoke_family_of_refresh_token(raw: str, *, reason: str) -> RefreshFamily | None:
