@@ -305,8 +305,8 @@ def test_upstream_gets_identity_headers_and_a_verifiable_assertion(
 def test_happy_path_costs_five_pdk_round_trips(edge: Edge, backend: Backend, user: User,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """5 PDK calls per accepted request, cache miss or hit: read headers, set headers, share the
-    subject, plus the method and
-    the upstream path the assertion is bound to (docs/identity-assertion.md)."""
+    subject, plus the method and the upstream path the assertion is bound to
+    (docs/identity-assertion.md)."""
     from kong_harness import pdk
 
     calls: list[tuple[str, str, str]] = []
