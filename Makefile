@@ -53,6 +53,7 @@ up: setup
 	@test -f docker-compose.yml || { echo "docker-compose.yml arrives with the compose issue"; exit 1; }
 	@! grep -qs 'placeholder-not-a-secret' .env || { echo "make up: .env still holds .env.example's placeholder secrets; set real ones"; exit 1; }
 	scripts/dev-certs   # TLS between Kong and the backend (var/certs, kept when valid)
+	mkdir -p var/prometheus   # Prometheus's data, owned by you like the keys it reads
 	scripts/gateway-keys  # Kong's assertion key (var/keys) + its JWKS for the backend, when missing
 	HOST_UID=$$(id -u) HOST_GID=$$(id -g) docker compose up -d --build
 

@@ -13,10 +13,14 @@ Writes into DIR (default ``var/certs``, git-ignored with the rest of ``var/``):
                                     --san (e.g. auth-backend.<namespace>.svc.cluster.local)
     gateway.pem, gateway-key.pem    Kong's client certificate (clientAuth), CN and DNS SAN
                                     kong-edge
+    prometheus.pem, prometheus-key.pem
+                                    Prometheus's client certificate (clientAuth), CN and DNS
+                                    SAN prometheus: gunicorn's TLS covers all three backend
+                                    listeners, so scraping the metrics listener needs one too
 
 Private keys are mode 0600, the directory 0700. Idempotent: a file is kept while it is valid
 (parses, matches its key, is signed by the CA, has the wanted SANs, and has more than 30 days
-left); anything else is made again, and a new CA makes both leaves again. Prints one line per
+left); anything else is made again, and a new CA makes every leaf again. Prints one line per
 file (``kept`` / ``made``) on stderr and the directory on stdout.
 
 How they are used (``make run`` stays plain HTTP on loopback and needs none of this):
@@ -55,6 +59,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 DEFAULT_OUT = Path("var/certs")
 BACKEND_NAMES = ("localhost", "127.0.0.1", "::1", "backend", "auth-backend")
 GATEWAY_CN = "kong-edge"
+PROMETHEUS_CN = "prometheus"
 RENEW_BEFORE = datetime.timedelta(days=30)
 CA_DAYS = 3650
 
@@ -179,7 +184,8 @@ def make_dev_certs(out: Path, extra_sans: list[str], days: int) -> dict[str, str
         report["ca"] = "kept"
     backend_names = list(dict.fromkeys([*BACKEND_NAMES, *extra_sans]))
     leaves = (("backend", "auth-backend", ExtendedKeyUsageOID.SERVER_AUTH, backend_names),
-              ("gateway", GATEWAY_CN, ExtendedKeyUsageOID.CLIENT_AUTH, [GATEWAY_CN]))
+              ("gateway", GATEWAY_CN, ExtendedKeyUsageOID.CLIENT_AUTH, [GATEWAY_CN]),
+              ("prometheus", PROMETHEUS_CN, ExtendedKeyUsageOID.CLIENT_AUTH, [PROMETHEUS_CN]))
     for stem, subject, usage, names in leaves:
         leaf = _load(out, stem)
         wanted = {_general_name(n) for n in names}

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import yaml
 
 from tests.observability.support import (
     ALERTMANAGER,
     PROMETHEUS,
+    ROOT,
     RULE_FILES,
     RULE_TESTS,
     defined_metric_names,
@@ -25,8 +31,14 @@ def _rules() -> list[dict]:
             for rule in group["rules"]]
 
 
-def test_promtool_check_config() -> None:
-    result = run(tool("promtool"), "check", "config", "prometheus.yml", cwd=PROMETHEUS)
+def test_promtool_check_config(tmp_path: Path) -> None:
+    """As mounted in the stack: the certificates the backend job presents (certs/, from
+    scripts/dev-certs) beside the config; promtool checks that those files exist."""
+    config = tmp_path / "prometheus"
+    shutil.copytree(PROMETHEUS, config)
+    subprocess.run([sys.executable, str(ROOT / "scripts/dev_certs.py"), "--out",
+                    str(config / "certs")], check=True, capture_output=True, timeout=60)
+    result = run(tool("promtool"), "check", "config", "prometheus.yml", cwd=config)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -14,7 +14,7 @@ from cryptography.x509.verification import PolicyBuilder, Store
 
 REPO = Path(__file__).resolve().parents[2]
 FILES = ("ca.pem", "ca-key.pem", "backend.pem", "backend-key.pem", "gateway.pem",
-         "gateway-key.pem")
+         "gateway-key.pem", "prometheus.pem", "prometheus-key.pem")
 
 
 def dev_certs(out: Path, *args: str) -> list[str]:
@@ -33,7 +33,7 @@ def cert(out: Path, name: str) -> x509.Certificate:
 def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("certs") / "var-certs"
     lines = dev_certs(directory, "--san", "auth-backend.edge.svc.cluster.local")
-    assert [line.split()[1] for line in lines] == ["made"] * 3
+    assert [line.split()[1] for line in lines] == ["made"] * 4
     return directory
 
 
@@ -75,20 +75,20 @@ def test_private_keys_are_private(out: Path) -> None:
 
 def test_idempotent_and_repairs_only_what_is_missing(out: Path) -> None:
     """A second run keeps every file byte for byte; a missing leaf is made again alone; a new
-    SAN remakes the server certificate; a new CA remakes both leaves."""
+    SAN remakes the server certificate; a new CA remakes every leaf."""
     before = {name: (out / name).read_bytes() for name in FILES}
     lines = dev_certs(out, "--san", "auth-backend.edge.svc.cluster.local")
-    assert [line.split()[1] for line in lines] == ["kept"] * 3
+    assert [line.split()[1] for line in lines] == ["kept"] * 4
     assert {name: (out / name).read_bytes() for name in FILES} == before
 
     (out / "gateway.pem").unlink()
-    assert [line.split()[1] for line in dev_certs(out)] == ["kept", "kept", "made"]
+    assert [line.split()[1] for line in dev_certs(out)] == ["kept", "kept", "made", "kept"]
     assert (out / "ca.pem").read_bytes() == before["ca.pem"]
 
     assert [line.split()[1] for line in dev_certs(out, "--san", "api.internal")] == [
-        "kept", "made", "kept"]
+        "kept", "made", "kept", "kept"]
 
     (out / "ca-key.pem").unlink()
-    assert [line.split()[1] for line in dev_certs(out)] == ["made"] * 3
+    assert [line.split()[1] for line in dev_certs(out)] == ["made"] * 4
     store = Store([cert(out, "ca.pem")])
     PolicyBuilder().store(store).build_client_verifier().verify(cert(out, "gateway.pem"), [])
