@@ -1,0 +1,402 @@
+"""A real Prometheus scrapes a running stack: the backend, the harness gateway with the three
+shipped plugin servers and Kong's Status API, Alertmanager and itself.
+
+The Prometheus configuration is generated from observability/prometheus/prometheus.yml (the
+same jobs, paths and labels; loopback targets on free ports; a 1 s scrape and evaluation
+interval; the repository's rule files). A scripted mix of requests goes through the gateway
+(sign-up, verification, good and bad logins up to the login limit's 429, profile reads, a
+401 without a token and one with a bad token, a refresh and a refresh-token reuse; plus one
+keyless call on the backend's internal listener), then the checks read Prometheus's HTTP
+API: every target up, the counters rose by what was sent, every alert rule and dashboard
+expression evaluates, every dashboard panel has data, and ``promtool check metrics`` finds
+nothing to say about our exporters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import shutil
+import subprocess
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.harness.backend import PASSWORD, Backend, bearer, repo_kong_yml, running_backend
+from tests.harness.support import HarnessRunner, free_port
+
+# What promtool's linter says of Kong 3.9.3's own metric names: the emulation keeps them.
+from tests.harness.test_status_api import KONG_NAMING_LINT
+from tests.observability.support import (
+    DASHBOARDS,
+    PROMETHEUS,
+    RULE_FILES,
+    grafana_to_promql,
+    tool,
+)
+from tests.services import REDIS_TEST_URL, redis_unavailable, require
+
+PLUGINS = ("edge-trace", "edge-jwt", "edge-rate-limit")
+
+# Panels that legitimately have no series after this traffic, with the reason. Empty: every
+# panel's metric exists from the start or is driven below.
+NO_DATA_EXPECTED: dict[str, str] = {}
+
+
+@dataclass
+class Stack:
+    prometheus: str
+    backend: Backend
+    runner: HarnessRunner
+    plugin_metrics: dict[str, str]
+    # (route, code) of every response the gateway gave to the scripted traffic.
+    sent: Counter[tuple[str, int]] = field(default_factory=Counter)
+    before: dict[str, dict[tuple[str, ...], float]] = field(default_factory=dict)
+    after: dict[str, dict[tuple[str, ...], float]] = field(default_factory=dict)
+
+    def query(self, expr: str) -> dict[str, Any]:
+        response = httpx.get(f"{self.prometheus}/api/v1/query", params={"query": expr},
+                             timeout=10, trust_env=False)
+        return response.json()
+
+
+# Counters compared before and after the traffic: name -> (PromQL, its grouping labels).
+COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "logins": ('sum by (status) (auth_login_total{job="auth-backend"})', ("status",)),
+    "kong": ('sum by (route, code) (kong_http_requests_total{job="kong"})', ("route", "code")),
+    "jwt": ('sum by (result) (edge_jwt_validations_total{job="edge-jwt"})', ("result",)),
+    "rate_limit": ('sum by (route, outcome) '
+                   '(edge_rate_limit_decisions_total{job="edge-rate-limit"})',
+                   ("route", "outcome")),
+}
+
+
+def _snapshot(stack: Stack) -> dict[str, dict[tuple[str, ...], float]]:
+    out = {}
+    for name, (expr, labels) in COUNTERS.items():
+        answer = stack.query(expr)
+        assert answer["status"] == "success", (expr, answer)
+        out[name] = {tuple(r["metric"].get(label, "") for label in labels): float(r["value"][1])
+                     for r in answer["data"]["result"]}
+    return out
+
+
+def _delta(stack: Stack, name: str) -> dict[tuple[str, ...], float]:
+    before, after = stack.before[name], stack.after[name]
+    return {key: value - before.get(key, 0.0) for key, value in after.items()
+            if value - before.get(key, 0.0)}
+
+
+# --- processes -----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _process(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_ok(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1, trust_env=False).status_code == 200:
+                return
+        assert proc.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, f"{url} not ready: {log.read_text()[-3000:]}"
+        time.sleep(0.1)
+
+
+def prometheus_config(targets: dict[str, str], alertmanager: str) -> dict[str, Any]:
+    """observability/prometheus/prometheus.yml for this stack: every job of that file (its
+    name, metrics path and static labels; ``targets`` maps each job name to a loopback
+    host:port), 1 s intervals and the rule files by absolute path.
+
+    A job's transport settings (``scheme``, ``tls_config``: the compose stack's mTLS to the
+    backend, with certificates relative to that file) are left out: the processes here
+    serve plain HTTP on 127.0.0.1."""
+    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    jobs = [job["job_name"] for job in config["scrape_configs"]]
+    assert sorted(jobs) == sorted(targets), "a job of prometheus.yml has no live target here"
+    return {
+        "global": {**config["global"], "scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(path) for path in RULE_FILES],
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
+        "scrape_configs": [
+            {**{key: job[key] for key in ("job_name", "metrics_path") if key in job},
+             "static_configs": [{"targets": [targets[job["job_name"]]],
+                                 **({"labels": s["labels"]} if "labels" in s else {})}
+                                for s in job["static_configs"]]}
+            for job in config["scrape_configs"]],
+    }
+
+
+# --- the traffic ---------------------------------------------------------------------------
+
+
+def _drive(stack: Stack, client: httpx.Client) -> None:
+    """The scripted mix, from one client address (X-Real-IP from the trusted 127.0.0.1, as
+    nginx's realip module; fresh per run so the Redis-backed limits start empty)."""
+    ip = f"10.{random.randrange(256)}.{random.randrange(256)}.{random.randrange(1, 255)}"
+    client.headers["X-Real-IP"] = ip
+
+    def send(method: str, path: str, route: str, expect: int, **kwargs: Any) -> httpx.Response:
+        response = client.request(method, path, **kwargs)
+        assert response.status_code == expect, (method, path, response.status_code,
+                                                response.text)
+        stack.sent[(route, expect)] += 1
+        return response
+
+    email = f"live-{random.getrandbits(48):012x}@example.com"
+    send("POST", "/api/auth/register", "auth-register", 202,
+         json={"email": email, "password": PASSWORD})
+    send("POST", "/api/auth/verify-email", "auth-public", 200,
+         json={"token": stack.backend.verification_token(email)})
+    pair = send("POST", "/api/auth/login", "auth-login", 200,
+                json={"email": email, "password": PASSWORD}).json()
+    for _ in range(3):
+        send("GET", "/api/auth/profile", "auth-profile", 200,
+             headers=bearer(pair["access_token"]))
+    send("GET", "/api/auth/profile", "auth-profile", 401)  # no token: edge-jwt refuses
+    send("GET", "/api/auth/profile", "auth-profile", 401, headers=bearer("not.a.jwt"))
+    # Refresh, then present the rotated token again: reuse (the session is revoked).
+    send("POST", "/api/auth/token/refresh", "auth-token-refresh", 200,
+         json={"refresh_token": pair["refresh_token"]})
+    send("POST", "/api/auth/token/refresh", "auth-token-refresh", 401,
+         json={"refresh_token": pair["refresh_token"]})
+    # Logins are limited to 5 a minute per address (kong.yml): 4 wrong passwords, then 429.
+    for _ in range(4):
+        send("POST", "/api/auth/login", "auth-login", 401,
+             json={"email": email, "password": "wrong-password-1"})
+    send("POST", "/api/auth/login", "auth-login", 429,
+         json={"email": email, "password": "wrong-password-1"})
+    send("GET", "/api/auth/health/live/", "auth-public", 200)
+    # The internal API is not routed by the gateway: a caller without a key, on its listener.
+    internal = httpx.post(f"{stack.backend.internal_url}/internal/auth/validate-token",
+                          json={"token": pair["access_token"]}, timeout=10, trust_env=False)
+    assert internal.status_code in (401, 403), internal.text
+
+
+def _poll(check: Any, timeout: float = 15) -> Any:
+    """``check()`` until it returns without an AssertionError (the last one is raised)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    prometheus_bin = tool("prometheus")
+    alertmanager_bin = tool("prometheus-alertmanager")
+    require(redis_unavailable())
+    work = Path(tempfile.mkdtemp(prefix="live-stack-"))
+    ports = {name: free_port() for name in (*PLUGINS, "prometheus", "alertmanager")}
+    with contextlib.ExitStack() as stop, pytest.MonkeyPatch.context() as patch:
+        stop.callback(shutil.rmtree, work, ignore_errors=True)
+        # kong.yml's env-vault references: the rate-limit store is the test Redis (so the
+        # store and breaker metrics are live); no OTLP export.
+        patch.setenv("EDGE_RATE_LIMIT_REDIS_URL", REDIS_TEST_URL)
+        patch.delenv("EDGE_TRACE_OTLP_ENDPOINT", raising=False)
+        (work / "backend").mkdir()
+        backend = stop.enter_context(running_backend(work / "backend"))
+        doc = repo_kong_yml(backend, plugins=("prometheus", *PLUGINS))
+        assert doc["plugins"][0]["name"] == "prometheus"
+        runner = HarnessRunner(
+            yaml.safe_dump(doc, sort_keys=False), servers={name: {} for name in PLUGINS},
+            commands={name: f"{name} --metrics-port {ports[name]} --metrics-address 127.0.0.1"
+                      for name in PLUGINS},
+            status=True)
+        stop.callback(runner.stop)
+        runner.start()
+
+        (work / "am").mkdir()
+        (work / "am.yml").write_text(yaml.safe_dump(
+            {"route": {"receiver": "none"}, "receivers": [{"name": "none"}]}))
+        am_log = work / "alertmanager.log"
+        am = stop.enter_context(_process(
+            [alertmanager_bin, f"--config.file={work / 'am.yml'}",
+             f"--storage.path={work / 'am'}", "--cluster.listen-address=",
+             f"--web.listen-address=127.0.0.1:{ports['alertmanager']}"], am_log))
+        _wait_ok(f"http://127.0.0.1:{ports['alertmanager']}/-/ready", am, am_log)
+
+        targets = {
+            "kong": f"127.0.0.1:{runner.status_port}",
+            **{name: f"127.0.0.1:{ports[name]}" for name in PLUGINS},
+            "auth-backend": f"127.0.0.1:{backend.metrics_port}",
+            "alertmanager": f"127.0.0.1:{ports['alertmanager']}",
+            "prometheus": f"127.0.0.1:{ports['prometheus']}",
+        }
+        config = prometheus_config(targets, targets["alertmanager"])
+        (work / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+        prom_log = work / "prometheus.log"
+        prom = stop.enter_context(_process(
+            [prometheus_bin, f"--config.file={work / 'prometheus.yml'}",
+             f"--storage.tsdb.path={work / 'tsdb'}",
+             f"--web.listen-address=127.0.0.1:{ports['prometheus']}"], prom_log))
+        url = f"http://127.0.0.1:{ports['prometheus']}"
+        _wait_ok(f"{url}/-/ready", prom, prom_log)
+
+        live = Stack(url, backend, runner,
+                     {name: f"http://127.0.0.1:{ports[name]}/metrics" for name in PLUGINS})
+        _poll(lambda: _assert_targets_up(live))
+        time.sleep(1.5)  # a second scrape of every target before the baseline
+        live.before = _snapshot(live)
+        with runner.client() as client:
+            _drive(live, client)
+        runner.drain_logs()
+
+        def settled() -> None:
+            live.after = _snapshot(live)
+            _assert_counters(live)
+
+        _poll(settled)
+        time.sleep(3)  # series born in the traffic get a few samples: rate() sees them
+        yield live
+
+
+# --- checks --------------------------------------------------------------------------------
+
+
+def _assert_targets_up(stack: Stack) -> dict[str, str]:
+    response = httpx.get(f"{stack.prometheus}/api/v1/targets", timeout=10, trust_env=False)
+    active = response.json()["data"]["activeTargets"]
+    health = {t["labels"]["job"]: (t["health"], t["lastError"]) for t in active}
+    expected = {job["job_name"] for job in
+                yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())["scrape_configs"]}
+    assert set(health) == expected, health
+    assert all(h == "up" for h, _ in health.values()), health
+    return {job: h for job, (h, _) in health.items()}
+
+
+def _assert_counters(stack: Stack) -> None:
+    sent = stack.sent
+    logins = _delta(stack, "logins")
+    assert logins == {("success",): 1, ("failure",): 4}, logins  # the 429 never got there
+    kong = _delta(stack, "kong")
+    assert kong == {(route, str(code)): float(n) for (route, code), n in sent.items()}, kong
+    total = sum(sent.values())
+    jwt = _delta(stack, "jwt")
+    assert sum(jwt.values()) == total, jwt  # edge-jwt runs on every route
+    assert jwt.get(("rejected",)) == 2, jwt  # no token, a malformed token
+    rate_limit = _delta(stack, "rate_limit")
+    # edge-rate-limit runs after edge-jwt: the two requests edge-jwt refused never got there.
+    assert sum(rate_limit.values()) == total - 2, rate_limit
+    assert {k: v for k, v in rate_limit.items() if k[1] != "allowed"} == {
+        ("auth-login", "rejected"): 1}, rate_limit
+
+
+def test_every_target_is_up(stack: Stack) -> None:
+    assert _assert_targets_up(stack) == {
+        job: "up" for job in ("kong", *PLUGINS, "auth-backend", "alertmanager", "prometheus")}
+
+
+def test_counters_rose_by_the_traffic(stack: Stack) -> None:
+    _assert_counters(stack)
+    assert sum(stack.sent.values()) == 16
+
+
+def _rules() -> list[tuple[str, str]]:
+    return [(f"{path.name}: {rule['alert']}", rule["expr"]) for path in RULE_FILES
+            for group in yaml.safe_load(path.read_text())["groups"] for rule in group["rules"]]
+
+
+def _panels() -> list[tuple[str, list[str]]]:
+    """(where, [PromQL of each target]) of every dashboard panel."""
+    out = []
+    for path in DASHBOARDS:
+        dashboard = json.loads(path.read_text())
+        panels = [p for top in dashboard["panels"] for p in (top, *top.get("panels", []))]
+        out += [(f"{path.name}: {panel['title']}", [t["expr"] for t in panel["targets"]])
+                for panel in panels if panel.get("type") != "row"]
+    return out
+
+
+def test_every_rule_and_panel_expression_evaluates(stack: Stack) -> None:
+    expressions = _rules() + [(f"{where} #{i}", grafana_to_promql(expr))
+                              for where, exprs in _panels() for i, expr in enumerate(exprs)]
+    failures = {}
+    for where, expr in expressions:
+        answer = stack.query(expr)
+        if answer["status"] != "success" or answer.get("warnings"):
+            failures[where] = answer
+    assert not failures, failures
+    assert len(expressions) >= 60
+
+
+def test_prometheus_evaluates_every_rule_without_error(stack: Stack) -> None:
+    def check() -> None:
+        response = httpx.get(f"{stack.prometheus}/api/v1/rules", timeout=10, trust_env=False)
+        rules = [r for g in response.json()["data"]["groups"] for r in g["rules"]]
+        assert {r["name"] for r in rules} == {w.split(": ")[1] for w, _ in _rules()}
+        bad = {r["name"]: r.get("lastError") for r in rules if r["health"] != "ok"}
+        assert not bad, bad
+
+    _poll(check, timeout=5)
+
+
+def test_every_dashboard_panel_has_data(stack: Stack) -> None:
+    panels = _panels()
+    empty = {}
+    for where, exprs in panels:
+        answer = stack.query(grafana_to_promql(exprs[0]))
+        if not answer["data"]["result"]:
+            empty[where] = exprs[0]
+    assert empty.keys() == NO_DATA_EXPECTED.keys(), empty
+
+
+def _lint(text: str) -> set[str]:
+    result = subprocess.run([tool("promtool"), "check", "metrics"], input=text,
+                            capture_output=True, text=True, timeout=30, check=False)
+    return set((result.stdout + result.stderr).splitlines()) - {""}
+
+
+@pytest.mark.parametrize("target", [*PLUGINS, "auth-backend", "kong"])
+def test_promtool_lint_of_each_exporter(stack: Stack, target: str) -> None:
+    if target == "auth-backend":
+        url = f"{stack.backend.metrics_url}/metrics"
+    elif target == "kong":
+        url = f"{stack.runner.status_url}/metrics"
+    else:
+        url = stack.plugin_metrics[target]
+    response = httpx.get(url, timeout=10, trust_env=False)
+    assert response.status_code == 200
+    findings = _lint(response.text)
+    assert findings == (KONG_NAMING_LINT if target == "kong" else set()), findings
+
+
+def test_the_generated_config_keeps_every_job_and_label() -> None:
+    original = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    jobs = [job["job_name"] for job in original["scrape_configs"]]
+    config = prometheus_config({job: f"127.0.0.1:{9000 + i}" for i, job in enumerate(jobs)},
+                               "127.0.0.1:1")
+    for old, new in zip(original["scrape_configs"], config["scrape_configs"], strict=True):
+        assert old["job_name"] == new["job_name"]
+        assert [s.get("labels") for s in old["static_configs"]] == [
+            s.get("labels") for s in new["static_configs"]]
+    assert config["rule_files"] and all(Path(p).is_absolute() and Path(p).is_file()
+                                        for p in config["rule_files"])
+    assert config["global"]["scrape_interval"] == "1s"
