@@ -18,7 +18,7 @@ as few PDK round trips as it can (each one is a MessagePack-RPC exchange with Ko
    gateway-signed ``X-Identity-Assertion`` (docs/identity-assertion.md);
 4. one ``kong.ctx.shared.set("edge.subject", …)`` for later plugins (edge-rate-limit).
 
-So an accepted request costs 5 round trips; anonymous and rejected ones skip step 2. A plugin
+So an accepted request costs 5 round trips; anonymous and rejected ones skip those two. A plugin
 that runs after this one (priority below 1450) and rewrites the path with
 ``kong.service.request.set_path`` breaks the binding: the upstream then refuses the
 assertion (fails closed), so such a rewrite belongs before edge-jwt.
