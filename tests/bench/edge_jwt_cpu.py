@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from tests.bench.plugin_cpu import measure, report
-from tests.harness.support import HarnessRunner, free_port, start_upstream
+from tests.harness.support import HarnessRunner, free_port, serve_in_thread, start_upstream
 
 ISSUER, AUDIENCE, KID = "https://bench.idp", "bench-api", "bench-rsa-1"
 
@@ -53,9 +52,7 @@ def serve_jwks(private_key: rsa.RSAPrivateKey) -> ThreadingHTTPServer:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    return serve_in_thread(Handler)
 
 
 def mint(private_key: rsa.RSAPrivateKey) -> str:

@@ -52,6 +52,13 @@ class Upstream:
         return self.requests[-1]
 
 
+def serve_in_thread(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    """A test HTTP server on a free loopback port, serving from a daemon thread."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 def start_upstream() -> tuple[Upstream, ThreadingHTTPServer]:
     upstream = Upstream(port=0)
 
@@ -83,9 +90,8 @@ def start_upstream() -> tuple[Upstream, ThreadingHTTPServer]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = serve_in_thread(Handler)
     upstream.port = server.server_address[1]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     return upstream, server
 
 

@@ -18,13 +18,12 @@ import hmac
 import json
 import re
 import secrets
-import threading
 import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
@@ -35,7 +34,7 @@ from cryptography.hazmat.primitives import serialization
 from jwt.algorithms import RSAAlgorithm
 
 from tests.harness.backend import Backend, User, bearer, login, repo_kong_yml, sign_up
-from tests.harness.support import HarnessRunner, Upstream, free_port, header
+from tests.harness.support import HarnessRunner, Upstream, free_port, header, serve_in_thread
 from tests.services import REDIS_TEST_URL, redis_unavailable, require
 
 ISSUER = "https://auth.local"
@@ -103,8 +102,7 @@ class SwitchableJwks:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = serve_in_thread(Handler)
 
     @property
     def url(self) -> str:
@@ -149,8 +147,7 @@ class Tap:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = serve_in_thread(Handler)
 
     @property
     def url(self) -> str:

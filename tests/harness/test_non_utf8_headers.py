@@ -23,7 +23,6 @@ import ast
 import http.client
 import json
 import re
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,7 +35,13 @@ import pytest
 import yaml
 
 from tests.harness.backend import Backend, User, repo_kong_yml, sign_up
-from tests.harness.support import HarnessRunner, Upstream, header, shipped_plugins_runner
+from tests.harness.support import (
+    HarnessRunner,
+    Upstream,
+    header,
+    serve_in_thread,
+    shipped_plugins_runner,
+)
 
 EVIL = b"\xff\xfe"  # not UTF-8: 0xFF never occurs in UTF-8
 MIXED = b"caf\xe9 \x80ok"  # latin-1 text and a lone continuation byte
@@ -200,9 +205,7 @@ def start_echo_upstream() -> ThreadingHTTPServer:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    return serve_in_thread(Handler)
 
 
 @dataclass
