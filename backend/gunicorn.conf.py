@@ -70,12 +70,15 @@ def _listeners(env):
     for name, address in binds.items():
         parsed = parse_address(address)
         if not isinstance(parsed, tuple) or not parsed[1]:
-            raise RuntimeError(f"the {name} listener needs host:port with a port other than 0 "
-                               f"(got {address!r}): requests are routed by port")
+            raise RuntimeError(
+                f"the {name} listener needs host:port with a port other than 0 "
+                f"(got {address!r}): requests are routed by port"
+            )
         ports[name] = int(parsed[1])
     if len(set(ports.values())) != len(ports):
-        raise RuntimeError(f"the public, internal and metrics listeners need three different "
-                           f"ports (got {binds})")
+        raise RuntimeError(
+            f"the public, internal and metrics listeners need three different ports (got {binds})"
+        )
     return binds, {port: name for name, port in ports.items()}
 
 
@@ -109,23 +112,31 @@ def _tls_settings(env):
     ca_certs, reqs = value("GUNICORN_CA_CERTS"), value("GUNICORN_CERT_REQS")
     if certfile is None:
         if keyfile or ca_certs or reqs:
-            raise RuntimeError("GUNICORN_KEYFILE, GUNICORN_CA_CERTS and GUNICORN_CERT_REQS "
-                               "need GUNICORN_CERTFILE (TLS is on only with a certificate)")
+            raise RuntimeError(
+                "GUNICORN_KEYFILE, GUNICORN_CA_CERTS and GUNICORN_CERT_REQS "
+                "need GUNICORN_CERTFILE (TLS is on only with a certificate)"
+            )
         return {}
-    modes = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL,
-             "required": ssl.CERT_REQUIRED}
+    modes = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
     mode = (reqs or ("required" if ca_certs else "none")).lower()
     if mode not in modes:
-        raise RuntimeError(f"GUNICORN_CERT_REQS must be one of none, optional, required "
-                           f"(got {reqs!r})")
+        raise RuntimeError(
+            f"GUNICORN_CERT_REQS must be one of none, optional, required (got {reqs!r})"
+        )
     if mode != "none" and ca_certs is None:
-        raise RuntimeError(f"GUNICORN_CERT_REQS={mode} needs GUNICORN_CA_CERTS (the CA that "
-                           "signs client certificates)")
+        raise RuntimeError(
+            f"GUNICORN_CERT_REQS={mode} needs GUNICORN_CA_CERTS (the CA that "
+            "signs client certificates)"
+        )
     for path in (certfile, keyfile, ca_certs):
         if path is not None and not os.path.isfile(path):
             raise RuntimeError(f"TLS file not found: {path}")
-    return {"certfile": certfile, "keyfile": keyfile, "ca_certs": ca_certs,
-            "cert_reqs": modes[mode]}
+    return {
+        "certfile": certfile,
+        "keyfile": keyfile,
+        "ca_certs": ca_certs,
+        "cert_reqs": modes[mode],
+    }
 
 
 _tls = _tls_settings(os.environ)
@@ -172,14 +183,17 @@ logconfig_dict = {
 _OWN_DIR = "AUTH_BACKEND_OWN_MULTIPROC_DIR"  # marks the directory this file created
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ[_OWN_DIR] = tempfile.mkdtemp(
-        prefix="auth-backend-prometheus-")
+        prefix="auth-backend-prometheus-"
+    )
 
 
 def on_starting(server):
     """Once, in the master: refuse foreign binds; start the metrics directory empty."""
     if list(server.cfg.bind) != bind:
-        raise RuntimeError(f"bind is {server.cfg.bind}, expected {bind}: set GUNICORN_BIND, "
-                           "GUNICORN_INTERNAL_BIND and GUNICORN_METRICS_BIND, not --bind")
+        raise RuntimeError(
+            f"bind is {server.cfg.bind}, expected {bind}: set GUNICORN_BIND, "
+            "GUNICORN_INTERNAL_BIND and GUNICORN_METRICS_BIND, not --bind"
+        )
     path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     os.makedirs(path, exist_ok=True)
     for stale in glob.glob(os.path.join(path, "*.db")):  # the docs: wipe before startup

@@ -33,8 +33,9 @@ def main() -> int:
             context = ssl.create_default_context(cafile=(env.get("GUNICORN_CA_CERTS") or None))
             client_cert = (env.get("HEALTHCHECK_CLIENT_CERT") or "").strip()
             if client_cert:
-                context.load_cert_chain(client_cert,
-                                        (env.get("HEALTHCHECK_CLIENT_KEY") or "").strip() or None)
+                context.load_cert_chain(
+                    client_cert, (env.get("HEALTHCHECK_CLIENT_KEY") or "").strip() or None
+                )
             conn = http.client.HTTPSConnection("localhost", port, timeout=5, context=context)
         else:
             conn = http.client.HTTPConnection("localhost", port, timeout=5)

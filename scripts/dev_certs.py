@@ -86,9 +86,15 @@ def _write(path: Path, data: bytes, private: bool) -> None:
 
 def _save(out: Path, stem: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> None:
     # the key first: a certificate on disk always has its key next to it
-    _write(out / f"{stem}-key.pem", key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()), private=True)
+    _write(
+        out / f"{stem}-key.pem",
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+        private=True,
+    )
     _write(out / f"{stem}.pem", cert.public_bytes(serialization.Encoding.PEM), private=False)
 
 
@@ -101,8 +107,9 @@ def _load(out: Path, stem: str) -> tuple[x509.Certificate, ec.EllipticCurvePriva
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         return None
     public = serialization.PublicFormat.SubjectPublicKeyInfo
-    if (cert.public_key().public_bytes(serialization.Encoding.DER, public)
-            != key.public_key().public_bytes(serialization.Encoding.DER, public)):
+    if cert.public_key().public_bytes(
+        serialization.Encoding.DER, public
+    ) != key.public_key().public_bytes(serialization.Encoding.DER, public):
         return None
     if cert.not_valid_after_utc - _now() < RENEW_BEFORE:
         return None
@@ -124,49 +131,82 @@ def _sans(cert: x509.Certificate) -> set[x509.GeneralName]:
         return set()
 
 
-def _builder(subject: str, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey,
-             days: int) -> x509.CertificateBuilder:
+def _builder(
+    subject: str, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey, days: int
+) -> x509.CertificateBuilder:
     now = _now()
-    return (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-            .issuer_name(issuer)
-            .public_key(public_key)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=days))
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key),
-                           critical=False))
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+    )
 
 
 def _make_ca() -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "api-edge development CA")])
-    cert = (_builder("api-edge development CA", name, key.public_key(), CA_DAYS)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        _builder("api-edge development CA", name, key.public_key(), CA_DAYS)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
     return cert, key
 
 
-def _make_leaf(ca: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, subject: str,
-               usage: x509.ObjectIdentifier, names: list[str], days: int
-               ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+def _make_leaf(
+    ca: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    subject: str,
+    usage: x509.ObjectIdentifier,
+    names: list[str],
+    days: int,
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = ec.generate_private_key(ec.SECP256R1())
-    builder = (_builder(subject, ca.subject, key.public_key(), days)
-               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                   ca_key.public_key()), critical=False)
-               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-               .add_extension(x509.KeyUsage(
-                   digital_signature=True, content_commitment=False, key_encipherment=False,
-                   data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                   crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-               .add_extension(x509.ExtendedKeyUsage([usage]), critical=False))
+    builder = (
+        _builder(subject, ca.subject, key.public_key(), days)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    )
     if names:
         builder = builder.add_extension(
-            x509.SubjectAlternativeName([_general_name(n) for n in names]), critical=False)
+            x509.SubjectAlternativeName([_general_name(n) for n in names]), critical=False
+        )
     return builder.sign(ca_key, hashes.SHA256()), key
 
 
@@ -183,14 +223,20 @@ def make_dev_certs(out: Path, extra_sans: list[str], days: int) -> dict[str, str
     else:
         report["ca"] = "kept"
     backend_names = list(dict.fromkeys([*BACKEND_NAMES, *extra_sans]))
-    leaves = (("backend", "auth-backend", ExtendedKeyUsageOID.SERVER_AUTH, backend_names),
-              ("gateway", GATEWAY_CN, ExtendedKeyUsageOID.CLIENT_AUTH, [GATEWAY_CN]),
-              ("prometheus", PROMETHEUS_CN, ExtendedKeyUsageOID.CLIENT_AUTH, [PROMETHEUS_CN]))
+    leaves = (
+        ("backend", "auth-backend", ExtendedKeyUsageOID.SERVER_AUTH, backend_names),
+        ("gateway", GATEWAY_CN, ExtendedKeyUsageOID.CLIENT_AUTH, [GATEWAY_CN]),
+        ("prometheus", PROMETHEUS_CN, ExtendedKeyUsageOID.CLIENT_AUTH, [PROMETHEUS_CN]),
+    )
     for stem, subject, usage, names in leaves:
         leaf = _load(out, stem)
         wanted = {_general_name(n) for n in names}
-        if (leaf is not None and report["ca"] == "kept" and _signed_by(leaf[0], ca[0])
-                and wanted <= _sans(leaf[0])):
+        if (
+            leaf is not None
+            and report["ca"] == "kept"
+            and _signed_by(leaf[0], ca[0])
+            and wanted <= _sans(leaf[0])
+        ):
             report[stem] = "kept"
             continue
         _save(out, stem, *_make_leaf(*ca, subject, usage, names, days))
@@ -200,12 +246,22 @@ def make_dev_certs(out: Path, extra_sans: list[str], days: int) -> dict[str, str
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/dev-certs", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                        help="directory for the files (default: var/certs)")
-    parser.add_argument("--san", action="append", default=[], metavar="NAME",
-                        help="another DNS name or IP of the backend (repeatable)")
-    parser.add_argument("--days", type=int, default=365,
-                        help="validity of the server and client certificates (default 365)")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="directory for the files (default: var/certs)"
+    )
+    parser.add_argument(
+        "--san",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another DNS name or IP of the backend (repeatable)",
+    )
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=365,
+        help="validity of the server and client certificates (default 365)",
+    )
     args = parser.parse_args(argv)
     report = make_dev_certs(args.out, args.san, args.days)
     for stem, what in report.items():

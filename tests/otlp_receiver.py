@@ -84,7 +84,8 @@ class OtlpReceiver:
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
                 ok = self.path == "/v1/traces" and "protobuf" in (
-                    self.headers.get("Content-Type") or "")
+                    self.headers.get("Content-Type") or ""
+                )
                 if ok:
                     receiver._record(body)
                 status = receiver.status if ok else 415
@@ -116,30 +117,33 @@ class OtlpReceiver:
             resource = {kv.key: _value(kv.value) for kv in resource_spans.resource.attributes}
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
-                    spans.append(ReceivedSpan(
-                        service_name=str(resource.get("service.name", "")),
-                        scope_name=scope_spans.scope.name,
-                        name=span.name,
-                        trace_id=span.trace_id.hex(),
-                        span_id=span.span_id.hex(),
-                        parent_span_id=span.parent_span_id.hex(),
-                        kind=span.kind,
-                        status_code=span.status.code,
-                        flags=span.flags,
-                        trace_state=span.trace_state,
-                        start_ns=span.start_time_unix_nano,
-                        end_ns=span.end_time_unix_nano,
-                        attributes={kv.key: _value(kv.value) for kv in span.attributes},
-                        resource=resource,
-                    ))
+                    spans.append(
+                        ReceivedSpan(
+                            service_name=str(resource.get("service.name", "")),
+                            scope_name=scope_spans.scope.name,
+                            name=span.name,
+                            trace_id=span.trace_id.hex(),
+                            span_id=span.span_id.hex(),
+                            parent_span_id=span.parent_span_id.hex(),
+                            kind=span.kind,
+                            status_code=span.status.code,
+                            flags=span.flags,
+                            trace_state=span.trace_state,
+                            start_ns=span.start_time_unix_nano,
+                            end_ns=span.end_time_unix_nano,
+                            attributes={kv.key: _value(kv.value) for kv in span.attributes},
+                            resource=resource,
+                        )
+                    )
         with self._lock:
             self.requests += 1
             self.spans.extend(spans)
         if self.on_spans is not None:
             self.on_spans(spans)
 
-    def wait_for(self, predicate: Callable[[list[ReceivedSpan]], bool],
-                 timeout: float = 10.0) -> list[ReceivedSpan]:
+    def wait_for(
+        self, predicate: Callable[[list[ReceivedSpan]], bool], timeout: float = 10.0
+    ) -> list[ReceivedSpan]:
         """Wait until ``predicate(spans)`` holds; return the spans (raises on timeout)."""
         deadline = time.monotonic() + timeout
         while True:
@@ -148,8 +152,10 @@ class OtlpReceiver:
             if predicate(snapshot):
                 return snapshot
             if time.monotonic() > deadline:
-                raise AssertionError(f"OTLP receiver: condition not met in {timeout}s; "
-                                     f"got {[(s.service_name, s.name) for s in snapshot]}")
+                raise AssertionError(
+                    f"OTLP receiver: condition not met in {timeout}s; "
+                    f"got {[(s.service_name, s.name) for s in snapshot]}"
+                )
             time.sleep(0.05)
 
     def __enter__(self) -> OtlpReceiver:
@@ -163,8 +169,11 @@ def _print_spans(spans: list[ReceivedSpan]) -> None:
     for span in sorted(spans, key=lambda s: s.start_ns):
         duration_ms = (span.end_ns - span.start_ns) / 1e6
         parent = span.parent_span_id or "-" * 16
-        print(f"{span.trace_id} {span.span_id} <- {parent} {duration_ms:9.2f} ms "
-              f"{span.service_name:<13} {span.name}", flush=True)
+        print(
+            f"{span.trace_id} {span.span_id} <- {parent} {duration_ms:9.2f} ms "
+            f"{span.service_name:<13} {span.name}",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -181,8 +190,10 @@ def main() -> None:
     args = parser.parse_args()
     receiver = OtlpReceiver(port_wanted=args.port, on_spans=_print_spans).start()
     print(f"OTLP/HTTP receiver on {receiver.endpoint} (Ctrl-C stops)", flush=True)
-    print(f"{'trace id':<32} {'span id':<16}    {'parent':<16} {'duration':>12} "
-          f"{'service':<13} name", flush=True)
+    print(
+        f"{'trace id':<32} {'span id':<16}    {'parent':<16} {'duration':>12} {'service':<13} name",
+        flush=True,
+    )
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

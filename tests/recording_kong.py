@@ -31,13 +31,22 @@ class RecordingKong:
 
             def __call__(self, *args: Any) -> Any:
                 if None in args:
-                    args = args[:args.index(None)]
+                    args = args[: args.index(None)]
                 outer.calls.append((self._path, args))
                 answer = outer.answers.get(self._path)
                 return answer(*args) if callable(answer) else answer
 
-        for name in ("request", "service", "response", "client", "ctx", "router", "log",
-                     "nginx", "ip"):
+        for name in (
+            "request",
+            "service",
+            "response",
+            "client",
+            "ctx",
+            "router",
+            "log",
+            "nginx",
+            "ip",
+        ):
             setattr(self, name, Node(f"kong.{name}"))
 
     @property

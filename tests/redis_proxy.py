@@ -39,18 +39,23 @@ def _reset(sock: socket.socket) -> None:
 class _Link:
     """One client connection and its upstream connection, pumped by two threads."""
 
-    def __init__(self, proxy: RedisProxy, client: socket.socket,
-                 upstream: socket.socket) -> None:
+    def __init__(self, proxy: RedisProxy, client: socket.socket, upstream: socket.socket) -> None:
         self.proxy = proxy
         self.client = client
         self.upstream = upstream
         self.closed = threading.Event()
 
     def start(self) -> None:
-        for source, sink, replies in ((self.client, self.upstream, False),
-                                      (self.upstream, self.client, True)):
-            threading.Thread(target=self._pump, args=(source, sink, replies),
-                             daemon=True, name="redis-proxy-pump").start()
+        for source, sink, replies in (
+            (self.client, self.upstream, False),
+            (self.upstream, self.client, True),
+        ):
+            threading.Thread(
+                target=self._pump,
+                args=(source, sink, replies),
+                daemon=True,
+                name="redis-proxy-pump",
+            ).start()
 
     def _pump(self, source: socket.socket, sink: socket.socket, replies: bool) -> None:
         try:
@@ -89,8 +94,14 @@ class _Link:
 class RedisProxy:
     """A local TCP proxy to ``target_host:target_port`` with switchable failure modes."""
 
-    def __init__(self, target_port: int = 6379, target_host: str = "127.0.0.1", *,
-                 mode: str = "pass", delay_ms: float = 0) -> None:
+    def __init__(
+        self,
+        target_port: int = 6379,
+        target_host: str = "127.0.0.1",
+        *,
+        mode: str = "pass",
+        delay_ms: float = 0,
+    ) -> None:
         self.target = (target_host, target_port)
         self._check(mode)
         self.mode = mode
@@ -118,8 +129,9 @@ class RedisProxy:
 
     def start(self) -> RedisProxy:
         self._listen()
-        self._thread = threading.Thread(target=self._accept_loop, daemon=True,
-                                        name="redis-proxy-accept")
+        self._thread = threading.Thread(
+            target=self._accept_loop, daemon=True, name="redis-proxy-accept"
+        )
         self._thread.start()
         return self
 
@@ -218,6 +230,10 @@ class RedisProxy:
     def __enter__(self) -> RedisProxy:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()

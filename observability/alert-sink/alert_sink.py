@@ -26,9 +26,17 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             return
         alerts = payload.get("alerts", []) if isinstance(payload, dict) else []
-        print(json.dumps({"path": self.path, "status": payload.get("status")
-                          if isinstance(payload, dict) else None,
-                          "alerts": len(alerts), "payload": payload}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "path": self.path,
+                    "status": payload.get("status") if isinstance(payload, dict) else None,
+                    "alerts": len(alerts),
+                    "payload": payload,
+                }
+            ),
+            flush=True,
+        )
         self.send_response(200)
         self.end_headers()
 

@@ -24,16 +24,22 @@ _TOKEN_LINE = {
 }
 
 
-def make_user(email: str = "alice@example.com", *, password: str | None = PASSWORD,
-              verified: bool = True, **fields: Any) -> User:
+def make_user(
+    email: str = "alice@example.com",
+    *,
+    password: str | None = PASSWORD,
+    verified: bool = True,
+    **fields: Any,
+) -> User:
     if verified:
         fields.setdefault("email_verified_at", timezone.now())
     return User.objects.create_user(email, password=password, **fields)
 
 
 def post(client: Any, path: str, body: Any = None, **extra: Any) -> Any:
-    return client.post(API + path, body if body is not None else {},
-                       content_type="application/json", **extra)
+    return client.post(
+        API + path, body if body is not None else {}, content_type="application/json", **extra
+    )
 
 
 def error_code(response: Any) -> str:

@@ -25,8 +25,9 @@ def _admin(url: str, sql: str) -> None:
         conn.execute(sql)
 
 
-def fresh_postgres_default(postgres_url: str, django_db_blocker: Any,
-                           settings: Any) -> Iterator[str]:
+def fresh_postgres_default(
+    postgres_url: str, django_db_blocker: Any, settings: Any
+) -> Iterator[str]:
     """Django's ``default`` database is a fresh, migrated PostgreSQL database for one test."""
     from auth_backend.tokens.keys import signing_keys
 

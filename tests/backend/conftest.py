@@ -52,8 +52,6 @@ def _database_blocked_by_default(django_db_blocker: Any) -> Iterator[None]:
         yield
 
 
-
-
 @pytest.fixture(scope="session")
 def _postgres_probe() -> tuple[str | None, str]:
     """The first reachable URL of ``POSTGRES_URLS``, or ``None`` and why not."""
@@ -137,7 +135,6 @@ def gateway_jwks(tmp_path_factory: pytest.TempPathFactory, settings: Any) -> Ite
     gateway_keys.clear()
     yield path
     gateway_keys.clear()
-
 
 
 @pytest.fixture(autouse=True)

@@ -36,8 +36,9 @@ _PRIVATE_KEY = Ed25519PrivateKey.generate()
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 
-def write_gateway_jwks(path: Path, private_key: Ed25519PrivateKey = _PRIVATE_KEY,
-                       kid: str = GATEWAY_KID) -> Path:
+def write_gateway_jwks(
+    path: Path, private_key: Ed25519PrivateKey = _PRIVATE_KEY, kid: str = GATEWAY_KID
+) -> Path:
     jwk = json.loads(OKPAlgorithm.to_jwk(private_key.public_key()))
     jwk.update(kid=kid, use="sig", alg="EdDSA")
     path.write_text(json.dumps({"keys": [jwk]}))
@@ -56,18 +57,26 @@ class PendingAssertion(str):
     key: Ed25519PrivateKey
     kid: str
 
-    def __new__(cls, body: dict[str, Any], key: Ed25519PrivateKey,
-                kid: str) -> PendingAssertion:
-        token = super().__new__(cls, _encode({**body, "req_method": "GET", "req_path": "/"},
-                                             key, kid))
+    def __new__(cls, body: dict[str, Any], key: Ed25519PrivateKey, kid: str) -> PendingAssertion:
+        token = super().__new__(
+            cls, _encode({**body, "req_method": "GET", "req_path": "/"}, key, kid)
+        )
         token.body, token.key, token.kid = body, key, kid
         return token
 
     def bind(self, method: str, path: str) -> str:
         """The assertion the edge would send with ``method`` ``path``: a fresh id each time
         (unless the test chose one), as the edge mints one per request."""
-        return _encode({"assertion_id": secrets.token_urlsafe(16), **self.body,
-                        "req_method": method, "req_path": path}, self.key, self.kid)
+        return _encode(
+            {
+                "assertion_id": secrets.token_urlsafe(16),
+                **self.body,
+                "req_method": method,
+                "req_path": path,
+            },
+            self.key,
+            self.kid,
+        )
 
 
 def bind_pending_assertion(environ: dict[str, Any]) -> dict[str, Any]:
@@ -76,14 +85,21 @@ def bind_pending_assertion(environ: dict[str, Any]) -> dict[str, Any]:
     pending = environ.get(ASSERTION_HEADER)
     if isinstance(pending, PendingAssertion):
         raw = (environ.get("SCRIPT_NAME", "") + environ["PATH_INFO"]).encode("iso-8859-1")
-        environ[ASSERTION_HEADER] = pending.bind(environ["REQUEST_METHOD"],
-                                                 quote(raw, safe=_PATH_SAFE))
+        environ[ASSERTION_HEADER] = pending.bind(
+            environ["REQUEST_METHOD"], quote(raw, safe=_PATH_SAFE)
+        )
     return environ
 
 
-def assertion(user: Any = None, *, key: Ed25519PrivateKey = _PRIVATE_KEY,
-              kid: str = GATEWAY_KID, method: str | None = None, path: str | None = None,
-              **claims: Any) -> str:
+def assertion(
+    user: Any = None,
+    *,
+    key: Ed25519PrivateKey = _PRIVATE_KEY,
+    kid: str = GATEWAY_KID,
+    method: str | None = None,
+    path: str | None = None,
+    **claims: Any,
+) -> str:
     """An assertion as edge-jwt signs it; ``claims`` override or add (``None`` removes).
 
     With ``method`` and ``path`` it is bound to that request now; without them (and no

@@ -56,11 +56,14 @@ def test_change_page_never_shows_secrets_or_an_editable_password(admin_client):
 
 
 def test_add_form_hashes_the_password_and_normalises_the_email(admin_client):
-    response = admin_client.post(f"{CHANGELIST}add/", {
-        "email": "Carol@Example.com",
-        "password1": PASSWORD,
-        "password2": PASSWORD,
-    })
+    response = admin_client.post(
+        f"{CHANGELIST}add/",
+        {
+            "email": "Carol@Example.com",
+            "password1": PASSWORD,
+            "password2": PASSWORD,
+        },
+    )
 
     assert response.status_code == 302, response.content.decode()[:2000]
     user = User.objects.get(email="carol@example.com")
@@ -71,8 +74,10 @@ def test_add_form_hashes_the_password_and_normalises_the_email(admin_client):
 def test_add_form_refuses_a_case_variant_of_an_existing_email(admin_client):
     make_user("dave@example.com")
 
-    response = admin_client.post(f"{CHANGELIST}add/", {
-        "email": "DAVE@example.com", "password1": PASSWORD, "password2": PASSWORD})
+    response = admin_client.post(
+        f"{CHANGELIST}add/",
+        {"email": "DAVE@example.com", "password1": PASSWORD, "password2": PASSWORD},
+    )
 
     assert response.status_code == 200  # the form again, with an error
     assert User.objects.filter(email__iexact="dave@example.com").count() == 1
@@ -83,8 +88,11 @@ def test_deactivating_a_user_ends_their_sessions(admin_client):
     pair = issue_token_pair(user)
     page = admin_client.get(f"{CHANGELIST}{user.pk}/change/")
     form = page.context["adminform"].form
-    data = {name: value for name, value in form.initial.items()
-            if name in form.fields and value is not None}
+    data = {
+        name: value
+        for name, value in form.initial.items()
+        if name in form.fields and value is not None
+    }
     data.update(is_active="", groups=[], user_permissions=[], is_staff="", is_superuser="")
     data.pop("password", None)
 

@@ -56,16 +56,21 @@ def post(client: Client, path: str, body: dict[str, Any]) -> Any:
 
 def outcomes(responses: list[Any]) -> list[tuple[int, str]]:
     """Sorted ``(status, error code or "")`` of each response."""
-    return sorted((r.status_code, r.json()["error"]["code"] if r.status_code >= 400 else "")
-                  for r in responses)
+    return sorted(
+        (r.status_code, r.json()["error"]["code"] if r.status_code >= 400 else "")
+        for r in responses
+    )
 
 
 def test_concurrent_duplicate_registrations_leave_exactly_one_user(postgres_default):
     # Case variants of one address, all normalised to the same row.
     variants = ["racer@example.com", "Racer@example.com", "RACER@EXAMPLE.COM"]
 
-    responses = race(lambda client, i: post(client, "register", {
-        "email": variants[i % len(variants)], "password": PASSWORD}))
+    responses = race(
+        lambda client, i: post(
+            client, "register", {"email": variants[i % len(variants)], "password": PASSWORD}
+        )
+    )
 
     assert outcomes(responses) == [(202, "")] * THREADS  # the same answer for every one
     assert User.objects.count() == 1
@@ -75,8 +80,10 @@ def test_concurrent_duplicate_registrations_leave_exactly_one_user(postgres_defa
     assert OutboxEvent.objects.filter(event_type=EventType.USER_REGISTERED).count() == 1
     # One verification email, and one "someone tried to register" notice (once a minute).
     subjects = sorted(message.subject for message in mail.outbox)
-    assert subjects == ["Someone tried to register with your email address",
-                        "Verify your email address"]
+    assert subjects == [
+        "Someone tried to register with your email address",
+        "Verify your email address",
+    ]
     assert {tuple(message.to) for message in mail.outbox} == {("racer@example.com",)}
 
 
@@ -94,8 +101,9 @@ def test_a_verification_token_used_concurrently_verifies_once(postgres_default):
 def test_concurrent_resends_send_one_email(postgres_default):
     make_user("pending@example.com", verified=False)
 
-    responses = race(lambda client, i: post(client, "resend-verification",
-                                            {"email": "pending@example.com"}))
+    responses = race(
+        lambda client, i: post(client, "resend-verification", {"email": "pending@example.com"})
+    )
 
     assert outcomes(responses) == [(202, "")] * THREADS
     assert len(mail.outbox) == 1
@@ -112,14 +120,16 @@ def _challenge(client: Client) -> str:
     return response.json()["challenge_token"]
 
 
-def test_one_totp_code_raced_over_many_challenges_signs_in_once(postgres_default,
-                                                                 frozen_totp):
+def test_one_totp_code_raced_over_many_challenges_signs_in_once(postgres_default, frozen_totp):
     make_user(totp_secret=SECRET, totp_enabled=True)
     challenges = [_challenge(Client()) for _ in range(THREADS)]
     code = totp_code(SECRET, T0)
 
-    responses = race(lambda client, i: post(client, "login/2fa", {
-        "challenge_token": challenges[i], "code": code}))
+    responses = race(
+        lambda client, i: post(
+            client, "login/2fa", {"challenge_token": challenges[i], "code": code}
+        )
+    )
 
     assert outcomes(responses) == [(200, "")] + [(401, "invalid_code")] * (THREADS - 1)
     assert OutboxEvent.objects.filter(event_type=EventType.LOGIN_SUCCEEDED).count() == 1
@@ -130,11 +140,14 @@ def test_wrong_codes_raced_on_one_challenge_stop_at_the_limit(postgres_default, 
     token = _challenge(Client())
     wrong = "000000" if totp_code(SECRET, T0) != "000000" else "111111"
 
-    responses = race(lambda client, i: post(client, "login/2fa", {
-        "challenge_token": token, "code": wrong}), count=THREADS + 4)
+    responses = race(
+        lambda client, i: post(client, "login/2fa", {"challenge_token": token, "code": wrong}),
+        count=THREADS + 4,
+    )
 
-    assert outcomes(responses) == ([(401, "challenge_expired")] * (THREADS + 4 - 5)
-                                   + [(401, "invalid_code")] * 5)
+    assert outcomes(responses) == (
+        [(401, "challenge_expired")] * (THREADS + 4 - 5) + [(401, "invalid_code")] * 5
+    )
     assert LoginChallenge.objects.get().failed_attempts == 5
 
 

@@ -44,8 +44,9 @@ def timed_ms(client, path: str, email: str) -> float:
     return elapsed
 
 
-@pytest.mark.parametrize(("path", "verified"), [("password/reset", True),
-                                                ("resend-verification", False)])
+@pytest.mark.parametrize(
+    ("path", "verified"), [("password/reset", True), ("resend-verification", False)]
+)
 def test_existing_and_unknown_addresses_take_the_same_time(client, worker, path, verified):
     """Medians of 30 requests for addresses with an account and 30 without, interleaved.
 
@@ -59,8 +60,10 @@ def test_existing_and_unknown_addresses_take_the_same_time(client, worker, path,
     every gap it guards against (2.2 ms here, 1.8 ms = 18 % there). 5 warm-up requests of
     each kind go first (URL resolver, first queries).
     """
-    existing = [make_user(f"user{i}@example.com", password=None, verified=verified).email
-                for i in range(WARM_UP + SAMPLES)]
+    existing = [
+        make_user(f"user{i}@example.com", password=None, verified=verified).email
+        for i in range(WARM_UP + SAMPLES)
+    ]
     unknown = [f"nobody{i}@example.com" for i in range(WARM_UP + SAMPLES)]
     times: dict[str, list[float]] = {"existing": [], "unknown": []}
     for i, (known, stranger) in enumerate(zip(existing, unknown, strict=True)):
@@ -81,8 +84,9 @@ def test_register_sends_its_emails_from_the_worker(client, worker):
     make_user("taken@example.com")
 
     for email in ("taken@example.com", "new@example.com"):
-        response = post(client, "register", {"email": email,
-                                             "password": "correct-horse-battery-42"})
+        response = post(
+            client, "register", {"email": email, "password": "correct-horse-battery-42"}
+        )
         assert response.status_code == 202
     assert background.wait_idle()
 

@@ -91,9 +91,11 @@ def test_every_credential_failure_costs_one_argon2_verification(client, monkeypa
         return real_verify(self, password, encoded)
 
     monkeypatch.setattr(Argon2PasswordHasher, "verify", counting_verify)
-    for email, password in [("nobody@example.com", "pw-unknown-1"),
-                            ("alice@example.com", "pw-wrong-2"),
-                            ("google-only@example.com", "pw-nopass-3")]:
+    for email, password in [
+        ("nobody@example.com", "pw-unknown-1"),
+        ("alice@example.com", "pw-wrong-2"),
+        ("google-only@example.com", "pw-nopass-3"),
+    ]:
         calls.clear()
         assert login(client, email=email, password=password).status_code == 401
         assert calls == [password], email
@@ -127,8 +129,9 @@ def test_two_factor_accounts_get_a_challenge_instead_of_tokens(client):
     assert not events(EventType.LOGIN_SUCCEEDED)
 
 
-@pytest.mark.parametrize("body", [{}, {"email": "alice@example.com"},
-                                  {"email": "not-an-email", "password": "x"}])
+@pytest.mark.parametrize(
+    "body", [{}, {"email": "alice@example.com"}, {"email": "not-an-email", "password": "x"}]
+)
 def test_malformed_login_requests_are_field_errors(client, body):
     response = post(client, "login", body)
 
@@ -139,7 +142,8 @@ def test_malformed_login_requests_are_field_errors(client, body):
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("atomic_requests", [False, True])
 def test_the_login_failed_event_is_committed_although_the_request_fails(
-        client, monkeypatch, atomic_requests):
+    client, monkeypatch, atomic_requests
+):
     """The failure event is not part of a transaction the error rolls back — not even
     with ATOMIC_REQUESTS on (the login views opt out of it)."""
     monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", atomic_requests)

@@ -42,8 +42,9 @@ def request_reset(client, email="alice@example.com", slash=""):
 
 
 def confirm(client, token, new_password=NEW_PASSWORD, slash=""):
-    return post(client, "password/reset/confirm" + slash,
-                {"token": token, "new_password": new_password})
+    return post(
+        client, "password/reset/confirm" + slash, {"token": token, "new_password": new_password}
+    )
 
 
 def login(client, email="alice@example.com", password=PASSWORD):
@@ -56,15 +57,23 @@ def test_reset_answers_the_same_for_any_email(client, slash):
     make_user("pending@example.com", verified=False)
     make_user("disabled@example.com", is_active=False)
 
-    answers = [request_reset(client, email, slash) for email in (
-        "nobody@example.com", "alice@example.com", "pending@example.com",
-        "disabled@example.com")]
+    answers = [
+        request_reset(client, email, slash)
+        for email in (
+            "nobody@example.com",
+            "alice@example.com",
+            "pending@example.com",
+            "disabled@example.com",
+        )
+    ]
 
     assert {response.status_code for response in answers} == {202}
     bodies = [without_request_id(response) for response in answers]
     assert all(body == bodies[0] for body in bodies)
-    assert sorted(message.to[0] for message in mail.outbox) == ["alice@example.com",
-                                                                  "pending@example.com"]
+    assert sorted(message.to[0] for message in mail.outbox) == [
+        "alice@example.com",
+        "pending@example.com",
+    ]
 
 
 def test_the_reset_email_carries_a_hashed_one_hour_token(client):
@@ -75,8 +84,11 @@ def test_the_reset_email_carries_a_hashed_one_hour_token(client):
     row = OneTimeToken.objects.get(user=user, purpose=TokenPurpose.PASSWORD_RESET)
     assert row.token_hash == hashlib.sha256(token.encode()).hexdigest()
     assert abs((row.expires_at - row.created_at) - timedelta(hours=1)) < timedelta(seconds=1)
-    lines = [line for line in mail.outbox[0].body.splitlines()
-             if line.startswith("password reset token: ")]
+    lines = [
+        line
+        for line in mail.outbox[0].body.splitlines()
+        if line.startswith("password reset token: ")
+    ]
     assert lines == [f"password reset token: {token}"]
 
 
@@ -188,8 +200,15 @@ def test_reset_emails_are_limited_to_one_per_minute_and_only_the_newest_works(cl
     assert confirm(client, second).status_code == 200
 
 
-@pytest.mark.parametrize("body", [{}, {"token": "t"}, {"new_password": NEW_PASSWORD},
-                                  {"token": "t" * 129, "new_password": NEW_PASSWORD}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"token": "t"},
+        {"new_password": NEW_PASSWORD},
+        {"token": "t" * 129, "new_password": NEW_PASSWORD},
+    ],
+)
 def test_malformed_confirm_requests_are_field_errors(client, body):
     response = post(client, "password/reset/confirm", body)
 
@@ -198,8 +217,9 @@ def test_malformed_confirm_requests_are_field_errors(client, body):
 
 
 @pytest.mark.redis
-def test_reset_announces_the_revocation_to_the_edge(client, redis_url, settings,
-                                                     django_capture_on_commit_callbacks):
+def test_reset_announces_the_revocation_to_the_edge(
+    client, redis_url, settings, django_capture_on_commit_callbacks
+):
     settings.REVOCATIONS_CHANNEL = f"test.accounts.revocations.{uuid.uuid4().hex}"
     settings.REVOCATIONS_KEY_PREFIX = f"test.accounts.revoked.{uuid.uuid4().hex}"
     user = make_user()

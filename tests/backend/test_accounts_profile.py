@@ -10,13 +10,26 @@ from tests.backend.identity import identity_headers
 
 pytestmark = pytest.mark.django_db
 
-PROFILE_FIELDS = {"id", "email", "first_name", "last_name", "bio", "avatar_url", "language",
-                  "email_verified", "roles", "is_seller", "two_factor_enabled", "date_joined"}
+PROFILE_FIELDS = {
+    "id",
+    "email",
+    "first_name",
+    "last_name",
+    "bio",
+    "avatar_url",
+    "language",
+    "email_verified",
+    "roles",
+    "is_seller",
+    "two_factor_enabled",
+    "date_joined",
+}
 
 
 def patch(client, user, body, slash=""):
-    return client.patch(API + "profile" + slash, body, content_type="application/json",
-                        **identity_headers(user))
+    return client.patch(
+        API + "profile" + slash, body, content_type="application/json", **identity_headers(user)
+    )
 
 
 @pytest.fixture
@@ -58,8 +71,13 @@ def test_profile_of_a_deactivated_user_is_401(client, user):
 
 @pytest.mark.parametrize("slash", ["", "/"])
 def test_patch_writes_the_whitelisted_fields(client, user, slash):
-    changes = {"first_name": "Al", "last_name": "", "bio": "Curiouser and curiouser.",
-               "avatar_url": "https://cdn.example.com/a.png", "language": "de"}
+    changes = {
+        "first_name": "Al",
+        "last_name": "",
+        "bio": "Curiouser and curiouser.",
+        "avatar_url": "https://cdn.example.com/a.png",
+        "language": "de",
+    }
 
     response = patch(client, user, changes, slash)
 
@@ -77,10 +95,25 @@ def test_patch_with_some_fields_leaves_the_others(client, user):
     assert (user.bio, user.first_name) == ("hi", "Alice")
 
 
-@pytest.mark.parametrize("field", ["email", "is_staff", "is_seller", "roles", "role",
-                                   "email_verified", "email_verified_at", "id", "password",
-                                   "two_factor_enabled", "totp_secret", "is_active",
-                                   "is_superuser", "date_joined"])
+@pytest.mark.parametrize(
+    "field",
+    [
+        "email",
+        "is_staff",
+        "is_seller",
+        "roles",
+        "role",
+        "email_verified",
+        "email_verified_at",
+        "id",
+        "password",
+        "two_factor_enabled",
+        "totp_secret",
+        "is_active",
+        "is_superuser",
+        "date_joined",
+    ],
+)
 def test_read_only_fields_are_refused_not_ignored(client, user, field):
     before = User.objects.filter(pk=user.pk).values().get()
 
@@ -101,15 +134,18 @@ def test_unknown_fields_are_refused_too(client, user):
     assert "Unknown field" in field_errors(response)["nickname"][0]
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"avatar_url": "http://cdn.example.com/a.png"}, "avatar_url"),
-    ({"avatar_url": "javascript:alert(1)"}, "avatar_url"),
-    ({"avatar_url": "https://" + "a" * 500 + ".com"}, "avatar_url"),
-    ({"language": "klingon"}, "language"),
-    ({"language": ""}, "language"),
-    ({"first_name": "x" * 151}, "first_name"),
-    ({"bio": "x" * 1001}, "bio"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"avatar_url": "http://cdn.example.com/a.png"}, "avatar_url"),
+        ({"avatar_url": "javascript:alert(1)"}, "avatar_url"),
+        ({"avatar_url": "https://" + "a" * 500 + ".com"}, "avatar_url"),
+        ({"language": "klingon"}, "language"),
+        ({"language": ""}, "language"),
+        ({"first_name": "x" * 151}, "first_name"),
+        ({"bio": "x" * 1001}, "bio"),
+    ],
+)
 def test_invalid_values_are_field_errors(client, user, body, field):
     response = patch(client, user, body)
 
@@ -134,7 +170,8 @@ def test_a_non_object_body_is_refused(client, user):
 
 
 def test_put_is_not_allowed(client, user):
-    response = client.put(API + "profile", {"bio": "x"}, content_type="application/json",
-                          **identity_headers(user))
+    response = client.put(
+        API + "profile", {"bio": "x"}, content_type="application/json", **identity_headers(user)
+    )
 
     assert response.status_code == 405

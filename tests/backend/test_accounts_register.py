@@ -42,8 +42,7 @@ def test_register_creates_an_unverified_account_and_mails_a_token(client, slash)
     assert response.status_code == 202
     assert set(response.json()) == {"message"}
     user = User.objects.get(email="new.user@example.com")
-    assert (user.email, user.first_name, user.last_name) == ("new.user@example.com", "New",
-                                                              "User")
+    assert (user.email, user.first_name, user.last_name) == ("new.user@example.com", "New", "User")
     assert user.password.startswith("argon2$argon2id$")
     assert user.check_password(PASSWORD)
     assert not user.email_verified
@@ -64,18 +63,22 @@ def test_register_creates_an_unverified_account_and_mails_a_token(client, slash)
 
 def test_the_verification_email_has_one_greppable_token_line(client):
     register(client)
-    lines = [line for line in mail.outbox[0].body.splitlines()
-             if line.startswith("verification token: ")]
+    lines = [
+        line for line in mail.outbox[0].body.splitlines() if line.startswith("verification token: ")
+    ]
     assert len(lines) == 1
     assert len(lines[0].split(": ", 1)[1]) >= 43
 
 
-@pytest.mark.parametrize(("password", "fragment"), [
-    ("short1!", "too short"),
-    ("password1234", "too common"),
-    ("84736251948372", "entirely numeric"),
-    ("new.user@example.com", "too similar"),
-])
+@pytest.mark.parametrize(
+    ("password", "fragment"),
+    [
+        ("short1!", "too short"),
+        ("password1234", "too common"),
+        ("84736251948372", "entirely numeric"),
+        ("new.user@example.com", "too similar"),
+    ],
+)
 def test_register_applies_the_django_password_validators(client, password, fragment):
     response = register(client, password=password)
 
@@ -137,7 +140,6 @@ def test_a_deactivated_account_gets_no_notice(client):
 
     assert register(client, email="gone@example.com").status_code == 202
     assert mail.outbox == []
-
 
 
 def test_a_failure_inside_registration_leaves_no_user_and_no_event(client, monkeypatch):
@@ -249,9 +251,15 @@ def test_resend_answers_the_same_for_unknown_verified_and_unverified(client, sla
     make_user("pending@example.com", verified=False)
     make_user("disabled@example.com", verified=False, is_active=False)
 
-    answers = [post(client, "resend-verification" + slash, {"email": email})
-               for email in ("nobody@example.com", "verified@example.com",
-                             "pending@example.com", "disabled@example.com")]
+    answers = [
+        post(client, "resend-verification" + slash, {"email": email})
+        for email in (
+            "nobody@example.com",
+            "verified@example.com",
+            "pending@example.com",
+            "disabled@example.com",
+        )
+    ]
 
     assert {response.status_code for response in answers} == {202}
     bodies = [without_request_id(response) for response in answers]

@@ -46,8 +46,7 @@ def throttle(settings, redis_url, redis_conn):
 
 
 def login(client, email="alice@example.com", password=PASSWORD, ip=OWNER_IP, **extra):
-    return post(client, "login", {"email": email, "password": password}, REMOTE_ADDR=ip,
-                **extra)
+    return post(client, "login", {"email": email, "password": password}, REMOTE_ADDR=ip, **extra)
 
 
 def wrong(client, email="alice@example.com", ip=OWNER_IP, times=1):
@@ -154,7 +153,8 @@ def test_an_attacker_elsewhere_does_not_block_the_owner(client, throttle):
 
 
 def test_guessing_from_many_addresses_hits_the_account_limit_but_not_a_known_client(
-        client, throttle):
+    client, throttle
+):
     make_user()
     assert login(client, ip=OWNER_IP).status_code == 200  # the owner's usual address
     before = throttled_count("account")
@@ -182,30 +182,41 @@ def test_x_forwarded_for_counts_only_from_a_trusted_proxy(client, throttle, sett
     make_user()
     # A direct caller cannot pick a fresh client per attempt with X-Forwarded-For.
     for n in range(3):
-        login(client, password="wrong-password-123", ip=ATTACKER_IP,
-              HTTP_X_FORWARDED_FOR=f"192.0.2.{n}")
+        login(
+            client,
+            password="wrong-password-123",
+            ip=ATTACKER_IP,
+            HTTP_X_FORWARDED_FOR=f"192.0.2.{n}",
+        )
     assert login(client, ip=ATTACKER_IP, HTTP_X_FORWARDED_FOR="192.0.2.77").status_code == 429
 
     # Behind the gateway (a trusted proxy) the client is the right-most untrusted hop.
-    settings.LOGIN_THROTTLE_TRUSTED_PROXIES = ip_network("10.0.0.0/8"),
+    settings.LOGIN_THROTTLE_TRUSTED_PROXIES = (ip_network("10.0.0.0/8"),)
     gateway = {"ip": "10.1.2.3"}
     for _ in range(3):
-        login(client, password="wrong-password-123", **gateway,
-              HTTP_X_FORWARDED_FOR=f"6.6.6.6, {ATTACKER_IP}, 10.9.9.9")
+        login(
+            client,
+            password="wrong-password-123",
+            **gateway,
+            HTTP_X_FORWARDED_FOR=f"6.6.6.6, {ATTACKER_IP}, 10.9.9.9",
+        )
     assert login(client, **gateway, HTTP_X_FORWARDED_FOR=ATTACKER_IP).status_code == 429
     assert login(client, **gateway, HTTP_X_FORWARDED_FOR=OWNER_IP).status_code == 200
 
 
-@pytest.mark.parametrize(("meta", "expected"), [
-    ({"REMOTE_ADDR": "198.51.100.7", "HTTP_X_FORWARDED_FOR": "1.2.3.4"}, "198.51.100.7"),
-    ({"REMOTE_ADDR": "10.0.0.1", "HTTP_X_FORWARDED_FOR": "1.2.3.4, 5.6.7.8"}, "5.6.7.8"),
-    ({"REMOTE_ADDR": "10.0.0.1", "HTTP_X_FORWARDED_FOR": "5.6.7.8, 10.0.0.2"}, "5.6.7.8"),
-    ({"REMOTE_ADDR": "10.0.0.1", "HTTP_X_FORWARDED_FOR": "junk, 10.0.0.2"}, "10.0.0.2"),
-    ({"REMOTE_ADDR": "10.0.0.1"}, "10.0.0.1"),
-    ({"REMOTE_ADDR": "not-an-ip"}, None),
-])
+@pytest.mark.parametrize(
+    ("meta", "expected"),
+    [
+        ({"REMOTE_ADDR": "198.51.100.7", "HTTP_X_FORWARDED_FOR": "1.2.3.4"}, "198.51.100.7"),
+        ({"REMOTE_ADDR": "10.0.0.1", "HTTP_X_FORWARDED_FOR": "1.2.3.4, 5.6.7.8"}, "5.6.7.8"),
+        ({"REMOTE_ADDR": "10.0.0.1", "HTTP_X_FORWARDED_FOR": "5.6.7.8, 10.0.0.2"}, "5.6.7.8"),
+        ({"REMOTE_ADDR": "10.0.0.1", "HTTP_X_FORWARDED_FOR": "junk, 10.0.0.2"}, "10.0.0.2"),
+        ({"REMOTE_ADDR": "10.0.0.1"}, "10.0.0.1"),
+        ({"REMOTE_ADDR": "not-an-ip"}, None),
+    ],
+)
 def test_client_address(settings, meta, expected):
-    settings.LOGIN_THROTTLE_TRUSTED_PROXIES = ip_network("10.0.0.0/8"),
+    settings.LOGIN_THROTTLE_TRUSTED_PROXIES = (ip_network("10.0.0.0/8"),)
     assert throttling.client_address(meta) == expected
 
 
@@ -214,8 +225,10 @@ def test_redis_down_fails_open_logged_and_counted(client, throttle, settings, ca
     make_user()
 
     def errors(operation: str) -> float:
-        return REGISTRY.get_sample_value("auth_login_throttle_errors_total",
-                                         {"operation": operation}) or 0.0
+        return (
+            REGISTRY.get_sample_value("auth_login_throttle_errors_total", {"operation": operation})
+            or 0.0
+        )
 
     before = {operation: errors(operation) for operation in ("check", "failure", "success")}
     with caplog.at_level(logging.WARNING, logger="auth_backend.accounts.throttling"):

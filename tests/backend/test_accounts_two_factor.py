@@ -86,8 +86,9 @@ def test_matching_step_accepts_one_step_of_drift_either_way():
 NON_ASCII_DIGITS = {
     "fullwidth": str.maketrans("0123456789", "".join(chr(0xFF10 + d) for d in range(10))),
     "arabic-indic": str.maketrans("0123456789", "".join(chr(0x0660 + d) for d in range(10))),
-    "superscript": str.maketrans("0123456789", "\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076"
-                                               "\u2077\u2078\u2079"),
+    "superscript": str.maketrans(
+        "0123456789", "\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079"
+    ),
 }
 
 
@@ -213,16 +214,19 @@ def test_unknown_challenges_are_expired(client, clock, tfa_user, token):
 
 
 @pytest.mark.parametrize("change", [{"is_active": False}, {"totp_enabled": False}])
-def test_a_challenge_dies_when_the_user_turns_2fa_off_or_is_disabled(client, clock, tfa_user,
-                                                                    change):
+def test_a_challenge_dies_when_the_user_turns_2fa_off_or_is_disabled(
+    client, clock, tfa_user, change
+):
     token = challenge(client)
     User.objects.filter(pk=tfa_user.pk).update(**change)
 
     assert error_code(login_2fa(client, token, code(0))) == "challenge_expired"
 
 
-@pytest.mark.parametrize("body", [{}, {"challenge_token": "t", "code": "12345"},
-                                  {"challenge_token": "t", "code": "1234567"}])
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"challenge_token": "t", "code": "12345"}, {"challenge_token": "t", "code": "1234567"}],
+)
 def test_malformed_2fa_requests_are_field_errors(client, body):
     response = post(client, "login/2fa", body)
 
@@ -291,8 +295,12 @@ def test_enable_with_a_valid_code_then_login_needs_2fa(client, clock):
     user = make_user()
     secret = post(client, "2fa/setup", **identity_headers(user)).json()["secret"]
 
-    wrong = post(client, "2fa/enable", {"code": "000000" if code(0, secret) != "000000"
-                                        else "111111"}, **identity_headers(user))
+    wrong = post(
+        client,
+        "2fa/enable",
+        {"code": "000000" if code(0, secret) != "000000" else "111111"},
+        **identity_headers(user),
+    )
     assert wrong.status_code == 400
     assert error_code(wrong) == "invalid_code"
     assert not events(EventType.TWO_FACTOR_ENABLED)
@@ -305,8 +313,10 @@ def test_enable_with_a_valid_code_then_login_needs_2fa(client, clock):
     assert user.totp_enabled
     [event] = events(EventType.TWO_FACTOR_ENABLED, user)
     assert event.subject_id == str(user.pk)
-    assert post(client, "login", {"email": user.email, "password": PASSWORD}
-                ).json()["requires_2fa"] is True
+    assert (
+        post(client, "login", {"email": user.email, "password": PASSWORD}).json()["requires_2fa"]
+        is True
+    )
     # The code that enabled 2FA cannot also finish a sign-in.
     assert error_code(login_2fa(client, challenge(client), code(0, secret))) == "invalid_code"
 
@@ -355,8 +365,12 @@ def test_non_ascii_digits_in_a_2fa_code_are_a_400_not_a_500(client, clock, path,
     user = make_user(totp_secret=SECRET, totp_enabled=path == "2fa/disable")
     client.raise_request_exception = False
 
-    response = post(client, path, {"code": code(0).translate(NON_ASCII_DIGITS[script])},
-                    **identity_headers(user))
+    response = post(
+        client,
+        path,
+        {"code": code(0).translate(NON_ASCII_DIGITS[script])},
+        **identity_headers(user),
+    )
 
     assert response.status_code == 400
     assert set(response.json()) == {"error", "request_id"}

@@ -183,7 +183,6 @@ def test_views_require_a_gateway_identity_by_default(client):
     assert response["WWW-Authenticate"] == 'Bearer realm="api"'
 
 
-
 def test_disallowed_host_is_json_400(client):
     response = client.get("/api/auth/health/live/", headers={"Host": "evil.example"})
 

@@ -120,9 +120,7 @@ def test_ready_is_503_within_the_connect_timeout_when_postgres_hangs(
 
 
 @pytest.mark.redis
-def test_ready_recovers_after_the_database_comes_back(
-    client, health_database, tmp_path, redis_url
-):
+def test_ready_recovers_after_the_database_comes_back(client, health_database, tmp_path, redis_url):
     db_dir = tmp_path / "later"
     health_database(f"sqlite:///{db_dir / 'db.sqlite3'}")
     assert client.get(READY).status_code == 503

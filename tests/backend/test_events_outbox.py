@@ -56,7 +56,8 @@ def test_unpublished_events_are_oldest_first():
     second = record_event(EventType.LOGIN_SUCCEEDED, subject_id="2")
     OutboxEvent.objects.filter(pk=first.pk).update(occurred_at=second.occurred_at)
     OutboxEvent.objects.filter(pk=second.pk).update(
-        occurred_at=second.occurred_at.replace(year=second.occurred_at.year - 1))
+        occurred_at=second.occurred_at.replace(year=second.occurred_at.year - 1)
+    )
 
     assert unpublished_events().first().pk == second.pk
     assert oldest_unpublished_occurred_at() < first.occurred_at

@@ -23,17 +23,17 @@ from tests.services import closed_port
 pytestmark = [pytest.mark.django_db, pytest.mark.redis]
 
 
-
-
 def entries(redis_conn: redis.Redis, stream: str) -> list[dict[str, str]]:
-    return [{k.decode(): v.decode() for k, v in fields.items()}
-            for _, fields in redis_conn.xrange(stream)]
-
+    return [
+        {k.decode(): v.decode() for k, v in fields.items()}
+        for _, fields in redis_conn.xrange(stream)
+    ]
 
 
 def test_relay_publishes_committed_events_with_their_fields(redis_conn, stream):
-    event = record_event(EventType.USER_REGISTERED, subject_id="user-1",
-                         email="a@example.com", nested={"n": 1})
+    event = record_event(
+        EventType.USER_REGISTERED, subject_id="user-1", email="a@example.com", nested={"n": 1}
+    )
 
     assert relay_batch(redis_conn, stream=stream) == 1
 
@@ -83,7 +83,8 @@ def test_the_stream_defaults_to_the_setting(redis_conn, stream):
 
 
 def test_a_crash_between_xadd_and_mark_republishes_the_same_event_id(
-        redis_conn, stream, monkeypatch):
+    redis_conn, stream, monkeypatch
+):
     event = record_event(EventType.PASSWORD_RESET, subject_id="u")
 
     def crash(*args: object, **kwargs: object) -> None:
@@ -140,7 +141,8 @@ def test_an_unreachable_redis_stops_the_batch_and_keeps_the_events(stream):
 
 def test_maxlen_trims_the_stream_approximately(redis_conn, stream):
     OutboxEvent.objects.bulk_create(
-        OutboxEvent(event_type=EventType.LOGIN_FAILED, subject_id=str(i)) for i in range(300))
+        OutboxEvent(event_type=EventType.LOGIN_FAILED, subject_id=str(i)) for i in range(300)
+    )
 
     assert relay_batch(redis_conn, stream=stream, batch_size=300, maxlen=10) == 300
 
@@ -150,7 +152,8 @@ def test_maxlen_trims_the_stream_approximately(redis_conn, stream):
 
 def test_maxlen_zero_disables_trimming(redis_conn, stream):
     OutboxEvent.objects.bulk_create(
-        OutboxEvent(event_type=EventType.LOGIN_FAILED, subject_id=str(i)) for i in range(300))
+        OutboxEvent(event_type=EventType.LOGIN_FAILED, subject_id=str(i)) for i in range(300)
+    )
 
     assert relay_batch(redis_conn, stream=stream, batch_size=300, maxlen=0) == 300
     assert redis_conn.xlen(stream) == 300
@@ -159,7 +162,8 @@ def test_maxlen_zero_disables_trimming(redis_conn, stream):
 def test_occurred_at_is_rendered_in_utc(redis_conn, stream):
     event = record_event(EventType.EMAIL_VERIFIED, subject_id="u")
     OutboxEvent.objects.filter(pk=event.pk).update(
-        occurred_at=datetime(2025, 3, 1, 12, 30, 15, 123456, tzinfo=UTC))
+        occurred_at=datetime(2025, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
+    )
 
     relay_batch(redis_conn, stream=stream)
 

@@ -33,9 +33,6 @@ def client(internal_client, settings):
     return client
 
 
-
-
-
 def unavailable_checks(response) -> dict:
     assert response.status_code == 503, response.content
     assert response["Content-Type"] == "application/json"
@@ -70,10 +67,12 @@ def test_ready_reports_every_check_with_its_latency(client, stream):
 def test_ready_reports_the_age_of_the_outbox_backlog(client, stream):
     waiting = record_event(EventType.LOGIN_SUCCEEDED, subject_id="u")
     OutboxEvent.objects.filter(pk=waiting.pk).update(
-        occurred_at=timezone.now() - timedelta(minutes=2))
+        occurred_at=timezone.now() - timedelta(minutes=2)
+    )
     published = record_event(EventType.LOGIN_SUCCEEDED, subject_id="p")
     OutboxEvent.objects.filter(pk=published.pk).update(
-        occurred_at=timezone.now() - timedelta(hours=1), published_at=timezone.now())
+        occurred_at=timezone.now() - timedelta(hours=1), published_at=timezone.now()
+    )
 
     body = client.get(READY).json()
 
@@ -147,12 +146,10 @@ def test_ready_is_503_when_the_stream_key_is_not_a_stream(client, redis_conn, st
 
 @pytest.mark.django_db
 @pytest.mark.redis
-def test_ready_is_503_when_redis_refuses_writes_to_the_stream(
-        client, redis_conn, stream, settings):
+def test_ready_is_503_when_redis_refuses_writes_to_the_stream(client, redis_conn, stream, settings):
     """An account that may PING but not XADD (as with a read-only replica): not ready."""
     user = f"ready-test-{uuid.uuid4().hex[:12]}"
-    redis_conn.acl_setuser(user, enabled=True, nopass=True, keys=["*"],
-                           commands=["+@all", "-xadd"])
+    redis_conn.acl_setuser(user, enabled=True, nopass=True, keys=["*"], commands=["+@all", "-xadd"])
     try:
         settings.REDIS_URL = f"redis://{user}@127.0.0.1:6379/15"
 

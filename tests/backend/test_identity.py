@@ -17,8 +17,13 @@ from tests.backend.identity import assertion, identity_headers
 
 class WhoAmI(APIView):
     def get(self, request: Any) -> Response:
-        return Response({"id": str(request.user.pk), "roles": list(request.auth.roles),
-                         "jti": request.auth.token_id})
+        return Response(
+            {
+                "id": str(request.user.pk),
+                "roles": list(request.auth.roles),
+                "jti": request.auth.token_id,
+            }
+        )
 
 
 urlpatterns = [
@@ -50,18 +55,25 @@ def _status(client, token: str, **extra: str) -> int:
 
 
 def test_plain_headers_without_assertion_are_anonymous(client, user):
-    response = client.get("/test/whoami/", HTTP_X_USER_ID=str(user.pk),
-                          HTTP_X_USER_EMAIL=user.email, HTTP_X_USER_ROLES="user,staff")
+    response = client.get(
+        "/test/whoami/",
+        HTTP_X_USER_ID=str(user.pk),
+        HTTP_X_USER_EMAIL=user.email,
+        HTTP_X_USER_ROLES="user,staff",
+    )
     assert response.status_code == 401
 
 
-@pytest.mark.parametrize("claims", [
-    {"aud": "other-service"},
-    {"iss": "someone-else"},
-    {"exp": int(time.time()) - 60, "iat": int(time.time()) - 90},
-    {"exp": int(time.time()) + 600},  # lifetime over 60 s
-    {"jti": None},
-])
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"aud": "other-service"},
+        {"iss": "someone-else"},
+        {"exp": int(time.time()) - 60, "iat": int(time.time()) - 90},
+        {"exp": int(time.time()) + 600},  # lifetime over 60 s
+        {"jti": None},
+    ],
+)
 def test_bad_claims_are_anonymous(client, user, claims):
     claims = {k: v for k, v in claims.items()}
     token = assertion(user, **{k: v for k, v in claims.items() if v is not None})
@@ -97,19 +109,25 @@ def test_hs256_with_public_key_is_rejected(client, user, gateway_jwks):
         return base64.urlsafe_b64encode(data).rstrip(b"=")
 
     body = jwt.decode(assertion(user), options={"verify_signature": False})
-    signing_input = (b64(json.dumps({"alg": "HS256", "kid": "gw-test-1"}).encode()) + b"."
-                     + b64(json.dumps(body).encode()))
+    signing_input = (
+        b64(json.dumps({"alg": "HS256", "kid": "gw-test-1"}).encode())
+        + b"."
+        + b64(json.dumps(body).encode())
+    )
     mac = hmac.new(gateway_jwks.read_bytes(), signing_input, hashlib.sha256).digest()
     token = (signing_input + b"." + b64(mac)).decode()
     assert _status(client, token) == 401
 
 
-@pytest.mark.parametrize("header,value", [
-    ("HTTP_X_USER_ID", "00000000-0000-0000-0000-000000000000"),
-    ("HTTP_X_USER_ROLES", "user,seller,staff"),
-    ("HTTP_X_USER_EMAIL", "mallory@example.com"),
-    ("HTTP_X_USER_IMPERSONATE", "1"),
-])
+@pytest.mark.parametrize(
+    "header,value",
+    [
+        ("HTTP_X_USER_ID", "00000000-0000-0000-0000-000000000000"),
+        ("HTTP_X_USER_ROLES", "user,seller,staff"),
+        ("HTTP_X_USER_EMAIL", "mallory@example.com"),
+        ("HTTP_X_USER_IMPERSONATE", "1"),
+    ],
+)
 def test_mismatching_plain_header_voids_identity(client, user, header, value):
     headers = identity_headers(user)
     headers[header] = value

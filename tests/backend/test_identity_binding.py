@@ -30,8 +30,17 @@ pytestmark = pytest.mark.django_db
 PROFILE = API + "profile"
 PUBLIC = API + "health/live/"
 COUNTER = "auth_gateway_assertion_rejected_total"
-REASONS = ("missing", "bad_signature", "expired", "wrong_audience", "revoked", "replayed",
-           "mismatched_request", "header_mismatch", "unavailable")
+REASONS = (
+    "missing",
+    "bad_signature",
+    "expired",
+    "wrong_audience",
+    "revoked",
+    "replayed",
+    "mismatched_request",
+    "header_mismatch",
+    "unavailable",
+)
 
 
 @pytest.fixture
@@ -40,8 +49,9 @@ def user() -> User:
 
 
 def _counts() -> dict[str, float]:
-    return {reason: REGISTRY.get_sample_value(COUNTER, {"reason": reason}) or 0.0
-            for reason in REASONS}
+    return {
+        reason: REGISTRY.get_sample_value(COUNTER, {"reason": reason}) or 0.0 for reason in REASONS
+    }
 
 
 @pytest.fixture
@@ -50,8 +60,11 @@ def counted() -> Iterator[dict[str, Any]]:
     before = _counts()
 
     def moved() -> dict[str, float]:
-        return {reason: value - before[reason] for reason, value in _counts().items()
-                if value != before[reason]}
+        return {
+            reason: value - before[reason]
+            for reason, value in _counts().items()
+            if value != before[reason]
+        }
 
     yield {"moved": moved}
 
@@ -100,22 +113,32 @@ def test_missing_counts_only_where_an_identity_was_required(client, user, counte
 
 
 def test_spoofed_plain_headers_without_assertion_are_missing(client, user, counted):
-    assert client.get(PROFILE, HTTP_X_USER_ID=str(user.pk), HTTP_X_USER_EMAIL=user.email,
-                      HTTP_X_USER_ROLES="user,staff").status_code == 401
+    assert (
+        client.get(
+            PROFILE,
+            HTTP_X_USER_ID=str(user.pk),
+            HTTP_X_USER_EMAIL=user.email,
+            HTTP_X_USER_ROLES="user,staff",
+        ).status_code
+        == 401
+    )
     assert counted["moved"]() == {"missing": 1}
 
 
-@pytest.mark.parametrize(("make", "reason"), [
-    (lambda u: _bound(u, key=Ed25519PrivateKey.generate()), "bad_signature"),
-    (lambda u: "not.a.jwt", "bad_signature"),
-    (lambda u: _bound(u, kid="unknown"), "bad_signature"),
-    (lambda u: _bound(u, assertion_id=None), "bad_signature"),  # malformed: claim missing
-    (lambda u: _bound(u, exp=int(time.time()) + 600), "bad_signature"),  # lifetime > 60 s
-    (lambda u: _bound(u, iat=int(time.time()) - 90, exp=int(time.time()) - 60), "expired"),
-    (lambda u: _bound(u, aud="billing"), "wrong_audience"),
-    (lambda u: _bound(u, method="PATCH"), "mismatched_request"),
-    (lambda u: _bound(u, path=API + "seller/status"), "mismatched_request"),
-])
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda u: _bound(u, key=Ed25519PrivateKey.generate()), "bad_signature"),
+        (lambda u: "not.a.jwt", "bad_signature"),
+        (lambda u: _bound(u, kid="unknown"), "bad_signature"),
+        (lambda u: _bound(u, assertion_id=None), "bad_signature"),  # malformed: claim missing
+        (lambda u: _bound(u, exp=int(time.time()) + 600), "bad_signature"),  # lifetime > 60 s
+        (lambda u: _bound(u, iat=int(time.time()) - 90, exp=int(time.time()) - 60), "expired"),
+        (lambda u: _bound(u, aud="billing"), "wrong_audience"),
+        (lambda u: _bound(u, method="PATCH"), "mismatched_request"),
+        (lambda u: _bound(u, path=API + "seller/status"), "mismatched_request"),
+    ],
+)
 def test_an_invalid_assertion_counts_its_reason_once(client, user, counted, make, reason):
     assert _get(client, make(user)) == 401
     assert counted["moved"]() == {reason: 1}
@@ -150,8 +173,9 @@ def test_replayed_assertion_is_anonymous(client, user, counted):
 
 def test_an_assertion_for_get_profile_does_not_patch_it(client, user, counted):
     token = _bound(user, "GET", PROFILE)
-    response = client.patch(PROFILE, {"bio": "pwned"}, content_type="application/json",
-                            HTTP_X_IDENTITY_ASSERTION=token)
+    response = client.patch(
+        PROFILE, {"bio": "pwned"}, content_type="application/json", HTTP_X_IDENTITY_ASSERTION=token
+    )
     assert response.status_code == 401
     assert counted["moved"]() == {"mismatched_request": 1}
     user.refresh_from_db()
@@ -169,8 +193,9 @@ def test_the_path_is_compared_decoded_as_the_gateway_escapes_it(client, user, co
 
 
 @pytest.fixture
-def redis_store(redis_url: str, settings: Any,
-                monkeypatch: pytest.MonkeyPatch) -> store.RedisIdentityStore:
+def redis_store(
+    redis_url: str, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> store.RedisIdentityStore:
     """The production store on the test Redis, with key prefixes of this test only."""
     tag = uuid.uuid4().hex
     settings.IDENTITY_ASSERTION_KEY_PREFIX = f"test.assertion.{tag}"
@@ -182,9 +207,9 @@ def redis_store(redis_url: str, settings: Any,
 
 
 @pytest.mark.redis
-def test_redis_accepts_an_assertion_once_for_its_remaining_life(client, user, counted,
-                                                                redis_store, redis_conn,
-                                                                settings):
+def test_redis_accepts_an_assertion_once_for_its_remaining_life(
+    client, user, counted, redis_store, redis_conn, settings
+):
     token = _bound(user)
     assert _get(client, token) == 200
     assert _get(client, token) == 401
@@ -198,15 +223,17 @@ def test_redis_accepts_an_assertion_once_for_its_remaining_life(client, user, co
 
 @pytest.mark.redis
 def test_after_logout_a_captured_assertion_is_refused_within_a_second(
-        client, user, counted, redis_store, django_capture_on_commit_callbacks):
+    client, user, counted, redis_store, django_capture_on_commit_callbacks
+):
     pair = issue_token_pair(user)
     token_id = jwt.decode(pair.access_token, options={"verify_signature": False})["jti"]
     captured = _bound(user, jti=token_id)  # in flight when the session ends
     assert client.get(PROFILE, **identity_headers(user, jti=token_id)).status_code == 200
 
     with django_capture_on_commit_callbacks(execute=True):  # publish as tokens.revocation does
-        out = client.post(API + "logout", {"refresh_token": pair.refresh_token},
-                          content_type="application/json")
+        out = client.post(
+            API + "logout", {"refresh_token": pair.refresh_token}, content_type="application/json"
+        )
     assert out.status_code == 204
     logged_out = time.monotonic()
     # Within the revocation cache's second, a fresh assertion may still pass; never after.
@@ -219,8 +246,9 @@ def test_after_logout_a_captured_assertion_is_refused_within_a_second(
 
 
 @pytest.mark.redis
-def test_redis_down_means_anonymous_logged_and_counted(client, user, counted, redis_store,
-                                                       settings, caplog, monkeypatch):
+def test_redis_down_means_anonymous_logged_and_counted(
+    client, user, counted, redis_store, settings, caplog, monkeypatch
+):
     """Fail closed: without Redis neither replay nor revocation can be ruled out."""
     from auth_backend.identity import assertion as module
 

@@ -113,15 +113,23 @@ def test_user_by_id_accepts_other_uuid_spellings(client, ada):
     assert response.json()["id"] == str(ada.pk)
 
 
-@pytest.mark.parametrize("bad_id", [
-    "not-a-uuid", "123", "0b6f1c1e-3c4d-4e5f-8a9b-0c1d2e3f4a5", "' OR 1=1 --", "x" * 300,
-    "%00",
-])
+@pytest.mark.parametrize(
+    "bad_id",
+    [
+        "not-a-uuid",
+        "123",
+        "0b6f1c1e-3c4d-4e5f-8a9b-0c1d2e3f4a5",
+        "' OR 1=1 --",
+        "x" * 300,
+        "%00",
+    ],
+)
 def test_user_by_id_with_a_malformed_id_is_400(client, bad_id):
     response = get(client, f"/internal/auth/users/{bad_id}")
     error = assert_error(response, 400, "invalid_id")
-    assert error["details"] == {"invalid_ids": [response.wsgi_request.resolver_match
-                                                .kwargs["user_id"]]}
+    assert error["details"] == {
+        "invalid_ids": [response.wsgi_request.resolver_match.kwargs["user_id"]]
+    }
 
 
 def test_user_by_id_unknown_is_404(client, ada):
@@ -188,13 +196,16 @@ def test_batch_with_malformed_ids_is_400_listing_them(client, ada):
     assert error["details"] == {"invalid_ids": ids[1:]}
 
 
-@pytest.mark.parametrize("body", [
-    {},
-    {"ids": None},
-    {"ids": "0b6f1c1e-3c4d-4e5f-8a9b-0c1d2e3f4a5b"},
-    {"ids": {"0": "0b6f1c1e-3c4d-4e5f-8a9b-0c1d2e3f4a5b"}},
-    ["0b6f1c1e-3c4d-4e5f-8a9b-0c1d2e3f4a5b"],
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"ids": None},
+        {"ids": "0b6f1c1e-3c4d-4e5f-8a9b-0c1d2e3f4a5b"},
+        {"ids": {"0": "0b6f1c1e-3c4d-4e5f-8a9b-0c1d2e3f4a5b"}},
+        ["0b6f1c1e-3c4d-4e5f-8a9b-0c1d2e3f4a5b"],
+    ],
+)
 def test_batch_without_an_ids_list_is_400(client, body):
     error = assert_error(post(client, BATCH, body), 400, "invalid")
     assert "fields" in error["details"]
@@ -206,11 +217,16 @@ def test_batch_with_a_body_that_is_not_json_is_400(client):
 
 
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=40)
-    | st.uuids().map(str) | st.uuids().map(lambda u: u.hex.upper()),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=40)
+    | st.uuids().map(str)
+    | st.uuids().map(lambda u: u.hex.upper()),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
     max_leaves=5,
 )
 
@@ -223,8 +239,9 @@ def _is_uuid(value: object) -> bool:
     return isinstance(value, str)
 
 
-@hypothesis_settings(max_examples=75, deadline=None,
-                     suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hypothesis_settings(
+    max_examples=75, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(ids=st.lists(JSON_VALUES, max_size=MAX_BATCH_IDS + 5))
 def test_batch_answers_any_json_list_without_a_server_error(client, ids):
     response = post(client, BATCH, {"ids": ids})
@@ -322,8 +339,9 @@ def test_validate_token_of_a_deactivated_user_is_inactive(client, ada):
     assert validate(client, pair.access_token) == {"active": False}
 
 
-def test_validate_token_logs_why_a_token_is_inactive_but_not_the_token(client, ada, caplog,
-                                                                       settings):
+def test_validate_token_logs_why_a_token_is_inactive_but_not_the_token(
+    client, ada, caplog, settings
+):
     caplog.set_level(logging.INFO, logger="auth_backend.internal")
     settings.ACCESS_TOKEN_TTL_SECONDS = -60
     token = token_services.issue_token_pair(ada).access_token
@@ -333,8 +351,9 @@ def test_validate_token_logs_why_a_token_is_inactive_but_not_the_token(client, a
     assert token not in caplog.text
 
 
-@pytest.mark.parametrize("body", [{}, {"token": None}, {"token": 123}, {"token": ["t"]},
-                                  {"access_token": "t"}])
+@pytest.mark.parametrize(
+    "body", [{}, {"token": None}, {"token": 123}, {"token": ["t"]}, {"access_token": "t"}]
+)
 def test_validate_token_without_a_token_string_is_400(client, body):
     error = assert_error(post(client, VALIDATE, body), 400, "invalid")
     assert "token" in error["details"]["fields"]
@@ -343,12 +362,15 @@ def test_validate_token_without_a_token_string_is_400(client, body):
 # --- GET check-email/{email} -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", [
-    "ada@example.com",
-    "ada%40example.com",
-    "ADA@Example.COM",
-    "Ada%40EXAMPLE.com/",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "ada@example.com",
+        "ada%40example.com",
+        "ADA@Example.COM",
+        "Ada%40EXAMPLE.com/",
+    ],
+)
 def test_check_email_exists_case_insensitive_and_url_decoded(client, ada, path):
     response = get(client, f"/internal/auth/check-email/{path}")
     assert response.status_code == 200, response.content
@@ -364,8 +386,12 @@ def test_check_email_keeps_plus_and_slash_and_decodes_once(client):
     make_user("ada+shop@example.com")
     make_user("a/b@example.com")
     make_user("a%b@example.com")
-    for path in ["ada%2Bshop%40example.com", "ada+shop@example.com", "a%2Fb%40example.com",
-                 "a%25b%40example.com"]:
+    for path in [
+        "ada%2Bshop%40example.com",
+        "ada+shop@example.com",
+        "a%2Fb%40example.com",
+        "a%25b%40example.com",
+    ]:
         assert get(client, f"/internal/auth/check-email/{path}").json() == {"exists": True}
     # "+" in a path is a plus, not a space; "%2540" is a literal "%40", not "@".
     assert get(client, "/internal/auth/check-email/ada%20shop%40example.com").status_code == 400
@@ -378,8 +404,9 @@ def test_check_email_counts_deactivated_accounts(client, ada):
     assert get(client, "/internal/auth/check-email/ada@example.com").json() == {"exists": True}
 
 
-@pytest.mark.parametrize("path", ["not-an-email", "ada%40", "%40example.com",
-                                  f"{'a' * 250}%40example.com"])
+@pytest.mark.parametrize(
+    "path", ["not-an-email", "ada%40", "%40example.com", f"{'a' * 250}%40example.com"]
+)
 def test_check_email_with_an_invalid_address_is_400(client, path):
     error = assert_error(get(client, f"/internal/auth/check-email/{path}"), 400, "invalid")
     assert "email" in error["details"]["fields"]

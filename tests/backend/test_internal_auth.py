@@ -44,7 +44,8 @@ ENDPOINTS = [
 @pytest.fixture(autouse=True)
 def internal_keys(settings):
     settings.INTERNAL_API_KEYS = parse_api_keys(
-        f"orders:{hash_api_key(ORDERS_KEY)},catalog:{hash_api_key(CATALOG_KEY)}")
+        f"orders:{hash_api_key(ORDERS_KEY)},catalog:{hash_api_key(CATALOG_KEY)}"
+    )
     return settings.INTERNAL_API_KEYS
 
 
@@ -97,19 +98,22 @@ def test_a_valid_key_opens_every_endpoint(client, method, url, body):
     assert response.status_code != 401
 
 
-@pytest.mark.parametrize("header", [
-    f"Basic {ORDERS_KEY}",
-    f"Token {ORDERS_KEY}",
-    ORDERS_KEY,
-    "Bearer",
-    "Bearer ",
-    f"Bearer {ORDERS_KEY} {ORDERS_KEY}",
-    f"Bearer {ORDERS_KEY}x",
-    f"Bearer {ORDERS_KEY[:-1]}",
-    f"Bearer {hash_api_key(ORDERS_KEY)}",  # the configured digest is not the key
-    "Bearer " + "k" * 5000,
-    "",
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        f"Basic {ORDERS_KEY}",
+        f"Token {ORDERS_KEY}",
+        ORDERS_KEY,
+        "Bearer",
+        "Bearer ",
+        f"Bearer {ORDERS_KEY} {ORDERS_KEY}",
+        f"Bearer {ORDERS_KEY}x",
+        f"Bearer {ORDERS_KEY[:-1]}",
+        f"Bearer {hash_api_key(ORDERS_KEY)}",  # the configured digest is not the key
+        "Bearer " + "k" * 5000,
+        "",
+    ],
+)
 def test_keys_of_another_format_are_401(client, header):
     response = client.get(f"/internal/auth/users/{USER_ID}", HTTP_AUTHORIZATION=header)
     assert_error(response, 401, "invalid_api_key")
@@ -117,15 +121,17 @@ def test_keys_of_another_format_are_401(client, header):
 
 
 def test_scheme_name_is_case_insensitive(client):
-    response = client.get(f"/internal/auth/users/{USER_ID}",
-                          HTTP_AUTHORIZATION=f"bearer {ORDERS_KEY}")
+    response = client.get(
+        f"/internal/auth/users/{USER_ID}", HTTP_AUTHORIZATION=f"bearer {ORDERS_KEY}"
+    )
     assert_error(response, 404, "not_found")
 
 
 @pytest.mark.parametrize(("method", "url", "body"), ENDPOINTS)
 def test_a_valid_gateway_identity_assertion_is_not_accepted(client, method, url, body):
-    staff = User.objects.create_user("staff@example.com", is_staff=True,
-                                     email_verified_at="2025-01-01T00:00:00Z")
+    staff = User.objects.create_user(
+        "staff@example.com", is_staff=True, email_verified_at="2025-01-01T00:00:00Z"
+    )
     response = call(client, method, url, body, **identity_headers(staff))
     assert_error(response, 401, "not_authenticated")
 
@@ -148,7 +154,8 @@ def test_no_configured_keys_refuses_everyone(client, settings):
 def test_a_caller_may_hold_two_keys_during_rotation(client, settings):
     new_key = generate_api_key()
     settings.INTERNAL_API_KEYS = parse_api_keys(
-        f"orders:{hash_api_key(ORDERS_KEY)},orders:{hash_api_key(new_key)}")
+        f"orders:{hash_api_key(ORDERS_KEY)},orders:{hash_api_key(new_key)}"
+    )
     for key in (ORDERS_KEY, new_key):
         response = client.get(f"/internal/auth/users/{USER_ID}", **bearer(key))
         assert_error(response, 404, "not_found")
@@ -171,8 +178,12 @@ def internal_log_records(caplog) -> list[logging.LogRecord]:
 def test_the_caller_name_is_request_auth_and_logged(client, caplog):
     caplog.set_level(logging.INFO, logger="auth_backend.internal")
     client.get(f"/internal/auth/users/{USER_ID}", **bearer(CATALOG_KEY))
-    client.post("/internal/auth/validate-token", {"token": "x"},
-                content_type="application/json", **bearer(ORDERS_KEY))
+    client.post(
+        "/internal/auth/validate-token",
+        {"token": "x"},
+        content_type="application/json",
+        **bearer(ORDERS_KEY),
+    )
 
     records = internal_log_records(caplog)
     assert [(r.caller, r.endpoint, r.method, r.status) for r in records] == [
@@ -199,8 +210,9 @@ def test_request_auth_is_the_internal_caller(rf, settings):
         InternalCaller,
     )
 
-    request = Request(rf.get("/", **bearer(CATALOG_KEY)),
-                      authenticators=[InternalApiKeyAuthentication()])
+    request = Request(
+        rf.get("/", **bearer(CATALOG_KEY)), authenticators=[InternalApiKeyAuthentication()]
+    )
     assert request.auth == InternalCaller("catalog")
     assert request.user is None  # a service is not a user
 
@@ -248,20 +260,25 @@ def test_generated_keys_are_random_and_long():
 def test_parse_api_keys_reads_pairs_and_normalises_digests():
     digest = hash_api_key("a")
     parsed = parse_api_keys(f" orders : {digest.upper()} ,, catalog.v2:{hash_api_key('b')} ,")
-    assert parsed == (ConfiguredKey("orders", digest),
-                      ConfiguredKey("catalog.v2", hash_api_key("b")))
+    assert parsed == (
+        ConfiguredKey("orders", digest),
+        ConfiguredKey("catalog.v2", hash_api_key("b")),
+    )
     assert parse_api_keys("") == ()
     assert parse_api_keys(" , ") == ()
 
 
-@pytest.mark.parametrize(("raw", "message"), [
-    ("orders", "entry 1 must be caller:sha256hex"),
-    (f":{hash_api_key('a')}", "entry 1 must be caller:sha256hex"),
-    (f"ord ers:{hash_api_key('a')}", "entry 1 must be caller:sha256hex"),
-    (f"orders:{hash_api_key('a')},catalog:abc", "entry 2 (catalog) must carry a SHA-256"),
-    (f"orders:{hash_api_key('a')[:-1]}g", "entry 1 (orders) must carry a SHA-256"),
-    (f"orders:{hash_api_key('a')},catalog:{hash_api_key('a')}", "repeats the key of orders"),
-])
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("orders", "entry 1 must be caller:sha256hex"),
+        (f":{hash_api_key('a')}", "entry 1 must be caller:sha256hex"),
+        (f"ord ers:{hash_api_key('a')}", "entry 1 must be caller:sha256hex"),
+        (f"orders:{hash_api_key('a')},catalog:abc", "entry 2 (catalog) must carry a SHA-256"),
+        (f"orders:{hash_api_key('a')[:-1]}g", "entry 1 (orders) must carry a SHA-256"),
+        (f"orders:{hash_api_key('a')},catalog:{hash_api_key('a')}", "repeats the key of orders"),
+    ],
+)
 def test_parse_api_keys_refuses_bad_configuration(raw, message):
     with pytest.raises(ImproperlyConfigured, match=re.escape(message)) as caught:
         parse_api_keys(raw)
@@ -312,8 +329,7 @@ def test_hash_api_key_generates_a_key_that_authenticates(client, settings):
 def test_hash_api_key_hashes_a_key_from_stdin(monkeypatch):
     key = "an-existing-key-of-sufficient-length-0123"
     output = run_hash_api_key("orders", "--stdin", stdin=f"{key}\n", monkeypatch=monkeypatch)
-    assert output.splitlines() == ["INTERNAL_API_KEYS entry:",
-                                   f"  orders:{hash_api_key(key)}"]
+    assert output.splitlines() == ["INTERNAL_API_KEYS entry:", f"  orders:{hash_api_key(key)}"]
     assert key not in output
 
 

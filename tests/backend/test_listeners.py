@@ -86,34 +86,45 @@ def ports() -> dict[int, str]:
 
 
 def test_under_gunicorn_the_accepted_sockets_port_decides(ports) -> None:
-    assert listeners.listener_of({"gunicorn.socket": FakeSocket(("10.0.0.5", 18081))}) \
-        == "internal"
-    assert listeners.listener_of({"gunicorn.socket": FakeSocket(("::1", 19100, 0, 0))}) \
-        == "metrics"
+    assert listeners.listener_of({"gunicorn.socket": FakeSocket(("10.0.0.5", 18081))}) == "internal"
+    assert listeners.listener_of({"gunicorn.socket": FakeSocket(("::1", 19100, 0, 0))}) == "metrics"
     # The environ key and the Host-derived SERVER_PORT never override the socket.
-    assert listeners.listener_of({"gunicorn.socket": FakeSocket(("127.0.0.1", 18080)),
-                                  listeners.ENVIRON_KEY: "internal",
-                                  "SERVER_PORT": "18081"}) == "public"
-    assert listeners.listener_of({"gunicorn.socket": FakeSocket(("127.0.0.1", 1))}) \
-        == "unknown"
+    assert (
+        listeners.listener_of(
+            {
+                "gunicorn.socket": FakeSocket(("127.0.0.1", 18080)),
+                listeners.ENVIRON_KEY: "internal",
+                "SERVER_PORT": "18081",
+            }
+        )
+        == "public"
+    )
+    assert listeners.listener_of({"gunicorn.socket": FakeSocket(("127.0.0.1", 1))}) == "unknown"
     assert listeners.listener_of({"gunicorn.socket": FakeSocket("/run/x.sock")}) == "unknown"
 
 
-@pytest.mark.parametrize(("route", "label"), [
-    ("api/auth/login/?$", "/api/auth/login"),
-    ("internal/auth/users/(?P<user_id>[^/]+)/?$", "/internal/auth/users/<user_id>"),
-    ("internal/auth/check-email/(?P<email>.+?)/?$", "/internal/auth/check-email/<email>"),
-    ("api/auth/^\\.well-known/jwks\\.json/?$", "/api/auth/.well-known/jwks.json"),
-    ("admin/accounts/user/<path:object_id>/", "/admin/accounts/user/<path:object_id>/"),
-    (None, "unmatched"),
-])
+@pytest.mark.parametrize(
+    ("route", "label"),
+    [
+        ("api/auth/login/?$", "/api/auth/login"),
+        ("internal/auth/users/(?P<user_id>[^/]+)/?$", "/internal/auth/users/<user_id>"),
+        ("internal/auth/check-email/(?P<email>.+?)/?$", "/internal/auth/check-email/<email>"),
+        ("api/auth/^\\.well-known/jwks\\.json/?$", "/api/auth/.well-known/jwks.json"),
+        ("admin/accounts/user/<path:object_id>/", "/admin/accounts/user/<path:object_id>/"),
+        (None, "unmatched"),
+    ],
+)
 def test_route_labels_are_templates(route, label) -> None:
     assert route_label(route) == label
 
 
 def test_requests_are_counted_by_route_template_not_path() -> None:
-    labels = {"listener": "internal", "route": "/internal/auth/users/<user_id>",
-              "method": "GET", "status": "401"}
+    labels = {
+        "listener": "internal",
+        "route": "/internal/auth/users/<user_id>",
+        "method": "GET",
+        "status": "401",
+    }
     before = requests_total(**labels)
     client = on("internal")
     ids = [str(uuid.uuid4()), str(uuid.uuid4())]
@@ -122,8 +133,13 @@ def test_requests_are_counted_by_route_template_not_path() -> None:
     assert requests_total(**labels) == before + 2
     exposition = on("metrics").get("/metrics").content.decode()
     assert not [i for i in ids if i in exposition]
-    assert REGISTRY.get_sample_value("auth_http_request_duration_seconds_count",
-                                     {k: labels[k] for k in ("listener", "route", "method")}) >= 2
+    assert (
+        REGISTRY.get_sample_value(
+            "auth_http_request_duration_seconds_count",
+            {k: labels[k] for k in ("listener", "route", "method")},
+        )
+        >= 2
+    )
 
 
 def test_a_request_matching_no_route_is_labelled_unmatched() -> None:

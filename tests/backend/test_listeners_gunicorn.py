@@ -24,8 +24,9 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
     workdir = tmp_path_factory.mktemp("listeners-backend")
     # Named here to look at the workers' files; gunicorn.conf.py empties it at start.
     (workdir / "prometheus").mkdir()
-    with running_backend(workdir, {"PROMETHEUS_MULTIPROC_DIR": str(workdir / "prometheus")}
-                         ) as server:
+    with running_backend(
+        workdir, {"PROMETHEUS_MULTIPROC_DIR": str(workdir / "prometheus")}
+    ) as server:
         yield server
 
 
@@ -58,19 +59,26 @@ def test_each_listener_serves_its_routes_and_404s_the_others(backend: Backend) -
     assert status(f"{internal}/admin/login/") == 200
     assert status(f"{metrics}/metrics") == 200
     assert status(f"{metrics}/api/auth/metrics") == 200
-    for url in (f"{public}/internal/auth/users/batch", f"{public}/admin/login/",
-                f"{public}/metrics", f"{internal}/api/auth/login", f"{internal}{LIVE}",
-                f"{internal}/metrics", f"{metrics}{LIVE}", f"{metrics}/admin/login/",
-                f"{metrics}/internal/auth/users/batch"):
+    for url in (
+        f"{public}/internal/auth/users/batch",
+        f"{public}/admin/login/",
+        f"{public}/metrics",
+        f"{internal}/api/auth/login",
+        f"{internal}{LIVE}",
+        f"{internal}/metrics",
+        f"{metrics}{LIVE}",
+        f"{metrics}/admin/login/",
+        f"{metrics}/internal/auth/users/batch",
+    ):
         response = httpx.get(url, timeout=10)
         assert response.status_code == 404, url
         assert response.json()["error"]["code"] == "not_found", url
 
 
-def test_a_host_header_naming_another_port_does_not_change_the_listener(
-        backend: Backend) -> None:
-    response = httpx.get(f"{backend.url}/metrics", timeout=10,
-                         headers={"Host": f"127.0.0.1:{backend.metrics_port}"})
+def test_a_host_header_naming_another_port_does_not_change_the_listener(backend: Backend) -> None:
+    response = httpx.get(
+        f"{backend.url}/metrics", timeout=10, headers={"Host": f"127.0.0.1:{backend.metrics_port}"}
+    )
     assert response.status_code == 404
 
 
@@ -79,15 +87,21 @@ def _workers_that_counted(directory: Path, route: str) -> int:
     counted = 0
     for path in directory.glob("counter_*.db"):
         values = MmapedDict.read_all_values_from_file(str(path))
-        if any(route in key and "auth_http_requests_total" in key and value > 0
-               for key, value, *_ in values):
+        if any(
+            route in key and "auth_http_requests_total" in key and value > 0
+            for key, value, *_ in values
+        ):
             counted += 1
     return counted
 
 
 def test_metrics_sum_every_workers_requests(backend: Backend) -> None:
-    labels = {"listener": "public", "route": "/api/auth/health/live", "method": "GET",
-              "status": "200"}
+    labels = {
+        "listener": "public",
+        "route": "/api/auth/health/live",
+        "method": "GET",
+        "status": "200",
+    }
     before = sample(scrape(backend), "auth_http_requests_total", **labels)
     directory = Path(backend.env["PROMETHEUS_MULTIPROC_DIR"])
     sent = 0
@@ -106,8 +120,12 @@ def test_metrics_sum_every_workers_requests(backend: Backend) -> None:
 
 
 def test_http_metrics_are_labelled_by_route_template(backend: Backend) -> None:
-    labels = {"listener": "internal", "route": "/internal/auth/users/<user_id>",
-              "method": "GET", "status": "401"}
+    labels = {
+        "listener": "internal",
+        "route": "/internal/auth/users/<user_id>",
+        "method": "GET",
+        "status": "401",
+    }
     before = sample(scrape(backend), "auth_http_requests_total", **labels)
     ids = [str(uuid.uuid4()), str(uuid.uuid4())]
     for user_id in ids:
@@ -121,5 +139,14 @@ def test_http_metrics_are_labelled_by_route_template(backend: Backend) -> None:
         time.sleep(0.05)
     assert sample(text, "auth_http_requests_total", **labels) == before + 2
     assert not [i for i in ids if i in text]
-    assert sample(text, "auth_http_requests_total", listener="metrics", route="/metrics",
-                  method="GET", status="200") >= 1
+    assert (
+        sample(
+            text,
+            "auth_http_requests_total",
+            listener="metrics",
+            route="/metrics",
+            method="GET",
+            status="200",
+        )
+        >= 1
+    )

@@ -40,10 +40,20 @@ KEY = generate_api_key()
 
 # The business series: every sample of these families is compared before and after.
 BUSINESS = (
-    "auth_login", "auth_login_failed", "auth_login_duration_seconds", "auth_registrations",
-    "auth_email_verifications", "auth_2fa_challenges", "auth_2fa_verifications",
-    "auth_tokens_issued", "auth_token_refresh", "auth_refresh_token_reuse", "auth_logouts",
-    "auth_seller_applications", "auth_jwt_validation", "auth_internal_api_requests",
+    "auth_login",
+    "auth_login_failed",
+    "auth_login_duration_seconds",
+    "auth_registrations",
+    "auth_email_verifications",
+    "auth_2fa_challenges",
+    "auth_2fa_verifications",
+    "auth_tokens_issued",
+    "auth_token_refresh",
+    "auth_refresh_token_reuse",
+    "auth_logouts",
+    "auth_seller_applications",
+    "auth_jwt_validation",
+    "auth_internal_api_requests",
 )
 
 
@@ -68,35 +78,43 @@ class Moves:
 
     def __exit__(self, *exc: object) -> None:
         after = _samples()
-        self.deltas = {key: after[key] - self.before.get(key, 0.0) for key in after
-                       if after[key] != self.before.get(key, 0.0)}
+        self.deltas = {
+            key: after[key] - self.before.get(key, 0.0)
+            for key in after
+            if after[key] != self.before.get(key, 0.0)
+        }
 
 
 def login_ok(status: str = "success", requires_2fa: str = "false") -> dict[str, float]:
-    return {f"auth_login_total{{requires_2fa={requires_2fa},status={status}}}": 1,
-            "auth_login_duration_seconds_count{}": 1}
+    return {
+        f"auth_login_total{{requires_2fa={requires_2fa},status={status}}}": 1,
+        "auth_login_duration_seconds_count{}": 1,
+    }
 
 
 def login_failed(reason: str) -> dict[str, float]:
     return {**login_ok("failure"), f"auth_login_failed_total{{reason={reason}}}": 1}
 
 
-TOKENS = {"auth_tokens_issued_total{kind=access}": 1,
-          "auth_tokens_issued_total{kind=refresh}": 1}
+TOKENS = {"auth_tokens_issued_total{kind=access}": 1, "auth_tokens_issued_total{kind=refresh}": 1}
 
 
 def test_business_series_exist_at_zero_before_anything_happens():
     values = _samples()
-    for key in ("auth_login_total{requires_2fa=true,status=success}",
-                "auth_login_failed_total{reason=throttled}",
-                "auth_registrations_total{outcome=existing_email}",
-                "auth_email_verifications_total{result=invalid_token}",
-                "auth_2fa_verifications_total{result=invalid_code}",
-                "auth_token_refresh_total{result=reuse}",
-                "auth_seller_applications_total{status=rejected}",
-                "auth_jwt_validation_total{result=revoked}",
-                "auth_2fa_challenges_total{}", "auth_refresh_token_reuse_total{}",
-                "auth_logouts_total{}", "auth_login_duration_seconds_count{}"):
+    for key in (
+        "auth_login_total{requires_2fa=true,status=success}",
+        "auth_login_failed_total{reason=throttled}",
+        "auth_registrations_total{outcome=existing_email}",
+        "auth_email_verifications_total{result=invalid_token}",
+        "auth_2fa_verifications_total{result=invalid_code}",
+        "auth_token_refresh_total{result=reuse}",
+        "auth_seller_applications_total{status=rejected}",
+        "auth_jwt_validation_total{result=revoked}",
+        "auth_2fa_challenges_total{}",
+        "auth_refresh_token_reuse_total{}",
+        "auth_logouts_total{}",
+        "auth_login_duration_seconds_count{}",
+    ):
         assert key in values, key
 
 
@@ -117,8 +135,10 @@ def test_registration_outcomes_are_counted_apart(client):
 
 
 def test_email_verification_results(client):
-    assert post(client, "register", {"email": "v@example.com", "password": PASSWORD}
-                ).status_code == 202
+    assert (
+        post(client, "register", {"email": "v@example.com", "password": PASSWORD}).status_code
+        == 202
+    )
     token = last_mailed_token("verification", "v@example.com")
     with Moves() as verified:
         assert post(client, "verify-email", {"token": token}).status_code == 200
@@ -139,13 +159,16 @@ def test_successful_login_counts_once_with_its_tokens(client):
     assert moved.deltas == {**login_ok(), **TOKENS}
 
 
-@pytest.mark.parametrize(("reason", "fields", "password", "status"), [
-    ("wrong_password", {}, "not-the-password-1", 401),
-    ("unknown_email", None, PASSWORD, 401),
-    ("no_password", {"password": None}, PASSWORD, 401),
-    ("inactive", {"is_active": False}, PASSWORD, 401),
-    ("email_not_verified", {"verified": False}, PASSWORD, 403),
-])
+@pytest.mark.parametrize(
+    ("reason", "fields", "password", "status"),
+    [
+        ("wrong_password", {}, "not-the-password-1", 401),
+        ("unknown_email", None, PASSWORD, 401),
+        ("no_password", {"password": None}, PASSWORD, 401),
+        ("inactive", {"is_active": False}, PASSWORD, 401),
+        ("email_not_verified", {"verified": False}, PASSWORD, 403),
+    ],
+)
 def test_failed_logins_count_their_reason(client, reason, fields, password, status):
     if fields is not None:
         make_user(**fields)
@@ -157,8 +180,9 @@ def test_failed_logins_count_their_reason(client, reason, fields, password, stat
 
 def test_throttled_login_is_a_failure_of_its_own(client, monkeypatch):
     make_user()
-    monkeypatch.setattr(throttling, "refusal",
-                        lambda attempt: SimpleNamespace(retry_after=3, scope="client"))
+    monkeypatch.setattr(
+        throttling, "refusal", lambda attempt: SimpleNamespace(retry_after=3, scope="client")
+    )
     with Moves() as moved:
         response = post(client, "login", {"email": "alice@example.com", "password": PASSWORD})
     assert response.status_code == 429
@@ -184,14 +208,16 @@ def test_two_factor_login_challenge_and_verification_results(client, clock):
     assert bad.deltas == {"auth_2fa_verifications_total{result=invalid_code}": 1}
 
     with Moves() as good:
-        response = post(client, "login/2fa",
-                        {"challenge_token": challenge, "code": totp_code(SECRET, T0)})
+        response = post(
+            client, "login/2fa", {"challenge_token": challenge, "code": totp_code(SECRET, T0)}
+        )
     assert response.status_code == 200
     assert good.deltas == {"auth_2fa_verifications_total{result=success}": 1, **TOKENS}
 
     with Moves() as expired:
-        response = post(client, "login/2fa",
-                        {"challenge_token": challenge, "code": totp_code(SECRET, T0, 1)})
+        response = post(
+            client, "login/2fa", {"challenge_token": challenge, "code": totp_code(SECRET, T0, 1)}
+        )
     assert response.status_code == 401
     assert expired.deltas == {"auth_2fa_verifications_total{result=challenge_expired}": 1}
 
@@ -200,8 +226,9 @@ def test_two_factor_login_challenge_and_verification_results(client, clock):
 
 
 def refresh(client, token: str):
-    return client.post("/api/auth/token/refresh", {"refresh_token": token},
-                       content_type="application/json")
+    return client.post(
+        "/api/auth/token/refresh", {"refresh_token": token}, content_type="application/json"
+    )
 
 
 def test_refresh_results_and_reuse(client):
@@ -211,8 +238,10 @@ def test_refresh_results_and_reuse(client):
     assert rotated.deltas == {"auth_token_refresh_total{result=success}": 1, **TOKENS}
     with Moves() as reused:
         assert refresh(client, pair.refresh_token).status_code == 401
-    assert reused.deltas == {"auth_token_refresh_total{result=reuse}": 1,
-                             "auth_refresh_token_reuse_total{}": 1}
+    assert reused.deltas == {
+        "auth_token_refresh_total{result=reuse}": 1,
+        "auth_refresh_token_reuse_total{}": 1,
+    }
     with Moves() as unknown:
         assert refresh(client, "never-issued").status_code == 401
     assert unknown.deltas == {"auth_token_refresh_total{result=invalid}": 1}
@@ -222,16 +251,22 @@ def test_logout_counts_ended_sessions_only(client):
     pair = issue_token_pair(make_user())
     with Moves() as moved:
         for _ in range(2):
-            response = client.post("/api/auth/logout", {"refresh_token": pair.refresh_token},
-                                   content_type="application/json")
+            response = client.post(
+                "/api/auth/logout",
+                {"refresh_token": pair.refresh_token},
+                content_type="application/json",
+            )
             assert response.status_code == 204
     assert moved.deltas == {"auth_logouts_total{}": 1}
 
 
 # --- sellers ---------------------------------------------------------------------------------
 
-APPLICATION = {"business_name": "Acme", "seller_type": "company",
-               "motivation": "We make furniture by hand and want to reach more buyers."}
+APPLICATION = {
+    "business_name": "Acme",
+    "seller_type": "company",
+    "motivation": "We make furniture by hand and want to reach more buyers.",
+}
 
 
 def seller_post(client, url: str, user: User, body: dict):
@@ -248,8 +283,10 @@ def test_seller_application_transitions(client):
         assert response.status_code == 201, response.content
         assert submitted.deltas == {"auth_seller_applications_total{status=submitted}": 1}
         ids.append(response.json()["id"])
-    for application_id, decision, status in ((ids[0], "approve", "approved"),
-                                             (ids[1], "reject", "rejected")):
+    for application_id, decision, status in (
+        (ids[0], "approve", "approved"),
+        (ids[1], "reject", "rejected"),
+    ):
         url = f"/api/auth/seller/applications/{application_id}/decision"
         with Moves() as decided:
             response = seller_post(client, url, staff, {"decision": decision})
@@ -270,12 +307,15 @@ def internal_key(settings):
 
 
 def validate(client, token: str, **headers: str):
-    return client.post("/internal/auth/validate-token", {"token": token},
-                       content_type="application/json", **headers)
+    return client.post(
+        "/internal/auth/validate-token",
+        {"token": token},
+        content_type="application/json",
+        **headers,
+    )
 
 
-def test_jwt_validation_and_internal_requests_by_caller_and_status(internal_client,
-                                                                   internal_key):
+def test_jwt_validation_and_internal_requests_by_caller_and_status(internal_client, internal_key):
     client = internal_client  # requests on the internal listener (tests/backend/conftest.py)
     pair = issue_token_pair(make_user())
     auth = {"HTTP_AUTHORIZATION": f"Bearer {KEY}"}
@@ -283,19 +323,23 @@ def test_jwt_validation_and_internal_requests_by_caller_and_status(internal_clie
         response = validate(client, pair.access_token, **auth)
         assert response.status_code == 200, response.content
         assert response.json()["active"] is True
-    assert valid.deltas == {"auth_jwt_validation_total{result=valid}": 1,
-                            "auth_internal_api_requests_total{caller=orders,status=200}": 1}
+    assert valid.deltas == {
+        "auth_jwt_validation_total{result=valid}": 1,
+        "auth_internal_api_requests_total{caller=orders,status=200}": 1,
+    }
     with Moves() as malformed:
         assert validate(client, "not-a-jwt", **auth).json() == {"active": False}
     assert malformed.deltas == {
         "auth_jwt_validation_total{result=malformed}": 1,
-        "auth_internal_api_requests_total{caller=orders,status=200}": 1}
+        "auth_internal_api_requests_total{caller=orders,status=200}": 1,
+    }
     with Moves() as anonymous:
         assert validate(client, pair.access_token).status_code == 401
-        assert validate(client, pair.access_token,
-                        HTTP_AUTHORIZATION="Bearer wrong-key").status_code == 401
-    assert anonymous.deltas == {
-        "auth_internal_api_requests_total{caller=anonymous,status=401}": 2}
+        assert (
+            validate(client, pair.access_token, HTTP_AUTHORIZATION="Bearer wrong-key").status_code
+            == 401
+        )
+    assert anonymous.deltas == {"auth_internal_api_requests_total{caller=anonymous,status=401}": 2}
 
 
 # --- scrape-time gauges ----------------------------------------------------------------------
@@ -315,28 +359,40 @@ def gauges() -> dict[str, float]:
 
 def test_scrape_time_gauges_read_the_database():
     OutboxEvent.objects.all().delete()
-    assert gauges() == {"auth_seller_applications_pending": 0, "auth_active_sessions": 0,
-                        "auth_outbox_backlog": 0,
-                        "auth_outbox_oldest_unpublished_age_seconds": 0}
+    assert gauges() == {
+        "auth_seller_applications_pending": 0,
+        "auth_active_sessions": 0,
+        "auth_outbox_backlog": 0,
+        "auth_outbox_oldest_unpublished_age_seconds": 0,
+    }
     user = make_user()
-    for email, status in (("p1@example.com", "pending"), ("p2@example.com", "pending"),
-                          ("r@example.com", "rejected")):
+    for email, status in (
+        ("p1@example.com", "pending"),
+        ("p2@example.com", "pending"),
+        ("r@example.com", "rejected"),
+    ):
         SellerApplication.objects.create(
-            user=make_user(email), business_name="B", seller_type="company",
-            motivation="m", status=status,
-            decided_at=None if status == "pending" else timezone.now())
+            user=make_user(email),
+            business_name="B",
+            seller_type="company",
+            motivation="m",
+            status=status,
+            decided_at=None if status == "pending" else timezone.now(),
+        )
     issue_token_pair(user)
     issue_token_pair(user)
     revoke_family_of(issue_token_pair(user).refresh_token, reason="logout")
     expired = issue_token_pair(user)
     RefreshToken.objects.filter(token_hash=hash_refresh_token(expired.refresh_token)).update(
-        expires_at=timezone.now() - timedelta(seconds=1))
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
     now = timezone.now()
     OutboxEvent.objects.all().delete()
     OutboxEvent.objects.create(event_type="x", occurred_at=now - timedelta(seconds=120))
     OutboxEvent.objects.create(event_type="x", occurred_at=now - timedelta(seconds=30))
-    OutboxEvent.objects.create(event_type="x", occurred_at=now - timedelta(seconds=900),
-                               published_at=now)
+    OutboxEvent.objects.create(
+        event_type="x", occurred_at=now - timedelta(seconds=900), published_at=now
+    )
 
     values = gauges()
     assert values["auth_seller_applications_pending"] == 2
@@ -357,6 +413,9 @@ def test_a_failing_query_omits_its_gauge_only(monkeypatch, caplog):
     with caplog.at_level(logging.ERROR, logger="auth_backend.core.metrics"):
         values = gauges()
     assert "auth_active_sessions" not in values
-    assert set(values) == {"auth_seller_applications_pending", "auth_outbox_backlog",
-                           "auth_outbox_oldest_unpublished_age_seconds"}
+    assert set(values) == {
+        "auth_seller_applications_pending",
+        "auth_outbox_backlog",
+        "auth_outbox_oldest_unpublished_age_seconds",
+    }
     assert any(getattr(r, "metric", None) == "auth_active_sessions" for r in caplog.records)

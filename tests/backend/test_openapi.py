@@ -100,7 +100,9 @@ def test_schema_has_servers_and_tags(public_schema):
 def test_schema_documents_the_security_schemes(public_schema):
     schemes = public_schema["components"]["securitySchemes"]
     assert schemes["GatewayIdentity"] == {
-        "type": "apiKey", "in": "header", "name": "X-Identity-Assertion",
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Identity-Assertion",
         "description": schemes["GatewayIdentity"]["description"],
     }
     assert schemes["AccessToken"]["scheme"] == "bearer"
@@ -127,8 +129,11 @@ def test_every_operation_documents_errors_with_the_error_component(public_schema
 def test_protected_operations_require_gateway_identity_and_document_401(public_schema):
     operation = public_schema["paths"]["/api/auth/health/live/"]["get"]
     assert {} in operation.get("security", [{}])  # public: no credentials
-    protected = [(path, op) for path, _, op in operations(public_schema)
-                 if op.get("security") and {} not in op["security"]]
+    protected = [
+        (path, op)
+        for path, _, op in operations(public_schema)
+        if op.get("security") and {} not in op["security"]
+    ]
     assert protected, "the seller endpoints at least are protected"
     for path, op in protected:
         assert {"GatewayIdentity": []} in op["security"], path
@@ -196,18 +201,20 @@ def test_internal_schema_describes_parameters_and_bodies(internal_schema):
     assert {"400", "404"} <= set(user["responses"])
 
     batch = internal_schema["paths"]["/internal/auth/users/batch/"]["post"]
-    body = resolve(internal_schema,
-                   batch["requestBody"]["content"]["application/json"]["schema"])
+    body = resolve(internal_schema, batch["requestBody"]["content"]["application/json"]["schema"])
     assert body["properties"]["ids"]["maxItems"] == 100
     examples = batch["responses"]["400"]["content"]["application/json"]["examples"]
-    details = {example["value"]["error"]["code"]: example["value"]["error"]["details"]
-               for example in examples.values()}
+    details = {
+        example["value"]["error"]["code"]: example["value"]["error"]["details"]
+        for example in examples.values()
+    }
     assert set(details) == {"invalid", "too_many_ids", "invalid_id"}
     assert details["too_many_ids"] == {"max_ids": 100, "received": 101}
 
     introspection = internal_schema["paths"]["/internal/auth/validate-token/"]["post"]
-    answer = resolve(internal_schema,
-                     introspection["responses"]["200"]["content"]["application/json"]["schema"])
+    answer = resolve(
+        internal_schema, introspection["responses"]["200"]["content"]["application/json"]["schema"]
+    )
     assert answer["required"] == ["active"]
 
 
@@ -216,16 +223,20 @@ def test_public_schema_generates_without_warnings(client):
     GENERATOR_STATS.reset()
     response = client.get(SCHEMA, {"format": "json"})
     assert response.status_code == 200
-    assert not GENERATOR_STATS, (dict(GENERATOR_STATS._warn_cache),
-                                 dict(GENERATOR_STATS._error_cache))
+    assert not GENERATOR_STATS, (
+        dict(GENERATOR_STATS._warn_cache),
+        dict(GENERATOR_STATS._error_cache),
+    )
 
 
 def test_internal_schema_generates_without_warnings(internal_client):
     GENERATOR_STATS.reset()
     response = internal_client.get("/internal/auth/schema", {"format": "json"}, **AUTH)
     assert response.status_code == 200
-    assert not GENERATOR_STATS, (dict(GENERATOR_STATS._warn_cache),
-                                 dict(GENERATOR_STATS._error_cache))
+    assert not GENERATOR_STATS, (
+        dict(GENERATOR_STATS._warn_cache),
+        dict(GENERATOR_STATS._error_cache),
+    )
 
 
 # --- path selection hooks ----------------------------------------------------------------------

@@ -21,8 +21,12 @@ def make_applicant(email: str) -> User:
 
 
 def submit(user: User, name: str = "Acme Handmade") -> SellerApplication:
-    return submit_application(user=user, business_name=name, seller_type="individual",
-                              motivation="I restore vintage bicycles and sell parts.")
+    return submit_application(
+        user=user,
+        business_name=name,
+        seller_type="individual",
+        motivation="I restore vintage bicycles and sell parts.",
+    )
 
 
 @pytest.fixture
@@ -43,11 +47,15 @@ def admin_client(client, admin_user):
 
 
 def run_action(client, action: str, *applications: SellerApplication):
-    return client.post(CHANGELIST, {
-        "action": action,
-        "_selected_action": [str(a.pk) for a in applications],
-        "index": 0,
-    }, follow=True)
+    return client.post(
+        CHANGELIST,
+        {
+            "action": action,
+            "_selected_action": [str(a.pk) for a in applications],
+            "index": 0,
+        },
+        follow=True,
+    )
 
 
 def test_changelist_lists_and_filters_applications(admin_client):
@@ -100,13 +108,11 @@ def test_admin_reject_action_skips_decided_applications(admin_client, admin_user
     assert first.status == ApplicationStatus.APPROVED
     assert second.status == ApplicationStatus.REJECTED
     assert second.transitions.last().actor == admin_user
-    assert OutboxEvent.objects.filter(
-        event_type=EventType.SELLER_APPLICATION_REJECTED).count() == 1
+    assert OutboxEvent.objects.filter(event_type=EventType.SELLER_APPLICATION_REJECTED).count() == 1
 
 
 def test_staff_without_change_permission_cannot_run_the_actions(client):
-    viewer = User.objects.create_user("viewer@example.com", "a-long-viewer-password",
-                                      is_staff=True)
+    viewer = User.objects.create_user("viewer@example.com", "a-long-viewer-password", is_staff=True)
     viewer.user_permissions.add(Permission.objects.get(codename="view_sellerapplication"))
     client.force_login(viewer)
     application = submit(make_applicant("a@example.com"))

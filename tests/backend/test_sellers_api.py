@@ -195,11 +195,13 @@ def test_status_and_seller_flag_are_not_client_writable(client, applicant):
 
 
 def test_database_constraint_allows_one_pending_application_per_user(applicant):
-    SellerApplication.objects.create(user=applicant, business_name="One", seller_type="company",
-                                     motivation="m" * 20)
+    SellerApplication.objects.create(
+        user=applicant, business_name="One", seller_type="company", motivation="m" * 20
+    )
     with pytest.raises(IntegrityError):
-        SellerApplication.objects.create(user=applicant, business_name="Two",
-                                         seller_type="company", motivation="m" * 20)
+        SellerApplication.objects.create(
+            user=applicant, business_name="Two", seller_type="company", motivation="m" * 20
+        )
 
 
 def test_a_race_past_the_friendly_check_still_answers_409(client, applicant, monkeypatch):
@@ -229,8 +231,9 @@ def test_status_without_identity_is_401(client):
 @pytest.mark.parametrize("url", [STATUS, f"{STATUS}/"])
 def test_status_shows_the_latest_application(client, applicant, staff, url):
     first = apply(client, applicant).json()
-    services.decide_application(application_id=first["id"], actor=staff, decision="reject",
-                                note="Portfolio link is broken.")
+    services.decide_application(
+        application_id=first["id"], actor=staff, decision="reject", note="Portfolio link is broken."
+    )
     second = apply(client, applicant, business_name="Acme Again").json()
 
     response = client.get(url, **identity_headers(applicant))
@@ -272,8 +275,12 @@ def pending(client, applicant) -> dict:
 
 @pytest.mark.parametrize("trailing", ["", "/"])
 def test_staff_approval_makes_the_user_a_seller(client, applicant, staff, pending, trailing):
-    response = post(client, decision_url(pending["id"]) + trailing, staff,
-                    {"decision": "approve", "note": "Welcome aboard."})
+    response = post(
+        client,
+        decision_url(pending["id"]) + trailing,
+        staff,
+        {"decision": "approve", "note": "Welcome aboard."},
+    )
 
     assert response.status_code == 200, response.content
     body = response.json()
@@ -302,16 +309,18 @@ def test_staff_rejection_keeps_the_user_a_buyer(client, applicant, staff, pendin
     assert response.json()["status"] == "rejected"
     applicant.refresh_from_db()
     assert applicant.is_seller is False
-    assert [(t.from_status, t.to_status) for t in
-            SellerApplicationTransition.objects.filter(application_id=pending["id"])] == [
-        ("", "pending"), ("pending", "rejected")]
+    assert [
+        (t.from_status, t.to_status)
+        for t in SellerApplicationTransition.objects.filter(application_id=pending["id"])
+    ] == [("", "pending"), ("pending", "rejected")]
     assert len(events(EventType.SELLER_APPLICATION_REJECTED)) == 1
     assert events(EventType.SELLER_APPLICATION_APPROVED) == []
 
 
 def test_an_application_is_decided_only_once(client, staff, pending):
-    assert post(client, decision_url(pending["id"]), staff, {"decision": "approve"}).status_code \
-        == 200
+    assert (
+        post(client, decision_url(pending["id"]), staff, {"decision": "approve"}).status_code == 200
+    )
 
     response = post(client, decision_url(pending["id"]), staff, {"decision": "reject"})
 
@@ -334,8 +343,9 @@ def test_non_staff_cannot_decide(client, applicant, pending):
 
 
 def test_staff_role_in_the_token_is_required(client, staff, pending):
-    response = post(client, decision_url(pending["id"]), staff, {"decision": "approve"},
-                    roles=["user"])
+    response = post(
+        client, decision_url(pending["id"]), staff, {"decision": "approve"}, roles=["user"]
+    )
 
     assert_error(response, 403, "permission_denied")
     assert SellerApplication.objects.get(pk=pending["id"]).is_pending
@@ -344,15 +354,23 @@ def test_staff_role_in_the_token_is_required(client, staff, pending):
 def test_staff_account_flag_is_required(client, pending):
     former_staff = make_user("former@example.com")  # is_staff=False
 
-    response = post(client, decision_url(pending["id"]), former_staff, {"decision": "approve"},
-                    roles=["user", "staff"])
+    response = post(
+        client,
+        decision_url(pending["id"]),
+        former_staff,
+        {"decision": "approve"},
+        roles=["user", "staff"],
+    )
 
     assert_error(response, 403, "permission_denied")
 
 
 def test_decision_without_identity_is_401(client, pending):
-    assert_error(post(client, decision_url(pending["id"]), None, {"decision": "approve"}),
-                 401, "not_authenticated")
+    assert_error(
+        post(client, decision_url(pending["id"]), None, {"decision": "approve"}),
+        401,
+        "not_authenticated",
+    )
 
 
 def test_staff_cannot_decide_their_own_application(client):
@@ -368,17 +386,20 @@ def test_staff_cannot_decide_their_own_application(client):
 
 @pytest.mark.parametrize("bad_id", ["not-a-uuid", "123", "%20", "0" * 40])
 def test_malformed_application_id_is_404(client, staff, bad_id):
-    assert_error(post(client, decision_url(bad_id), staff, {"decision": "approve"}),
-                 404, "not_found")
+    assert_error(
+        post(client, decision_url(bad_id), staff, {"decision": "approve"}), 404, "not_found"
+    )
 
 
 def test_unknown_application_id_is_404(client, staff):
-    assert_error(post(client, decision_url(uuid.uuid4()), staff, {"decision": "approve"}),
-                 404, "not_found")
+    assert_error(
+        post(client, decision_url(uuid.uuid4()), staff, {"decision": "approve"}), 404, "not_found"
+    )
 
 
-@pytest.mark.parametrize("body", [{}, {"decision": "maybe"}, {"decision": "approve",
-                                                             "note": "n" * 2001}])
+@pytest.mark.parametrize(
+    "body", [{}, {"decision": "maybe"}, {"decision": "approve", "note": "n" * 2001}]
+)
 def test_invalid_decision_body_is_400(client, staff, pending, body):
     assert_error(post(client, decision_url(pending["id"]), staff, body), 400, "invalid")
     assert SellerApplication.objects.get(pk=pending["id"]).is_pending
@@ -405,8 +426,7 @@ def test_a_failing_decision_leaves_no_trace(applicant, staff, monkeypatch):
 
     monkeypatch.setattr(services, "record_event", broken)
     with pytest.raises(IntegrityError):
-        services.decide_application(application_id=application.pk, actor=staff,
-                                    decision="approve")
+        services.decide_application(application_id=application.pk, actor=staff, decision="approve")
 
     application.refresh_from_db()
     applicant.refresh_from_db()

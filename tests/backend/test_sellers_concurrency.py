@@ -128,8 +128,7 @@ def fresh_postgres(postgres_url: str):
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def test_applications_decisions_and_relays_under_concurrency(fresh_postgres, redis_url,
-                                                               tmp_path):
+def test_applications_decisions_and_relays_under_concurrency(fresh_postgres, redis_url, tmp_path):
     stream = f"test.concurrency.{uuid.uuid4().hex}"
     out = tmp_path / "report.json"
     env = {
@@ -143,8 +142,14 @@ def test_applications_decisions_and_relays_under_concurrency(fresh_postgres, red
         "LOG_LEVEL": "ERROR",
     }
     try:
-        result = subprocess.run([sys.executable, "-c", SCENARIO, str(out)], env=env, cwd=REPO,
-                                capture_output=True, text=True, timeout=180)
+        result = subprocess.run(
+            [sys.executable, "-c", SCENARIO, str(out)],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
     finally:
         redis.Redis.from_url(redis_url).delete(stream)
     assert result.returncode == 0, result.stderr[-4000:]

@@ -56,8 +56,9 @@ class _JwksServer:
 @pytest.fixture
 def jwks_server(settings: Any) -> Iterator[_JwksServer]:
     server = _JwksServer()
-    thread = threading.Thread(target=server.httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
+    thread = threading.Thread(
+        target=server.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     settings.GOOGLE_JWKS_URL = server.url
     settings.GOOGLE_CLIENT_ID = CLIENT_ID
@@ -115,12 +116,16 @@ def test_first_sign_in_creates_a_verified_user_without_password(client, jwks_ser
     events = dict(OutboxEvent.objects.values_list("event_type", "payload"))
     assert events["user.registered"] == {"method": "google"}
     assert events["user.login_succeeded"] == {
-        "method": "google", "amr": ["google"], "linked_by": "created"}
+        "method": "google",
+        "amr": ["google"],
+        "linked_by": "created",
+    }
 
 
 def test_links_by_google_sub_first(client, jwks_server):
-    linked = User.objects.create_user("old-address@example.com", google_sub="sub-1",
-                                      email_verified_at=timezone.now())
+    linked = User.objects.create_user(
+        "old-address@example.com", google_sub="sub-1", email_verified_at=timezone.now()
+    )
     # another account owns the token's email; the Google subject wins
     User.objects.create_user("alan.turing@example.com", email_verified_at=timezone.now())
     response = _login(client, id_token(sub="sub-1"))
@@ -130,22 +135,25 @@ def test_links_by_google_sub_first(client, jwks_server):
 
 
 def test_links_by_verified_email_second_and_keeps_the_password(client, jwks_server):
-    user = User.objects.create_user("alan.turing@example.com", password="a long passphrase 1",
-                                    email_verified_at=timezone.now())
+    user = User.objects.create_user(
+        "alan.turing@example.com", password="a long passphrase 1", email_verified_at=timezone.now()
+    )
     response = _login(client, id_token())
     assert response.status_code == 200
     user.refresh_from_db()
     assert user.google_sub == "110169484474386276334"
     assert user.check_password("a long passphrase 1")
     assert validate_access_token(response.json()["access_token"]).sub == str(user.pk)
-    assert OutboxEvent.objects.get(event_type="user.login_succeeded").payload["linked_by"] \
-        == "email"
+    assert (
+        OutboxEvent.objects.get(event_type="user.login_succeeded").payload["linked_by"] == "email"
+    )
     assert not OutboxEvent.objects.filter(event_type="user.registered").exists()
 
 
 def test_linking_an_unverified_account_discards_the_squatters_password(client, jwks_server):
-    squatted = User.objects.create_user("alan.turing@example.com",
-                                        password="the squatter's password")
+    squatted = User.objects.create_user(
+        "alan.turing@example.com", password="the squatter's password"
+    )
     assert _login(client, id_token()).status_code == 200
     squatted.refresh_from_db()
     assert squatted.email_verified
@@ -154,8 +162,9 @@ def test_linking_an_unverified_account_discards_the_squatters_password(client, j
 
 
 def test_email_linked_to_another_google_account_is_a_conflict(client, jwks_server):
-    User.objects.create_user("alan.turing@example.com", google_sub="someone-else",
-                             email_verified_at=timezone.now())
+    User.objects.create_user(
+        "alan.turing@example.com", google_sub="someone-else", email_verified_at=timezone.now()
+    )
     response = _login(client, id_token())
     assert response.status_code == 409
     assert _code(response) == "google_account_conflict"
@@ -169,13 +178,16 @@ def test_unverified_google_email_is_rejected(client, jwks_server, flag):
     assert not User.objects.exists()
 
 
-@pytest.mark.parametrize("claims", [
-    {"aud": "another-client.apps.googleusercontent.com"},
-    {"iss": "https://accounts.evil.example"},
-    {"exp": int(time.time()) - 60},
-    {"sub": None},
-    {"email": None},
-])
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"aud": "another-client.apps.googleusercontent.com"},
+        {"iss": "https://accounts.evil.example"},
+        {"exp": int(time.time()) - 60},
+        {"sub": None},
+        {"email": None},
+    ],
+)
 def test_invalid_claims_are_rejected(client, jwks_server, claims):
     response = _login(client, id_token(**claims))
     assert response.status_code == 401
@@ -231,8 +243,7 @@ def test_unreachable_google_jwks_is_503(client, settings):
 
 
 def test_disabled_account_cannot_sign_in(client, jwks_server):
-    User.objects.create_user("x@example.com", google_sub="110169484474386276334",
-                             is_active=False)
+    User.objects.create_user("x@example.com", google_sub="110169484474386276334", is_active=False)
     response = _login(client, id_token())
     assert response.status_code == 403
     assert _code(response) == "account_disabled"
@@ -249,9 +260,13 @@ def test_two_factor_users_get_the_login_challenge_then_finish_with_a_code(client
     import pyotp
 
     secret = pyotp.random_base32()
-    user = User.objects.create_user("alan.turing@example.com", google_sub="110169484474386276334",
-                                    email_verified_at=timezone.now(), totp_secret=secret,
-                                    totp_enabled=True)
+    user = User.objects.create_user(
+        "alan.turing@example.com",
+        google_sub="110169484474386276334",
+        email_verified_at=timezone.now(),
+        totp_secret=secret,
+        totp_enabled=True,
+    )
     response = _login(client, id_token())
     assert response.status_code == 200
     body = response.json()
@@ -259,10 +274,11 @@ def test_two_factor_users_get_the_login_challenge_then_finish_with_a_code(client
     assert set(body) == {"requires_2fa", "challenge_token"}
     assert not OutboxEvent.objects.filter(event_type="user.login_succeeded").exists()
 
-    finished = client.post("/api/auth/login/2fa",
-                           {"challenge_token": body["challenge_token"],
-                            "code": pyotp.TOTP(secret).now()},
-                           content_type="application/json")
+    finished = client.post(
+        "/api/auth/login/2fa",
+        {"challenge_token": body["challenge_token"], "code": pyotp.TOTP(secret).now()},
+        content_type="application/json",
+    )
     assert finished.status_code == 200
     claims = validate_access_token(finished.json()["access_token"])
     assert claims.sub == str(user.pk)

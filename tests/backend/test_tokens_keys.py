@@ -30,8 +30,9 @@ JWKS_URL = "/api/auth/.well-known/jwks.json"
 
 @pytest.fixture
 def user() -> User:
-    return User.objects.create_user("ada@example.com", first_name="Ada",
-                                    email_verified_at=timezone.now())
+    return User.objects.create_user(
+        "ada@example.com", first_name="Ada", email_verified_at=timezone.now()
+    )
 
 
 def _jwks(client) -> dict:
@@ -65,8 +66,13 @@ def test_access_token_claims_and_kid_verify_with_the_jwks_public_key(client, use
     assert header["alg"] == "RS256"
     document = _jwks(client)
     public_key = _public_key_from_jwks(document, header["kid"])
-    claims = jwt.decode(pair.access_token, public_key, algorithms=["RS256"],
-                        audience="marketplace-test", issuer="https://auth.test")
+    claims = jwt.decode(
+        pair.access_token,
+        public_key,
+        algorithms=["RS256"],
+        audience="marketplace-test",
+        issuer="https://auth.test",
+    )
     assert claims["sub"] == str(user.pk)
     assert claims["email"] == "ada@example.com"
     assert claims["roles"] == ["user"]
@@ -79,8 +85,10 @@ def test_access_token_claims_and_kid_verify_with_the_jwks_public_key(client, use
     assert len(claims["jti"]) == 36
     assert pair.expires_in == 600
     assert pair.as_response() == {
-        "access_token": pair.access_token, "refresh_token": pair.refresh_token,
-        "token_type": "Bearer", "expires_in": 600,
+        "access_token": pair.access_token,
+        "refresh_token": pair.refresh_token,
+        "token_type": "Bearer",
+        "expires_in": 600,
     }
 
 

@@ -73,7 +73,8 @@ def test_rotation_returns_a_new_pair_in_the_same_family_and_keeps_amr(user):
     assert new["jti"] != old["jti"]
     assert new["amr"] == ["pwd", "otp"]
     assert RefreshToken.objects.get(
-        token_hash=hashlib.sha256(first.refresh_token.encode()).hexdigest()).used_at
+        token_hash=hashlib.sha256(first.refresh_token.encode()).hexdigest()
+    ).used_at
     assert validate_access_token(second.access_token).sid == old["sid"]
     # the successor rotates in turn
     assert rotate_refresh_token(second.refresh_token).refresh_token
@@ -162,8 +163,9 @@ def test_revoke_all_for_user_ends_every_session_and_sets_not_before(user):
     revoke_all_for_user(user, reason="password_reset")
 
     assert TokenNotBefore.objects.filter(user=user).exists()
-    assert set(RefreshFamily.objects.filter(user=user).values_list(
-        "revoke_reason", flat=True)) == {"password_reset"}
+    assert set(RefreshFamily.objects.filter(user=user).values_list("revoke_reason", flat=True)) == {
+        "password_reset"
+    }
     for pair in pairs:
         with pytest.raises(InvalidRefreshToken):
             rotate_refresh_token(pair.refresh_token)
@@ -203,8 +205,9 @@ def test_purge_expired_tokens_keeps_what_still_matters(user):
     assert rotate_refresh_token(live.refresh_token)
     with pytest.raises(InvalidRefreshToken):  # a used token still counts as reuse
         rotate_refresh_token(rotated.refresh_token)
-    assert RefreshFamily.objects.get(pk=_claims(rotated.access_token)["sid"]).revoke_reason \
-        == "reuse"
+    assert (
+        RefreshFamily.objects.get(pk=_claims(rotated.access_token)["sid"]).revoke_reason == "reuse"
+    )
 
 
 # --- endpoints -------------------------------------------------------------------------------
@@ -212,8 +215,9 @@ def test_purge_expired_tokens_keeps_what_still_matters(user):
 
 def test_refresh_endpoint_returns_a_new_pair(client, user):
     pair = issue_token_pair(user)
-    response = client.post(REFRESH_URL, {"refresh_token": pair.refresh_token},
-                           content_type="application/json")
+    response = client.post(
+        REFRESH_URL, {"refresh_token": pair.refresh_token}, content_type="application/json"
+    )
     assert response.status_code == 200
     body = response.json()
     assert set(body) == {"access_token", "refresh_token", "token_type", "expires_in"}
@@ -222,17 +226,18 @@ def test_refresh_endpoint_returns_a_new_pair(client, user):
     assert response["Cache-Control"] == "no-store"
     assert validate_access_token(body["access_token"]).sub == str(user.pk)
     # trailing slash accepted too
-    again = client.post(REFRESH_URL + "/", {"refresh_token": body["refresh_token"]},
-                        content_type="application/json")
+    again = client.post(
+        REFRESH_URL + "/", {"refresh_token": body["refresh_token"]}, content_type="application/json"
+    )
     assert again.status_code == 200
 
 
 def test_refresh_endpoint_rejects_reuse_with_401(client, user):
     pair = issue_token_pair(user)
-    client.post(REFRESH_URL, {"refresh_token": pair.refresh_token},
-                content_type="application/json")
-    response = client.post(REFRESH_URL, {"refresh_token": pair.refresh_token},
-                           content_type="application/json")
+    client.post(REFRESH_URL, {"refresh_token": pair.refresh_token}, content_type="application/json")
+    response = client.post(
+        REFRESH_URL, {"refresh_token": pair.refresh_token}, content_type="application/json"
+    )
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "invalid_refresh_token"
     assert response["WWW-Authenticate"].startswith("Bearer")
@@ -246,8 +251,9 @@ def test_refresh_endpoint_validates_the_body(client):
 
 def test_logout_revokes_the_family_and_records_an_event(client, user):
     pair = issue_token_pair(user)
-    response = client.post(LOGOUT_URL, {"refresh_token": pair.refresh_token},
-                           content_type="application/json")
+    response = client.post(
+        LOGOUT_URL, {"refresh_token": pair.refresh_token}, content_type="application/json"
+    )
     assert response.status_code == 204
     assert RefreshFamily.objects.get().revoke_reason == "logout"
     [event] = OutboxEvent.objects.filter(event_type="user.logged_out")
@@ -271,8 +277,9 @@ def test_logout_through_the_gateway_ends_the_session_of_the_access_token(client,
     pair = issue_token_pair(user)
     other = issue_token_pair(user)
     jti = _claims(pair.access_token)["jti"]
-    response = client.post(LOGOUT_URL, {}, content_type="application/json",
-                           **identity_headers(user, jti=jti))
+    response = client.post(
+        LOGOUT_URL, {}, content_type="application/json", **identity_headers(user, jti=jti)
+    )
     assert response.status_code == 204
     with pytest.raises(InvalidRefreshToken):
         rotate_refresh_token(pair.refresh_token)

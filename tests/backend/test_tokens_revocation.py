@@ -68,15 +68,17 @@ def _next_message(pubsub: redis.client.PubSub) -> dict:
 
 @pytest.mark.redis
 def test_logout_publishes_the_sessions_access_tokens(
-        client, user, channel, django_capture_on_commit_callbacks):
+    client, user, channel, django_capture_on_commit_callbacks
+):
     pubsub, redis_client, prefix = channel
     first = issue_token_pair(user)
     second = rotate_refresh_token(first.refresh_token)
     unrelated = issue_token_pair(user)
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(LOGOUT_URL, {"refresh_token": second.refresh_token},
-                               content_type="application/json")
+        response = client.post(
+            LOGOUT_URL, {"refresh_token": second.refresh_token}, content_type="application/json"
+        )
     assert response.status_code == 204
 
     message = _next_message(pubsub)
@@ -88,8 +90,9 @@ def test_logout_publishes_the_sessions_access_tokens(
     assert message["sids"] == [_claims(first.access_token)["sid"]]
     assert set(message["jtis"]) == jtis
     assert _claims(unrelated.access_token)["jti"] not in message["jtis"]
-    assert message["exp"] == max(_claims(t)["exp"] for t in (first.access_token,
-                                                              second.access_token))
+    assert message["exp"] == max(
+        _claims(t)["exp"] for t in (first.access_token, second.access_token)
+    )
     assert message["not_before"] is None
     assert abs(message["issued_at"] - time.time()) < 10
     # mirrored as expiring keys for edges that were not listening
@@ -101,7 +104,8 @@ def test_logout_publishes_the_sessions_access_tokens(
 
 @pytest.mark.redis
 def test_nothing_is_published_before_commit_or_after_rollback(
-        user, channel, django_capture_on_commit_callbacks):
+    user, channel, django_capture_on_commit_callbacks
+):
     from django.db import transaction
 
     pubsub, _, _ = channel
@@ -149,7 +153,6 @@ def test_reuse_detection_publishes(user, channel, django_capture_on_commit_callb
 # --- Redis unavailable: the database still decides -------------------------------------------
 
 
-
 @pytest.fixture
 def hung_redis() -> Iterator[int]:
     """A port whose listen backlog accepts connections that never get an answer."""
@@ -165,10 +168,13 @@ def _logout_with_redis_at(client, user, settings, url, caplog, capture):
     settings.REVOCATIONS_REDIS_TIMEOUT_MS = 300
     pair = issue_token_pair(user)
     started = time.monotonic()
-    with caplog.at_level("WARNING", logger="auth_backend.tokens.revocation"), \
-            capture(execute=True) as callbacks:
-        response = client.post(LOGOUT_URL, {"refresh_token": pair.refresh_token},
-                               content_type="application/json")
+    with (
+        caplog.at_level("WARNING", logger="auth_backend.tokens.revocation"),
+        capture(execute=True) as callbacks,
+    ):
+        response = client.post(
+            LOGOUT_URL, {"refresh_token": pair.refresh_token}, content_type="application/json"
+        )
     elapsed = time.monotonic() - started
     assert response.status_code == 204
     assert len(callbacks) == 1  # publishing was attempted, and failed
@@ -181,25 +187,41 @@ def _logout_with_redis_at(client, user, settings, url, caplog, capture):
 
 
 def test_logout_succeeds_when_redis_is_unreachable(
-        client, user, settings, caplog, django_capture_on_commit_callbacks):
-    elapsed = _logout_with_redis_at(client, user, settings,
-                                    f"redis://127.0.0.1:{closed_port()}/15", caplog,
-                                    django_capture_on_commit_callbacks)
+    client, user, settings, caplog, django_capture_on_commit_callbacks
+):
+    elapsed = _logout_with_redis_at(
+        client,
+        user,
+        settings,
+        f"redis://127.0.0.1:{closed_port()}/15",
+        caplog,
+        django_capture_on_commit_callbacks,
+    )
     assert elapsed < 5
 
 
 def test_logout_succeeds_quickly_when_redis_hangs(
-        client, user, settings, caplog, django_capture_on_commit_callbacks, hung_redis):
-    elapsed = _logout_with_redis_at(client, user, settings,
-                                    f"redis://127.0.0.1:{hung_redis}/15", caplog,
-                                    django_capture_on_commit_callbacks)
+    client, user, settings, caplog, django_capture_on_commit_callbacks, hung_redis
+):
+    elapsed = _logout_with_redis_at(
+        client,
+        user,
+        settings,
+        f"redis://127.0.0.1:{hung_redis}/15",
+        caplog,
+        django_capture_on_commit_callbacks,
+    )
     assert elapsed < 3  # bounded by REVOCATIONS_REDIS_TIMEOUT_MS, not by a hung socket
 
 
 def test_publish_reports_failure_instead_of_raising(settings):
     settings.REDIS_URL = f"redis://127.0.0.1:{closed_port()}/15"
-    assert revocation.publish(revocation.Revocation(
-        sub="s", reason="logout", jtis=("j",), exp=int(time.time()) + 60)) is False
+    assert (
+        revocation.publish(
+            revocation.Revocation(sub="s", reason="logout", jtis=("j",), exp=int(time.time()) + 60)
+        )
+        is False
+    )
 
 
 def test_empty_revocation_is_not_published(settings, monkeypatch):
@@ -213,7 +235,8 @@ def test_every_message_field_and_reason_is_documented():
     from auth_backend.tokens.services import RevokeReason
 
     doc = (Path(__file__).resolve().parents[2] / "backend" / "docs" / "revocation.md").read_text(
-        encoding="utf-8")
+        encoding="utf-8"
+    )
     message = revocation.Revocation(sub="s", reason="logout").as_message()
     assert [f for f in message if f"| `{f}` |" not in doc] == []
     reasons = [v for k, v in vars(RevokeReason).items() if k.isupper()]

@@ -72,8 +72,10 @@ def test_resigned_unchanged_token_is_still_valid(pair):
 
 def test_expired(pair):
     now = int(time.time())
-    assert _reason(_resign(pair.access_token, iat=now - 1000, nbf=now - 1000,
-                           exp=now - 100)) == "expired"
+    assert (
+        _reason(_resign(pair.access_token, iat=now - 1000, nbf=now - 1000, exp=now - 100))
+        == "expired"
+    )
 
 
 def test_not_yet_valid(pair):
@@ -105,8 +107,12 @@ def test_required_claims(pair, claim):
 
 def test_bad_signature_with_a_foreign_key_under_our_kid(pair):
     foreign = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    forged = jwt.encode(_claims(pair.access_token), foreign, algorithm="RS256",
-                        headers={"kid": signing_keys.current().kid})
+    forged = jwt.encode(
+        _claims(pair.access_token),
+        foreign,
+        algorithm="RS256",
+        headers={"kid": signing_keys.current().kid},
+    )
     assert _reason(forged) == "bad_signature"
 
 
@@ -119,15 +125,23 @@ def test_tampered_payload_fails_the_signature(pair):
 def test_hs256_with_the_public_key_is_rejected(pair):
     """Algorithm confusion: the key's algorithm decides, not the token's header."""
     jwk = signing_keys.current().public_jwk
-    forged = jwt.encode(_claims(pair.access_token), jwk["n"].encode(), algorithm="HS256",
-                        headers={"kid": jwk["kid"]})
+    forged = jwt.encode(
+        _claims(pair.access_token),
+        jwk["n"].encode(),
+        algorithm="HS256",
+        headers={"kid": jwk["kid"]},
+    )
     assert _reason(forged) == "bad_signature"
 
 
 def test_unknown_kid(pair):
     key = signing_keys.current()
-    token = jwt.encode(_claims(pair.access_token), key.private_key, algorithm="RS256",
-                       headers={"kid": "not-our-key"})
+    token = jwt.encode(
+        _claims(pair.access_token),
+        key.private_key,
+        algorithm="RS256",
+        headers={"kid": "not-our-key"},
+    )
     assert _reason(token) == "unknown_key"
     no_kid = jwt.encode(_claims(pair.access_token), key.private_key, algorithm="RS256")
     assert _reason(no_kid) == "unknown_key"
@@ -154,8 +168,10 @@ def test_issued_before_the_users_not_before(user, pair):
 
 
 def test_token_never_issued_by_us_even_if_signed(pair):
-    assert _reason(_resign(pair.access_token, jti="00000000-0000-0000-0000-000000000000")) \
+    assert (
+        _reason(_resign(pair.access_token, jti="00000000-0000-0000-0000-000000000000"))
         == "unknown_token"
+    )
 
 
 def test_inactive_user(user, pair):

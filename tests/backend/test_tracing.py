@@ -64,8 +64,11 @@ def traced(django_db_blocker: Any) -> Iterator[Callable[..., bool]]:
     """``traced(endpoint, **OTEL_vars)`` switches tracing on in this process for the test."""
 
     def configure(endpoint: str, **env: str) -> bool:
-        environ = {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": endpoint,
-                   "OTEL_BSP_SCHEDULE_DELAY": "50", **env}
+        environ = {
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "50",
+            **env,
+        }
         assert tracing.configure_tracing(environ)
         # Connections opened before psycopg was instrumented would not be traced.
         with django_db_blocker.unblock():
@@ -105,15 +108,23 @@ def ancestors(span: ReceivedSpan, spans: list[ReceivedSpan]) -> list[str]:
     return chain
 
 
-def login(client: Any, email: str = "alice@example.com", password: str = PASSWORD,
-          **headers: str) -> Any:
-    return client.post("/api/auth/login", {"email": email, "password": password},
-                       content_type="application/json", **headers)
+def login(
+    client: Any, email: str = "alice@example.com", password: str = PASSWORD, **headers: str
+) -> Any:
+    return client.post(
+        "/api/auth/login",
+        {"email": email, "password": password},
+        content_type="application/json",
+        **headers,
+    )
 
 
 def gateway_headers(request_id: str = "req-trace-1", traceparent: str = TRACEPARENT) -> dict:
-    return {"HTTP_TRACEPARENT": traceparent, "HTTP_TRACESTATE": TRACESTATE,
-            "HTTP_X_REQUEST_ID": request_id}
+    return {
+        "HTTP_TRACEPARENT": traceparent,
+        "HTTP_TRACESTATE": TRACESTATE,
+        "HTTP_X_REQUEST_ID": request_id,
+    }
 
 
 class JsonLines(logging.Handler):
@@ -171,10 +182,14 @@ def test_tracing_is_off_without_an_endpoint_and_installs_nothing(client, db, jso
     assert all("trace_id" not in e and "span_id" not in e for e in json_logs.entries())
 
 
-@pytest.mark.parametrize("env", [
-    {"OTEL_SDK_DISABLED": "true"},
-    {"OTEL_TRACES_EXPORTER": "none"},
-], ids=["sdk-disabled", "exporter-none"])
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"OTEL_SDK_DISABLED": "true"},
+        {"OTEL_TRACES_EXPORTER": "none"},
+    ],
+    ids=["sdk-disabled", "exporter-none"],
+)
 def test_standard_switches_turn_it_off_despite_an_endpoint(env):
     environ = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", **env}
 
@@ -192,16 +207,18 @@ def test_configuration_follows_the_standard_variables():
     assert base.export_timeout_seconds == 2.0
     assert base.max_queue_size == 2048
 
-    full = tracing.tracing_config({
-        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://jaeger:4318/v1/traces",
-        "SERVICE_NAME": "auth-backend-eu",
-        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-        "OTEL_TRACES_SAMPLER_ARG": "0.25",
-        "OTEL_EXPORTER_OTLP_TIMEOUT": "750",
-        "OTEL_BSP_MAX_QUEUE_SIZE": "100",
-        "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "500",
-    })
+    full = tracing.tracing_config(
+        {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://jaeger:4318/v1/traces",
+            "SERVICE_NAME": "auth-backend-eu",
+            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": "0.25",
+            "OTEL_EXPORTER_OTLP_TIMEOUT": "750",
+            "OTEL_BSP_MAX_QUEUE_SIZE": "100",
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "500",
+        }
+    )
     assert full is not None
     assert full.endpoint == "http://jaeger:4318/v1/traces"
     assert full.service_name == "auth-backend-eu"
@@ -209,9 +226,14 @@ def test_configuration_follows_the_standard_variables():
     assert full.export_timeout_seconds == 0.75
     assert (full.max_queue_size, full.max_export_batch_size) == (100, 100)
 
-    named = tracing.tracing_config({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318",
-                                    "OTEL_SERVICE_NAME": "edge-auth", "SERVICE_NAME": "x",
-                                    "OTEL_TRACES_SAMPLER": "bogus"})
+    named = tracing.tracing_config(
+        {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318",
+            "OTEL_SERVICE_NAME": "edge-auth",
+            "SERVICE_NAME": "x",
+            "OTEL_TRACES_SAMPLER": "bogus",
+        }
+    )
     assert named is not None
     assert (named.service_name, named.sampler) == ("edge-auth", "parentbased_always_on")
     assert tracing.tracing_config({"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"}) is None
@@ -222,7 +244,8 @@ def test_configuration_follows_the_standard_variables():
 
 @pytest.mark.postgres
 def test_request_continues_the_gateway_trace_with_db_and_login_spans(
-        postgres_default, traced, receiver, client):
+    postgres_default, traced, receiver, client
+):
     make_user()
     traced(receiver.endpoint)
     assert all(instrumented().values())
@@ -231,8 +254,9 @@ def test_request_continues_the_gateway_trace_with_db_and_login_spans(
 
     assert response.status_code == 200
     flush()
-    spans = receiver.wait_for(lambda s: any(x.kind == SERVER for x in s)
-                              and by_name(s, "accounts.login"))
+    spans = receiver.wait_for(
+        lambda s: any(x.kind == SERVER for x in s) and by_name(s, "accounts.login")
+    )
     assert {s.trace_id for s in spans} == {TRACE_ID}
     assert {s.service_name for s in spans} == {"auth-backend"}
 
@@ -262,8 +286,9 @@ def test_request_continues_the_gateway_trace_with_db_and_login_spans(
     assert all(s.kind == CLIENT and s.trace_id == TRACE_ID for s in db_spans)
     assert all(server.span_id in ancestors(s, spans) for s in db_spans)
     assert any(s.parent_span_id == issue.span_id for s in db_spans)  # the token INSERTs
-    assert {s.attributes.get("db.system") or s.attributes.get("db.system.name")
-            for s in db_spans} == {"postgresql"}
+    assert {
+        s.attributes.get("db.system") or s.attributes.get("db.system.name") for s in db_spans
+    } == {"postgresql"}
 
     everything = json.dumps([[s.name, s.attributes] for s in spans])
     assert "alice@example.com" not in everything
@@ -273,16 +298,16 @@ def test_request_continues_the_gateway_trace_with_db_and_login_spans(
 
 
 @pytest.mark.postgres
-def test_an_expected_failure_is_an_outcome_not_an_error(postgres_default, traced, receiver,
-                                                        client):
+def test_an_expected_failure_is_an_outcome_not_an_error(postgres_default, traced, receiver, client):
     traced(receiver.endpoint)
 
     response = login(client, email="nobody@example.com", **gateway_headers())
 
     assert response.status_code == 401
     flush()
-    spans = receiver.wait_for(lambda s: by_name(s, "accounts.login")
-                              and any(x.kind == SERVER for x in s))
+    spans = receiver.wait_for(
+        lambda s: by_name(s, "accounts.login") and any(x.kind == SERVER for x in s)
+    )
     login_span = one(spans, "accounts.login")
     assert login_span.attributes["auth.outcome"] == "invalid_credentials"
     assert login_span.status_code == StatusCode.UNSET.value
@@ -310,8 +335,11 @@ def test_the_gateways_sampling_decision_is_respected(traced, receiver, client, j
     traced(receiver.endpoint)
     unsampled = f"00-{TRACE_ID}-{GATEWAY_SPAN_ID}-00"
 
-    response = login(client, email="nobody@example.com",
-                     **gateway_headers("req-unsampled", traceparent=unsampled))
+    response = login(
+        client,
+        email="nobody@example.com",
+        **gateway_headers("req-unsampled", traceparent=unsampled),
+    )
     client.get("/api/auth/health/live/")  # sampled: proves the exporter works
 
     assert response.status_code == 401
@@ -327,21 +355,25 @@ def test_the_gateways_sampling_decision_is_respected(traced, receiver, client, j
 
 
 @pytest.mark.django_db
-def test_log_lines_carry_trace_span_and_request_ids(traced, receiver, client, json_logs,
-                                                    settings):
+def test_log_lines_carry_trace_span_and_request_ids(traced, receiver, client, json_logs, settings):
     settings.GOOGLE_CLIENT_ID = "client-id.apps.googleusercontent.com"
     settings.GOOGLE_JWKS_URL = f"http://127.0.0.1:{closed_port()}/certs"
     traced(receiver.endpoint)
 
     id_token = jwt.encode({"sub": "g-1"}, "k" * 32, algorithm="HS256", headers={"kid": "k1"})
-    response = client.post("/api/auth/google/login", {"id_token": id_token},
-                           content_type="application/json", **gateway_headers("req-logs"))
+    response = client.post(
+        "/api/auth/google/login",
+        {"id_token": id_token},
+        content_type="application/json",
+        **gateway_headers("req-logs"),
+    )
 
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "google_unavailable"
     flush()
-    spans = receiver.wait_for(lambda s: by_name(s, "google.verify")
-                              and any(x.kind == SERVER for x in s))
+    spans = receiver.wait_for(
+        lambda s: by_name(s, "google.verify") and any(x.kind == SERVER for x in s)
+    )
     verify, server = one(spans, "google.verify"), server_span(spans)
     google_login = one(spans, "accounts.login")
     assert google_login.attributes["auth.method"] == "google"
@@ -361,8 +393,10 @@ def test_log_lines_carry_trace_span_and_request_ids(traced, receiver, client, js
 
 def test_json_formatter_names_the_current_span():
     exporter = InMemorySpanExporter()
-    assert tracing.configure_tracing({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"},
-                                     span_processor=SimpleSpanProcessor(exporter))
+    assert tracing.configure_tracing(
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"},
+        span_processor=SimpleSpanProcessor(exporter),
+    )
     formatter = JsonFormatter()
     record = logging.LogRecord("auth_backend.test", logging.INFO, __file__, 1, "hi", None, None)
     token = current_request_id.set("req-9")
@@ -381,12 +415,15 @@ def test_json_formatter_names_the_current_span():
     assert "trace_id" not in outside and "span_id" not in outside
 
 
-@pytest.mark.parametrize(("traceparent", "expected"), [
-    (TRACEPARENT, TRACE_ID),
-    (f"00-{'0' * 32}-{GATEWAY_SPAN_ID}-01", None),
-    ("garbage", None),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    ("traceparent", "expected"),
+    [
+        (TRACEPARENT, TRACE_ID),
+        (f"00-{'0' * 32}-{GATEWAY_SPAN_ID}-01", None),
+        ("garbage", None),
+        (None, None),
+    ],
+)
 def test_gunicorn_access_lines_carry_the_requests_trace_id(traceparent, expected):
     atoms = {"m": "GET", "U": "/api/auth/health/live/", "s": "200", "{x-request-id}o": "r-1"}
     if traceparent is not None:
@@ -407,8 +444,10 @@ def test_gunicorn_access_lines_carry_the_requests_trace_id(traceparent, expected
 @pytest.fixture
 def memory_spans() -> Iterator[InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
-    assert tracing.configure_tracing({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"},
-                                     span_processor=SimpleSpanProcessor(exporter))
+    assert tracing.configure_tracing(
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"},
+        span_processor=SimpleSpanProcessor(exporter),
+    )
     yield exporter
     tracing.shutdown_tracing()
 
@@ -428,7 +467,8 @@ def test_an_unexpected_exception_is_an_error_without_its_message(memory_spans):
     assert event.attributes["exception.type"] == "builtins.RuntimeError"
     assert "test_tracing.py" in event.attributes["exception.stacktrace"]
     assert email not in json.dumps(
-        [dict(failed.attributes), dict(event.attributes), failed.status.description])
+        [dict(failed.attributes), dict(event.attributes), failed.status.description]
+    )
     assert expected.status.status_code == StatusCode.UNSET
     assert expected.attributes["auth.outcome"] == "invalid_credentials"
     assert not expected.events
@@ -438,16 +478,25 @@ def test_an_unexpected_exception_is_an_error_without_its_message(memory_spans):
 def test_refresh_rotation_and_reuse_spans(memory_spans, client):
     make_user()
     pair = login(client).json()
-    rotated = client.post("/api/auth/token/refresh", {"refresh_token": pair["refresh_token"]},
-                          content_type="application/json")
-    reused = client.post("/api/auth/token/refresh", {"refresh_token": pair["refresh_token"]},
-                         content_type="application/json")
+    rotated = client.post(
+        "/api/auth/token/refresh",
+        {"refresh_token": pair["refresh_token"]},
+        content_type="application/json",
+    )
+    reused = client.post(
+        "/api/auth/token/refresh",
+        {"refresh_token": pair["refresh_token"]},
+        content_type="application/json",
+    )
 
     assert (rotated.status_code, reused.status_code) == (200, 401)
     spans = memory_spans.get_finished_spans()
     first, second = [s for s in spans if s.name == "tokens.refresh"]
-    [issued] = [s for s in spans if s.name == "tokens.issue"
-                and s.attributes["tokens.grant"] == "refresh_token"]
+    [issued] = [
+        s
+        for s in spans
+        if s.name == "tokens.issue" and s.attributes["tokens.grant"] == "refresh_token"
+    ]
     assert issued.parent.span_id == first.context.span_id
     assert tuple(issued.attributes["auth.amr"]) == ("pwd",)
     assert "auth.outcome" not in first.attributes
@@ -484,8 +533,9 @@ def _exchange(client: Any) -> list[tuple[int, Any, dict[str, str]]]:
     for response in (
         client.get("/api/auth/health/live/", **gateway_headers("req-a")),
         # Rejected by Django before any view: still the JSON error shape and the request id.
-        client.get("/api/auth/health/live/", HTTP_HOST="evil.example",
-                   **gateway_headers("req-host")),
+        client.get(
+            "/api/auth/health/live/", HTTP_HOST="evil.example", **gateway_headers("req-host")
+        ),
         login(client, email="nobody@example.com", **gateway_headers("req-b")),
         login(client, **gateway_headers("req-c")),
     ):
@@ -493,24 +543,28 @@ def _exchange(client: Any) -> list[tuple[int, Any, dict[str, str]]]:
         for secret in ("access_token", "refresh_token"):  # fresh each time, compare shape
             if secret in body:
                 body[secret] = "…"
-        headers = {k: v for k, v in response.headers.items()
-                   if k.lower() not in ("date", "expires")}
+        headers = {
+            k: v for k, v in response.headers.items() if k.lower() not in ("date", "expires")
+        }
         answers.append((response.status_code, body, headers))
     return answers
 
 
 @pytest.mark.parametrize("collector", ["refused", "hung"])
 @pytest.mark.django_db
-def test_a_collector_that_is_down_changes_no_response(collector, client, silent_server,
-                                                     json_logs):
+def test_a_collector_that_is_down_changes_no_response(collector, client, silent_server, json_logs):
     make_user()
     baseline = _exchange(client)
     port = closed_port() if collector == "refused" else silent_server
-    assert tracing.configure_tracing({
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://127.0.0.1:{port}/v1/traces",
-        "OTEL_BSP_SCHEDULE_DELAY": "10", "OTEL_BSP_MAX_QUEUE_SIZE": "8",
-        "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "2", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "1000",
-    })
+    assert tracing.configure_tracing(
+        {
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://127.0.0.1:{port}/v1/traces",
+            "OTEL_BSP_SCHEDULE_DELAY": "10",
+            "OTEL_BSP_MAX_QUEUE_SIZE": "8",
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "2",
+            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "1000",
+        }
+    )
     try:
         from django.test import Client
 
@@ -528,9 +582,12 @@ def test_a_collector_that_is_down_changes_no_response(collector, client, silent_
         tracing.shutdown_tracing(timeout_seconds=1.5)
         assert time.monotonic() - started < 3.0
         # Each failure message of the exporter is logged once a minute, not per batch.
-        failures = [(e["level"], e["message"]) for e in json_logs.entries()
-                    if e["logger"] == "opentelemetry.exporter.otlp.proto.http.trace_exporter"
-                    and not e["message"].startswith("Transient error")]  # carries the delay
+        failures = [
+            (e["level"], e["message"])
+            for e in json_logs.entries()
+            if e["logger"] == "opentelemetry.exporter.otlp.proto.http.trace_exporter"
+            and not e["message"].startswith("Transient error")
+        ]  # carries the delay
         assert len(failures) == len(set(failures)), failures
     finally:
         tracing.shutdown_tracing()
@@ -542,7 +599,8 @@ def test_a_collector_that_is_down_changes_no_response(collector, client, silent_
 @pytest.mark.postgres
 @pytest.mark.redis
 def test_each_relay_batch_is_a_span_and_idle_polls_leave_none(
-        postgres_default, redis_url, redis_conn, stream, traced, receiver, django_db_blocker):
+    postgres_default, redis_url, redis_conn, stream, traced, receiver, django_db_blocker
+):
     traced(receiver.endpoint)
     client = redis.Redis.from_url(redis_url, socket_timeout=2)
     try:
@@ -575,16 +633,14 @@ def test_each_relay_batch_is_a_span_and_idle_polls_leave_none(
     assert xadd.scope_name == REDIS_SCOPE
     assert xadd.parent_span_id == relay.span_id
     # The UPDATE that marks the row published is part of the batch.
-    assert any(s.scope_name == PSYCOPG_SCOPE and s.parent_span_id == relay.span_id
-               for s in spans)
+    assert any(s.scope_name == PSYCOPG_SCOPE and s.parent_span_id == relay.span_id for s in spans)
     # Besides the batch, only the test's own INSERT of the event: the idle poll left nothing.
     assert [s.name for s in spans if s.trace_id != relay.trace_id] == ["INSERT"]
 
 
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
-def test_the_relay_command_switches_tracing_on_and_off(receiver, redis_url, stream,
-                                                      monkeypatch):
+def test_the_relay_command_switches_tracing_on_and_off(receiver, redis_url, stream, monkeypatch):
     from django.core.management import call_command
 
     record_event(EventType.USER_REGISTERED, subject_id=str(uuid.uuid4()), method="password")

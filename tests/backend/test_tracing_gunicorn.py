@@ -28,11 +28,17 @@ from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 from tests.services import REDIS_TEST_URL, closed_port, redis_unavailable, require
 
 SERVER = 2  # OTLP SpanKind
-DB_SCOPES = {"opentelemetry.instrumentation.dbapi": "sqlite",
-             "opentelemetry.instrumentation.psycopg": "postgresql"}
+DB_SCOPES = {
+    "opentelemetry.instrumentation.dbapi": "sqlite",
+    "opentelemetry.instrumentation.psycopg": "postgresql",
+}
 # Whatever the developer's shell exports, these tests decide about tracing themselves.
-HERMETIC_OTEL = {"OTEL_SDK_DISABLED": "false", "OTEL_TRACES_EXPORTER": "otlp",
-                 "OTEL_TRACES_SAMPLER": "parentbased_always_on", "OTEL_BSP_SCHEDULE_DELAY": "100"}
+HERMETIC_OTEL = {
+    "OTEL_SDK_DISABLED": "false",
+    "OTEL_TRACES_EXPORTER": "otlp",
+    "OTEL_TRACES_SAMPLER": "parentbased_always_on",
+    "OTEL_BSP_SCHEDULE_DELAY": "100",
+}
 
 
 def otel_env(endpoint: str, **extra: str) -> dict[str, str]:
@@ -42,11 +48,15 @@ def otel_env(endpoint: str, **extra: str) -> dict[str, str]:
 def new_trace() -> tuple[str, str, dict[str, str]]:
     """A gateway-style trace id, parent (gateway span) id and the headers carrying them."""
     trace_id, parent = secrets.token_hex(16), secrets.token_hex(8)
-    return trace_id, parent, {
-        "traceparent": f"00-{trace_id}-{parent}-01",
-        "tracestate": f"kong={parent}",
-        "X-Request-ID": f"req-{secrets.token_hex(6)}",
-    }
+    return (
+        trace_id,
+        parent,
+        {
+            "traceparent": f"00-{trace_id}-{parent}-01",
+            "tracestate": f"kong={parent}",
+            "X-Request-ID": f"req-{secrets.token_hex(6)}",
+        },
+    )
 
 
 def in_trace(spans: list[ReceivedSpan], trace_id: str) -> list[ReceivedSpan]:
@@ -56,8 +66,8 @@ def in_trace(spans: list[ReceivedSpan], trace_id: str) -> list[ReceivedSpan]:
 def has_server_and_db(trace_id: str) -> Any:
     def check(spans: list[ReceivedSpan]) -> bool:
         mine = in_trace(spans, trace_id)
-        return (any(s.kind == SERVER for s in mine)
-                and any(s.scope_name in DB_SCOPES for s in mine))
+        return any(s.kind == SERVER for s in mine) and any(s.scope_name in DB_SCOPES for s in mine)
+
     return check
 
 
@@ -71,8 +81,9 @@ def descends_from(span: ReceivedSpan, ancestor_id: str, spans: list[ReceivedSpan
     return False
 
 
-def assert_continues_gateway_trace(spans: list[ReceivedSpan], trace_id: str, parent: str,
-                                   request_id: str, db_system: str) -> ReceivedSpan:
+def assert_continues_gateway_trace(
+    spans: list[ReceivedSpan], trace_id: str, parent: str, request_id: str, db_system: str
+) -> ReceivedSpan:
     mine = in_trace(spans, trace_id)
     [server] = [s for s in mine if s.kind == SERVER]
     assert server.service_name == "auth-backend"
@@ -88,14 +99,18 @@ def assert_continues_gateway_trace(spans: list[ReceivedSpan], trace_id: str, par
 
 
 def log_entries(backend: Backend) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in backend.log.read_text(errors="replace").splitlines()
-            if line.startswith("{")]
+    return [
+        json.loads(line)
+        for line in backend.log.read_text(errors="replace").splitlines()
+        if line.startswith("{")
+    ]
 
 
 def register(client: httpx.Client, headers: dict[str, str]) -> httpx.Response:
     email = f"trace-{uuid.uuid4().hex[:12]}@example.com"
-    return client.post("/api/auth/register", json={"email": email, "password": PASSWORD},
-                       headers=headers)
+    return client.post(
+        "/api/auth/register", json={"email": email, "password": PASSWORD}, headers=headers
+    )
 
 
 @pytest.fixture(scope="module")
@@ -115,10 +130,13 @@ def events_stream() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def traced_backend(tmp_path_factory: pytest.TempPathFactory, receiver: OtlpReceiver,
-                   events_stream: str) -> Iterator[Backend]:
-    with running_backend(tmp_path_factory.mktemp("traced-backend"),
-                         otel_env(receiver.endpoint, EVENTS_STREAM=events_stream)) as backend:
+def traced_backend(
+    tmp_path_factory: pytest.TempPathFactory, receiver: OtlpReceiver, events_stream: str
+) -> Iterator[Backend]:
+    with running_backend(
+        tmp_path_factory.mktemp("traced-backend"),
+        otel_env(receiver.endpoint, EVENTS_STREAM=events_stream),
+    ) as backend:
         yield backend
 
 
@@ -130,14 +148,14 @@ def test_gunicorn_continues_the_gateway_trace_down_to_the_database(traced_backen
 
     spans = receiver.wait_for(has_server_and_db(trace_id))
 
-    server = assert_continues_gateway_trace(spans, trace_id, parent, headers["X-Request-ID"],
-                                            "sqlite")
+    server = assert_continues_gateway_trace(
+        spans, trace_id, parent, headers["X-Request-ID"], "sqlite"
+    )
     assert server.name == "POST /api/auth/register"
     assert server.attributes["http.request.method"] == "POST"
     assert server.attributes["http.response.status_code"] == 202
     assert server.resource["service.name"] == "auth-backend"
-    statements = " ".join(str(s.attributes.get("db.statement"))
-                          for s in in_trace(spans, trace_id))
+    statements = " ".join(str(s.attributes.get("db.statement")) for s in in_trace(spans, trace_id))
     assert "INSERT" in statements
     assert PASSWORD not in json.dumps([s.attributes for s in spans])
 
@@ -145,15 +163,22 @@ def test_gunicorn_continues_the_gateway_trace_down_to_the_database(traced_backen
 def test_gunicorn_login_span_and_log_lines_share_the_trace(traced_backend, receiver):
     trace_id, parent, headers = new_trace()
     with httpx.Client(base_url=traced_backend.url, timeout=10) as client:
-        response = client.post("/api/auth/login", headers=headers,
-                               json={"email": "nobody@example.com", "password": "x" * 12})
+        response = client.post(
+            "/api/auth/login",
+            headers=headers,
+            json={"email": "nobody@example.com", "password": "x" * 12},
+        )
     assert response.status_code == 401
 
-    spans = receiver.wait_for(lambda s: any(x.name == "accounts.login"
-                                            for x in in_trace(s, trace_id))
-                              and has_server_and_db(trace_id)(s))
-    server = assert_continues_gateway_trace(spans, trace_id, parent, headers["X-Request-ID"],
-                                            "sqlite")
+    spans = receiver.wait_for(
+        lambda s: (
+            any(x.name == "accounts.login" for x in in_trace(s, trace_id))
+            and has_server_and_db(trace_id)(s)
+        )
+    )
+    server = assert_continues_gateway_trace(
+        spans, trace_id, parent, headers["X-Request-ID"], "sqlite"
+    )
     [login] = [s for s in in_trace(spans, trace_id) if s.name == "accounts.login"]
     assert login.parent_span_id == server.span_id
     assert login.attributes["auth.outcome"] == "invalid_credentials"
@@ -161,8 +186,9 @@ def test_gunicorn_login_span_and_log_lines_share_the_trace(traced_backend, recei
 
     deadline = time.monotonic() + 5
     while True:
-        lines = [e for e in log_entries(traced_backend)
-                 if e.get("request_id") == headers["X-Request-ID"]]
+        lines = [
+            e for e in log_entries(traced_backend) if e.get("request_id") == headers["X-Request-ID"]
+        ]
         if len(lines) >= 2 or time.monotonic() > deadline:
             break
         time.sleep(0.05)
@@ -201,14 +227,16 @@ def test_gunicorn_on_postgres_traces_psycopg(postgres_url, tmp_path, receiver):
     _admin(postgres_url, f'CREATE DATABASE "{name}"')
     database_url = postgres_url.rsplit("/", 1)[0] + f"/{name}"
     try:
-        with running_backend(tmp_path, otel_env(receiver.endpoint,
-                                                DATABASE_URL=database_url)) as backend:
+        with running_backend(
+            tmp_path, otel_env(receiver.endpoint, DATABASE_URL=database_url)
+        ) as backend:
             trace_id, parent, headers = new_trace()
             with httpx.Client(base_url=backend.url, timeout=10) as client:
                 assert register(client, headers).status_code == 202
             spans = receiver.wait_for(has_server_and_db(trace_id))
-            assert_continues_gateway_trace(spans, trace_id, parent, headers["X-Request-ID"],
-                                           "postgresql")
+            assert_continues_gateway_trace(
+                spans, trace_id, parent, headers["X-Request-ID"], "postgresql"
+            )
     finally:
         _admin(postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -222,38 +250,55 @@ def _answers(backend: Backend) -> list[tuple[int, Any, dict[str, str]]]:
         for method, path, body, host in (
             ("GET", "/api/auth/health/live/", None, None),
             ("GET", "/api/auth/health/live/", None, "evil.example"),  # not in ALLOWED_HOSTS
-            ("POST", "/api/auth/login", {"email": "nobody@example.com", "password": "x" * 12},
-             None),
-            ("POST", "/api/auth/register", {"email": "not-an-email", "password": PASSWORD},
-             None),
+            (
+                "POST",
+                "/api/auth/login",
+                {"email": "nobody@example.com", "password": "x" * 12},
+                None,
+            ),
+            ("POST", "/api/auth/register", {"email": "not-an-email", "password": PASSWORD}, None),
         ):
             started = time.monotonic()
-            response = client.request(method, path, json=body,
-                                      headers={**headers, **({"Host": host} if host else {})})
+            response = client.request(
+                method, path, json=body, headers={**headers, **({"Host": host} if host else {})}
+            )
             elapsed = time.monotonic() - started
             assert elapsed < 2.0, (path, elapsed)
-            answers.append((response.status_code, response.json(), {
-                k: v for k, v in response.headers.items() if k not in ("date", "expires")}))
+            answers.append(
+                (
+                    response.status_code,
+                    response.json(),
+                    {k: v for k, v in response.headers.items() if k not in ("date", "expires")},
+                )
+            )
     return answers
 
 
 @pytest.fixture(scope="module")
 def untraced_answers(tmp_path_factory: pytest.TempPathFactory) -> list[Any]:
     """:func:`_answers` of the backend with tracing off."""
-    with running_backend(tmp_path_factory.mktemp("untraced-backend"),
-                         {"OTEL_SDK_DISABLED": "true"}) as plain:
+    with running_backend(
+        tmp_path_factory.mktemp("untraced-backend"), {"OTEL_SDK_DISABLED": "true"}
+    ) as plain:
         return _answers(plain)
 
 
 @pytest.mark.parametrize("collector", ["refused", "hung"])
-def test_a_collector_that_is_down_changes_no_response(collector, tmp_path: Path,
-                                                      silent_server, untraced_answers):
+def test_a_collector_that_is_down_changes_no_response(
+    collector, tmp_path: Path, silent_server, untraced_answers
+):
     baseline = untraced_answers
     port = closed_port() if collector == "refused" else silent_server
     endpoint = f"http://127.0.0.1:{port}/v1/traces"
-    down = running_backend(tmp_path, otel_env(
-        endpoint, OTEL_EXPORTER_OTLP_TRACES_TIMEOUT="1000", OTEL_BSP_MAX_QUEUE_SIZE="16",
-        OTEL_BSP_MAX_EXPORT_BATCH_SIZE="4"))
+    down = running_backend(
+        tmp_path,
+        otel_env(
+            endpoint,
+            OTEL_EXPORTER_OTLP_TRACES_TIMEOUT="1000",
+            OTEL_BSP_MAX_QUEUE_SIZE="16",
+            OTEL_BSP_MAX_EXPORT_BATCH_SIZE="4",
+        ),
+    )
     with down as backend:
         for _ in range(3):  # the export thread is failing meanwhile
             assert _answers(backend) == baseline

@@ -47,8 +47,7 @@ def main() -> None:
     settings.ALLOWED_HOSTS = ["testserver"]
     settings.GATEWAY_JWKS = str(write_gateway_jwks(workdir / "gateway-jwks.json"))
     password = "correct-horse-battery-9"
-    user = User.objects.create_user("bench@example.com", password,
-                                    email_verified_at=timezone.now())
+    user = User.objects.create_user("bench@example.com", password, email_verified_at=timezone.now())
     client = Client()
 
     def timed(call, n: int) -> list[float]:
@@ -61,13 +60,17 @@ def main() -> None:
         return out
 
     credentials = {"email": user.email, "password": password}
-    login = timed(lambda: client.post("/api/auth/login", credentials,
-                                      content_type="application/json"), args.logins)
+    login = timed(
+        lambda: client.post("/api/auth/login", credentials, content_type="application/json"),
+        args.logins,
+    )
     headers = identity_headers(user)
     profile = timed(lambda: client.get("/api/auth/profile", **headers), args.profiles)
     for name, values in (("login (Argon2id)", login), ("profile GET", profile)):
-        print(f"{name:<18} n={len(values):<4} median {statistics.median(values):7.2f} ms   "
-              f"p90 {statistics.quantiles(values, n=10)[-1]:7.2f} ms")
+        print(
+            f"{name:<18} n={len(values):<4} median {statistics.median(values):7.2f} ms   "
+            f"p90 {statistics.quantiles(values, n=10)[-1]:7.2f} ms"
+        )
 
 
 if __name__ == "__main__":

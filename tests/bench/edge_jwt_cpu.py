@@ -57,9 +57,19 @@ def serve_jwks(private_key: rsa.RSAPrivateKey) -> ThreadingHTTPServer:
 
 def mint(private_key: rsa.RSAPrivateKey) -> str:
     now = int(time.time())
-    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": str(uuid.uuid4()), "email": "b@example.com",
-              "roles": ["user"], "scope": "profile", "jti": str(uuid.uuid4()), "iat": now,
-              "nbf": now, "exp": now + 900, "token_use": "access"}
+    claims = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": str(uuid.uuid4()),
+        "email": "b@example.com",
+        "roles": ["user"],
+        "scope": "profile",
+        "jti": str(uuid.uuid4()),
+        "iat": now,
+        "nbf": now,
+        "exp": now + 900,
+        "token_use": "access",
+    }
     return jwt.encode(claims, private_key, algorithm="RS256", headers={"kid": KID})
 
 
@@ -101,20 +111,26 @@ def run(blocks: int, block: int, warmup: int) -> dict[str, Any]:
     same = mint(private_key)
     try:
         command = f"edge-jwt --metrics-port {free_port()}"
-        with HarnessRunner(yml, servers=servers, commands={"edge-jwt": command},
-                           workers=1) as gateway:
-            pids = {"null": gateway.gateway.processes["edge-demo"].pid,
-                    "miss": gateway.gateway.processes["edge-jwt"].pid,
-                    "hit": gateway.gateway.processes["edge-jwt"].pid}
+        with HarnessRunner(
+            yml, servers=servers, commands={"edge-jwt": command}, workers=1
+        ) as gateway:
+            pids = {
+                "null": gateway.gateway.processes["edge-demo"].pid,
+                "miss": gateway.gateway.processes["edge-jwt"].pid,
+                "hit": gateway.gateway.processes["edge-jwt"].pid,
+            }
             with httpx.Client(base_url=gateway.url, trust_env=False) as client:
+
                 def get(path: str, token: str | None = None) -> None:
                     headers = {"Authorization": f"Bearer {token}"} if token else {}
                     response = client.get(path, headers=headers)
                     assert response.status_code == 200, response.text
 
-                requests = {"null": lambda: get("/null"),
-                            "miss": lambda: get("/jwt", next(fresh)),
-                            "hit": lambda: get("/jwt", same)}
+                requests = {
+                    "null": lambda: get("/null"),
+                    "miss": lambda: get("/jwt", next(fresh)),
+                    "hit": lambda: get("/jwt", same),
+                }
                 for _ in range(warmup):
                     requests["null"]()
                     requests["hit"]()
@@ -132,8 +148,11 @@ def main() -> None:
     parser.add_argument("--block", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=100)
     args = parser.parse_args()
-    print(report(run(args.blocks, args.block, args.warmup),
-                 "null = edge-demo noop (HandleEvent only)."))
+    print(
+        report(
+            run(args.blocks, args.block, args.warmup), "null = edge-demo noop (HandleEvent only)."
+        )
+    )
 
 
 if __name__ == "__main__":

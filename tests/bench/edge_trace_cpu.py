@@ -49,19 +49,30 @@ def run(blocks: int, block: int, warmup: int) -> dict[str, Any]:
     servers: dict[str, dict[str, str]] = {"edge-trace": {}, "edge-demo": {}}
     try:
         command = f"edge-trace --metrics-port {free_port()}"
-        with HarnessRunner(kong_yml(upstream.port, receiver.endpoint), servers=servers,
-                           commands={"edge-trace": command}, workers=1) as gateway:
+        with HarnessRunner(
+            kong_yml(upstream.port, receiver.endpoint),
+            servers=servers,
+            commands={"edge-trace": command},
+            workers=1,
+        ) as gateway:
             tracer = gateway.gateway.processes["edge-trace"].pid
-            pids = {"null": gateway.gateway.processes["edge-demo"].pid,
-                    "trace": tracer, "untraced": tracer}
+            pids = {
+                "null": gateway.gateway.processes["edge-demo"].pid,
+                "trace": tracer,
+                "untraced": tracer,
+            }
             with httpx.Client(base_url=gateway.url, trust_env=False) as client:
+
                 def get(path: str) -> None:
                     parent = f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
                     response = client.get(path, headers={"traceparent": parent})
                     assert response.status_code == 200, response.text
 
-                requests = {"null": lambda: get("/null"), "trace": lambda: get("/trace"),
-                            "untraced": lambda: get("/untraced")}
+                requests = {
+                    "null": lambda: get("/null"),
+                    "trace": lambda: get("/trace"),
+                    "untraced": lambda: get("/untraced"),
+                }
                 for _ in range(warmup):
                     for send in requests.values():
                         send()
@@ -83,8 +94,10 @@ def main() -> None:
     args = parser.parse_args()
     result = run(args.blocks, args.block, args.warmup)
     print(report(result, "null = edge-demo noop (HandleEvent only)."))
-    print(f"spans received by the OTLP receiver: {result['exported']} "
-          f"(trace variant sent {result['requests'] + args.warmup})")
+    print(
+        f"spans received by the OTLP receiver: {result['exported']} "
+        f"(trace variant sent {result['requests'] + args.warmup})"
+    )
 
 
 if __name__ == "__main__":

@@ -64,11 +64,15 @@ def report(samples: dict[str, list[float]]) -> str:
     lines = [f"{'variant':<8} {'n':>6} {'median µs':>10} {'p90 µs':>9} {'Δ vs none':>10}"]
     for name, values in samples.items():
         p90 = statistics.quantiles(values, n=10)[-1]
-        lines.append(f"{name:<8} {len(values):>6} {medians[name]:>10.0f} {p90:>9.0f} "
-                     f"{medians[name] - medians['none']:>+10.0f}")
+        lines.append(
+            f"{name:<8} {len(values):>6} {medians[name]:>10.0f} {p90:>9.0f} "
+            f"{medians[name] - medians['none']:>+10.0f}"
+        )
     per_call = (medians["demo-2"] - medians["demo-0"]) / 2
-    lines.append(f"HandleEvent (demo-0 - none): {medians['demo-0'] - medians['none']:.0f} µs; "
-                 f"per PDK call ((demo-2 - demo-0) / 2): {per_call:.0f} µs")
+    lines.append(
+        f"HandleEvent (demo-0 - none): {medians['demo-0'] - medians['none']:.0f} µs; "
+        f"per PDK call ((demo-2 - demo-0) / 2): {per_call:.0f} µs"
+    )
     return "\n".join(lines)
 
 

@@ -36,8 +36,9 @@ def cpu_ns(pid: int) -> int:
     return total
 
 
-def measure(requests: Mapping[str, Callable[[], None]], pids: Mapping[str, int], *,
-            blocks: int, block: int) -> dict[str, Any]:
+def measure(
+    requests: Mapping[str, Callable[[], None]], pids: Mapping[str, int], *, blocks: int, block: int
+) -> dict[str, Any]:
     """CPU per request of each variant's process: ``requests[v]()`` sends one request."""
     variants = list(requests)
     ns: dict[str, list[float]] = {v: [] for v in variants}
@@ -54,8 +55,10 @@ def measure(requests: Mapping[str, Callable[[], None]], pids: Mapping[str, int],
     return {
         "variants": variants,
         "median_us": {v: statistics.median(ns[v]) for v in variants},
-        "p90_us": {v: statistics.quantiles(ns[v], n=10)[-1] if len(ns[v]) > 1 else ns[v][0]
-                   for v in variants},
+        "p90_us": {
+            v: statistics.quantiles(ns[v], n=10)[-1] if len(ns[v]) > 1 else ns[v][0]
+            for v in variants
+        },
         "stat_us": {v: ticks[v] / CLK_TCK * 1e6 / total for v in variants},
         "requests": total,
     }
@@ -63,12 +66,18 @@ def measure(requests: Mapping[str, Callable[[], None]], pids: Mapping[str, int],
 
 def report(result: Mapping[str, Any], null_note: str) -> str:
     med, p90, stat = result["median_us"], result["p90_us"], result["stat_us"]
-    lines = [f"plugin-server CPU per request, {result['requests']} requests per variant",
-             f"{'variant':<10} {'median µs':>10} {'p90 µs':>9} {'stat µs':>9} "
-             f"{'x null':>7} {'Δ null µs':>10}"]
+    lines = [
+        f"plugin-server CPU per request, {result['requests']} requests per variant",
+        f"{'variant':<10} {'median µs':>10} {'p90 µs':>9} {'stat µs':>9} "
+        f"{'x null':>7} {'Δ null µs':>10}",
+    ]
     for v in result["variants"]:
-        lines.append(f"{v:<10} {med[v]:>10.0f} {p90[v]:>9.0f} {stat[v]:>9.0f} "
-                     f"{med[v] / med['null']:>7.2f} {med[v] - med['null']:>+10.0f}")
-    lines.append("median/p90: schedstat per block; stat: utime+stime over the whole run "
-                 f"({1000 / CLK_TCK:.0f} ms ticks). {null_note}")
+        lines.append(
+            f"{v:<10} {med[v]:>10.0f} {p90[v]:>9.0f} {stat[v]:>9.0f} "
+            f"{med[v] / med['null']:>7.2f} {med[v] - med['null']:>+10.0f}"
+        )
+    lines.append(
+        "median/p90: schedstat per block; stat: utime+stime over the whole run "
+        f"({1000 / CLK_TCK:.0f} ms ticks). {null_note}"
+    )
     return "\n".join(lines)

@@ -55,35 +55,41 @@ class Variant:
             samples.append(time.perf_counter_ns() - started)
 
 
-def variants(limits: list[Limit], key_count: int,
-             redis_limiter: RedisLimiter | None) -> list[Variant]:
+def variants(
+    limits: list[Limit], key_count: int, redis_limiter: RedisLimiter | None
+) -> list[Variant]:
     local = LocalLimiter(max_keys=max(100_000, 2 * key_count))
     found = []
     for algorithm in ALGORITHMS:
-        def local_decide(key: str, algorithm: str = algorithm) -> bool:
-            return local.take("bench", key, limits, algorithm=algorithm,
-                              now=time.time()).allowed
 
-        found += [Variant("local", algorithm, "one", local_decide, 1),
-                  Variant("local", algorithm, "many", local_decide, key_count)]
+        def local_decide(key: str, algorithm: str = algorithm) -> bool:
+            return local.take("bench", key, limits, algorithm=algorithm, now=time.time()).allowed
+
+        found += [
+            Variant("local", algorithm, "one", local_decide, 1),
+            Variant("local", algorithm, "many", local_decide, key_count),
+        ]
         if redis_limiter is not None:
+
             def redis_decide(key: str, algorithm: str = algorithm) -> bool:
                 return redis_limiter.take("bench", key, limits, algorithm=algorithm).allowed
 
-            found += [Variant("redis", algorithm, "one", redis_decide, 1),
-                      Variant("redis", algorithm, "many", redis_decide, key_count)]
+            found += [
+                Variant("redis", algorithm, "one", redis_decide, 1),
+                Variant("redis", algorithm, "many", redis_decide, key_count),
+            ]
     return found
 
 
-def run(blocks: int, block: int, key_count: int, limit: int, url: str) -> tuple[
-        list[Variant], str | None]:
+def run(
+    blocks: int, block: int, key_count: int, limit: int, url: str
+) -> tuple[list[Variant], str | None]:
     unavailable = redis_unavailable(url)
     prefix = f"bench-rl-{uuid.uuid4().hex}"
     redis_limiter = None
     if unavailable is None:
         # Generous timeout: a benchmark measures latency, it must not trip the breaker.
-        redis_limiter = RedisLimiter(RedisSettings(url=url, key_prefix=prefix,
-                                                   timeout_ms=2000))
+        redis_limiter = RedisLimiter(RedisSettings(url=url, key_prefix=prefix, timeout_ms=2000))
     found = variants([Limit(limit, 1)], key_count, redis_limiter)
     try:
         for variant in found:  # warm-up: connections, script load, dict growth
@@ -111,12 +117,12 @@ def run(blocks: int, block: int, key_count: int, limit: int, url: str) -> tuple[
     return found, unavailable
 
 
-def report(found: list[Variant], unavailable: str | None, *, limit: int,
-           key_count: int) -> str:
-    lines = [f"one decision, limit {limit}/s, one thread; many keys = {key_count} keys "
-             "round-robin",
-             f"{'store':<6} {'algorithm':<15} {'keys':<5} {'decisions/s':>12} "
-             f"{'median µs':>10} {'p90 µs':>8} {'admitted':>9}"]
+def report(found: list[Variant], unavailable: str | None, *, limit: int, key_count: int) -> str:
+    lines = [
+        f"one decision, limit {limit}/s, one thread; many keys = {key_count} keys round-robin",
+        f"{'store':<6} {'algorithm':<15} {'keys':<5} {'decisions/s':>12} "
+        f"{'median µs':>10} {'p90 µs':>8} {'admitted':>9}",
+    ]
     for variant in found:
         samples = variant.samples_ns
         total_s = sum(samples) / 1e9
@@ -124,11 +130,14 @@ def report(found: list[Variant], unavailable: str | None, *, limit: int,
         lines.append(
             f"{variant.store:<6} {variant.algorithm:<15} {variant.keys:<5} "
             f"{len(samples) / total_s:>12,.0f} {statistics.median(samples) / 1000:>10.1f} "
-            f"{p90 / 1000:>8.1f} {variant.admitted / len(samples):>9.0%}")
+            f"{p90 / 1000:>8.1f} {variant.admitted / len(samples):>9.0%}"
+        )
     if unavailable is not None:
         lines.append(f"redis rows skipped: {unavailable}")
-    lines.append("decisions/s = decisions / summed decision time (no client overhead); "
-                 "redis: loopback round trip incl. EVALSHA.")
+    lines.append(
+        "decisions/s = decisions / summed decision time (no client overhead); "
+        "redis: loopback round trip incl. EVALSHA."
+    )
     return "\n".join(lines)
 
 

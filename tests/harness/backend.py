@@ -71,8 +71,14 @@ class Backend:
 
     def manage(self, *args: str, timeout: float = 120) -> str:
         result = subprocess.run(
-            [str(BIN_DIR / "python"), "backend/manage.py", *args], cwd=REPO, env=self.env,
-            capture_output=True, text=True, timeout=timeout, check=False)
+            [str(BIN_DIR / "python"), "backend/manage.py", *args],
+            cwd=REPO,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         assert result.returncode == 0, result.stderr[-2000:]
         return result.stdout
 
@@ -90,8 +96,9 @@ class Backend:
 
 
 @contextlib.contextmanager
-def running_backend(workdir: Path, extra_env: dict[str, str] | None = None,
-                    probe_tls: ssl.SSLContext | None = None) -> Iterator[Backend]:
+def running_backend(
+    workdir: Path, extra_env: dict[str, str] | None = None, probe_tls: ssl.SSLContext | None = None
+) -> Iterator[Backend]:
     """The real backend (gunicorn) on three free ports (public, internal, metrics), its data
     and logs under ``workdir``.
 
@@ -107,9 +114,20 @@ def running_backend(workdir: Path, extra_env: dict[str, str] | None = None,
     port, internal_port, metrics_port = sorted(ports)
     tag = secrets.token_hex(4)
     channel, key_prefix = f"auth.revocations.test-{tag}", f"auth.revoked.test-{tag}"
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("DJANGO_", "GUNICORN_", "DATABASE_", "EDGE_JWT_",
-                                "PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(
+            (
+                "DJANGO_",
+                "GUNICORN_",
+                "DATABASE_",
+                "EDGE_JWT_",
+                "PROMETHEUS_MULTIPROC_DIR",
+                "prometheus_multiproc_dir",
+            )
+        )
+    }
     env.update(
         DJANGO_SETTINGS_MODULE="auth_backend.settings",
         DJANGO_SECRET_KEY="edge-jwt-e2e-only-secret-key-0123456789-abcdefghijklmnop",
@@ -134,20 +152,38 @@ def running_backend(workdir: Path, extra_env: dict[str, str] | None = None,
         LOG_LEVEL="INFO",
     )
     env.update(extra_env or {})
-    server = Backend(port, workdir, env, workdir / "backend.log", gateway_key, gateway_jwks,
-                     channel, key_prefix, internal_port=internal_port,
-                     metrics_port=metrics_port)
+    server = Backend(
+        port,
+        workdir,
+        env,
+        workdir / "backend.log",
+        gateway_key,
+        gateway_jwks,
+        channel,
+        key_prefix,
+        internal_port=internal_port,
+        metrics_port=metrics_port,
+    )
     server.manage("migrate", "--noinput")
     with server.log.open("wb") as log:
         server.proc = subprocess.Popen(
             [str(BIN_DIR / "gunicorn"), "-c", "backend/gunicorn.conf.py", "auth_backend.wsgi"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 30
         while True:
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{server.url}/api/auth/health/live/", timeout=1,
-                             verify=probe_tls or True).status_code == 200:
+                if (
+                    httpx.get(
+                        f"{server.url}/api/auth/health/live/", timeout=1, verify=probe_tls or True
+                    ).status_code
+                    == 200
+                ):
                     break
             assert server.proc.poll() is None, server.log.read_text()[-3000:]
             assert time.monotonic() < deadline, "backend did not start"
@@ -182,8 +218,9 @@ def sign_up(client: httpx.Client, backend: Backend) -> User:
     email = f"e2e-{uuid.uuid4().hex[:12]}@example.com"
     registered = client.post("/api/auth/register", json={"email": email, "password": PASSWORD})
     assert registered.status_code == 202, registered.text  # the same for a taken address
-    verified = client.post("/api/auth/verify-email",
-                           json={"token": backend.verification_token(email)})
+    verified = client.post(
+        "/api/auth/verify-email", json={"token": backend.verification_token(email)}
+    )
     assert verified.status_code == 200, verified.text
     assert verified.json()["email_verified"] is True
     pair = login(client, email)
@@ -204,15 +241,19 @@ def repo_kong_yml(backend: Backend, plugins: tuple[str, ...] = ("edge-jwt",)) ->
     (service,) = doc["services"]
     assert service["url"] == REPO_BACKEND_URL
     service["url"] = backend.url
-    doc["plugins"] = [dict(p, config=copy.deepcopy(p["config"])) for p in doc["plugins"]
-                      if p["name"] in plugins]
+    doc["plugins"] = [
+        dict(p, config=copy.deepcopy(p["config"])) for p in doc["plugins"] if p["name"] in plugins
+    ]
     for plugin in doc["plugins"]:
         if plugin["name"] != "edge-jwt":
             continue
         config = plugin["config"]
         assert config["jwks_uri"] == REPO_JWKS_URI
-        config.update(jwks_uri=backend.jwks_uri,
-                      assertion_signing_key_file=str(backend.gateway_key),
-                      revocation_redis_url=REDIS_TEST_URL, revocation_channel=backend.channel,
-                      revocation_key_prefix=backend.key_prefix)
+        config.update(
+            jwks_uri=backend.jwks_uri,
+            assertion_signing_key_file=str(backend.gateway_key),
+            revocation_redis_url=REDIS_TEST_URL,
+            revocation_channel=backend.channel,
+            revocation_key_prefix=backend.key_prefix,
+        )
     return doc

@@ -69,9 +69,12 @@ def start_upstream() -> tuple[Upstream, ThreadingHTTPServer]:
         def _answer(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            record = {"method": self.command, "path": self.path,
-                      "headers": [[k, v] for k, v in self.headers.items()],
-                      "body": body.decode("latin-1")}
+            record = {
+                "method": self.command,
+                "path": self.path,
+                "headers": [[k, v] for k, v in self.headers.items()],
+                "body": body.decode("latin-1"),
+            }
             upstream.requests.append(record)
             if self.path.startswith("/slow"):
                 import time
@@ -102,10 +105,18 @@ def header(record: dict[str, Any], name: str) -> list[str]:
 class HarnessRunner:
     """The harness gateway on a real port, in a background event loop thread."""
 
-    def __init__(self, kong_yml: str, servers: dict[str, dict[str, str]] | None = None,
-                 workers: int = 2, plugin_timeout: float = 60.0, fail_open: bool = True,
-                 commands: dict[str, str] | None = None, status: bool = False,
-                 admin: bool = False, conf_lines: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        kong_yml: str,
+        servers: dict[str, dict[str, str]] | None = None,
+        workers: int = 2,
+        plugin_timeout: float = 60.0,
+        fail_open: bool = True,
+        commands: dict[str, str] | None = None,
+        status: bool = False,
+        admin: bool = False,
+        conf_lines: tuple[str, ...] = (),
+    ) -> None:
         """``servers`` maps each plugin server name to extra environment for its process;
         ``commands`` maps a server name to the command serving it: an absolute command
         line, or one relative to the venv's bin directory (a console script such as
@@ -118,18 +129,23 @@ class HarnessRunner:
         commands = commands or {}
         self.status_port = free_port() if status else None
         self.admin_port = free_port() if admin else None
-        lines = [f"prefix = {self.dir}", "trusted_ips = 127.0.0.1/32",
-                 f"pluginserver_names = {','.join(servers)}",
-                 "status_listen = " + (f"127.0.0.1:{self.status_port}" if status else "off"),
-                 "admin_listen = " + (f"127.0.0.1:{self.admin_port}" if admin else "off"),
-                 *conf_lines]
+        lines = [
+            f"prefix = {self.dir}",
+            "trusted_ips = 127.0.0.1/32",
+            f"pluginserver_names = {','.join(servers)}",
+            "status_listen = " + (f"127.0.0.1:{self.status_port}" if status else "off"),
+            "admin_listen = " + (f"127.0.0.1:{self.admin_port}" if admin else "off"),
+            *conf_lines,
+        ]
         for name, env in servers.items():
             key = "pluginserver_" + name.replace("-", "_")
             # Kong gives a plugin server no environment but TZ; a test that needs a variable
             # names it in the command, as an operator would (kong/kong.conf says how).
-            env_prefix = ("/usr/bin/env " + " ".join(shlex.quote(f"{k}={v}")
-                                                     for k, v in env.items()) + " "
-                          if env else "")
+            env_prefix = (
+                "/usr/bin/env " + " ".join(shlex.quote(f"{k}={v}") for k, v in env.items()) + " "
+                if env
+                else ""
+            )
             command = commands.get(name, DEMO_COMMAND)
             absolute = Path(shlex.split(command)[0]).is_absolute()
             program = command if absolute else f"{BIN_DIR}/{command}"
@@ -144,7 +160,9 @@ class HarnessRunner:
         self.settings = GatewaySettings(
             kong_conf=load_kong_conf(self.dir / "kong.conf", env={}),
             declarative_config=self.dir / "kong.yml",
-            workers=workers, plugin_timeout=plugin_timeout, fail_open=fail_open,
+            workers=workers,
+            plugin_timeout=plugin_timeout,
+            fail_open=fail_open,
         )
         self.gateway = Gateway(self.settings)
         self.port = free_port()
@@ -173,9 +191,19 @@ class HarnessRunner:
         for port, app in ((self.status_port, status_app), (self.admin_port, admin_app)):
             if port is not None:
                 own_ready = asyncio.Event()
-                self._own.append(asyncio.run_coroutine_threadsafe(
-                    serve(app(self.gateway), "127.0.0.1", port, own_ready,
-                          log_level="warning", stats=self.gateway.stats), self.loop))
+                self._own.append(
+                    asyncio.run_coroutine_threadsafe(
+                        serve(
+                            app(self.gateway),
+                            "127.0.0.1",
+                            port,
+                            own_ready,
+                            log_level="warning",
+                            stats=self.gateway.stats,
+                        ),
+                        self.loop,
+                    )
+                )
                 self.run(asyncio.wait_for(own_ready.wait(), 20))
         return self
 
@@ -220,31 +248,50 @@ def request_context(**overrides: Any) -> pdk.RequestContext:
     """A request as the PDK sees it in the access phase, for calling ``pdk.call`` directly:
     a client at 10.0.0.1 inside ``trusted_ips`` 10.0.0.0/8."""
     fields: dict[str, Any] = dict(
-        method="GET", scheme="http", host="h", port=8000, raw_path="/p", raw_query="",
-        http_version=1.1, headers=[], body=b"", peer_ip="10.0.0.1", remote_addr="10.0.0.1",
-        request_id="0" * 32, start_time=1.5, node_id="n",
-        trusted=pdk.trusted_ips_checker(["10.0.0.0/8"]), phase="access")
+        method="GET",
+        scheme="http",
+        host="h",
+        port=8000,
+        raw_path="/p",
+        raw_query="",
+        http_version=1.1,
+        headers=[],
+        body=b"",
+        peer_ip="10.0.0.1",
+        remote_addr="10.0.0.1",
+        request_id="0" * 32,
+        start_time=1.5,
+        node_id="n",
+        trusted=pdk.trusted_ips_checker(["10.0.0.0/8"]),
+        phase="access",
+    )
     fields.update(overrides)
     return pdk.RequestContext(**fields)
 
 
-def shipped_plugins_runner(kong_yml: str, names: tuple[str, ...], **kwargs: Any
-                           ) -> HarnessRunner:
+def shipped_plugins_runner(kong_yml: str, names: tuple[str, ...], **kwargs: Any) -> HarnessRunner:
     """A runner serving the shipped plugins ``names`` by their console scripts, with no
     metrics listener (``--metrics-port 0``: parallel runners would fight over the port)."""
-    return HarnessRunner(kong_yml, servers={name: {} for name in names},
-                         commands={name: f"{name} --metrics-port 0" for name in names},
-                         **kwargs)
+    return HarnessRunner(
+        kong_yml,
+        servers={name: {} for name in names},
+        commands={name: f"{name} --metrics-port 0" for name in names},
+        **kwargs,
+    )
 
 
 def load_repo_gateway(prefix: Path) -> Gateway:
     """kong/kong.conf + kong/kong.yml loaded as the harness (and Kong) would: every plugin
     server queried, every plugin config validated against its dumped schema and resolved
     (vault references read the current environment); no plugin server is started."""
-    conf = load_kong_conf(REPO / "kong/kong.conf", env={}).with_local_paths(str(prefix),
-                                                                           str(BIN_DIR))
-    gateway = Gateway(GatewaySettings(kong_conf=conf, declarative_config=REPO / "kong/kong.yml",
-                                      start_plugin_servers=False))
+    conf = load_kong_conf(REPO / "kong/kong.conf", env={}).with_local_paths(
+        str(prefix), str(BIN_DIR)
+    )
+    gateway = Gateway(
+        GatewaySettings(
+            kong_conf=conf, declarative_config=REPO / "kong/kong.yml", start_plugin_servers=False
+        )
+    )
 
     async def load() -> None:
         await gateway.start()

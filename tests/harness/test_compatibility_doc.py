@@ -15,9 +15,11 @@ REFERENCE = re.compile(r"`(tests/[\w/]+\.py)(?:::([\w*\[\]-]+))?`")
 
 def _tests_in(path: Path) -> set[str]:
     tree = ast.parse(path.read_text())
-    return {node.name for node in tree.body
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-            and node.name.startswith("test")}
+    return {
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith("test")
+    }
 
 
 def test_every_test_the_compatibility_table_names_exists() -> None:

@@ -29,8 +29,10 @@ def test_parse_comments_and_escapes() -> None:
 
 def test_pluginserver_defaults_and_env_override(tmp_path: Path) -> None:
     conf = tmp_path / "kong.conf"
-    conf.write_text("prefix = /p\npluginserver_names = my-plugin\n"
-                    "pluginserver_my_plugin_query_cmd = /bin/q --dump\n")
+    conf.write_text(
+        "prefix = /p\npluginserver_names = my-plugin\n"
+        "pluginserver_my_plugin_query_cmd = /bin/q --dump\n"
+    )
     loaded = load_kong_conf(conf, env={"KONG_PLUGINSERVER_MY_PLUGIN_START_CMD": "/bin/s"})
     (server,) = loaded.pluginservers
     assert server.name == "my-plugin"
@@ -85,8 +87,12 @@ def test_repository_kong_conf_follows_the_contract() -> None:
 
 def test_dump_is_pure_json_with_one_plugin() -> None:
     """process.lua decodes the query command's whole stdout as JSON and takes element 0."""
-    out = subprocess.run([str(BIN_DIR / "python"), str(DEMO_PLUGIN), "--dump"],
-                         capture_output=True, check=True, timeout=60).stdout
+    out = subprocess.run(
+        [str(BIN_DIR / "python"), str(DEMO_PLUGIN), "--dump"],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    ).stdout
     (info,) = json.loads(out)
     assert info["Name"] == "edge-demo"
     assert info["Phases"] == ["log", "access"]
@@ -94,8 +100,9 @@ def test_dump_is_pure_json_with_one_plugin() -> None:
 
 
 def test_edge_jwt_dump_is_pure_json_with_one_plugin() -> None:
-    out = subprocess.run([str(BIN_DIR / "edge-jwt"), "--dump"], capture_output=True,
-                         check=True, timeout=60).stdout
+    out = subprocess.run(
+        [str(BIN_DIR / "edge-jwt"), "--dump"], capture_output=True, check=True, timeout=60
+    ).stdout
     (info,) = json.loads(out)
     assert (info["Name"], info["Priority"], info["Phases"]) == ("edge-jwt", 1450, ["access"])
     assert info["Schema"]["fields"][0]["config"]["type"] == "record"
@@ -116,8 +123,10 @@ def test_repository_kong_yml_loads() -> None:
 def test_repository_gateway_serves_the_three_edge_plugins(tmp_path: Path) -> None:
     """DESIGN.md §1: edge-trace before edge-jwt before edge-rate-limit, each its own server."""
     gateway = load_repo_gateway(tmp_path)
-    priorities = {name: gateway.external[name].priority
-                  for name in ("edge-trace", "edge-jwt", "edge-rate-limit")}
+    priorities = {
+        name: gateway.external[name].priority
+        for name in ("edge-trace", "edge-jwt", "edge-rate-limit")
+    }
     assert priorities == {"edge-trace": 100000, "edge-jwt": 1450, "edge-rate-limit": 910}
     names = [p.name for p in gateway.config.plugins] if gateway.config else []
     assert names.count("edge-trace") == 1, "one global edge-trace for every route"

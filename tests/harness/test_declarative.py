@@ -68,8 +68,12 @@ def test_url_shorthand_expands_like_kong() -> None:
           url: //tls.example.com:443
     """)
     foo = cfg.service("foo")
-    assert (foo.protocol, foo.host, foo.port, foo.path) == ("https", "example.com", 8000,
-                                                            "/hello/world")
+    assert (foo.protocol, foo.host, foo.port, foo.path) == (
+        "https",
+        "example.com",
+        8000,
+        "/hello/world",
+    )
     plain = cfg.service("plain")
     assert (plain.protocol, plain.host, plain.port, plain.path) == ("http", "backend", 80, None)
     secure = cfg.service("secure")
@@ -88,7 +92,12 @@ def test_service_defaults() -> None:
           host: backend
     """).service("s")
     assert (svc.protocol, svc.port, svc.path, svc.retries, svc.enabled) == (
-        "http", 80, None, 5, True)
+        "http",
+        80,
+        None,
+        5,
+        True,
+    )
     assert (svc.connect_timeout, svc.read_timeout, svc.write_timeout) == (60000, 60000, 60000)
 
 
@@ -117,9 +126,16 @@ def test_route_defaults() -> None:
     """).route("r")
     assert r.protocols == ("http", "https")
     assert (r.strip_path, r.preserve_host, r.regex_priority, r.path_handling) == (
-        True, False, 0, "v0")
+        True,
+        False,
+        0,
+        "v0",
+    )
     assert (r.https_redirect_status_code, r.request_buffering, r.response_buffering) == (
-        426, True, True)
+        426,
+        True,
+        True,
+    )
     assert r.service is None and r.methods == () and r.hosts == () and r.headers == {}
 
 
@@ -189,12 +205,17 @@ def test_nested_and_top_level_plugins() -> None:
     that service; top-level ones reference route/service by name (declarative_config.lua
     ``populate_references``: ``item[child_key] = parent_fk``)."""
     cfg = load(NESTED)
-    by = {(p.name, p.route.name if p.route else None, p.service.name if p.service else None):
-          p for p in cfg.plugins}
+    by = {
+        (p.name, p.route.name if p.route else None, p.service.name if p.service else None): p
+        for p in cfg.plugins
+    }
     assert set(by) == {
-        ("edge-rate-limit", "login", None), ("edge-trace", None, "auth"),
-        ("edge-jwt", None, None), ("edge-jwt", "by-name", None),
-        ("edge-trace", None, "other"), ("edge-rate-limit", "login", "auth"),
+        ("edge-rate-limit", "login", None),
+        ("edge-trace", None, "auth"),
+        ("edge-jwt", None, None),
+        ("edge-jwt", "by-name", None),
+        ("edge-trace", None, "other"),
+        ("edge-rate-limit", "login", "auth"),
     }
     assert by[("edge-jwt", None, None)].config == {"optional": True}
     assert by[("edge-jwt", None, None)].is_global
@@ -214,15 +235,18 @@ def test_ids_are_kongs_deterministic_ids() -> None:
     assert cfg.service("other").id == "0f3a2b4c-1111-4222-8333-444455556666"
     login = cfg.route("login")
     assert login.id == kong_id("routes", "login")
-    ids = {(p.name, p.route.name if p.route else None, p.service.name if p.service else None):
-           p.id for p in cfg.plugins}
+    ids = {
+        (p.name, p.route.name if p.route else None, p.service.name if p.service else None): p.id
+        for p in cfg.plugins
+    }
     assert ids[("edge-jwt", None, None)] == kong_id("plugins", "plugins:*:edge-jwt:::")
-    assert ids[("edge-jwt", "by-name", None)] == kong_id("plugins",
-                                                          "plugins:*:edge-jwt:by-name::")
+    assert ids[("edge-jwt", "by-name", None)] == kong_id("plugins", "plugins:*:edge-jwt:by-name::")
     assert ids[("edge-rate-limit", "login", None)] == kong_id(
-        "plugins", f"plugins:*:edge-rate-limit:{login.id}::")
+        "plugins", f"plugins:*:edge-rate-limit:{login.id}::"
+    )
     assert ids[("edge-trace", None, "auth")] == kong_id(
-        "plugins", f"plugins:*:edge-trace::{auth.id}:")
+        "plugins", f"plugins:*:edge-trace::{auth.id}:"
+    )
     unnamed = "_format_version: '3.0'\nservices:\n- host: a\n  routes:\n  - paths: [/x]\n"
     first, second = load_declarative(unnamed), load_declarative(unnamed)
     assert first.routes[0].id == second.routes[0].id
@@ -237,8 +261,9 @@ def test_loads_from_path_and_json(tmp_path: Path) -> None:
     path.write_text(text)
     from_path = load_declarative(path)
     from_str_path = load_declarative(str(path))
-    from_json = load_declarative(json.dumps({"_format_version": "3.0",
-                                             "services": [{"name": "j", "host": "h"}]}))
+    from_json = load_declarative(
+        json.dumps({"_format_version": "3.0", "services": [{"name": "j", "host": "h"}]})
+    )
     assert from_path == from_str_path == load(NESTED)
     assert from_json.service("j").host == "h"
 
@@ -254,10 +279,13 @@ def test_bad_path_is_rejected_with_kongs_message() -> None:
     ``declarative_config``) and ``pretty()`` like ``kong start`` (declarative/init.lua
     ``pretty_print_error``)."""
     err = error_of({"routes": [{"name": "r", "paths": ["foo"]}]})
-    assert err.fields == {"routes": {1: {"paths": {
-        1: "should start with: / (fixed path) or ~/ (regex path)"}}}}
-    assert str(err) == ('declarative config is invalid: {routes={{paths={"should start with: '
-                        '/ (fixed path) or ~/ (regex path)"}}}}')
+    assert err.fields == {
+        "routes": {1: {"paths": {1: "should start with: / (fixed path) or ~/ (regex path)"}}}
+    }
+    assert str(err) == (
+        'declarative config is invalid: {routes={{paths={"should start with: '
+        '/ (fixed path) or ~/ (regex path)"}}}}'
+    )
     assert err.pretty() == textwrap.dedent("""\
         in 'routes':
           - in entry 1 of 'routes':
@@ -265,13 +293,16 @@ def test_bad_path_is_rejected_with_kongs_message() -> None:
               - in entry 1 of 'paths': should start with: / (fixed path) or ~/ (regex path)""")
 
 
-@pytest.mark.parametrize(("path", "message"), [
-    ("/a//b", "must not have empty segments"),
-    ("/foo%zz", "invalid url-encoded value: '%zz'"),
-    ("/foo/../bar", "non-normalized path, consider use '/bar' instead"),
-    ("/fo%6F", "non-normalized path, consider use '/foo' instead"),
-    ("/a%2fb", "non-normalized path, consider use '/a%2Fb' instead"),
-])
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/a//b", "must not have empty segments"),
+        ("/foo%zz", "invalid url-encoded value: '%zz'"),
+        ("/foo/../bar", "non-normalized path, consider use '/bar' instead"),
+        ("/fo%6F", "non-normalized path, consider use '/foo' instead"),
+        ("/a%2fb", "non-normalized path, consider use '/a%2Fb' instead"),
+    ],
+)
 def test_plain_path_rules(path: str, message: str) -> None:
     """typedefs.lua ``router_path`` match_none ``//`` and ``validate_path_with_regexes``
     (percent-encoding, plain paths must already be in normalised form)."""
@@ -283,8 +314,9 @@ def test_regex_paths_are_compiled() -> None:
     """A regex path must compile (typedefs.lua dry-runs it); constructs atc-router's Rust
     regex lacks fail the traditional_compatible expression check (routes.lua
     ``validate_route``: "Router Expression failed validation")."""
-    cfg = load_declarative({"_format_version": "3.0",
-                            "routes": [{"name": "ok", "paths": [r"~/users/(?<id>\d+)$"]}]})
+    cfg = load_declarative(
+        {"_format_version": "3.0", "routes": [{"name": "ok", "paths": [r"~/users/(?<id>\d+)$"]}]}
+    )
     assert cfg.route("ok").paths == (r"~/users/(?<id>\d+)$",)
     broken = error_of({"routes": [{"paths": ["~/foo("]}]})
     assert broken.fields["routes"][1]["paths"][1].startswith("invalid regex: '/foo(' (")
@@ -299,91 +331,153 @@ def test_route_needs_a_matching_field() -> None:
     """routes_subschemas.lua ``conditional_at_least_one_of`` with Kong's wording; the default
     protocols contain https, so 'snis' is listed."""
     err = error_of({"routes": [{"name": "r"}, {"name": "h", "protocols": ["http"]}]})
-    assert err.fields["routes"][1] == {"@entity": [
-        "must set one of 'methods', 'hosts', 'headers', 'paths', 'snis' when 'protocols' "
-        "is 'https'"]}
-    assert err.fields["routes"][2] == {"@entity": [
-        "must set one of 'methods', 'hosts', 'headers', 'paths' when 'protocols' is 'http'"]}
+    assert err.fields["routes"][1] == {
+        "@entity": [
+            "must set one of 'methods', 'hosts', 'headers', 'paths', 'snis' when 'protocols' "
+            "is 'https'"
+        ]
+    }
+    assert err.fields["routes"][2] == {
+        "@entity": [
+            "must set one of 'methods', 'hosts', 'headers', 'paths' when 'protocols' is 'http'"
+        ]
+    }
 
 
 def test_unknown_service_reference_is_rejected() -> None:
     """declarative_config.lua ``validate_references``: the error is keyed by the route's
     name and says "invalid reference 'service: x' (no such entry in 'services')"."""
-    err = error_of({"routes": [{"name": "r1", "paths": ["/a"], "service": "missing"}],
-                    "plugins": [{"name": "edge-jwt", "route": "nope"}]})
-    assert err.fields["routes"] == {"r1": [
-        "invalid reference 'service: missing' (no such entry in 'services')"]}
+    err = error_of(
+        {
+            "routes": [{"name": "r1", "paths": ["/a"], "service": "missing"}],
+            "plugins": [{"name": "edge-jwt", "route": "nope"}],
+        }
+    )
+    assert err.fields["routes"] == {
+        "r1": ["invalid reference 'service: missing' (no such entry in 'services')"]
+    }
     plugin_id = kong_id("plugins", "plugins:*:edge-jwt:nope::")
-    assert err.fields["plugins"] == {plugin_id: [
-        "invalid reference 'route: nope' (no such entry in 'routes')"]}
+    assert err.fields["plugins"] == {
+        plugin_id: ["invalid reference 'route: nope' (no such entry in 'routes')"]
+    }
 
 
 def test_duplicate_names_and_ids_are_rejected() -> None:
     """declarative_config.lua ``populate_references``/``uniqueness_error_msg``: per entity
     type, names (endpoint key) then primary keys must be unique."""
     err = error_of({"services": [{"name": "a", "host": "x"}, {"name": "a", "host": "y"}]})
-    assert err.fields == {"services": {2: "uniqueness violation: 'services' entity with name "
-                                          "set to 'a' already declared"}}
+    assert err.fields == {
+        "services": {
+            2: "uniqueness violation: 'services' entity with name set to 'a' already declared"
+        }
+    }
     rid = "0f3a2b4c-1111-4222-8333-444455556666"
     err = error_of({"routes": [{"id": rid, "paths": ["/a"]}, {"id": rid, "paths": ["/b"]}]})
-    assert err.fields == {"routes": {2: "uniqueness violation: 'routes' entity with primary "
-                                        f"key set to '{rid}' already declared"}}
-    nested = error_of({"services": [{"name": "s", "host": "x",
-                                     "routes": [{"name": "r", "paths": ["/a"]}]}],
-                       "routes": [{"name": "r", "paths": ["/b"]}]})
-    assert nested.fields == {"routes": {1: "uniqueness violation: 'routes' entity with name "
-                                           "set to 'r' already declared"}}
+    assert err.fields == {
+        "routes": {
+            2: "uniqueness violation: 'routes' entity with primary "
+            f"key set to '{rid}' already declared"
+        }
+    }
+    nested = error_of(
+        {
+            "services": [{"name": "s", "host": "x", "routes": [{"name": "r", "paths": ["/a"]}]}],
+            "routes": [{"name": "r", "paths": ["/b"]}],
+        }
+    )
+    assert nested.fields == {
+        "routes": {1: "uniqueness violation: 'routes' entity with name set to 'r' already declared"}
+    }
 
 
 def test_same_plugin_twice_on_one_route_is_rejected() -> None:
     """Identical cache keys produce identical generated ids (declarative_config.lua
     ``build_cache_key``), which Kong rejects as a primary-key uniqueness violation."""
-    err = error_of({"routes": [{"name": "r", "paths": ["/a"],
-                                "plugins": [{"name": "edge-jwt"}, {"name": "edge-jwt"}]}]})
+    err = error_of(
+        {
+            "routes": [
+                {
+                    "name": "r",
+                    "paths": ["/a"],
+                    "plugins": [{"name": "edge-jwt"}, {"name": "edge-jwt"}],
+                }
+            ]
+        }
+    )
     message = err.fields["routes"][1]["plugins"][2]
     assert message.startswith("uniqueness violation: 'plugins' entity with primary key")
 
 
-@pytest.mark.parametrize(("record", "field", "message"), [
-    ({"name": "s"}, "host", "required field missing"),
-    ({"host": "h", "port": 70000}, "port", "value should be between 0 and 65535"),
-    ({"host": "h", "port": "80"}, "port", "expected an integer"),
-    ({"host": "h:80"}, "host", "must not have a port"),
-    ({"host": "h", "protocol": "ftp"}, "protocol",
-     "expected one of: grpc, grpcs, http, https, tcp, tls, tls_passthrough, udp"),
-    ({"host": "h", "path": "api"}, "path", "should start with: /"),
-    ({"host": "h", "retries": -1}, "retries", "value should be between 0 and 32767"),
-    ({"host": "h", "connect_timeout": 0}, "connect_timeout",
-     "value should be between 1 and 2147483646"),
-    ({"host": "h", "name": "bad name"}, "name",
-     "invalid value 'bad name': the only accepted ascii characters are alphanumerics or ., "
-     "-, _, and ~"),
-    ({"host": "h", "colour": "red"}, "colour", "unknown field"),
-])
+@pytest.mark.parametrize(
+    ("record", "field", "message"),
+    [
+        ({"name": "s"}, "host", "required field missing"),
+        ({"host": "h", "port": 70000}, "port", "value should be between 0 and 65535"),
+        ({"host": "h", "port": "80"}, "port", "expected an integer"),
+        ({"host": "h:80"}, "host", "must not have a port"),
+        (
+            {"host": "h", "protocol": "ftp"},
+            "protocol",
+            "expected one of: grpc, grpcs, http, https, tcp, tls, tls_passthrough, udp",
+        ),
+        ({"host": "h", "path": "api"}, "path", "should start with: /"),
+        ({"host": "h", "retries": -1}, "retries", "value should be between 0 and 32767"),
+        (
+            {"host": "h", "connect_timeout": 0},
+            "connect_timeout",
+            "value should be between 1 and 2147483646",
+        ),
+        (
+            {"host": "h", "name": "bad name"},
+            "name",
+            "invalid value 'bad name': the only accepted ascii characters are alphanumerics or ., "
+            "-, _, and ~",
+        ),
+        ({"host": "h", "colour": "red"}, "colour", "unknown field"),
+    ],
+)
 def test_service_field_validation(record: dict[str, Any], field: str, message: str) -> None:
     """services.lua / typedefs.lua field rules with schema/init.lua ``validation_errors``."""
     err = error_of({"services": [record]})
     assert err.fields["services"][1][field] == message
 
 
-@pytest.mark.parametrize(("record", "field", "message"), [
-    ({"methods": ["get"]}, "methods", {1: "invalid value: get"}),
-    ({"hosts": ["*.a.*"]}, "hosts", {1: "invalid wildcard: must have at most one wildcard"}),
-    ({"hosts": ["a.*.com"]}, "hosts",
-     {1: "invalid wildcard: must be placed at leftmost or rightmost label"}),
-    ({"headers": {"Host": ["x"]}}, "headers",
-     "cannot contain 'host' header, which must be specified in the 'hosts' attribute"),
-    ({"headers": {"x y": ["v"]}}, "headers",
-     "bad header name 'x y', allowed characters are A-Z, a-z, 0-9, '_', and '-'"),
-    ({"paths": ["/a"], "path_handling": "v2"}, "path_handling", "expected one of: v0, v1"),
-    ({"paths": ["/a"], "https_redirect_status_code": 303}, "https_redirect_status_code",
-     "expected one of: 426, 301, 302, 307, 308"),
-    ({"paths": ["/a"], "strip_path": "yes"}, "strip_path", "expected a boolean"),
-    ({"paths": ["/a"], "protocols": ["http", "tcp"]}, "protocols",
-     "these sets are mutually exclusive: ('http', 'https'), ('tcp', 'tls', 'udp'), "
-     "('tls_passthrough'), ('grpc', 'grpcs')"),
-    ({"paths": ["/a"], "id": "not-a-uuid"}, "id", "expected a valid UUID"),
-])
+@pytest.mark.parametrize(
+    ("record", "field", "message"),
+    [
+        ({"methods": ["get"]}, "methods", {1: "invalid value: get"}),
+        ({"hosts": ["*.a.*"]}, "hosts", {1: "invalid wildcard: must have at most one wildcard"}),
+        (
+            {"hosts": ["a.*.com"]},
+            "hosts",
+            {1: "invalid wildcard: must be placed at leftmost or rightmost label"},
+        ),
+        (
+            {"headers": {"Host": ["x"]}},
+            "headers",
+            "cannot contain 'host' header, which must be specified in the 'hosts' attribute",
+        ),
+        (
+            {"headers": {"x y": ["v"]}},
+            "headers",
+            "bad header name 'x y', allowed characters are A-Z, a-z, 0-9, '_', and '-'",
+        ),
+        ({"paths": ["/a"], "path_handling": "v2"}, "path_handling", "expected one of: v0, v1"),
+        (
+            {"paths": ["/a"], "https_redirect_status_code": 303},
+            "https_redirect_status_code",
+            "expected one of: 426, 301, 302, 307, 308",
+        ),
+        ({"paths": ["/a"], "strip_path": "yes"}, "strip_path", "expected a boolean"),
+        (
+            {"paths": ["/a"], "protocols": ["http", "tcp"]},
+            "protocols",
+            "these sets are mutually exclusive: ('http', 'https'), ('tcp', 'tls', 'udp'), "
+            "('tls_passthrough'), ('grpc', 'grpcs')",
+        ),
+        ({"paths": ["/a"], "id": "not-a-uuid"}, "id", "expected a valid UUID"),
+    ],
+)
 def test_route_field_validation(record: dict[str, Any], field: str, message: Any) -> None:
     """routes.lua / typedefs.lua (``http_method``, ``hosts``, ``headers``, ``protocols``)."""
     err = error_of({"routes": [record]})
@@ -393,9 +487,23 @@ def test_route_field_validation(record: dict[str, Any], field: str, message: Any
 def test_nested_entities_cannot_name_their_parent() -> None:
     """Nested records have their foreign keys forced to null (declarative_config.lua
     ``copy_record``: ``fdata.eq = null``)."""
-    err = error_of({"services": [{"name": "s", "host": "h", "routes": [
-        {"paths": ["/a"], "service": "s",
-         "plugins": [{"name": "edge-jwt", "route": "x"}]}]}]})
+    err = error_of(
+        {
+            "services": [
+                {
+                    "name": "s",
+                    "host": "h",
+                    "routes": [
+                        {
+                            "paths": ["/a"],
+                            "service": "s",
+                            "plugins": [{"name": "edge-jwt", "route": "x"}],
+                        }
+                    ],
+                }
+            ]
+        }
+    )
     route_errs = err.fields["services"][1]["routes"][1]
     assert route_errs["service"] == "value must be null"
     assert route_errs["plugins"][1]["route"] == "value must be null"
@@ -408,14 +516,24 @@ def test_format_version_and_top_level_keys() -> None:
     assert error_of("services: []\n").fields == {"_format_version": "required field missing"}
     assert error_of("_format_version: 3.0\n").fields == {"_format_version": "expected a string"}
     assert error_of('_format_version: "4.0"\n').fields == {
-        "_format_version": "expected one of: 1.1, 2.1, 3.0"}
-    assert "not supported by the kong harness" in error_of(
-        '_format_version: "2.1"\n').fields["_format_version"]
+        "_format_version": "expected one of: 1.1, 2.1, 3.0"
+    }
+    assert (
+        "not supported by the kong harness"
+        in error_of('_format_version: "2.1"\n').fields["_format_version"]
+    )
     assert error_of({"servces": []}).fields == {"servces": "unknown field"}
     consumers = error_of({"consumers": [{"username": "alice"}]})
     assert "not supported by the kong harness" in consumers.fields["consumers"]
-    load_declarative({"_format_version": "3.0", "consumers": [], "upstreams": None,
-                      "_comment": "fine", "_transform": True})
+    load_declarative(
+        {
+            "_format_version": "3.0",
+            "consumers": [],
+            "upstreams": None,
+            "_comment": "fine",
+            "_transform": True,
+        }
+    )
 
 
 def test_enabled_plugins_gate_plugin_names() -> None:
@@ -423,10 +541,19 @@ def test_enabled_plugins_gate_plugin_names() -> None:
     (plugins.lua ``subschema_error``)."""
     assert load_declarative({"_format_version": "3.0", "plugins": [{"name": "edge-jvt"}]})
     with pytest.raises(DeclarativeConfigError) as info:
-        load_declarative({"_format_version": "3.0", "plugins": [{"name": "edge-jvt"}]},
-                         enabled_plugins={"edge-jwt", "edge-trace"})
-    assert info.value.fields == {"plugins": {1: {"name": (
-        "plugin 'edge-jvt' not enabled; add it to the 'plugins' configuration property")}}}
+        load_declarative(
+            {"_format_version": "3.0", "plugins": [{"name": "edge-jvt"}]},
+            enabled_plugins={"edge-jwt", "edge-trace"},
+        )
+    assert info.value.fields == {
+        "plugins": {
+            1: {
+                "name": (
+                    "plugin 'edge-jvt' not enabled; add it to the 'plugins' configuration property"
+                )
+            }
+        }
+    }
 
 
 # ------------------------------------------------------------------------------------------
@@ -434,8 +561,7 @@ def test_enabled_plugins_gate_plugin_names() -> None:
 # ------------------------------------------------------------------------------------------
 
 
-def plugin_map(cfg: DeclarativeConfig, route: str | None,
-               service: str | None) -> dict[str, Any]:
+def plugin_map(cfg: DeclarativeConfig, route: str | None, service: str | None) -> dict[str, Any]:
     r = cfg.route(route) if route else None
     s = cfg.service(service) if service else None
     return {p.name: p.config for p in cfg.plugins_for(r, s)}
@@ -448,13 +574,18 @@ def test_plugin_precedence() -> None:
     # login (service auth): route+service edge-rate-limit beats the route-only one;
     # edge-trace from the service; edge-jwt global
     assert plugin_map(cfg, "login", "auth") == {
-        "edge-rate-limit": {"limit": 1}, "edge-trace": {}, "edge-jwt": {"optional": True}}
+        "edge-rate-limit": {"limit": 1},
+        "edge-trace": {},
+        "edge-jwt": {"optional": True},
+    }
     # by-name (service auth): its own edge-jwt, service edge-trace, no rate limit
-    assert plugin_map(cfg, "by-name", "auth") == {
-        "edge-jwt": {"optional": False}, "edge-trace": {}}
+    assert plugin_map(cfg, "by-name", "auth") == {"edge-jwt": {"optional": False}, "edge-trace": {}}
     # by-id (service other): other's edge-trace, global edge-jwt
-    assert {p.service.name if p.service else None for p in cfg.plugins_for(
-        cfg.route("by-id"), cfg.service("other")) if p.name == "edge-trace"} == {"other"}
+    assert {
+        p.service.name if p.service else None
+        for p in cfg.plugins_for(cfg.route("by-id"), cfg.service("other"))
+        if p.name == "edge-trace"
+    } == {"other"}
     # no route matched (404): globals only
     assert plugin_map(cfg, None, None) == {"edge-jwt": {"optional": True}}
     assert [p.name for p in cfg.global_plugins()] == ["edge-jwt"]

@@ -31,31 +31,49 @@ REPO = Path(__file__).resolve().parents[2]
 
 # Every endpoint of backend/src/auth_backend/*/urls.py under /api/auth/ (docs/accounts.md).
 PUBLIC = [
-    ("POST", "/api/auth/register"), ("POST", "/api/auth/verify-email"),
-    ("POST", "/api/auth/resend-verification"), ("POST", "/api/auth/login"),
-    ("POST", "/api/auth/login/2fa"), ("POST", "/api/auth/token/refresh"),
-    ("POST", "/api/auth/google/login"), ("POST", "/api/auth/password/reset"),
-    ("POST", "/api/auth/password/reset/confirm"), ("GET", "/api/auth/.well-known/jwks.json"),
-    ("GET", "/api/auth/health/live/"), ("GET", "/api/auth/health/ready"),
-    ("GET", "/api/auth/schema/"), ("GET", "/api/auth/schema/swagger/"),
+    ("POST", "/api/auth/register"),
+    ("POST", "/api/auth/verify-email"),
+    ("POST", "/api/auth/resend-verification"),
+    ("POST", "/api/auth/login"),
+    ("POST", "/api/auth/login/2fa"),
+    ("POST", "/api/auth/token/refresh"),
+    ("POST", "/api/auth/google/login"),
+    ("POST", "/api/auth/password/reset"),
+    ("POST", "/api/auth/password/reset/confirm"),
+    ("GET", "/api/auth/.well-known/jwks.json"),
+    ("GET", "/api/auth/health/live/"),
+    ("GET", "/api/auth/health/ready"),
+    ("GET", "/api/auth/schema/"),
+    ("GET", "/api/auth/schema/swagger/"),
     ("GET", "/api/auth/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui.css"),
 ]
 PROTECTED = [
-    ("GET", "/api/auth/profile"), ("PATCH", "/api/auth/profile/"),
-    ("POST", "/api/auth/2fa/setup"), ("POST", "/api/auth/2fa/enable"),
-    ("POST", "/api/auth/2fa/disable"), ("POST", "/api/auth/logout"),
-    ("POST", "/api/auth/seller/apply"), ("GET", "/api/auth/seller/status"),
+    ("GET", "/api/auth/profile"),
+    ("PATCH", "/api/auth/profile/"),
+    ("POST", "/api/auth/2fa/setup"),
+    ("POST", "/api/auth/2fa/enable"),
+    ("POST", "/api/auth/2fa/disable"),
+    ("POST", "/api/auth/logout"),
+    ("POST", "/api/auth/seller/apply"),
+    ("GET", "/api/auth/seller/status"),
 ]
 STAFF = [("POST", "/api/auth/seller/applications/6f1c2a9e-0b7d-4f6b-9a51-1d6b8f0e2c33/decision")]
-UNROUTED = ["/internal/auth/users/x", "/internal/auth/validate-token", "/admin/",
-            "/metrics", "/api/auth/metrics", "/api/auth/seller/applications/x",
-            "/api/auth/nowhere"]
+UNROUTED = [
+    "/internal/auth/users/x",
+    "/internal/auth/validate-token",
+    "/admin/",
+    "/metrics",
+    "/api/auth/metrics",
+    "/api/auth/seller/applications/x",
+    "/api/auth/nowhere",
+]
 
 
 @pytest.fixture(scope="module")
 def dumped_schema() -> dict[str, Any]:
-    out = subprocess.run([str(BIN_DIR / "edge-jwt"), "--dump"], capture_output=True,
-                         check=True, timeout=60).stdout
+    out = subprocess.run(
+        [str(BIN_DIR / "edge-jwt"), "--dump"], capture_output=True, check=True, timeout=60
+    ).stdout
     return json.loads(out)[0]["Schema"]
 
 
@@ -71,8 +89,9 @@ def _effective_edge_jwt(gateway: Gateway, method: str, path: str) -> dict[str, A
     match = gateway.router.match(method, "localhost", path, {}, server_port=8000)
     if match is None:
         return None
-    plugins = [p for p in gateway.config.plugins_for(match.route, match.service)
-               if p.name == "edge-jwt"]
+    plugins = [
+        p for p in gateway.config.plugins_for(match.route, match.service) if p.name == "edge-jwt"
+    ]
     assert len(plugins) == 1, f"{path}: edge-jwt must run on every route"
     return dict(gateway.configured[plugins[0].id].conf)
 
@@ -84,16 +103,16 @@ def test_repository_kong_conf_serves_edge_jwt(repo_gateway: Gateway) -> None:
 
 
 @pytest.mark.parametrize(("method", "path"), PUBLIC)
-def test_public_endpoints_are_routed_with_an_optional_token(repo_gateway: Gateway, method: str,
-                                                             path: str) -> None:
+def test_public_endpoints_are_routed_with_an_optional_token(
+    repo_gateway: Gateway, method: str, path: str
+) -> None:
     conf = _effective_edge_jwt(repo_gateway, method, path)
     assert conf is not None, f"{path} is not routed"
     assert conf["optional"] is True
 
 
 @pytest.mark.parametrize(("method", "path"), PROTECTED + STAFF)
-def test_protected_endpoints_require_a_token(repo_gateway: Gateway, method: str,
-                                             path: str) -> None:
+def test_protected_endpoints_require_a_token(repo_gateway: Gateway, method: str, path: str) -> None:
     conf = _effective_edge_jwt(repo_gateway, method, path)
     assert conf is not None, f"{path} is not routed"
     assert conf["optional"] is False
@@ -122,9 +141,18 @@ def test_every_repository_config_passes_the_cores_checks(repo_gateway: Gateway) 
 
 
 def test_schema_defaults_are_the_safe_ones(dumped_schema: dict[str, Any]) -> None:
-    conf = select_config(dumped_schema, process_config(dumped_schema, {
-        "issuer": "https://idp", "audiences": ["api"], "assertion_audience": "svc",
-        "jwks_uri": "https://idp/jwks.json"}))
+    conf = select_config(
+        dumped_schema,
+        process_config(
+            dumped_schema,
+            {
+                "issuer": "https://idp",
+                "audiences": ["api"],
+                "assertion_audience": "svc",
+                "jwks_uri": "https://idp/jwks.json",
+            },
+        ),
+    )
     assert conf["algorithms"] == ["RS256"]
     assert conf["header_names"] == ["authorization"]
     assert conf["leeway_seconds"] == 30
@@ -137,24 +165,32 @@ def test_schema_defaults_are_the_safe_ones(dumped_schema: dict[str, Any]) -> Non
     assert "max_lifetime_seconds" not in conf and "revocation_redis_url" not in conf
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"issuer": None}, "config.issuer: required field missing"),
-    ({"audiences": []}, "config.audiences: length must be at least 1"),
-    ({"assertion_audience": None}, "config.assertion_audience: required field missing"),
-    ({"algorithms": ["none"]}, "config.algorithms.1: expected one of"),
-    ({"failure_policy": "maybe"}, "config.failure_policy: expected one of: closed, open"),
-    ({"scopes_match": "some"}, "config.scopes_match: expected one of: any, all"),
-    ({"roles_match": "most"}, "config.roles_match: expected one of: any, all"),
-    ({"assertion_ttl_seconds": 61}, "config.assertion_ttl_seconds: value should be between"),
-    ({"assertion_ttl_seconds": 0}, "config.assertion_ttl_seconds: value should be between"),
-    ({"header_names": "authorization"}, "config.header_names: expected an array"),
-    ({"jwks_uri": "file:///etc/passwd"}, "config.jwks_uri: invalid value"),
-    ({"realm": 'a"b'}, "config.realm: invalid value"),
-])
-def test_schema_rejects_unsafe_configs(dumped_schema: dict[str, Any], change: dict[str, Any],
-                                       message: str) -> None:
-    base = {"issuer": "https://idp", "audiences": ["api"], "assertion_audience": "svc",
-            "jwks_uri": "https://idp/jwks.json"}
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"issuer": None}, "config.issuer: required field missing"),
+        ({"audiences": []}, "config.audiences: length must be at least 1"),
+        ({"assertion_audience": None}, "config.assertion_audience: required field missing"),
+        ({"algorithms": ["none"]}, "config.algorithms.1: expected one of"),
+        ({"failure_policy": "maybe"}, "config.failure_policy: expected one of: closed, open"),
+        ({"scopes_match": "some"}, "config.scopes_match: expected one of: any, all"),
+        ({"roles_match": "most"}, "config.roles_match: expected one of: any, all"),
+        ({"assertion_ttl_seconds": 61}, "config.assertion_ttl_seconds: value should be between"),
+        ({"assertion_ttl_seconds": 0}, "config.assertion_ttl_seconds: value should be between"),
+        ({"header_names": "authorization"}, "config.header_names: expected an array"),
+        ({"jwks_uri": "file:///etc/passwd"}, "config.jwks_uri: invalid value"),
+        ({"realm": 'a"b'}, "config.realm: invalid value"),
+    ],
+)
+def test_schema_rejects_unsafe_configs(
+    dumped_schema: dict[str, Any], change: dict[str, Any], message: str
+) -> None:
+    base = {
+        "issuer": "https://idp",
+        "audiences": ["api"],
+        "assertion_audience": "svc",
+        "jwks_uri": "https://idp/jwks.json",
+    }
     config = {k: v for k, v in {**base, **change}.items() if v is not None}
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
         process_config(dumped_schema, config)
@@ -163,15 +199,22 @@ def test_schema_rejects_unsafe_configs(dumped_schema: dict[str, Any], change: di
 # --- the entry module with a recording PDK ----------------------------------------------------
 
 
-def jwt_kong(headers: dict[str, list[str]], method: str = "GET",
-             raw_query: str = "", upstream_uri: str = "/api/auth/profile") -> RecordingKong:
+def jwt_kong(
+    headers: dict[str, list[str]],
+    method: str = "GET",
+    raw_query: str = "",
+    upstream_uri: str = "/api/auth/profile",
+) -> RecordingKong:
     """A recording PDK answering what edge-jwt reads: headers, method, raw query, and the
     nginx variable upstream_uri (any other variable is nil)."""
-    return RecordingKong({"kong.request.get_headers": headers,
-                          "kong.request.get_method": method,
-                          "kong.request.get_raw_query": raw_query,
-                          "kong.nginx.get_var": lambda name: {
-                              "upstream_uri": upstream_uri}.get(name)})
+    return RecordingKong(
+        {
+            "kong.request.get_headers": headers,
+            "kong.request.get_method": method,
+            "kong.request.get_raw_query": raw_query,
+            "kong.nginx.get_var": lambda name: {"upstream_uri": upstream_uri}.get(name),
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -182,23 +225,46 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     signing_key = workdir / "gateway.pem"
     generate_signing_key(signing_key, workdir / "gateway-jwks.json")
     issuer = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public_pem = issuer.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    return {"issuer": issuer, "public_pem": public_pem, "signing_key": str(signing_key),
-            "gateway_jwks": workdir / "gateway-jwks.json"}
+    public_pem = (
+        issuer.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return {
+        "issuer": issuer,
+        "public_pem": public_pem,
+        "signing_key": str(signing_key),
+        "gateway_jwks": workdir / "gateway-jwks.json",
+    }
 
 
 def _config(keys: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"issuer": "https://idp", "audiences": ["api"], "assertion_audience": "svc",
-            "public_keys_pem": [keys["public_pem"]], "assertion_signing_key_file":
-            keys["signing_key"], **extra}
+    return {
+        "issuer": "https://idp",
+        "audiences": ["api"],
+        "assertion_audience": "svc",
+        "public_keys_pem": [keys["public_pem"]],
+        "assertion_signing_key_file": keys["signing_key"],
+        **extra,
+    }
 
 
 def _token(keys: dict[str, Any], **claims: Any) -> str:
     now = int(time.time())
-    body = {"iss": "https://idp", "aud": "api", "sub": str(uuid.uuid4()), "email": "a@b.c",
-            "roles": ["user"], "scope": "profile", "jti": str(uuid.uuid4()), "iat": now,
-            "nbf": now, "exp": now + 600, "token_use": "access", **claims}
+    body = {
+        "iss": "https://idp",
+        "aud": "api",
+        "sub": str(uuid.uuid4()),
+        "email": "a@b.c",
+        "roles": ["user"],
+        "scope": "profile",
+        "jti": str(uuid.uuid4()),
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "token_use": "access",
+        **claims,
+    }
     return jwt.encode(body, keys["issuer"], algorithm="RS256")
 
 
@@ -206,8 +272,9 @@ def test_error_request_is_terminal() -> None:
     kong = jwt_kong({})
     with pytest.raises(RequestEnded):
         error_request(kong, 401, "Unauthorized", {"WWW-Authenticate": 'Bearer realm="api"'})
-    assert kong.calls == [("kong.response.error",
-                           (401, "Unauthorized", {"WWW-Authenticate": 'Bearer realm="api"'}))]
+    assert kong.calls == [
+        ("kong.response.error", (401, "Unauthorized", {"WWW-Authenticate": 'Bearer realm="api"'}))
+    ]
 
 
 def test_accepted_request_makes_five_pdk_calls(keys: dict[str, Any]) -> None:
@@ -215,12 +282,19 @@ def test_accepted_request_makes_five_pdk_calls(keys: dict[str, Any]) -> None:
     (Kong's $upstream_uri): two round trips, for accepted requests only."""
     plugin = edge_jwt.Plugin(_config(keys))
     token = _token(keys)
-    kong = jwt_kong({"authorization": [f"Bearer {token}"], "host": ["x"]}, method="PATCH",
-                    upstream_uri="/api/auth/profile/")
+    kong = jwt_kong(
+        {"authorization": [f"Bearer {token}"], "host": ["x"]},
+        method="PATCH",
+        upstream_uri="/api/auth/profile/",
+    )
     plugin.access(kong)
-    assert kong.methods == ["kong.request.get_headers", "kong.request.get_method",
-                            "kong.nginx.get_var", "kong.service.request.set_headers",
-                            "kong.ctx.shared.set"]
+    assert kong.methods == [
+        "kong.request.get_headers",
+        "kong.request.get_method",
+        "kong.nginx.get_var",
+        "kong.service.request.set_headers",
+        "kong.ctx.shared.set",
+    ]
     assert kong.calls[0][1] == (1000,)
     assert kong.args("kong.nginx.get_var") == ("upstream_uri",)
     upstream = kong.args("kong.service.request.set_headers")[0]
@@ -238,16 +312,16 @@ def test_accepted_request_makes_five_pdk_calls(keys: dict[str, Any]) -> None:
 
 def test_no_upstream_path_fails_closed_without_an_assertion(keys: dict[str, Any]) -> None:
     """A nil $upstream_uri must not be signed as a path: Kong's 500, identity cleared."""
-    kong = jwt_kong({"authorization": [f"Bearer {_token(keys)}"], "x-user-id": ["evil"]},
-                    upstream_uri=None)  # type: ignore[arg-type]
+    kong = jwt_kong(
+        {"authorization": [f"Bearer {_token(keys)}"], "x-user-id": ["evil"]}, upstream_uri=None
+    )  # type: ignore[arg-type]
     edge_jwt.Plugin(_config(keys)).access(kong)
     assert kong.methods[-2:] == ["kong.service.request.set_headers", "kong.response.error"]
     assert kong.args("kong.service.request.set_headers") == ({"x-user-id": []},)
     assert kong.calls[-1][1][0] == 500
 
 
-def test_spoofed_headers_are_cleared_then_rejection_is_kongs_error(
-        keys: dict[str, Any]) -> None:
+def test_spoofed_headers_are_cleared_then_rejection_is_kongs_error(keys: dict[str, Any]) -> None:
     plugin = edge_jwt.Plugin(_config(keys))
     kong = jwt_kong({"x-user_id": ["evil"], "x-identity-assertion": ["forged"]})
     plugin.access(kong)
@@ -260,8 +334,9 @@ def test_spoofed_headers_are_cleared_then_rejection_is_kongs_error(
     kong = jwt_kong({"x-user_id": ["evil"], "x-identity-assertion": ["forged"]})
     optional.access(kong)
     # one round trip however many identity headers a client sends
-    assert kong.calls[1:] == [("kong.service.request.set_headers",
-                               ({"x-user_id": [], "x-identity-assertion": []},))]
+    assert kong.calls[1:] == [
+        ("kong.service.request.set_headers", ({"x-user_id": [], "x-identity-assertion": []},))
+    ]
 
 
 def test_method_is_asked_only_for_a_possible_preflight(keys: dict[str, Any]) -> None:
@@ -278,28 +353,40 @@ def test_query_is_read_only_when_configured(keys: dict[str, Any]) -> None:
     token = _token(keys)
     kong = jwt_kong({}, raw_query=f"access_token={token}")
     edge_jwt.Plugin(_config(keys, query_param_names=["access_token"])).access(kong)
-    assert kong.methods == ["kong.request.get_headers", "kong.request.get_raw_query",
-                            "kong.request.get_method", "kong.nginx.get_var",
-                            "kong.service.request.set_headers", "kong.ctx.shared.set"]
+    assert kong.methods == [
+        "kong.request.get_headers",
+        "kong.request.get_raw_query",
+        "kong.request.get_method",
+        "kong.nginx.get_var",
+        "kong.service.request.set_headers",
+        "kong.ctx.shared.set",
+    ]
 
 
 def test_a_config_the_core_refuses_fails_closed(keys: dict[str, Any]) -> None:
     """Schema-valid but unusable (no key source): StartInstance must not raise (kong-pdk
     would fail every request of the instance), and requests answer Kong's 500 — after the
     spoofed identity headers are cleared — even under failure_policy: open."""
-    config = {"issuer": "https://idp", "audiences": ["api"], "assertion_audience": "svc",
-              "failure_policy": "open"}
+    config = {
+        "issuer": "https://idp",
+        "audiences": ["api"],
+        "assertion_audience": "svc",
+        "failure_policy": "open",
+    }
     plugin = edge_jwt.Plugin(config)
     assert plugin.config_error and "key source" in plugin.config_error
     kong = jwt_kong({"x-user-id": ["evil"]})
     plugin.access(kong)
-    assert kong.calls == [("kong.request.get_headers", (1000,)),
-                          ("kong.service.request.set_headers", ({"x-user-id": []},)),
-                          ("kong.response.error", (500,))]
+    assert kong.calls == [
+        ("kong.request.get_headers", (1000,)),
+        ("kong.service.request.set_headers", ({"x-user-id": []},)),
+        ("kong.response.error", (500,)),
+    ]
 
 
 def test_signing_key_file_comes_through_kongs_env_vault(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The plugin server never sees EDGE_JWT_SIGNING_KEY_FILE (Kong spawns it with ``TZ``
     only, kong/runloop/plugin_servers/process.lua); kong.yml names the key with an env-vault
     reference that Kong's master resolves (kong/init.lua warms the declarative config's
@@ -310,8 +397,10 @@ def test_signing_key_file_comes_through_kongs_env_vault(
     def key_files(prefix: str) -> set[str]:
         gateway = load_repo_gateway(tmp_path / prefix)
         confs = [c.conf for c in gateway.configured.values() if c.plugin.name == "edge-jwt"]
-        assert all(c["$refs"]["assertion_signing_key_file"]
-                   == "{vault://env/edge-jwt-signing-key-file}" for c in confs)
+        assert all(
+            c["$refs"]["assertion_signing_key_file"] == "{vault://env/edge-jwt-signing-key-file}"
+            for c in confs
+        )
         return {JwtConfig.from_kong(c).assertion_signing_key_file for c in confs}
 
     monkeypatch.setenv("EDGE_JWT_SIGNING_KEY_FILE", "/run/secrets/gateway.pem")
@@ -326,8 +415,13 @@ def test_a_full_header_map_is_refused_with_431(keys: dict[str, Any]) -> None:
     (jwt.decision); a rejected request never reaches the upstream."""
     plugin = edge_jwt.Plugin(_config(keys, optional=True))
     headers = {f"x-f{i}": ["x"] for i in range(997)}
-    headers.update({"authorization": [f"Bearer {_token(keys)}"], "x-user-id": ["evil"],
-                    "x_user_roles": ["staff"]})
+    headers.update(
+        {
+            "authorization": [f"Bearer {_token(keys)}"],
+            "x-user-id": ["evil"],
+            "x_user_roles": ["staff"],
+        }
+    )
     kong = jwt_kong(headers)
     plugin.access(kong)
     assert kong.calls == [

@@ -40,8 +40,13 @@ from tests.services import REDIS_TEST_URL, redis_unavailable, require
 ISSUER = "https://auth.local"
 AUDIENCE = "marketplace-api"
 PROFILE = "/api/auth/profile"
-IDENTITY_HEADERS = ("x-user-id", "x-user-email", "x-user-roles", "x-user-scopes",
-                    "x-identity-assertion")
+IDENTITY_HEADERS = (
+    "x-user-id",
+    "x-user-email",
+    "x-user-roles",
+    "x-user-scopes",
+    "x-identity-assertion",
+)
 
 
 @dataclass(frozen=True)
@@ -52,20 +57,31 @@ class IssuerKey:
     private_pem: bytes
 
     def mint(self, claims: dict[str, Any], kid: str | None = None, **header: Any) -> str:
-        return jwt.encode(claims, self.private_pem, algorithm="RS256",
-                          headers={"kid": kid or self.kid, "typ": "JWT", **header})
+        return jwt.encode(
+            claims,
+            self.private_pem,
+            algorithm="RS256",
+            headers={"kid": kid or self.kid, "typ": "JWT", **header},
+        )
 
 
 @pytest.fixture(scope="session")
 def issuer_key(backend: Backend) -> IssuerKey:
     httpx.get(backend.jwks_uri, timeout=10).raise_for_status()  # first use creates the key
-    out = backend.manage("shell", "--verbosity", "0", "-c", (
-        "from cryptography.hazmat.primitives import serialization as s\n"
-        "from auth_backend.tokens.keys import signing_keys\n"
-        "k = signing_keys.current()\n"
-        "print('kid=' + k.kid)\n"
-        "print(k.private_key.private_bytes(s.Encoding.PEM, s.PrivateFormat.PKCS8, "
-        "s.NoEncryption()).decode())\n"))
+    out = backend.manage(
+        "shell",
+        "--verbosity",
+        "0",
+        "-c",
+        (
+            "from cryptography.hazmat.primitives import serialization as s\n"
+            "from auth_backend.tokens.keys import signing_keys\n"
+            "k = signing_keys.current()\n"
+            "print('kid=' + k.kid)\n"
+            "print(k.private_key.private_bytes(s.Encoding.PEM, s.PrivateFormat.PKCS8, "
+            "s.NoEncryption()).decode())\n"
+        ),
+    )
     kid = re.search(r"^kid=(\S+)$", out, re.MULTILINE)
     pem = re.search(r"-----BEGIN PRIVATE KEY-----.+?-----END PRIVATE KEY-----", out, re.DOTALL)
     assert kid and pem, out
@@ -116,8 +132,14 @@ class Tap:
     """A proxy between the gateway and the backend that keeps the headers it forwards: the
     gateway→backend traffic an attacker who can read it would capture."""
 
-    HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host",
-                  "content-encoding"}
+    HOP_BY_HOP = {
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "content-length",
+        "host",
+        "content-encoding",
+    }
 
     def __init__(self, target: str) -> None:
         self.captured: list[dict[str, str]] = []
@@ -129,11 +151,11 @@ class Tap:
             def _forward(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                headers = {k: v for k, v in self.headers.items()
-                           if k.lower() not in Tap.HOP_BY_HOP}
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in Tap.HOP_BY_HOP}
                 outer.captured.append(headers)
-                answer = httpx.request(self.command, target + self.path, headers=headers,
-                                       content=body, timeout=10)
+                answer = httpx.request(
+                    self.command, target + self.path, headers=headers, content=body, timeout=10
+                )
                 self.send_response(answer.status_code)
                 for name, value in answer.headers.items():
                     if name.lower() not in Tap.HOP_BY_HOP:
@@ -154,8 +176,13 @@ class Tap:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
 
-def gateway_yml(backend: Backend, *, upstream_port: int | None = None,
-                flaky_jwks: str | None = None, tap: Tap | None = None) -> str:
+def gateway_yml(
+    backend: Backend,
+    *,
+    upstream_port: int | None = None,
+    flaky_jwks: str | None = None,
+    tap: Tap | None = None,
+) -> str:
     """The repository's kong.yml pointed at the test backend, plus the test routes."""
     # Only edge-jwt runs here; the repository's rate limits are exercised in
     # test_edge_rate_limit_e2e.py (login 5/min would otherwise throttle this module).
@@ -164,40 +191,64 @@ def gateway_yml(backend: Backend, *, upstream_port: int | None = None,
     assert base.get("optional") is not True, "the global edge-jwt must require a token"
 
     def via_backend(name: str) -> dict[str, Any]:  # /<name>/profile → /api/auth/profile
-        return {"name": f"svc-{name}", "url": f"{backend.url}/api/auth",
-                "routes": [{"name": name, "paths": [f"/{name}"]}]}
+        return {
+            "name": f"svc-{name}",
+            "url": f"{backend.url}/api/auth",
+            "routes": [{"name": name, "paths": [f"/{name}"]}],
+        }
 
     if flaky_jwks is not None:
         dead = free_port()
-        doc["services"] += [via_backend("flaky"), via_backend("nokeys"),
-                            via_backend("rotation")]
+        doc["services"] += [via_backend("flaky"), via_backend("nokeys"), via_backend("rotation")]
         doc["plugins"] += [
             {"name": "edge-jwt", "route": "flaky", "config": {**base, "jwks_uri": flaky_jwks}},
-            {"name": "edge-jwt", "route": "nokeys",
-             "config": {**base, "jwks_uri": f"http://127.0.0.1:{dead}/jwks.json"}},
+            {
+                "name": "edge-jwt",
+                "route": "nokeys",
+                "config": {**base, "jwks_uri": f"http://127.0.0.1:{dead}/jwks.json"},
+            },
             # Its own key manager (the backend answers with and without the trailing slash),
             # so earlier tests' unknown-kid refetches do not rate-limit this one's.
-            {"name": "edge-jwt", "route": "rotation",
-             "config": {**base, "jwks_uri": backend.jwks_uri + "/"}},
+            {
+                "name": "edge-jwt",
+                "route": "rotation",
+                "config": {**base, "jwks_uri": backend.jwks_uri + "/"},
+            },
         ]
     if upstream_port is not None:
-        doc["services"].append({
-            "name": "recorder", "url": f"http://127.0.0.1:{upstream_port}",
-            "routes": [{"name": "rec", "paths": ["/rec"]},
-                       {"name": "rec-open", "paths": ["/rec-open"]}]})
-        doc["plugins"].append({"name": "edge-jwt", "route": "rec-open",
-                               "config": {**base, "optional": True}})
+        doc["services"].append(
+            {
+                "name": "recorder",
+                "url": f"http://127.0.0.1:{upstream_port}",
+                "routes": [
+                    {"name": "rec", "paths": ["/rec"]},
+                    {"name": "rec-open", "paths": ["/rec-open"]},
+                ],
+            }
+        )
+        doc["plugins"].append(
+            {"name": "edge-jwt", "route": "rec-open", "config": {**base, "optional": True}}
+        )
     if tap is not None:  # /tapped/profile → the tap → the backend's /api/auth/profile
-        doc["services"].append({"name": "tapped", "url": f"{tap.url}/api/auth",
-                                "routes": [{"name": "tapped", "paths": ["/tapped"]}]})
+        doc["services"].append(
+            {
+                "name": "tapped",
+                "url": f"{tap.url}/api/auth",
+                "routes": [{"name": "tapped", "paths": ["/tapped"]}],
+            }
+        )
     return yaml.safe_dump(doc, sort_keys=False)
 
 
-def edge_runner(backend: Backend, yml: str, *, metrics_port: int = 0,
-                workers: int = 2) -> HarnessRunner:
-    return HarnessRunner(yml, servers={"edge-jwt": {}},
-                         commands={"edge-jwt": f"edge-jwt --metrics-port {metrics_port}"},
-                         workers=workers)
+def edge_runner(
+    backend: Backend, yml: str, *, metrics_port: int = 0, workers: int = 2
+) -> HarnessRunner:
+    return HarnessRunner(
+        yml,
+        servers={"edge-jwt": {}},
+        commands={"edge-jwt": f"edge-jwt --metrics-port {metrics_port}"},
+        workers=workers,
+    )
 
 
 @dataclass
@@ -274,7 +325,8 @@ def test_register_verify_login_then_profile_through_the_gateway(edge: Edge, user
 
 
 def test_upstream_gets_identity_headers_and_a_verifiable_assertion(
-        edge: Edge, user: User, upstream: Upstream, backend: Backend) -> None:
+    edge: Edge, user: User, upstream: Upstream, backend: Backend
+) -> None:
     response = edge.client.get("/rec/who", headers=bearer(user.access_token))
     assert response.status_code == 200, response.text
     record = upstream.last
@@ -287,8 +339,13 @@ def test_upstream_gets_identity_headers_and_a_verifiable_assertion(
     keys = jwt.PyJWKSet.from_dict(json.loads(backend.gateway_jwks.read_text()))
     head = jwt.get_unverified_header(assertion)
     assert head["alg"] == "EdDSA"
-    verified = jwt.decode(assertion, keys[head["kid"]].key, algorithms=["EdDSA"],
-                          audience="auth-backend", issuer="kong-edge")
+    verified = jwt.decode(
+        assertion,
+        keys[head["kid"]].key,
+        algorithms=["EdDSA"],
+        audience="auth-backend",
+        issuer="kong-edge",
+    )
     assert verified["sub"] == user.id and verified["jti"] == claims["jti"]
     assert 0 < verified["exp"] - verified["iat"] <= 60
     # Bound to this request: its method and the path the upstream got (strip_path: /rec off)
@@ -299,8 +356,9 @@ def test_upstream_gets_identity_headers_and_a_verifiable_assertion(
     assert header(record, "Authorization") == [f"Bearer {user.access_token}"]
 
 
-def test_happy_path_costs_five_pdk_round_trips(edge: Edge, backend: Backend, user: User,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_happy_path_costs_five_pdk_round_trips(
+    edge: Edge, backend: Backend, user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """5 PDK calls per accepted request, cache miss or hit: read headers, set headers, share the
     subject, plus the method and the upstream path the assertion is bound to
     (docs/identity-assertion.md)."""
@@ -321,9 +379,13 @@ def test_happy_path_costs_five_pdk_round_trips(edge: Edge, backend: Backend, use
         assert response.status_code == 200, response.text
         rid = response.headers["x-kong-request-id"]
         methods = [m for r, p, m in calls if r == rid and p == "edge-jwt"]
-        assert methods == ["kong.request.get_headers", "kong.request.get_method",
-                           "kong.nginx.get_var", "kong.service.request.set_headers",
-                           "kong.ctx.shared.set"], methods
+        assert methods == [
+            "kong.request.get_headers",
+            "kong.request.get_method",
+            "kong.nginx.get_var",
+            "kong.service.request.set_headers",
+            "kong.ctx.shared.set",
+        ], methods
         counts[label] = len(methods)
     print(f"\nedge-jwt PDK round trips per accepted request: {counts}")
     assert counts == {"miss": 5, "hit": 5}
@@ -345,50 +407,71 @@ def _now() -> int:
 
 def _claims(user: User, **overrides: Any) -> dict[str, Any]:
     now = _now()
-    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": user.id, "email": user.email,
-              "roles": ["user"], "scope": "profile", "jti": str(uuid.uuid4()),
-              "sid": str(uuid.uuid4()), "iat": now, "nbf": now, "exp": now + 900,
-              "token_use": "access", "amr": ["pwd"]}
+    claims = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": user.id,
+        "email": user.email,
+        "roles": ["user"],
+        "scope": "profile",
+        "jti": str(uuid.uuid4()),
+        "sid": str(uuid.uuid4()),
+        "iat": now,
+        "nbf": now,
+        "exp": now + 900,
+        "token_use": "access",
+        "amr": ["pwd"],
+    }
     claims.update(overrides)
     return {k: v for k, v in claims.items() if v is not None}
 
 
-def test_a_token_minted_with_the_backend_key_is_accepted(edge: Edge, user: User,
-                                                         issuer_key: IssuerKey) -> None:
+def test_a_token_minted_with_the_backend_key_is_accepted(
+    edge: Edge, user: User, issuer_key: IssuerKey
+) -> None:
     """The control for the claim-level rejections below: only the named claim differs."""
     response = edge.client.get(PROFILE, headers=bearer(issuer_key.mint(_claims(user))))
     assert response.status_code == 200, response.text
 
 
-@pytest.mark.parametrize("overrides", [
-    pytest.param(lambda now: {"iss": "https://evil.example"}, id="wrong-iss"),
-    pytest.param(lambda now: {"aud": "another-api"}, id="wrong-aud"),
-    pytest.param(lambda now: {"iat": now - 1000, "nbf": now - 1000, "exp": now - 100},
-                 id="expired"),
-    pytest.param(lambda now: {"nbf": now + 300}, id="nbf-beyond-leeway"),
-    pytest.param(lambda now: {"exp": now + 3600}, id="lifetime-over-max"),
-    pytest.param(lambda now: {"token_use": "refresh"}, id="refresh-token-use"),
-    pytest.param(lambda now: {"token_use": None}, id="no-token-use"),
-    pytest.param(lambda now: {"jti": None}, id="no-jti"),
-])
-def test_claim_rejections(edge: Edge, user: User, issuer_key: IssuerKey,
-                          overrides: Callable[[int], dict[str, Any]]) -> None:
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        pytest.param(lambda now: {"iss": "https://evil.example"}, id="wrong-iss"),
+        pytest.param(lambda now: {"aud": "another-api"}, id="wrong-aud"),
+        pytest.param(
+            lambda now: {"iat": now - 1000, "nbf": now - 1000, "exp": now - 100}, id="expired"
+        ),
+        pytest.param(lambda now: {"nbf": now + 300}, id="nbf-beyond-leeway"),
+        pytest.param(lambda now: {"exp": now + 3600}, id="lifetime-over-max"),
+        pytest.param(lambda now: {"token_use": "refresh"}, id="refresh-token-use"),
+        pytest.param(lambda now: {"token_use": None}, id="no-token-use"),
+        pytest.param(lambda now: {"jti": None}, id="no-jti"),
+    ],
+)
+def test_claim_rejections(
+    edge: Edge, user: User, issuer_key: IssuerKey, overrides: Callable[[int], dict[str, Any]]
+) -> None:
     token = issuer_key.mint(_claims(user, **overrides(_now())))
     assert_edge_rejected(edge.client.get(PROFILE, headers=bearer(token)), 401, "invalid_token")
 
 
 def test_no_token_is_a_bare_challenge(edge: Edge) -> None:
     assert_edge_rejected(edge.client.get(PROFILE), 401, None)
-    assert_edge_rejected(edge.client.get(PROFILE, headers={"Authorization": "Basic dTpw"}),
-                         401, None)
+    assert_edge_rejected(
+        edge.client.get(PROFILE, headers={"Authorization": "Basic dTpw"}), 401, None
+    )
 
 
-@pytest.mark.parametrize("value", [
-    "Bearer not-a-jwt",
-    "Bearer a.b.c",
-    "Bearer " + b64url(b'{"alg":"RS256"}') + "." + b64url(b"[]") + ".c2ln",
-    "Bearer one two",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Bearer not-a-jwt",
+        "Bearer a.b.c",
+        "Bearer " + b64url(b'{"alg":"RS256"}') + "." + b64url(b"[]") + ".c2ln",
+        "Bearer one two",
+    ],
+)
 def test_malformed_tokens(edge: Edge, value: str) -> None:
     response = edge.client.get(PROFILE, headers={"Authorization": value})
     assert_edge_rejected(response, 401, "invalid_token")
@@ -398,8 +481,7 @@ def test_alg_none_is_rejected(edge: Edge, user: User) -> None:
     header_part = b64url(json.dumps({"alg": "none", "typ": "JWT"}).encode())
     payload = user.access_token.split(".")[1]
     for token in (f"{header_part}.{payload}.", f"{header_part}.{payload}"):
-        assert_edge_rejected(edge.client.get(PROFILE, headers=bearer(token)), 401,
-                             "invalid_token")
+        assert_edge_rejected(edge.client.get(PROFILE, headers=bearer(token)), 401, "invalid_token")
 
 
 def test_hs256_signed_with_the_rsa_public_key_is_rejected(edge: Edge, user: User) -> None:
@@ -408,26 +490,30 @@ def test_hs256_signed_with_the_rsa_public_key_is_rejected(edge: Edge, user: User
     kid = jwt.get_unverified_header(user.access_token)["kid"]
     (jwk,) = [k for k in jwks["keys"] if k["kid"] == kid]
     public = RSAAlgorithm.from_jwk(json.dumps(jwk))
-    for secret in (public.public_bytes(serialization.Encoding.PEM,
-                                       serialization.PublicFormat.SubjectPublicKeyInfo),
-                   public.public_bytes(serialization.Encoding.PEM,
-                                       serialization.PublicFormat.PKCS1)):
-        signing_input = (b64url(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode())
-                         + "." + user.access_token.split(".")[1])
+    for secret in (
+        public.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
+        public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.PKCS1),
+    ):
+        signing_input = (
+            b64url(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode())
+            + "."
+            + user.access_token.split(".")[1]
+        )
         signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
         token = f"{signing_input}.{b64url(signature)}"
-        assert_edge_rejected(edge.client.get(PROFILE, headers=bearer(token)), 401,
-                             "invalid_token")
+        assert_edge_rejected(edge.client.get(PROFILE, headers=bearer(token)), 401, "invalid_token")
 
 
-def test_unknown_kid_refetches_once_then_is_negatively_cached(edge: Edge, user: User,
-                                                              issuer_key: IssuerKey) -> None:
+def test_unknown_kid_refetches_once_then_is_negatively_cached(
+    edge: Edge, user: User, issuer_key: IssuerKey
+) -> None:
     before = edge.metric("edge_jwt_jwks_fetches_total")
     kid = "unknown-" + secrets.token_hex(8)
     token = issuer_key.mint(_claims(user), kid=kid)
     for _ in range(3):
-        assert_edge_rejected(edge.client.get(PROFILE, headers=bearer(token)), 401,
-                             "invalid_token")
+        assert_edge_rejected(edge.client.get(PROFILE, headers=bearer(token)), 401, "invalid_token")
     assert edge.metric("edge_jwt_jwks_fetches_total") - before <= 1
 
 
@@ -439,13 +525,17 @@ def test_tampered_payload_is_rejected(edge: Edge, user: User) -> None:
     token = f"{head}.{forged}.{signature}"
     assert_edge_rejected(edge.client.get(PROFILE, headers=bearer(token)), 401, "invalid_token")
     flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
-    assert_edge_rejected(edge.client.get(PROFILE, headers=bearer(f"{head}.{payload}.{flipped}")),
-                         401, "invalid_token")
+    assert_edge_rejected(
+        edge.client.get(PROFILE, headers=bearer(f"{head}.{payload}.{flipped}")),
+        401,
+        "invalid_token",
+    )
 
 
 def test_refresh_token_is_not_an_access_token(edge: Edge, user: User) -> None:
-    assert_edge_rejected(edge.client.get(PROFILE, headers=bearer(user.refresh_token)), 401,
-                         "invalid_token")
+    assert_edge_rejected(
+        edge.client.get(PROFILE, headers=bearer(user.refresh_token)), 401, "invalid_token"
+    )
 
 
 def test_oversized_token_is_rejected(edge: Edge, user: User) -> None:
@@ -459,30 +549,42 @@ def test_oversized_token_is_rejected(edge: Edge, user: User) -> None:
 
 def test_two_different_tokens_are_rejected(edge: Edge, user: User, issuer_key: IssuerKey) -> None:
     other = issuer_key.mint(_claims(user))
-    response = edge.client.get(PROFILE, headers=[("Authorization", f"Bearer {user.access_token}"),
-                                                 ("Authorization", f"Bearer {other}")])
+    response = edge.client.get(
+        PROFILE,
+        headers=[
+            ("Authorization", f"Bearer {user.access_token}"),
+            ("Authorization", f"Bearer {other}"),
+        ],
+    )
     assert response.status_code == 401
     assert 'error="invalid_request"' in response.headers["www-authenticate"]
-    same = edge.client.get(PROFILE, headers=[("Authorization", f"Bearer {user.access_token}"),
-                                             ("Authorization", f"Bearer {user.access_token}")])
+    same = edge.client.get(
+        PROFILE,
+        headers=[
+            ("Authorization", f"Bearer {user.access_token}"),
+            ("Authorization", f"Bearer {user.access_token}"),
+        ],
+    )
     assert same.status_code == 200, same.text
 
 
 def test_optional_route_rejects_a_bad_token_but_serves_anonymous(edge: Edge, user: User) -> None:
     anonymous = edge.client.get("/api/auth/.well-known/jwks.json")
     assert anonymous.status_code == 200
-    assert_edge_rejected(edge.client.get("/api/auth/.well-known/jwks.json",
-                                         headers=bearer("garbage.token.here")),
-                         401, "invalid_token")
+    assert_edge_rejected(
+        edge.client.get("/api/auth/.well-known/jwks.json", headers=bearer("garbage.token.here")),
+        401,
+        "invalid_token",
+    )
     with_token = edge.client.get("/api/auth/health/live/", headers=bearer(user.access_token))
     assert with_token.status_code == 200
 
 
-def test_staff_route_requires_the_staff_role(edge: Edge, user: User,
-                                             issuer_key: IssuerKey) -> None:
+def test_staff_route_requires_the_staff_role(edge: Edge, user: User, issuer_key: IssuerKey) -> None:
     path = f"/api/auth/seller/applications/{uuid.uuid4()}/decision"
-    refused = edge.client.post(path, json={"decision": "approve"},
-                               headers=bearer(user.access_token))
+    refused = edge.client.post(
+        path, json={"decision": "approve"}, headers=bearer(user.access_token)
+    )
     assert_edge_rejected(refused, 403, "insufficient_scope")
     # A staff token passes the edge; the backend then checks the user itself (not staff).
     staff = issuer_key.mint(_claims(user, roles=["user", "staff"]))
@@ -494,15 +596,18 @@ def test_staff_route_requires_the_staff_role(edge: Edge, user: User,
 # --- spoofed identity -----------------------------------------------------------------------
 
 
-SPOOFED = [("X-User-Id", "00000000-0000-0000-0000-000000000001"),
-           ("X-User_Id", "00000000-0000-0000-0000-000000000002"),
-           ("x-identity-assertion", "eyJhbGciOiJFZERTQSJ9.e30.c2ln"),
-           ("X-USER-ROLES", "staff"),
-           ("X-User-Anything", "x")]
+SPOOFED = [
+    ("X-User-Id", "00000000-0000-0000-0000-000000000001"),
+    ("X-User_Id", "00000000-0000-0000-0000-000000000002"),
+    ("x-identity-assertion", "eyJhbGciOiJFZERTQSJ9.e30.c2ln"),
+    ("X-USER-ROLES", "staff"),
+    ("X-User-Anything", "x"),
+]
 
 
-def test_spoofed_identity_never_reaches_the_upstream(edge: Edge, user: User,
-                                                     upstream: Upstream) -> None:
+def test_spoofed_identity_never_reaches_the_upstream(
+    edge: Edge, user: User, upstream: Upstream
+) -> None:
     anonymous = edge.client.get("/rec-open/a", headers=SPOOFED)
     assert anonymous.status_code == 200
     names = {k.lower().replace("_", "-") for k, _ in upstream.last["headers"]}
@@ -518,8 +623,9 @@ def test_spoofed_identity_never_reaches_the_upstream(edge: Edge, user: User,
     assert len(header(record, "X-Identity-Assertion")) == 1
 
 
-def test_spoofed_header_past_the_hundredth_is_stripped(edge: Edge, upstream: Upstream,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_spoofed_header_past_the_hundredth_is_stripped(
+    edge: Edge, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Kong's get_headers() stops at 100 headers; edge-jwt asks for 1000."""
     import http.client
 
@@ -538,7 +644,8 @@ def _header_lines(client: httpx.Client, total: int, last: tuple[str, str]) -> li
 
 
 def test_more_than_1000_header_lines_are_refused_before_edge_jwt(
-        edge: Edge, upstream: Upstream, monkeypatch: pytest.MonkeyPatch) -> None:
+    edge: Edge, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Kong 3.9.3's nginx refuses header line 1001 (max_headers 1000, build/openresty/
     patches/nginx-1.25.3_17-CVE-2026-49975.patch) with kong/error_handlers.lua's 400."""
     import http.client
@@ -552,8 +659,9 @@ def test_more_than_1000_header_lines_are_refused_before_edge_jwt(
     assert len(upstream.requests) == before
 
 
-def test_spoofed_header_past_line_1000_fails_closed(edge: Edge, upstream: Upstream,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_spoofed_header_past_line_1000_fails_closed(
+    edge: Edge, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With max_headers raised (``nginx_proxy_max_headers``, an injected directive) or on a
     Kong without the limit, line 1001 reaches Kong, but kong.request.get_headers(1000)
     (kong/pdk/request.lua) shows edge-jwt only lines 1-1000: it must refuse the request
@@ -569,8 +677,10 @@ def test_spoofed_header_past_line_1000_fails_closed(edge: Edge, upstream: Upstre
         response = edge.client.get("/rec-open/f", headers=headers)
         assert response.status_code == 431, response.text
         body = response.json()
-        assert body == {"message": "Request header fields too large",
-                        "request_id": response.headers["x-kong-request-id"]}
+        assert body == {
+            "message": "Request header fields too large",
+            "request_id": response.headers["x-kong-request-id"],
+        }
     # Exactly 1000 lines: nginx lets them through, edge-jwt cannot tell there are no more.
     headers = _header_lines(edge.client, 1000, ("X-User-Id", "evil"))
     assert edge.client.get("/rec-open/g", headers=headers).status_code == 431
@@ -634,11 +744,15 @@ def redis_client() -> Iterator[Any]:
     client.close()
 
 
-def _redis_reads(client: Any, commands: frozenset[str] = frozenset(
-        {"get", "mget", "scan", "pttl", "ttl"})) -> int:
+def _redis_reads(
+    client: Any, commands: frozenset[str] = frozenset({"get", "mget", "scan", "pttl", "ttl"})
+) -> int:
     stats = client.info("commandstats")
-    return sum(int(v["calls"]) for k, v in stats.items()
-               if k.split("|")[0].removeprefix("cmdstat_") in commands)
+    return sum(
+        int(v["calls"])
+        for k, v in stats.items()
+        if k.split("|")[0].removeprefix("cmdstat_") in commands
+    )
 
 
 # The backend checks the token's revocation key itself (EXISTS, auth_backend.identity.store),
@@ -647,8 +761,9 @@ BACKEND_READS = frozenset({"exists"})
 
 
 @pytest.mark.redis
-def test_revoked_after_logout_within_a_second(edge: Edge, backend: Backend, user: User,
-                                              redis_client: Any) -> None:
+def test_revoked_after_logout_within_a_second(
+    edge: Edge, backend: Backend, user: User, redis_client: Any
+) -> None:
     session = login(edge.client, user.email)
     token = session["access_token"]
     assert edge.client.get(PROFILE, headers=bearer(token)).status_code == 200
@@ -665,11 +780,13 @@ def test_revoked_after_logout_within_a_second(edge: Edge, backend: Backend, user
     elapsed = time.monotonic() - started
     assert _redis_reads(redis_client) == reads, "a Redis read per request"
     workers = int(backend.env["GUNICORN_WORKERS"])
-    assert _redis_reads(redis_client, BACKEND_READS) - backend_reads <= \
-        workers * (int(elapsed) + 2), "the backend's revocation answer is not cached"
+    assert _redis_reads(redis_client, BACKEND_READS) - backend_reads <= workers * (
+        int(elapsed) + 2
+    ), "the backend's revocation answer is not cached"
 
-    out = edge.client.post("/api/auth/logout", json={"refresh_token": session["refresh_token"]},
-                           headers=bearer(token))
+    out = edge.client.post(
+        "/api/auth/logout", json={"refresh_token": session["refresh_token"]}, headers=bearer(token)
+    )
     assert out.status_code == 204, out.text
     logged_out = time.monotonic()
     while True:
@@ -687,8 +804,9 @@ def test_revoked_after_logout_within_a_second(edge: Edge, backend: Backend, user
 # --- fail-open: the plugin server is gone -------------------------------------------------------
 
 
-def test_killed_plugin_server_leaves_the_backend_anonymous(backend: Backend, user: User,
-                                                           upstream: Upstream) -> None:
+def test_killed_plugin_server_leaves_the_backend_anonymous(
+    backend: Backend, user: User, upstream: Upstream
+) -> None:
     """Kong proxies without the plugin when its server is down (the harness reproduces it):
     no assertion goes upstream, so the backend treats the caller as anonymous — even with a
     valid token and a spoofed X-User-Id — and the protected route answers 401 itself."""
@@ -698,8 +816,11 @@ def test_killed_plugin_server_leaves_the_backend_anonymous(backend: Backend, use
         with runner.client() as client:
             assert client.get(PROFILE, headers=bearer(user.access_token)).status_code == 200
             runner.run(runner.gateway.processes["edge-jwt"].stop())
-            spoofed = {**bearer(user.access_token), "X-User-Id": user.id,
-                       "X-User-Email": user.email}
+            spoofed = {
+                **bearer(user.access_token),
+                "X-User-Id": user.id,
+                "X-User-Email": user.email,
+            }
             response = client.get(PROFILE, headers=spoofed)
             assert response.status_code == 401, response.text
             assert response.json()["error"]["code"] == "not_authenticated"  # the backend's
@@ -710,30 +831,38 @@ def test_killed_plugin_server_leaves_the_backend_anonymous(backend: Backend, use
         runner.stop()
 
 
-def test_a_captured_assertion_is_not_replayable_at_the_backend(backend: Backend, user: User,
-                                                              upstream: Upstream) -> None:
+def test_a_captured_assertion_is_not_replayable_at_the_backend(
+    backend: Backend, user: User, upstream: Upstream
+) -> None:
     """The attack: an assertion copied from gateway→backend traffic, sent again with no
     token — through the gateway while edge-jwt is knocked out (Kong fails open) or straight
     to the backend. The backend accepted it once, for its own request, and never again."""
     tap = Tap(backend.url)
-    runner = edge_runner(backend, gateway_yml(backend, upstream_port=upstream.port, tap=tap),
-                         workers=1)
+    runner = edge_runner(
+        backend, gateway_yml(backend, upstream_port=upstream.port, tap=tap), workers=1
+    )
     runner.start()
     try:
         with runner.client() as client:
             response = client.get("/tapped/profile", headers=bearer(user.access_token))
             assert response.status_code == 200, response.text
-            captured = {k: v for k, v in tap.captured[-1].items()
-                        if k.lower().startswith(("x-user-", "x-identity-assertion"))}
+            captured = {
+                k: v
+                for k, v in tap.captured[-1].items()
+                if k.lower().startswith(("x-user-", "x-identity-assertion"))
+            }
             claims = claims_of(captured["X-Identity-Assertion"])
             # minted for the path the backend received, not the one the client asked for
             assert (claims["req_method"], claims["req_path"]) == ("GET", PROFILE)
 
             runner.run(runner.gateway.processes["edge-jwt"].stop())
-            for replay in (client.get(PROFILE, headers=captured),
-                           httpx.get(backend.url + PROFILE, headers=captured, timeout=10),
-                           httpx.patch(backend.url + PROFILE, headers=captured,
-                                       json={"bio": "pwned"}, timeout=10)):
+            for replay in (
+                client.get(PROFILE, headers=captured),
+                httpx.get(backend.url + PROFILE, headers=captured, timeout=10),
+                httpx.patch(
+                    backend.url + PROFILE, headers=captured, json={"bio": "pwned"}, timeout=10
+                ),
+            ):
                 assert replay.status_code == 401, replay.text
                 assert replay.json()["error"]["code"] == "not_authenticated"  # the backend's
     finally:
@@ -744,8 +873,9 @@ def test_a_captured_assertion_is_not_replayable_at_the_backend(backend: Backend,
 # --- key rotation (last: it changes the backend's signing key) ---------------------------------
 
 
-def test_key_rotation_at_the_backend_needs_no_gateway_restart(edge: Edge, backend: Backend,
-                                                              user: User) -> None:
+def test_key_rotation_at_the_backend_needs_no_gateway_restart(
+    edge: Edge, backend: Backend, user: User
+) -> None:
     old_token = login(edge.client, user.email)["access_token"]
     assert edge.client.get("/rotation/profile", headers=bearer(old_token)).status_code == 200
     old_kid = jwt.get_unverified_header(old_token)["kid"]

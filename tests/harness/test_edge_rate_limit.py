@@ -19,18 +19,31 @@ from edge_plugins.ratelimit.enforcer import QUOTA_EXCEEDED_TYPE
 
 SUBJECT_PLUGIN = Path(__file__).parent / "plugins" / "subject.py"
 SERVERS: dict[str, dict[str, str]] = {"edge-rate-limit": {}, "edge-subject": {}}
-COMMANDS = {"edge-rate-limit": "edge-rate-limit --metrics-port 0",
-            "edge-subject": f"python {SUBJECT_PLUGIN}"}
+COMMANDS = {
+    "edge-rate-limit": "edge-rate-limit --metrics-port 0",
+    "edge-subject": f"python {SUBJECT_PLUGIN}",
+}
 
 
-def kong_yml(upstream_port: int, plugins: list[dict[str, Any]],
-             routes: tuple[str, ...] = ("login", "profile", "other")) -> str:
-    return yaml.safe_dump({
-        "_format_version": "3.0",
-        "services": [{"name": "up", "url": f"http://127.0.0.1:{upstream_port}",
-                      "routes": [{"name": r, "paths": [f"/{r}"]} for r in routes]}],
-        "plugins": [{"name": "edge-subject"}, *plugins],
-    }, sort_keys=False)
+def kong_yml(
+    upstream_port: int,
+    plugins: list[dict[str, Any]],
+    routes: tuple[str, ...] = ("login", "profile", "other"),
+) -> str:
+    return yaml.safe_dump(
+        {
+            "_format_version": "3.0",
+            "services": [
+                {
+                    "name": "up",
+                    "url": f"http://127.0.0.1:{upstream_port}",
+                    "routes": [{"name": r, "paths": [f"/{r}"]} for r in routes],
+                }
+            ],
+            "plugins": [{"name": "edge-subject"}, *plugins],
+        },
+        sort_keys=False,
+    )
 
 
 def limit(route: str | None, **config: Any) -> dict[str, Any]:
@@ -40,15 +53,18 @@ def limit(route: str | None, **config: Any) -> dict[str, Any]:
     return plugin
 
 
-def test_sixth_login_in_a_minute_is_rejected_with_headers(harness_factory: Any,
-                                                          upstream: Any) -> None:
-    yml = kong_yml(upstream.port, [limit("login", limits=[{"limit": 5, "period": "minute"}],
-                                         limit_by="ip")])
+def test_sixth_login_in_a_minute_is_rejected_with_headers(
+    harness_factory: Any, upstream: Any
+) -> None:
+    yml = kong_yml(
+        upstream.port, [limit("login", limits=[{"limit": 5, "period": "minute"}], limit_by="ip")]
+    )
     gw = harness_factory(yml, servers=SERVERS, commands=COMMANDS)
     before = len(upstream.requests)
     with gw.client() as client:
-        answers = [client.post("/login", headers={"X-Request-ID": f"req-{i:08d}"})
-                   for i in range(6)]
+        answers = [
+            client.post("/login", headers={"X-Request-ID": f"req-{i:08d}"}) for i in range(6)
+        ]
     assert [r.status_code for r in answers] == [200] * 5 + [429]
     assert [r.headers["RateLimit-Remaining"] for r in answers[:5]] == ["4", "3", "2", "1", "0"]
     assert answers[0].headers["RateLimit-Policy"] == '"minute";q=5;w=60'
@@ -66,10 +82,13 @@ def test_sixth_login_in_a_minute_is_rejected_with_headers(harness_factory: Any,
 
 
 def test_per_user_keys_do_not_collide(harness_factory: Any, upstream: Any) -> None:
-    yml = kong_yml(upstream.port, [limit("profile", limits=[{"limit": 2, "period": "minute"}],
-                                         limit_by="consumer")])
+    yml = kong_yml(
+        upstream.port,
+        [limit("profile", limits=[{"limit": 2, "period": "minute"}], limit_by="consumer")],
+    )
     gw = harness_factory(yml, servers=SERVERS, commands=COMMANDS)
     with gw.client() as client:
+
         def statuses(subject: str | None) -> list[int]:
             headers = {"X-Test-Subject": subject} if subject else {}
             return [client.get("/profile", headers=headers).status_code for _ in range(3)]
@@ -80,13 +99,17 @@ def test_per_user_keys_do_not_collide(harness_factory: Any, upstream: Any) -> No
 
 
 def test_routes_do_not_share_counters_and_the_global_default_applies(
-        harness_factory: Any, upstream: Any) -> None:
+    harness_factory: Any, upstream: Any
+) -> None:
     one = [{"limit": 1, "period": "minute"}]
-    yml = kong_yml(upstream.port, [
-        limit(None, limits=[{"limit": 3, "period": "minute"}], limit_by="ip"),
-        limit("login", limits=one, limit_by="ip"),
-        limit("profile", limits=one, limit_by="ip"),
-    ])
+    yml = kong_yml(
+        upstream.port,
+        [
+            limit(None, limits=[{"limit": 3, "period": "minute"}], limit_by="ip"),
+            limit("login", limits=one, limit_by="ip"),
+            limit("profile", limits=one, limit_by="ip"),
+        ],
+    )
     gw = harness_factory(yml, servers=SERVERS, commands=COMMANDS)
     with gw.client() as client:
         assert [client.get("/login").status_code for _ in range(2)] == [200, 429]
@@ -96,10 +119,13 @@ def test_routes_do_not_share_counters_and_the_global_default_applies(
     assert other[0].headers["RateLimit-Limit"] == "3", "the global default"
 
 
-def test_shadow_mode_never_rejects_and_shows_no_headers(harness_factory: Any,
-                                                        upstream: Any) -> None:
-    yml = kong_yml(upstream.port, [limit("login", limits=[{"limit": 1, "period": "minute"}],
-                                         limit_by="ip", shadow=True)])
+def test_shadow_mode_never_rejects_and_shows_no_headers(
+    harness_factory: Any, upstream: Any
+) -> None:
+    yml = kong_yml(
+        upstream.port,
+        [limit("login", limits=[{"limit": 1, "period": "minute"}], limit_by="ip", shadow=True)],
+    )
     gw = harness_factory(yml, servers=SERVERS, commands=COMMANDS)
     with gw.client() as client:
         answers = [client.get("/login") for _ in range(5)]
@@ -108,9 +134,18 @@ def test_shadow_mode_never_rejects_and_shows_no_headers(harness_factory: Any,
 
 
 def test_gcra_admits_the_burst_then_rejects(harness_factory: Any, upstream: Any) -> None:
-    yml = kong_yml(upstream.port, [limit(
-        "login", limits=[{"limit": 2, "period": "hour", "burst": 2}], limit_by="ip",
-        algorithm="gcra", hide_client_headers=True)])
+    yml = kong_yml(
+        upstream.port,
+        [
+            limit(
+                "login",
+                limits=[{"limit": 2, "period": "hour", "burst": 2}],
+                limit_by="ip",
+                algorithm="gcra",
+                hide_client_headers=True,
+            )
+        ],
+    )
     gw = harness_factory(yml, servers=SERVERS, commands=COMMANDS)
     with gw.client() as client:
         answers = [client.get("/login") for _ in range(3)]
@@ -131,14 +166,16 @@ def test_a_config_the_core_refuses_fails_closed(harness_factory: Any, upstream: 
     assert "limit" not in answer.text.lower(), "no config detail leaks to the client"
 
 
-def test_admitted_request_costs_two_pdk_round_trips(harness_factory: Any, upstream: Any,
-                                                    monkeypatch: Any) -> None:
+def test_admitted_request_costs_two_pdk_round_trips(
+    harness_factory: Any, upstream: Any, monkeypatch: Any
+) -> None:
     """Counted where the harness answers PDK calls (kong_harness.pdk.call, looked up by the
     RPC bridge on every step): one read for the key, one write of the headers."""
     import kong_harness.pdk
 
-    yml = kong_yml(upstream.port, [limit("login", limits=[{"limit": 5, "period": "minute"}],
-                                         limit_by="ip")])
+    yml = kong_yml(
+        upstream.port, [limit("login", limits=[{"limit": 5, "period": "minute"}], limit_by="ip")]
+    )
     gw = harness_factory(yml, servers=SERVERS, commands=COMMANDS)
     calls: list[tuple[str, str]] = []
     real_call = kong_harness.pdk.call
@@ -157,8 +194,9 @@ def test_admitted_request_costs_two_pdk_round_trips(harness_factory: Any, upstre
     assert mine == ["kong.client.get_forwarded_ip", "kong.response.set_headers"]
 
 
-def post_raw(port: int, path: str, headers: list[tuple[str, bytes]]
-             ) -> tuple[int, http.client.HTTPMessage, bytes]:
+def post_raw(
+    port: int, path: str, headers: list[tuple[str, bytes]]
+) -> tuple[int, http.client.HTTPMessage, bytes]:
     """A POST with header values written as the given bytes (httpx refuses non-ASCII)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
@@ -174,12 +212,14 @@ def post_raw(port: int, path: str, headers: list[tuple[str, bytes]]
 
 
 def test_a_request_id_that_is_not_utf8_past_the_limit_is_still_rejected(
-        harness_factory: Any, upstream: Any) -> None:
+    harness_factory: Any, upstream: Any
+) -> None:
     """Kong passes the header's raw bytes to the plugin server (mp_rpc.lua); without
     edge-trace on the route edge-rate-limit reads the client's own ``X-Request-ID``. It must
     neither let the request through (its failure policy is open) nor echo those bytes."""
-    yml = kong_yml(upstream.port, [limit("login", limits=[{"limit": 1, "period": "minute"}],
-                                         limit_by="ip")])
+    yml = kong_yml(
+        upstream.port, [limit("login", limits=[{"limit": 1, "period": "minute"}], limit_by="ip")]
+    )
     gw = harness_factory(yml, servers=SERVERS, commands=COMMANDS)
     before = len(upstream.requests)
     answers = [post_raw(gw.port, "/login", [("X-Request-ID", b"\xff")]) for _ in range(2)]

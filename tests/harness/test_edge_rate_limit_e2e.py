@@ -43,8 +43,9 @@ EXPECTED = {
 
 
 @pytest.fixture(scope="module")
-def repo_gateway(tmp_path_factory: pytest.TempPathFactory,
-                 monkeypatch_module: pytest.MonkeyPatch) -> Gateway:
+def repo_gateway(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch_module: pytest.MonkeyPatch
+) -> Gateway:
     monkeypatch_module.delenv("EDGE_RATE_LIMIT_REDIS_URL", raising=False)
     return load_repo_gateway(tmp_path_factory.mktemp("prefix"))
 
@@ -59,8 +60,11 @@ def effective_limit(gateway: Gateway, method: str, path: str) -> RateLimitConfig
     assert gateway.router is not None and gateway.config is not None
     match = gateway.router.match(method, "localhost", path, {}, server_port=8000)
     assert match is not None, f"{path} is not routed"
-    plugins = [p for p in gateway.config.plugins_for(match.route, match.service)
-               if p.name == "edge-rate-limit"]
+    plugins = [
+        p
+        for p in gateway.config.plugins_for(match.route, match.service)
+        if p.name == "edge-rate-limit"
+    ]
     assert len(plugins) == 1, f"{path}: exactly one edge-rate-limit config applies"
     return RateLimitConfig.from_kong(gateway.configured[plugins[0].id].conf)
 
@@ -77,8 +81,9 @@ def test_each_endpoint_has_its_limit(repo_gateway: Gateway, method: str, path: s
     assert config.describe_mode().startswith("policy local")
 
 
-def test_the_redis_url_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch,
-                                                  tmp_path: Path) -> None:
+def test_the_redis_url_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("EDGE_RATE_LIMIT_REDIS_URL", "redis://cache.internal:6379/3")
     gateway = load_repo_gateway(tmp_path)
     config = effective_limit(gateway, "POST", "/api/auth/login")
@@ -87,13 +92,15 @@ def test_the_redis_url_comes_from_the_environment(monkeypatch: pytest.MonkeyPatc
 
 
 @pytest.fixture(scope="module")
-def limited_edge(backend: Backend, monkeypatch_module: pytest.MonkeyPatch
-                 ) -> Iterator[httpx.Client]:
+def limited_edge(
+    backend: Backend, monkeypatch_module: pytest.MonkeyPatch
+) -> Iterator[httpx.Client]:
     monkeypatch_module.delenv("EDGE_RATE_LIMIT_REDIS_URL", raising=False)
     monkeypatch_module.delenv("EDGE_TRACE_OTLP_ENDPOINT", raising=False)
     doc = repo_kong_yml(backend, plugins=("edge-trace", "edge-jwt", "edge-rate-limit"))
-    runner = shipped_plugins_runner(yaml.safe_dump(doc, sort_keys=False),
-                                    ("edge-trace", "edge-jwt", "edge-rate-limit")).start()
+    runner = shipped_plugins_runner(
+        yaml.safe_dump(doc, sort_keys=False), ("edge-trace", "edge-jwt", "edge-rate-limit")
+    ).start()
     try:
         with runner.client() as client:
             yield client
@@ -101,15 +108,15 @@ def limited_edge(backend: Backend, monkeypatch_module: pytest.MonkeyPatch
         runner.stop()
 
 
-def test_login_register_and_profile_limits_hold_end_to_end(limited_edge: httpx.Client,
-                                                           backend: Backend) -> None:
+def test_login_register_and_profile_limits_hold_end_to_end(
+    limited_edge: httpx.Client, backend: Backend
+) -> None:
     client = limited_edge
     alice: User = sign_up(client, backend)  # 1 register, 1 login from this IP
-    bob: User = sign_up(client, backend)    # 2 registers, 2 logins
+    bob: User = sign_up(client, backend)  # 2 registers, 2 logins
 
     # Per user: each has a counter of 60 on the profile route.
-    seen = [client.get("/api/auth/profile", headers=bearer(alice.access_token))
-            for _ in range(3)]
+    seen = [client.get("/api/auth/profile", headers=bearer(alice.access_token)) for _ in range(3)]
     assert [r.status_code for r in seen] == [200] * 3
     assert seen[-1].headers["RateLimit-Remaining"] == "57"
     assert seen[-1].headers["RateLimit-Policy"] == '"minute";q=60;w=60'
@@ -117,11 +124,13 @@ def test_login_register_and_profile_limits_hold_end_to_end(limited_edge: httpx.C
     assert first_bob.headers["RateLimit-Remaining"] == "59", "bob's counter is his own"
 
     # Per IP: the third registration in the minute is the last one admitted.
-    third = client.post("/api/auth/register",
-                        json={"email": "third@example.com", "password": "x" * 12})
+    third = client.post(
+        "/api/auth/register", json={"email": "third@example.com", "password": "x" * 12}
+    )
     assert third.status_code != 429 and third.headers["RateLimit-Remaining"] == "0"
-    fourth = client.post("/api/auth/register",
-                         json={"email": "fourth@example.com", "password": "x" * 12})
+    fourth = client.post(
+        "/api/auth/register", json={"email": "fourth@example.com", "password": "x" * 12}
+    )
     assert fourth.status_code == 429
     assert fourth.json()["violated-policies"] == ["minute"]
     # edge-trace (first on every request) gave it a request id: echoed and in the body.
@@ -129,15 +138,16 @@ def test_login_register_and_profile_limits_hold_end_to_end(limited_edge: httpx.C
     assert third.headers["X-Request-ID"] != fourth.headers["X-Request-ID"]
 
     # Logins: two were used by the sign-ups; three more, then the sixth is refused.
-    logins = [client.post("/api/auth/login", json={"email": alice.email, "password": "wrong"})
-              for _ in range(4)]
+    logins = [
+        client.post("/api/auth/login", json={"email": alice.email, "password": "wrong"})
+        for _ in range(4)
+    ]
     assert [r.status_code for r in logins[:3]] == [401] * 3
     assert logins[3].status_code == 429
     assert 1 <= int(logins[3].headers["Retry-After"]) <= 60
     assert logins[3].headers["X-RateLimit-Remaining-Minute"] == "0"
     # A well-formed client request id is kept, on 401 (edge-jwt) and 429 alike.
-    mine = client.post("/api/auth/login", headers={"X-Request-ID": "support-case-4711"},
-                       json={})
+    mine = client.post("/api/auth/login", headers={"X-Request-ID": "support-case-4711"}, json={})
     assert mine.status_code == 429 and mine.json()["request_id"] == "support-case-4711"
     anonymous = client.get("/api/auth/profile", headers={"X-Request-ID": "support-case-4712"})
     assert anonymous.status_code == 401

@@ -36,25 +36,40 @@ def _redis() -> None:
 
 def kong_yml(upstream_port: int, redis_url: str, **config: Any) -> str:
     plugin_config = {
-        "limits": [{"limit": 50, "period": "minute"}], "limit_by": "ip", "policy": "redis",
-        "redis": {"url": redis_url, "timeout_ms": 50, "key_prefix": f"t-{uuid.uuid4().hex}",
-                  "breaker_threshold": 2, "breaker_reset_seconds": 1},
-        **config}
-    return yaml.safe_dump({
-        "_format_version": "3.0",
-        "services": [{"name": "up", "url": f"http://127.0.0.1:{upstream_port}",
-                      # A named route gets the same id on every node (Kong's
-                      # declarative generate_ids), so both nodes share its counters.
-                      "routes": [{"name": "login", "paths": ["/login"]}]}],
-        "plugins": [{"name": "edge-rate-limit", "route": "login", "config": plugin_config}],
-    }, sort_keys=False)
+        "limits": [{"limit": 50, "period": "minute"}],
+        "limit_by": "ip",
+        "policy": "redis",
+        "redis": {
+            "url": redis_url,
+            "timeout_ms": 50,
+            "key_prefix": f"t-{uuid.uuid4().hex}",
+            "breaker_threshold": 2,
+            "breaker_reset_seconds": 1,
+        },
+        **config,
+    }
+    return yaml.safe_dump(
+        {
+            "_format_version": "3.0",
+            "services": [
+                {
+                    "name": "up",
+                    "url": f"http://127.0.0.1:{upstream_port}",
+                    # A named route gets the same id on every node (Kong's
+                    # declarative generate_ids), so both nodes share its counters.
+                    "routes": [{"name": "login", "paths": ["/login"]}],
+                }
+            ],
+            "plugins": [{"name": "edge-rate-limit", "route": "login", "config": plugin_config}],
+        },
+        sort_keys=False,
+    )
 
 
 @pytest.fixture
 def nodes(upstream: Any) -> Iterator[list[HarnessRunner]]:
     yml = kong_yml(upstream.port, REDIS_TEST_URL)
-    runners = [HarnessRunner(yml, servers=SERVERS, commands=COMMANDS).start()
-               for _ in range(2)]
+    runners = [HarnessRunner(yml, servers=SERVERS, commands=COMMANDS).start() for _ in range(2)]
     try:
         yield runners
     finally:
@@ -62,8 +77,7 @@ def nodes(upstream: Any) -> Iterator[list[HarnessRunner]]:
             runner.stop()
 
 
-def test_two_nodes_and_sixteen_clients_admit_exactly_the_limit(
-        nodes: list[HarnessRunner]) -> None:
+def test_two_nodes_and_sixteen_clients_admit_exactly_the_limit(nodes: list[HarnessRunner]) -> None:
     clients = [httpx.Client(base_url=node.url, timeout=30, trust_env=False) for node in nodes]
 
     def hammer(index: int) -> list[int]:
@@ -77,8 +91,9 @@ def test_two_nodes_and_sixteen_clients_admit_exactly_the_limit(
         for client in clients:
             client.close()
     counts = Counter(statuses)
-    print(f"\ntwo nodes, 16 clients, 160 requests: admitted {counts[200]}/50, "
-          f"rejected {counts[429]}")
+    print(
+        f"\ntwo nodes, 16 clients, 160 requests: admitted {counts[200]}/50, rejected {counts[429]}"
+    )
     assert counts[200] == 50, counts
     assert counts[429] == 110, counts
 
@@ -94,10 +109,10 @@ def proxy() -> Iterator[RedisProxy]:
         yield running
 
 
-def one_node(upstream: Any, proxy: RedisProxy, metrics_port: int = 0,
-             **config: Any) -> HarnessRunner:
-    yml = kong_yml(upstream.port, proxy.url(), limits=[{"limit": 3, "period": "minute"}],
-                   **config)
+def one_node(
+    upstream: Any, proxy: RedisProxy, metrics_port: int = 0, **config: Any
+) -> HarnessRunner:
+    yml = kong_yml(upstream.port, proxy.url(), limits=[{"limit": 3, "period": "minute"}], **config)
     command = f"edge-rate-limit --metrics-port {metrics_port}"
     return HarnessRunner(yml, servers=SERVERS, commands={"edge-rate-limit": command}).start()
 
@@ -113,16 +128,20 @@ def timed(client: httpx.Client, count: int) -> list[tuple[httpx.Response, float]
 
 def metric(port: int, name: str) -> float:
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name + "{") or line.startswith(name + " "))
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name + "{") or line.startswith(name + " ")
+    )
 
 
-@pytest.mark.parametrize(("failure", "delay_ms"), [
-    ("blackhole", None), ("refuse", None), ("delay", 200)])
+@pytest.mark.parametrize(
+    ("failure", "delay_ms"), [("blackhole", None), ("refuse", None), ("delay", 200)]
+)
 @pytest.mark.parametrize("mode", ["open", "closed", "local"])
 def test_each_store_failure_mode_does_what_it_says(
-        upstream: Any, proxy: RedisProxy, mode: str, failure: str,
-        delay_ms: float | None) -> None:
+    upstream: Any, proxy: RedisProxy, mode: str, failure: str, delay_ms: float | None
+) -> None:
     gw = one_node(upstream, proxy, on_store_failure=mode, expected_nodes=3)
     try:
         with gw.client() as client:

@@ -47,11 +47,14 @@ def metrics_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def gateway(upstream: Upstream, receiver: OtlpReceiver, metrics_port: int
-            ) -> Iterator[HarnessRunner]:
+def gateway(
+    upstream: Upstream, receiver: OtlpReceiver, metrics_port: int
+) -> Iterator[HarnessRunner]:
     closed = closed_port()
-    exporting = (f'otlp_endpoint: "{receiver.endpoint}", otlp_flush_interval_ms: 20, '
-                 "response_trace_context: true")
+    exporting = (
+        f'otlp_endpoint: "{receiver.endpoint}", otlp_flush_interval_ms: 20, '
+        "response_trace_context: true"
+    )
     yml = f"""
     _format_version: "3.0"
     services:
@@ -100,13 +103,19 @@ def _upstream_traceparent(upstream: Upstream) -> Any:
     return parse_traceparent(value)
 
 
-def test_continued_trace_upstream_response_and_span(gateway: HarnessRunner,
-                                                    upstream: Upstream,
-                                                    receiver: OtlpReceiver) -> None:
+def test_continued_trace_upstream_response_and_span(
+    gateway: HarnessRunner, upstream: Upstream, receiver: OtlpReceiver
+) -> None:
     with gateway.client() as client:
-        response = client.get("/t/orders?x=1", headers={
-            "traceparent": CLIENT_TRACEPARENT, "tracestate": "rojo=00f067aa0ba902b7 , congo=t61",
-            "X-Request-ID": "client-req-0001", "User-Agent": "trace-test/1.0"})
+        response = client.get(
+            "/t/orders?x=1",
+            headers={
+                "traceparent": CLIENT_TRACEPARENT,
+                "tracestate": "rojo=00f067aa0ba902b7 , congo=t61",
+                "X-Request-ID": "client-req-0001",
+                "User-Agent": "trace-test/1.0",
+            },
+        )
     assert response.status_code == 200
     sent = _upstream_traceparent(upstream)
     assert sent.trace_id == TRACE_ID
@@ -140,11 +149,13 @@ def test_continued_trace_upstream_response_and_span(gateway: HarnessRunner,
     assert span.end_ns >= span.start_ns
 
 
-def test_new_trace_when_no_valid_parent(gateway: HarnessRunner, upstream: Upstream,
-                                        receiver: OtlpReceiver) -> None:
+def test_new_trace_when_no_valid_parent(
+    gateway: HarnessRunner, upstream: Upstream, receiver: OtlpReceiver
+) -> None:
     with gateway.client() as client:
-        response = client.get("/t/x", headers={"tracestate": "congo=t61",
-                                               "X-Request-ID": "bad id!"})
+        response = client.get(
+            "/t/x", headers={"tracestate": "congo=t61", "X-Request-ID": "bad id!"}
+        )
     sent = _upstream_traceparent(upstream)
     assert sent.trace_id != TRACE_ID and sent.random and sent.sampled  # flags 03
     assert header(upstream.last, "tracestate") == []  # only with a valid traceparent
@@ -156,17 +167,21 @@ def test_new_trace_when_no_valid_parent(gateway: HarnessRunner, upstream: Upstre
 
 def test_duplicate_traceparent_restarts(gateway: HarnessRunner, upstream: Upstream) -> None:
     with gateway.client() as client:
-        client.get("/t/x", headers=[("traceparent", CLIENT_TRACEPARENT),
-                                    ("traceparent", CLIENT_TRACEPARENT)])
+        client.get(
+            "/t/x",
+            headers=[("traceparent", CLIENT_TRACEPARENT), ("traceparent", CLIENT_TRACEPARENT)],
+        )
     assert _upstream_traceparent(upstream).trace_id != TRACE_ID
 
 
-def test_request_id_echoed_on_an_edge_rejection(gateway: HarnessRunner, upstream: Upstream,
-                                                receiver: OtlpReceiver) -> None:
+def test_request_id_echoed_on_an_edge_rejection(
+    gateway: HarnessRunner, upstream: Upstream, receiver: OtlpReceiver
+) -> None:
     before = len(upstream.requests)
     with gateway.client() as client:
-        accepted = client.get("/deny", headers={"X-Request-ID": "client-req-0002",
-                                                "traceparent": CLIENT_TRACEPARENT})
+        accepted = client.get(
+            "/deny", headers={"X-Request-ID": "client-req-0002", "traceparent": CLIENT_TRACEPARENT}
+        )
         generated = client.get("/deny")
     assert len(upstream.requests) == before  # edge-demo stopped both
     assert accepted.status_code == 429 and accepted.json() == {"message": "rate limited"}
@@ -182,8 +197,9 @@ def test_request_id_echoed_on_an_edge_rejection(gateway: HarnessRunner, upstream
 
 def test_trust_boundary(gateway: HarnessRunner, upstream: Upstream) -> None:
     with gateway.client() as client:
-        response = client.get("/untrusted", headers={"traceparent": CLIENT_TRACEPARENT,
-                                                     "tracestate": "rojo=1"})
+        response = client.get(
+            "/untrusted", headers={"traceparent": CLIENT_TRACEPARENT, "tracestate": "rojo=1"}
+        )
     sent = _upstream_traceparent(upstream)
     assert sent.trace_id != TRACE_ID and sent.parent_id != CLIENT_SPAN
     assert header(upstream.last, "tracestate") == []
@@ -192,24 +208,28 @@ def test_trust_boundary(gateway: HarnessRunner, upstream: Upstream) -> None:
 
 def test_b3_in_w3c_out(gateway: HarnessRunner, upstream: Upstream) -> None:
     with gateway.client() as client:
-        client.get("/b3", headers={"X-B3-TraceId": B3_TRACE, "X-B3-SpanId": B3_SPAN,
-                                   "X-B3-Sampled": "1"})
+        client.get(
+            "/b3", headers={"X-B3-TraceId": B3_TRACE, "X-B3-SpanId": B3_SPAN, "X-B3-Sampled": "1"}
+        )
     sent = _upstream_traceparent(upstream)
     assert sent.trace_id == B3_TRACE and sent.sampled and sent.parent_id != B3_SPAN
     assert header(upstream.last, "X-B3-TraceId") == []  # consumed: upstreams see one context
     assert header(upstream.last, "X-B3-SpanId") == []
 
 
-def test_collector_down_changes_no_response(gateway: HarnessRunner, upstream: Upstream,
-                                            metrics_port: int) -> None:
+def test_collector_down_changes_no_response(
+    gateway: HarnessRunner, upstream: Upstream, metrics_port: int
+) -> None:
     with gateway.client() as client:
         started = time.monotonic()
-        responses = [client.get("/down", headers={"X-Request-ID": f"down-request-{i}"})
-                     for i in range(20)]
+        responses = [
+            client.get("/down", headers={"X-Request-ID": f"down-request-{i}"}) for i in range(20)
+        ]
         elapsed = time.monotonic() - started
     assert [r.status_code for r in responses] == [200] * 20
     assert [r.headers["x-request-id"] for r in responses] == [
-        f"down-request-{i}" for i in range(20)]
+        f"down-request-{i}" for i in range(20)
+    ]
     assert elapsed < 10
     gateway.drain_logs()
     deadline = time.monotonic() + 10
@@ -223,8 +243,9 @@ def test_collector_down_changes_no_response(gateway: HarnessRunner, upstream: Up
     assert re.search(r'edge_trace_spans_started_total\{sampled="true"\} \d', text)
 
 
-def test_pdk_round_trips(gateway: HarnessRunner, upstream: Upstream,
-                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pdk_round_trips(
+    gateway: HarnessRunner, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """3 PDK calls in access, 1 in log (with export on): counted where the harness answers
     them (kong_harness.pdk.call, which the RPC bridge looks up on every step)."""
     calls: list[tuple[str, str, str]] = []
@@ -236,19 +257,25 @@ def test_pdk_round_trips(gateway: HarnessRunner, upstream: Upstream,
 
     monkeypatch.setattr(kong_harness.pdk, "call", counting)
     with gateway.client() as client:
-        assert client.get("/t/count", headers={"traceparent": CLIENT_TRACEPARENT}
-                          ).status_code == 200
+        assert (
+            client.get("/t/count", headers={"traceparent": CLIENT_TRACEPARENT}).status_code == 200
+        )
     gateway.drain_logs()
     mine = [(phase, method) for plugin, phase, method in calls if plugin == "edge-trace"]
-    assert mine == [("access", "kong.request.get_headers"),
-                    ("access", "kong.service.request.set_headers"),
-                    ("access", "kong.response.set_headers"),
-                    ("log", "kong.log.serialize")]
+    assert mine == [
+        ("access", "kong.request.get_headers"),
+        ("access", "kong.service.request.set_headers"),
+        ("access", "kong.response.set_headers"),
+        ("log", "kong.log.serialize"),
+    ]
 
 
-def test_endpoint_from_kongs_env_vault(harness_factory: Any, upstream: Upstream,
-                                       receiver: OtlpReceiver,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_endpoint_from_kongs_env_vault(
+    harness_factory: Any,
+    upstream: Upstream,
+    receiver: OtlpReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """otlp_endpoint is referenceable: set, the env vault names the collector; unset, the
     reference reads as "" (kong/pdk/vault.lua) and nothing is exported or broken."""
     monkeypatch.setenv("EDGE_TRACE_TEST_OTLP_ENDPOINT", receiver.endpoint)
@@ -271,8 +298,9 @@ def test_endpoint_from_kongs_env_vault(harness_factory: Any, upstream: Upstream,
         config:
           otlp_endpoint: "{{vault://env/edge-trace-test-unset-endpoint}}"
     """
-    gw = harness_factory(yml, servers={"edge-trace": {}},
-                         commands={"edge-trace": "edge-trace --metrics-port 0"})
+    gw = harness_factory(
+        yml, servers={"edge-trace": {}}, commands={"edge-trace": "edge-trace --metrics-port 0"}
+    )
     with gw.client() as client:
         assert client.get("/u").status_code == 200
         unset_span = _upstream_traceparent(upstream).parent_id

@@ -27,21 +27,24 @@ CLIENT_TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 SPAN_KIND_SERVER = 2
 
 
-def gateway(backend: Backend, otlp_endpoint: str, monkeypatch: pytest.MonkeyPatch
-            ) -> HarnessRunner:
+def gateway(backend: Backend, otlp_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> HarnessRunner:
     from tests.harness.backend import repo_kong_yml
 
     monkeypatch.setenv("EDGE_TRACE_OTLP_ENDPOINT", otlp_endpoint)
     doc = repo_kong_yml(backend, plugins=("edge-trace", "edge-jwt"))
     (trace,) = [p for p in doc["plugins"] if p["name"] == "edge-trace"]
     trace["config"]["otlp_flush_interval_ms"] = 100
-    return shipped_plugins_runner(yaml.safe_dump(doc, sort_keys=False),
-                                  ("edge-trace", "edge-jwt")).start()
+    return shipped_plugins_runner(
+        yaml.safe_dump(doc, sort_keys=False), ("edge-trace", "edge-jwt")
+    ).start()
 
 
 def tracing_env(endpoint: str) -> dict[str, str]:
-    return {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100",
-            "OTEL_EXPORTER_OTLP_TIMEOUT": "1000"}
+    return {
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "1000",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +54,12 @@ def receiver() -> Iterator[OtlpReceiver]:
 
 
 @pytest.fixture(scope="module")
-def traced_backend(tmp_path_factory: pytest.TempPathFactory, receiver: OtlpReceiver
-                   ) -> Iterator[Backend]:
-    with running_backend(tmp_path_factory.mktemp("traced"),
-                         tracing_env(receiver.endpoint)) as server:
+def traced_backend(
+    tmp_path_factory: pytest.TempPathFactory, receiver: OtlpReceiver
+) -> Iterator[Backend]:
+    with running_backend(
+        tmp_path_factory.mktemp("traced"), tracing_env(receiver.endpoint)
+    ) as server:
         yield server
 
 
@@ -64,15 +69,17 @@ def trace_id_of(response: httpx.Response) -> tuple[str, str]:
     return trace_id, span_id
 
 
-def test_one_trace_from_gateway_to_database(traced_backend: Backend, receiver: OtlpReceiver,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_trace_from_gateway_to_database(
+    traced_backend: Backend, receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
     edge = gateway(traced_backend, receiver.endpoint, monkeypatch)
     try:
         with edge.client() as client:
             response = client.post(
-                "/api/auth/register", headers={"traceparent": CLIENT_TRACEPARENT,
-                                               "X-Request-ID": "support-e2e-0001"},
-                json={"email": "traced@example.com", "password": "correct-horse-battery-9"})
+                "/api/auth/register",
+                headers={"traceparent": CLIENT_TRACEPARENT, "X-Request-ID": "support-e2e-0001"},
+                json={"email": "traced@example.com", "password": "correct-horse-battery-9"},
+            )
         assert response.status_code == 202, response.text
         trace_id, gateway_span_id = trace_id_of(response)
         assert trace_id != CLIENT_TRACEPARENT.split("-")[1], "untrusted client context ignored"
@@ -82,8 +89,8 @@ def test_one_trace_from_gateway_to_database(traced_backend: Backend, receiver: O
             mine = [s for s in spans if s.trace_id == trace_id]
             services = {s.service_name for s in mine}
             return {"kong-edge", "auth-backend"} <= services and any(
-                s.attributes.get("db.system") or s.attributes.get("db.system.name")
-                for s in mine)
+                s.attributes.get("db.system") or s.attributes.get("db.system.name") for s in mine
+            )
 
         edge.drain_logs()  # the gateway span is exported from the log phase
         spans = [s for s in receiver.wait_for(complete, timeout=20) if s.trace_id == trace_id]
@@ -94,11 +101,13 @@ def test_one_trace_from_gateway_to_database(traced_backend: Backend, receiver: O
     assert gateway_span.name == "POST /api/auth/register"
     assert gateway_span.attributes["http.response.status_code"] == 202
     by_id = {s.span_id: s for s in spans}
-    (server_span,) = [s for s in spans if s.service_name == "auth-backend"
-                      and s.kind == SPAN_KIND_SERVER]
+    (server_span,) = [
+        s for s in spans if s.service_name == "auth-backend" and s.kind == SPAN_KIND_SERVER
+    ]
     assert server_span.parent_span_id == gateway_span.span_id, "the backend continues it"
-    db_spans = [s for s in spans if s.attributes.get("db.system")
-                or s.attributes.get("db.system.name")]
+    db_spans = [
+        s for s in spans if s.attributes.get("db.system") or s.attributes.get("db.system.name")
+    ]
     for db_span in db_spans:  # each DB span descends from the backend's request span
         parent = by_id.get(db_span.parent_span_id)
         while parent is not None and parent is not server_span:
@@ -106,14 +115,19 @@ def test_one_trace_from_gateway_to_database(traced_backend: Backend, receiver: O
         assert parent is server_span, db_span
 
     # The backend's JSON log line of that request names the same trace and request id.
-    records = [json.loads(line) for line in traced_backend.log.read_text().splitlines()
-               if line.startswith("{")]
-    assert any(r.get("trace_id") == trace_id and r.get("request_id") == "support-e2e-0001"
-               for r in records)
+    records = [
+        json.loads(line)
+        for line in traced_backend.log.read_text().splitlines()
+        if line.startswith("{")
+    ]
+    assert any(
+        r.get("trace_id") == trace_id and r.get("request_id") == "support-e2e-0001" for r in records
+    )
 
 
-def test_collector_down_changes_no_response(tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_collector_down_changes_no_response(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     dead = f"http://127.0.0.1:{closed_port()}/v1/traces"
     with running_backend(tmp_path, tracing_env(dead)) as backend:
         edge = gateway(backend, dead, monkeypatch)

@@ -16,8 +16,9 @@ from kong_harness.gateway import GatewayConfigError
 from tests.harness.support import DEMO_COMMAND, HarnessRunner, header
 
 
-def _yml(upstream_port: int, plugins: str = "", extra_routes: str = "",
-         service_opts: str = "") -> str:
+def _yml(
+    upstream_port: int, plugins: str = "", extra_routes: str = "", service_opts: str = ""
+) -> str:
     return f"""
     _format_version: "3.0"
     services:
@@ -46,14 +47,20 @@ def _route_plugin(route: str, config: str = "{}", name: str = "edge-demo") -> st
 @pytest.fixture(scope="module")
 def demo_gateway(upstream):  # type: ignore[no-untyped-def]
     """One gateway for the read-only tests: demo plugin on /demo, nothing on /plain."""
-    yml = _yml(upstream.port, plugins=_route_plugin("r-demo"), extra_routes="""
+    yml = (
+        _yml(
+            upstream.port,
+            plugins=_route_plugin("r-demo"),
+            extra_routes="""
           - name: r-echo
             paths: [/echo]
           - name: r-log
             paths: [/log]
           - name: r-exit
             paths: [/exit]
-    """) + """
+    """,
+        )
+        + """
       - name: edge-demo
         route: r-echo
         config: {mode: echo}
@@ -64,6 +71,7 @@ def demo_gateway(upstream):  # type: ignore[no-untyped-def]
         route: r-exit
         config: {exit_status: 418, greeting: "no tea/here"}
     """
+    )
     with HarnessRunner(yml) as runner:
         yield runner
 
@@ -111,8 +119,10 @@ def test_unknown_path_is_kongs_404(demo_gateway):  # type: ignore[no-untyped-def
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/json; charset=utf-8"
     body = response.json()
-    assert body == {"message": "no Route matched with those values",
-                    "request_id": response.headers["x-kong-request-id"]}
+    assert body == {
+        "message": "no Route matched with those values",
+        "request_id": response.headers["x-kong-request-id"],
+    }
     assert response.headers["server"] == "kong/3.9.3"
     assert plain.headers["content-type"] == "text/plain; charset=utf-8"
     assert plain.text.startswith("no Route matched with those values\nrequest_id: ")
@@ -202,12 +212,19 @@ def test_priority_order_and_exit_stops_later_plugins(harness_factory, upstream):
     """kong/db/dao/plugins.lua sort_by_handler_priority: higher priority runs first, so the
     lower-priority plugin's set_header wins; kong/init.lua: once a plugin exits, the
     collecting iterator skips the rest of the access phase."""
-    servers = {"edge-demo": {}, "edge-early": {"EDGE_DEMO_NAME": "edge-early",
-                                                "EDGE_DEMO_PRIORITY": "2000"}}
-    yml = _yml(upstream.port, extra_routes="""
+    servers = {
+        "edge-demo": {},
+        "edge-early": {"EDGE_DEMO_NAME": "edge-early", "EDGE_DEMO_PRIORITY": "2000"},
+    }
+    yml = (
+        _yml(
+            upstream.port,
+            extra_routes="""
           - name: r-stop
             paths: [/stop]
-    """) + """
+    """,
+        )
+        + """
     plugins:
       - name: edge-early
         route: r-demo
@@ -222,6 +239,7 @@ def test_priority_order_and_exit_stops_later_plugins(harness_factory, upstream):
         route: r-stop
         config: {greeting: late, header_name: X-Late}
     """
+    )
     gw = harness_factory(yml, servers=servers)
     with gw.client() as client:
         ordered = client.get("/demo")
@@ -263,8 +281,9 @@ def test_upstream_failures(harness_factory, upstream):  # type: ignore[no-untype
 def test_start_instance_failure_is_500(harness_factory, upstream):  # type: ignore[no-untyped-def]
     """plugin.lua get_instance_id: a failed StartInstance throws, and kong/init.lua turns a
     throwing access handler into 500 "An unexpected error occurred"."""
-    gw = harness_factory(_yml(upstream.port,
-                              plugins=_route_plugin("r-demo", "{fail: start_instance}")))
+    gw = harness_factory(
+        _yml(upstream.port, plugins=_route_plugin("r-demo", "{fail: start_instance}"))
+    )
     with gw.client() as client:
         response = client.get("/demo")
         healthy = client.get("/plain")
@@ -340,8 +359,11 @@ def test_kong_serves_before_a_plugin_server_listens(upstream):  # type: ignore[n
     connect, plugin.lua get_instance_id throws and the request is Kong's 500. A readiness
     check on the sockets (Gateway.plugin_servers_ready) is what holds traffic back."""
     slow = f"/bin/sh -c 'sleep 2; exec {DEMO_COMMAND} \"$@\"' late"
-    runner = HarnessRunner(_yml(upstream.port, plugins=_route_plugin("r-demo")),
-                           commands={"edge-demo": slow}, workers=1)
+    runner = HarnessRunner(
+        _yml(upstream.port, plugins=_route_plugin("r-demo")),
+        commands={"edge-demo": slow},
+        workers=1,
+    )
     runner.start(wait_for_plugin_servers=False)
     try:
         with runner.client() as client:
@@ -356,7 +378,8 @@ def test_kong_serves_before_a_plugin_server_listens(upstream):  # type: ignore[n
 
 
 def test_a_restarted_server_resets_the_instances_of_every_worker(  # type: ignore[no-untyped-def]
-        harness_factory, upstream, caplog):
+    harness_factory, upstream, caplog
+):
     """plugin.lua reset_instance: the first worker to hear "no plugin instance" from a
     restarted server forgets its instances and posts the "plugin_server"/"reset_instances"
     worker event (handled in plugin_servers/init.lua), so the other workers start fresh
@@ -377,7 +400,8 @@ def test_a_restarted_server_resets_the_instances_of_every_worker(  # type: ignor
 
 
 def test_the_readiness_check_answers_only_when_every_server_answers(  # type: ignore[no-untyped-def]
-        upstream, tmp_path):
+    upstream, tmp_path
+):
     """edge-plugins-ready (shipped in the Kong image for readiness probes) sends each socket
     kong-pdk's plugin.GetStatus: a missing socket, or one that accepts and stays silent,
     is not ready."""
@@ -387,8 +411,12 @@ def test_the_readiness_check_answers_only_when_every_server_answers(  # type: ig
     from tests.harness.support import BIN_DIR
 
     def ready(*sockets: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(BIN_DIR / "edge-plugins-ready"), "--timeout", "1",
-                               *sockets], capture_output=True, text=True, timeout=30)
+        return subprocess.run(
+            [str(BIN_DIR / "edge-plugins-ready"), "--timeout", "1", *sockets],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
 
     silent_path = str(tmp_path / "silent.socket")
     with socket.socket(socket.AF_UNIX) as silent:

@@ -62,8 +62,10 @@ def test_guarded_raise_before_first_pdk_call_fails_closed(harness_factory, upstr
         healthy = client.get("/healthy")
     assert took < TIMEOUT
     assert faulty.status_code == 500
-    assert faulty.json() == {"message": "An unexpected error occurred",
-                             "request_id": faulty.headers["x-kong-request-id"]}
+    assert faulty.json() == {
+        "message": "An unexpected error occurred",
+        "request_id": faulty.headers["x-kong-request-id"],
+    }
     assert healthy.headers["x-edge-demo"] == "alive"
 
 

@@ -88,22 +88,35 @@ def test_log_phase_get_header_uses_the_saved_table_with_its_lookup() -> None:
 
 
 def _log_ctx(**kw: Any) -> pdk.RequestContext:
-    snapshot = {"serialize_data": {"request": {}}, "request_headers": {"x-a": ["1"]},
-                "response_headers": {"x-r": ["2"]}, "response_status": 201}
+    snapshot = {
+        "serialize_data": {"request": {}},
+        "request_headers": {"x-a": ["1"]},
+        "response_headers": {"x-r": ["2"]},
+        "response_status": 201,
+    }
     route = {"id": "r1", "protocols": ["http", "https"]}
     return _ctx(phase="log", snapshot=snapshot, route=route, **kw)
 
 
 TIMER_THROWS = [
-    ("kong.request.get_method", []), ("kong.request.get_scheme", []),
-    ("kong.request.get_host", []), ("kong.request.get_port", []),
-    ("kong.request.get_path", []), ("kong.request.get_raw_path", []),
-    ("kong.request.get_path_with_query", []), ("kong.request.get_raw_query", []),
-    ("kong.request.get_query", []), ("kong.request.get_query_arg", ["a"]),
-    ("kong.request.get_forwarded_scheme", []), ("kong.request.get_forwarded_host", []),
-    ("kong.request.get_forwarded_port", []), ("kong.client.get_ip", []),
-    ("kong.client.get_forwarded_ip", []), ("kong.service.response.get_status", []),
-    ("kong.service.response.get_headers", []), ("kong.service.response.get_header", ["x"]),
+    ("kong.request.get_method", []),
+    ("kong.request.get_scheme", []),
+    ("kong.request.get_host", []),
+    ("kong.request.get_port", []),
+    ("kong.request.get_path", []),
+    ("kong.request.get_raw_path", []),
+    ("kong.request.get_path_with_query", []),
+    ("kong.request.get_raw_query", []),
+    ("kong.request.get_query", []),
+    ("kong.request.get_query_arg", ["a"]),
+    ("kong.request.get_forwarded_scheme", []),
+    ("kong.request.get_forwarded_host", []),
+    ("kong.request.get_forwarded_port", []),
+    ("kong.client.get_ip", []),
+    ("kong.client.get_forwarded_ip", []),
+    ("kong.service.response.get_status", []),
+    ("kong.service.response.get_headers", []),
+    ("kong.service.response.get_header", ["x"]),
     ("kong.client.get_protocol", []),  # two protocols: it asks get_ip()
 ]
 
@@ -167,11 +180,15 @@ def test_log_phase_service_response_is_served_when_kong_buffered() -> None:
 async def test_log_phase_throw_leaves_the_plugin_server_without_a_reply() -> None:
     """mp_rpc.lua bridge_loop in the log timer: the throw ends the timer, nothing is sent
     back for the step (Kong logs the error)."""
-    server = ScriptedServer({
-        "plugin.StartInstance": {"Id": 1},
-        "plugin.HandleEvent": {"EventId": 1, "Data": {
-            "Method": "kong.request.get_method", "Args": []}},
-    })
+    server = ScriptedServer(
+        {
+            "plugin.StartInstance": {"Id": 1},
+            "plugin.HandleEvent": {
+                "EventId": 1,
+                "Data": {"Method": "kong.request.get_method", "Args": []},
+            },
+        }
+    )
     async with server:
         with pytest.raises(PluginAborted, match="no request found"):
             await _worker(server.path).handle_event(CONF, "log", _log_ctx())
@@ -184,16 +201,24 @@ async def test_log_phase_throw_leaves_the_plugin_server_without_a_reply() -> Non
 
 def _gateway(**conf: str) -> Gateway:
     values = {"trusted_ips": "127.0.0.0/8,10.0.0.0/8", **conf}
-    settings = GatewaySettings(kong_conf=KongConf(values=values, prefix="/tmp", pluginservers=()),
-                               declarative_config=Path("/nonexistent.yml"))
+    settings = GatewaySettings(
+        kong_conf=KongConf(values=values, prefix="/tmp", pluginservers=()),
+        declarative_config=Path("/nonexistent.yml"),
+    )
     return Gateway(settings)
 
 
-def _remote_addr(gateway: Gateway, headers: list[tuple[str, str]],
-                 peer: str = "127.0.0.1") -> str:
-    scope = {"type": "http", "method": "GET", "path": "/", "raw_path": b"/",
-             "query_string": b"", "client": (peer, 5000), "server": ("127.0.0.1", 8000),
-             "headers": [(k.lower().encode(), v.encode()) for k, v in headers]}
+def _remote_addr(gateway: Gateway, headers: list[tuple[str, str]], peer: str = "127.0.0.1") -> str:
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "client": (peer, 5000),
+        "server": ("127.0.0.1", 8000),
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers],
+    }
     return gateway._context(scope, b"", 0.0).remote_addr
 
 
@@ -203,18 +228,21 @@ def test_x_real_ip_takes_the_first_header_line() -> None:
     assert _remote_addr(gw, [("X-Real-IP", "1.1.1.1"), ("X-Real-IP", "2.2.2.2")]) == "1.1.1.1"
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("not-an-ip", "127.0.0.1"),  # ngx_parse_addr_port declines: $remote_addr unchanged
-    ("", "127.0.0.1"),
-    ("1.2.3.4:8080", "1.2.3.4"),  # an address with a port: $remote_addr has no port
-    ("[2001:db8::1]:443", "2001:db8::1"),
-    ("2001:DB8:0:0:0:0:0:1", "2001:db8::1"),
-    ("::ffff:1.2.3.4", "::ffff:1.2.3.4"),  # ngx_inet6_ntop keeps the dotted tail
-    ("1.1.1.1, 2.2.2.2", "2.2.2.2"),  # the last item (ngx_http_get_forwarded_addr_internal)
-    ("2.2.2.2, ", "2.2.2.2"),  # trailing separators skipped
-    ("255.255.255.255", "127.0.0.1"),  # INADDR_NONE: ngx_inet_addr declines it
-    ("1.2.3.4:0", "127.0.0.1"),  # port out of range
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("not-an-ip", "127.0.0.1"),  # ngx_parse_addr_port declines: $remote_addr unchanged
+        ("", "127.0.0.1"),
+        ("1.2.3.4:8080", "1.2.3.4"),  # an address with a port: $remote_addr has no port
+        ("[2001:db8::1]:443", "2001:db8::1"),
+        ("2001:DB8:0:0:0:0:0:1", "2001:db8::1"),
+        ("::ffff:1.2.3.4", "::ffff:1.2.3.4"),  # ngx_inet6_ntop keeps the dotted tail
+        ("1.1.1.1, 2.2.2.2", "2.2.2.2"),  # the last item (ngx_http_get_forwarded_addr_internal)
+        ("2.2.2.2, ", "2.2.2.2"),  # trailing separators skipped
+        ("255.255.255.255", "127.0.0.1"),  # INADDR_NONE: ngx_inet_addr declines it
+        ("1.2.3.4:0", "127.0.0.1"),  # port out of range
+    ],
+)
 def test_x_real_ip_value_is_parsed_as_nginx_does(value: str, expected: str) -> None:
     assert _remote_addr(_gateway(), [("X-Real-IP", value)]) == expected
 
@@ -236,8 +264,7 @@ def test_x_forwarded_for_lines_off_and_on() -> None:
     lines = [("X-Forwarded-For", "1.1.1.1, 10.0.0.2"), ("X-Forwarded-For", "10.0.0.3")]
     off = _gateway(real_ip_header="X-Forwarded-For")
     assert _remote_addr(off, lines) == "10.0.0.3"
-    on = _gateway(nginx_proxy_real_ip_header="X-Forwarded-For",
-                  nginx_proxy_real_ip_recursive="on")
+    on = _gateway(nginx_proxy_real_ip_header="X-Forwarded-For", nginx_proxy_real_ip_recursive="on")
     assert _remote_addr(on, lines) == "1.1.1.1"
     assert _remote_addr(on, [("X-Forwarded-For", "1.1.1.1, 2.2.2.2, 10.0.0.2")]) == "2.2.2.2"
     assert _remote_addr(on, [("X-Forwarded-For", "1.1.1.1, junk, 10.0.0.2")]) == "10.0.0.2"
@@ -247,9 +274,9 @@ def test_realip_settings_prefer_the_nginx_proxy_directives() -> None:
     """kong/conf_loader/init.lua aliased_properties: real_ip_header only fills the
     nginx_proxy_* directive when that is unset; defaults from kong_defaults.lua."""
     assert realip.settings({}) == ("X-Real-IP", False)
-    assert realip.settings({"real_ip_header": "X-Forwarded-For",
-                            "nginx_proxy_real_ip_header": "X-Client-IP"}) == ("X-Client-IP",
-                                                                             False)
+    assert realip.settings(
+        {"real_ip_header": "X-Forwarded-For", "nginx_proxy_real_ip_header": "X-Client-IP"}
+    ) == ("X-Client-IP", False)
 
 
 # --- 4. nil, err is a plain result: kong/runloop/plugin_servers/rpc/mp_rpc.lua -------------
@@ -271,8 +298,10 @@ def test_raw_body_buffered_to_a_file_throws_in_fix_raw() -> None:
     assert pdk.call(ctx, "kong.request.get_raw_body", [0])[1] == b"x" * 9000  # 0: unlimited
     with pytest.raises(pdk.LuaError):
         pdk.call(ctx, "kong.request.get_raw_body", [100])  # "request body file too big"
-    assert pdk.call(_ctx(body=b"small"), "kong.request.get_raw_body", []) == ("plugin.Step",
-                                                                              b"small")
+    assert pdk.call(_ctx(body=b"small"), "kong.request.get_raw_body", []) == (
+        "plugin.Step",
+        b"small",
+    )
 
 
 # --- 5. more than max_headers header lines: nginx-1.25.3_17-CVE-2026-49975.patch ----------
@@ -291,8 +320,11 @@ def _yml(upstream_port: int) -> str:
     """
 
 
-def test_more_than_1000_header_lines_is_kongs_400(harness_factory, upstream,  # type: ignore[no-untyped-def]
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_more_than_1000_header_lines_is_kongs_400(
+    harness_factory,
+    upstream,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """build/openresty/patches/nginx-1.25.3_17-CVE-2026-49975.patch: max_headers 1000; line
     1001 finalizes with 494, which kong/templates/nginx_kong.lua (error_page 494 =494) hands
     to kong/error_handlers.lua: 400 "Request header or cookie too large", typed by Accept,

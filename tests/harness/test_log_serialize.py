@@ -34,8 +34,10 @@ def _serialized(caplog: pytest.LogCaptureFixture) -> dict[str, Any]:
 
 @pytest.fixture
 def gateway(harness_factory: Any, upstream: Any) -> HarnessRunner:
-    servers = {"edge-demo": {}, "edge-early": {"EDGE_DEMO_NAME": "edge-early",
-                                                "EDGE_DEMO_PRIORITY": "2000"}}
+    servers = {
+        "edge-demo": {},
+        "edge-early": {"EDGE_DEMO_NAME": "edge-early", "EDGE_DEMO_PRIORITY": "2000"},
+    }
     yml = f"""
     _format_version: "3.0"
     services:
@@ -58,14 +60,13 @@ def gateway(harness_factory: Any, upstream: Any) -> HarnessRunner:
     return harness_factory(yml, servers=servers)
 
 
-def test_exit_latency_is_kongs_response_latency(gateway: HarnessRunner,
-                                                caplog: pytest.LogCaptureFixture,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_exit_latency_is_kongs_response_latency(
+    gateway: HarnessRunner, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     caplog.set_level(logging.INFO, logger="kong_harness.plugin.edge-demo")
     real_call = kong_harness.pdk.call
 
-    def slow_access(ctx: kong_harness.pdk.RequestContext, method: str, args: list[Any]
-                    ) -> Any:
+    def slow_access(ctx: kong_harness.pdk.RequestContext, method: str, args: list[Any]) -> Any:
         if ctx.phase == "access" and method == "kong.service.request.set_header":
             time.sleep(DELAY)  # make the access phase measurably long
         return real_call(ctx, method, args)
@@ -89,8 +90,9 @@ def test_access_response_header_survives_a_later_exit(gateway: HarnessRunner) ->
     assert response.headers["x-late"] == "exit"  # the exit's own header
 
 
-def test_serialize_fields_edge_trace_reads(gateway: HarnessRunner,
-                                           caplog: pytest.LogCaptureFixture) -> None:
+def test_serialize_fields_edge_trace_reads(
+    gateway: HarnessRunner, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="kong_harness.plugin.edge-demo")
     before_ms = time.time() * 1000
     with gateway.client() as client:

@@ -71,7 +71,8 @@ class _Socket:
 
 
 def test_kong_pdk_listener_decodes_and_reencodes_raw_header_bytes(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A ``str`` that is not UTF-8 (as Kong's mp_rpc.lua sends a header value) reaches the
     plugin surrogate-escaped, and what the plugin sends back carries the original bytes."""
     from kong_pdk import listener
@@ -87,8 +88,7 @@ def test_kong_pdk_listener_decodes_and_reencodes_raw_header_bytes(
     with pytest.raises(UnicodeDecodeError):  # kong-pdk's own decoding: the handler dies
         next(iter(msgpack.Unpacker(listener.WrapSocket(_Socket(wire)), strict_map_key=False)))
 
-    unpacker = listener.msgpack.Unpacker(listener.WrapSocket(_Socket(wire)),
-                                         strict_map_key=False)
+    unpacker = listener.msgpack.Unpacker(listener.WrapSocket(_Socket(wire)), strict_map_key=False)
     _, msgid, method, args = next(iter(unpacker))
     value = args[0]["x-evil"][0]
     assert (msgid, method, value) == (7, "plugin.Step", "\udcff\udcfe")
@@ -96,8 +96,12 @@ def test_kong_pdk_listener_decodes_and_reencodes_raw_header_bytes(
     out = _Socket()
     listener.write_response(out, msgid, {"x-evil": value, "x-user-id": "7"})
     assert b"\xa2" + EVIL in out.sent  # the same two bytes go back to Kong
-    assert msgpack.unpackb(out.sent, raw=True) == [1, 7, None, {b"x-evil": EVIL,
-                                                                b"x-user-id": b"7"}]
+    assert msgpack.unpackb(out.sent, raw=True) == [
+        1,
+        7,
+        None,
+        {b"x-evil": EVIL, b"x-user-id": b"7"},
+    ]
     listener.write_error(out, 8, "bad \udcff")
     assert out.sent.endswith(b"\xa5bad \xff\xc0")
 
@@ -108,8 +112,13 @@ def test_kong_pdk_listener_decodes_and_reencodes_raw_header_bytes(
     # The defaults cover every msgpack function listener.py calls; a kong-pdk that calls
     # another one would bypass them: fail here first.
     tree = ast.parse(Path(listener.__file__).read_text())
-    used = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
-            and isinstance(node.value, ast.Name) and node.value.id == "msgpack"}
+    used = {
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "msgpack"
+    }
     assert used == {"Unpacker", "packb"}
 
 
@@ -137,19 +146,30 @@ def test_a_span_with_non_utf8_header_values_still_encodes() -> None:
     from edge_plugins.trace.span import GatewaySpan
 
     escaped = MIXED.decode("utf-8", "surrogateescape")
-    span = GatewaySpan(trace_id="0af7651916cd43dd8448eb211c80319c", span_id="b7ad6b7169203331",
-                       parent_span_id=None, name="GET /x" + escaped, start_ns=1, end_ns=2,
-                       trace_flags=1, trace_state="",
-                       attributes={"user_agent.original": escaped, "url.path": "/\udcff",
-                                   "http.request.header.x-evil": [escaped, "ok"]})
+    span = GatewaySpan(
+        trace_id="0af7651916cd43dd8448eb211c80319c",
+        span_id="b7ad6b7169203331",
+        parent_span_id=None,
+        name="GET /x" + escaped,
+        start_ns=1,
+        end_ns=2,
+        trace_flags=1,
+        trace_state="",
+        attributes={
+            "user_agent.original": escaped,
+            "url.path": "/\udcff",
+            "http.request.header.x-evil": [escaped, "ok"],
+        },
+    )
     request = ExportTraceServiceRequest()
     request.ParseFromString(encode_spans([span], "kong-edge"))
     (sent,) = request.resource_spans[0].scope_spans[0].spans
     attributes = {kv.key: kv.value for kv in sent.attributes}
     assert attributes["user_agent.original"].string_value == "caf\ufffd \ufffdok"
     assert attributes["url.path"].string_value == "/\ufffd"
-    assert [v.string_value for v in attributes["http.request.header.x-evil"].array_value
-            .values] == ["caf\ufffd \ufffdok", "ok"]
+    assert [
+        v.string_value for v in attributes["http.request.header.x-evil"].array_value.values
+    ] == ["caf\ufffd \ufffdok", "ok"]
     assert sent.name == "GET /xcaf\ufffd \ufffdok"
 
 
@@ -169,8 +189,9 @@ class RawResponse:
         return json.loads(self.body)
 
 
-def raw_request(port: int, method: str, path: str, headers: list[tuple[str, bytes | str]],
-                body: bytes = b"") -> RawResponse:
+def raw_request(
+    port: int, method: str, path: str, headers: list[tuple[str, bytes | str]], body: bytes = b""
+) -> RawResponse:
     """One request with header values written as the given bytes (httpx would refuse)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
@@ -213,8 +234,9 @@ class Edge:
     runner: HarnessRunner
     user: User
 
-    def request(self, method: str, path: str, headers: list[tuple[str, bytes | str]],
-                body: bytes = b"") -> RawResponse:
+    def request(
+        self, method: str, path: str, headers: list[tuple[str, bytes | str]], body: bytes = b""
+    ) -> RawResponse:
         return raw_request(self.runner.port, method, path, headers, body)
 
 
@@ -225,18 +247,30 @@ def edge(backend: Backend, upstream: Upstream) -> Iterator[Edge]:
         patch.delenv("EDGE_RATE_LIMIT_REDIS_URL", raising=False)  # local counters
         patch.delenv("EDGE_TRACE_OTLP_ENDPOINT", raising=False)
         doc = repo_kong_yml(backend, plugins=("edge-trace", "edge-jwt", "edge-rate-limit"))
-        optional = next(p["config"] for p in doc["plugins"]
-                        if p["name"] == "edge-jwt" and p.get("route") == "auth-public")
+        optional = next(
+            p["config"]
+            for p in doc["plugins"]
+            if p["name"] == "edge-jwt" and p.get("route") == "auth-public"
+        )
         doc["services"] += [
-            {"name": "recorder", "url": f"http://127.0.0.1:{upstream.port}",
-             "routes": [{"name": "rec", "paths": ["/rec"]}]},
-            {"name": "echo", "url": f"http://127.0.0.1:{echo.server_address[1]}",
-             "routes": [{"name": "echo", "paths": ["/echo"]}]},
+            {
+                "name": "recorder",
+                "url": f"http://127.0.0.1:{upstream.port}",
+                "routes": [{"name": "rec", "paths": ["/rec"]}],
+            },
+            {
+                "name": "echo",
+                "url": f"http://127.0.0.1:{echo.server_address[1]}",
+                "routes": [{"name": "echo", "paths": ["/echo"]}],
+            },
         ]
-        doc["plugins"] += [{"name": "edge-jwt", "route": "rec", "config": optional},
-                           {"name": "edge-jwt", "route": "echo", "config": optional}]
-        runner = shipped_plugins_runner(yaml.safe_dump(doc, sort_keys=False),
-                                        ("edge-trace", "edge-jwt", "edge-rate-limit")).start()
+        doc["plugins"] += [
+            {"name": "edge-jwt", "route": "rec", "config": optional},
+            {"name": "edge-jwt", "route": "echo", "config": optional},
+        ]
+        runner = shipped_plugins_runner(
+            yaml.safe_dump(doc, sort_keys=False), ("edge-trace", "edge-jwt", "edge-rate-limit")
+        ).start()
         try:
             with runner.client() as client:
                 user = sign_up(client, backend)
@@ -258,8 +292,7 @@ def assert_traced(response: RawResponse) -> str:
 def test_protected_route_without_token_is_refused_by_edge_jwt(edge: Edge) -> None:
     """Kong: the plugin server answers (lossless RPC), so edge-jwt's 401 stands; before, it
     failed open (mp_rpc.lua "no data") and the spoofed identity went to the backend."""
-    response = edge.request("GET", PROFILE, [("X-User-Id", str(uuid.uuid4())),
-                                             ("X-Evil", EVIL)])
+    response = edge.request("GET", PROFILE, [("X-User-Id", str(uuid.uuid4())), ("X-Evil", EVIL)])
     assert response.status == 401, response.body
     assert response.header("Content-Type") == [b"application/json; charset=utf-8"]
     body = response.json()
@@ -269,12 +302,14 @@ def test_protected_route_without_token_is_refused_by_edge_jwt(edge: Edge) -> Non
     assert_traced(response)
 
 
-def test_valid_token_reaches_the_backend_as_the_real_user(edge: Edge,
-                                                          upstream: Upstream) -> None:
+def test_valid_token_reaches_the_backend_as_the_real_user(edge: Edge, upstream: Upstream) -> None:
     spoofed = str(uuid.uuid4())
     headers: list[tuple[str, bytes | str]] = [
-        ("Authorization", f"Bearer {edge.user.access_token}"), ("X-User-Id", spoofed),
-        ("X-User_Id", spoofed), ("X-Evil", EVIL)]
+        ("Authorization", f"Bearer {edge.user.access_token}"),
+        ("X-User-Id", spoofed),
+        ("X-User_Id", spoofed),
+        ("X-Evil", EVIL),
+    ]
     response = edge.request("GET", PROFILE, headers)
     assert response.status == 200, response.body
     assert response.json()["id"] == edge.user.id != spoofed
@@ -293,20 +328,32 @@ def test_login_with_non_utf8_header_counts_toward_its_limit(edge: Edge) -> None:
     from one address (``X-Real-IP`` from a trusted peer, as nginx's realip module)."""
     address = f"198.51.100.{uuid.uuid4().int % 250 + 1}"
     body = json.dumps({"email": edge.user.email, "password": "wrong"}).encode()
-    answers = [edge.request("POST", LOGIN, [("X-Real-IP", address), ("X-Evil", EVIL),
-                                            ("Content-Type", "application/json")], body)
-               for _ in range(6)]
+    answers = [
+        edge.request(
+            "POST",
+            LOGIN,
+            [("X-Real-IP", address), ("X-Evil", EVIL), ("Content-Type", "application/json")],
+            body,
+        )
+        for _ in range(6)
+    ]
     assert [r.status for r in answers] == [401] * 5 + [429], [r.body for r in answers]
     assert [r.header("RateLimit-Remaining") for r in answers[:5]] == [
-        [b"4"], [b"3"], [b"2"], [b"1"], [b"0"]]
+        [b"4"],
+        [b"3"],
+        [b"2"],
+        [b"1"],
+        [b"0"],
+    ]
     refused = answers[5]
     assert refused.json()["violated-policies"] == ["minute"]
     # edge-trace ran first on it too: its request id is echoed and named in the body.
     assert refused.json()["request_id"] == assert_traced(refused)
 
 
-def test_public_route_is_traced_and_the_bytes_reach_the_upstream(edge: Edge,
-                                                                 upstream: Upstream) -> None:
+def test_public_route_is_traced_and_the_bytes_reach_the_upstream(
+    edge: Edge, upstream: Upstream
+) -> None:
     response = edge.request("GET", LIVE, [("X-Evil", EVIL), ("User-Agent", MIXED)])
     assert response.status == 200, response.body
     assert response.json() == {"status": "ok"}
@@ -314,8 +361,9 @@ def test_public_route_is_traced_and_the_bytes_reach_the_upstream(edge: Edge,
 
     # A request id that is not UTF-8 is replaced, never echoed.
     sent_id = b"support-" + EVIL
-    response = edge.request("GET", "/rec/bytes", [("X-Evil", EVIL), ("X-Mixed", MIXED),
-                                                  ("X-Request-ID", sent_id)])
+    response = edge.request(
+        "GET", "/rec/bytes", [("X-Evil", EVIL), ("X-Mixed", MIXED), ("X-Request-ID", sent_id)]
+    )
     assert response.status == 200, response.body
     request_id = assert_traced(response)
     record = upstream.last

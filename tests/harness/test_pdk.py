@@ -14,8 +14,11 @@ _ctx = request_context
 
 def test_phase_check_message() -> None:
     """kong/pdk/private/phases.lua check_phase wording."""
-    with pytest.raises(pdk.LuaError, match=r"function cannot be called in access phase "
-                                           r"\(only in: log\)"):
+    with pytest.raises(
+        pdk.LuaError,
+        match=r"function cannot be called in access phase "
+        r"\(only in: log\)",
+    ):
         pdk.call(_ctx(), "kong.log.serialize", [])
     with pytest.raises(pdk.LuaError, match=r"cannot be called in log phase"):
         pdk.call(_ctx(phase="log"), "kong.service.request.set_header", ["a", "b"])
@@ -25,8 +28,9 @@ def test_get_header_is_nginx_http_variable() -> None:
     """kong/tools/http.lua get_header: $http_<name> (case-insensitive, '-' and '_' alike,
     repeated lines joined by ', ', cookies by '; '); a value with ', ' is looked up again in
     ngx.req.get_headers(), whose key is the name asked with '_' read as '-' only."""
-    ctx = _ctx(headers=[("X-User_Id", "a"), ("x-user-id", "b"), ("Cookie", "c=1"),
-                        ("Cookie", "d=2")])
+    ctx = _ctx(
+        headers=[("X-User_Id", "a"), ("x-user-id", "b"), ("Cookie", "c=1"), ("Cookie", "d=2")]
+    )
     # $http_x_user_id is "a, b"; get_headers()["x-user-id"] is the x-user-id line only
     assert pdk.call(ctx, "kong.request.get_header", ["X-USER-ID"]) == ("plugin.Step", "b")
     assert pdk.call(ctx, "kong.request.get_header", ["x-user_id"])[1] == "a"  # raw key hit
@@ -118,8 +122,7 @@ def test_get_var_upstream_uri_is_the_path_kong_proxies_to() -> None:
     router's escaped path (handler.lua access.before), then set_path's (escaped, pdk
     service/request.lua); access.after appends the query once the plugins have run."""
     ctx = _ctx(raw_path="/edge/profile", raw_query="a=1", router_upstream_uri="/api/profile")
-    assert pdk.call(ctx, "kong.nginx.get_var", ["upstream_uri"]) == ("plugin.Step",
-                                                                     "/api/profile")
+    assert pdk.call(ctx, "kong.nginx.get_var", ["upstream_uri"]) == ("plugin.Step", "/api/profile")
     assert pdk.call(ctx, "kong.nginx.get_var", ["request_method"])[1] == "GET"
     pdk.call(ctx, "kong.service.request.set_path", ["/v2/café"])
     assert pdk.call(ctx, "kong.nginx.get_var", ["upstream_uri"])[1] == "/v2/caf%C3%A9"

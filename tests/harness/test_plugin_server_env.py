@@ -31,13 +31,20 @@ from kong_harness.conf import load_kong_conf
 from kong_harness.plugin_servers import PluginServerProcess, worker_environment
 from tests.harness.support import BIN_DIR, REPO, free_port
 
-SHIPPED = {"edge-trace": "edge_trace_", "edge-jwt": "edge_jwt_",
-           "edge-rate-limit": "edge_rate_limit_"}
+SHIPPED = {
+    "edge-trace": "edge_trace_",
+    "edge-jwt": "edge_jwt_",
+    "edge-rate-limit": "edge_rate_limit_",
+}
 
 
 def test_a_worker_keeps_only_tz() -> None:
-    environ = {"TZ": "Europe/Paris", "PATH": "/usr/bin", "EDGE_JWT_METRICS_PORT": "1",
-               "EDGE_JWT_SIGNING_KEY_FILE": "/k.pem"}
+    environ = {
+        "TZ": "Europe/Paris",
+        "PATH": "/usr/bin",
+        "EDGE_JWT_METRICS_PORT": "1",
+        "EDGE_JWT_SIGNING_KEY_FILE": "/k.pem",
+    }
     assert worker_environment(environ) == {"TZ": "Europe/Paris"}
     assert worker_environment({"PATH": "/usr/bin"}) == {}
 
@@ -46,9 +53,13 @@ def make_run_kong_env() -> dict[str, str]:
     """The ``KONG_*`` variables scripts/run-local exports, from the file it sources."""
     run_local = (REPO / "scripts/run-local").read_text()
     assert re.search(r"^\. scripts/local-kong-env$", run_local, re.M), "make run sources it"
-    listing = subprocess.run(["bash", "-c", "set -euo pipefail; . scripts/local-kong-env; env -0"],
-                             cwd=REPO, env={"PATH": os.environ["PATH"]}, check=True,
-                             capture_output=True).stdout.decode()
+    listing = subprocess.run(
+        ["bash", "-c", "set -euo pipefail; . scripts/local-kong-env; env -0"],
+        cwd=REPO,
+        env={"PATH": os.environ["PATH"]},
+        check=True,
+        capture_output=True,
+    ).stdout.decode()
     pairs = (entry.partition("=") for entry in listing.split("\0") if entry)
     return {key: value for key, _, value in pairs if key.startswith("KONG_")}
 
@@ -64,19 +75,26 @@ def listening_addresses(port: int) -> set[str]:
             if state != "0A" or int(hex_port, 16) != port:  # 0A: TCP_LISTEN
                 continue
             raw = bytes.fromhex(address)  # 32-bit words in host (little-endian) order
-            words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+            words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
             found.add(str(ipaddress.ip_address(words)))
     return found
 
 
-@pytest.mark.parametrize(("run", "kong_env", "bound"), [
-    ("kong-image", {}, {"0.0.0.0"}),
-    ("make-run", None, {"127.0.0.1"}),
-])
+@pytest.mark.parametrize(
+    ("run", "kong_env", "bound"),
+    [
+        ("kong-image", {}, {"0.0.0.0"}),
+        ("make-run", None, {"127.0.0.1"}),
+    ],
+)
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 async def test_each_shipped_server_takes_its_settings_from_kong_conf(
-        name: str, run: str, kong_env: Mapping[str, str] | None, bound: set[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    name: str,
+    run: str,
+    kong_env: Mapping[str, str] | None,
+    bound: set[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The repository's start command, as Kong runs it: its ``--metrics-port`` is where the
     metrics are, its ``--metrics-address`` the only address they listen on (the image's
     kong.conf, or make run's overrides of it), and a port exported in Kong's environment
@@ -87,13 +105,11 @@ async def test_each_shipped_server_takes_its_settings_from_kong_conf(
     monkeypatch.setenv("TZ", "UTC")
     prefix = tempfile.mkdtemp(prefix="kenv-")  # short: Unix socket paths ≤ 107 bytes
     env = make_run_kong_env() if kong_env is None else kong_env
-    conf = load_kong_conf(REPO / "kong/kong.conf", env=env).with_local_paths(prefix,
-                                                                            str(BIN_DIR))
+    conf = load_kong_conf(REPO / "kong/kong.conf", env=env).with_local_paths(prefix, str(BIN_DIR))
     (server,) = [s for s in conf.pluginservers if s.name == name]
     assert server.start_command is not None
     port = free_port()
-    command, count = re.subn(r"--metrics-port \d+", f"--metrics-port {port}",
-                             server.start_command)
+    command, count = re.subn(r"--metrics-port \d+", f"--metrics-port {port}", server.start_command)
     assert count == 1, f"{name}: kong.conf must give the metrics port on the command line"
     process = PluginServerProcess(dataclasses.replace(server, start_command=command))
     await process.start()
@@ -114,15 +130,18 @@ async def test_each_shipped_server_takes_its_settings_from_kong_conf(
 
 
 async def test_an_assignment_before_the_command_is_command_not_found(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """``exec VAR=x cmd``: the shell looks for a program named ``VAR=x`` and exits 127;
     Kong logs "command not found" and does not respawn (process.lua)."""
     prefix = tempfile.mkdtemp(prefix="kenv-")
-    conf = load_kong_conf(REPO / "kong/kong.conf", env={}).with_local_paths(prefix,
-                                                                           str(BIN_DIR))
+    conf = load_kong_conf(REPO / "kong/kong.conf", env={}).with_local_paths(prefix, str(BIN_DIR))
     server = conf.pluginservers[0]
-    process = PluginServerProcess(dataclasses.replace(
-        server, start_command=f"EDGE_TRACE_METRICS_PORT=0 {server.start_command}"))
+    process = PluginServerProcess(
+        dataclasses.replace(
+            server, start_command=f"EDGE_TRACE_METRICS_PORT=0 {server.start_command}"
+        )
+    )
     await process.start()
     assert process._task is not None
     await asyncio.wait_for(process._task, 10)

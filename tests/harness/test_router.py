@@ -29,8 +29,9 @@ from kong_harness.router import (
     translate_path_regex,
 )
 
-SERVICE = Service(id="5b1a5c1e-0000-4000-8000-000000000001", host="example.org",
-                  name="service-invalid")
+SERVICE = Service(
+    id="5b1a5c1e-0000-4000-8000-000000000001", host="example.org", name="service-invalid"
+)
 
 
 def rid(n: int) -> str:
@@ -47,8 +48,13 @@ def route(n: int, service: Service | None = SERVICE, **kw: Any) -> Route:
     return Route(id=rid(n), service=service, **kw)
 
 
-def matched(router: Router, method: str, host: str | None, path: str | bytes,
-            headers: dict[str, Any] | None = None) -> Route | None:
+def matched(
+    router: Router,
+    method: str,
+    host: str | None,
+    path: str | bytes,
+    headers: dict[str, Any] | None = None,
+) -> Route | None:
     m = router.match(method, host, path, headers)
     return m.route if m else None
 
@@ -58,17 +64,20 @@ def matched(router: Router, method: str, host: str | None, path: str | bytes,
 # ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("/foo%3a", "/foo%3A"),                 # reserved triplets are upper-cased
-    ("/fo%6F", "/foo"),                     # unreserved triplets are decoded
-    ("/foo/./bar/../baz", "/foo/baz"),      # dot segments removed
-    ("/foo//bar", "/foo/bar"),              # duplicate slashes merged
-    ("/a/%2e%2E/b", "/b"),                  # /%2e./ is the same as /../
-    ("/a/../../b", "/b"),
-    ("/%2541", "/%2541"),                   # no double decoding
-    ("/a%20b", "/a b"),                     # "others" are decoded too
-    ("/route./req", "/route./req"),         # only whole "." / ".." segments are dots
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("/foo%3a", "/foo%3A"),  # reserved triplets are upper-cased
+        ("/fo%6F", "/foo"),  # unreserved triplets are decoded
+        ("/foo/./bar/../baz", "/foo/baz"),  # dot segments removed
+        ("/foo//bar", "/foo/bar"),  # duplicate slashes merged
+        ("/a/%2e%2E/b", "/b"),  # /%2e./ is the same as /../
+        ("/a/../../b", "/b"),
+        ("/%2541", "/%2541"),  # no double decoding
+        ("/a%20b", "/a b"),  # "others" are decoded too
+        ("/route./req", "/route./req"),  # only whole "." / ".." segments are dots
+    ],
+)
 def test_normalize_uri_follows_kong(raw: str, expected: str) -> None:
     """Kong normalises the request URI before matching (kong/tools/uri.lua ``normalize``;
     the four steps are listed in Kong's docs "Path normalization")."""
@@ -148,12 +157,15 @@ segment = st.text(alphabet="abc", min_size=1, max_size=3)
 
 @settings(max_examples=200, deadline=None)
 @given(
-    prefixes=st.lists(st.lists(segment, min_size=1, max_size=4), min_size=1, max_size=8,
-                      unique_by=lambda segs: "/".join(segs)),
+    prefixes=st.lists(
+        st.lists(segment, min_size=1, max_size=4),
+        min_size=1,
+        max_size=8,
+        unique_by=lambda segs: "/".join(segs),
+    ),
     request=st.lists(segment, min_size=1, max_size=6),
 )
-def test_longest_matching_prefix_always_wins(prefixes: list[list[str]],
-                                             request: list[str]) -> None:
+def test_longest_matching_prefix_always_wins(prefixes: list[list[str]], request: list[str]) -> None:
     """Whatever the routes, the longest plain prefix of the request path wins
     (transform.lua ``get_priority``: path length is the last priority field)."""
     paths = ["/" + "/".join(p) for p in prefixes]
@@ -266,10 +278,28 @@ def test_luajit_32bit_priority_quirk() -> None:
     documented = Router(routes, exact_luajit_priority=False)
     assert matched(documented, "GET", "h", "/items/1") is method_and_prefix
     # the raw numbers LuaJIT produces (checked against LuaJIT 2.1's bit library)
-    assert compat_priority(match_weight=1, plain_host_only=False, headers_count=0,
-                           regex_url=True, regex_priority=0, uri_length=0) == 2251800350556160
-    assert compat_priority(match_weight=2, plain_host_only=False, headers_count=0,
-                           regex_url=False, regex_priority=0, uri_length=4) == 1073741828
+    assert (
+        compat_priority(
+            match_weight=1,
+            plain_host_only=False,
+            headers_count=0,
+            regex_url=True,
+            regex_priority=0,
+            uri_length=0,
+        )
+        == 2251800350556160
+    )
+    assert (
+        compat_priority(
+            match_weight=2,
+            plain_host_only=False,
+            headers_count=0,
+            regex_url=False,
+            regex_priority=0,
+            uri_length=4,
+        )
+        == 1073741828
+    )
 
 
 @settings(max_examples=300, deadline=None)
@@ -278,14 +308,23 @@ def test_luajit_32bit_priority_quirk() -> None:
     b=st.tuples(st.integers(1, 3), st.integers(0, 20), st.integers(1, 2000)),
 )
 def test_exact_priority_matches_documented_order_for_prefix_routes(
-        a: tuple[int, int, int], b: tuple[int, int, int]) -> None:
+    a: tuple[int, int, int], b: tuple[int, int, int]
+) -> None:
     """Without hosts or regexes and with at most 3 fields, the LuaJIT arithmetic orders routes
     exactly as documented: fields, then header count, then path length
     (transform.lua ``get_priority``)."""
+
     def prio(t: tuple[int, int, int], exact: bool) -> int:
-        return compat_priority(match_weight=t[0], plain_host_only=False, headers_count=t[1],
-                               regex_url=False, regex_priority=0, uri_length=t[2],
-                               exact_luajit_priority=exact)
+        return compat_priority(
+            match_weight=t[0],
+            plain_host_only=False,
+            headers_count=t[1],
+            regex_url=False,
+            regex_priority=0,
+            uri_length=t[2],
+            exact_luajit_priority=exact,
+        )
+
     exact = (prio(a, True) > prio(b, True)) - (prio(a, True) < prio(b, True))
     documented = (a > b) - (a < b)
     assert exact == documented
@@ -374,8 +413,10 @@ def test_headers() -> None:
     ua = route(15, headers={"user_agent": [r"~*windows|linux|os\s+x\s*[\d\._]+|solaris|bsd"]})
     router = Router([single, both, ua])
     assert matched(router, "GET", "h", "/", {"Location": ["MY-LOCATION-2"]}) is single
-    assert matched(router, "GET", "h", "/", {"location": "my-location-1",
-                                              "VERSION": ["v3", "V2"]}) is both
+    assert (
+        matched(router, "GET", "h", "/", {"location": "my-location-1", "VERSION": ["v3", "V2"]})
+        is both
+    )
     assert matched(router, "GET", "h", "/", {"User-Agent": "Mozilla (X11; Linux x86_64)"}) is ua
     assert matched(router, "GET", "h", "/", {"user-agent": "curl/8"}) is None
     assert matched(router, "GET", "h", "/", {"location": "elsewhere"}) is None
@@ -533,61 +574,76 @@ PATH_HANDLING_TABLE: list[tuple[Any, ...]] = [
 def _expand(handling: str) -> list[Any]:
     cases = []
     for line, (service_path, route_path, strips, handlings, request, expected) in enumerate(
-            PATH_HANDLING_TABLE, start=1):
+        PATH_HANDLING_TABLE, start=1
+    ):
         strips = strips if isinstance(strips, tuple) else (strips,)
         handlings = handlings if isinstance(handlings, tuple) else (handlings,)
         if handling not in handlings:
             continue
         for strip in strips:
-            cases.append(pytest.param(service_path, route_path, strip, request, expected,
-                                      id=f"{line}-{service_path}-{route_path}-strip={strip}-"
-                                         f"{request}"))
+            cases.append(
+                pytest.param(
+                    service_path,
+                    route_path,
+                    strip,
+                    request,
+                    expected,
+                    id=f"{line}-{service_path}-{route_path}-strip={strip}-{request}",
+                )
+            )
     return cases
 
 
-def _path_router(service_path: str, route_path: str | None, strip: bool,
-                 handling: str, regex: bool = False) -> Router:
-    service = Service(id="5b1a5c1e-0000-4000-8000-000000000003", host="upstream",
-                      path=service_path)
+def _path_router(
+    service_path: str, route_path: str | None, strip: bool, handling: str, regex: bool = False
+) -> Router:
+    service = Service(id="5b1a5c1e-0000-4000-8000-000000000003", host="upstream", path=service_path)
     if route_path is None:
-        r = route(1, service=service, hosts=["localbin.com"], strip_path=strip,
-                  path_handling=handling)
+        r = route(
+            1, service=service, hosts=["localbin.com"], strip_path=strip, path_handling=handling
+        )
     else:
         path = "~/[0]?" + route_path[1:] if regex else route_path
         r = route(1, service=service, paths=[path], strip_path=strip, path_handling=handling)
     return Router([r])
 
 
-@pytest.mark.parametrize(("service_path", "route_path", "strip", "request_path", "expected"),
-                         _expand(V0))
-def test_path_handling_v0_table(service_path: str, route_path: str | None, strip: bool,
-                                request_path: str, expected: str) -> None:
+@pytest.mark.parametrize(
+    ("service_path", "route_path", "strip", "request_path", "expected"), _expand(V0)
+)
+def test_path_handling_v0_table(
+    service_path: str, route_path: str | None, strip: bool, request_path: str, expected: str
+) -> None:
     """Kong's own table for strip_path / service path joining, path_handling v0
     (spec/fixtures/router_path_handling_tests.lua; kong/router/utils.lua
     ``get_upstream_uri_v0`` via atc.lua ``set_upstream_uri``)."""
-    m = _path_router(service_path, route_path, strip, V0).match(
-        "GET", "localbin.com", request_path)
+    m = _path_router(service_path, route_path, strip, V0).match("GET", "localbin.com", request_path)
     assert m is not None
     assert m.upstream_uri == expected
 
 
-@pytest.mark.parametrize(("service_path", "route_path", "strip", "request_path", "expected"),
-                         [c for c in _expand(V0) if c.values[1] is not None])
-def test_path_handling_v0_table_with_regex_paths(service_path: str, route_path: str,
-                                                 strip: bool, request_path: str,
-                                                 expected: str) -> None:
+@pytest.mark.parametrize(
+    ("service_path", "route_path", "strip", "request_path", "expected"),
+    [c for c in _expand(V0) if c.values[1] is not None],
+)
+def test_path_handling_v0_table_with_regex_paths(
+    service_path: str, route_path: str, strip: bool, request_path: str, expected: str
+) -> None:
     """Same table with the route path turned into a regex ``~/[0]?...`` (spec
     08-router_spec "#slash handling", second loop): the stripped part is the whole match."""
     m = _path_router(service_path, route_path, strip, V0, regex=True).match(
-        "GET", "localbin.com", request_path)
+        "GET", "localbin.com", request_path
+    )
     assert m is not None
     assert m.upstream_uri == expected
 
 
-@pytest.mark.parametrize(("service_path", "route_path", "strip", "request_path", "expected"),
-                         _expand(V1))
-def test_path_handling_v1_table(service_path: str, route_path: str | None, strip: bool,
-                                request_path: str, expected: str) -> None:
+@pytest.mark.parametrize(
+    ("service_path", "route_path", "strip", "request_path", "expected"), _expand(V1)
+)
+def test_path_handling_v1_table(
+    service_path: str, route_path: str | None, strip: bool, request_path: str, expected: str
+) -> None:
     """The v1 rows of Kong's table, for the ``traditional`` flavor's join
     (kong/router/traditional.lua ``find_match``), through :func:`join_upstream_path`."""
     normalized = normalize_uri(request_path)
@@ -619,7 +675,8 @@ def test_strip_path_examples_from_kong_spec() -> None:
     assert post.upstream_uri == "/my-route/hello/world"
     root = Router([route(3, paths=["/"], strip_path=True)])
     assert root.match("POST", "h", "/my-route/hello/world").upstream_uri == (  # type: ignore[union-attr]
-        "/my-route/hello/world")
+        "/my-route/hello/world"
+    )
     regex = Router([route(4, paths=[r"~/users/(\d+)/profile"], strip_path=True)])
     m = regex.match("GET", "h", "/users/123/profile/hello/world")
     assert m is not None and m.matched_path == "/users/123/profile"
@@ -671,10 +728,22 @@ def test_uri_captures_edge_cases() -> None:
     assert m is not None and m.uri_captures["named"]["fullname"] == "john doe"
 
     empty = {"unnamed": {}, "named": {}}
-    assert Router([route(3, paths=["/hello"])]).match(  # type: ignore[union-attr]
-        "GET", "h", "/hello/world").uri_captures == empty
-    assert Router([route(4, paths=[r"~/users/\d+/profile"])]).match(  # type: ignore[union-attr]
-        "GET", "h", "/users/1/profile").uri_captures == empty
+    assert (
+        Router([route(3, paths=["/hello"])])
+        .match(  # type: ignore[union-attr]
+            "GET", "h", "/hello/world"
+        )
+        .uri_captures
+        == empty
+    )
+    assert (
+        Router([route(4, paths=[r"~/users/\d+/profile"])])
+        .match(  # type: ignore[union-attr]
+            "GET", "h", "/users/1/profile"
+        )
+        .uri_captures
+        == empty
+    )
 
 
 def test_regex_dollar_is_end_of_text() -> None:
@@ -717,7 +786,8 @@ def test_upstream_host() -> None:
     default_port = route(3, service=svc80, paths=["/p80"])
     router = Router([keep, plain, default_port])
     assert router.match("GET", "api.example.com:8000", "/keep").upstream_host == (  # type: ignore[union-attr]
-        "api.example.com:8000")
+        "api.example.com:8000"
+    )
     assert router.match("GET", "api.example.com", "/plain").upstream_host == "backend:8080"  # type: ignore[union-attr]
     assert router.match("GET", "api.example.com", "/p80").upstream_host == "backend"  # type: ignore[union-attr]
     no_host = router.match("GET", None, "/keep")

@@ -48,10 +48,24 @@ class ScriptedServer:
 
 
 def _ctx(**kw: Any) -> pdk.RequestContext:
-    base = dict(method="GET", scheme="http", host="h", port=8000, raw_path="/p",
-                raw_query="", http_version=1.1, headers=[("X-A", "1")], body=b"",
-                peer_ip="127.0.0.1", remote_addr="127.0.0.1", request_id="r" * 32,
-                start_time=0.0, node_id="n", trusted=lambda ip: False, phase="access")
+    base = dict(
+        method="GET",
+        scheme="http",
+        host="h",
+        port=8000,
+        raw_path="/p",
+        raw_query="",
+        http_version=1.1,
+        headers=[("X-A", "1")],
+        body=b"",
+        peer_ip="127.0.0.1",
+        remote_addr="127.0.0.1",
+        request_id="r" * 32,
+        start_time=0.0,
+        node_id="n",
+        trusted=lambda ip: False,
+        phase="access",
+    )
     base.update(kw)
     return pdk.RequestContext(**base)
 
@@ -66,23 +80,31 @@ CONF = {"__plugin_id": "p1", "__seq__": 1, "x": None}
 
 
 async def test_framing_start_instance_and_step_loop() -> None:
-    steps = iter([
-        {"Method": "kong.request.get_headers", "Args": []},
-        {"Method": "kong.service.request.set_header", "Args": ["X-B", "2"]},
-        "ret",
-    ])
-    server = ScriptedServer({
-        "plugin.StartInstance": {"Id": 7, "Name": "demo", "Config": {}},
-        "plugin.HandleEvent": lambda a: (None, {"EventId": 3, "Data": next(steps)}),
-        "plugin.StepMultiMap": lambda a: (None, {"EventId": 3, "Data": next(steps)}),
-        "plugin.Step": lambda a: (None, {"EventId": 3, "Data": next(steps)}),
-    })
+    steps = iter(
+        [
+            {"Method": "kong.request.get_headers", "Args": []},
+            {"Method": "kong.service.request.set_header", "Args": ["X-B", "2"]},
+            "ret",
+        ]
+    )
+    server = ScriptedServer(
+        {
+            "plugin.StartInstance": {"Id": 7, "Name": "demo", "Config": {}},
+            "plugin.HandleEvent": lambda a: (None, {"EventId": 3, "Data": next(steps)}),
+            "plugin.StepMultiMap": lambda a: (None, {"EventId": 3, "Data": next(steps)}),
+            "plugin.Step": lambda a: (None, {"EventId": 3, "Data": next(steps)}),
+        }
+    )
     async with server:
         ctx = _ctx()
         await _worker(server.path).handle_event(CONF, "access", ctx)
     kinds = [(m[0], m[2]) for m in server.received]
-    assert kinds == [(0, "plugin.StartInstance"), (0, "plugin.HandleEvent"),
-                     (0, "plugin.StepMultiMap"), (0, "plugin.Step")]
+    assert kinds == [
+        (0, "plugin.StartInstance"),
+        (0, "plugin.HandleEvent"),
+        (0, "plugin.StepMultiMap"),
+        (0, "plugin.Step"),
+    ]
     start = server.received[0][3][0]
     assert start["Name"] == "demo" and '"__seq__": 1' in start["Config"]
     assert '"x": null' in start["Config"]  # the bridge sends the conf it is given
@@ -94,11 +116,15 @@ async def test_framing_start_instance_and_step_loop() -> None:
 
 
 async def test_exit_is_terminal_no_reply_is_sent() -> None:
-    server = ScriptedServer({
-        "plugin.StartInstance": {"Id": 1},
-        "plugin.HandleEvent": {"EventId": 1, "Data": {
-            "Method": "kong.response.exit", "Args": [401, {"message": "no"}, None]}},
-    })
+    server = ScriptedServer(
+        {
+            "plugin.StartInstance": {"Id": 1},
+            "plugin.HandleEvent": {
+                "EventId": 1,
+                "Data": {"Method": "kong.response.exit", "Args": [401, {"message": "no"}, None]},
+            },
+        }
+    )
     async with server:
         ctx = _ctx()
         with pytest.raises(pdk.Terminated):
@@ -114,20 +140,29 @@ async def test_nil_err_is_a_plain_step_and_a_nil_raw_body_aborts() -> None:
     is plugin.Step with nil. kong.request.get_raw_body of a body buffered to a file
     (kong/pdk/request.lua: ``nil, "request body did not fit …"``) goes through fix_raw,
     whose binary packer takes ``#nil`` and throws: Kong aborts, the server hears nothing."""
-    steps = iter([{"Method": "kong.client.get_protocol", "Args": []},
-                  {"Method": "kong.request.get_raw_body", "Args": []}])
-    server = ScriptedServer({
-        "plugin.StartInstance": {"Id": 1},
-        "plugin.HandleEvent": lambda a: (None, {"EventId": 1, "Data": next(steps)}),
-        "plugin.Step": lambda a: (None, {"EventId": 1, "Data": next(steps)}),
-    })
+    steps = iter(
+        [
+            {"Method": "kong.client.get_protocol", "Args": []},
+            {"Method": "kong.request.get_raw_body", "Args": []},
+        ]
+    )
+    server = ScriptedServer(
+        {
+            "plugin.StartInstance": {"Id": 1},
+            "plugin.HandleEvent": lambda a: (None, {"EventId": 1, "Data": next(steps)}),
+            "plugin.Step": lambda a: (None, {"EventId": 1, "Data": next(steps)}),
+        }
+    )
     async with server:
         ctx = _ctx(body=b"x" * 9000)
         with pytest.raises(PluginAborted, match="attempt to get length"):
             await _worker(server.path).handle_event(CONF, "access", ctx)
         await asyncio.sleep(0.2)
-    assert [m[2] for m in server.received] == ["plugin.StartInstance", "plugin.HandleEvent",
-                                               "plugin.Step"]
+    assert [m[2] for m in server.received] == [
+        "plugin.StartInstance",
+        "plugin.HandleEvent",
+        "plugin.Step",
+    ]
     assert server.received[2][3] == [{"EventId": 1, "Data": None}]
 
 
@@ -146,8 +181,9 @@ async def test_event_error_fails_open_and_no_instance_restarts() -> None:
             return "boom", None
         return None, {"EventId": 1, "Data": "ret"}
 
-    server = ScriptedServer({"plugin.StartInstance": start, "plugin.HandleEvent": event,
-                             "plugin.CloseInstance": {}})
+    server = ScriptedServer(
+        {"plugin.StartInstance": start, "plugin.HandleEvent": event, "plugin.CloseInstance": {}}
+    )
     async with server:
         worker = _worker(server.path)
         await worker.handle_event(CONF, "access", _ctx())  # restart, then "boom": logged
@@ -170,11 +206,18 @@ async def test_arguments_after_a_nil_never_reach_the_pdk() -> None:
     fresh table index by index, leaving a hole, and mp_rpc.lua ``call_pdk_method`` calls
     ``method(unpack(args))``: LuaJIT stops at the hole, so Kong runs ``error(503)`` and the
     headers are lost."""
-    server = ScriptedServer({
-        "plugin.StartInstance": {"Id": 1},
-        "plugin.HandleEvent": {"EventId": 1, "Data": {
-            "Method": "kong.response.error", "Args": [503, None, {"Retry-After": "1"}]}},
-    })
+    server = ScriptedServer(
+        {
+            "plugin.StartInstance": {"Id": 1},
+            "plugin.HandleEvent": {
+                "EventId": 1,
+                "Data": {
+                    "Method": "kong.response.error",
+                    "Args": [503, None, {"Retry-After": "1"}],
+                },
+            },
+        }
+    )
     async with server:
         ctx = _ctx()
         with pytest.raises(pdk.Terminated):
@@ -184,13 +227,16 @@ async def test_arguments_after_a_nil_never_reach_the_pdk() -> None:
     assert b"The upstream server is currently unavailable" in ctx.exit.body
 
 
-@pytest.mark.parametrize(("sent", "received"), [
-    ([503, None, {"Retry-After": "1"}], [503]),
-    ([None, "x"], []),
-    ([401, "Unauthorized", None], [401, "Unauthorized"]),
-    (["X-A", "1"], ["X-A", "1"]),
-    ("edge.subject", ["edge.subject"]),  # a non-table argument is the only one
-    (None, []),
-])
+@pytest.mark.parametrize(
+    ("sent", "received"),
+    [
+        ([503, None, {"Retry-After": "1"}], [503]),
+        ([None, "x"], []),
+        ([401, "Unauthorized", None], [401, "Unauthorized"]),
+        (["X-A", "1"], ["X-A", "1"]),
+        ("edge.subject", ["edge.subject"]),  # a non-table argument is the only one
+        (None, []),
+    ],
+)
 def test_lua_args(sent: Any, received: list[Any]) -> None:
     assert lua_args(sent) == received

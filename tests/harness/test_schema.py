@@ -34,11 +34,14 @@ from kong_harness.schema import (
 )
 
 
-def plugin_schema(*fields: dict[str, Any], name: str = "edge-demo",
-                  **config_attrs: Any) -> dict[str, Any]:
+def plugin_schema(
+    *fields: dict[str, Any], name: str = "edge-demo", **config_attrs: Any
+) -> dict[str, Any]:
     """What kong-pdk's ``--dump`` prints as ``Schema`` (kong_pdk/server.py get_plugin_info)."""
-    return {"name": name,
-            "fields": [{"config": {"type": "record", "fields": list(fields), **config_attrs}}]}
+    return {
+        "name": name,
+        "fields": [{"config": {"type": "record", "fields": list(fields), **config_attrs}}],
+    }
 
 
 def one(name: str, **definition: Any) -> dict[str, Any]:
@@ -98,26 +101,50 @@ def test_real_edge_demo_schema_is_accepted() -> None:
 def test_rich_schema_is_accepted() -> None:
     """metaschema.lua field_schema: every attribute a JSON schema can carry, on its right type."""
     schema = plugin_schema(
-        one("limits", type="record", description="Limits per time window.", fields=[
-            one("minute", type="integer", gt=0, default=60),
-            one("policy", type="string", one_of=["local", "redis"], default="local"),
-        ], entity_checks=[{"at_least_one_of": ["minute"]}]),
-        one("paths", type="array", elements={"type": "string", "starts_with": "/"},
-            len_max=10, default=[]),
+        one(
+            "limits",
+            type="record",
+            description="Limits per time window.",
+            fields=[
+                one("minute", type="integer", gt=0, default=60),
+                one("policy", type="string", one_of=["local", "redis"], default="local"),
+            ],
+            entity_checks=[{"at_least_one_of": ["minute"]}],
+        ),
+        one(
+            "paths",
+            type="array",
+            elements={"type": "string", "starts_with": "/"},
+            len_max=10,
+            default=[],
+        ),
         one("scopes", type="set", elements={"type": "string", "match": "^[%w:]+$"}),
-        one("headers", type="map", keys={"type": "string"},
-            values={"type": "string", "len_max": 64}),
+        one(
+            "headers", type="map", keys={"type": "string"}, values={"type": "string", "len_max": 64}
+        ),
         one("ratio", type="number", between=[0, 1], default=0.5),
         one("secret", type="string", referenceable=True, encrypted=True),
         one("id", type="string", uuid=True, auto=True),
-        one("pattern", type="string", is_regex=True,
+        one(
+            "pattern",
+            type="string",
+            is_regex=True,
             match_all=[{"pattern": "^%^", "err": "must be anchored"}],
-            match_none=[{"pattern": "%s"}], match_any={"patterns": ["a", "b"]}),
+            match_none=[{"pattern": "%s"}],
+            match_any={"patterns": ["a", "b"]},
+        ),
         one("consumer_ref", type="foreign", reference="consumers"),
-        entity_checks=[{"mutually_exclusive": ["paths", "scopes"]},
-                       {"conditional": {"if_field": "ratio", "if_match": {"gt": 0.9},
-                                        "then_field": "secret",
-                                        "then_match": {"required": True}}}],
+        entity_checks=[
+            {"mutually_exclusive": ["paths", "scopes"]},
+            {
+                "conditional": {
+                    "if_field": "ratio",
+                    "if_match": {"gt": 0.9},
+                    "then_field": "secret",
+                    "then_match": {"required": True},
+                }
+            },
+        ],
     )
     validate_plugin_schema(schema)
 
@@ -148,16 +175,17 @@ def test_missing_type_is_rejected() -> None:
     assert errors["config.greeting"] == "missing type declaration"
 
 
-@pytest.mark.parametrize(("definition", "message"), [
-    ({"type": "array"}, "field of type 'array' must declare 'elements'"),
-    ({"type": "set"}, "field of type 'set' must declare 'elements'"),
-    ({"type": "map", "keys": {"type": "string"}},
-     "field of type 'map' must declare 'values'"),
-    ({"type": "map", "values": {"type": "string"}},
-     "field of type 'map' must declare 'keys'"),
-    ({"type": "record"}, "field of type 'record' must declare 'fields'"),
-    ({"type": "json"}, "field of type 'json' must declare 'json_schema'"),
-])
+@pytest.mark.parametrize(
+    ("definition", "message"),
+    [
+        ({"type": "array"}, "field of type 'array' must declare 'elements'"),
+        ({"type": "set"}, "field of type 'set' must declare 'elements'"),
+        ({"type": "map", "keys": {"type": "string"}}, "field of type 'map' must declare 'values'"),
+        ({"type": "map", "values": {"type": "string"}}, "field of type 'map' must declare 'keys'"),
+        ({"type": "record"}, "field of type 'record' must declare 'fields'"),
+        ({"type": "json"}, "field of type 'json' must declare 'json_schema'"),
+    ],
+)
 def test_missing_companion_is_rejected(definition: dict[str, Any], message: str) -> None:
     """metaschema.lua check_field: required_attributes per type."""
     assert schema_errors(plugin_schema(one("f", **definition)))["config.f"] == message
@@ -193,15 +221,18 @@ def test_nilable_is_not_a_field_attribute() -> None:
     assert errors == {"config.f.nilable": "unknown field"}
 
 
-@pytest.mark.parametrize(("attribute", "value", "message"), [
-    ("required", "yes", "expected a boolean"),
-    ("one_of", "a", "expected an array"),
-    ("len_min", 1.5, "expected an integer"),
-    ("match", 5, "expected a string"),
-    ("default", 5, "expected a string"),
-    ("description", "short", "length must be at least 10"),
-    ("custom_validator", "return true", "expected a function"),
-])
+@pytest.mark.parametrize(
+    ("attribute", "value", "message"),
+    [
+        ("required", "yes", "expected a boolean"),
+        ("one_of", "a", "expected an array"),
+        ("len_min", 1.5, "expected an integer"),
+        ("match", 5, "expected a string"),
+        ("default", 5, "expected a string"),
+        ("description", "short", "length must be at least 10"),
+        ("custom_validator", "return true", "expected a function"),
+    ],
+)
 def test_wrong_attribute_value_type_is_rejected(attribute: str, value: Any, message: str) -> None:
     """metaschema.lua field_schema/validators: each attribute has a declared type."""
     errors = schema_errors(plugin_schema(one("f", type="string", **{attribute: value})))
@@ -210,10 +241,16 @@ def test_wrong_attribute_value_type_is_rejected(attribute: str, value: Any, mess
 
 def test_between_needs_two_numbers() -> None:
     """metaschema.lua validators: between = array of number, len_eq = 2."""
-    assert schema_errors(plugin_schema(one("f", type="integer", between=[1])))[
-        "config.f.between"] == "length must be 2"
-    assert schema_errors(plugin_schema(one("f", type="integer", between=[1, "x"])))[
-        "config.f.between.2"] == "expected a number"
+    assert (
+        schema_errors(plugin_schema(one("f", type="integer", between=[1])))["config.f.between"]
+        == "length must be 2"
+    )
+    assert (
+        schema_errors(plugin_schema(one("f", type="integer", between=[1, "x"])))[
+            "config.f.between.2"
+        ]
+        == "expected a number"
+    )
 
 
 def test_match_all_entries_need_a_pattern() -> None:
@@ -222,29 +259,46 @@ def test_match_all_entries_need_a_pattern() -> None:
     assert errors == {"config.f.match_all.1.pattern": "required field missing"}
 
 
-@pytest.mark.parametrize(("definition", "message"), [
-    ({"type": "string", "between": [1, 2]},
-     "field of type 'string' cannot have attribute 'between'"),
-    ({"type": "boolean", "one_of": [True]},
-     "field of type 'boolean' cannot have attribute 'one_of'"),
-    ({"type": "integer", "match": "%d"}, "field of type 'integer' cannot have attribute 'match'"),
-    ({"type": "boolean", "len_eq": 1}, "field of type 'boolean' cannot have attribute 'len_eq'"),
-    ({"type": "integer", "uuid": True}, "field of type 'integer' cannot have attribute 'uuid'"),
-])
+@pytest.mark.parametrize(
+    ("definition", "message"),
+    [
+        (
+            {"type": "string", "between": [1, 2]},
+            "field of type 'string' cannot have attribute 'between'",
+        ),
+        (
+            {"type": "boolean", "one_of": [True]},
+            "field of type 'boolean' cannot have attribute 'one_of'",
+        ),
+        (
+            {"type": "integer", "match": "%d"},
+            "field of type 'integer' cannot have attribute 'match'",
+        ),
+        (
+            {"type": "boolean", "len_eq": 1},
+            "field of type 'boolean' cannot have attribute 'len_eq'",
+        ),
+        ({"type": "integer", "uuid": True}, "field of type 'integer' cannot have attribute 'uuid'"),
+    ],
+)
 def test_attribute_not_allowed_for_type(definition: dict[str, Any], message: str) -> None:
     """metaschema.lua check_field: attribute_types restricts some attributes to some types."""
     assert schema_errors(plugin_schema(one("f", **definition)))["config.f"] == message
 
 
-@pytest.mark.parametrize(("definition", "message"), [
-    ({"type": "string", "default": ""}, "length must be at least 1"),
-    ({"type": "string", "default": "x", "one_of": ["a", "b"]}, "expected one of: a, b"),
-    ({"type": "integer", "default": 1.5}, "expected an integer"),
-    ({"type": "integer", "default": 0, "between": [1, 10]}, "value should be between 1 and 10"),
-    ({"type": "boolean", "default": "false"}, "expected a boolean"),
-])
-def test_default_must_validate_against_its_own_field(definition: dict[str, Any],
-                                                     message: str) -> None:
+@pytest.mark.parametrize(
+    ("definition", "message"),
+    [
+        ({"type": "string", "default": ""}, "length must be at least 1"),
+        ({"type": "string", "default": "x", "one_of": ["a", "b"]}, "expected one of: a, b"),
+        ({"type": "integer", "default": 1.5}, "expected an integer"),
+        ({"type": "integer", "default": 0, "between": [1, 10]}, "value should be between 1 and 10"),
+        ({"type": "boolean", "default": "false"}, "expected a boolean"),
+    ],
+)
+def test_default_must_validate_against_its_own_field(
+    definition: dict[str, Any], message: str
+) -> None:
     """metaschema.lua: default = { type = "self" } (validate_fields in init.lua)."""
     assert schema_errors(plugin_schema(one("f", **definition))) == {"config.f.default": message}
 
@@ -259,8 +313,13 @@ def test_record_and_array_defaults_are_validated_deeply() -> None:
 
 def test_nested_field_errors_name_the_path() -> None:
     """metaschema.lua fields_array: nested definitions inside elements records are validated."""
-    schema = plugin_schema(one("rules", type="array", elements={"type": "record", "fields": [
-        one("weight", type="integer", default="heavy")]}))
+    schema = plugin_schema(
+        one(
+            "rules",
+            type="array",
+            elements={"type": "record", "fields": [one("weight", type="integer", default="heavy")]},
+        )
+    )
     assert schema_errors(schema) == {"config.rules.elements.weight.default": "expected an integer"}
 
 
@@ -294,18 +353,23 @@ def test_unique_across_ws_requires_unique() -> None:
 
 def test_entity_check_with_unknown_checker_is_rejected() -> None:
     """metaschema.lua entity_checkers: only Schema.entity_checkers names are known."""
-    errors = schema_errors(plugin_schema(one("a", type="string"),
-                                         entity_checks=[{"all_or_nothing": ["a"]}]))
+    errors = schema_errors(
+        plugin_schema(one("a", type="string"), entity_checks=[{"all_or_nothing": ["a"]}])
+    )
     assert errors["config.entity_checks.1.all_or_nothing"] == "unknown field"
 
 
 def test_entity_check_entry_names_exactly_one_checker() -> None:
     """metaschema.lua entity_checks_schema: only_one_of over the checker names."""
-    errors = schema_errors(plugin_schema(
-        one("a", type="string"),
-        entity_checks=[{"at_least_one_of": ["a"], "only_one_of": ["a"]}]))
+    errors = schema_errors(
+        plugin_schema(
+            one("a", type="string"),
+            entity_checks=[{"at_least_one_of": ["a"], "only_one_of": ["a"]}],
+        )
+    )
     assert errors["config.entity_checks.1"].startswith(
-        "exactly one of these fields must be non-empty: 'at_least_one_of', ")
+        "exactly one of these fields must be non-empty: 'at_least_one_of', "
+    )
 
 
 def test_shorthand_fields_cannot_come_from_a_plugin_server() -> None:
@@ -323,8 +387,7 @@ def test_name_and_fields_are_required() -> None:
     """metaschema.lua MetaSubSchema + init.lua run_self_check (non-nilable fields)."""
     assert schema_errors({"fields": []}) == {"name": "field required for entity check"}
     assert schema_errors({"name": "x"}) == {"fields": "field required for entity check"}
-    assert schema_errors({"name": "x", "fields": {"config": {}}}) == {
-        "fields": "expected an array"}
+    assert schema_errors({"name": "x", "fields": {"config": {}}}) == {"fields": "expected an array"}
 
 
 def test_non_table_schema_is_rejected() -> None:
@@ -335,34 +398,44 @@ def test_non_table_schema_is_rejected() -> None:
 
 def test_top_level_field_must_specialise_a_plugin_field() -> None:
     """init.lua Schema.new_subschema: SUBSCHEMA_BAD_FIELD, prefixed by plugin_loader.lua."""
-    schema = {"name": "edge-demo", "fields": [{"config": {"type": "record", "fields": []}},
-                                              {"limits": {"type": "string"}}]}
+    schema = {
+        "name": "edge-demo",
+        "fields": [{"config": {"type": "record", "fields": []}}, {"limits": {"type": "string"}}],
+    }
     with pytest.raises(SchemaError) as info:
         validate_plugin_schema(schema)
-    assert str(info.value) == ("error initializing schema for plugin: error in definition of "
-                               "'edge-demo': limits: cannot create a new field")
+    assert str(info.value) == (
+        "error initializing schema for plugin: error in definition of "
+        "'edge-demo': limits: cannot create a new field"
+    )
 
 
 def test_top_level_field_keeps_its_type() -> None:
     """init.lua compatible_fields: protocols stays a set of strings."""
-    schema = {"name": "p", "fields": [{"protocols": {"type": "array",
-                                                     "elements": {"type": "string"}}}]}
+    schema = {
+        "name": "p",
+        "fields": [{"protocols": {"type": "array", "elements": {"type": "string"}}}],
+    }
     with pytest.raises(SchemaError, match="protocols: cannot change type in a specialized field"):
         validate_plugin_schema(schema)
 
 
 def test_config_may_be_json_and_protocols_may_be_narrowed() -> None:
     """init.lua compatible_fields: record→json allowed; same element type allowed."""
-    validate_plugin_schema({"name": "p", "fields": [
-        {"protocols": {"type": "set", "elements": {"type": "string", "one_of": ["http"]}}},
-        {"consumer": {"type": "foreign", "reference": "consumers", "eq": None}},
-    ]})
+    validate_plugin_schema(
+        {
+            "name": "p",
+            "fields": [
+                {"protocols": {"type": "set", "elements": {"type": "string", "one_of": ["http"]}}},
+                {"consumer": {"type": "foreign", "reference": "consumers", "eq": None}},
+            ],
+        }
+    )
 
 
 def test_foreign_needs_a_known_reference() -> None:
     """init.lua get_foreign_schema_for_field: SCHEMA_BAD_REFERENCE."""
-    with pytest.raises(SchemaError,
-                       match="schema refers to an invalid foreign entity: nil"):
+    with pytest.raises(SchemaError, match="schema refers to an invalid foreign entity: nil"):
         validate_plugin_schema(plugin_schema(one("who", type="foreign")))
     with pytest.raises(SchemaError, match="invalid foreign entity: people"):
         validate_plugin_schema(plugin_schema(one("who", type="foreign", reference="people")))
@@ -371,10 +444,13 @@ def test_foreign_needs_a_known_reference() -> None:
 def test_schema_error_message_is_kong_like() -> None:
     """errors.lua schema_violation: 'schema violation (...)' / 'N schema violations (...)'."""
     with pytest.raises(SchemaError) as info:
-        validate_plugin_schema(plugin_schema(one("a", type="array"), one("b", type="string",
-                                                                            foo=1)))
-    assert str(info.value) == ("2 schema violations (config.a: field of type 'array' must "
-                               "declare 'elements'; config.b.foo: unknown field)")
+        validate_plugin_schema(
+            plugin_schema(one("a", type="array"), one("b", type="string", foo=1))
+        )
+    assert str(info.value) == (
+        "2 schema violations (config.a: field of type 'array' must "
+        "declare 'elements'; config.b.foo: unknown field)"
+    )
     assert isinstance(info.value, KongSchemaViolation)
 
 
@@ -386,8 +462,11 @@ def test_schema_error_message_is_kong_like() -> None:
 def test_defaults_fill_and_unset_fields_are_null() -> None:
     """init.lua process_auto_fields / handle_missing_field: default, else ngx.null."""
     assert process_config(DEMO, {"mode": "noop"}) == {
-        "mode": "noop", "header_name": "X-Edge-Demo", "greeting": "hello",
-        "exit_status": None, "unguarded": False,
+        "mode": "noop",
+        "header_name": "X-Edge-Demo",
+        "greeting": "hello",
+        "exit_status": None,
+        "unguarded": False,
     }
 
 
@@ -410,23 +489,38 @@ def test_input_config_is_not_mutated() -> None:
 
 
 NESTED = plugin_schema(
-    one("limits", type="record", fields=[
-        one("minute", type="integer", default=60),
-        one("window", type="record", fields=[one("size", type="integer", default=10)]),
-        one("optional", type="record", required=False, fields=[one("x", type="string")]),
-    ]),
-    one("rules", type="array", default=[], elements={"type": "record", "fields": [
-        one("path", type="string", required=True),
-        one("weight", type="number", default=1),
-        one("inner", type="record", fields=[one("k", type="string", default="v")]),
-    ]}),
+    one(
+        "limits",
+        type="record",
+        fields=[
+            one("minute", type="integer", default=60),
+            one("window", type="record", fields=[one("size", type="integer", default=10)]),
+            one("optional", type="record", required=False, fields=[one("x", type="string")]),
+        ],
+    ),
+    one(
+        "rules",
+        type="array",
+        default=[],
+        elements={
+            "type": "record",
+            "fields": [
+                one("path", type="string", required=True),
+                one("weight", type="number", default=1),
+                one("inner", type="record", fields=[one("k", type="string", default="v")]),
+            ],
+        },
+    ),
 )
 
 
 def test_absent_nested_records_get_their_sub_defaults() -> None:
     """entity.lua make_records_required + init.lua handle_missing_field (record branch)."""
     assert process_config(NESTED, {})["limits"] == {
-        "minute": 60, "window": {"size": 10}, "optional": None}
+        "minute": 60,
+        "window": {"size": 10},
+        "optional": None,
+    }
 
 
 def test_partial_nested_record_is_completed() -> None:
@@ -437,7 +531,8 @@ def test_partial_nested_record_is_completed() -> None:
 def test_null_required_record_is_an_error() -> None:
     """entity.lua: nested records are required; init.lua validate: null → REQUIRED."""
     assert config_errors(NESTED, {"limits": None}) == {
-        "config": {"limits": "required field missing"}}
+        "config": {"limits": "required field missing"}
+    }
 
 
 def test_array_of_records_gets_element_defaults() -> None:
@@ -456,14 +551,15 @@ def test_array_of_records_gets_element_defaults() -> None:
 def test_array_of_records_errors_are_keyed_by_position() -> None:
     """init.lua validate_elements: errors indexed 1..n, nested record errors as tables."""
     assert config_errors(NESTED, {"rules": [{"path": "/a"}, {"weight": "x"}]}) == {
-        "config": {"rules": {"2": {"path": "required field missing",
-                                   "weight": "expected a number"}}}}
+        "config": {
+            "rules": {"2": {"path": "required field missing", "weight": "expected a number"}}
+        }
+    }
 
 
 def test_default_is_deep_copied() -> None:
     """init.lua handle_missing_field: cycle_aware_deep_copy(field.default)."""
-    schema = plugin_schema(one("paths", type="array", elements={"type": "string"},
-                               default=["/a"]))
+    schema = plugin_schema(one("paths", type="array", elements={"type": "string"}, default=["/a"]))
     first = process_config(schema, {})
     first["paths"].append("/mutated")
     assert process_config(schema, {})["paths"] == ["/a"]
@@ -504,7 +600,8 @@ def test_schema_without_config_field() -> None:
     schema = {"name": "bare", "fields": []}
     assert process_config(schema, None) == {}
     assert config_errors(schema, {"a": 1}) == {
-        "config": "error in schema definition: abstract field was not specialized"}
+        "config": "error in schema definition: abstract field was not specialized"
+    }
 
 
 # ------------------------------------------------------------------------------------------
@@ -512,38 +609,48 @@ def test_schema_without_config_field() -> None:
 # ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("definition", "value", "message"), [
-    ({"type": "string"}, 5, "expected a string"),
-    ({"type": "integer"}, 1.5, "expected an integer"),
-    ({"type": "integer"}, "1", "expected an integer"),
-    ({"type": "integer"}, True, "expected an integer"),
-    ({"type": "integer"}, float("inf"), "expected an integer"),
-    ({"type": "number"}, "1", "expected a number"),
-    ({"type": "number"}, False, "expected a number"),
-    ({"type": "boolean"}, 1, "expected a boolean"),
-    ({"type": "boolean"}, "true", "expected a boolean"),
-    ({"type": "array", "elements": {"type": "string"}}, "a", "expected an array"),
-    ({"type": "array", "elements": {"type": "string"}}, {"a": 1}, "expected an array"),
-    ({"type": "set", "elements": {"type": "string"}}, "a", "expected a set"),
-    ({"type": "map", "keys": {"type": "string"}, "values": {"type": "string"}}, "a",
-     "expected a map"),
-    ({"type": "record", "fields": []}, "a", "expected a record"),
-])
-def test_type_errors_use_kong_messages(definition: dict[str, Any], value: Any,
-                                       message: str) -> None:
+@pytest.mark.parametrize(
+    ("definition", "value", "message"),
+    [
+        ({"type": "string"}, 5, "expected a string"),
+        ({"type": "integer"}, 1.5, "expected an integer"),
+        ({"type": "integer"}, "1", "expected an integer"),
+        ({"type": "integer"}, True, "expected an integer"),
+        ({"type": "integer"}, float("inf"), "expected an integer"),
+        ({"type": "number"}, "1", "expected a number"),
+        ({"type": "number"}, False, "expected a number"),
+        ({"type": "boolean"}, 1, "expected a boolean"),
+        ({"type": "boolean"}, "true", "expected a boolean"),
+        ({"type": "array", "elements": {"type": "string"}}, "a", "expected an array"),
+        ({"type": "array", "elements": {"type": "string"}}, {"a": 1}, "expected an array"),
+        ({"type": "set", "elements": {"type": "string"}}, "a", "expected a set"),
+        (
+            {"type": "map", "keys": {"type": "string"}, "values": {"type": "string"}},
+            "a",
+            "expected a map",
+        ),
+        ({"type": "record", "fields": []}, "a", "expected a record"),
+    ],
+)
+def test_type_errors_use_kong_messages(
+    definition: dict[str, Any], value: Any, message: str
+) -> None:
     """init.lua validate_field + validation_errors: the type messages."""
     assert field_error(definition, value) == message
 
 
-@pytest.mark.parametrize(("definition", "value"), [
-    ({"type": "integer"}, 3),
-    ({"type": "integer"}, -7.0),
-    ({"type": "number"}, 0.25),
-    ({"type": "boolean"}, False),
-    ({"type": "string"}, "x"),
-    ({"type": "array", "elements": {"type": "integer"}}, [1, 2]),
-    ({"type": "json", "json_schema": {"inline": {"type": "object"}}}, {"any": ["thing"]}),
-])
+@pytest.mark.parametrize(
+    ("definition", "value"),
+    [
+        ({"type": "integer"}, 3),
+        ({"type": "integer"}, -7.0),
+        ({"type": "number"}, 0.25),
+        ({"type": "boolean"}, False),
+        ({"type": "string"}, "x"),
+        ({"type": "array", "elements": {"type": "integer"}}, [1, 2]),
+        ({"type": "json", "json_schema": {"inline": {"type": "object"}}}, {"any": ["thing"]}),
+    ],
+)
 def test_values_of_the_right_type_pass(definition: dict[str, Any], value: Any) -> None:
     """init.lua validate_field: integer is a whole number, number any number, etc."""
     assert accepts(definition, value) == value
@@ -551,13 +658,16 @@ def test_values_of_the_right_type_pass(definition: dict[str, Any], value: Any) -
 
 def test_empty_table_is_an_array_and_a_record() -> None:
     """Lua cannot tell {} from []: an empty table is a valid array, set, map and record."""
-    schema = plugin_schema(one("a", type="array", elements={"type": "string"}),
-                           one("r", type="record", fields=[one("x", type="string",
-                                                               default="d")]),
-                           one("m", type="map", keys={"type": "string"},
-                               values={"type": "string"}))
+    schema = plugin_schema(
+        one("a", type="array", elements={"type": "string"}),
+        one("r", type="record", fields=[one("x", type="string", default="d")]),
+        one("m", type="map", keys={"type": "string"}, values={"type": "string"}),
+    )
     assert process_config(schema, {"a": {}, "r": [], "m": []}) == {
-        "a": [], "r": {"x": "d"}, "m": {}}
+        "a": [],
+        "r": {"x": "d"},
+        "m": {},
+    }
 
 
 def test_empty_string_is_rejected_by_default() -> None:
@@ -569,19 +679,24 @@ def test_empty_string_is_rejected_by_default() -> None:
 def test_array_elements_are_required() -> None:
     """init.lua validate_elements: elements.required = true, so a null item fails."""
     assert field_error({"type": "array", "elements": {"type": "string"}}, ["a", None]) == {
-        "2": "required field missing"}
+        "2": "required field missing"
+    }
 
 
 def test_set_element_errors_are_keyed_by_position() -> None:
     """init.lua validate_field (set): same per-item errors as arrays."""
     assert field_error({"type": "set", "elements": {"type": "string"}}, ["a", 1]) == {
-        "2": "expected a string"}
+        "2": "expected a string"
+    }
 
 
 def test_map_reports_the_first_bad_key_or_value() -> None:
     """init.lua validate_field (map): returns the key's or value's own error, unkeyed."""
-    definition = {"type": "map", "keys": {"type": "string", "match": "^x"},
-                  "values": {"type": "integer"}}
+    definition = {
+        "type": "map",
+        "keys": {"type": "string", "match": "^x"},
+        "values": {"type": "integer"},
+    }
     assert field_error(definition, {"xa": "1"}) == "expected an integer"
     assert field_error(definition, {"ya": 1}) == "invalid value: ya"
     assert accepts(definition, {"xa": 1}) == {"xa": 1}
@@ -589,8 +704,11 @@ def test_map_reports_the_first_bad_key_or_value() -> None:
 
 def test_map_of_records_gets_defaults() -> None:
     """init.lua adjust_field_for_context: map values are adjusted with 'values'."""
-    definition = {"type": "map", "keys": {"type": "string"},
-                  "values": {"type": "record", "fields": [one("w", type="integer", default=1)]}}
+    definition = {
+        "type": "map",
+        "keys": {"type": "string"},
+        "values": {"type": "record", "fields": [one("w", type="integer", default=1)]},
+    }
     assert accepts(definition, {"a": {}}) == {"a": {"w": 1}}
 
 
@@ -611,7 +729,8 @@ def test_unknown_field_is_rejected() -> None:
 def test_unknown_nested_field_is_rejected() -> None:
     """init.lua validate_field (record): nested records validate their own keys."""
     assert config_errors(NESTED, {"limits": {"hour": 1}}) == {
-        "config": {"limits": {"hour": "unknown field"}}}
+        "config": {"limits": {"hour": "unknown field"}}
+    }
 
 
 def test_required_field_missing() -> None:
@@ -619,7 +738,8 @@ def test_required_field_missing() -> None:
     schema = plugin_schema(one("issuer", type="string", required=True))
     assert config_errors(schema, {}) == {"config": {"issuer": "required field missing"}}
     assert config_errors(schema, {"issuer": None}) == {
-        "config": {"issuer": "required field missing"}}
+        "config": {"issuer": "required field missing"}
+    }
 
 
 def test_required_field_with_default_is_satisfied() -> None:
@@ -648,7 +768,8 @@ def test_one_of() -> None:
 def test_not_one_of() -> None:
     """init.lua validators.not_one_of: NOT_ONE_OF."""
     assert field_error({"type": "string", "not_one_of": ["admin"]}, "admin") == (
-        "must not be one of: admin")
+        "must not be one of: admin"
+    )
     assert accepts({"type": "string", "not_one_of": ["admin"]}, "user") == "user"
 
 
@@ -692,8 +813,12 @@ def test_length_validators_on_arrays_and_maps() -> None:
     """init.lua make_length_validator: item count; maps count their pairs."""
     array = {"type": "array", "elements": {"type": "string"}, "len_min": 1}
     assert field_error(array, []) == "length must be at least 1"
-    mapping = {"type": "map", "keys": {"type": "string"}, "values": {"type": "string"},
-               "len_max": 1}
+    mapping = {
+        "type": "map",
+        "keys": {"type": "string"},
+        "values": {"type": "string"},
+        "len_max": 1,
+    }
     assert field_error(mapping, {"a": "1", "b": "2"}) == "length must be at most 1"
 
 
@@ -707,10 +832,11 @@ def test_match_and_not_match() -> None:
 
 def test_match_all_and_match_none_use_their_err() -> None:
     """init.lua validators.match_all / match_none: the rule's err, else MATCH_*."""
-    definition = {"type": "string",
-                  "match_all": [{"pattern": "^/", "err": "must start with a slash"},
-                                {"pattern": "[^/]$"}],
-                  "match_none": [{"pattern": "%.%.", "err": "no dot segments"}]}
+    definition = {
+        "type": "string",
+        "match_all": [{"pattern": "^/", "err": "must start with a slash"}, {"pattern": "[^/]$"}],
+        "match_none": [{"pattern": "%.%.", "err": "no dot segments"}],
+    }
     assert field_error(definition, "a/") == "must start with a slash"
     assert field_error(definition, "/a/") == "invalid value: /a/"
     assert field_error(definition, "/a/../b") == "no dot segments"
@@ -719,9 +845,10 @@ def test_match_all_and_match_none_use_their_err() -> None:
 
 def test_match_any() -> None:
     """init.lua validators.match_any: one pattern must match, else arg.err."""
-    definition = {"type": "string",
-                  "match_any": {"patterns": ["^https://", "^http://localhost"],
-                                "err": "must be https"}}
+    definition = {
+        "type": "string",
+        "match_any": {"patterns": ["^https://", "^http://localhost"], "err": "must be https"},
+    }
     assert field_error(definition, "http://example.com") == "must be https"
     assert accepts(definition, "https://example.com") == "https://example.com"
 
@@ -760,10 +887,14 @@ def test_contains() -> None:
 
 def test_mutually_exclusive_subsets() -> None:
     """init.lua validators.mutually_exclusive_subsets: MUTUALLY_EXCLUSIVE_SETS."""
-    definition = {"type": "set", "elements": {"type": "string"},
-                  "mutually_exclusive_subsets": [["http", "https"], ["tcp"]]}
+    definition = {
+        "type": "set",
+        "elements": {"type": "string"},
+        "mutually_exclusive_subsets": [["http", "https"], ["tcp"]],
+    }
     assert field_error(definition, ["http", "tcp"]) == (
-        "these sets are mutually exclusive: ('http', 'https'), ('tcp')")
+        "these sets are mutually exclusive: ('http', 'https'), ('tcp')"
+    )
     assert accepts(definition, ["http", "https"]) == ["http", "https"]
 
 
@@ -793,8 +924,7 @@ def test_vault_reference_skips_validators() -> None:
 
 
 def checked(check: dict[str, Any], *fields: dict[str, Any]) -> dict[str, Any]:
-    names = fields or (one("a", type="string"), one("b", type="string"),
-                       one("c", type="integer"))
+    names = fields or (one("a", type="string"), one("b", type="string"), one("c", type="integer"))
     return plugin_schema(*names, entity_checks=[check])
 
 
@@ -805,8 +935,7 @@ def entity_errors(schema: dict[str, Any], config: dict[str, Any]) -> Any:
 def test_at_least_one_of() -> None:
     """init.lua entity_checkers.at_least_one_of: AT_LEAST_ONE_OF with quoted names."""
     schema = checked({"at_least_one_of": ["a", "b"]})
-    assert entity_errors(schema, {}) == [
-        "at least one of these fields must be non-empty: 'a', 'b'"]
+    assert entity_errors(schema, {}) == ["at least one of these fields must be non-empty: 'a', 'b'"]
     assert process_config(schema, {"b": "x"})["b"] == "x"
 
 
@@ -814,7 +943,8 @@ def test_only_one_of() -> None:
     """init.lua entity_checkers.only_one_of: ONLY_ONE_OF."""
     schema = checked({"only_one_of": ["a", "b"]})
     assert entity_errors(schema, {"a": "x", "b": "y"}) == [
-        "exactly one of these fields must be non-empty: 'a', 'b'"]
+        "exactly one of these fields must be non-empty: 'a', 'b'"
+    ]
     process_config(schema, {"a": "x"})
 
 
@@ -822,7 +952,8 @@ def test_mutually_exclusive() -> None:
     """init.lua entity_checkers.mutually_exclusive: MUTUALLY_EXCLUSIVE."""
     schema = checked({"mutually_exclusive": ["a", "b"]})
     assert entity_errors(schema, {"a": "x", "b": "y"}) == [
-        "only one or none of these fields must be set: 'a', 'b'"]
+        "only one or none of these fields must be set: 'a', 'b'"
+    ]
     process_config(schema, {})
 
 
@@ -830,7 +961,8 @@ def test_mutually_required() -> None:
     """init.lua entity_checkers.mutually_required: MUTUALLY_REQUIRED."""
     schema = checked({"mutually_required": ["a", "b"]})
     assert entity_errors(schema, {"a": "x"}) == [
-        "all or none of these fields must be set: 'a', 'b'"]
+        "all or none of these fields must be set: 'a', 'b'"
+    ]
     process_config(schema, {"a": "x", "b": "y"})
 
 
@@ -838,7 +970,8 @@ def test_distinct() -> None:
     """init.lua entity_checkers.distinct: DISTINCT."""
     schema = checked({"distinct": ["a", "b"]})
     assert entity_errors(schema, {"a": "x", "b": "x"}) == [
-        "values of these fields must be distinct: 'a', 'b'"]
+        "values of these fields must be distinct: 'a', 'b'"
+    ]
     process_config(schema, {"a": "x", "b": "y"})
 
 
@@ -846,54 +979,94 @@ def test_mutually_exclusive_sets() -> None:
     """init.lua entity_checkers.mutually_exclusive_sets: both sets in the message."""
     schema = checked({"mutually_exclusive_sets": {"set1": ["a"], "set2": ["b", "c"]}})
     assert entity_errors(schema, {"a": "x", "c": 1}) == [
-        "these sets are mutually exclusive: ('a'), ('c')"]
+        "these sets are mutually exclusive: ('a'), ('c')"
+    ]
     process_config(schema, {"b": "x", "c": 1})
 
 
 def test_conditional_required() -> None:
     """init.lua entity_checkers.conditional: then_match.required → REQUIRED on then_field."""
-    schema = checked({"conditional": {"if_field": "a", "if_match": {"eq": "redis"},
-                                      "then_field": "b", "then_match": {"required": True}}})
-    assert config_errors(schema, {"a": "redis"}) == {"config": {
-        "b": "required field missing",
-        "@entity": ["failed conditional validation given value of field 'a'"]}}
+    schema = checked(
+        {
+            "conditional": {
+                "if_field": "a",
+                "if_match": {"eq": "redis"},
+                "then_field": "b",
+                "then_match": {"required": True},
+            }
+        }
+    )
+    assert config_errors(schema, {"a": "redis"}) == {
+        "config": {
+            "b": "required field missing",
+            "@entity": ["failed conditional validation given value of field 'a'"],
+        }
+    }
     process_config(schema, {"a": "local"})
     process_config(schema, {"a": "redis", "b": "host"})
 
 
 def test_conditional_then_match_validator_and_then_err() -> None:
     """init.lua entity_checkers.conditional: then_match runs against the then_field schema."""
-    schema = checked({"conditional": {"if_field": "a", "if_match": {"one_of": ["big"]},
-                                      "then_field": "c", "then_match": {"between": [100, 200]},
-                                      "then_err": "'%s' is big"}})
-    assert config_errors(schema, {"a": "big", "c": 5}) == {"config": {
-        "c": "value should be between 100 and 200", "@entity": ["'a' is big"]}}
+    schema = checked(
+        {
+            "conditional": {
+                "if_field": "a",
+                "if_match": {"one_of": ["big"]},
+                "then_field": "c",
+                "then_match": {"between": [100, 200]},
+                "then_err": "'%s' is big",
+            }
+        }
+    )
+    assert config_errors(schema, {"a": "big", "c": 5}) == {
+        "config": {"c": "value should be between 100 and 200", "@entity": ["'a' is big"]}
+    }
 
 
 def test_conditional_at_least_one_of() -> None:
     """init.lua entity_checkers.conditional_at_least_one_of."""
-    schema = checked({"conditional_at_least_one_of": {
-        "if_field": "a", "if_match": {"eq": "jwt"}, "then_at_least_one_of": ["b", "c"]}})
+    schema = checked(
+        {
+            "conditional_at_least_one_of": {
+                "if_field": "a",
+                "if_match": {"eq": "jwt"},
+                "then_at_least_one_of": ["b", "c"],
+            }
+        }
+    )
     assert entity_errors(schema, {"a": "jwt"}) == [
-        "at least one of these fields must be non-empty: 'b', 'c'"]
+        "at least one of these fields must be non-empty: 'b', 'c'"
+    ]
     process_config(schema, {"a": "jwt", "c": 1})
     process_config(schema, {"a": "basic"})
 
 
 def test_entity_checks_of_nested_records() -> None:
     """init.lua validate_field (record): the record's own entity_checks run inside it."""
-    schema = plugin_schema(one("redis", type="record", fields=[
-        one("host", type="string"), one("socket", type="string")],
-        entity_checks=[{"only_one_of": ["host", "socket"]}]))
-    assert config_errors(schema, {"redis": {}}) == {"config": {"redis": {
-        "@entity": ["exactly one of these fields must be non-empty: 'host', 'socket'"]}}}
+    schema = plugin_schema(
+        one(
+            "redis",
+            type="record",
+            fields=[one("host", type="string"), one("socket", type="string")],
+            entity_checks=[{"only_one_of": ["host", "socket"]}],
+        )
+    )
+    assert config_errors(schema, {"redis": {}}) == {
+        "config": {
+            "redis": {
+                "@entity": ["exactly one of these fields must be non-empty: 'host', 'socket'"]
+            }
+        }
+    }
 
 
 def test_top_level_entity_checks_use_config_paths() -> None:
     """init.lua run_entity_checks on the plugins entity with the sub-schema's checks."""
     schema = dict(DEMO, entity_checks=[{"at_least_one_of": ["config.exit_status"]}])
     assert config_errors(schema, {}) == {
-        "@entity": ["at least one of these fields must be non-empty: 'config.exit_status'"]}
+        "@entity": ["at least one of these fields must be non-empty: 'config.exit_status'"]
+    }
     process_config(schema, {"exit_status": 204})
 
 
@@ -917,7 +1090,8 @@ def test_config_error_summary_multiple_sorted_and_nested() -> None:
         process_config(NESTED, {"rules": [{"weight": "x"}], "limits": {"minute": "m"}})
     assert str(info.value) == (
         "3 schema violations (config.limits.minute: expected an integer; "
-        "config.rules.1.path: required field missing; config.rules.1.weight: expected a number)")
+        "config.rules.1.path: required field missing; config.rules.1.weight: expected a number)"
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -925,39 +1099,42 @@ def test_config_error_summary_multiple_sorted_and_nested() -> None:
 # ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("subject", "pattern", "expected"), [
-    ("abc123", "%d+", True),
-    ("abc", "%d", False),
-    ("abc", "^%a+$", True),
-    ("ab1", "^%a+$", False),
-    ("hello world", "^%l+%s%l+$", True),
-    ("Hello", "^%u%l+$", True),
-    ("a_b", "^%w+$", False),
-    ("deadBEEF", "^%x+$", True),
-    ("a!", "%p$", True),
-    ("ab", "^%S+$", True),
-    ("a.b", "^a%.b$", True),
-    ("axb", "^a%.b$", False),
-    ("x-y", "^[%w-]+$", True),
-    ("x_y", "^[%w-]+$", False),
-    ("m", "^[a-f]$", False),
-    ("c", "^[a-f]$", True),
-    ("1", "^[^%d]$", False),
-    ("]", "^[]]$", True),
-    ("<a><b>", "^<.->$", True),
-    ("<a><b>", "^<[^>]->$", False),
-    ("color", "^colou?r$", True),
-    ("colour", "^colou?r$", True),
-    ("a$b", "a$b", True),
-    ("ba", "a$", True),
-    ("ab", "a$", False),
-    ("x^y", "x^y", True),
-    ("a*", "^(a)*$", True),
-    ("aa", "^(a)%1$", True),
-    ("", "^$", True),
-    ("é", "^..$", True),
-    ("é", "^.$", False),
-])
+@pytest.mark.parametrize(
+    ("subject", "pattern", "expected"),
+    [
+        ("abc123", "%d+", True),
+        ("abc", "%d", False),
+        ("abc", "^%a+$", True),
+        ("ab1", "^%a+$", False),
+        ("hello world", "^%l+%s%l+$", True),
+        ("Hello", "^%u%l+$", True),
+        ("a_b", "^%w+$", False),
+        ("deadBEEF", "^%x+$", True),
+        ("a!", "%p$", True),
+        ("ab", "^%S+$", True),
+        ("a.b", "^a%.b$", True),
+        ("axb", "^a%.b$", False),
+        ("x-y", "^[%w-]+$", True),
+        ("x_y", "^[%w-]+$", False),
+        ("m", "^[a-f]$", False),
+        ("c", "^[a-f]$", True),
+        ("1", "^[^%d]$", False),
+        ("]", "^[]]$", True),
+        ("<a><b>", "^<.->$", True),
+        ("<a><b>", "^<[^>]->$", False),
+        ("color", "^colou?r$", True),
+        ("colour", "^colou?r$", True),
+        ("a$b", "a$b", True),
+        ("ba", "a$", True),
+        ("ab", "a$", False),
+        ("x^y", "x^y", True),
+        ("a*", "^(a)*$", True),
+        ("aa", "^(a)%1$", True),
+        ("", "^$", True),
+        ("é", "^..$", True),
+        ("é", "^.$", False),
+    ],
+)
 def test_lua_patterns(subject: str, pattern: str, expected: bool) -> None:
     """Lua string.match semantics as used by init.lua validators (bytes, C-locale classes)."""
     assert lua_match(subject, pattern) is expected
@@ -1007,19 +1184,49 @@ def test_select_config_drops_nulls_like_the_runloop() -> None:
 # Robustness: whatever a plugin server dumps, the loader fails with Kong's errors only
 # ------------------------------------------------------------------------------------------
 
-_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(),
-                     st.sampled_from(["", "x", "%d", "string", "record", "array", "map",
-                                      "integer", "foreign", "json"]))
-_KEYS = st.sampled_from(["type", "fields", "elements", "keys", "values", "default", "required",
-                         "one_of", "between", "len_min", "match", "config", "a", "name", "eq",
-                         "entity_checks", "at_least_one_of", "conditional", "json_schema"])
-_JSON = st.recursive(_SCALARS, lambda inner: st.one_of(
-    st.lists(inner, max_size=3), st.dictionaries(_KEYS, inner, max_size=4)), max_leaves=20)
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.floats(),
+    st.sampled_from(
+        ["", "x", "%d", "string", "record", "array", "map", "integer", "foreign", "json"]
+    ),
+)
+_KEYS = st.sampled_from(
+    [
+        "type",
+        "fields",
+        "elements",
+        "keys",
+        "values",
+        "default",
+        "required",
+        "one_of",
+        "between",
+        "len_min",
+        "match",
+        "config",
+        "a",
+        "name",
+        "eq",
+        "entity_checks",
+        "at_least_one_of",
+        "conditional",
+        "json_schema",
+    ]
+)
+_JSON = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(_KEYS, inner, max_size=4)),
+    max_leaves=20,
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
-@given(fields=st.lists(st.dictionaries(_KEYS, _JSON, min_size=1, max_size=1), max_size=3),
-       config=_JSON)
+@given(
+    fields=st.lists(st.dictionaries(_KEYS, _JSON, min_size=1, max_size=1), max_size=3), config=_JSON
+)
 def test_arbitrary_input_only_raises_schema_violations(fields: list[Any], config: Any) -> None:
     """plugin_loader.lua + init.lua: bad input is reported as a violation, never a crash."""
     schema = plugin_schema(*fields)

@@ -23,12 +23,43 @@ from kong_harness.kong_api import parse_listen, status_app
 from tests.harness.support import HarnessRunner
 
 # kong/plugins/prometheus/exporter.lua
-KONG_BUCKETS = ["1", "2", "5", "7", "10", "15", "20", "30", "50", "75", "100", "200", "500",
-                "750", "1000", "3000", "6000", "+Inf"]
-UPSTREAM_BUCKETS = ["25", "50", "80", "100", "250", "400", "700", "1000", "2000", "5000",
-                    "10000", "30000", "60000", "+Inf"]
+KONG_BUCKETS = [
+    "1",
+    "2",
+    "5",
+    "7",
+    "10",
+    "15",
+    "20",
+    "30",
+    "50",
+    "75",
+    "100",
+    "200",
+    "500",
+    "750",
+    "1000",
+    "3000",
+    "6000",
+    "+Inf",
+]
+UPSTREAM_BUCKETS = [
+    "25",
+    "50",
+    "80",
+    "100",
+    "250",
+    "400",
+    "700",
+    "1000",
+    "2000",
+    "5000",
+    "10000",
+    "30000",
+    "60000",
+    "+Inf",
+]
 ON = "{status_code_metrics: true, latency_metrics: true, bandwidth_metrics: true}"
-
 
 
 # What promtool's linter says of Kong 3.9.3's own names; anything else would be ours.
@@ -40,6 +71,7 @@ KONG_NAMING_LINT = {
     'kong_nginx_requests_total non-counter metrics should not have "_total" suffix',
     'kong_nginx_connections_total non-counter metrics should not have "_total" suffix',
 }
+
 
 def _yml(port: int, prometheus: str | None = ON) -> str:
     plugins = f"  - name: prometheus\n    config: {prometheus}\n" if prometheus else ""
@@ -60,8 +92,11 @@ plugins:
 
 def _samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     """The exposition parsed by prometheus_client's parser (it refuses a malformed one)."""
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def _labels(**kw: str) -> frozenset[tuple[str, str]]:
@@ -76,9 +111,14 @@ def test_status_api_answers_kongs_shapes(harness_factory: Any, upstream: Any) ->
         # the database entry removed
         assert set(body) == {"memory", "server", "configuration_hash"}
         assert set(body["server"]) == {
-            "connections_active", "connections_reading", "connections_writing",
-            "connections_waiting", "connections_accepted", "connections_handled",
-            "total_requests"}
+            "connections_active",
+            "connections_reading",
+            "connections_writing",
+            "connections_waiting",
+            "connections_accepted",
+            "connections_handled",
+            "total_requests",
+        }
         assert body["server"]["total_requests"] >= 1
         assert body["server"]["connections_writing"] >= 1  # this request
         assert set(body["memory"]) == {"workers_lua_vms", "lua_shared_dicts"}
@@ -114,7 +154,8 @@ def test_status_ready_is_503_before_the_router_is_built(tmp_path: Any) -> None:
         response = asyncio.run(get())
         assert response.status_code == 503
         assert response.json() == {
-            "message": "router builds not yet complete, router ready in 0 of 2 workers"}
+            "message": "router builds not yet complete, router ready in 0 of 2 workers"
+        }
     finally:
         shutil.rmtree(runner.dir, ignore_errors=True)
 
@@ -139,34 +180,51 @@ def test_metrics_count_what_the_gateway_served(harness_factory: Any, upstream: A
         assert response.status_code == 200
         assert response.headers["content-type"] == "text/plain; charset=UTF-8"
     base = {"service": "svc", "workspace": "default"}
-    requests = {labels: v for (name, labels), v in samples.items()
-                if name == "kong_http_requests_total"}
+    requests = {
+        labels: v for (name, labels), v in samples.items() if name == "kong_http_requests_total"
+    }
     # exporter.lua: the router's 404 has no route and is not recorded; the exit is "kong"
     assert requests == {
-        _labels(service="svc", route="r-ok", code="200", source="service",
-                workspace="default", consumer=""): 3,
-        _labels(service="svc", route="r-exit", code="418", source="kong",
-                workspace="default", consumer=""): 1,
+        _labels(
+            service="svc",
+            route="r-ok",
+            code="200",
+            source="service",
+            workspace="default",
+            consumer="",
+        ): 3,
+        _labels(
+            service="svc",
+            route="r-exit",
+            code="418",
+            source="kong",
+            workspace="default",
+            consumer="",
+        ): 1,
     }
     # Kong's counter is named kong_bandwidth_bytes (no _total); prometheus_client's parser
     # reports counter samples with a _total suffix
     assert "\nkong_bandwidth_bytes{" in response.text
-    bandwidth = {labels: v for (name, labels), v in samples.items()
-                 if name == "kong_bandwidth_bytes_total"}
+    bandwidth = {
+        labels: v for (name, labels), v in samples.items() if name == "kong_bandwidth_bytes_total"
+    }
     assert bandwidth == {
         _labels(**base, route="r-ok", direction="ingress", consumer=""): 5,
         _labels(**base, route="r-ok", direction="egress", consumer=""): egress_ok,
         _labels(**base, route="r-exit", direction="egress", consumer=""): len(exited.content),
     }
     for metric, buckets, counts in (
-            ("kong_request_latency_ms", UPSTREAM_BUCKETS, {"r-ok": 3, "r-exit": 1}),
-            ("kong_upstream_latency_ms", UPSTREAM_BUCKETS, {"r-ok": 3}),  # an exit: proxy -1
-            ("kong_kong_latency_ms", KONG_BUCKETS, {"r-ok": 3, "r-exit": 1})):
+        ("kong_request_latency_ms", UPSTREAM_BUCKETS, {"r-ok": 3, "r-exit": 1}),
+        ("kong_upstream_latency_ms", UPSTREAM_BUCKETS, {"r-ok": 3}),  # an exit: proxy -1
+        ("kong_kong_latency_ms", KONG_BUCKETS, {"r-ok": 3, "r-exit": 1}),
+    ):
         for route in ("r-ok", "r-exit"):
             labels = _labels(service="svc", route=route, workspace="default")
-            bucket_les = [dict(lbl)["le"] for (name, lbl), _ in samples.items()
-                          if name == metric + "_bucket"
-                          and lbl - {("le", dict(lbl)["le"])} == labels]
+            bucket_les = [
+                dict(lbl)["le"]
+                for (name, lbl), _ in samples.items()
+                if name == metric + "_bucket" and lbl - {("le", dict(lbl)["le"])} == labels
+            ]
             if route not in counts:
                 assert bucket_les == [] and (metric + "_count", labels) not in samples
                 continue
@@ -179,21 +237,26 @@ def test_metrics_count_what_the_gateway_served(harness_factory: Any, upstream: A
     assert samples[("kong_nginx_metric_errors_total", frozenset())] == 0
     total = samples[("kong_nginx_requests_total", _labels(node_id=node_id, subsystem="http"))]
     assert total >= 6  # five proxied + this scrape (nginx counts every server block)
-    states = {dict(lbl)["state"] for (name, lbl) in samples
-              if name == "kong_nginx_connections_total"}
-    assert states == {"accepted", "handled", "total", "active", "reading", "writing",
-                      "waiting"}
+    states = {
+        dict(lbl)["state"] for (name, lbl) in samples if name == "kong_nginx_connections_total"
+    }
+    assert states == {"accepted", "handled", "total", "active", "reading", "writing", "waiting"}
     if shutil.which("promtool"):
         # The exposition parses; its only lint findings are those of Kong's own metric names
         # (kong/plugins/prometheus/exporter.lua), which the harness must keep as they are.
-        checked = subprocess.run(["promtool", "check", "metrics"], input=response.content,
-                                 capture_output=True, check=False)
+        checked = subprocess.run(
+            ["promtool", "check", "metrics"],
+            input=response.content,
+            capture_output=True,
+            check=False,
+        )
         findings = set(checked.stderr.decode().splitlines()) - {""}
         assert findings == KONG_NAMING_LINT, checked.stdout + checked.stderr
 
 
 def test_metrics_without_a_prometheus_plugin_has_only_node_metrics(
-        harness_factory: Any, upstream: Any) -> None:
+    harness_factory: Any, upstream: Any
+) -> None:
     runner = harness_factory(_yml(upstream.port, prometheus=None), status=True)
     with runner.client() as proxy:
         assert proxy.get("/ok").status_code == 200
@@ -203,15 +266,20 @@ def test_metrics_without_a_prometheus_plugin_has_only_node_metrics(
     # configured, only the node-wide gauges
     assert response.status_code == 200
     names = {name for name, _ in _samples(response.text)}
-    assert names == {"kong_nginx_connections_total", "kong_nginx_requests_total",
-                     "kong_nginx_timers", "kong_datastore_reachable", "kong_node_info"}
+    assert names == {
+        "kong_nginx_connections_total",
+        "kong_nginx_requests_total",
+        "kong_nginx_timers",
+        "kong_datastore_reachable",
+        "kong_node_info",
+    }
 
 
-def test_metrics_is_404_when_prometheus_is_not_loaded(harness_factory: Any,
-                                                      upstream: Any) -> None:
+def test_metrics_is_404_when_prometheus_is_not_loaded(harness_factory: Any, upstream: Any) -> None:
     # kong/status/init.lua attaches status_api.lua of loaded plugins only
-    runner = harness_factory(_yml(upstream.port, prometheus=None), status=True,
-                             conf_lines=("plugins = edge-demo",))
+    runner = harness_factory(
+        _yml(upstream.port, prometheus=None), status=True, conf_lines=("plugins = edge-demo",)
+    )
     with httpx.Client(base_url=runner.status_url, trust_env=False) as status:
         response = status.get("/metrics")
     assert (response.status_code, response.json()) == (404, {"message": "Not found"})
@@ -228,8 +296,10 @@ def test_admin_api_root_and_status(harness_factory: Any, upstream: Any) -> None:
     assert root["version"] == "3.9.3"
     assert root["edition"] == "community"
     assert root["node_id"] == runner.gateway.node_id
-    assert root["plugins"]["available_on_server"]["prometheus"] == {"version": "3.9.3",
-                                                                    "priority": 13}
+    assert root["plugins"]["available_on_server"]["prometheus"] == {
+        "version": "3.9.3",
+        "priority": 13,
+    }
     assert root["plugins"]["available_on_server"]["edge-demo"]["priority"] == 1000
     assert root["plugins"]["enabled_in_cluster"] == ["prometheus", "edge-demo"]
     assert root["configuration"]["database"] == "off"

@@ -64,14 +64,17 @@ class Issued:
 
     @property
     def cert_pem(self) -> str:
-        return "".join(c.public_bytes(serialization.Encoding.PEM).decode()
-                       for c in [self.cert, *self.chain])
+        return "".join(
+            c.public_bytes(serialization.Encoding.PEM).decode() for c in [self.cert, *self.chain]
+        )
 
     @property
     def key_pem(self) -> str:
-        return self.key.private_bytes(serialization.Encoding.PEM,
-                                      serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption()).decode()
+        return self.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
 
     def files(self, directory: Path, stem: str) -> tuple[Path, Path]:
         cert, key = directory / f"{stem}.pem", directory / f"{stem}-key.pem"
@@ -80,22 +83,38 @@ class Issued:
         return cert, key
 
 
-def _issue(cn: str, issuer: Issued | None, *, ca: bool, sans: tuple[str, ...] = (),
-           usage: x509.ObjectIdentifier | None = None,
-           days: int = 30) -> Issued:
+def _issue(
+    cn: str,
+    issuer: Issued | None,
+    *,
+    ca: bool,
+    sans: tuple[str, ...] = (),
+    usage: x509.ObjectIdentifier | None = None,
+    days: int = 30,
+) -> Issued:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     now = datetime.datetime.now(datetime.UTC)
-    builder = (x509.CertificateBuilder().subject_name(name)
-               .issuer_name(issuer.cert.subject if issuer else name)
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(days=2))
-               .not_valid_after(now + datetime.timedelta(days=days))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer.cert.subject if issuer else name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=2))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
     if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName([
-            x509.IPAddress(ipaddress.ip_address(s)) if s[0].isdigit() else x509.DNSName(s)
-            for s in sans]), critical=False)
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.IPAddress(ipaddress.ip_address(s)) if s[0].isdigit() else x509.DNSName(s)
+                    for s in sans
+                ]
+            ),
+            critical=False,
+        )
     if usage is not None:
         builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
     return Issued(builder.sign(issuer.key if issuer else key, hashes.SHA256()), key)
@@ -118,18 +137,17 @@ def pki() -> Pki:
     ca = _issue("test root CA", None, ca=True)
     intermediate = _issue("test intermediate CA", ca, ca=True)
     server_auth, client_auth = ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH
-    via = _issue("upstream via intermediate", intermediate, ca=False, sans=("localhost",),
-                 usage=server_auth)
+    via = _issue(
+        "upstream via intermediate", intermediate, ca=False, sans=("localhost",), usage=server_auth
+    )
     via.chain = [intermediate.cert]  # the server sends its intermediate
     return Pki(
         ca=ca,
         other_ca=_issue("another CA", None, ca=True),
         intermediate=intermediate,
-        server=_issue("upstream", ca, ca=False, sans=("localhost", "127.0.0.1"),
-                      usage=server_auth),
+        server=_issue("upstream", ca, ca=False, sans=("localhost", "127.0.0.1"), usage=server_auth),
         server_via_intermediate=via,
-        server_other_name=_issue("other", ca, ca=False, sans=("other.test",),
-                                 usage=server_auth),
+        server_other_name=_issue("other", ca, ca=False, sans=("other.test",), usage=server_auth),
         self_signed=_issue("self-signed upstream", None, ca=False, sans=("localhost",)),
         gateway=_issue("kong-edge-test", ca, ca=False, usage=client_auth),
     )
@@ -148,8 +166,9 @@ class TLSUpstream:
 
 
 @contextlib.contextmanager
-def tls_upstream(server: Issued, directory: Path,
-                 client_ca: Issued | None = None) -> Iterator[TLSUpstream]:
+def tls_upstream(
+    server: Issued, directory: Path, client_ca: Issued | None = None
+) -> Iterator[TLSUpstream]:
     """An HTTPS echo server; with ``client_ca`` it requires a client certificate from it."""
     directory.mkdir(parents=True, exist_ok=True)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -166,8 +185,11 @@ def tls_upstream(server: Issued, directory: Path,
         def do_GET(self) -> None:
             peer = self.connection.getpeercert()  # type: ignore[attr-defined]
             subject = dict(rdn[0] for rdn in peer["subject"]) if peer else None
-            record = {"path": self.path, "host": self.headers.get("Host"),
-                      "client_subject": subject}
+            record = {
+                "path": self.path,
+                "host": self.headers.get("Host"),
+                "client_subject": subject,
+            }
             upstream.requests.append(record)
             body = json.dumps(record).encode()
             self.send_response(200)
@@ -192,35 +214,49 @@ def tls_upstream(server: Issued, directory: Path,
 
 
 @contextlib.asynccontextmanager
-async def gateway(directory: Path, kong_yml: dict[str, Any],
-                  conf: dict[str, str] | None = None
-                  ) -> AsyncIterator[tuple[Gateway, httpx.AsyncClient]]:
+async def gateway(
+    directory: Path, kong_yml: dict[str, Any], conf: dict[str, str] | None = None
+) -> AsyncIterator[tuple[Gateway, httpx.AsyncClient]]:
     directory.mkdir(parents=True, exist_ok=True)
     lines = [f"prefix = {directory}", *(f"{k} = {v}" for k, v in (conf or {}).items())]
     (directory / "kong.conf").write_text("\n".join(lines) + "\n")
     (directory / "kong.yml").write_text(yaml.safe_dump({"_format_version": "3.0", **kong_yml}))
-    gw = Gateway(GatewaySettings(kong_conf=load_kong_conf(directory / "kong.conf", env={}),
-                                 declarative_config=directory / "kong.yml",
-                                 start_plugin_servers=False))
+    gw = Gateway(
+        GatewaySettings(
+            kong_conf=load_kong_conf(directory / "kong.conf", env={}),
+            declarative_config=directory / "kong.yml",
+            start_plugin_servers=False,
+        )
+    )
     await gw.start()
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gw),
-                                     base_url="http://kong.test", timeout=30) as client:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=gw), base_url="http://kong.test", timeout=30
+        ) as client:
             yield gw, client
     finally:
         await gw.stop()
 
 
 def service(name: str, port: int, host: str = "localhost", **fields: Any) -> dict[str, Any]:
-    return {"name": name, "url": f"https://{host}:{port}", **fields,
-            "routes": [{"name": f"r-{name}", "paths": [f"/{name}"]}]}
+    return {
+        "name": name,
+        "url": f"https://{host}:{port}",
+        **fields,
+        "routes": [{"name": f"r-{name}", "paths": [f"/{name}"]}],
+    }
 
 
 def entities(pki: Pki) -> dict[str, Any]:
-    return {"certificates": [{"id": CLIENT_CERT_ID, "cert": pki.gateway.cert_pem,
-                              "key": pki.gateway.key_pem}],
-            "ca_certificates": [{"id": CA_ID, "cert": pki.ca.cert_pem},
-                                {"id": OTHER_CA_ID, "cert": pki.other_ca.cert_pem}]}
+    return {
+        "certificates": [
+            {"id": CLIENT_CERT_ID, "cert": pki.gateway.cert_pem, "key": pki.gateway.key_pem}
+        ],
+        "ca_certificates": [
+            {"id": CA_ID, "cert": pki.ca.cert_pem},
+            {"id": OTHER_CA_ID, "cert": pki.other_ca.cert_pem},
+        ],
+    }
 
 
 # ------------------------------------------------------------------------------------------
@@ -229,16 +265,21 @@ def entities(pki: Pki) -> dict[str, Any]:
 
 
 async def test_client_certificate_is_presented_to_an_upstream_that_requires_one(
-        pki: Pki, tmp_path: Path) -> None:
+    pki: Pki, tmp_path: Path
+) -> None:
     """upstream_ssl.lua ``set_service_ssl``: the service's ``client_certificate`` is the
     connection's (``set_upstream_cert_and_key``); without one nginx presents none (the
     template sets no ``proxy_ssl_certificate`` unless kong.conf's ``client_ssl``) and an
     upstream that requires one fails the handshake: 502. The SNI is the Host sent
     (``proxy_ssl_name $upstream_host`` without the port)."""
     with tls_upstream(pki.server, tmp_path, client_ca=pki.ca) as up:
-        yml = {**entities(pki), "services": [
-            service("with-cert", up.port, client_certificate=CLIENT_CERT_ID),
-            service("without-cert", up.port)]}
+        yml = {
+            **entities(pki),
+            "services": [
+                service("with-cert", up.port, client_certificate=CLIENT_CERT_ID),
+                service("without-cert", up.port),
+            ],
+        }
         async with gateway(tmp_path / "gw", yml) as (_, client):
             with_cert = await client.get("/with-cert/x")
             without = await client.get("/without-cert/x")
@@ -261,13 +302,19 @@ async def test_tls_verify_against_the_services_ca_certificates(pki: Pki, tmp_pat
     (``set_upstream_ssl_trusted_store``): the right CA → 200, another CA → 502 before any
     request is sent. Unset, nginx's ``proxy_ssl_verify`` (off: Kong's template never sets
     it) decides, so a self-signed upstream is reached, as with ``tls_verify: false``."""
-    with tls_upstream(pki.server, tmp_path / "a") as signed, \
-            tls_upstream(pki.self_signed, tmp_path / "b") as self_signed:
-        yml = {**entities(pki), "services": [
-            service("right-ca", signed.port, tls_verify=True, ca_certificates=[CA_ID]),
-            service("wrong-ca", signed.port, tls_verify=True, ca_certificates=[OTHER_CA_ID]),
-            service("unset", self_signed.port),
-            service("off", self_signed.port, tls_verify=False, ca_certificates=[CA_ID])]}
+    with (
+        tls_upstream(pki.server, tmp_path / "a") as signed,
+        tls_upstream(pki.self_signed, tmp_path / "b") as self_signed,
+    ):
+        yml = {
+            **entities(pki),
+            "services": [
+                service("right-ca", signed.port, tls_verify=True, ca_certificates=[CA_ID]),
+                service("wrong-ca", signed.port, tls_verify=True, ca_certificates=[OTHER_CA_ID]),
+                service("unset", self_signed.port),
+                service("off", self_signed.port, tls_verify=False, ca_certificates=[CA_ID]),
+            ],
+        }
         async with gateway(tmp_path / "gw", yml) as (_, client):
             right, wrong = await client.get("/right-ca"), await client.get("/wrong-ca")
             unset, off = await client.get("/unset"), await client.get("/off")
@@ -279,7 +326,8 @@ async def test_tls_verify_against_the_services_ca_certificates(pki: Pki, tmp_pat
 
 
 async def test_tls_verify_without_ca_certificates_trusts_nothing_by_default(
-        pki: Pki, tmp_path: Path) -> None:
+    pki: Pki, tmp_path: Path
+) -> None:
     """Without ``ca_certificates`` the store is the proxy SSL context's, which nginx fills
     from ``proxy_ssl_trusted_certificate`` only when ``proxy_ssl_verify`` is on
     (``ngx_http_proxy_set_ssl``); Kong's template sets neither, so ``tls_verify: true``
@@ -298,13 +346,21 @@ async def test_proxy_ssl_verify_from_kong_conf(pki: Pki, tmp_path: Path) -> None
     against that file; ``tls_verify: false`` still turns it off for one service
     (``ngx_lua_kong_ssl_get_upstream_ssl_verify``)."""
     (tmp_path / "trusted.pem").write_text(pki.ca.cert_pem)
-    conf = {"nginx_proxy_proxy_ssl_verify": "on",
-            "nginx_proxy_proxy_ssl_trusted_certificate": str(tmp_path / "trusted.pem")}
-    with tls_upstream(pki.server, tmp_path / "a") as signed, \
-            tls_upstream(pki.self_signed, tmp_path / "b") as self_signed:
-        yml = {"services": [service("signed", signed.port),
-                            service("self-signed", self_signed.port),
-                            service("self-signed-off", self_signed.port, tls_verify=False)]}
+    conf = {
+        "nginx_proxy_proxy_ssl_verify": "on",
+        "nginx_proxy_proxy_ssl_trusted_certificate": str(tmp_path / "trusted.pem"),
+    }
+    with (
+        tls_upstream(pki.server, tmp_path / "a") as signed,
+        tls_upstream(pki.self_signed, tmp_path / "b") as self_signed,
+    ):
+        yml = {
+            "services": [
+                service("signed", signed.port),
+                service("self-signed", self_signed.port),
+                service("self-signed-off", self_signed.port, tls_verify=False),
+            ]
+        }
         async with gateway(tmp_path / "gw", yml, conf) as (_, client):
             assert (await client.get("/signed")).status_code == 200
             assert (await client.get("/self-signed")).status_code == 502
@@ -314,8 +370,9 @@ async def test_proxy_ssl_verify_from_kong_conf(pki: Pki, tmp_path: Path) -> None
 async def test_proxy_ssl_verify_on_needs_a_trusted_certificate(tmp_path: Path) -> None:
     """nginx ``ngx_http_proxy_set_ssl``: ``proxy_ssl_verify on`` without
     ``proxy_ssl_trusted_certificate`` stops nginx at start."""
-    with pytest.raises(GatewayConfigError,
-                       match="no proxy_ssl_trusted_certificate for proxy_ssl_verify"):
+    with pytest.raises(
+        GatewayConfigError, match="no proxy_ssl_trusted_certificate for proxy_ssl_verify"
+    ):
         async with gateway(tmp_path, {"services": []}, {"nginx_proxy_proxy_ssl_verify": "on"}):
             pass
 
@@ -327,9 +384,13 @@ async def test_the_verified_name_and_sni_are_the_upstream_host(pki: Pki, tmp_pat
     with tls_upstream(pki.server_other_name, tmp_path) as up:
         preserving = service("preserve", up.port, tls_verify=True, ca_certificates=[CA_ID])
         preserving["routes"][0]["preserve_host"] = True
-        yml = {**entities(pki), "services": [
-            service("service-host", up.port, tls_verify=True, ca_certificates=[CA_ID]),
-            preserving]}
+        yml = {
+            **entities(pki),
+            "services": [
+                service("service-host", up.port, tls_verify=True, ca_certificates=[CA_ID]),
+                preserving,
+            ],
+        }
         async with gateway(tmp_path / "gw", yml) as (gw, client):
             mismatch = await client.get("/service-host")
             preserved = await client.get("/preserve", headers={"Host": "other.test"})
@@ -349,42 +410,61 @@ async def test_tls_verify_depth(pki: Pki, tmp_path: Path) -> None:
     ``proxy_ssl_verify`` is on)."""
     with tls_upstream(pki.server_via_intermediate, tmp_path) as up:
         verify = {"tls_verify": True, "ca_certificates": [CA_ID]}
-        yml = {**entities(pki), "services": [
-            service("depth0", up.port, tls_verify_depth=0, **verify),
-            service("depth1", up.port, tls_verify_depth=1, **verify),
-            service("unset", up.port, **verify)]}
+        yml = {
+            **entities(pki),
+            "services": [
+                service("depth0", up.port, tls_verify_depth=0, **verify),
+                service("depth1", up.port, tls_verify_depth=1, **verify),
+                service("unset", up.port, **verify),
+            ],
+        }
         async with gateway(tmp_path / "gw", yml) as (_, client):
-            statuses = [(await client.get(f"/{name}")).status_code
-                        for name in ("depth0", "depth1", "unset")]
+            statuses = [
+                (await client.get(f"/{name}")).status_code for name in ("depth0", "depth1", "unset")
+            ]
     assert statuses == [502, 200, 200]
 
 
 async def test_a_missing_ca_certificate_leaves_the_default_store(
-        pki: Pki, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    pki: Pki, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Kong never checks ``ca_certificates`` ids at load; at request time
     ``fetch_ca_certificates`` fails, ``set_service_ssl`` logs it (CRIT) and the default
     (empty) store stays: 502."""
     missing = "3e9abd85-5c8b-4a4f-8d76-bf4c6b5aad04"
     with tls_upstream(pki.server, tmp_path) as up:
-        yml = {**entities(pki), "services": [
-            service("dangling", up.port, tls_verify=True, ca_certificates=[CA_ID, missing])]}
+        yml = {
+            **entities(pki),
+            "services": [
+                service("dangling", up.port, tls_verify=True, ca_certificates=[CA_ID, missing])
+            ],
+        }
         async with gateway(tmp_path / "gw", yml) as (_, client):
             with caplog.at_level(logging.CRITICAL, logger="kong_harness.upstream_tls"):
                 response = await client.get("/dangling")
     assert response.status_code == 502
-    assert (f"unable to get upstream TLS CA store, err: CA Certificate '{missing}' does not "
-            "exist") in caplog.text
+    assert (
+        f"unable to get upstream TLS CA store, err: CA Certificate '{missing}' does not exist"
+    ) in caplog.text
 
 
 async def test_one_http_client_per_tls_configuration(pki: Pki, tmp_path: Path) -> None:
     """The harness keeps one httpx client (and connection pool) per distinct TLS setting,
     not one per request: two services with the same setting share one."""
     with tls_upstream(pki.server, tmp_path, client_ca=pki.ca) as up:
-        same = {"client_certificate": CLIENT_CERT_ID, "tls_verify": True,
-                "ca_certificates": [CA_ID]}
-        yml = {**entities(pki), "services": [
-            service("one", up.port, **same), service("two", up.port, **same),
-            service("three", up.port, client_certificate=CLIENT_CERT_ID)]}
+        same = {
+            "client_certificate": CLIENT_CERT_ID,
+            "tls_verify": True,
+            "ca_certificates": [CA_ID],
+        }
+        yml = {
+            **entities(pki),
+            "services": [
+                service("one", up.port, **same),
+                service("two", up.port, **same),
+                service("three", up.port, client_certificate=CLIENT_CERT_ID),
+            ],
+        }
         async with gateway(tmp_path / "gw", yml) as (gw, client):
             for path in ("/one", "/two", "/one", "/two"):
                 assert (await client.get(path)).status_code == 200
@@ -411,21 +491,55 @@ def test_a_dangling_client_certificate_is_an_invalid_reference(pki: Pki) -> None
     key to ``certificates`` (by id: certificates have no endpoint key), reported under the
     service's name like any reference."""
     missing = "4fa0ce96-6d9c-4b50-9e87-c05d7c6bbe05"
-    err = _error({**entities(pki), "services": [
-        {"name": "svc", "url": "https://backend:8443", "client_certificate": missing},
-        {"name": "svc2", "url": "https://backend:8443", "client_certificate": {"id": missing}}]})
-    assert err.fields == {"services": {
-        "svc": [f"invalid reference 'client_certificate: {missing}' (no such entry in "
-                "'certificates')"],
-        "svc2": [f"invalid reference 'client_certificate: {{\"id\":\"{missing}\"}}' (no such "
-                 "entry in 'certificates')"]}}
-    loaded = load_declarative({"_format_version": "3.0", **entities(pki), "services": [
-        {"name": "svc", "url": "https://backend:8443", "client_certificate": CLIENT_CERT_ID,
-         "tls_verify": True, "tls_verify_depth": 2, "ca_certificates": [CA_ID, missing]}]})
+    err = _error(
+        {
+            **entities(pki),
+            "services": [
+                {"name": "svc", "url": "https://backend:8443", "client_certificate": missing},
+                {
+                    "name": "svc2",
+                    "url": "https://backend:8443",
+                    "client_certificate": {"id": missing},
+                },
+            ],
+        }
+    )
+    assert err.fields == {
+        "services": {
+            "svc": [
+                f"invalid reference 'client_certificate: {missing}' (no such entry in "
+                "'certificates')"
+            ],
+            "svc2": [
+                f'invalid reference \'client_certificate: {{"id":"{missing}"}}\' (no such '
+                "entry in 'certificates')"
+            ],
+        }
+    }
+    loaded = load_declarative(
+        {
+            "_format_version": "3.0",
+            **entities(pki),
+            "services": [
+                {
+                    "name": "svc",
+                    "url": "https://backend:8443",
+                    "client_certificate": CLIENT_CERT_ID,
+                    "tls_verify": True,
+                    "tls_verify_depth": 2,
+                    "ca_certificates": [CA_ID, missing],
+                }
+            ],
+        }
+    )
     svc = loaded.service("svc")
     assert svc.client_certificate is not None and svc.client_certificate.id == CLIENT_CERT_ID
-    assert (svc.protocol, svc.port, svc.tls_verify, svc.tls_verify_depth) == ("https", 8443,
-                                                                            True, 2)
+    assert (svc.protocol, svc.port, svc.tls_verify, svc.tls_verify_depth) == (
+        "https",
+        8443,
+        True,
+        2,
+    )
     assert svc.ca_certificates == (CA_ID, missing)  # not a reference: never checked at load
 
 
@@ -433,45 +547,86 @@ def test_tls_fields_need_an_https_service(pki: Pki) -> None:
     """services.lua entity checks: ``client_certificate``, ``tls_verify``,
     ``tls_verify_depth`` and ``ca_certificates`` must be null unless the protocol is https
     or tls; each failed ``conditional`` adds its message to @entity (schema/init.lua)."""
-    err = _error({**entities(pki), "services": [
-        {"name": "plain", "url": "http://backend:8080", "client_certificate": CLIENT_CERT_ID,
-         "tls_verify": False}]})
-    assert err.fields == {"services": {1: {
-        "client_certificate": "value must be null", "tls_verify": "value must be null",
-        "@entity": ["failed conditional validation given value of field 'protocol'"] * 2}}}
+    err = _error(
+        {
+            **entities(pki),
+            "services": [
+                {
+                    "name": "plain",
+                    "url": "http://backend:8080",
+                    "client_certificate": CLIENT_CERT_ID,
+                    "tls_verify": False,
+                }
+            ],
+        }
+    )
+    assert err.fields == {
+        "services": {
+            1: {
+                "client_certificate": "value must be null",
+                "tls_verify": "value must be null",
+                "@entity": ["failed conditional validation given value of field 'protocol'"] * 2,
+            }
+        }
+    }
 
 
 def test_certificate_and_ca_certificate_entity_checks(pki: Pki) -> None:
     """certificates.lua (typedefs.certificate/key, "certificate does not match key") and
     ca_certificates.lua (one certificate, not expired, a CA)."""
-    err = _error({"certificates": [
-        {"cert": pki.gateway.cert_pem, "key": pki.server.key_pem},
-        {"cert": "not a certificate", "key": pki.gateway.key_pem},
-        {"cert": pki.gateway.cert_pem}]})
+    err = _error(
+        {
+            "certificates": [
+                {"cert": pki.gateway.cert_pem, "key": pki.server.key_pem},
+                {"cert": "not a certificate", "key": pki.gateway.key_pem},
+                {"cert": pki.gateway.cert_pem},
+            ]
+        }
+    )
     assert err.fields["certificates"][1] == {"@entity": ["certificate does not match key"]}
     assert err.fields["certificates"][2]["cert"].startswith("invalid certificate: ")
     assert err.fields["certificates"][3] == {"key": "required field missing"}
     expired = _issue("old CA", None, ca=True, days=-1)
-    err = _error({"ca_certificates": [
-        {"cert": pki.server.cert_pem},
-        {"cert": pki.ca.cert_pem + pki.other_ca.cert_pem},
-        {"cert": expired.cert_pem}]})
+    err = _error(
+        {
+            "ca_certificates": [
+                {"cert": pki.server.cert_pem},
+                {"cert": pki.ca.cert_pem + pki.other_ca.cert_pem},
+                {"cert": expired.cert_pem},
+            ]
+        }
+    )
     assert err.fields["ca_certificates"] == {
-        1: {"@entity": ['certificate does not appear to be a CA because it is missing the '
-                        '"CA" basic constraint']},
+        1: {
+            "@entity": [
+                "certificate does not appear to be a CA because it is missing the "
+                '"CA" basic constraint'
+            ]
+        },
         2: {"@entity": ["please submit only one certificate at a time"]},
-        3: {"@entity": ['certificate expired, "Not After" time is in the past']}}
+        3: {"@entity": ['certificate expired, "Not After" time is in the past']},
+    }
 
 
-def test_certificate_fields_take_env_vault_references(pki: Pki,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_certificate_fields_take_env_vault_references(
+    pki: Pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``cert`` and ``key`` are ``referenceable`` (certificates.lua): a reference is not
     validated as PEM and resolves through the env vault (kong/vaults/env/init.lua)."""
     monkeypatch.setenv("UPSTREAM_CLIENT_CERT", pki.gateway.cert_pem)
     monkeypatch.setenv("UPSTREAM_CLIENT_KEY", pki.gateway.key_pem)
-    loaded = load_declarative({"_format_version": "3.0", "certificates": [
-        {"id": CLIENT_CERT_ID, "cert": "{vault://env/upstream-client-cert}",
-         "key": "{vault://env/upstream-client-key}"}]})
+    loaded = load_declarative(
+        {
+            "_format_version": "3.0",
+            "certificates": [
+                {
+                    "id": CLIENT_CERT_ID,
+                    "cert": "{vault://env/upstream-client-cert}",
+                    "key": "{vault://env/upstream-client-key}",
+                }
+            ],
+        }
+    )
     (cert,) = loaded.certificates
     assert (cert.cert, cert.key) == (pki.gateway.cert_pem, pki.gateway.key_pem)
 
@@ -487,11 +642,18 @@ async def test_backend_listener_requires_the_gateway_certificate(tmp_path: Path)
     without a certificate gets no answer (the handshake fails), the harness presenting the
     gateway certificate and verifying the backend against the dev CA gets its health."""
     certs = tmp_path / "certs"
-    subprocess.run([str(REPO / "scripts/dev-certs"), "--out", str(certs)], check=True,
-                   capture_output=True, timeout=60)
-    env = {"GUNICORN_CERTFILE": str(certs / "backend.pem"),
-           "GUNICORN_KEYFILE": str(certs / "backend-key.pem"),
-           "GUNICORN_CA_CERTS": str(certs / "ca.pem"), "GUNICORN_CERT_REQS": "required"}
+    subprocess.run(
+        [str(REPO / "scripts/dev-certs"), "--out", str(certs)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    env = {
+        "GUNICORN_CERTFILE": str(certs / "backend.pem"),
+        "GUNICORN_KEYFILE": str(certs / "backend-key.pem"),
+        "GUNICORN_CA_CERTS": str(certs / "ca.pem"),
+        "GUNICORN_CERT_REQS": "required",
+    }
     anonymous = ssl.create_default_context(cafile=certs / "ca.pem")
     gateway_ctx = ssl.create_default_context(cafile=certs / "ca.pem")
     gateway_ctx.load_cert_chain(certs / "gateway.pem", certs / "gateway-key.pem")
@@ -499,18 +661,35 @@ async def test_backend_listener_requires_the_gateway_certificate(tmp_path: Path)
         assert backend.url.startswith("https://")
         with pytest.raises(httpx.TransportError):
             httpx.get(f"{backend.url}/api/auth/health/live/", verify=anonymous, timeout=5)
-        yml = {"certificates": [{"id": CLIENT_CERT_ID, "cert": (certs / "gateway.pem").read_text(),
-                                 "key": (certs / "gateway-key.pem").read_text()}],
-               "ca_certificates": [{"id": CA_ID, "cert": (certs / "ca.pem").read_text()}],
-               "services": [
-                   {"name": "auth", "url": f"https://localhost:{backend.port}",
-                    "client_certificate": CLIENT_CERT_ID, "tls_verify": True,
+        yml = {
+            "certificates": [
+                {
+                    "id": CLIENT_CERT_ID,
+                    "cert": (certs / "gateway.pem").read_text(),
+                    "key": (certs / "gateway-key.pem").read_text(),
+                }
+            ],
+            "ca_certificates": [{"id": CA_ID, "cert": (certs / "ca.pem").read_text()}],
+            "services": [
+                {
+                    "name": "auth",
+                    "url": f"https://localhost:{backend.port}",
+                    "client_certificate": CLIENT_CERT_ID,
+                    "tls_verify": True,
                     "ca_certificates": [CA_ID],
-                    "routes": [{"name": "health", "paths": ["/api/auth/health"],
-                                "strip_path": False}]},
-                   {"name": "no-cert", "url": f"https://localhost:{backend.port}",
-                    "tls_verify": True, "ca_certificates": [CA_ID],
-                    "routes": [{"name": "no-cert", "paths": ["/no-cert"]}]}]}
+                    "routes": [
+                        {"name": "health", "paths": ["/api/auth/health"], "strip_path": False}
+                    ],
+                },
+                {
+                    "name": "no-cert",
+                    "url": f"https://localhost:{backend.port}",
+                    "tls_verify": True,
+                    "ca_certificates": [CA_ID],
+                    "routes": [{"name": "no-cert", "paths": ["/no-cert"]}],
+                },
+            ],
+        }
         async with gateway(tmp_path / "gw", yml) as (_, client):
             health = await client.get("/api/auth/health/live/")
             refused = await client.get("/no-cert/api/auth/health/live/")

@@ -9,20 +9,27 @@ import pytest
 from kong_harness.schema import process_config, select_config
 from kong_harness.vault import is_reference, resolve_reference
 
-ENV = {"EDGE_RL_REDIS_URL": "redis://cache:6379/1", "EDGE_RL_REDIS_URL_PREVIOUS": "old",
-       "APP_SECRET": '{"user": "u1", "n": 3}', "PRE_TOKEN": "prefixed"}
+ENV = {
+    "EDGE_RL_REDIS_URL": "redis://cache:6379/1",
+    "EDGE_RL_REDIS_URL_PREVIOUS": "old",
+    "APP_SECRET": '{"user": "u1", "n": 3}',
+    "PRE_TOKEN": "prefixed",
+}
 
 
-@pytest.mark.parametrize(("reference", "expected"), [
-    ("{vault://env/edge-rl-redis-url}", "redis://cache:6379/1"),
-    ("{vault://env/EDGE_RL_REDIS_URL}", "redis://cache:6379/1"),
-    ("{vault://env/edge-rl-redis-url#2}", "old"),
-    ("{vault://env/app-secret/user}", "u1"),
-    ("{vault://env/app-secret/n}", ""),          # not a string: unresolvable
-    ("{vault://env/token?prefix=pre-}", "prefixed"),
-    ("{vault://env/missing}", ""),
-    ("{vault://aws/edge-rl-redis-url}", ""),      # only env is available here
-])
+@pytest.mark.parametrize(
+    ("reference", "expected"),
+    [
+        ("{vault://env/edge-rl-redis-url}", "redis://cache:6379/1"),
+        ("{vault://env/EDGE_RL_REDIS_URL}", "redis://cache:6379/1"),
+        ("{vault://env/edge-rl-redis-url#2}", "old"),
+        ("{vault://env/app-secret/user}", "u1"),
+        ("{vault://env/app-secret/n}", ""),  # not a string: unresolvable
+        ("{vault://env/token?prefix=pre-}", "prefixed"),
+        ("{vault://env/missing}", ""),
+        ("{vault://aws/edge-rl-redis-url}", ""),  # only env is available here
+    ],
+)
 def test_env_references(reference: str, expected: str) -> None:
     assert is_reference(reference)
     assert resolve_reference(reference, ENV) == expected
@@ -33,12 +40,26 @@ def test_not_a_reference() -> None:
     assert not is_reference("{vault://env/x")
 
 
-SCHEMA = {"name": "p", "fields": [{"config": {"type": "record", "fields": [
-    {"url": {"type": "string", "referenceable": True}},
-    {"plain": {"type": "string"}},
-    {"redis": {"type": "record", "fields": [
-        {"password": {"type": "string", "referenceable": True}}]}},
-]}}]}
+SCHEMA = {
+    "name": "p",
+    "fields": [
+        {
+            "config": {
+                "type": "record",
+                "fields": [
+                    {"url": {"type": "string", "referenceable": True}},
+                    {"plain": {"type": "string"}},
+                    {
+                        "redis": {
+                            "type": "record",
+                            "fields": [{"password": {"type": "string", "referenceable": True}}],
+                        }
+                    },
+                ],
+            }
+        }
+    ],
+}
 
 
 def test_select_resolves_referenceable_fields_only(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -47,12 +68,18 @@ def test_select_resolves_referenceable_fields_only(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("EDGE_RL_REDIS_URL", "redis://cache:6379/1")
     monkeypatch.setenv("RL_PASSWORD", "s3cret")
     ref = "{vault://env/edge-rl-redis-url}"
-    conf = select_config(SCHEMA, process_config(SCHEMA, {
-        "url": ref, "plain": ref, "redis": {"password": "{vault://env/rl-password}"}}))
-    assert conf == {"url": "redis://cache:6379/1", "plain": ref,
-                    "redis": {"password": "s3cret",
-                              "$refs": {"password": "{vault://env/rl-password}"}},
-                    "$refs": {"url": ref}}
+    conf = select_config(
+        SCHEMA,
+        process_config(
+            SCHEMA, {"url": ref, "plain": ref, "redis": {"password": "{vault://env/rl-password}"}}
+        ),
+    )
+    assert conf == {
+        "url": "redis://cache:6379/1",
+        "plain": ref,
+        "redis": {"password": "s3cret", "$refs": {"password": "{vault://env/rl-password}"}},
+        "$refs": {"url": ref},
+    }
 
 
 def test_unresolved_reference_is_an_empty_string(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,13 +92,30 @@ def test_unresolved_reference_is_an_empty_string(monkeypatch: pytest.MonkeyPatch
     assert conf == {"url": "", "redis": {}, "$refs": {"url": ref}}
 
 
-def test_referenceable_array_elements_are_listed_by_index(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    schema = {"name": "p", "fields": [{"config": {"type": "record", "fields": [
-        {"urls": {"type": "array", "elements": {"type": "string", "referenceable": True}}},
-    ]}}]}
+def test_referenceable_array_elements_are_listed_by_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    schema = {
+        "name": "p",
+        "fields": [
+            {
+                "config": {
+                    "type": "record",
+                    "fields": [
+                        {
+                            "urls": {
+                                "type": "array",
+                                "elements": {"type": "string", "referenceable": True},
+                            }
+                        },
+                    ],
+                }
+            }
+        ],
+    }
     monkeypatch.setenv("SECOND_URL", "http://b")
-    conf = select_config(schema, process_config(schema, {
-        "urls": ["http://a", "{vault://env/second-url}"]}))
-    assert conf == {"urls": ["http://a", "http://b"],
-                    "$refs": {"urls": {2: "{vault://env/second-url}"}}}
+    conf = select_config(
+        schema, process_config(schema, {"urls": ["http://a", "{vault://env/second-url}"]})
+    )
+    assert conf == {
+        "urls": ["http://a", "http://b"],
+        "$refs": {"urls": {2: "{vault://env/second-url}"}},
+    }

@@ -29,30 +29,51 @@ RULE_TESTS = sorted((PROMETHEUS / "tests").glob("*.yml"))
 CODE_DIRS = (ROOT / "kong-plugins" / "src", ROOT / "backend" / "src")
 KONG_EXPORTER = ROOT / "kong" / "harness" / "src" / "kong_harness" / "prometheus.py"
 # Series Prometheus itself adds to every target.
-SYNTHETIC = frozenset({"up", "scrape_duration_seconds", "scrape_samples_scraped",
-                       "scrape_samples_post_metric_relabeling", "scrape_series_added"})
+SYNTHETIC = frozenset(
+    {
+        "up",
+        "scrape_duration_seconds",
+        "scrape_samples_scraped",
+        "scrape_samples_post_metric_relabeling",
+        "scrape_series_added",
+    }
+)
 
 
 def tool(name: str) -> str:
     """The path of ``name``, or skip (locally) / fail (CI) with a one-line reason."""
     path = shutil.which(name)
-    require(None if path else f"{name} not found on PATH "
-            "(sudo apt-get install prometheus prometheus-alertmanager)")
+    require(
+        None
+        if path
+        else f"{name} not found on PATH (sudo apt-get install prometheus prometheus-alertmanager)"
+    )
     assert path is not None
     return path
 
 
 def run(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120, check=False)
+    return subprocess.run(
+        [str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 # --- metric names the code defines --------------------------------------------------------
 
-_PROM_CLIENT_KINDS = {"Counter": "counter", "Gauge": "gauge", "Histogram": "histogram",
-                      "Summary": "summary", "Info": "info", "Enum": "gauge"}
-_FAMILY_KINDS = {"CounterMetricFamily": "counter", "GaugeMetricFamily": "gauge",
-                 "HistogramMetricFamily": "histogram", "SummaryMetricFamily": "summary"}
+_PROM_CLIENT_KINDS = {
+    "Counter": "counter",
+    "Gauge": "gauge",
+    "Histogram": "histogram",
+    "Summary": "summary",
+    "Info": "info",
+    "Enum": "gauge",
+}
+_FAMILY_KINDS = {
+    "CounterMetricFamily": "counter",
+    "GaugeMetricFamily": "gauge",
+    "HistogramMetricFamily": "histogram",
+    "SummaryMetricFamily": "summary",
+}
 _NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 
 
@@ -75,7 +96,8 @@ def series_names(name: str, kind: str, *, prometheus_client: bool = True) -> set
         return {f"{base}_total", f"{base}_created"}
     if kind == "histogram":
         return {f"{name}_bucket", f"{name}_sum", f"{name}_count"} | (
-            {f"{name}_created"} if prometheus_client else set())
+            {f"{name}_created"} if prometheus_client else set()
+        )
     if kind == "summary":
         return {name, f"{name}_sum", f"{name}_count", f"{name}_created"}
     if kind == "info":
@@ -107,12 +129,19 @@ def _python_definitions(path: Path) -> set[str]:
         # auth_backend.core.metrics.DatabaseGaugeCollector does.
         kind = family_kinds.pop() if len(family_kinds) == 1 else "untyped"
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Tuple) and len(node.elts) >= 2
-                    and (name := _str(node.elts[0])) and _NAME.match(name)
-                    and _str(node.elts[1]) and " " in (_str(node.elts[1]) or "")):
-                names |= (series_names(name, kind) if kind != "untyped" else
-                          {name, f"{name}_total", f"{name}_bucket", f"{name}_sum",
-                           f"{name}_count"})
+            if (
+                isinstance(node, ast.Tuple)
+                and len(node.elts) >= 2
+                and (name := _str(node.elts[0]))
+                and _NAME.match(name)
+                and _str(node.elts[1])
+                and " " in (_str(node.elts[1]) or "")
+            ):
+                names |= (
+                    series_names(name, kind)
+                    if kind != "untyped"
+                    else {name, f"{name}_total", f"{name}_bucket", f"{name}_sum", f"{name}_count"}
+                )
     return names
 
 
@@ -131,8 +160,11 @@ def _kong_exporter_definitions(path: Path) -> set[str]:
             target, value = node.target, node.value
         elif isinstance(node, ast.Assign) and len(node.targets) == 1:
             target, value = node.targets[0], node.value
-        if (isinstance(target, ast.Attribute) and target.attr == "_latency"
-                and isinstance(value, ast.Dict)):
+        if (
+            isinstance(target, ast.Attribute)
+            and target.attr == "_latency"
+            and isinstance(value, ast.Dict)
+        ):
             for key in value.keys:
                 if key is not None and (name := _str(key)):
                     names |= series_names("kong_" + name, "histogram", prometheus_client=False)
@@ -149,10 +181,30 @@ def defined_metric_names() -> set[str]:
 
 # --- PromQL -------------------------------------------------------------------------------
 
-_KEYWORDS = frozenset({"and", "or", "unless", "by", "without", "on", "ignoring", "group_left",
-                       "group_right", "bool", "offset", "inf", "nan", "atan2", "start", "end"})
-_GRAFANA_INTERVALS = re.compile(r"\$(?:__rate_interval|__interval|__range)\b|"
-                                r"\$\{(?:__rate_interval|__interval|__range)\}")
+_KEYWORDS = frozenset(
+    {
+        "and",
+        "or",
+        "unless",
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "bool",
+        "offset",
+        "inf",
+        "nan",
+        "atan2",
+        "start",
+        "end",
+    }
+)
+_GRAFANA_INTERVALS = re.compile(
+    r"\$(?:__rate_interval|__interval|__range)\b|"
+    r"\$\{(?:__rate_interval|__interval|__range)\}"
+)
 _GRAFANA_VARIABLE = re.compile(r"\$\{?\w+(?::\w+)?\}?")
 
 
@@ -175,7 +227,7 @@ def metric_names(expr: str) -> set[str]:
         before = text[match.start() - 1] if match.start() else " "
         if before.isdigit() or before == ".":
             continue  # 1e3, 5m
-        if text[match.end():].lstrip().startswith("("):
+        if text[match.end() :].lstrip().startswith("("):
             continue  # a function or an aggregation
         if token.lower() in _KEYWORDS:
             continue

@@ -45,9 +45,12 @@ def _load(path: Path) -> dict:
 
 def _expressions() -> list[tuple[str, str]]:
     """(where, PromQL) of every panel target of every dashboard."""
-    return [(f"{path.name}: {panel['title']} {target['refId']}", target["expr"])
-            for path in DASHBOARDS for panel in _panels(_load(path))
-            for target in panel["targets"]]
+    return [
+        (f"{path.name}: {panel['title']} {target['refId']}", target["expr"])
+        for path in DASHBOARDS
+        for panel in _panels(_load(path))
+        for target in panel["targets"]
+    ]
 
 
 def test_dashboards_are_valid_json_with_unique_uids() -> None:
@@ -62,7 +65,8 @@ def test_dashboards_are_valid_json_with_unique_uids() -> None:
 def test_provisioning_has_prometheus_and_jaeger_and_loads_the_folder() -> None:
     assert _datasources() == {"prometheus": "prometheus", "jaeger": "jaeger"}
     (provider,) = yaml.safe_load(
-        (GRAFANA / "provisioning" / "dashboards" / "dashboards.yml").read_text())["providers"]
+        (GRAFANA / "provisioning" / "dashboards" / "dashboards.yml").read_text()
+    )["providers"]
     assert provider["type"] == "file" and provider["options"]["path"]
 
 
@@ -81,16 +85,21 @@ def test_every_panel_datasource_is_provisioned() -> None:
 
 def test_latency_panels_link_to_jaeger() -> None:
     uids = _datasources()
-    latency = [(path.name, panel) for path in DASHBOARDS for panel in _panels(_load(path))
-               if "latency" in panel["title"].lower()]
+    latency = [
+        (path.name, panel)
+        for path in DASHBOARDS
+        for panel in _panels(_load(path))
+        if "latency" in panel["title"].lower()
+    ]
     assert len(latency) >= 5
     for name, panel in latency:
         links = panel["fieldConfig"]["defaults"].get("links", [])
         assert links, (name, panel["title"])
         for link in links:
             query = parse_qs(urlsplit(link["url"]).query)
-            (pane,) = json.loads(query["panes"][0].replace("${__from}", "0")
-                                 .replace("${__to}", "0")).values()
+            (pane,) = json.loads(
+                query["panes"][0].replace("${__from}", "0").replace("${__to}", "0")
+            ).values()
             assert urlsplit(link["url"]).path == "/explore"
             assert uids[pane["datasource"]] == "jaeger"
             assert pane["queries"][0]["service"] in {"kong-edge", "auth-backend"}
@@ -109,31 +118,46 @@ def test_panel_and_variable_metrics_are_defined_by_our_code() -> None:
 
 def test_panel_expressions_parse(tmp_path: Path) -> None:
     promtool = tool("promtool")
-    rules = [{"record": f"dashboard_expr_{i}", "expr": grafana_to_promql(expr)}
-             for i, (_, expr) in enumerate(_expressions())]
+    rules = [
+        {"record": f"dashboard_expr_{i}", "expr": grafana_to_promql(expr)}
+        for i, (_, expr) in enumerate(_expressions())
+    ]
     path = tmp_path / "dashboard-expressions.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
     result = run(promtool, "check", "rules", path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize(("expr", "names"), [
-    ('sum by (le, route) (rate(kong_request_latency_ms_bucket{route=~"$route"}[5m]))',
-     {"kong_request_latency_ms_bucket"}),
-    ('absent(auth_outbox_backlog{job="x"}) and on () (up == 1)', {"auth_outbox_backlog", "up"}),
-    ("histogram_quantile(0.95, sum(rate(a_bucket[1m])) by (le)) > 1e3 offset 5m", {"a_bucket"}),
-    ('{__name__="edge_x_total"}', {"edge_x_total"}),
-])
+@pytest.mark.parametrize(
+    ("expr", "names"),
+    [
+        (
+            'sum by (le, route) (rate(kong_request_latency_ms_bucket{route=~"$route"}[5m]))',
+            {"kong_request_latency_ms_bucket"},
+        ),
+        ('absent(auth_outbox_backlog{job="x"}) and on () (up == 1)', {"auth_outbox_backlog", "up"}),
+        ("histogram_quantile(0.95, sum(rate(a_bucket[1m])) by (le)) > 1e3 offset 5m", {"a_bucket"}),
+        ('{__name__="edge_x_total"}', {"edge_x_total"}),
+    ],
+)
 def test_metric_name_extraction(expr: str, names: set[str]) -> None:
     assert metric_names(expr) == names
 
 
 def test_defined_metric_names_cover_every_source() -> None:
     defined = defined_metric_names()
-    assert {"kong_http_requests_total", "kong_bandwidth_bytes", "kong_request_latency_ms_bucket",
-            "kong_kong_latency_ms_count", "edge_jwt_jwks_fetches_total",
-            "edge_rate_limit_breaker_state", "edge_trace_spans_dropped_total",
-            "auth_login_total", "auth_http_request_duration_seconds_bucket",
-            "auth_outbox_backlog", "auth_active_sessions"} <= defined
+    assert {
+        "kong_http_requests_total",
+        "kong_bandwidth_bytes",
+        "kong_request_latency_ms_bucket",
+        "kong_kong_latency_ms_count",
+        "edge_jwt_jwks_fetches_total",
+        "edge_rate_limit_breaker_state",
+        "edge_trace_spans_dropped_total",
+        "auth_login_total",
+        "auth_http_request_duration_seconds_bucket",
+        "auth_outbox_backlog",
+        "auth_active_sessions",
+    } <= defined
     assert "kong_bandwidth_bytes_total" not in defined  # Kong keeps its own name
     assert "auth_login_total_total" not in defined

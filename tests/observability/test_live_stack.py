@@ -64,8 +64,9 @@ class Stack:
     after: dict[str, dict[tuple[str, ...], float]] = field(default_factory=dict)
 
     def query(self, expr: str) -> dict[str, Any]:
-        response = httpx.get(f"{self.prometheus}/api/v1/query", params={"query": expr},
-                             timeout=10, trust_env=False)
+        response = httpx.get(
+            f"{self.prometheus}/api/v1/query", params={"query": expr}, timeout=10, trust_env=False
+        )
         return response.json()
 
 
@@ -74,9 +75,10 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "logins": ('sum by (status) (auth_login_total{job="auth-backend"})', ("status",)),
     "kong": ('sum by (route, code) (kong_http_requests_total{job="kong"})', ("route", "code")),
     "jwt": ('sum by (result) (edge_jwt_validations_total{job="edge-jwt"})', ("result",)),
-    "rate_limit": ('sum by (route, outcome) '
-                   '(edge_rate_limit_decisions_total{job="edge-rate-limit"})',
-                   ("route", "outcome")),
+    "rate_limit": (
+        'sum by (route, outcome) (edge_rate_limit_decisions_total{job="edge-rate-limit"})',
+        ("route", "outcome"),
+    ),
 }
 
 
@@ -85,15 +87,20 @@ def _snapshot(stack: Stack) -> dict[str, dict[tuple[str, ...], float]]:
     for name, (expr, labels) in COUNTERS.items():
         answer = stack.query(expr)
         assert answer["status"] == "success", (expr, answer)
-        out[name] = {tuple(r["metric"].get(label, "") for label in labels): float(r["value"][1])
-                     for r in answer["data"]["result"]}
+        out[name] = {
+            tuple(r["metric"].get(label, "") for label in labels): float(r["value"][1])
+            for r in answer["data"]["result"]
+        }
     return out
 
 
 def _delta(stack: Stack, name: str) -> dict[tuple[str, ...], float]:
     before, after = stack.before[name], stack.after[name]
-    return {key: value - before.get(key, 0.0) for key, value in after.items()
-            if value - before.get(key, 0.0)}
+    return {
+        key: value - before.get(key, 0.0)
+        for key, value in after.items()
+        if value - before.get(key, 0.0)
+    }
 
 
 # --- processes -----------------------------------------------------------------------------
@@ -102,8 +109,7 @@ def _delta(stack: Stack, name: str) -> dict[tuple[str, ...], float]:
 @contextlib.contextmanager
 def _process(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         yield proc
     finally:
@@ -142,11 +148,18 @@ def prometheus_config(targets: dict[str, str], alertmanager: str) -> dict[str, A
         "rule_files": [str(path) for path in RULE_FILES],
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
         "scrape_configs": [
-            {**{key: job[key] for key in ("job_name", "metrics_path") if key in job},
-             "static_configs": [{"targets": [targets[job["job_name"]]],
-                                 **({"labels": s["labels"]} if "labels" in s else {})}
-                                for s in job["static_configs"]]}
-            for job in config["scrape_configs"]],
+            {
+                **{key: job[key] for key in ("job_name", "metrics_path") if key in job},
+                "static_configs": [
+                    {
+                        "targets": [targets[job["job_name"]]],
+                        **({"labels": s["labels"]} if "labels" in s else {}),
+                    }
+                    for s in job["static_configs"]
+                ],
+            }
+            for job in config["scrape_configs"]
+        ],
     }
 
 
@@ -161,38 +174,71 @@ def _drive(stack: Stack, client: httpx.Client) -> None:
 
     def send(method: str, path: str, route: str, expect: int, **kwargs: Any) -> httpx.Response:
         response = client.request(method, path, **kwargs)
-        assert response.status_code == expect, (method, path, response.status_code,
-                                                response.text)
+        assert response.status_code == expect, (method, path, response.status_code, response.text)
         stack.sent[(route, expect)] += 1
         return response
 
     email = f"live-{random.getrandbits(48):012x}@example.com"
-    send("POST", "/api/auth/register", "auth-register", 202,
-         json={"email": email, "password": PASSWORD})
-    send("POST", "/api/auth/verify-email", "auth-public", 200,
-         json={"token": stack.backend.verification_token(email)})
-    pair = send("POST", "/api/auth/login", "auth-login", 200,
-                json={"email": email, "password": PASSWORD}).json()
+    send(
+        "POST",
+        "/api/auth/register",
+        "auth-register",
+        202,
+        json={"email": email, "password": PASSWORD},
+    )
+    send(
+        "POST",
+        "/api/auth/verify-email",
+        "auth-public",
+        200,
+        json={"token": stack.backend.verification_token(email)},
+    )
+    pair = send(
+        "POST", "/api/auth/login", "auth-login", 200, json={"email": email, "password": PASSWORD}
+    ).json()
     for _ in range(3):
-        send("GET", "/api/auth/profile", "auth-profile", 200,
-             headers=bearer(pair["access_token"]))
+        send("GET", "/api/auth/profile", "auth-profile", 200, headers=bearer(pair["access_token"]))
     send("GET", "/api/auth/profile", "auth-profile", 401)  # no token: edge-jwt refuses
     send("GET", "/api/auth/profile", "auth-profile", 401, headers=bearer("not.a.jwt"))
     # Refresh, then present the rotated token again: reuse (the session is revoked).
-    send("POST", "/api/auth/token/refresh", "auth-token-refresh", 200,
-         json={"refresh_token": pair["refresh_token"]})
-    send("POST", "/api/auth/token/refresh", "auth-token-refresh", 401,
-         json={"refresh_token": pair["refresh_token"]})
+    send(
+        "POST",
+        "/api/auth/token/refresh",
+        "auth-token-refresh",
+        200,
+        json={"refresh_token": pair["refresh_token"]},
+    )
+    send(
+        "POST",
+        "/api/auth/token/refresh",
+        "auth-token-refresh",
+        401,
+        json={"refresh_token": pair["refresh_token"]},
+    )
     # Logins are limited to 5 a minute per address (kong.yml): 4 wrong passwords, then 429.
     for _ in range(4):
-        send("POST", "/api/auth/login", "auth-login", 401,
-             json={"email": email, "password": "wrong-password-1"})
-    send("POST", "/api/auth/login", "auth-login", 429,
-         json={"email": email, "password": "wrong-password-1"})
+        send(
+            "POST",
+            "/api/auth/login",
+            "auth-login",
+            401,
+            json={"email": email, "password": "wrong-password-1"},
+        )
+    send(
+        "POST",
+        "/api/auth/login",
+        "auth-login",
+        429,
+        json={"email": email, "password": "wrong-password-1"},
+    )
     send("GET", "/api/auth/health/live/", "auth-public", 200)
     # The internal API is not routed by the gateway: a caller without a key, on its listener.
-    internal = httpx.post(f"{stack.backend.internal_url}/internal/auth/validate-token",
-                          json={"token": pair["access_token"]}, timeout=10, trust_env=False)
+    internal = httpx.post(
+        f"{stack.backend.internal_url}/internal/auth/validate-token",
+        json={"token": pair["access_token"]},
+        timeout=10,
+        trust_env=False,
+    )
     assert internal.status_code in (401, 403), internal.text
 
 
@@ -226,21 +272,34 @@ def stack() -> Iterator[Stack]:
         doc = repo_kong_yml(backend, plugins=("prometheus", *PLUGINS))
         assert doc["plugins"][0]["name"] == "prometheus"
         runner = HarnessRunner(
-            yaml.safe_dump(doc, sort_keys=False), servers={name: {} for name in PLUGINS},
-            commands={name: f"{name} --metrics-port {ports[name]} --metrics-address 127.0.0.1"
-                      for name in PLUGINS},
-            status=True)
+            yaml.safe_dump(doc, sort_keys=False),
+            servers={name: {} for name in PLUGINS},
+            commands={
+                name: f"{name} --metrics-port {ports[name]} --metrics-address 127.0.0.1"
+                for name in PLUGINS
+            },
+            status=True,
+        )
         stop.callback(runner.stop)
         runner.start()
 
         (work / "am").mkdir()
-        (work / "am.yml").write_text(yaml.safe_dump(
-            {"route": {"receiver": "none"}, "receivers": [{"name": "none"}]}))
+        (work / "am.yml").write_text(
+            yaml.safe_dump({"route": {"receiver": "none"}, "receivers": [{"name": "none"}]})
+        )
         am_log = work / "alertmanager.log"
-        am = stop.enter_context(_process(
-            [alertmanager_bin, f"--config.file={work / 'am.yml'}",
-             f"--storage.path={work / 'am'}", "--cluster.listen-address=",
-             f"--web.listen-address=127.0.0.1:{ports['alertmanager']}"], am_log))
+        am = stop.enter_context(
+            _process(
+                [
+                    alertmanager_bin,
+                    f"--config.file={work / 'am.yml'}",
+                    f"--storage.path={work / 'am'}",
+                    "--cluster.listen-address=",
+                    f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
+                ],
+                am_log,
+            )
+        )
         _wait_ok(f"http://127.0.0.1:{ports['alertmanager']}/-/ready", am, am_log)
 
         targets = {
@@ -253,15 +312,26 @@ def stack() -> Iterator[Stack]:
         config = prometheus_config(targets, targets["alertmanager"])
         (work / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
         prom_log = work / "prometheus.log"
-        prom = stop.enter_context(_process(
-            [prometheus_bin, f"--config.file={work / 'prometheus.yml'}",
-             f"--storage.tsdb.path={work / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{ports['prometheus']}"], prom_log))
+        prom = stop.enter_context(
+            _process(
+                [
+                    prometheus_bin,
+                    f"--config.file={work / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={work / 'tsdb'}",
+                    f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
+                ],
+                prom_log,
+            )
+        )
         url = f"http://127.0.0.1:{ports['prometheus']}"
         _wait_ok(f"{url}/-/ready", prom, prom_log)
 
-        live = Stack(url, backend, runner,
-                     {name: f"http://127.0.0.1:{ports[name]}/metrics" for name in PLUGINS})
+        live = Stack(
+            url,
+            backend,
+            runner,
+            {name: f"http://127.0.0.1:{ports[name]}/metrics" for name in PLUGINS},
+        )
         _poll(lambda: _assert_targets_up(live))
         time.sleep(1.5)  # a second scrape of every target before the baseline
         live.before = _snapshot(live)
@@ -285,8 +355,10 @@ def _assert_targets_up(stack: Stack) -> dict[str, str]:
     response = httpx.get(f"{stack.prometheus}/api/v1/targets", timeout=10, trust_env=False)
     active = response.json()["data"]["activeTargets"]
     health = {t["labels"]["job"]: (t["health"], t["lastError"]) for t in active}
-    expected = {job["job_name"] for job in
-                yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())["scrape_configs"]}
+    expected = {
+        job["job_name"]
+        for job in yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())["scrape_configs"]
+    }
     assert set(health) == expected, health
     assert all(h == "up" for h, _ in health.values()), health
     return {job: h for job, (h, _) in health.items()}
@@ -306,12 +378,14 @@ def _assert_counters(stack: Stack) -> None:
     # edge-rate-limit runs after edge-jwt: the two requests edge-jwt refused never got there.
     assert sum(rate_limit.values()) == total - 2, rate_limit
     assert {k: v for k, v in rate_limit.items() if k[1] != "allowed"} == {
-        ("auth-login", "rejected"): 1}, rate_limit
+        ("auth-login", "rejected"): 1
+    }, rate_limit
 
 
 def test_every_target_is_up(stack: Stack) -> None:
     assert _assert_targets_up(stack) == {
-        job: "up" for job in ("kong", *PLUGINS, "auth-backend", "alertmanager", "prometheus")}
+        job: "up" for job in ("kong", *PLUGINS, "auth-backend", "alertmanager", "prometheus")
+    }
 
 
 def test_counters_rose_by_the_traffic(stack: Stack) -> None:
@@ -320,8 +394,12 @@ def test_counters_rose_by_the_traffic(stack: Stack) -> None:
 
 
 def _rules() -> list[tuple[str, str]]:
-    return [(f"{path.name}: {rule['alert']}", rule["expr"]) for path in RULE_FILES
-            for group in yaml.safe_load(path.read_text())["groups"] for rule in group["rules"]]
+    return [
+        (f"{path.name}: {rule['alert']}", rule["expr"])
+        for path in RULE_FILES
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+    ]
 
 
 def _panels() -> list[tuple[str, list[str]]]:
@@ -330,14 +408,20 @@ def _panels() -> list[tuple[str, list[str]]]:
     for path in DASHBOARDS:
         dashboard = json.loads(path.read_text())
         panels = [p for top in dashboard["panels"] for p in (top, *top.get("panels", []))]
-        out += [(f"{path.name}: {panel['title']}", [t["expr"] for t in panel["targets"]])
-                for panel in panels if panel.get("type") != "row"]
+        out += [
+            (f"{path.name}: {panel['title']}", [t["expr"] for t in panel["targets"]])
+            for panel in panels
+            if panel.get("type") != "row"
+        ]
     return out
 
 
 def test_every_rule_and_panel_expression_evaluates(stack: Stack) -> None:
-    expressions = _rules() + [(f"{where} #{i}", grafana_to_promql(expr))
-                              for where, exprs in _panels() for i, expr in enumerate(exprs)]
+    expressions = _rules() + [
+        (f"{where} #{i}", grafana_to_promql(expr))
+        for where, exprs in _panels()
+        for i, expr in enumerate(exprs)
+    ]
     failures = {}
     for where, expr in expressions:
         answer = stack.query(expr)
@@ -369,8 +453,14 @@ def test_every_dashboard_panel_has_data(stack: Stack) -> None:
 
 
 def _lint(text: str) -> set[str]:
-    result = subprocess.run([tool("promtool"), "check", "metrics"], input=text,
-                            capture_output=True, text=True, timeout=30, check=False)
+    result = subprocess.run(
+        [tool("promtool"), "check", "metrics"],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     return set((result.stdout + result.stderr).splitlines()) - {""}
 
 
@@ -391,12 +481,15 @@ def test_promtool_lint_of_each_exporter(stack: Stack, target: str) -> None:
 def test_the_generated_config_keeps_every_job_and_label() -> None:
     original = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
     jobs = [job["job_name"] for job in original["scrape_configs"]]
-    config = prometheus_config({job: f"127.0.0.1:{9000 + i}" for i, job in enumerate(jobs)},
-                               "127.0.0.1:1")
+    config = prometheus_config(
+        {job: f"127.0.0.1:{9000 + i}" for i, job in enumerate(jobs)}, "127.0.0.1:1"
+    )
     for old, new in zip(original["scrape_configs"], config["scrape_configs"], strict=True):
         assert old["job_name"] == new["job_name"]
         assert [s.get("labels") for s in old["static_configs"]] == [
-            s.get("labels") for s in new["static_configs"]]
-    assert config["rule_files"] and all(Path(p).is_absolute() and Path(p).is_file()
-                                        for p in config["rule_files"])
+            s.get("labels") for s in new["static_configs"]
+        ]
+    assert config["rule_files"] and all(
+        Path(p).is_absolute() and Path(p).is_file() for p in config["rule_files"]
+    )
     assert config["global"]["scrape_interval"] == "1s"

@@ -21,14 +21,24 @@ from tests.observability.support import (
     tool,
 )
 
-SCRAPED = {"kong": "kong:8100", "auth-backend": "backend:9100", "edge-trace": "kong:9101",
-           "edge-jwt": "kong:9102", "edge-rate-limit": "kong:9103",
-           "alertmanager": "alertmanager:9093", "prometheus": "localhost:9090"}
+SCRAPED = {
+    "kong": "kong:8100",
+    "auth-backend": "backend:9100",
+    "edge-trace": "kong:9101",
+    "edge-jwt": "kong:9102",
+    "edge-rate-limit": "kong:9103",
+    "alertmanager": "alertmanager:9093",
+    "prometheus": "localhost:9090",
+}
 
 
 def _rules() -> list[dict]:
-    return [rule for path in RULE_FILES for group in yaml.safe_load(path.read_text())["groups"]
-            for rule in group["rules"]]
+    return [
+        rule
+        for path in RULE_FILES
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+    ]
 
 
 def test_promtool_check_config(tmp_path: Path) -> None:
@@ -36,8 +46,12 @@ def test_promtool_check_config(tmp_path: Path) -> None:
     scripts/dev-certs) beside the config; promtool checks that those files exist."""
     config = tmp_path / "prometheus"
     shutil.copytree(PROMETHEUS, config)
-    subprocess.run([sys.executable, str(ROOT / "scripts/dev_certs.py"), "--out",
-                    str(config / "certs")], check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts/dev_certs.py"), "--out", str(config / "certs")],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     result = run(tool("promtool"), "check", "config", "prometheus.yml", cwd=config)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -61,11 +75,14 @@ def test_amtool_check_config() -> None:
 
 def test_scrape_targets_and_alerting() -> None:
     config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
-    jobs = {job["job_name"]: [t for sc in job["static_configs"] for t in sc["targets"]]
-            for job in config["scrape_configs"]}
+    jobs = {
+        job["job_name"]: [t for sc in job["static_configs"] for t in sc["targets"]]
+        for job in config["scrape_configs"]
+    }
     assert jobs == {name: [target] for name, target in SCRAPED.items()}
     assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == [
-        "alertmanager:9093"]
+        "alertmanager:9093"
+    ]
     assert config["rule_files"] == ["rules/*.yml"]
 
 
@@ -77,9 +94,12 @@ def test_alertmanager_routes_everything_to_a_working_receiver() -> None:
 
 
 def test_every_alert_is_documented_and_unit_tested() -> None:
-    tested = {item["alertname"] for path in RULE_TESTS
-              for case in yaml.safe_load(path.read_text())["tests"]
-              for item in case.get("alert_rule_test", [])}
+    tested = {
+        item["alertname"]
+        for path in RULE_TESTS
+        for case in yaml.safe_load(path.read_text())["tests"]
+        for item in case.get("alert_rule_test", [])
+    }
     firing, quiet = set(), set()
     for path in RULE_TESTS:
         for case in yaml.safe_load(path.read_text())["tests"]:
@@ -92,7 +112,8 @@ def test_every_alert_is_documented_and_unit_tested() -> None:
         assert {"summary", "description", "runbook"} <= set(rule["annotations"]), name
         assert rule["annotations"]["runbook"].startswith("Check first:"), name
         assert name in tested and name in firing and name in quiet, (
-            f"{name}: needs a promtool test where it fires and one where it does not")
+            f"{name}: needs a promtool test where it fires and one where it does not"
+        )
 
 
 def test_alert_rules_use_only_metrics_the_code_defines() -> None:

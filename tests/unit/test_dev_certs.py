@@ -13,14 +13,27 @@ from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store
 
 REPO = Path(__file__).resolve().parents[2]
-FILES = ("ca.pem", "ca-key.pem", "backend.pem", "backend-key.pem", "gateway.pem",
-         "gateway-key.pem", "prometheus.pem", "prometheus-key.pem")
+FILES = (
+    "ca.pem",
+    "ca-key.pem",
+    "backend.pem",
+    "backend-key.pem",
+    "gateway.pem",
+    "gateway-key.pem",
+    "prometheus.pem",
+    "prometheus-key.pem",
+)
 
 
 def dev_certs(out: Path, *args: str) -> list[str]:
     """Run the script as `make up` will; returns its stderr lines (one per certificate)."""
-    done = subprocess.run([str(REPO / "scripts/dev-certs"), "--out", str(out), *args],
-                          capture_output=True, text=True, timeout=60, check=True)
+    done = subprocess.run(
+        [str(REPO / "scripts/dev-certs"), "--out", str(out), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert done.stdout.strip() == str(out)
     return done.stderr.splitlines()
 
@@ -46,24 +59,32 @@ def test_the_chain_verifies_for_server_and_client(out: Path) -> None:
         verifier = PolicyBuilder().store(store).build_server_verifier(x509.DNSName(name))
         verifier.verify(cert(out, "backend.pem"), [])
     PolicyBuilder().store(store).build_server_verifier(
-        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))).verify(cert(out, "backend.pem"), [])
-    client = PolicyBuilder().store(store).build_client_verifier().verify(
-        cert(out, "gateway.pem"), [])
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))
+    ).verify(cert(out, "backend.pem"), [])
+    client = (
+        PolicyBuilder().store(store).build_client_verifier().verify(cert(out, "gateway.pem"), [])
+    )
     assert client.chain[-1] == cert(out, "ca.pem")
-    assert client.chain[0].subject.get_attributes_for_oid(
-        x509.NameOID.COMMON_NAME)[0].value == "kong-edge"
+    assert (
+        client.chain[0].subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
+        == "kong-edge"
+    )
     with pytest.raises(x509.verification.VerificationError):  # a server cert is no client's
-        PolicyBuilder().store(store).build_client_verifier().verify(
-            cert(out, "backend.pem"), [])
+        PolicyBuilder().store(store).build_client_verifier().verify(cert(out, "backend.pem"), [])
 
 
 def test_sans_name_the_backend_everywhere_it_runs(out: Path) -> None:
-    sans = cert(out, "backend.pem").extensions.get_extension_for_class(
-        x509.SubjectAlternativeName).value
+    sans = (
+        cert(out, "backend.pem")
+        .extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        .value
+    )
     assert {"localhost", "backend", "auth-backend", "auth-backend.edge.svc.cluster.local"} <= set(
-        sans.get_values_for_type(x509.DNSName))
+        sans.get_values_for_type(x509.DNSName)
+    )
     assert {ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")} <= set(
-        sans.get_values_for_type(x509.IPAddress))
+        sans.get_values_for_type(x509.IPAddress)
+    )
 
 
 def test_private_keys_are_private(out: Path) -> None:
@@ -86,7 +107,11 @@ def test_idempotent_and_repairs_only_what_is_missing(out: Path) -> None:
     assert (out / "ca.pem").read_bytes() == before["ca.pem"]
 
     assert [line.split()[1] for line in dev_certs(out, "--san", "api.internal")] == [
-        "kept", "made", "kept", "kept"]
+        "kept",
+        "made",
+        "kept",
+        "kept",
+    ]
 
     (out / "ca-key.pem").unlink()
     assert [line.split()[1] for line in dev_certs(out)] == ["made"] * 4

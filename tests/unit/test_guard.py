@@ -105,9 +105,11 @@ def _parked_handlers() -> int:
     gevent.sleep(0.05)
     # type(), not isinstance(): lazy objects elsewhere in the process (Django's) would
     # evaluate themselves on a __class__ lookup.
-    return sum(1 for g in gc.get_objects()
-               if issubclass(type(g), gevent.Greenlet) and not g.dead
-               and "_handler_event_func" in repr(g))
+    return sum(
+        1
+        for g in gc.get_objects()
+        if issubclass(type(g), gevent.Greenlet) and not g.dead and "_handler_event_func" in repr(g)
+    )
 
 
 @pytest.mark.parametrize("use_guard", [True, False])
@@ -134,26 +136,49 @@ def test_terminal_exit_parks_no_greenlet_with_the_guard(use_guard: bool) -> None
     assert leaked == (0 if use_guard else 20)
 
 
-@pytest.mark.parametrize(("end", "args", "sent"), [
-    # kong.response.error(503, None, headers) would reach Kong as error(503): the message
-    # is Kong's own default text instead (kong/pdk/response.lua get_http_error_message).
-    (error_request, (503, None, {"Retry-After": "1"}),
-     ("kong.response.error",
-      (503, "The upstream server is currently unavailable", {"Retry-After": "1"}))),
-    (error_request, (599, None, {"Retry-After": "1"}),
-     ("kong.response.error",
-      (599, "The upstream server responded with 599", {"Retry-After": "1"}))),
-    (error_request, (401, "Unauthorized", {"WWW-Authenticate": "Bearer"}),
-     ("kong.response.error", (401, "Unauthorized", {"WWW-Authenticate": "Bearer"}))),
-    (error_request, (500, None, None), ("kong.response.error", (500,))),
-    # exit(204, None, headers): an empty body is "" (the same response on the wire).
-    (exit_request, (204, None, {"X-Reason": "none"}),
-     ("kong.response.exit", (204, "", {"X-Reason": "none"}))),
-    (exit_request, (403, {"message": "no"}, None),
-     ("kong.response.exit", (403, {"message": "no"}))),
-])
+@pytest.mark.parametrize(
+    ("end", "args", "sent"),
+    [
+        # kong.response.error(503, None, headers) would reach Kong as error(503): the message
+        # is Kong's own default text instead (kong/pdk/response.lua get_http_error_message).
+        (
+            error_request,
+            (503, None, {"Retry-After": "1"}),
+            (
+                "kong.response.error",
+                (503, "The upstream server is currently unavailable", {"Retry-After": "1"}),
+            ),
+        ),
+        (
+            error_request,
+            (599, None, {"Retry-After": "1"}),
+            (
+                "kong.response.error",
+                (599, "The upstream server responded with 599", {"Retry-After": "1"}),
+            ),
+        ),
+        (
+            error_request,
+            (401, "Unauthorized", {"WWW-Authenticate": "Bearer"}),
+            ("kong.response.error", (401, "Unauthorized", {"WWW-Authenticate": "Bearer"})),
+        ),
+        (error_request, (500, None, None), ("kong.response.error", (500,))),
+        # exit(204, None, headers): an empty body is "" (the same response on the wire).
+        (
+            exit_request,
+            (204, None, {"X-Reason": "none"}),
+            ("kong.response.exit", (204, "", {"X-Reason": "none"})),
+        ),
+        (
+            exit_request,
+            (403, {"message": "no"}, None),
+            ("kong.response.exit", (403, {"message": "no"})),
+        ),
+    ],
+)
 def test_terminal_calls_send_no_none_before_a_later_argument(
-        end: Any, args: tuple[Any, ...], sent: tuple[str, tuple[Any, ...]]) -> None:
+    end: Any, args: tuple[Any, ...], sent: tuple[str, tuple[Any, ...]]
+) -> None:
     """Kong calls the PDK with ``unpack(args)`` on a table built by lua-MessagePack
     (kong/runloop/plugin_servers/rpc/mp_rpc.lua ``call_pdk_method``): everything after a
     ``nil`` is lost. RecordingKong records what Kong would receive."""
@@ -176,8 +201,10 @@ def test_a_decided_rejection_that_fails_is_still_answered_under_fail_open() -> N
     with gevent.Timeout(5):
         first = server.handle_event({"InstanceId": iid, "EventName": "access"})
         answer = server.step({"EventId": first["EventId"], "Data": None})
-    assert answer["Data"] == {"Method": "kong.response.error",
-                              "Args": (429, "Too many requests", {"Retry-After": "7"})}
+    assert answer["Data"] == {
+        "Method": "kong.response.error",
+        "Args": (429, "Too many requests", {"Retry-After": "7"}),
+    }
 
 
 def test_a_decided_rejection_falls_back_to_the_bare_status() -> None:
@@ -192,7 +219,8 @@ def test_a_decided_rejection_falls_back_to_the_bare_status() -> None:
     plugin.access(kong)
     assert kong.calls[1:] == [
         ("kong.response.error", (429, "Too many requests", {"Retry-After": "7"})),
-        ("kong.response.error", (429,))]
+        ("kong.response.error", (429,)),
+    ]
 
 
 def test_a_decided_rejection_in_the_log_phase_only_logs() -> None:

@@ -29,24 +29,39 @@ def test_defaults_are_the_modules_port_on_loopback() -> None:
     assert argv == ["edge-x", *KONG_PDK_ARGS]
 
 
-@pytest.mark.parametrize(("given", "address"), [
-    ("0.0.0.0", "0.0.0.0"),
-    ("10.1.2.3", "10.1.2.3"),
-    ("::", "::"),
-    ("0:0:0:0:0:0:0:1", "::1"),  # normalised: the form the listener shows
-])
+@pytest.mark.parametrize(
+    ("given", "address"),
+    [
+        ("0.0.0.0", "0.0.0.0"),
+        ("10.1.2.3", "10.1.2.3"),
+        ("::", "::"),
+        ("0:0:0:0:0:0:0:1", "::1"),  # normalised: the form the listener shows
+    ],
+)
 def test_an_ip_address_is_taken_and_removed_from_kong_pdks_arguments(
-        given: str, address: str) -> None:
-    argv, flags = _take_own_flags(_module(), [
-        "edge-x", "-p", "/usr/local/kong", "--metrics-port", "9200",
-        "--metrics-address", given, "-g"])
+    given: str, address: str
+) -> None:
+    argv, flags = _take_own_flags(
+        _module(),
+        [
+            "edge-x",
+            "-p",
+            "/usr/local/kong",
+            "--metrics-port",
+            "9200",
+            "--metrics-address",
+            given,
+            "-g",
+        ],
+    )
     assert flags == OwnFlags(metrics_port=9200, metrics_address=address)
     assert argv == ["edge-x", "-p", "/usr/local/kong", "-g"]
 
 
 @pytest.mark.parametrize("bad", ["localhost", "0.0.0.0:9101", "256.0.0.1", "", "10.0.0.0/8"])
 def test_a_bad_address_is_a_startup_error_naming_the_flag(
-        bad: str, capsys: pytest.CaptureFixture[str]) -> None:
+    bad: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exited:
         _take_own_flags(_module(), ["edge-x", "--metrics-address", bad, *KONG_PDK_ARGS])
     assert exited.value.code == 2

@@ -19,12 +19,24 @@ from edge_plugins.jwt.config import JwtConfig
 from edge_plugins.ratelimit.config import RateLimitConfig
 from edge_plugins.trace.config import TraceConfig
 
-JWT_BASE = {"issuer": "https://idp", "audiences": ["api"], "assertion_audience": "svc",
-            "jwks_uri": "https://idp/jwks.json",
-            "assertion_signing_key_file": "/keys/gateway.pem"}
-RATE_LIMIT_BASE = {"limits": [{"limit": 5, "period": "minute"}], "policy": "redis",
-                   "redis": {"url": "redis://cache:6379/1", "host": "cache",
-                             "username": "u", "password": "p", "timeout_ms": 50}}
+JWT_BASE = {
+    "issuer": "https://idp",
+    "audiences": ["api"],
+    "assertion_audience": "svc",
+    "jwks_uri": "https://idp/jwks.json",
+    "assertion_signing_key_file": "/keys/gateway.pem",
+}
+RATE_LIMIT_BASE = {
+    "limits": [{"limit": 5, "period": "minute"}],
+    "policy": "redis",
+    "redis": {
+        "url": "redis://cache:6379/1",
+        "host": "cache",
+        "username": "u",
+        "password": "p",
+        "timeout_ms": 50,
+    },
+}
 TRACE_BASE = {"otlp_endpoint": "http://collector:4318/v1/traces"}
 
 PLUGINS: list[tuple[Any, Callable[[dict[str, Any]], Any], dict[str, Any]]] = [
@@ -43,8 +55,11 @@ def _referenceable(fields: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[st
             yield from _referenceable(field.get("fields", ()), (*path, name))
 
 
-CASES = [(module, parse, base, path) for module, parse, base in PLUGINS
-         for path in _referenceable(module.Schema)]
+CASES = [
+    (module, parse, base, path)
+    for module, parse, base in PLUGINS
+    for path in _referenceable(module.Schema)
+]
 
 
 def test_every_shipped_plugin_has_referenceable_fields_covered() -> None:
@@ -52,10 +67,14 @@ def test_every_shipped_plugin_has_referenceable_fields_covered() -> None:
     assert names == {"edge-jwt", "edge-rate-limit", "edge-trace"}
 
 
-@pytest.mark.parametrize(("module", "parse", "base", "path"), CASES,
-                         ids=[f"{m.NAME}:{'.'.join(p)}" for m, _, _, p in CASES])
-def test_empty_reference_is_the_same_as_absent(module: Any, parse: Any, base: dict[str, Any],
-                                               path: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    ("module", "parse", "base", "path"),
+    CASES,
+    ids=[f"{m.NAME}:{'.'.join(p)}" for m, _, _, p in CASES],
+)
+def test_empty_reference_is_the_same_as_absent(
+    module: Any, parse: Any, base: dict[str, Any], path: tuple[str, ...]
+) -> None:
     unresolved = copy.deepcopy(base)
     absent = copy.deepcopy(base)
     record, gone = unresolved, absent

@@ -74,8 +74,10 @@ PASSWORD_HASHERS = [
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
-     "OPTIONS": {"min_length": 10}},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 10},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
@@ -212,8 +214,9 @@ GATEWAY_JWKS = env_str("GATEWAY_JWKS", str(BASE_DIR / ".keys" / "gateway-jwks.js
 GATEWAY_ISSUER = env_str("GATEWAY_ISSUER", "kong-edge")
 IDENTITY_ASSERTION_LEEWAY_SECONDS = env_int("IDENTITY_ASSERTION_LEEWAY_SECONDS", 5)
 # Assertion ids already used, on REDIS_URL: keys <prefix>:seen:<assertion_id> (identity.store).
-IDENTITY_ASSERTION_KEY_PREFIX = (env_str("IDENTITY_ASSERTION_KEY_PREFIX", "auth.assertion")
-                                 or "auth.assertion")
+IDENTITY_ASSERTION_KEY_PREFIX = (
+    env_str("IDENTITY_ASSERTION_KEY_PREFIX", "auth.assertion") or "auth.assertion"
+)
 
 # --- Google sign-in ------------------------------------------------------------------------
 GOOGLE_CLIENT_ID = env_str("GOOGLE_CLIENT_ID", "")
@@ -272,35 +275,43 @@ INSTALLED_APPS.append("auth_backend.internal")
 INTERNAL_API_KEYS = parse_api_keys(env_str("INTERNAL_API_KEYS"))
 
 REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "auth_backend.core.openapi.AutoSchema"
-SPECTACULAR_SETTINGS.update({
-    "DESCRIPTION": (
-        "Accounts, tokens and seller applications behind the Kong edge. Clients call these "
-        "endpoints through the gateway; protected ones need `Authorization: Bearer <access "
-        "token>`, which the gateway validates before forwarding the caller's identity as a "
-        "signed `X-Identity-Assertion`. Every path also answers without the trailing slash. "
-        "Every error has one shape (`Error`): `{\"error\": {\"code\", \"message\", "
-        "\"details\"}, \"request_id\"}`; branch on `error.code`."
-    ),
-    "SERVERS": [{"url": url} for url in env_list("OPENAPI_SERVER_URLS", "/")],
-    "TAGS": [
-        {"name": "accounts", "description": "Registration, email verification, password reset."},
-        {"name": "tokens", "description": "Sign-in (password, 2FA, Google), token refresh, "
-                                          "logout and the signing keys (JWKS)."},
-        {"name": "profile", "description": "The caller's own profile."},
-        {"name": "2fa", "description": "TOTP two-factor authentication."},
-        {"name": "seller", "description": "Seller applications and staff decisions."},
-        {"name": "health", "description": "Liveness and readiness probes."},
-    ],
-    # The public schema: /api/auth/ only (never /internal/ or /admin/).
-    "PREPROCESSING_HOOKS": ["auth_backend.core.openapi.public_endpoints"],
-    "POSTPROCESSING_HOOKS": [
-        "drf_spectacular.hooks.postprocess_schema_enums",
-        "auth_backend.core.openapi.postprocess_error_responses",
-    ],
-    "SCHEMA_PATH_PREFIX": r"/(api|internal)/auth/",
-    # The schema and Swagger UI are public documents: run no authentication for them.
-    "SERVE_AUTHENTICATION": [],
-})
+SPECTACULAR_SETTINGS.update(
+    {
+        "DESCRIPTION": (
+            "Accounts, tokens and seller applications behind the Kong edge. Clients call these "
+            "endpoints through the gateway; protected ones need `Authorization: Bearer <access "
+            "token>`, which the gateway validates before forwarding the caller's identity as a "
+            "signed `X-Identity-Assertion`. Every path also answers without the trailing slash. "
+            'Every error has one shape (`Error`): `{"error": {"code", "message", '
+            '"details"}, "request_id"}`; branch on `error.code`.'
+        ),
+        "SERVERS": [{"url": url} for url in env_list("OPENAPI_SERVER_URLS", "/")],
+        "TAGS": [
+            {
+                "name": "accounts",
+                "description": "Registration, email verification, password reset.",
+            },
+            {
+                "name": "tokens",
+                "description": "Sign-in (password, 2FA, Google), token refresh, "
+                "logout and the signing keys (JWKS).",
+            },
+            {"name": "profile", "description": "The caller's own profile."},
+            {"name": "2fa", "description": "TOTP two-factor authentication."},
+            {"name": "seller", "description": "Seller applications and staff decisions."},
+            {"name": "health", "description": "Liveness and readiness probes."},
+        ],
+        # The public schema: /api/auth/ only (never /internal/ or /admin/).
+        "PREPROCESSING_HOOKS": ["auth_backend.core.openapi.public_endpoints"],
+        "POSTPROCESSING_HOOKS": [
+            "drf_spectacular.hooks.postprocess_schema_enums",
+            "auth_backend.core.openapi.postprocess_error_responses",
+        ],
+        "SCHEMA_PATH_PREFIX": r"/(api|internal)/auth/",
+        # The schema and Swagger UI are public documents: run no authentication for them.
+        "SERVE_AUTHENTICATION": [],
+    }
+)
 
 # --- Accounts: one-time tokens, login challenges, TOTP (auth_backend.accounts) ---------------
 # Lifetime of the emailed single-use tokens.
@@ -336,5 +347,6 @@ LOGIN_THROTTLE_KNOWN_CLIENT_SECONDS = env_int("LOGIN_THROTTLE_KNOWN_CLIENT_SECON
 # Addresses/CIDRs whose X-Forwarded-For names the client (the gateway); empty: REMOTE_ADDR.
 LOGIN_THROTTLE_TRUSTED_PROXIES = env_networks("LOGIN_THROTTLE_TRUSTED_PROXIES")
 LOGIN_THROTTLE_REDIS_TIMEOUT_MS = env_int("LOGIN_THROTTLE_REDIS_TIMEOUT_MS", 100)
-LOGIN_THROTTLE_KEY_PREFIX = (env_str("LOGIN_THROTTLE_KEY_PREFIX", "auth.login-throttle")
-                             or "auth.login-throttle")
+LOGIN_THROTTLE_KEY_PREFIX = (
+    env_str("LOGIN_THROTTLE_KEY_PREFIX", "auth.login-throttle") or "auth.login-throttle"
+)

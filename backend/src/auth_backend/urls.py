@@ -17,6 +17,9 @@ urlpatterns = [
     path("api/auth/", include("auth_backend.tokens.urls")),
     path("api/auth/seller/", include("auth_backend.sellers.urls")),
     route("api/auth/schema", SpectacularAPIView.as_view(), name="openapi-schema"),
-    route("api/auth/schema/swagger",
-          SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="openapi-swagger"),
+    route(
+        "api/auth/schema/swagger",
+        SpectacularSwaggerView.as_view(url_name="openapi-schema"),
+        name="openapi-swagger",
+    ),
 ]

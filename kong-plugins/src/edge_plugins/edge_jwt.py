@@ -61,14 +61,30 @@ log = logging.getLogger("edge_plugins.edge_jwt")
 
 
 def _strings(default: list[str] | None = None, **extra: Any) -> dict[str, Any]:
-    field: dict[str, Any] = {"type": "array", "elements": {"type": "string", "len_min": 1},
-                             "default": list(default or [])}
+    field: dict[str, Any] = {
+        "type": "array",
+        "elements": {"type": "string", "len_min": 1},
+        "default": list(default or []),
+    }
     field.update(extra)
     return field
 
 
-_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384",
-               "ES512", "EdDSA", "HS256", "HS384", "HS512"]
+_ALGORITHMS = [
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "EdDSA",
+    "HS256",
+    "HS384",
+    "HS512",
+]
 
 # Kong plugin schema (kong/db/schema/metaschema.lua). Kong-pdk puts these fields in the
 # plugin's ``config`` record; a record of an external plugin cannot carry entity checks, so
@@ -78,10 +94,19 @@ _ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "E
 Schema = (
     # Tokens: who issues them, for whom, signed how.
     {"issuer": {"type": "string", "required": True, "len_min": 1}},
-    {"audiences": {"type": "array", "elements": {"type": "string", "len_min": 1},
-                   "required": True, "len_min": 1}},
-    {"algorithms": _strings(["RS256"], len_min=1,
-                            elements={"type": "string", "one_of": _ALGORITHMS})},
+    {
+        "audiences": {
+            "type": "array",
+            "elements": {"type": "string", "len_min": 1},
+            "required": True,
+            "len_min": 1,
+        }
+    },
+    {
+        "algorithms": _strings(
+            ["RS256"], len_min=1, elements={"type": "string", "one_of": _ALGORITHMS}
+        )
+    },
     {"leeway_seconds": {"type": "integer", "default": 30, "between": [0, 300]}},
     {"max_lifetime_seconds": {"type": "integer", "between": [1, 366 * 86400]}},
     {"required_claims": _strings()},
@@ -89,8 +114,7 @@ Schema = (
     {"jwks_uri": {"type": "string", "match": "^https?://"}},
     {"jwks": {"type": "string", "len_min": 2}},
     {"public_keys_pem": _strings()},
-    {"jwks_refetch_interval_seconds": {"type": "integer", "default": 30,
-                                       "between": [1, 3600]}},
+    {"jwks_refetch_interval_seconds": {"type": "integer", "default": 30, "between": [1, 3600]}},
     # Where the token is looked for; more than one distinct token is a 401.
     {"header_names": _strings(["authorization"], len_min=1)},
     {"cookie_names": _strings()},
@@ -180,8 +204,9 @@ class Plugin:
 
         def request_target() -> RequestBinding:
             # Called by decide for an accepted request only; the method is not asked twice.
-            return RequestBinding(method or kong.request.get_method(),
-                                  kong.nginx.get_var(UPSTREAM_URI_VARIABLE))
+            return RequestBinding(
+                method or kong.request.get_method(), kong.nginx.get_var(UPSTREAM_URI_VARIABLE)
+            )
 
         return decide(
             config,
@@ -208,8 +233,9 @@ class Plugin:
 def main() -> None:
     from edge_plugins.server import run_plugin
 
-    run_plugin(sys.modules[__name__],
-               preload=("edge_plugins.jwt.decision", "edge_plugins.jwt.state"))
+    run_plugin(
+        sys.modules[__name__], preload=("edge_plugins.jwt.decision", "edge_plugins.jwt.state")
+    )
 
 
 if __name__ == "__main__":

@@ -55,35 +55,65 @@ _PERIODS = ["second", "minute", "hour", "day"]
 # window_seconds/period per limit, header_name with limit_by header, a cost that fits)
 # are checked by RateLimitConfig.from_kong at StartInstance.
 Schema = (
-    {"limits": {"type": "array", "required": True, "len_min": 1, "elements": {
-        "type": "record", "fields": [
-            {"limit": {"type": "integer", "required": True, "between": [1, 1_000_000_000]}},
-            {"window_seconds": {"type": "integer", "between": [1, 366 * 86400]}},
-            {"period": {"type": "string", "one_of": _PERIODS}},
-            {"cost": {"type": "integer", "default": 1, "between": [1, 1_000_000_000]}},
-            {"burst": {"type": "integer", "between": [1, 1_000_000_000]}},
-        ]}}},
-    {"limit_by": {"type": "string", "default": "consumer",
-                  "one_of": ["ip", "consumer", "header", "path", "service", "route"]}},
+    {
+        "limits": {
+            "type": "array",
+            "required": True,
+            "len_min": 1,
+            "elements": {
+                "type": "record",
+                "fields": [
+                    {"limit": {"type": "integer", "required": True, "between": [1, 1_000_000_000]}},
+                    {"window_seconds": {"type": "integer", "between": [1, 366 * 86400]}},
+                    {"period": {"type": "string", "one_of": _PERIODS}},
+                    {"cost": {"type": "integer", "default": 1, "between": [1, 1_000_000_000]}},
+                    {"burst": {"type": "integer", "between": [1, 1_000_000_000]}},
+                ],
+            },
+        }
+    },
+    {
+        "limit_by": {
+            "type": "string",
+            "default": "consumer",
+            "one_of": ["ip", "consumer", "header", "path", "service", "route"],
+        }
+    },
     {"header_name": {"type": "string", "len_min": 1}},
-    {"algorithm": {"type": "string", "default": "sliding_window",
-                   "one_of": ["sliding_window", "gcra"]}},
+    {
+        "algorithm": {
+            "type": "string",
+            "default": "sliding_window",
+            "one_of": ["sliding_window", "gcra"],
+        }
+    },
     {"policy": {"type": "string", "default": "local", "one_of": ["local", "redis"]}},
-    {"redis": {"type": "record", "required": True, "fields": [
-        {"url": {"type": "string", "referenceable": True}},
-        {"host": {"type": "string", "referenceable": True}},
-        {"port": {"type": "integer", "default": 6379, "between": [1, 65535]}},
-        {"database": {"type": "integer", "default": 0, "between": [0, 1000]}},
-        {"username": {"type": "string", "referenceable": True}},
-        {"password": {"type": "string", "referenceable": True}},
-        {"ssl": {"type": "boolean", "default": False}},
-        {"timeout_ms": {"type": "integer", "default": 50, "between": [1, 5000]}},
-        {"key_prefix": {"type": "string", "default": "edge-rl", "len_min": 1}},
-        {"breaker_threshold": {"type": "integer", "default": 3, "between": [1, 1000]}},
-        {"breaker_reset_seconds": {"type": "integer", "default": 5, "between": [1, 3600]}},
-    ]}},
-    {"on_store_failure": {"type": "string", "default": "local",
-                          "one_of": ["open", "closed", "local"]}},
+    {
+        "redis": {
+            "type": "record",
+            "required": True,
+            "fields": [
+                {"url": {"type": "string", "referenceable": True}},
+                {"host": {"type": "string", "referenceable": True}},
+                {"port": {"type": "integer", "default": 6379, "between": [1, 65535]}},
+                {"database": {"type": "integer", "default": 0, "between": [0, 1000]}},
+                {"username": {"type": "string", "referenceable": True}},
+                {"password": {"type": "string", "referenceable": True}},
+                {"ssl": {"type": "boolean", "default": False}},
+                {"timeout_ms": {"type": "integer", "default": 50, "between": [1, 5000]}},
+                {"key_prefix": {"type": "string", "default": "edge-rl", "len_min": 1}},
+                {"breaker_threshold": {"type": "integer", "default": 3, "between": [1, 1000]}},
+                {"breaker_reset_seconds": {"type": "integer", "default": 5, "between": [1, 3600]}},
+            ],
+        }
+    },
+    {
+        "on_store_failure": {
+            "type": "string",
+            "default": "local",
+            "one_of": ["open", "closed", "local"],
+        }
+    },
     {"expected_nodes": {"type": "integer", "default": 1, "between": [1, 1000]}},
     {"shadow": {"type": "boolean", "default": False}},
     {"ietf_headers": {"type": "boolean", "default": True}},
@@ -115,8 +145,9 @@ class Plugin:
             self.config = RateLimitConfig.from_kong(config)
         except Exception as exc:  # noqa: BLE001 - reported on every request instead
             self.config_error = f"{type(exc).__name__}: {exc}"
-            log.error("edge-rate-limit config rejected (requests answer 500): %s",
-                      self.config_error)
+            log.error(
+                "edge-rate-limit config rejected (requests answer 500): %s", self.config_error
+            )
             return
         # A bug in deciding must not take the API down: admit (logged). Store outages
         # are not bugs: on_store_failure says what they turn into.
@@ -141,8 +172,12 @@ class Plugin:
             if verdict.body is None:
                 error_request(kong, verdict.status, None, verdict.headers)
             request_id = kong.request.get_header(config.request_id_header)
-            exit_request(kong, verdict.status, verdict.json_body(request_id),
-                         {**verdict.headers, "Content-Type": "application/json"})
+            exit_request(
+                kong,
+                verdict.status,
+                verdict.json_body(request_id),
+                {**verdict.headers, "Content-Type": "application/json"},
+            )
 
     @staticmethod
     def _client_key(kong: Any, config: Any) -> str:

@@ -89,14 +89,23 @@ Schema = (
     # Request id: accepted from the client only when it matches (and comes from a trusted IP).
     {"request_id_header": {"type": "string", "default": DEFAULT_HEADER, "len_min": 1}},
     {"request_id_pattern": {"type": "string", "default": DEFAULT_PATTERN, "len_min": 1}},
-    {"request_id_trusted_ips": {"type": "array", "default": [],
-                                "elements": {"type": "string", "len_min": 1}}},
-    {"request_id_format": {"type": "string", "default": "uuid4",
-                           "one_of": ["uuid4", "hex32"]}},
+    {
+        "request_id_trusted_ips": {
+            "type": "array",
+            "default": [],
+            "elements": {"type": "string", "len_min": 1},
+        }
+    },
+    {"request_id_format": {"type": "string", "default": "uuid4", "one_of": ["uuid4", "hex32"]}},
     # Trace context on the response (W3C Trace Context Level 3 draft).
     {"response_trace_context": {"type": "boolean", "default": False}},
-    {"response_trace_format": {"type": "string", "default": "traceresponse",
-                               "one_of": ["traceresponse", "server-timing"]}},
+    {
+        "response_trace_format": {
+            "type": "string",
+            "default": "traceresponse",
+            "one_of": ["traceresponse", "server-timing"],
+        }
+    },
     # OTLP/HTTP protobuf export of the gateway span; no endpoint, no export. Referenceable,
     # so one kong.yml can name a per-environment collector ({vault://env/...}); a reference
     # that does not resolve reads as "" (Kong's rule), which also means no export.
@@ -145,8 +154,10 @@ class Plugin:
         plan = plan_access(config, headers, client_ip)
         context = plan.context
         if context.sampled and self.exporter is not None:
-            PENDING.put(context.span_id, PendingSpan(context.trace_id, context.parent_span_id,
-                                                     time.time_ns()))
+            PENDING.put(
+                context.span_id,
+                PendingSpan(context.trace_id, context.parent_span_id, time.time_ns()),
+            )
         metrics.record_span_started(context.sampled)
         metrics.record_request_id(plan.request_id.outcome)
         for header, reason in plan.problems:
@@ -170,8 +181,9 @@ class Plugin:
 def main() -> None:
     from edge_plugins.server import run_plugin
 
-    run_plugin(sys.modules[__name__],
-               preload=("edge_plugins.trace.export", "edge_plugins.trace.span"))
+    run_plugin(
+        sys.modules[__name__], preload=("edge_plugins.trace.export", "edge_plugins.trace.span")
+    )
 
 
 if __name__ == "__main__":

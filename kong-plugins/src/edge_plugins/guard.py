@@ -68,8 +68,7 @@ class DecidedRejection(Exception):
 
 
 @contextlib.contextmanager
-def answering_rejection(status: int,
-                        headers: Mapping[str, str] | None = None) -> Iterator[None]:
+def answering_rejection(status: int, headers: Mapping[str, str] | None = None) -> Iterator[None]:
     """Build and send an already decided rejection: a failure inside becomes
     :class:`DecidedRejection` (chained to the cause), never the failure policy's to judge.
     ``RequestEnded`` (the answer was sent) is a ``BaseException`` and passes untouched."""
@@ -113,8 +112,9 @@ def error_request(
     With headers, a missing message is sent as Kong's own default text, never as ``None``.
     """
     if headers:
-        kong.response.error(status, default_message(status) if message is None else message,
-                            dict(headers))
+        kong.response.error(
+            status, default_message(status) if message is None else message, dict(headers)
+        )
     elif message is None:
         kong.response.error(status)
     else:
@@ -131,15 +131,13 @@ def _answer_rejection(kong: Any, rejection: DecidedRejection, plugin_name: str) 
     """
     attempts: list[tuple[Any, ...]] = [(rejection.status,)]
     if rejection.headers:
-        attempts.insert(0, (rejection.status, default_message(rejection.status),
-                            rejection.headers))
+        attempts.insert(0, (rejection.status, default_message(rejection.status), rejection.headers))
     for args in attempts:
         try:
             kong.response.error(*args)
             return True
         except Exception:
-            log.exception("plugin %s could not answer its rejection with %s", plugin_name,
-                          args[:1])
+            log.exception("plugin %s could not answer its rejection with %s", plugin_name, args[:1])
     return False  # nothing reached Kong: the handler must return for kong-pdk's "ret"
 
 
@@ -172,10 +170,14 @@ def guarded(method: Handler) -> Handler:
             pass
         except DecidedRejection as rejection:
             plugin_name = type(self).__module__
-            log.error("plugin %s failed answering its %d in %s phase; answering Kong's error",
-                      plugin_name, rejection.status, phase, exc_info=rejection.__cause__)
-            if phase not in _EXIT_PHASES or not _answer_rejection(kong, rejection,
-                                                                  plugin_name):
+            log.error(
+                "plugin %s failed answering its %d in %s phase; answering Kong's error",
+                plugin_name,
+                rejection.status,
+                phase,
+                exc_info=rejection.__cause__,
+            )
+            if phase not in _EXIT_PHASES or not _answer_rejection(kong, rejection, plugin_name):
                 return
         except Exception:
             plugin_name = type(self).__module__

@@ -34,8 +34,13 @@ def start_metrics_server(port: int, address: str = DEFAULT_ADDRESS) -> None:
     with _lock:
         if _server_port is not None:
             if (_server_address, _server_port) != (address, port):
-                log.warning("metrics server already on %s port %s; ignoring %s port %s",
-                            _server_address, _server_port, address, port)
+                log.warning(
+                    "metrics server already on %s port %s; ignoring %s port %s",
+                    _server_address,
+                    _server_port,
+                    address,
+                    port,
+                )
             return
         start_http_server(port, addr=address)
         _server_port, _server_address = port, address

@@ -43,8 +43,11 @@ def check(socket_path: str, timeout: float) -> None:
                     raise NotReady(f"{socket_path}: closed without an answer")
                 unpacker.feed(data)
                 for message in unpacker:
-                    if (isinstance(message, list) and len(message) == 4
-                            and message[:2] == [RESPONSE, 1]):
+                    if (
+                        isinstance(message, list)
+                        and len(message) == 4
+                        and message[:2] == [RESPONSE, 1]
+                    ):
                         if message[2] is not None:
                             raise NotReady(f"{socket_path}: {message[2]}")
                         return
@@ -54,12 +57,20 @@ def check(socket_path: str, timeout: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="edge-plugins-ready", description=__doc__.split(
-        "\n", 1)[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("sockets", nargs="+", metavar="SOCKET",
-                        help="a plugin server's Unix socket (pluginserver_<name>_socket)")
-    parser.add_argument("--timeout", type=float, default=2.0,
-                        help="seconds to wait for each server (default 2)")
+    parser = argparse.ArgumentParser(
+        prog="edge-plugins-ready",
+        description=__doc__.split("\n", 1)[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "sockets",
+        nargs="+",
+        metavar="SOCKET",
+        help="a plugin server's Unix socket (pluginserver_<name>_socket)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=2.0, help="seconds to wait for each server (default 2)"
+    )
     args = parser.parse_args(argv)
     for path in args.sockets:
         try:

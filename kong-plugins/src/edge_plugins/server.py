@@ -35,8 +35,7 @@ class OwnFlags:
 
 def _is_query(argv: list[str]) -> bool:
     """``--dump``, ``--version`` or ``--help``: print and exit, serve nothing."""
-    return any(a in ("--dump", "-dump", "--version", "-version", "-h", "--help")
-               for a in argv[1:])
+    return any(a in ("--dump", "-dump", "--version", "-version", "-h", "--help") for a in argv[1:])
 
 
 def _with_forced_flags(argv: list[str]) -> list[str]:
@@ -68,10 +67,12 @@ def _take_own_flags(module: ModuleType, argv: list[str]) -> tuple[list[str], Own
     logged by Kong). Answers the remaining arguments and the flags.
     """
     parser = argparse.ArgumentParser(prog=argv[0], add_help=False)
-    parser.add_argument(METRICS_PORT_FLAG, type=int,
-                        default=getattr(module, "DEFAULT_METRICS_PORT", 0))
-    parser.add_argument(METRICS_ADDRESS_FLAG, type=_ip_address,
-                        default=metrics_server.DEFAULT_ADDRESS)
+    parser.add_argument(
+        METRICS_PORT_FLAG, type=int, default=getattr(module, "DEFAULT_METRICS_PORT", 0)
+    )
+    parser.add_argument(
+        METRICS_ADDRESS_FLAG, type=_ip_address, default=metrics_server.DEFAULT_ADDRESS
+    )
     own, rest = parser.parse_known_args(argv[1:])
     return [argv[0], *rest], OwnFlags(own.metrics_port, own.metrics_address)
 
@@ -101,12 +102,13 @@ def use_lossless_rpc_strings() -> None:
     if getattr(listener.msgpack, "__name__", "") == _LOSSLESS_MSGPACK:
         return
     namespace = ModuleType(_LOSSLESS_MSGPACK)
-    namespace.__dict__.update({k: v for k, v in vars(msgpack).items()
-                               if not k.startswith("__")})
+    namespace.__dict__.update({k: v for k, v in vars(msgpack).items() if not k.startswith("__")})
     namespace.Unpacker = functools.partial(  # type: ignore[attr-defined]
-        msgpack.Unpacker, unicode_errors="surrogateescape")
+        msgpack.Unpacker, unicode_errors="surrogateescape"
+    )
     namespace.packb = functools.partial(  # type: ignore[attr-defined]
-        msgpack.packb, unicode_errors="surrogateescape")
+        msgpack.packb, unicode_errors="surrogateescape"
+    )
     listener.msgpack = namespace  # type: ignore[attr-defined]
 
 

@@ -28,9 +28,13 @@ Schema = (
     {"header_name": {"type": "string", "default": "X-Edge-Demo", "len_min": 1}},
     {"greeting": {"type": "string", "default": "hello"}},
     {"exit_status": {"type": "integer", "between": [200, 599]}},
-    {"fail": {"type": "string", "default": "none",
-              "one_of": ["none", "start_instance", "before_pdk", "after_pdk",
-                                      "hang_before_pdk"]}},
+    {
+        "fail": {
+            "type": "string",
+            "default": "none",
+            "one_of": ["none", "start_instance", "before_pdk", "after_pdk", "hang_before_pdk"],
+        }
+    },
     {"failure_policy": {"type": "string", "default": "closed", "one_of": ["closed", "open"]}},
     {"unguarded": {"type": "boolean", "default": False}},
     {"log_serialize": {"type": "boolean", "default": False}},

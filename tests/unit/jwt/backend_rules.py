@@ -20,13 +20,27 @@ GATEWAY_ISSUER = "kong-edge"
 LEEWAY_SECONDS = 5
 
 
-REQUIRED_CLAIMS = ["iss", "aud", "sub", "iat", "exp", "jti", "assertion_id", "req_method",
-                   "req_path"]
+REQUIRED_CLAIMS = [
+    "iss",
+    "aud",
+    "sub",
+    "iat",
+    "exp",
+    "jti",
+    "assertion_id",
+    "req_method",
+    "req_path",
+]
 
 
-def verify_assertion(token: str, jwks: Mapping[str, Any], *, service: str = SERVICE_NAME,
-                     issuer: str = GATEWAY_ISSUER,
-                     request: tuple[str, str] | None = None) -> dict[str, Any] | None:
+def verify_assertion(
+    token: str,
+    jwks: Mapping[str, Any],
+    *,
+    service: str = SERVICE_NAME,
+    issuer: str = GATEWAY_ISSUER,
+    request: tuple[str, str] | None = None,
+) -> dict[str, Any] | None:
     """Claims if the backend would accept the assertion, else ``None`` (= anonymous).
 
     ``request`` is the (method, path) the backend received; given, the assertion must name
@@ -44,9 +58,15 @@ def verify_assertion(token: str, jwks: Mapping[str, Any], *, service: str = SERV
         key = keys.get(kid)
         if key is None or key.algorithm_name != header["alg"]:
             return None
-        claims = jwt.decode(token, key=key.key, algorithms=[header["alg"]], audience=service,
-                            issuer=issuer, leeway=LEEWAY_SECONDS,
-                            options={"require": REQUIRED_CLAIMS})
+        claims = jwt.decode(
+            token,
+            key=key.key,
+            algorithms=[header["alg"]],
+            audience=service,
+            issuer=issuer,
+            leeway=LEEWAY_SECONDS,
+            options={"require": REQUIRED_CLAIMS},
+        )
     except (jwt.PyJWTError, jwt.PyJWKError, ValueError, TypeError):
         return None
     if not isinstance(claims.get("roles", []), list) or not isinstance(claims["sub"], str):

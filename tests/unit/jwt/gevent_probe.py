@@ -43,10 +43,18 @@ def main() -> None:
     token = mint(key, **access_claims(iat=now, nbf=now, exp=now + 900))
 
     def one() -> int:
-        verdict = decide(config, method="GET", headers={"authorization": [f"Bearer {token}"]},
-                         query="", keys=runtime.keys, revocations=runtime.revocations,
-                         signer=runtime.signer, cache=runtime.cache, now=time.time(),
-                         request_target=lambda: RequestBinding("GET", "/api/auth/profile"))
+        verdict = decide(
+            config,
+            method="GET",
+            headers={"authorization": [f"Bearer {token}"]},
+            query="",
+            keys=runtime.keys,
+            revocations=runtime.revocations,
+            signer=runtime.signer,
+            cache=runtime.cache,
+            now=time.time(),
+            request_target=lambda: RequestBinding("GET", "/api/auth/profile"),
+        )
         return verdict.status
 
     jobs = [gevent.spawn(one) for _ in range(20)]
@@ -54,8 +62,11 @@ def main() -> None:
     statuses = [job.value for job in jobs]
     first_fetches = endpoint.count()
     gevent.sleep(1.5)
-    report = {"statuses": statuses, "first_fetches": first_fetches,
-              "later_fetches": endpoint.count()}
+    report = {
+        "statuses": statuses,
+        "first_fetches": first_fetches,
+        "later_fetches": endpoint.count(),
+    }
     state.reset_runtimes()
     server.shutdown()
     print(json.dumps(report))

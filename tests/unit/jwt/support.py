@@ -40,9 +40,13 @@ class RsaKey:
 
     @property
     def public_pem(self) -> str:
-        return self.private.public_key().public_bytes(
-            serialization.Encoding.PEM,
-            serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
+        return (
+            self.private.public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            .decode("ascii")
+        )
 
 
 def new_rsa_key(bits: int = 2048) -> RsaKey:
@@ -82,8 +86,14 @@ def access_claims(**overrides: Any) -> dict[str, Any]:
     return claims
 
 
-def mint(key: RsaKey, *, alg: str = "RS256", kid: str | None = "default",
-         headers: Mapping[str, Any] | None = None, **overrides: Any) -> str:
+def mint(
+    key: RsaKey,
+    *,
+    alg: str = "RS256",
+    kid: str | None = "default",
+    headers: Mapping[str, Any] | None = None,
+    **overrides: Any,
+) -> str:
     """An access token signed by ``key`` (``kid="default"``: the key's own kid)."""
     extra = dict(headers or {})
     if kid == "default":
@@ -163,6 +173,7 @@ def serve_jwks(endpoint: JwksEndpoint) -> ThreadingHTTPServer:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     endpoint.url = f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                     daemon=True).start()
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
     return server

@@ -32,17 +32,28 @@ def _public(gateway_key: tuple[Path, Path]) -> dict:
     return json.loads(gateway_key[1].read_text())
 
 
-def test_assertion_verifies_like_the_backend_does(signer: AssertionSigner,
-                                                  gateway_key: tuple[Path, Path]) -> None:
+def test_assertion_verifies_like_the_backend_does(
+    signer: AssertionSigner, gateway_key: tuple[Path, Path]
+) -> None:
     now = time.time()
-    user = access_claims(iat=int(now), nbf=int(now), exp=int(now) + 900,
-                         roles=["user", "seller"], scope="profile seller")
+    user = access_claims(
+        iat=int(now),
+        nbf=int(now),
+        exp=int(now) + 900,
+        roles=["user", "seller"],
+        scope="profile seller",
+    )
     token = signer.sign(user, SERVICE, request=PROFILE)
     claims = verify_assertion(token, _public(gateway_key), request=("GET", "/api/auth/profile"))
     assert claims is not None
     assert claims["iss"] == GATEWAY_ISSUER and claims["aud"] == SERVICE
-    assert (claims["sub"], claims["email"], claims["roles"], claims["scope"], claims["jti"]) == \
-        (user["sub"], user["email"], ["user", "seller"], "profile seller", user["jti"])
+    assert (claims["sub"], claims["email"], claims["roles"], claims["scope"], claims["jti"]) == (
+        user["sub"],
+        user["email"],
+        ["user", "seller"],
+        "profile seller",
+        user["jti"],
+    )
     assert claims["exp"] - claims["iat"] == 30
     assert (claims["req_method"], claims["req_path"]) == ("GET", "/api/auth/profile")
     assert claims["assertion_id"] != claims["jti"]
@@ -50,22 +61,27 @@ def test_assertion_verifies_like_the_backend_does(signer: AssertionSigner,
     assert header["alg"] == "EdDSA" and header["kid"] == signer.kid
 
 
-def test_another_audience_or_key_is_anonymous(signer: AssertionSigner,
-                                              gateway_key: tuple[Path, Path],
-                                              tmp_path: Path) -> None:
+def test_another_audience_or_key_is_anonymous(
+    signer: AssertionSigner, gateway_key: tuple[Path, Path], tmp_path: Path
+) -> None:
     now = time.time()
     user = access_claims(iat=int(now), exp=int(now) + 900)
-    assert verify_assertion(signer.sign(user, "billing", request=PROFILE),
-                            _public(gateway_key)) is None
+    assert (
+        verify_assertion(signer.sign(user, "billing", request=PROFILE), _public(gateway_key))
+        is None
+    )
     other_private, other_public = tmp_path / "k.pem", tmp_path / "k.json"
     generate_signing_key(other_private, other_public)
     stranger = AssertionSigner(str(other_private))
-    assert verify_assertion(stranger.sign(user, SERVICE, request=PROFILE),
-                            _public(gateway_key)) is None
+    assert (
+        verify_assertion(stranger.sign(user, SERVICE, request=PROFILE), _public(gateway_key))
+        is None
+    )
 
 
-def test_public_jwks_is_the_thumbprinted_public_key(signer: AssertionSigner,
-                                                    gateway_key: tuple[Path, Path]) -> None:
+def test_public_jwks_is_the_thumbprinted_public_key(
+    signer: AssertionSigner, gateway_key: tuple[Path, Path]
+) -> None:
     jwks = signer.public_jwks()
     assert jwks == _public(gateway_key)
     (jwk,) = jwks["keys"]
@@ -77,26 +93,30 @@ def test_public_jwks_is_the_thumbprinted_public_key(signer: AssertionSigner,
 def test_exp_never_outlives_the_user_token(signer: AssertionSigner) -> None:
     now = 1_800_000_000.0
     short = access_claims(exp=int(now) + 10)
-    claims = jwt.decode(signer.sign(short, SERVICE, request=PROFILE, now=now),
-                        options={"verify_signature": False})
+    claims = jwt.decode(
+        signer.sign(short, SERVICE, request=PROFILE, now=now), options={"verify_signature": False}
+    )
     assert claims["iat"] == int(now) and claims["exp"] == int(now) + 10
     # Accepted within the leeway after exp: still not born expired.
     late = access_claims(exp=int(now) - 5)
-    claims = jwt.decode(signer.sign(late, SERVICE, request=PROFILE, now=now),
-                        options={"verify_signature": False})
+    claims = jwt.decode(
+        signer.sign(late, SERVICE, request=PROFILE, now=now), options={"verify_signature": False}
+    )
     assert claims["exp"] == int(now) + 1
 
 
-def test_every_assertion_is_fresh_and_bound_to_its_request(signer: AssertionSigner,
-                                                         gateway_key: tuple[Path, Path]) -> None:
+def test_every_assertion_is_fresh_and_bound_to_its_request(
+    signer: AssertionSigner, gateway_key: tuple[Path, Path]
+) -> None:
     """A captured assertion must not be replayable (docs/identity-assertion.md): each one
     has an id of its own and names its request, so none is reused for the same token."""
     now = time.time()
     user = access_claims(iat=int(now), exp=int(now) + 900)
     first = signer.sign(user, SERVICE, request=PROFILE, now=now)
     again = signer.sign(user, SERVICE, request=PROFILE, now=now)
-    patch = signer.sign(user, SERVICE, request=RequestBinding("PATCH", "/api/auth/profile/"),
-                        now=now)
+    patch = signer.sign(
+        user, SERVICE, request=RequestBinding("PATCH", "/api/auth/profile/"), now=now
+    )
     assert signer.sign_count == 3 and len({first, again, patch}) == 3
     claims = [jwt.decode(t, options={"verify_signature": False}) for t in (first, again, patch)]
     assert len({c["assertion_id"] for c in claims}) == 3
@@ -109,10 +129,16 @@ def test_every_assertion_is_fresh_and_bound_to_its_request(signer: AssertionSign
     assert verify_assertion(first, public, request=("GET", "/api/auth/other")) is None
 
 
-@pytest.mark.parametrize(("method", "path"), [
-    (None, "/api/auth/profile"), ("", "/api/auth/profile"), ("GET", None), ("GET", ""),
-    ("GET", "api/auth/profile"),
-])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        (None, "/api/auth/profile"),
+        ("", "/api/auth/profile"),
+        ("GET", None),
+        ("GET", ""),
+        ("GET", "api/auth/profile"),
+    ],
+)
 def test_a_request_without_method_or_path_is_never_signed(method: object, path: object) -> None:
     """A PDK nil (an nginx variable Kong does not have) must not become a signed claim."""
     with pytest.raises(InvalidRequestTarget):
@@ -125,8 +151,7 @@ def test_es256_keys_are_accepted(tmp_path: Path) -> None:
     signer = AssertionSigner(str(private))
     assert signer.algorithm == "ES256" and signer.kid == kid
     now = time.time()
-    token = signer.sign(access_claims(iat=int(now), exp=int(now) + 900), SERVICE,
-                        request=PROFILE)
+    token = signer.sign(access_claims(iat=int(now), exp=int(now) + 900), SERVICE, request=PROFILE)
     assert verify_assertion(token, json.loads(public.read_text())) is not None
 
 
@@ -138,10 +163,13 @@ def test_unusable_key_files(tmp_path: Path) -> None:
     with pytest.raises(SigningKeyError, match="PEM"):
         AssertionSigner(str(garbage)).load()
     rsa_file = tmp_path / "rsa.pem"
-    rsa_file.write_bytes(rsa.generate_private_key(public_exponent=65537, key_size=2048)
-                         .private_bytes(serialization.Encoding.PEM,
-                                        serialization.PrivateFormat.PKCS8,
-                                        serialization.NoEncryption()))
+    rsa_file.write_bytes(
+        rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     with pytest.raises(SigningKeyError, match="Ed25519 or EC P-256"):
         AssertionSigner(str(rsa_file)).load()
 

@@ -44,9 +44,21 @@ def test_defaults_are_the_safe_ones(key_file: Path, rsa_key: RsaKey) -> None:
 
 
 def test_unset_fields_may_be_null_as_well_as_absent(key_file: Path, rsa_key: RsaKey) -> None:
-    nulls = {name: None for name in ("algorithms", "leeway_seconds", "max_lifetime_seconds",
-                                     "header_names", "cookie_names", "optional", "realm",
-                                     "jwks_uri", "public_keys_pem", "revocation_redis_url")}
+    nulls = {
+        name: None
+        for name in (
+            "algorithms",
+            "leeway_seconds",
+            "max_lifetime_seconds",
+            "header_names",
+            "cookie_names",
+            "optional",
+            "realm",
+            "jwks_uri",
+            "public_keys_pem",
+            "revocation_redis_url",
+        )
+    }
     conf = {**_conf(key_file, rsa_key), **nulls}
     config = JwtConfig.from_kong(conf)
     assert config.algorithms == ("RS256",) and config.header_names == ("authorization",)
@@ -59,8 +71,9 @@ def test_inline_jwks_may_be_json_text_or_a_single_jwk(key_file: Path, rsa_key: R
 
 
 def test_header_names_are_lower_cased(key_file: Path, rsa_key: RsaKey) -> None:
-    config = JwtConfig.from_kong(_conf(key_file, rsa_key,
-                                       header_names=["Authorization", "X-Access-Token"]))
+    config = JwtConfig.from_kong(
+        _conf(key_file, rsa_key, header_names=["Authorization", "X-Access-Token"])
+    )
     assert config.header_names == ("authorization", "x-access-token")
 
 
@@ -74,11 +87,13 @@ def test_hs_algorithms_are_refused_with_asymmetric_keys(key_file: Path, rsa_key:
     with pytest.raises(ConfigError, match="HS"):
         JwtConfig.from_kong(_conf(key_file, rsa_key, algorithms=["HS256"]))
     with pytest.raises(ConfigError, match="HS"):
-        JwtConfig.from_kong(kong_conf(key_file, public_keys_pem=[rsa_key.public_pem],
-                                      algorithms=["HS256"]))
+        JwtConfig.from_kong(
+            kong_conf(key_file, public_keys_pem=[rsa_key.public_pem], algorithms=["HS256"])
+        )
     with pytest.raises(ConfigError, match="HS"):
-        JwtConfig.from_kong(kong_conf(key_file, jwks_uri="https://idp.test/jwks.json",
-                                      algorithms=["HS256"]))
+        JwtConfig.from_kong(
+            kong_conf(key_file, jwks_uri="https://idp.test/jwks.json", algorithms=["HS256"])
+        )
     with pytest.raises(ConfigError, match="mixed"):
         JwtConfig.from_kong(_conf(key_file, rsa_key, algorithms=["RS256", "HS256"]))
 
@@ -89,30 +104,36 @@ def test_hs_algorithms_are_allowed_with_inline_oct_keys_only(key_file: Path) -> 
     assert config.algorithms == ("HS256",)
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"issuer": None}, "issuer"),
-    ({"audiences": []}, "audiences"),
-    ({"assertion_audience": None}, "assertion_audience"),
-    ({"jwks": None}, "key source"),
-    ({"jwks_uri": "ftp://idp.test/jwks"}, "http"),
-    ({"assertion_ttl_seconds": 61}, "assertion_ttl_seconds"),
-    ({"assertion_ttl_seconds": 0}, "assertion_ttl_seconds"),
-    ({"leeway_seconds": -1}, "leeway_seconds"),
-    ({"leeway_seconds": 301}, "leeway_seconds"),
-    ({"leeway_seconds": True}, "integer"),
-    ({"max_token_bytes": 10}, "max_token_bytes"),
-    ({"scopes_match": "some"}, "scopes_match"),
-    ({"failure_policy": "maybe"}, "failure_policy"),
-    ({"algorithms": ["XS256"]}, "unsupported"),
-    ({"realm": 'api", error="x'}, "realm"),
-    ({"optional": "yes"}, "boolean"),
-    ({"required_scopes": "profile"}, "array"),
-    ({"jwks": {"keys": [{"kty": "RSA", "n": "AQAB", "e": "AQAB", "d": "AQAB"}]}}, "private"),
-    ({"public_keys_pem": ["-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----"]},
-     "PEM"),
-])
-def test_unsafe_or_broken_configs_are_refused(key_file: Path, rsa_key: RsaKey,
-                                              overrides: dict[str, Any], message: str) -> None:
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"issuer": None}, "issuer"),
+        ({"audiences": []}, "audiences"),
+        ({"assertion_audience": None}, "assertion_audience"),
+        ({"jwks": None}, "key source"),
+        ({"jwks_uri": "ftp://idp.test/jwks"}, "http"),
+        ({"assertion_ttl_seconds": 61}, "assertion_ttl_seconds"),
+        ({"assertion_ttl_seconds": 0}, "assertion_ttl_seconds"),
+        ({"leeway_seconds": -1}, "leeway_seconds"),
+        ({"leeway_seconds": 301}, "leeway_seconds"),
+        ({"leeway_seconds": True}, "integer"),
+        ({"max_token_bytes": 10}, "max_token_bytes"),
+        ({"scopes_match": "some"}, "scopes_match"),
+        ({"failure_policy": "maybe"}, "failure_policy"),
+        ({"algorithms": ["XS256"]}, "unsupported"),
+        ({"realm": 'api", error="x'}, "realm"),
+        ({"optional": "yes"}, "boolean"),
+        ({"required_scopes": "profile"}, "array"),
+        ({"jwks": {"keys": [{"kty": "RSA", "n": "AQAB", "e": "AQAB", "d": "AQAB"}]}}, "private"),
+        (
+            {"public_keys_pem": ["-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----"]},
+            "PEM",
+        ),
+    ],
+)
+def test_unsafe_or_broken_configs_are_refused(
+    key_file: Path, rsa_key: RsaKey, overrides: dict[str, Any], message: str
+) -> None:
     with pytest.raises(ConfigError, match=message):
         JwtConfig.from_kong(_conf(key_file, rsa_key, **overrides))
 
@@ -140,7 +161,8 @@ def test_configs_are_hashable_and_compare_by_value(key_file: Path, rsa_key: RsaK
 
 @pytest.mark.parametrize("unset", [None, ""])
 def test_an_unset_signing_key_file_is_the_kong_images(
-        key_file: Path, rsa_key: RsaKey, unset: str | None) -> None:
+    key_file: Path, rsa_key: RsaKey, unset: str | None
+) -> None:
     """``""`` is what an env-vault reference that resolved to nothing becomes
     (kong/db/schema/init.lua): the same as leaving the field out."""
     conf = _conf(key_file, rsa_key, assertion_signing_key_file=unset)

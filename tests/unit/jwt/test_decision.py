@@ -33,12 +33,17 @@ from tests.unit.jwt.support import (
 )
 
 CHALLENGE_MISSING = 'Bearer realm="api"'
-CHALLENGE_INVALID = ('Bearer realm="api", error="invalid_token", '
-                     'error_description="The access token is invalid"')
-CHALLENGE_REQUEST = ('Bearer realm="api", error="invalid_request", error_description="The '
-                     'request carries the access token more than once or in an unsupported way"')
-CHALLENGE_SCOPE = ('Bearer realm="api", error="insufficient_scope", '
-                   'error_description="The access token does not grant access to this resource"')
+CHALLENGE_INVALID = (
+    'Bearer realm="api", error="invalid_token", error_description="The access token is invalid"'
+)
+CHALLENGE_REQUEST = (
+    'Bearer realm="api", error="invalid_request", error_description="The '
+    'request carries the access token more than once or in an unsupported way"'
+)
+CHALLENGE_SCOPE = (
+    'Bearer realm="api", error="insufficient_scope", '
+    'error_description="The access token does not grant access to this resource"'
+)
 
 
 def _b64(data: bytes) -> str:
@@ -48,8 +53,9 @@ def _b64(data: bytes) -> str:
 class Env:
     """decide() with test defaults: inline keys, no revocations, the test gateway key."""
 
-    def __init__(self, key_file: Path, rsa_key: RsaKey, signer: AssertionSigner,
-                 keys: JwksManager) -> None:
+    def __init__(
+        self, key_file: Path, rsa_key: RsaKey, signer: AssertionSigner, keys: JwksManager
+    ) -> None:
         self.key_file = key_file
         self.rsa_key = rsa_key
         self.signer = signer
@@ -61,10 +67,18 @@ class Env:
     def config(self, **overrides: Any) -> JwtConfig:
         return make_config(self.key_file, jwks=jwks_of(self.rsa_key), **overrides)
 
-    def __call__(self, token: str | None = None, *, config: JwtConfig | None = None,
-                 headers: dict[str, Any] | None = None, method: str = "GET",
-                 query: str = "", now: float = NOW, keys: Any = None,
-                 path: str = "/api/auth/profile") -> Verdict:
+    def __call__(
+        self,
+        token: str | None = None,
+        *,
+        config: JwtConfig | None = None,
+        headers: dict[str, Any] | None = None,
+        method: str = "GET",
+        query: str = "",
+        now: float = NOW,
+        keys: Any = None,
+        path: str = "/api/auth/profile",
+    ) -> Verdict:
         request_headers = {"host": ["api.test"], **(headers or {})}
         if token is not None:
             request_headers["authorization"] = [f"Bearer {token}"]
@@ -73,31 +87,50 @@ class Env:
             self.targets_asked += 1
             return RequestBinding(method, path)
 
-        return decide(config or self.config(), method=method, headers=request_headers,
-                      query=query, keys=keys or self.keys, revocations=self.revocations,
-                      signer=self.signer, cache=self.cache, now=now,
-                      request_target=request_target)
+        return decide(
+            config or self.config(),
+            method=method,
+            headers=request_headers,
+            query=query,
+            keys=keys or self.keys,
+            revocations=self.revocations,
+            signer=self.signer,
+            cache=self.cache,
+            now=now,
+            request_target=request_target,
+        )
 
 
 @pytest.fixture
-def env(key_file: Path, rsa_key: RsaKey, signer: AssertionSigner,
-        static_manager: JwksManager) -> Env:
+def env(
+    key_file: Path, rsa_key: RsaKey, signer: AssertionSigner, static_manager: JwksManager
+) -> Env:
     return Env(key_file, rsa_key, signer, static_manager)
 
 
 def _validations(result: str, reason: str) -> float:
-    return REGISTRY.get_sample_value("edge_jwt_validations_total",
-                                     {"result": result, "reason": reason}) or 0.0
+    return (
+        REGISTRY.get_sample_value(
+            "edge_jwt_validations_total", {"result": result, "reason": reason}
+        )
+        or 0.0
+    )
 
 
 # --- success ------------------------------------------------------------------------------
 
 
 def test_happy_path_sets_identity_and_an_assertion_the_backend_accepts(
-        env: Env, rsa_key: RsaKey, gateway_key: tuple[Path, Path]) -> None:
+    env: Env, rsa_key: RsaKey, gateway_key: tuple[Path, Path]
+) -> None:
     now = time.time()
-    claims = access_claims(iat=int(now), nbf=int(now), exp=int(now) + 900,
-                           roles=["user", "seller"], scope="profile seller")
+    claims = access_claims(
+        iat=int(now),
+        nbf=int(now),
+        exp=int(now) + 900,
+        roles=["user", "seller"],
+        scope="profile seller",
+    )
     token = mint(rsa_key, **claims)
     before = _validations("accepted", "ok")
     verdict = env(token, now=now, method="PATCH", path="/api/auth/profile/")
@@ -106,15 +139,22 @@ def test_happy_path_sets_identity_and_an_assertion_the_backend_accepts(
     assert verdict.subject == SUB
     assert verdict.clear_headers == () and verdict.response_headers == {}
     headers = verdict.upstream_headers
-    assert set(headers) == {"X-User-Id", "X-User-Email", "X-User-Roles", "X-User-Scopes",
-                            "X-Identity-Assertion"}
+    assert set(headers) == {
+        "X-User-Id",
+        "X-User-Email",
+        "X-User-Roles",
+        "X-User-Scopes",
+        "X-Identity-Assertion",
+    }
     assert headers["X-User-Id"] == SUB
     assert headers["X-User-Email"] == "ada@example.test"
     assert headers["X-User-Roles"] == "user,seller"
     assert headers["X-User-Scopes"] == "profile seller"
-    asserted = verify_assertion(headers["X-Identity-Assertion"],
-                                json.loads(gateway_key[1].read_text()),
-                                request=("PATCH", "/api/auth/profile/"))
+    asserted = verify_assertion(
+        headers["X-Identity-Assertion"],
+        json.loads(gateway_key[1].read_text()),
+        request=("PATCH", "/api/auth/profile/"),
+    )
     assert asserted is not None and asserted["jti"] == claims["jti"]
     assert env.targets_asked == 1
     assert plain_headers_agree(headers, asserted)
@@ -138,8 +178,12 @@ def _tampered(key: RsaKey) -> str:
 
 REJECTIONS = {
     "malformed": lambda k: "not-a-jwt",
-    "alg_none": lambda k: (_b64(json.dumps({"alg": "none", "kid": k.kid}).encode()) + "."
-                           + _b64(json.dumps(access_claims()).encode()) + "."),
+    "alg_none": lambda k: (
+        _b64(json.dumps({"alg": "none", "kid": k.kid}).encode())
+        + "."
+        + _b64(json.dumps(access_claims()).encode())
+        + "."
+    ),
     "hs256_with_rsa_public_key": _hs256_with_public_key,
     "unknown_kid": lambda k: mint(k, kid="unknown"),
     "wrong_iss": lambda k: mint(k, iss="https://evil.test"),
@@ -151,11 +195,17 @@ REJECTIONS = {
     "oversized": lambda k: mint(k, padding="x" * 9000),
 }
 REASONS = {
-    "malformed": "malformed", "alg_none": "alg_not_allowed",
-    "hs256_with_rsa_public_key": "alg_not_allowed", "unknown_kid": "unknown_kid",
-    "wrong_iss": "issuer", "wrong_aud": "audience", "expired": "expired",
-    "nbf_beyond_leeway": "not_yet_valid", "refresh_token_as_access": "token_use",
-    "tampered_payload": "bad_signature", "oversized": "oversized",
+    "malformed": "malformed",
+    "alg_none": "alg_not_allowed",
+    "hs256_with_rsa_public_key": "alg_not_allowed",
+    "unknown_kid": "unknown_kid",
+    "wrong_iss": "issuer",
+    "wrong_aud": "audience",
+    "expired": "expired",
+    "nbf_beyond_leeway": "not_yet_valid",
+    "refresh_token_as_access": "token_use",
+    "tampered_payload": "bad_signature",
+    "oversized": "oversized",
 }
 
 
@@ -170,8 +220,9 @@ def test_invalid_tokens_get_401_invalid_token(env: Env, rsa_key: RsaKey, case: s
 
 
 @pytest.mark.parametrize("case", sorted(REJECTIONS))
-def test_invalid_tokens_are_rejected_on_optional_routes_too(env: Env, rsa_key: RsaKey,
-                                                            case: str) -> None:
+def test_invalid_tokens_are_rejected_on_optional_routes_too(
+    env: Env, rsa_key: RsaKey, case: str
+) -> None:
     verdict = env(REJECTIONS[case](rsa_key), config=env.config(optional=True))
     assert verdict.status == 401 and verdict.reason == REASONS[case]
 
@@ -194,8 +245,7 @@ def test_non_bearer_credentials_count_as_missing(env: Env) -> None:
 
 
 def test_two_different_tokens(env: Env, rsa_key: RsaKey) -> None:
-    verdict = env(headers={"authorization": [f"Bearer {mint(rsa_key)}",
-                                             f"Bearer {mint(rsa_key)}"]})
+    verdict = env(headers={"authorization": [f"Bearer {mint(rsa_key)}", f"Bearer {mint(rsa_key)}"]})
     assert (verdict.status, verdict.reason) == (401, "multiple_tokens")
     assert verdict.response_headers == {"WWW-Authenticate": CHALLENGE_REQUEST}
 
@@ -233,8 +283,9 @@ def test_unknown_kid_through_a_jwks_uri_refetches_once(env: Env, rsa_key: RsaKey
         calls.append(uri)
         return FetchedJwks(jwks_of(rsa_key), 300)
 
-    keys = JwksManager(jwks_uri="https://idp.test/jwks", fetcher=fetch, clock=FakeClock(),
-                       background=False)
+    keys = JwksManager(
+        jwks_uri="https://idp.test/jwks", fetcher=fetch, clock=FakeClock(), background=False
+    )
     config = make_config(env.key_file, jwks_uri="https://idp.test/jwks")
     assert env(mint(rsa_key), config=config, keys=keys).status == 200
     for _ in range(3):
@@ -245,32 +296,48 @@ def test_unknown_kid_through_a_jwks_uri_refetches_once(env: Env, rsa_key: RsaKey
 # --- 403 ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("overrides, claims, reason", [
-    ({"required_scopes": ["seller"]}, {"scope": "profile"}, "insufficient_scope"),
-    ({"required_scopes": ["profile", "seller"]}, {"scope": "profile"}, "insufficient_scope"),
-    ({"required_scopes": ["profile", "seller"], "scopes_match": "any"}, {"scope": "admin"},
-     "insufficient_scope"),
-    ({"required_roles": ["staff"]}, {"roles": ["user"]}, "insufficient_role"),
-    ({"required_roles": ["staff", "seller"], "roles_match": "any"}, {"roles": ["user"]},
-     "insufficient_role"),
-])
-def test_insufficient_scope_or_role_is_403(env: Env, rsa_key: RsaKey, overrides: dict,
-                                           claims: dict, reason: str) -> None:
+@pytest.mark.parametrize(
+    "overrides, claims, reason",
+    [
+        ({"required_scopes": ["seller"]}, {"scope": "profile"}, "insufficient_scope"),
+        ({"required_scopes": ["profile", "seller"]}, {"scope": "profile"}, "insufficient_scope"),
+        (
+            {"required_scopes": ["profile", "seller"], "scopes_match": "any"},
+            {"scope": "admin"},
+            "insufficient_scope",
+        ),
+        ({"required_roles": ["staff"]}, {"roles": ["user"]}, "insufficient_role"),
+        (
+            {"required_roles": ["staff", "seller"], "roles_match": "any"},
+            {"roles": ["user"]},
+            "insufficient_role",
+        ),
+    ],
+)
+def test_insufficient_scope_or_role_is_403(
+    env: Env, rsa_key: RsaKey, overrides: dict, claims: dict, reason: str
+) -> None:
     verdict = env(mint(rsa_key, **claims), config=env.config(**overrides))
     assert (verdict.status, verdict.reason) == (403, reason)
     assert verdict.response_headers == {"WWW-Authenticate": CHALLENGE_SCOPE}
     assert verdict.message == "Insufficient scope" and verdict.upstream_headers == {}
 
 
-@pytest.mark.parametrize("overrides, claims", [
-    ({"required_scopes": ["profile", "seller"], "scopes_match": "any"}, {"scope": "profile"}),
-    ({"required_scopes": ["profile", "seller"]}, {"scope": "seller profile"}),
-    ({"required_roles": ["staff", "seller"], "roles_match": "any"}, {"roles": ["staff"]}),
-    ({"required_roles": ["staff"], "required_scopes": ["profile"]},
-     {"roles": ["user", "staff"]}),
-])
-def test_sufficient_scope_or_role_passes(env: Env, rsa_key: RsaKey, overrides: dict,
-                                         claims: dict) -> None:
+@pytest.mark.parametrize(
+    "overrides, claims",
+    [
+        ({"required_scopes": ["profile", "seller"], "scopes_match": "any"}, {"scope": "profile"}),
+        ({"required_scopes": ["profile", "seller"]}, {"scope": "seller profile"}),
+        ({"required_roles": ["staff", "seller"], "roles_match": "any"}, {"roles": ["staff"]}),
+        (
+            {"required_roles": ["staff"], "required_scopes": ["profile"]},
+            {"roles": ["user", "staff"]},
+        ),
+    ],
+)
+def test_sufficient_scope_or_role_passes(
+    env: Env, rsa_key: RsaKey, overrides: dict, claims: dict
+) -> None:
     assert env(mint(rsa_key, **claims), config=env.config(**overrides)).status == 200
 
 
@@ -291,8 +358,9 @@ def test_optional_route_with_a_good_token_gets_identity(env: Env, rsa_key: RsaKe
 PREFLIGHT = {"origin": ["https://app.test"], "access-control-request-method": ["POST"]}
 
 
-def test_preflight_passes_without_identity_when_not_run_on_preflight(env: Env,
-                                                                     rsa_key: RsaKey) -> None:
+def test_preflight_passes_without_identity_when_not_run_on_preflight(
+    env: Env, rsa_key: RsaKey
+) -> None:
     config = env.config(run_on_preflight=False)
     verdict = env(config=config, method="OPTIONS", headers=dict(PREFLIGHT))
     assert verdict == Verdict(200, reason="preflight")
@@ -310,14 +378,21 @@ def test_plain_options_is_not_a_preflight(env: Env) -> None:
     assert env(config=config, method="OPTIONS", headers={"origin": ["x"]}).status == 401
 
 
-SPOOFED = {"x-user-id": ["admin"], "x-user_id": ["admin"], "x-user-roles": ["staff"],
-           "x-identity-assertion": ["forged"], "x-user_email": ["a@b"]}
+SPOOFED = {
+    "x-user-id": ["admin"],
+    "x-user_id": ["admin"],
+    "x-user-roles": ["staff"],
+    "x-identity-assertion": ["forged"],
+    "x-user_email": ["a@b"],
+}
 
 
-@pytest.mark.parametrize("setup", ["success", "missing", "invalid", "anonymous", "preflight",
-                                   "forbidden"])
-def test_spoofed_identity_headers_are_cleared_on_every_verdict(env: Env, rsa_key: RsaKey,
-                                                               setup: str) -> None:
+@pytest.mark.parametrize(
+    "setup", ["success", "missing", "invalid", "anonymous", "preflight", "forbidden"]
+)
+def test_spoofed_identity_headers_are_cleared_on_every_verdict(
+    env: Env, rsa_key: RsaKey, setup: str
+) -> None:
     headers: dict[str, Any] = dict(SPOOFED)
     config = env.config()
     token: str | None = mint(rsa_key)
@@ -362,7 +437,8 @@ def test_too_many_header_lines_is_none_below_the_limit() -> None:
 
 @pytest.mark.parametrize("optional", [False, True])
 def test_a_map_of_1000_lines_fails_closed_even_with_a_good_token(
-        env: Env, rsa_key: RsaKey, optional: bool) -> None:
+    env: Env, rsa_key: RsaKey, optional: bool
+) -> None:
     """kong.request.get_headers(1000) cannot show line 1001 (kong/pdk/request.lua caps
     max_headers at 1000): what may hide there is unknown, so the request is refused — with
     a good token, on an optional route, with identity headers listed for stripping."""
@@ -391,8 +467,9 @@ def _down(uri: str) -> FetchedJwks:
 
 
 def test_no_keys_at_all_is_503_with_retry_after(env: Env, rsa_key: RsaKey) -> None:
-    keys = JwksManager(jwks_uri="https://idp.test/jwks", fetcher=_down, clock=FakeClock(),
-                       background=False)
+    keys = JwksManager(
+        jwks_uri="https://idp.test/jwks", fetcher=_down, clock=FakeClock(), background=False
+    )
     config = make_config(env.key_file, jwks_uri="https://idp.test/jwks")
     verdict = env(mint(rsa_key), config=config, keys=keys, headers={"x-user-id": ["x"]})
     assert (verdict.status, verdict.reason) == (503, "keys_unavailable")
@@ -403,8 +480,9 @@ def test_no_keys_at_all_is_503_with_retry_after(env: Env, rsa_key: RsaKey) -> No
 
 
 def test_no_keys_with_failure_policy_open_passes_anonymous(env: Env, rsa_key: RsaKey) -> None:
-    keys = JwksManager(jwks_uri="https://idp.test/jwks", fetcher=_down, clock=FakeClock(),
-                       background=False)
+    keys = JwksManager(
+        jwks_uri="https://idp.test/jwks", fetcher=_down, clock=FakeClock(), background=False
+    )
     config = make_config(env.key_file, jwks_uri="https://idp.test/jwks", failure_policy="open")
     before = _validations("failed_open", "keys_unavailable")
     verdict = env(mint(rsa_key), config=config, keys=keys)
@@ -413,8 +491,9 @@ def test_no_keys_with_failure_policy_open_passes_anonymous(env: Env, rsa_key: Rs
 
 
 def test_missing_token_needs_no_keys(env: Env) -> None:
-    keys = JwksManager(jwks_uri="https://idp.test/jwks", fetcher=_down, clock=FakeClock(),
-                       background=False)
+    keys = JwksManager(
+        jwks_uri="https://idp.test/jwks", fetcher=_down, clock=FakeClock(), background=False
+    )
     config = make_config(env.key_file, jwks_uri="https://idp.test/jwks", optional=True)
     assert env(config=config, keys=keys).reason == "anonymous"
 
@@ -443,8 +522,9 @@ def verifications(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
-def test_a_repeated_token_costs_no_crypto(env: Env, rsa_key: RsaKey,
-                                          verifications: list[str]) -> None:
+def test_a_repeated_token_costs_no_crypto(
+    env: Env, rsa_key: RsaKey, verifications: list[str]
+) -> None:
     token = mint(rsa_key)
     hits = REGISTRY.get_sample_value("edge_jwt_cache_hits_total", {"cache": "token"}) or 0.0
     first = env(token)
@@ -456,8 +536,7 @@ def test_a_repeated_token_costs_no_crypto(env: Env, rsa_key: RsaKey,
     assert len(verifications) == 1
     # Bound to its request, an assertion is never reused: one signature per request.
     assert env.signer.sign_count == 11 and len(assertions) == 11
-    assert REGISTRY.get_sample_value("edge_jwt_cache_hits_total", {"cache": "token"}) == \
-        hits + 10
+    assert REGISTRY.get_sample_value("edge_jwt_cache_hits_total", {"cache": "token"}) == hits + 10
 
 
 def test_only_an_accepted_request_asks_for_its_method_and_path(env: Env, rsa_key: RsaKey) -> None:
@@ -466,15 +545,18 @@ def test_only_an_accepted_request_asks_for_its_method_and_path(env: Env, rsa_key
     assert env().status == 401
     assert env(config=env.config(optional=True)).status == 200
     assert env("not.a.token").status == 401
-    assert env(mint(rsa_key, roles=["user"]), config=env.config(required_roles=["staff"])
-               ).status == 403
+    assert (
+        env(mint(rsa_key, roles=["user"]), config=env.config(required_roles=["staff"])).status
+        == 403
+    )
     assert env.targets_asked == 0
     assert env(mint(rsa_key)).status == 200
     assert env.targets_asked == 1
 
 
-def test_cached_tokens_still_meet_revocation_and_route_policy(env: Env, rsa_key: RsaKey,
-                                                              verifications: list[str]) -> None:
+def test_cached_tokens_still_meet_revocation_and_route_policy(
+    env: Env, rsa_key: RsaKey, verifications: list[str]
+) -> None:
     state = RevocationState(clock=lambda: NOW)
     env.revocations = state
     token = mint(rsa_key, jti="jti-c", roles=["user"])
@@ -485,8 +567,9 @@ def test_cached_tokens_still_meet_revocation_and_route_policy(env: Env, rsa_key:
     assert len(verifications) == 1
 
 
-def test_cache_entries_end_at_exp_then_leeway_then_rejection(env: Env, rsa_key: RsaKey,
-                                                             verifications: list[str]) -> None:
+def test_cache_entries_end_at_exp_then_leeway_then_rejection(
+    env: Env, rsa_key: RsaKey, verifications: list[str]
+) -> None:
     token = mint(rsa_key)  # exp = NOW + 900
     assert env(token).status == 200
     assert env(token, now=NOW + 899).status == 200
@@ -496,8 +579,9 @@ def test_cache_entries_end_at_exp_then_leeway_then_rejection(env: Env, rsa_key: 
     assert env(token, now=NOW + 931).reason == "expired"
 
 
-def test_rejected_tokens_are_not_cached(env: Env, rsa_key: RsaKey,
-                                        verifications: list[str]) -> None:
+def test_rejected_tokens_are_not_cached(
+    env: Env, rsa_key: RsaKey, verifications: list[str]
+) -> None:
     token = mint(rsa_key, iss="https://evil.test")
     env(token)
     env(token)

@@ -16,8 +16,8 @@ def test_challenge_without_error_when_no_token() -> None:
 
 def test_challenge_per_error_code_reveals_nothing_else() -> None:
     assert www_authenticate("api", BearerError.INVALID_TOKEN) == (
-        'Bearer realm="api", error="invalid_token", '
-        'error_description="The access token is invalid"')
+        'Bearer realm="api", error="invalid_token", error_description="The access token is invalid"'
+    )
     assert 'error="insufficient_scope"' in www_authenticate("api", BearerError.INSUFFICIENT_SCOPE)
     assert 'error="invalid_request"' in www_authenticate("api", BearerError.INVALID_REQUEST)
 
@@ -46,7 +46,11 @@ def test_metrics_server_is_idempotent_and_serves_the_families() -> None:
     metrics.record_cache_hit("token")
     metrics.observe_verify_seconds(0.001)
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
-    for family in ("edge_jwt_validations_total", "edge_jwt_jwks_fetches_total",
-                   "edge_jwt_cache_hits_total", "edge_jwt_verify_seconds_bucket"):
+    for family in (
+        "edge_jwt_validations_total",
+        "edge_jwt_jwks_fetches_total",
+        "edge_jwt_cache_hits_total",
+        "edge_jwt_verify_seconds_bucket",
+    ):
         assert family in body
     assert 'edge_jwt_validations_total{reason="expired",result="rejected"}' in body

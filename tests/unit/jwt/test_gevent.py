@@ -12,8 +12,13 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def test_single_flight_and_background_refresh_under_gevent() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "tests.unit.jwt.gevent_probe"], cwd=ROOT, capture_output=True,
-        text=True, timeout=60, check=False)
+        [sys.executable, "-m", "tests.unit.jwt.gevent_probe"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["statuses"] == [200] * 20

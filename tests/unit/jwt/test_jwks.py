@@ -47,8 +47,7 @@ class FakeFetcher:
         return FetchedJwks(self.document, self.max_age)
 
 
-def _manager(fetcher: Callable[[str], FetchedJwks], clock: FakeClock,
-             **kwargs: Any) -> JwksManager:
+def _manager(fetcher: Callable[[str], FetchedJwks], clock: FakeClock, **kwargs: Any) -> JwksManager:
     return JwksManager(jwks_uri=URI, fetcher=fetcher, clock=clock, background=False, **kwargs)
 
 
@@ -68,47 +67,60 @@ def test_keys_are_parsed_once_with_their_algorithms(rsa_key: RsaKey) -> None:
     (key,) = static_keys(jwks_of(rsa_key))
     assert key.kid == rsa_key.kid and key.algorithms == {"RS256"}
     unpinned = {k: v for k, v in rsa_key.jwk.items() if k != "alg"}
-    assert key_from_jwk(unpinned).algorithms == {"RS256", "RS384", "RS512", "PS256", "PS384",
-                                                 "PS512"}
+    assert key_from_jwk(unpinned).algorithms == {
+        "RS256",
+        "RS384",
+        "RS512",
+        "PS256",
+        "PS384",
+        "PS512",
+    }
 
 
-@pytest.mark.parametrize("jwk, message", [
-    ({"kty": "RSA", "use": "enc", "n": "x", "e": "AQAB"}, "use"),
-    ({"kty": "oct", "k": "c2VjcmV0"}, "inline"),
-    ({"kty": "EC", "crv": "P-256", "x": "x", "y": "y", "alg": "RS256"}, "does not fit"),
-    ({"kty": "OKP", "crv": "X25519", "x": "x"}, "curve"),
-    ({"kty": "XYZ"}, "unsupported key type"),
-])
+@pytest.mark.parametrize(
+    "jwk, message",
+    [
+        ({"kty": "RSA", "use": "enc", "n": "x", "e": "AQAB"}, "use"),
+        ({"kty": "oct", "k": "c2VjcmV0"}, "inline"),
+        ({"kty": "EC", "crv": "P-256", "x": "x", "y": "y", "alg": "RS256"}, "does not fit"),
+        ({"kty": "OKP", "crv": "X25519", "x": "x"}, "curve"),
+        ({"kty": "XYZ"}, "unsupported key type"),
+    ],
+)
 def test_unusable_remote_keys_are_refused(jwk: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidKey, match=message):
         key_from_jwk(jwk)
 
 
-def test_a_remote_set_with_a_bad_key_keeps_the_good_ones(rsa_key: RsaKey,
-                                                         clock: FakeClock) -> None:
+def test_a_remote_set_with_a_bad_key_keeps_the_good_ones(rsa_key: RsaKey, clock: FakeClock) -> None:
     document = {"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "secret"}, rsa_key.jwk]}
     manager = _manager(FakeFetcher(document), clock)
     assert manager.keys_for(rsa_key.kid)
     assert manager.keys_for("secret") == ()
 
 
-@pytest.mark.parametrize("cache_control, age, expected", [
-    (None, None, None),
-    ("public, max-age=300", None, 300.0),
-    ("max-age=600, public", "100", 500.0),
-    ('max-age="120"', None, 120.0),
-    ("no-cache", None, 0.0),
-    ("public, no-store", None, 0.0),
-    ("public", None, None),
-    ("s-maxage=50", None, None),
-])
-def test_max_age_from_cache_control(cache_control: str | None, age: str | None,
-                                    expected: float | None) -> None:
+@pytest.mark.parametrize(
+    "cache_control, age, expected",
+    [
+        (None, None, None),
+        ("public, max-age=300", None, 300.0),
+        ("max-age=600, public", "100", 500.0),
+        ('max-age="120"', None, 120.0),
+        ("no-cache", None, 0.0),
+        ("public, no-store", None, 0.0),
+        ("public", None, None),
+        ("s-maxage=50", None, None),
+    ],
+)
+def test_max_age_from_cache_control(
+    cache_control: str | None, age: str | None, expected: float | None
+) -> None:
     assert max_age_from_headers(cache_control, age) == expected
 
 
-@pytest.mark.parametrize("max_age, expected", [
-    (None, 300.0), (120.0, 120.0), (5.0, 60.0), (0.0, 60.0), (10**7, 86400.0)])
+@pytest.mark.parametrize(
+    "max_age, expected", [(None, 300.0), (120.0, 120.0), (5.0, 60.0), (0.0, 60.0), (10**7, 86400.0)]
+)
 def test_ttl_is_bounded(max_age: float | None, expected: float) -> None:
     assert bounded_ttl(max_age) == expected
 
@@ -125,10 +137,12 @@ def test_fetched_lazily_on_first_use(rsa_key: RsaKey, clock: FakeClock) -> None:
     assert fetcher.calls == 1
 
 
-@pytest.mark.parametrize("max_age, ttl", [(120.0, 120.0), (None, 300.0), (5.0, 60.0),
-                                          (10**6, 86400.0)])
-def test_refresh_ahead_follows_cache_control(rsa_key: RsaKey, clock: FakeClock,
-                                             max_age: float | None, ttl: float) -> None:
+@pytest.mark.parametrize(
+    "max_age, ttl", [(120.0, 120.0), (None, 300.0), (5.0, 60.0), (10**6, 86400.0)]
+)
+def test_refresh_ahead_follows_cache_control(
+    rsa_key: RsaKey, clock: FakeClock, max_age: float | None, ttl: float
+) -> None:
     fetcher = FakeFetcher(jwks_of(rsa_key), max_age=max_age)
     manager = _manager(fetcher, clock)
     manager.keys_for(rsa_key.kid)
@@ -195,9 +209,9 @@ def test_invalid_documents_count_as_failures(clock: FakeClock) -> None:
     assert _fetches("invalid") == invalid + 3
 
 
-def test_inline_keys_still_decide_when_the_remote_set_is_down(rsa_key: RsaKey,
-                                                              other_rsa_key: RsaKey,
-                                                              clock: FakeClock) -> None:
+def test_inline_keys_still_decide_when_the_remote_set_is_down(
+    rsa_key: RsaKey, other_rsa_key: RsaKey, clock: FakeClock
+) -> None:
     fetcher = FakeFetcher(jwks_of(other_rsa_key))
     fetcher.fail = True
     manager = _manager(fetcher, clock, static=static_keys(jwks_of(rsa_key)))
@@ -237,8 +251,9 @@ def test_unknown_kid_refetch_is_rate_limited(rsa_key: RsaKey, clock: FakeClock) 
     assert fetcher.calls == 3
 
 
-def test_rotated_kid_inside_the_refetch_interval_is_not_rejected(rsa_key: RsaKey,
-                                                                 clock: FakeClock) -> None:
+def test_rotated_kid_inside_the_refetch_interval_is_not_rejected(
+    rsa_key: RsaKey, clock: FakeClock
+) -> None:
     """A bogus kid spent the refetch just before the issuer rotated: the new key's tokens
     get 503 + Retry-After (cannot decide yet), never a 401, and pass after the interval."""
     fetcher = FakeFetcher(jwks_of(rsa_key))
@@ -255,8 +270,7 @@ def test_rotated_kid_inside_the_refetch_interval_is_not_rejected(rsa_key: RsaKey
     assert manager.keys_for(rotated.kid)[0].kid == rotated.kid
 
 
-def test_rotated_key_is_found_by_the_unknown_kid_refetch(rsa_key: RsaKey,
-                                                         clock: FakeClock) -> None:
+def test_rotated_key_is_found_by_the_unknown_kid_refetch(rsa_key: RsaKey, clock: FakeClock) -> None:
     fetcher = FakeFetcher(jwks_of(rsa_key))
     manager = _manager(fetcher, clock)
     manager.keys_for(rsa_key.kid)
@@ -266,8 +280,9 @@ def test_rotated_key_is_found_by_the_unknown_kid_refetch(rsa_key: RsaKey,
     assert manager.keys_for(rsa_key.kid)
 
 
-def test_unknown_kid_while_the_idp_is_down_cannot_be_decided(rsa_key: RsaKey,
-                                                             clock: FakeClock) -> None:
+def test_unknown_kid_while_the_idp_is_down_cannot_be_decided(
+    rsa_key: RsaKey, clock: FakeClock
+) -> None:
     fetcher = FakeFetcher(jwks_of(rsa_key))
     manager = _manager(fetcher, clock)
     manager.keys_for(rsa_key.kid)
@@ -289,8 +304,9 @@ def http_manager(jwks_endpoint: JwksEndpoint) -> Iterator[JwksManager]:
     manager.close()
 
 
-def test_fetch_over_http_honours_cache_control(jwks_endpoint: JwksEndpoint,
-                                               rsa_key: RsaKey) -> None:
+def test_fetch_over_http_honours_cache_control(
+    jwks_endpoint: JwksEndpoint, rsa_key: RsaKey
+) -> None:
     jwks_endpoint.cache_control = "public, max-age=120"
     fetched = HttpJwksFetcher()(jwks_endpoint.url)
     assert fetched.max_age == 120.0
@@ -316,8 +332,9 @@ def test_http_read_timeout(jwks_endpoint: JwksEndpoint) -> None:
     assert time.monotonic() - started < 0.9
 
 
-def test_single_flight_concurrent_first_calls(jwks_endpoint: JwksEndpoint, rsa_key: RsaKey,
-                                              http_manager: JwksManager) -> None:
+def test_single_flight_concurrent_first_calls(
+    jwks_endpoint: JwksEndpoint, rsa_key: RsaKey, http_manager: JwksManager
+) -> None:
     jwks_endpoint.delay = 0.3
     barrier = threading.Barrier(20)
     results: list[Any] = []
@@ -347,8 +364,9 @@ def test_stale_while_revalidate_over_http(jwks_endpoint: JwksEndpoint, rsa_key: 
     manager.close()
 
 
-def test_background_worker_refreshes_ahead_of_expiry(jwks_endpoint: JwksEndpoint,
-                                                     rsa_key: RsaKey) -> None:
+def test_background_worker_refreshes_ahead_of_expiry(
+    jwks_endpoint: JwksEndpoint, rsa_key: RsaKey
+) -> None:
     jwks_endpoint.cache_control = "max-age=0"
     manager = JwksManager(jwks_uri=jwks_endpoint.url, min_ttl=0.2)
     try:

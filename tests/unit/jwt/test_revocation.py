@@ -20,13 +20,28 @@ from edge_plugins.jwt.revocation import NullRevocations, RedisRevocations, Revoc
 from tests.unit.jwt.support import FakeClock
 
 
-def _message(sub: str, *, jtis: list[str] = (), exp: int | None = None,  # type: ignore[assignment]
-             not_before: int | None = None, reason: str = "logout") -> str:
-    return json.dumps({
-        "type": "revoke", "version": 1, "reason": reason, "sub": sub, "sids": ["s1"],
-        "jtis": list(jtis), "exp": exp, "not_before": not_before,
-        "issued_at": int(time.time()),
-    }, separators=(",", ":"))
+def _message(
+    sub: str,
+    *,
+    jtis: list[str] = (),
+    exp: int | None = None,  # type: ignore[assignment]
+    not_before: int | None = None,
+    reason: str = "logout",
+) -> str:
+    return json.dumps(
+        {
+            "type": "revoke",
+            "version": 1,
+            "reason": reason,
+            "sub": sub,
+            "sids": ["s1"],
+            "jtis": list(jtis),
+            "exp": exp,
+            "not_before": not_before,
+            "issued_at": int(time.time()),
+        },
+        separators=(",", ":"),
+    )
 
 
 def _eventually(check: Callable[[], bool], timeout: float = 1.0) -> bool:
@@ -67,8 +82,16 @@ class TestState:
         clock.advance(901)
         assert not state.is_revoked("x", "u1", 100)
 
-    @pytest.mark.parametrize("payload", [b"not json", b"[]", b'{"type":"other","jtis":["a"]}',
-                                         b'{"type":"revoke","jtis":"a"}', "\udcff"])
+    @pytest.mark.parametrize(
+        "payload",
+        [
+            b"not json",
+            b"[]",
+            b'{"type":"other","jtis":["a"]}',
+            b'{"type":"revoke","jtis":"a"}',
+            "\udcff",
+        ],
+    )
     def test_junk_messages_are_ignored(self, payload: Any) -> None:
         state = RevocationState()
         state.apply_message(payload)
@@ -108,15 +131,28 @@ def channel_and_prefix(client: redis.Redis) -> Iterator[tuple[str, str]]:
 @pytest.fixture
 def subscriber(redis_url: str, channel_and_prefix: tuple[str, str]) -> Iterator[RedisRevocations]:
     channel, prefix = channel_and_prefix
-    revocations = RedisRevocations(redis_url, channel, key_prefix=prefix, backoff=(0.3,),
-                                   client_name=f"edge-jwt-test-{uuid.uuid4().hex[:8]}")
+    revocations = RedisRevocations(
+        redis_url,
+        channel,
+        key_prefix=prefix,
+        backoff=(0.3,),
+        client_name=f"edge-jwt-test-{uuid.uuid4().hex[:8]}",
+    )
     yield revocations
     revocations.close()
 
 
-def _publish_like_backend(client: redis.Redis, channel: str, prefix: str, sub: str, *,
-                          jtis: list[str] = (), exp: int | None = None,  # type: ignore[assignment]
-                          not_before: int | None = None, publish: bool = True) -> int:
+def _publish_like_backend(
+    client: redis.Redis,
+    channel: str,
+    prefix: str,
+    sub: str,
+    *,
+    jtis: list[str] = (),
+    exp: int | None = None,  # type: ignore[assignment]
+    not_before: int | None = None,
+    publish: bool = True,
+) -> int:
     """What auth_backend.tokens.revocation.publish does, in one pipeline.
 
     Returns how many subscribers received the message (0: it was missed)."""
@@ -134,8 +170,9 @@ def _publish_like_backend(client: redis.Redis, channel: str, prefix: str, sub: s
 
 
 @pytest.mark.redis
-def test_a_logout_is_rejected_within_a_second(client: redis.Redis, subscriber: RedisRevocations,
-                                              channel_and_prefix: tuple[str, str]) -> None:
+def test_a_logout_is_rejected_within_a_second(
+    client: redis.Redis, subscriber: RedisRevocations, channel_and_prefix: tuple[str, str]
+) -> None:
     channel, prefix = channel_and_prefix
     assert not subscriber.is_revoked("j1", "u1", time.time())  # starts the subscriber lazily
     assert subscriber.wait_connected(5)
@@ -147,8 +184,9 @@ def test_a_logout_is_rejected_within_a_second(client: redis.Redis, subscriber: R
 
 
 @pytest.mark.redis
-def test_sign_out_everywhere_sets_a_not_before(client: redis.Redis, subscriber: RedisRevocations,
-                                               channel_and_prefix: tuple[str, str]) -> None:
+def test_sign_out_everywhere_sets_a_not_before(
+    client: redis.Redis, subscriber: RedisRevocations, channel_and_prefix: tuple[str, str]
+) -> None:
     channel, prefix = channel_and_prefix
     subscriber.start()
     assert subscriber.wait_connected(5)
@@ -160,13 +198,17 @@ def test_sign_out_everywhere_sets_a_not_before(client: redis.Redis, subscriber: 
 
 @pytest.mark.redis
 def test_a_gateway_that_missed_the_message_catches_up_from_keys(
-        client: redis.Redis, subscriber: RedisRevocations,
-        channel_and_prefix: tuple[str, str]) -> None:
+    client: redis.Redis, subscriber: RedisRevocations, channel_and_prefix: tuple[str, str]
+) -> None:
     channel, prefix = channel_and_prefix
     now = int(time.time())
     # Announced before this gateway subscribed: the message is lost, the keys remain.
-    assert _publish_like_backend(client, channel, prefix, "u3", jtis=["missed-1", "missed-2"],
-                                 exp=now + 900) == 0
+    assert (
+        _publish_like_backend(
+            client, channel, prefix, "u3", jtis=["missed-1", "missed-2"], exp=now + 900
+        )
+        == 0
+    )
     assert _publish_like_backend(client, channel, prefix, "u4", not_before=now) == 0
     subscriber.start()
     assert subscriber.wait_connected(5)
@@ -179,18 +221,25 @@ def test_a_gateway_that_missed_the_message_catches_up_from_keys(
 
 @pytest.mark.redis
 def test_reconnect_resyncs_what_was_missed_while_disconnected(
-        client: redis.Redis, redis_url: str, channel_and_prefix: tuple[str, str]) -> None:
+    client: redis.Redis, redis_url: str, channel_and_prefix: tuple[str, str]
+) -> None:
     channel, prefix = channel_and_prefix
-    subscriber = RedisRevocations(redis_url, channel, key_prefix=prefix, backoff=(1.0,),
-                                  client_name=f"edge-jwt-test-{uuid.uuid4().hex[:8]}")
+    subscriber = RedisRevocations(
+        redis_url,
+        channel,
+        key_prefix=prefix,
+        backoff=(1.0,),
+        client_name=f"edge-jwt-test-{uuid.uuid4().hex[:8]}",
+    )
     try:
         _reconnect_scenario(client, subscriber, channel, prefix)
     finally:
         subscriber.close()
 
 
-def _reconnect_scenario(client: redis.Redis, subscriber: RedisRevocations, channel: str,
-                        prefix: str) -> None:
+def _reconnect_scenario(
+    client: redis.Redis, subscriber: RedisRevocations, channel: str, prefix: str
+) -> None:
     subscriber.start()
     assert subscriber.wait_connected(5)
     ids = [c["id"] for c in client.client_list() if c.get("name") == subscriber.client_name]
@@ -200,14 +249,15 @@ def _reconnect_scenario(client: redis.Redis, subscriber: RedisRevocations, chann
     assert _eventually(lambda: not subscriber.connected, timeout=3)
     # Revoked while the gateway is away (reconnect backoff 1 s): only the keys will tell it.
     now = int(time.time())
-    assert _publish_like_backend(client, channel, prefix, "u5", jtis=["while-away"],
-                                 exp=now + 900) == 0, "the message was missed"
+    assert (
+        _publish_like_backend(client, channel, prefix, "u5", jtis=["while-away"], exp=now + 900)
+        == 0
+    ), "the message was missed"
     assert not subscriber.is_revoked("while-away", "u5", now)
     assert _eventually(lambda: subscriber.resync_count >= 2, timeout=5)
     assert subscriber.is_revoked("while-away", "u5", now)
     # And it is subscribed again.
-    assert _publish_like_backend(client, channel, prefix, "u5", jtis=["after"],
-                                 exp=now + 900) == 1
+    assert _publish_like_backend(client, channel, prefix, "u5", jtis=["after"], exp=now + 900) == 1
     assert _eventually(lambda: subscriber.is_revoked("after", "u5", now))
 
 
@@ -215,8 +265,9 @@ def test_redis_down_never_raises_into_the_request_path() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    revocations = RedisRevocations(f"redis://127.0.0.1:{port}/0", "chan", backoff=(0.1,),
-                                   connect_timeout=0.2)
+    revocations = RedisRevocations(
+        f"redis://127.0.0.1:{port}/0", "chan", backoff=(0.1,), connect_timeout=0.2
+    )
     try:
         for _ in range(3):
             assert revocations.is_revoked("j", "u", 0) is False

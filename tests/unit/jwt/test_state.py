@@ -19,13 +19,15 @@ def test_same_config_same_runtime(key_file: Path, rsa_key: RsaKey) -> None:
 
 def test_route_policy_shares_everything(key_file: Path, rsa_key: RsaKey) -> None:
     public = state.runtime_for(make_config(key_file, jwks=jwks_of(rsa_key), optional=True))
-    staff = state.runtime_for(make_config(key_file, jwks=jwks_of(rsa_key),
-                                          required_roles=["staff"]))
+    staff = state.runtime_for(
+        make_config(key_file, jwks=jwks_of(rsa_key), required_roles=["staff"])
+    )
     assert public is staff
 
 
-def test_validation_rules_get_their_own_cache_but_share_keys(key_file: Path,
-                                                             rsa_key: RsaKey) -> None:
+def test_validation_rules_get_their_own_cache_but_share_keys(
+    key_file: Path, rsa_key: RsaKey
+) -> None:
     a = state.runtime_for(make_config(key_file, jwks=jwks_of(rsa_key), audiences=["a"]))
     b = state.runtime_for(make_config(key_file, jwks=jwks_of(rsa_key), audiences=["b"]))
     assert a.cache is not b.cache
@@ -33,8 +35,9 @@ def test_validation_rules_get_their_own_cache_but_share_keys(key_file: Path,
     assert a.signer is b.signer
 
 
-def test_key_sources_and_signers_are_separate(key_file: Path, rsa_key: RsaKey,
-                                              other_rsa_key: RsaKey) -> None:
+def test_key_sources_and_signers_are_separate(
+    key_file: Path, rsa_key: RsaKey, other_rsa_key: RsaKey
+) -> None:
     a = state.runtime_for(make_config(key_file, jwks=jwks_of(rsa_key)))
     b = state.runtime_for(make_config(key_file, jwks=jwks_of(other_rsa_key)))
     c = state.runtime_for(make_config(key_file, jwks=jwks_of(rsa_key), assertion_ttl_seconds=10))
@@ -46,21 +49,24 @@ def test_revocations(key_file: Path, rsa_key: RsaKey) -> None:
     plain = state.runtime_for(make_config(key_file, jwks=jwks_of(rsa_key)))
     assert isinstance(plain.revocations, NullRevocations)
     url = "redis://127.0.0.1:6379/15"
-    a = state.runtime_for(make_config(key_file, jwks=jwks_of(rsa_key),
-                                      revocation_redis_url=url))
-    b = state.runtime_for(make_config(key_file, jwks=jwks_of(rsa_key), revocation_redis_url=url,
-                                      audiences=["other"]))
+    a = state.runtime_for(make_config(key_file, jwks=jwks_of(rsa_key), revocation_redis_url=url))
+    b = state.runtime_for(
+        make_config(key_file, jwks=jwks_of(rsa_key), revocation_redis_url=url, audiences=["other"])
+    )
     assert isinstance(a.revocations, RedisRevocations)
     assert a.revocations is b.revocations, "one subscription per process"
 
 
-def test_nothing_starts_before_first_use(key_file: Path, rsa_key: RsaKey,
-                                         tmp_path: Path) -> None:
+def test_nothing_starts_before_first_use(key_file: Path, rsa_key: RsaKey, tmp_path: Path) -> None:
     before = {t.name for t in threading.enumerate()}
-    runtime = state.runtime_for(make_config(
-        key_file, jwks_uri="https://idp.invalid/jwks.json",
-        revocation_redis_url="redis://127.0.0.1:1/0",
-        assertion_signing_key_file=str(tmp_path / "not-there-yet.pem")))
+    runtime = state.runtime_for(
+        make_config(
+            key_file,
+            jwks_uri="https://idp.invalid/jwks.json",
+            revocation_redis_url="redis://127.0.0.1:1/0",
+            assertion_signing_key_file=str(tmp_path / "not-there-yet.pem"),
+        )
+    )
     after = {t.name for t in threading.enumerate()}
     assert after == before, "no thread, no fetch, no file read at runtime_for"
     assert runtime.keys.fetch_count == 0
@@ -83,8 +89,7 @@ def test_concurrent_first_calls_build_one_runtime(key_file: Path, rsa_key: RsaKe
     assert len({id(r) for r in seen}) == 1
 
 
-def test_start_prefetches_in_the_background(key_file: Path,
-                                            jwks_endpoint: JwksEndpoint) -> None:
+def test_start_prefetches_in_the_background(key_file: Path, jwks_endpoint: JwksEndpoint) -> None:
     runtime = state.runtime_for(make_config(key_file, jwks_uri=jwks_endpoint.url))
     runtime.start()
     deadline = time.monotonic() + 3

@@ -56,8 +56,9 @@ class TestExtraction:
 
     @pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER", "bEaReR"])
     def test_bearer_scheme_is_case_insensitive(self, config: JwtConfig, scheme: str) -> None:
-        assert extract_token(config, {"authorization": [f"{scheme} abc.def.ghi"]}, "") == \
-            "abc.def.ghi"
+        assert (
+            extract_token(config, {"authorization": [f"{scheme} abc.def.ghi"]}, "") == "abc.def.ghi"
+        )
 
     def test_single_string_header_values_are_accepted(self, config: JwtConfig) -> None:
         assert extract_token(config, {"authorization": "Bearer a.b.c"}, "") == "a.b.c"
@@ -65,8 +66,10 @@ class TestExtraction:
     def test_other_schemes_are_not_bearer_tokens(self, config: JwtConfig) -> None:
         assert extract_token(config, {"authorization": ["Basic dXNlcjpwYXNz"]}, "") is None
 
-    @pytest.mark.parametrize("value", ["Bearer", "Bearer ", "Bearer a.b.c extra",
-                                       "Bearer a.b.c\u00e9", "Bearer <script>"])
+    @pytest.mark.parametrize(
+        "value",
+        ["Bearer", "Bearer ", "Bearer a.b.c extra", "Bearer a.b.c\u00e9", "Bearer <script>"],
+    )
     def test_malformed_bearer_values(self, config: JwtConfig, value: str) -> None:
         with pytest.raises(TokenRejected) as info:
             extract_token(config, {"authorization": [value]}, "")
@@ -80,12 +83,18 @@ class TestExtraction:
         assert info.value.error is BearerError.INVALID_REQUEST
 
     def test_the_same_token_twice_is_one_token(self, config: JwtConfig) -> None:
-        assert extract_token(config, {"authorization": ["Bearer a.b.c", "bearer a.b.c"]},
-                             "") == "a.b.c"
+        assert (
+            extract_token(config, {"authorization": ["Bearer a.b.c", "bearer a.b.c"]}, "")
+            == "a.b.c"
+        )
 
     def test_two_different_tokens_across_sources(self, key_file: Path, rsa_key: RsaKey) -> None:
-        config = make_config(key_file, jwks=jwks_of(rsa_key), cookie_names=["access_token"],
-                             query_param_names=["access_token"])
+        config = make_config(
+            key_file,
+            jwks=jwks_of(rsa_key),
+            cookie_names=["access_token"],
+            query_param_names=["access_token"],
+        )
         headers = {"authorization": ["Bearer a.b.c"], "cookie": ["access_token=a.b.c"]}
         assert extract_token(config, headers, "access_token=a.b.c") == "a.b.c"
         with pytest.raises(TokenRejected, match="multiple_tokens"):
@@ -94,20 +103,24 @@ class TestExtraction:
             extract_token(config, {"cookie": ["access_token=a.b.c; access_token=x.y.z"]}, "")
 
     def test_cookies_and_query_params(self, key_file: Path, rsa_key: RsaKey) -> None:
-        config = make_config(key_file, jwks=jwks_of(rsa_key), cookie_names=["at"],
-                             query_param_names=["token"])
+        config = make_config(
+            key_file, jwks=jwks_of(rsa_key), cookie_names=["at"], query_param_names=["token"]
+        )
         assert extract_token(config, {"cookie": ['theme=dark; at="a.b.c"; x=1']}, "") == "a.b.c"
         assert extract_token(config, {}, "page=2&token=a.b.c") == "a.b.c"
         assert extract_token(config, {"cookie": ["other=a.b.c"]}, "tok=a.b.c") is None
 
     def test_unconfigured_sources_are_ignored(self, config: JwtConfig) -> None:
-        assert extract_token(config, {"cookie": ["access_token=a.b.c"]},
-                             "access_token=a.b.c") is None
+        assert (
+            extract_token(config, {"cookie": ["access_token=a.b.c"]}, "access_token=a.b.c") is None
+        )
 
-    def test_dedicated_headers_may_carry_a_bare_token(self, key_file: Path,
-                                                      rsa_key: RsaKey) -> None:
-        config = make_config(key_file, jwks=jwks_of(rsa_key),
-                             header_names=["authorization", "x-access-token"])
+    def test_dedicated_headers_may_carry_a_bare_token(
+        self, key_file: Path, rsa_key: RsaKey
+    ) -> None:
+        config = make_config(
+            key_file, jwks=jwks_of(rsa_key), header_names=["authorization", "x-access-token"]
+        )
         assert extract_token(config, {"x-access-token": ["a.b.c"]}, "") == "a.b.c"
         assert extract_token(config, {"x-access-token": ["Bearer a.b.c"]}, "") == "a.b.c"
 
@@ -120,34 +133,44 @@ class TestExtraction:
 
 
 class TestValidation:
-    def test_a_valid_backend_style_token(self, config: JwtConfig, rsa_key: RsaKey,
-                                         static_manager: JwksManager) -> None:
+    def test_a_valid_backend_style_token(
+        self, config: JwtConfig, rsa_key: RsaKey, static_manager: JwksManager
+    ) -> None:
         claims = verify_token(mint(rsa_key), config, static_manager, NOW)
         assert claims["sub"] and claims["token_use"] == "access"
 
-    @pytest.mark.parametrize("token", [
-        "abc", "a.b", "a.b.c.d", "!!.b.c", "a..c", ".b.c",
-        _b64(b"not json") + ".e30.c2ln",
-        _segment(["alg", "RS256"]) + ".e30.c2ln",
-        _segment({"alg": "RS256"}) + ".e30.",
-        _segment({"alg": 256}) + ".e30.c2ln",
-        _segment({"alg": "RS256", "kid": 7}) + ".e30.c2ln",
-        _segment({"alg": "RS256", "crit": ["exp"], "exp": 1}) + ".e30.c2ln",
-        _segment({"alg": "RS256", "b64": False, "crit": ["b64"]}) + "..c2ln",
-        "\u00e9.b.c",
-    ])
-    def test_malformed(self, config: JwtConfig, static_manager: JwksManager,
-                       token: str) -> None:
+    @pytest.mark.parametrize(
+        "token",
+        [
+            "abc",
+            "a.b",
+            "a.b.c.d",
+            "!!.b.c",
+            "a..c",
+            ".b.c",
+            _b64(b"not json") + ".e30.c2ln",
+            _segment(["alg", "RS256"]) + ".e30.c2ln",
+            _segment({"alg": "RS256"}) + ".e30.",
+            _segment({"alg": 256}) + ".e30.c2ln",
+            _segment({"alg": "RS256", "kid": 7}) + ".e30.c2ln",
+            _segment({"alg": "RS256", "crit": ["exp"], "exp": 1}) + ".e30.c2ln",
+            _segment({"alg": "RS256", "b64": False, "crit": ["b64"]}) + "..c2ln",
+            "\u00e9.b.c",
+        ],
+    )
+    def test_malformed(self, config: JwtConfig, static_manager: JwksManager, token: str) -> None:
         assert _reject(token, config, static_manager) == "malformed"
 
-    def test_alg_none(self, config: JwtConfig, rsa_key: RsaKey,
-                      static_manager: JwksManager) -> None:
+    def test_alg_none(
+        self, config: JwtConfig, rsa_key: RsaKey, static_manager: JwksManager
+    ) -> None:
         for alg in ("none", "None", "NONE"):
             token = f"{_segment({'alg': alg, 'kid': rsa_key.kid})}.{_segment(access_claims())}."
             assert _reject(token, config, static_manager) == "alg_not_allowed"
 
-    def test_hs256_signed_with_the_rsa_public_key(self, config: JwtConfig, rsa_key: RsaKey,
-                                                  static_manager: JwksManager) -> None:
+    def test_hs256_signed_with_the_rsa_public_key(
+        self, config: JwtConfig, rsa_key: RsaKey, static_manager: JwksManager
+    ) -> None:
         """The algorithm-confusion attack: the public key used as an HMAC secret."""
         header = _segment({"alg": "HS256", "typ": "JWT", "kid": rsa_key.kid})
         signing_input = f"{header}.{_segment(access_claims())}"
@@ -160,8 +183,7 @@ class TestValidation:
         config = make_config(key_file, jwks=jwks_of(rsa_key), algorithms=["RS256", "ES256"])
         keys = JwksManager(static=static_keys(jwks_of(rsa_key)))
         ec_key = ec.generate_private_key(ec.SECP256R1())
-        token = jwt.encode(access_claims(), ec_key, algorithm="ES256",
-                           headers={"kid": rsa_key.kid})
+        token = jwt.encode(access_claims(), ec_key, algorithm="ES256", headers={"kid": rsa_key.kid})
         assert _reject(token, config, keys) == "alg_mismatch"
 
     def test_alg_pinned_by_the_jwks_alg_member(self, key_file: Path, rsa_key: RsaKey) -> None:
@@ -169,109 +191,136 @@ class TestValidation:
         keys = JwksManager(static=static_keys(jwks_of(rsa_key)))  # jwk says alg RS256
         assert _reject(mint(rsa_key, alg="PS256"), config, keys) == "alg_mismatch"
 
-    def test_unknown_kid(self, config: JwtConfig, rsa_key: RsaKey,
-                         static_manager: JwksManager) -> None:
+    def test_unknown_kid(
+        self, config: JwtConfig, rsa_key: RsaKey, static_manager: JwksManager
+    ) -> None:
         assert _reject(mint(rsa_key, kid="nope"), config, static_manager) == "unknown_kid"
 
-    def test_kid_required_when_keys_have_kids(self, config: JwtConfig, rsa_key: RsaKey,
-                                              static_manager: JwksManager) -> None:
+    def test_kid_required_when_keys_have_kids(
+        self, config: JwtConfig, rsa_key: RsaKey, static_manager: JwksManager
+    ) -> None:
         assert _reject(mint(rsa_key, kid=None), config, static_manager) == "missing_kid"
 
-    def test_pem_keys_match_kidless_tokens_and_their_thumbprint(self, key_file: Path,
-                                                                rsa_key: RsaKey) -> None:
+    def test_pem_keys_match_kidless_tokens_and_their_thumbprint(
+        self, key_file: Path, rsa_key: RsaKey
+    ) -> None:
         config = make_config(key_file, public_keys_pem=[rsa_key.public_pem])
         keys = JwksManager(static=static_keys(None, [rsa_key.public_pem]))
         assert verify_token(mint(rsa_key, kid=None), config, keys, NOW)
         assert verify_token(mint(rsa_key), config, keys, NOW)  # kid = RFC 7638 thumbprint
 
-    def test_wrong_issuer(self, config: JwtConfig, rsa_key: RsaKey,
-                          static_manager: JwksManager) -> None:
-        assert _reject(mint(rsa_key, iss="https://evil.test"), config, static_manager) == \
-            "issuer"
+    def test_wrong_issuer(
+        self, config: JwtConfig, rsa_key: RsaKey, static_manager: JwksManager
+    ) -> None:
+        assert _reject(mint(rsa_key, iss="https://evil.test"), config, static_manager) == "issuer"
 
-    def test_wrong_audience(self, config: JwtConfig, rsa_key: RsaKey,
-                            static_manager: JwksManager) -> None:
+    def test_wrong_audience(
+        self, config: JwtConfig, rsa_key: RsaKey, static_manager: JwksManager
+    ) -> None:
         assert _reject(mint(rsa_key, aud="other-api"), config, static_manager) == "audience"
 
-    def test_any_configured_audience_matches(self, key_file: Path, rsa_key: RsaKey,
-                                             static_manager: JwksManager) -> None:
+    def test_any_configured_audience_matches(
+        self, key_file: Path, rsa_key: RsaKey, static_manager: JwksManager
+    ) -> None:
         config = make_config(key_file, jwks=jwks_of(rsa_key), audiences=["a", AUDIENCE])
         assert verify_token(mint(rsa_key, aud=["x", AUDIENCE]), config, static_manager, NOW)
 
-    def test_expired_beyond_leeway(self, config: JwtConfig, rsa_key: RsaKey,
-                                   static_manager: JwksManager) -> None:
+    def test_expired_beyond_leeway(
+        self, config: JwtConfig, rsa_key: RsaKey, static_manager: JwksManager
+    ) -> None:
         token = mint(rsa_key, iat=NOW - 900, nbf=NOW - 900, exp=NOW)
         assert verify_token(token, config, static_manager, NOW + 29)  # within the 30 s leeway
         assert _reject(token, config, static_manager, NOW + 30) == "expired"
 
-    def test_nbf_beyond_leeway(self, config: JwtConfig, rsa_key: RsaKey,
-                               static_manager: JwksManager) -> None:
+    def test_nbf_beyond_leeway(
+        self, config: JwtConfig, rsa_key: RsaKey, static_manager: JwksManager
+    ) -> None:
         assert verify_token(mint(rsa_key, nbf=NOW + 30), config, static_manager, NOW)
         assert _reject(mint(rsa_key, nbf=NOW + 31), config, static_manager) == "not_yet_valid"
 
-    def test_iat_in_the_future_beyond_leeway(self, config: JwtConfig, rsa_key: RsaKey,
-                                             static_manager: JwksManager) -> None:
+    def test_iat_in_the_future_beyond_leeway(
+        self, config: JwtConfig, rsa_key: RsaKey, static_manager: JwksManager
+    ) -> None:
         token = mint(rsa_key, iat=NOW + 60, nbf=None, exp=NOW + 900)
         assert _reject(token, config, static_manager) == "not_yet_valid"
 
-    def test_lifetime_over_max(self, key_file: Path, rsa_key: RsaKey,
-                               static_manager: JwksManager) -> None:
+    def test_lifetime_over_max(
+        self, key_file: Path, rsa_key: RsaKey, static_manager: JwksManager
+    ) -> None:
         config = make_config(key_file, jwks=jwks_of(rsa_key), max_lifetime_seconds=900)
         assert verify_token(mint(rsa_key), config, static_manager, NOW)
         token = mint(rsa_key, exp=NOW + 901)
         assert _reject(token, config, static_manager) == "lifetime"
 
     @pytest.mark.parametrize("token_use", ["refresh", "id", None])
-    def test_refresh_token_used_as_access_token(self, config: JwtConfig, rsa_key: RsaKey,
-                                                static_manager: JwksManager,
-                                                token_use: str | None) -> None:
+    def test_refresh_token_used_as_access_token(
+        self, config: JwtConfig, rsa_key: RsaKey, static_manager: JwksManager, token_use: str | None
+    ) -> None:
         token = mint(rsa_key, token_use=token_use)
         assert _reject(token, config, static_manager) == "token_use"
 
-    def test_opaque_refresh_token_is_malformed(self, config: JwtConfig,
-                                               static_manager: JwksManager) -> None:
+    def test_opaque_refresh_token_is_malformed(
+        self, config: JwtConfig, static_manager: JwksManager
+    ) -> None:
         assert _reject("rt_" + "A" * 43, config, static_manager) == "malformed"
 
-    def test_required_claims(self, key_file: Path, rsa_key: RsaKey,
-                             static_manager: JwksManager) -> None:
+    def test_required_claims(
+        self, key_file: Path, rsa_key: RsaKey, static_manager: JwksManager
+    ) -> None:
         config = make_config(key_file, jwks=jwks_of(rsa_key), required_claims=["sid", "amr"])
         assert verify_token(mint(rsa_key), config, static_manager, NOW)
         assert _reject(mint(rsa_key, amr=None), config, static_manager) == "missing_claim"
 
     @pytest.mark.parametrize("claim", ["jti", "sub", "exp", "iat", "iss", "aud"])
-    def test_base_claims_are_required(self, config: JwtConfig, rsa_key: RsaKey,
-                                      static_manager: JwksManager, claim: str) -> None:
-        assert _reject(mint(rsa_key, **{claim: None}), config, static_manager) == \
-            "missing_claim"
+    def test_base_claims_are_required(
+        self, config: JwtConfig, rsa_key: RsaKey, static_manager: JwksManager, claim: str
+    ) -> None:
+        assert _reject(mint(rsa_key, **{claim: None}), config, static_manager) == "missing_claim"
 
-    def test_tampered_payload(self, config: JwtConfig, rsa_key: RsaKey,
-                              static_manager: JwksManager) -> None:
+    def test_tampered_payload(
+        self, config: JwtConfig, rsa_key: RsaKey, static_manager: JwksManager
+    ) -> None:
         header, _, signature = mint(rsa_key).split(".")
         forged = _segment(access_claims(roles=["user", "staff"]))
-        assert _reject(f"{header}.{forged}.{signature}", config, static_manager) == \
-            "bad_signature"
+        assert _reject(f"{header}.{forged}.{signature}", config, static_manager) == "bad_signature"
 
-    def test_signed_by_another_key_with_our_kid(self, config: JwtConfig, rsa_key: RsaKey,
-                                                other_rsa_key: RsaKey,
-                                                static_manager: JwksManager) -> None:
+    def test_signed_by_another_key_with_our_kid(
+        self, config: JwtConfig, rsa_key: RsaKey, other_rsa_key: RsaKey, static_manager: JwksManager
+    ) -> None:
         token = mint(other_rsa_key, kid=rsa_key.kid)
         assert _reject(token, config, static_manager) == "bad_signature"
 
-    def test_oversized(self, config: JwtConfig, rsa_key: RsaKey,
-                       static_manager: JwksManager) -> None:
+    def test_oversized(
+        self, config: JwtConfig, rsa_key: RsaKey, static_manager: JwksManager
+    ) -> None:
         token = mint(rsa_key, padding="x" * 9000)
         assert _reject(token, config, static_manager) == "oversized"
 
-    @pytest.mark.parametrize("overrides", [
-        {"roles": "staff"}, {"roles": ["user", 3]}, {"roles": ["a,b"]}, {"scope": ["profile"]},
-        {"sub": "u1\r\nX-User-Id: admin"}, {"email": 5}, {"exp": "never"}, {"iat": True},
-        {"sub": 42},
-    ])
-    def test_malformed_identity_claims(self, config: JwtConfig, rsa_key: RsaKey,
-                                       static_manager: JwksManager,
-                                       overrides: dict[str, Any]) -> None:
-        assert _reject(mint(rsa_key, **overrides), config, static_manager) in \
-            {"malformed_claims", "malformed"}
+    @pytest.mark.parametrize(
+        "overrides",
+        [
+            {"roles": "staff"},
+            {"roles": ["user", 3]},
+            {"roles": ["a,b"]},
+            {"scope": ["profile"]},
+            {"sub": "u1\r\nX-User-Id: admin"},
+            {"email": 5},
+            {"exp": "never"},
+            {"iat": True},
+            {"sub": 42},
+        ],
+    )
+    def test_malformed_identity_claims(
+        self,
+        config: JwtConfig,
+        rsa_key: RsaKey,
+        static_manager: JwksManager,
+        overrides: dict[str, Any],
+    ) -> None:
+        assert _reject(mint(rsa_key, **overrides), config, static_manager) in {
+            "malformed_claims",
+            "malformed",
+        }
 
     def test_hs256_with_inline_oct_key(self, key_file: Path) -> None:
         secret = b"0123456789abcdef0123456789abcdef"
@@ -287,18 +336,23 @@ class TestValidation:
 # --- authorization ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("required, mode, scope, allowed", [
-    ([], "all", "", True),
-    (["profile"], "all", "profile", True),
-    (["profile", "seller"], "all", "profile", False),
-    (["profile", "seller"], "any", "profile", True),
-    (["seller"], "any", "profile", False),
-    (["profile", "seller"], "all", "seller profile", True),
-])
-def test_scopes(key_file: Path, rsa_key: RsaKey, required: list[str], mode: str, scope: str,
-                allowed: bool) -> None:
-    config = make_config(key_file, jwks=jwks_of(rsa_key), required_scopes=required,
-                         scopes_match=mode)
+@pytest.mark.parametrize(
+    "required, mode, scope, allowed",
+    [
+        ([], "all", "", True),
+        (["profile"], "all", "profile", True),
+        (["profile", "seller"], "all", "profile", False),
+        (["profile", "seller"], "any", "profile", True),
+        (["seller"], "any", "profile", False),
+        (["profile", "seller"], "all", "seller profile", True),
+    ],
+)
+def test_scopes(
+    key_file: Path, rsa_key: RsaKey, required: list[str], mode: str, scope: str, allowed: bool
+) -> None:
+    config = make_config(
+        key_file, jwks=jwks_of(rsa_key), required_scopes=required, scopes_match=mode
+    )
     if allowed:
         authorize(config, access_claims(scope=scope))
     else:
@@ -306,17 +360,20 @@ def test_scopes(key_file: Path, rsa_key: RsaKey, required: list[str], mode: str,
             authorize(config, access_claims(scope=scope))
 
 
-@pytest.mark.parametrize("required, mode, roles, allowed", [
-    (["staff"], "all", ["user"], False),
-    (["staff"], "all", ["user", "staff"], True),
-    (["staff", "seller"], "all", ["user", "staff"], False),
-    (["staff", "seller"], "any", ["user", "staff"], True),
-    (["staff", "seller"], "any", ["user"], False),
-])
-def test_roles(key_file: Path, rsa_key: RsaKey, required: list[str], mode: str,
-               roles: list[str], allowed: bool) -> None:
-    config = make_config(key_file, jwks=jwks_of(rsa_key), required_roles=required,
-                         roles_match=mode)
+@pytest.mark.parametrize(
+    "required, mode, roles, allowed",
+    [
+        (["staff"], "all", ["user"], False),
+        (["staff"], "all", ["user", "staff"], True),
+        (["staff", "seller"], "all", ["user", "staff"], False),
+        (["staff", "seller"], "any", ["user", "staff"], True),
+        (["staff", "seller"], "any", ["user"], False),
+    ],
+)
+def test_roles(
+    key_file: Path, rsa_key: RsaKey, required: list[str], mode: str, roles: list[str], allowed: bool
+) -> None:
+    config = make_config(key_file, jwks=jwks_of(rsa_key), required_roles=required, roles_match=mode)
     if allowed:
         authorize(config, access_claims(roles=roles))
     else:

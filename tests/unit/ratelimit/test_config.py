@@ -35,52 +35,89 @@ def test_defaults_and_scope() -> None:
 
 
 def test_window_seconds_and_cost() -> None:
-    config = RateLimitConfig.from_kong({"limits": [
-        {"limit": 10, "window_seconds": 90, "cost": 2}, {"limit": 100, "period": "hour"}]})
+    config = RateLimitConfig.from_kong(
+        {
+            "limits": [
+                {"limit": 10, "window_seconds": 90, "cost": 2},
+                {"limit": 100, "period": "hour"},
+            ]
+        }
+    )
     assert config.limits == (Limit(10, 90, cost_default=2), Limit(100, 3600))
 
 
-@pytest.mark.parametrize(("extra", "message"), [
-    ({"limits": []}, "at least one limit"),
-    ({"limits": [{"limit": 5}]}, "exactly one of"),
-    ({"limits": [{"limit": 5, "period": "minute", "window_seconds": 60}]}, "exactly one of"),
-    ({"limits": [{"limit": 5, "period": "week"}]}, "unknown period"),
-    ({"limits": [{"limit": 5, "period": "minute", "cost": 6}]}, "can never fit"),
-    ({"limits": [{"limit": 5, "period": "minute", "burst": 2}]}, "gcra algorithm only"),
-    ({"limit_by": "header"}, "header_name"),
-    ({"policy": "redis", "redis": {"url": "http://cache"}}, "redis.url"),
-])
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"limits": []}, "at least one limit"),
+        ({"limits": [{"limit": 5}]}, "exactly one of"),
+        ({"limits": [{"limit": 5, "period": "minute", "window_seconds": 60}]}, "exactly one of"),
+        ({"limits": [{"limit": 5, "period": "week"}]}, "unknown period"),
+        ({"limits": [{"limit": 5, "period": "minute", "cost": 6}]}, "can never fit"),
+        ({"limits": [{"limit": 5, "period": "minute", "burst": 2}]}, "gcra algorithm only"),
+        ({"limit_by": "header"}, "header_name"),
+        ({"policy": "redis", "redis": {"url": "http://cache"}}, "redis.url"),
+    ],
+)
 def test_refused(extra: dict[str, Any], message: str) -> None:
     with pytest.raises(LimitConfigError, match=message):
         RateLimitConfig.from_kong(conf(**extra))
 
 
 def test_redis_settings_and_no_redis_means_local() -> None:
-    config = RateLimitConfig.from_kong(conf(policy="redis", redis={
-        "url": "redis://user:pw@cache:6380/2", "timeout_ms": 20, "key_prefix": "p",
-        "breaker_threshold": 2, "breaker_reset_seconds": 7}))
+    config = RateLimitConfig.from_kong(
+        conf(
+            policy="redis",
+            redis={
+                "url": "redis://user:pw@cache:6380/2",
+                "timeout_ms": 20,
+                "key_prefix": "p",
+                "breaker_threshold": 2,
+                "breaker_reset_seconds": 7,
+            },
+        )
+    )
     assert config.redis is not None
     assert (config.redis.url, config.redis.timeout_ms, config.redis.key_prefix) == (
-        "redis://user:pw@cache:6380/2", 20, "p")
+        "redis://user:pw@cache:6380/2",
+        20,
+        "p",
+    )
     assert (config.redis.breaker_threshold, config.redis.breaker_reset_seconds) == (2, 7.0)
     mode = config.describe_mode()
     assert "redis://cache:6380/2" in mode and "pw" not in mode and "limit/1" in mode
     assert config.redis.address == "redis://cache:6380/2"
-    assert RedisSettings(host="cache", port=6390, db=4, password="pw", ssl=True
-                         ).address == "rediss://cache:6390/4"
+    assert (
+        RedisSettings(host="cache", port=6390, db=4, password="pw", ssl=True).address
+        == "rediss://cache:6390/4"
+    )
     # An unresolved {vault://env/...} reference arrives as "" (kong/db/schema/init.lua
     # keeps it and names the reference in $refs): count locally.
-    unresolved = RateLimitConfig.from_kong(conf(policy="redis", redis={
-        "port": 6379, "url": "", "$refs": {"url": "{vault://env/edge-rate-limit-redis-url}"}}))
+    unresolved = RateLimitConfig.from_kong(
+        conf(
+            policy="redis",
+            redis={
+                "port": 6379,
+                "url": "",
+                "$refs": {"url": "{vault://env/edge-rate-limit-redis-url}"},
+            },
+        )
+    )
     assert unresolved.redis is None
     assert unresolved.describe_mode().startswith("policy local")
 
 
 def test_fallback_limits_split_across_nodes() -> None:
-    config = RateLimitConfig.from_kong({
-        "expected_nodes": 3, "algorithm": "gcra",
-        "limits": [{"limit": 10, "period": "minute", "cost": 4, "burst": 9},
-                   {"limit": 2, "period": "hour"}]})
+    config = RateLimitConfig.from_kong(
+        {
+            "expected_nodes": 3,
+            "algorithm": "gcra",
+            "limits": [
+                {"limit": 10, "period": "minute", "cost": 4, "burst": 9},
+                {"limit": 2, "period": "hour"},
+            ],
+        }
+    )
     first, second = config.fallback_limits
     assert (first.limit, first.burst, first.cost_default) == (3, 3, 3)
     assert (second.limit, second.cost_default) == (1, 1), "never below one unit per node"

@@ -31,8 +31,15 @@ class DownRedis:
     def __init__(self) -> None:
         self.calls = 0
 
-    def take(self, scope: str, key: str, limits: Sequence[Limit], *,
-             algorithm: str = "sliding_window", cost: int | None = None) -> Outcome:
+    def take(
+        self,
+        scope: str,
+        key: str,
+        limits: Sequence[Limit],
+        *,
+        algorithm: str = "sliding_window",
+        cost: int | None = None,
+    ) -> Outcome:
         self.calls += 1
         raise StoreUnavailable("breaker_open")
 
@@ -46,24 +53,35 @@ class LocalAsRedis:
         self.local = LocalLimiter()
         self.clock = clock
 
-    def take(self, scope: str, key: str, limits: Sequence[Limit], *,
-             algorithm: str = "sliding_window", cost: int | None = None) -> Outcome:
-        return self.local.take(scope, key, limits, algorithm=algorithm, cost=cost,
-                               now=self.clock())
+    def take(
+        self,
+        scope: str,
+        key: str,
+        limits: Sequence[Limit],
+        *,
+        algorithm: str = "sliding_window",
+        cost: int | None = None,
+    ) -> Outcome:
+        return self.local.take(scope, key, limits, algorithm=algorithm, cost=cost, now=self.clock())
 
 
 def enforcer(clock: Clock, redis: Any = None, route: str = "login", **conf: Any) -> Enforcer:
     base: dict[str, Any] = {"limits": [{"limit": 5, "period": "minute"}], "route_id": route}
     if redis is not None:
-        base.update(policy="redis", redis={"url": "redis://127.0.0.1:1/0",
-                                           "breaker_reset_seconds": 4})
+        base.update(
+            policy="redis", redis={"url": "redis://127.0.0.1:1/0", "breaker_reset_seconds": 4}
+        )
     config = RateLimitConfig.from_kong({**base, **conf})
     return Enforcer(config, route_label=route, local=LocalLimiter(), redis=redis, clock=clock)
 
 
 def decisions(route: str, outcome: str) -> float:
-    return REGISTRY.get_sample_value("edge_rate_limit_decisions_total",
-                                     {"route": route, "outcome": outcome}) or 0.0
+    return (
+        REGISTRY.get_sample_value(
+            "edge_rate_limit_decisions_total", {"route": route, "outcome": outcome}
+        )
+        or 0.0
+    )
 
 
 def test_sixth_request_in_a_minute_is_rejected_with_headers_and_problem_body() -> None:
@@ -81,9 +99,13 @@ def test_sixth_request_in_a_minute_is_rejected_with_headers_and_problem_body() -
     assert verdict.headers["RateLimit"] == '"minute";r=0;t=50'
     assert verdict.headers["RateLimit-Policy"] == '"minute";q=5;w=60'
     assert verdict.body == {
-        "type": QUOTA_EXCEEDED_TYPE, "title": "Too Many Requests", "status": 429,
-        "detail": "API rate limit exceeded", "message": "API rate limit exceeded",
-        "violated-policies": ["minute"]}
+        "type": QUOTA_EXCEEDED_TYPE,
+        "title": "Too Many Requests",
+        "status": 429,
+        "detail": "API rate limit exceeded",
+        "message": "API rate limit exceeded",
+        "violated-policies": ["minute"],
+    }
     assert limiter.decide("ip:5.6.7.8").admitted, "another client has its own counter"
     clock.now += 50
     assert limiter.decide("ip:1.2.3.4").admitted, "Retry-After was long enough"
@@ -93,9 +115,12 @@ def test_sixth_request_in_a_minute_is_rejected_with_headers_and_problem_body() -
 
 def test_only_the_violated_policy_is_named_and_error_settings_apply() -> None:
     clock = Clock()
-    limiter = enforcer(clock, limits=[{"limit": 100, "period": "minute"},
-                                      {"limit": 2, "window_seconds": 10}],
-                       error_code=403, error_message="slow down")
+    limiter = enforcer(
+        clock,
+        limits=[{"limit": 100, "period": "minute"}, {"limit": 2, "window_seconds": 10}],
+        error_code=403,
+        error_message="slow down",
+    )
     limiter.decide("k")
     limiter.decide("k")
     verdict = limiter.decide("k")
@@ -139,8 +164,13 @@ def test_ietf_or_kong_headers_only() -> None:
     ietf = enforcer(clock, kong_headers=False).decide("k").headers
     assert set(ietf) == {"RateLimit", "RateLimit-Policy"}
     kong = enforcer(clock, ietf_headers=False).decide("k").headers
-    assert set(kong) == {"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset",
-                         "X-RateLimit-Limit-Minute", "X-RateLimit-Remaining-Minute"}
+    assert set(kong) == {
+        "RateLimit-Limit",
+        "RateLimit-Remaining",
+        "RateLimit-Reset",
+        "X-RateLimit-Limit-Minute",
+        "X-RateLimit-Remaining-Minute",
+    }
 
 
 def test_redis_policy_decides_in_the_shared_store() -> None:
@@ -152,10 +182,13 @@ def test_redis_policy_decides_in_the_shared_store() -> None:
     assert admitted == 5, "two nodes, one counter"
 
 
-@pytest.mark.parametrize(("mode", "status", "outcome"), [
-    ("open", 200, "store_failure_open"),
-    ("closed", 503, "store_failure_closed"),
-])
+@pytest.mark.parametrize(
+    ("mode", "status", "outcome"),
+    [
+        ("open", 200, "store_failure_open"),
+        ("closed", 503, "store_failure_closed"),
+    ],
+)
 def test_store_failure_open_and_closed(mode: str, status: int, outcome: str) -> None:
     clock = Clock()
     down = DownRedis()
@@ -172,8 +205,13 @@ def test_store_failure_open_and_closed(mode: str, status: int, outcome: str) -> 
 
 def test_store_failure_local_counts_per_node_share() -> None:
     clock = Clock()
-    limiter = enforcer(clock, redis=DownRedis(), route="t-fallback", expected_nodes=2,
-                       limits=[{"limit": 6, "period": "minute"}])
+    limiter = enforcer(
+        clock,
+        redis=DownRedis(),
+        route="t-fallback",
+        expected_nodes=2,
+        limits=[{"limit": 6, "period": "minute"}],
+    )
     verdicts = [limiter.decide("k") for _ in range(5)]
     assert [v.admitted for v in verdicts] == [True, True, True, False, False]
     assert verdicts[0].headers["RateLimit-Limit"] == "3", "the share in force is advertised"

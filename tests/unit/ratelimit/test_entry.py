@@ -25,16 +25,24 @@ def plugin(**config: Any) -> edge_rate_limit.Plugin:
 
 
 def kong(**answers: Any) -> RecordingKong:
-    return RecordingKong({"kong.client.get_forwarded_ip": "203.0.113.7",
-                          "kong.router.get_route": {"id": "r", "name": "login"}, **answers})
+    return RecordingKong(
+        {
+            "kong.client.get_forwarded_ip": "203.0.113.7",
+            "kong.router.get_route": {"id": "r", "name": "login"},
+            **answers,
+        }
+    )
 
 
 def test_happy_path_is_two_round_trips_after_the_first_request() -> None:
     entry = plugin(limit_by="ip")
     first = kong()
     entry.access(first)
-    assert first.methods == ["kong.client.get_forwarded_ip", "kong.router.get_route",
-                             "kong.response.set_headers"], "route name looked up once"
+    assert first.methods == [
+        "kong.client.get_forwarded_ip",
+        "kong.router.get_route",
+        "kong.response.set_headers",
+    ], "route name looked up once"
     second = kong()
     entry.access(second)
     assert second.methods == ["kong.client.get_forwarded_ip", "kong.response.set_headers"]
@@ -50,19 +58,36 @@ def test_hidden_headers_make_it_one_round_trip() -> None:
     assert call.methods == ["kong.client.get_forwarded_ip"]
 
 
-@pytest.mark.parametrize(("limit_by", "extra", "read"), [
-    ("consumer", {}, "kong.ctx.shared.get"),
-    ("header", {"header_name": "X-Api-Key"}, "kong.request.get_header"),
-    ("path", {}, "kong.request.get_path"),
-    ("route", {}, "kong.router.get_route"),
-    ("service", {}, "kong.router.get_service"),
-])
+@pytest.mark.parametrize(
+    ("limit_by", "extra", "read"),
+    [
+        ("consumer", {}, "kong.ctx.shared.get"),
+        ("header", {"header_name": "X-Api-Key"}, "kong.request.get_header"),
+        ("path", {}, "kong.request.get_path"),
+        ("route", {}, "kong.router.get_route"),
+        ("service", {}, "kong.router.get_service"),
+    ],
+)
 def test_one_read_per_key_kind(limit_by: str, extra: dict[str, Any], read: str) -> None:
     entry = plugin(limit_by=limit_by, **extra)
-    entry.access(kong(**{"kong.ctx.shared.get": "user-1", "kong.request.get_header": "k1",
-                         "kong.request.get_path": "/p", "kong.router.get_service": {"id": "s"}}))
-    call = kong(**{"kong.ctx.shared.get": "user-1", "kong.request.get_header": "k1",
-                   "kong.request.get_path": "/p", "kong.router.get_service": {"id": "s"}})
+    entry.access(
+        kong(
+            **{
+                "kong.ctx.shared.get": "user-1",
+                "kong.request.get_header": "k1",
+                "kong.request.get_path": "/p",
+                "kong.router.get_service": {"id": "s"},
+            }
+        )
+    )
+    call = kong(
+        **{
+            "kong.ctx.shared.get": "user-1",
+            "kong.request.get_header": "k1",
+            "kong.request.get_path": "/p",
+            "kong.router.get_service": {"id": "s"},
+        }
+    )
     entry.access(call)
     assert call.methods == [read, "kong.response.set_headers"]
 
@@ -72,8 +97,11 @@ def test_anonymous_consumer_falls_back_to_the_client_ip() -> None:
     entry.access(kong())
     call = kong()
     entry.access(call)
-    assert call.methods == ["kong.ctx.shared.get", "kong.client.get_forwarded_ip",
-                            "kong.response.set_headers"]
+    assert call.methods == [
+        "kong.ctx.shared.get",
+        "kong.client.get_forwarded_ip",
+        "kong.response.set_headers",
+    ]
 
 
 def test_rejection_reads_the_request_id_and_exits_with_the_problem_body() -> None:
@@ -82,8 +110,11 @@ def test_rejection_reads_the_request_id_and_exits_with_the_problem_body() -> Non
         entry.access(kong())
     call = kong(**{"kong.request.get_header": "rid-12345"})
     entry.access(call)
-    assert call.methods == ["kong.client.get_forwarded_ip", "kong.request.get_header",
-                            "kong.response.exit"]
+    assert call.methods == [
+        "kong.client.get_forwarded_ip",
+        "kong.request.get_header",
+        "kong.response.exit",
+    ]
     assert call.calls[1][1] == ("x-request-id",)
     status, body, headers = call.calls[-1][1]
     assert status == 429
@@ -168,15 +199,19 @@ def _assert_rejected_with_retry_after(call: RecordingKong, status: int = 429) ->
     assert call.methods.count("kong.response.error") == 1
 
 
-@pytest.mark.parametrize("breaks", [
-    lambda mp: {"kong.request.get_header": _raise},  # reading the request id
-    _break_body,                                      # building the body
-    _break_json,                                      # json encoding
-    lambda mp: {"kong.response.exit": _raise},       # sending the 429
-], ids=["request-id", "body", "json", "exit"])
+@pytest.mark.parametrize(
+    "breaks",
+    [
+        lambda mp: {"kong.request.get_header": _raise},  # reading the request id
+        _break_body,  # building the body
+        _break_json,  # json encoding
+        lambda mp: {"kong.response.exit": _raise},  # sending the 429
+    ],
+    ids=["request-id", "body", "json", "exit"],
+)
 def test_a_decided_rejection_is_answered_whatever_fails_after_the_decision(
-        breaks: Callable[[pytest.MonkeyPatch], dict[str, Any]],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    breaks: Callable[[pytest.MonkeyPatch], dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The plugin fails open on a bug in *deciding*; once the verdict is reject, a failure
     building or sending the 429 still ends the request as Kong's 429 with Retry-After."""
     entry = plugin(limit_by="ip")
@@ -191,8 +226,11 @@ def test_a_503_whose_answer_fails_is_still_a_503(monkeypatch: pytest.MonkeyPatch
     failing is answered again, not let through."""
     from edge_plugins.ratelimit.enforcer import Enforcer, Verdict
 
-    monkeypatch.setattr(Enforcer, "decide", lambda self, key: Verdict(
-        503, "store_failure_closed", {"Retry-After": "5"}))
+    monkeypatch.setattr(
+        Enforcer,
+        "decide",
+        lambda self, key: Verdict(503, "store_failure_closed", {"Retry-After": "5"}),
+    )
     failures = iter([Broken("first error call")])
 
     def error(*args: Any) -> None:
@@ -203,18 +241,23 @@ def test_a_503_whose_answer_fails_is_still_a_503(monkeypatch: pytest.MonkeyPatch
     entry = plugin(limit_by="ip")
     call = kong(**{"kong.response.error": error})
     entry.access(call)
-    answer = ("kong.response.error", (
-        503, "The upstream server is currently unavailable", {"Retry-After": "5"}))
+    answer = (
+        "kong.response.error",
+        (503, "The upstream server is currently unavailable", {"Retry-After": "5"}),
+    )
     assert call.calls[-2:] == [answer, answer], "the failed answer is sent again"
 
 
-@pytest.mark.parametrize("request_id", [
-    "\udcff",                          # X-Request-ID: \xff as the plugin server decodes it
-    "support-\udcff\udcfe",
-    "abcdefgh\r\nSet-Cookie: a=b",
-    "short",
-    "x" * 300,
-])
+@pytest.mark.parametrize(
+    "request_id",
+    [
+        "\udcff",  # X-Request-ID: \xff as the plugin server decodes it
+        "support-\udcff\udcfe",
+        "abcdefgh\r\nSet-Cookie: a=b",
+        "short",
+        "x" * 300,
+    ],
+)
 def test_a_malformed_request_id_is_not_echoed(request_id: str) -> None:
     """Without edge-trace on the route the header is the client's, as sent."""
     call = _rejected(plugin(limit_by="ip"), **{"kong.request.get_header": request_id})

@@ -20,8 +20,9 @@ def scenarios(draw: st.DrawFn) -> tuple[tuple[int, int, int], list[tuple[float, 
     limit = draw(st.integers(1, 10))
     window = draw(st.integers(1, 60))
     burst = draw(st.integers(1, 2 * limit))
-    steps = draw(st.lists(st.tuples(st.integers(0, 16), st.integers(1, burst)),
-                          min_size=1, max_size=80))
+    steps = draw(
+        st.lists(st.tuples(st.integers(0, 16), st.integers(1, burst)), min_size=1, max_size=80)
+    )
     now, arrivals = 500.0, []
     for gap, cost in steps:
         now += gap * QUARTER

@@ -51,11 +51,15 @@ def test_several_limits_most_restrictive_drives_ratelimit_and_retry_after() -> N
     ]
     headers = rate_limit_headers(pairs)
     assert headers["RateLimit-Policy"] == (
-        '"minute";q=5;w=60, "hour";q=100;w=3600, "90s";q=10;w=90')
+        '"minute";q=5;w=60, "hour";q=100;w=3600, "90s";q=10;w=90'
+    )
     assert headers["RateLimit"] == '"hour";r=0;t=1800'
     assert headers["Retry-After"] == "1800"
-    assert (headers["RateLimit-Limit"], headers["RateLimit-Remaining"],
-            headers["RateLimit-Reset"]) == ("100", "0", "1800")
+    assert (
+        headers["RateLimit-Limit"],
+        headers["RateLimit-Remaining"],
+        headers["RateLimit-Reset"],
+    ) == ("100", "0", "1800")
     assert headers["X-RateLimit-Remaining-Minute"] == "3"
     assert headers["X-RateLimit-Limit-Hour"] == "100"
     assert not any(name.endswith("90s") for name in headers), "no Kong name for 90 s"
@@ -86,7 +90,10 @@ def test_retry_after_rounds_up_to_whole_seconds() -> None:
 
 def test_names_are_distinct_and_fields_well_formed() -> None:
     assert policy_names([MINUTE_5, Limit.per("minute", 20), HOUR_100]) == [
-        "minute-5", "minute-20", "hour"]
+        "minute-5",
+        "minute-20",
+        "hour",
+    ]
     assert policy_names([MINUTE_5, MINUTE_5]) == ["minute-5-1", "minute-5-2"]
     assert ratelimit_policy([Limit(3, 0.5)]) == '"0.5s";q=3;w=1'
     assert ratelimit("day", Decision(True, 9, 8, 0.0)) == '"day";r=8;t=0'

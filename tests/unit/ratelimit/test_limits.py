@@ -19,21 +19,24 @@ def test_named_periods() -> None:
     assert Limit(2, 3600) == Limit.per("hour", 2)
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"limit": 0, "window_seconds": 60},
-    {"limit": -1, "window_seconds": 60},
-    {"limit": True, "window_seconds": 60},
-    {"limit": 1.5, "window_seconds": 60},
-    {"limit": 5, "window_seconds": 0},
-    {"limit": 5, "window_seconds": -1},
-    {"limit": 5, "window_seconds": math.inf},
-    {"limit": 5, "window_seconds": math.nan},
-    {"limit": 5, "window_seconds": "60"},
-    {"limit": 5, "window_seconds": 60, "cost_default": 0},
-    {"limit": 5, "window_seconds": 60, "cost_default": 6},
-    {"limit": 5, "window_seconds": 60, "burst": 0},
-    {"limit": 5, "window_seconds": 60, "burst": 2, "cost_default": 3},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"limit": 0, "window_seconds": 60},
+        {"limit": -1, "window_seconds": 60},
+        {"limit": True, "window_seconds": 60},
+        {"limit": 1.5, "window_seconds": 60},
+        {"limit": 5, "window_seconds": 0},
+        {"limit": 5, "window_seconds": -1},
+        {"limit": 5, "window_seconds": math.inf},
+        {"limit": 5, "window_seconds": math.nan},
+        {"limit": 5, "window_seconds": "60"},
+        {"limit": 5, "window_seconds": 60, "cost_default": 0},
+        {"limit": 5, "window_seconds": 60, "cost_default": 6},
+        {"limit": 5, "window_seconds": 60, "burst": 0},
+        {"limit": 5, "window_seconds": 60, "burst": 2, "cost_default": 3},
+    ],
+)
 def test_invalid_limits_are_config_errors(kwargs: dict) -> None:
     with pytest.raises(LimitConfigError):
         Limit(**kwargs)

@@ -25,8 +25,9 @@ def test_scopes_and_keys_do_not_share_counters() -> None:
     assert not registry.take("route-login", "1.2.3.4", [MINUTE_5], now=1.0).allowed
     assert registry.take("route-register", "1.2.3.4", [MINUTE_5], now=1.0).allowed
     assert registry.take("route-login", "5.6.7.8", [MINUTE_5], now=1.0).allowed
-    assert registry.take("route-login", "1.2.3.4", [MINUTE_5], algorithm="gcra",
-                         now=1.0).allowed, "each algorithm keeps its own state"
+    assert registry.take("route-login", "1.2.3.4", [MINUTE_5], algorithm="gcra", now=1.0).allowed, (
+        "each algorithm keeps its own state"
+    )
     assert len(registry) == 3
 
 
@@ -51,8 +52,9 @@ def test_several_limits_are_all_or_nothing() -> None:
 def test_gcra_through_the_registry_uses_burst() -> None:
     registry = LocalLimiter()
     limit = Limit(10, 60, burst=2)
-    outcomes = [registry.take("r", "k", [limit], algorithm=Algorithm.GCRA, now=0.0)
-                for _ in range(3)]
+    outcomes = [
+        registry.take("r", "k", [limit], algorithm=Algorithm.GCRA, now=0.0) for _ in range(3)
+    ]
     assert [o.allowed for o in outcomes] == [True, True, False]
     assert outcomes[2].decisions[0][1].retry_after == 6.0
     # A cost up to the burst fits under GCRA even though the sliding window would refuse it.
@@ -88,8 +90,12 @@ def test_threads_hammering_one_key_through_the_registry(algorithm: Algorithm) ->
 
     def worker() -> None:
         barrier.wait()
-        admitted.append(sum(registry.take("r", "hot", limits, algorithm=algorithm,
-                                          now=1.0).allowed for _ in range(100)))
+        admitted.append(
+            sum(
+                registry.take("r", "hot", limits, algorithm=algorithm, now=1.0).allowed
+                for _ in range(100)
+            )
+        )
 
     threads = [threading.Thread(target=worker) for _ in range(16)]
     for thread in threads:

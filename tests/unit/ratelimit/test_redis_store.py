@@ -56,11 +56,13 @@ def prefix() -> Iterator[str]:
         client.close()
 
 
-def make(prefix: str, url: str = REDIS_TEST_URL, *, observe_latency=None,
-         **kwargs: object) -> RedisLimiter:
+def make(
+    prefix: str, url: str = REDIS_TEST_URL, *, observe_latency=None, **kwargs: object
+) -> RedisLimiter:
     options: dict = {"timeout_ms": SLOW_OK_MS, **kwargs}
-    return RedisLimiter(RedisSettings(url=url, key_prefix=prefix, **options),
-                        observe_latency=observe_latency)
+    return RedisLimiter(
+        RedisSettings(url=url, key_prefix=prefix, **options), observe_latency=observe_latency
+    )
 
 
 @pytest.fixture
@@ -72,8 +74,9 @@ def limiter(prefix: str) -> Iterator[RedisLimiter]:
 
 def assert_same(redis_outcome, local_outcome) -> None:
     assert redis_outcome.allowed == local_outcome.allowed
-    for (r_limit, r), (l_limit, loc) in zip(redis_outcome.decisions, local_outcome.decisions,
-                                            strict=True):
+    for (r_limit, r), (l_limit, loc) in zip(
+        redis_outcome.decisions, local_outcome.decisions, strict=True
+    ):
         assert r_limit == l_limit
         assert (r.allowed, r.limit, r.remaining) == (loc.allowed, loc.limit, loc.remaining)
         assert r.reset_after == pytest.approx(loc.reset_after, abs=CLOCK_TOLERANCE)
@@ -86,18 +89,21 @@ def assert_same(redis_outcome, local_outcome) -> None:
 # -- same decisions as the local store ------------------------------------------------------
 
 
-@pytest.mark.parametrize(("algorithm", "limits"), [
-    ("sliding_window", [Limit(10, 60)]),
-    ("gcra", [Limit(10, 60, burst=4)]),
-    ("gcra", [Limit(7, 3600)]),
-    ("sliding_window", [Limit(4, 1), Limit(9, 60), Limit(50, 3600)]),
-    ("gcra", [Limit(4, 1, burst=3), Limit(9, 60)]),
-])
-def test_same_decisions_as_the_local_limiter(limiter: RedisLimiter, algorithm: str,
-                                             limits: list[Limit]) -> None:
+@pytest.mark.parametrize(
+    ("algorithm", "limits"),
+    [
+        ("sliding_window", [Limit(10, 60)]),
+        ("gcra", [Limit(10, 60, burst=4)]),
+        ("gcra", [Limit(7, 3600)]),
+        ("sliding_window", [Limit(4, 1), Limit(9, 60), Limit(50, 3600)]),
+        ("gcra", [Limit(4, 1, burst=3), Limit(9, 60)]),
+    ],
+)
+def test_same_decisions_as_the_local_limiter(
+    limiter: RedisLimiter, algorithm: str, limits: list[Limit]
+) -> None:
     local = LocalLimiter()
-    smallest = min(limit.capacity if algorithm == "gcra" else limit.limit
-                   for limit in limits)
+    smallest = min(limit.capacity if algorithm == "gcra" else limit.limit for limit in limits)
     costs = [1, 2, 1, 3, 1, 1, 2, 1, 1, 4, 1, 1, 1, 2, 1]
     admitted = 0
     # The local clock counts the same elapsed time from a small origin: at epoch-sized
@@ -200,7 +206,8 @@ def test_scopes_keys_and_algorithms_do_not_share_counters(limiter: RedisLimiter)
     assert limiter.take("route-login", "5.6.7.8", [limit]).allowed
     assert limiter.take("route-login", "1.2.3.4", [limit], algorithm="gcra").allowed
     assert limiter.take("route-login", "1.2.3.4", [Limit.per("minute", 3)]).allowed, (
-        "a changed limit starts fresh")
+        "a changed limit starts fresh"
+    )
     # ':' cannot shift a boundary between scope and key.
     assert limiter.take("a:b", "c", [Limit(1, 60)]).allowed
     assert limiter.take("a", "b:c", [Limit(1, 60)]).allowed
@@ -210,24 +217,37 @@ def test_key_layout(limiter: RedisLimiter) -> None:
     prefix = limiter.settings.key_prefix
     assert limiter.keys("route-1", "203.0.113.9", [Limit(5, 60), Limit(3, 0.5)]) == [
         f"{prefix}:sliding_window:route-1:5:60s:-:203.0.113.9",
-        f"{prefix}:sliding_window:route-1:3:500000us:-:203.0.113.9"]
+        f"{prefix}:sliding_window:route-1:3:500000us:-:203.0.113.9",
+    ]
     assert limiter.keys("route-1", "u", [Limit(5, 60)], algorithm=Algorithm.GCRA) == [
-        f"{prefix}:gcra:route-1:5:60s:5:u"]
+        f"{prefix}:gcra:route-1:5:60s:5:u"
+    ]
     assert limiter.keys("route-1", "u", [Limit(5, 60, burst=2)], algorithm="gcra") == [
-        f"{prefix}:gcra:route-1:5:60s:2:u"]
+        f"{prefix}:gcra:route-1:5:60s:2:u"
+    ]
 
 
-@pytest.mark.parametrize("hostile", [
-    "::1", "a:b", "x" * 65, "x" * 100_000, "", "{hashtag}", "ünïcode", "a b", "a\r\nPING",
-    "\udcff", "#" + "0" * 32,
-])
-def test_hostile_client_keys_are_hashed_and_bounded(limiter: RedisLimiter,
-                                                    hostile: str) -> None:
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "::1",
+        "a:b",
+        "x" * 65,
+        "x" * 100_000,
+        "",
+        "{hashtag}",
+        "ünïcode",
+        "a b",
+        "a\r\nPING",
+        "\udcff",
+        "#" + "0" * 32,
+    ],
+)
+def test_hostile_client_keys_are_hashed_and_bounded(limiter: RedisLimiter, hostile: str) -> None:
     part = key_part(hostile)
     assert part.startswith("#") and len(part) == 33
     [key] = limiter.keys("route", hostile, [Limit(1, 60)])
-    assert len(key.split(":")) == len(limiter.keys("route", "plain", [Limit(1, 60)])[0]
-                                      .split(":"))
+    assert len(key.split(":")) == len(limiter.keys("route", "plain", [Limit(1, 60)])[0].split(":"))
     assert len(key) < 200
     assert limiter.take("route", hostile, [Limit(1, 60)]).allowed
     assert not limiter.take("route", hostile, [Limit(1, 60)]).allowed
@@ -240,7 +260,8 @@ def test_a_hashed_key_cannot_be_forged_by_sending_its_digest(limiter: RedisLimit
     assert limiter.take("route", victim, [Limit(1, 60)]).allowed
     assert limiter.take("route", forged, [Limit(1, 60)]).allowed, "own counter, not victim's"
     assert key_part("1.2.3.4") == "1.2.3.4" and key_part("user@example.com/x+y=") == (
-        "user@example.com/x+y=")
+        "user@example.com/x+y="
+    )
 
 
 def test_idle_keys_expire(limiter: RedisLimiter) -> None:
@@ -255,8 +276,9 @@ def test_idle_keys_expire(limiter: RedisLimiter) -> None:
 # -- one script, sent once -------------------------------------------------------------------
 
 
-def test_decisions_use_evalsha_of_a_script_loaded_once(limiter: RedisLimiter,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_decisions_use_evalsha_of_a_script_loaded_once(
+    limiter: RedisLimiter, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls: Counter[str] = Counter()
     for name in ("evalsha", "eval", "script_load"):
         original = getattr(limiter.client, name)
@@ -309,15 +331,18 @@ def test_one_limiter_per_settings_in_the_process(prefix: str) -> None:
     settings = RedisSettings(url=REDIS_TEST_URL, key_prefix=prefix)
     seen: list[float] = []
     first = redis_limiter_for(settings)
-    assert redis_limiter_for(RedisSettings(url=REDIS_TEST_URL, key_prefix=prefix),
-                             observe_latency=seen.append) is first
+    assert (
+        redis_limiter_for(
+            RedisSettings(url=REDIS_TEST_URL, key_prefix=prefix), observe_latency=seen.append
+        )
+        is first
+    )
     assert first.observe_latency is not None
     other = redis_limiter_for(RedisSettings(url=REDIS_TEST_URL, key_prefix=prefix + "-2"))
     assert other is not first and other.breaker is not first.breaker
 
 
-def test_observe_latency_sees_every_round_trip_and_cannot_break_a_decision(
-        prefix: str) -> None:
+def test_observe_latency_sees_every_round_trip_and_cannot_break_a_decision(prefix: str) -> None:
     seen: list[float] = []
     limiter = make(prefix, observe_latency=seen.append)
     limiter.take("r", "k", [Limit(5, 60)])
@@ -328,8 +353,12 @@ def test_observe_latency_sees_every_round_trip_and_cannot_break_a_decision(
 
     limiter.observe_latency = broken
     assert limiter.take("r", "k", [Limit(5, 60)]).allowed
-    down = make(prefix, url=f"redis://127.0.0.1:{closed_port()}/0", timeout_ms=50,
-                observe_latency=seen.append)
+    down = make(
+        prefix,
+        url=f"redis://127.0.0.1:{closed_port()}/0",
+        timeout_ms=50,
+        observe_latency=seen.append,
+    )
     with pytest.raises(StoreUnavailable):
         down.take("r", "k", [Limit(5, 60)])
     assert len(seen) == 2, "failed round trips are observed too"
@@ -339,8 +368,14 @@ def test_observe_latency_sees_every_round_trip_and_cannot_break_a_decision(
 # -- two gateway nodes, one counter ----------------------------------------------------------
 
 
-def hammer(nodes: list[RedisLimiter], limits: list[Limit], algorithm: str, *,
-           clients: int = 16, seconds: float = 2.0) -> tuple[int, int, float]:
+def hammer(
+    nodes: list[RedisLimiter],
+    limits: list[Limit],
+    algorithm: str,
+    *,
+    clients: int = 16,
+    seconds: float = 2.0,
+) -> tuple[int, int, float]:
     """``clients`` threads spread over ``nodes``, all on ONE key; (admitted, total, elapsed)."""
     barrier = threading.Barrier(clients)
     results: list[tuple[int, int]] = []
@@ -369,8 +404,7 @@ def hammer(nodes: list[RedisLimiter], limits: list[Limit], algorithm: str, *,
     return sum(a for a, _ in results), sum(t for _, t in results), elapsed
 
 
-def test_two_nodes_sixteen_clients_sliding_window_admit_exactly_the_limit(
-        prefix: str) -> None:
+def test_two_nodes_sixteen_clients_sliding_window_admit_exactly_the_limit(prefix: str) -> None:
     # Two nodes = two limiters with their own settings objects, pools and breakers.
     nodes = [make(prefix), make(prefix)]
     assert nodes[0].client.connection_pool is not nodes[1].client.connection_pool
@@ -380,8 +414,10 @@ def test_two_nodes_sixteen_clients_sliding_window_admit_exactly_the_limit(
     finally:
         for node in nodes:
             node.close()
-    print(f"\nsliding_window, 2 nodes x 8 clients on one key for {elapsed:.1f} s: "
-          f"admitted {admitted}/{limit.limit} of {total} requests")
+    print(
+        f"\nsliding_window, 2 nodes x 8 clients on one key for {elapsed:.1f} s: "
+        f"admitted {admitted}/{limit.limit} of {total} requests"
+    )
     assert total > 4 * limit.limit, "the key was really hammered"
     assert admitted == limit.limit
 
@@ -396,8 +432,10 @@ def test_two_nodes_sixteen_clients_gcra_admit_burst_plus_the_rate(prefix: str) -
         for node in nodes:
             node.close()
     bound = limit.capacity + elapsed / period
-    print(f"\ngcra, 2 nodes x 8 clients on one key for {elapsed:.2f} s: admitted {admitted} "
-          f"of {total}; burst + elapsed/T = {bound:.1f}")
+    print(
+        f"\ngcra, 2 nodes x 8 clients on one key for {elapsed:.2f} s: admitted {admitted} "
+        f"of {total}; burst + elapsed/T = {bound:.1f}"
+    )
     assert total > 4 * bound
     # At most burst + elapsed / T (one T of slack for where `elapsed` was measured), and
     # with the key hammered continuously, every emission interval was used.
@@ -425,9 +463,11 @@ def timed_take(limiter: RedisLimiter) -> tuple[float, str]:
 
 
 def test_black_holed_redis_times_out_then_the_breaker_fails_fast_and_recovers(
-        prefix: str, proxy: RedisProxy) -> None:
-    limiter = make(prefix, url=proxy.url(15), timeout_ms=50, breaker_threshold=3,
-                   breaker_reset_seconds=0.5)
+    prefix: str, proxy: RedisProxy
+) -> None:
+    limiter = make(
+        prefix, url=proxy.url(15), timeout_ms=50, breaker_threshold=3, breaker_reset_seconds=0.5
+    )
     assert timed_take(limiter)[1] == "allowed"
     proxy.set_mode("blackhole")
     for _ in range(3):
@@ -455,8 +495,9 @@ def test_black_holed_redis_times_out_then_the_breaker_fails_fast_and_recovers(
 
 
 def test_refused_connections_fail_fast_and_recover(prefix: str, proxy: RedisProxy) -> None:
-    limiter = make(prefix, url=proxy.url(15), timeout_ms=50, breaker_threshold=2,
-                   breaker_reset_seconds=0.3)
+    limiter = make(
+        prefix, url=proxy.url(15), timeout_ms=50, breaker_threshold=2, breaker_reset_seconds=0.3
+    )
     assert timed_take(limiter)[1] == "allowed"
     proxy.set_mode("refuse")
     results = [timed_take(limiter) for _ in range(5)]
@@ -470,9 +511,11 @@ def test_refused_connections_fail_fast_and_recover(prefix: str, proxy: RedisProx
 
 
 def test_slow_redis_within_the_timeout_works_beyond_it_times_out(
-        prefix: str, proxy: RedisProxy) -> None:
-    limiter = make(prefix, url=proxy.url(15), timeout_ms=50, breaker_threshold=3,
-                   breaker_reset_seconds=0.5)
+    prefix: str, proxy: RedisProxy
+) -> None:
+    limiter = make(
+        prefix, url=proxy.url(15), timeout_ms=50, breaker_threshold=3, breaker_reset_seconds=0.5
+    )
     proxy.set_mode("delay", delay_ms=20)
     for _ in range(3):
         seconds, result = timed_take(limiter)
@@ -485,11 +528,13 @@ def test_slow_redis_within_the_timeout_works_beyond_it_times_out(
 
 
 def test_redis_stopped_mid_run_costs_bounded_latency_and_recovers(
-        prefix: str, proxy: RedisProxy) -> None:
+    prefix: str, proxy: RedisProxy
+) -> None:
     """16 clients keep deciding while Redis goes away for 1 s and comes back."""
     reset = 0.3
-    limiter = make(prefix, url=proxy.url(15), timeout_ms=50, breaker_threshold=3,
-                   breaker_reset_seconds=reset)
+    limiter = make(
+        prefix, url=proxy.url(15), timeout_ms=50, breaker_threshold=3, breaker_reset_seconds=reset
+    )
     stop = threading.Event()
     samples: list[tuple[float, float, str]] = []
     lock = threading.Lock()
@@ -522,8 +567,10 @@ def test_redis_stopped_mid_run_costs_bounded_latency_and_recovers(
     counts = Counter(result for _, _, result in samples)
     worst = max(seconds for _, seconds, _ in samples)
     network_failures = counts["timeout"] + counts["connection"]
-    print(f"\nRedis down {up_at - down_at:.1f} s under 16 clients: {dict(counts)}; "
-          f"worst latency {worst * 1000:.0f} ms")
+    print(
+        f"\nRedis down {up_at - down_at:.1f} s under 16 clients: {dict(counts)}; "
+        f"worst latency {worst * 1000:.0f} ms"
+    )
     assert worst < 1.0
     assert counts["breaker_open"] > 10 * network_failures > 0
     # Failures that touched the network: the calls in flight when it broke, then about

@@ -21,8 +21,9 @@ QUARTER = 0.25
 def scenarios(draw: st.DrawFn) -> tuple[Limit, list[tuple[float, int]]]:
     limit = draw(st.integers(1, 6))
     window = draw(st.integers(1, 40)) * QUARTER
-    steps = draw(st.lists(st.tuples(st.integers(0, 12), st.integers(1, limit)),
-                          min_size=1, max_size=60))
+    steps = draw(
+        st.lists(st.tuples(st.integers(0, 12), st.integers(1, limit)), min_size=1, max_size=60)
+    )
     now, arrivals = 1000.0, []
     for gap, cost in steps:
         now += gap * QUARTER

@@ -17,9 +17,16 @@ from tests.otlp_receiver import OtlpReceiver
 
 
 def _span(i: int = 1) -> GatewaySpan:
-    return GatewaySpan(trace_id=f"{i:032x}", span_id=f"{i:016x}", parent_span_id=None,
-                       name="GET /x", start_ns=1, end_ns=2, trace_flags=1,
-                       attributes={"http.route": "/x"})
+    return GatewaySpan(
+        trace_id=f"{i:032x}",
+        span_id=f"{i:016x}",
+        parent_span_id=None,
+        name="GET /x",
+        start_ns=1,
+        end_ns=2,
+        trace_flags=1,
+        attributes={"http.route": "/x"},
+    )
 
 
 def _encode(spans: object) -> bytes:
@@ -58,8 +65,9 @@ def silent_port() -> Iterator[int]:
 
 def test_spans_arrive_in_batches(receiver: OtlpReceiver) -> None:
     exported = _counter("edge_trace_spans_exported_total")
-    exporter = BatchSpanExporter(receiver.endpoint, _encode, batch_size=4,
-                                 flush_interval_seconds=0.05)
+    exporter = BatchSpanExporter(
+        receiver.endpoint, _encode, batch_size=4, flush_interval_seconds=0.05
+    )
     try:
         for i in range(1, 11):
             assert exporter.submit(_span(i))
@@ -74,8 +82,9 @@ def test_spans_arrive_in_batches(receiver: OtlpReceiver) -> None:
 
 
 def test_interval_flushes_a_partial_batch(receiver: OtlpReceiver) -> None:
-    exporter = BatchSpanExporter(receiver.endpoint, _encode, batch_size=100,
-                                 flush_interval_seconds=0.05)
+    exporter = BatchSpanExporter(
+        receiver.endpoint, _encode, batch_size=100, flush_interval_seconds=0.05
+    )
     try:
         exporter.submit(_span())
         receiver.wait_for(lambda s: len(s) == 1, timeout=5)  # no flush asked for
@@ -85,8 +94,12 @@ def test_interval_flushes_a_partial_batch(receiver: OtlpReceiver) -> None:
 
 def test_collector_down_drops_and_counts(closed_port: int) -> None:
     failed = _dropped("export_failed")
-    exporter = BatchSpanExporter(f"http://127.0.0.1:{closed_port}/v1/traces", _encode,
-                                 batch_size=2, flush_interval_seconds=0.01)
+    exporter = BatchSpanExporter(
+        f"http://127.0.0.1:{closed_port}/v1/traces",
+        _encode,
+        batch_size=2,
+        flush_interval_seconds=0.01,
+    )
     try:
         for i in range(1, 6):
             assert exporter.submit(_span(i))  # accepted: the failure is the worker's
@@ -110,9 +123,14 @@ def test_collector_error_status_drops_and_counts(receiver: OtlpReceiver) -> None
 
 def test_full_queue_drops_and_never_blocks(silent_port: int) -> None:
     full = _dropped("queue_full")
-    exporter = BatchSpanExporter(f"http://127.0.0.1:{silent_port}/v1/traces", _encode,
-                                 timeout_seconds=2.0, queue_size=5, batch_size=1,
-                                 flush_interval_seconds=0.01)
+    exporter = BatchSpanExporter(
+        f"http://127.0.0.1:{silent_port}/v1/traces",
+        _encode,
+        timeout_seconds=2.0,
+        queue_size=5,
+        batch_size=1,
+        flush_interval_seconds=0.01,
+    )
     try:
         assert exporter.submit(_span(1))
         time.sleep(0.2)  # the worker now hangs on the silent collector with span 1
@@ -133,9 +151,14 @@ def test_after_shutdown_spans_are_dropped(receiver: OtlpReceiver) -> None:
 
 
 def test_registry_shares_one_exporter_per_settings(receiver: OtlpReceiver) -> None:
-    settings = ExportSettings(endpoint=receiver.endpoint, service_name="svc-a",
-                              timeout_seconds=1.0, queue_size=10, batch_size=5,
-                              flush_interval_seconds=0.05)
+    settings = ExportSettings(
+        endpoint=receiver.endpoint,
+        service_name="svc-a",
+        timeout_seconds=1.0,
+        queue_size=10,
+        batch_size=5,
+        flush_interval_seconds=0.05,
+    )
     first = exporter_for(settings)
     assert exporter_for(_fields(settings)) is first  # equal settings, another object
     other = exporter_for(_fields(settings, service_name="svc-b"))
@@ -147,8 +170,7 @@ def test_registry_shares_one_exporter_per_settings(receiver: OtlpReceiver) -> No
     finally:
         first.shutdown(1)
         other.shutdown(1)
-    assert {(s.service_name, int(s.span_id, 16)) for s in spans} == {("svc-a", 1),
-                                                                    ("svc-b", 2)}
+    assert {(s.service_name, int(s.span_id, 16)) for s in spans} == {("svc-a", 1), ("svc-b", 2)}
 
 
 def _fields(settings: ExportSettings, **overrides: object) -> ExportSettings:
@@ -176,9 +198,13 @@ def test_partial_success_rejections_are_counted() -> None:
         return httpx.Response(200, content=answer.SerializeToString())
 
     exported, rejected = _counter("edge_trace_spans_exported_total"), _dropped("rejected")
-    exporter = BatchSpanExporter("http://collector.invalid/v1/traces", _encode,
-                                 batch_size=5, flush_interval_seconds=0.01,
-                                 client_factory=_mock_client(handler))  # type: ignore[arg-type]
+    exporter = BatchSpanExporter(
+        "http://collector.invalid/v1/traces",
+        _encode,
+        batch_size=5,
+        flush_interval_seconds=0.01,
+        client_factory=_mock_client(handler),
+    )  # type: ignore[arg-type]
     try:
         for i in range(1, 6):
             exporter.submit(_span(i))
@@ -199,8 +225,9 @@ def test_worker_survives_a_failing_batch(receiver: OtlpReceiver) -> None:
         return _encode(spans)
 
     failed = _dropped("export_failed")
-    exporter = BatchSpanExporter(receiver.endpoint, flaky_encode, batch_size=1,
-                                 flush_interval_seconds=0.01)
+    exporter = BatchSpanExporter(
+        receiver.endpoint, flaky_encode, batch_size=1, flush_interval_seconds=0.01
+    )
     try:
         exporter.submit(_span(1))
         assert exporter.force_flush(5)
@@ -214,9 +241,16 @@ def test_worker_survives_a_failing_batch(receiver: OtlpReceiver) -> None:
 
 
 def test_unencodable_spans_are_dropped_and_counted(receiver: OtlpReceiver) -> None:
-    bad = GatewaySpan(trace_id="1" * 32, span_id="1" * 16, parent_span_id=None, name="x",
-                      start_ns=1, end_ns=2, trace_flags=1,
-                      attributes={"bad": {"nested": 1}})  # type: ignore[dict-item]
+    bad = GatewaySpan(
+        trace_id="1" * 32,
+        span_id="1" * 16,
+        parent_span_id=None,
+        name="x",
+        start_ns=1,
+        end_ns=2,
+        trace_flags=1,
+        attributes={"bad": {"nested": 1}},
+    )  # type: ignore[dict-item]
     before = _dropped("encode_failed")
     exporter = BatchSpanExporter(receiver.endpoint, _encode, flush_interval_seconds=0.01)
     try:

@@ -37,14 +37,16 @@ def test_valid_parent_is_continued_with_a_new_span_id() -> None:
 
 
 def test_parent_not_sampled_stays_not_sampled() -> None:
-    context = start_gateway_span(extract({"traceparent": [_tp("00")]}, trust=True,
-                                         accept_b3=False), ALWAYS)
+    context = start_gateway_span(
+        extract({"traceparent": [_tp("00")]}, trust=True, accept_b3=False), ALWAYS
+    )
     assert not context.sampled and context.traceparent.endswith("-00")
 
 
 def test_random_flag_is_kept_when_continuing() -> None:
-    context = start_gateway_span(extract({"traceparent": [_tp("03")]}, trust=True,
-                                         accept_b3=False), ALWAYS)
+    context = start_gateway_span(
+        extract({"traceparent": [_tp("03")]}, trust=True, accept_b3=False), ALWAYS
+    )
     assert context.random and context.traceparent.endswith("-03")
 
 
@@ -56,8 +58,9 @@ def test_new_trace_is_random_and_sampled_by_ratio() -> None:
 
 
 def test_duplicate_traceparent_restarts_the_trace() -> None:
-    extraction = extract({"traceparent": [_tp(), _tp(trace_id="1" * 32)]}, trust=True,
-                         accept_b3=False)
+    extraction = extract(
+        {"traceparent": [_tp(), _tp(trace_id="1" * 32)]}, trust=True, accept_b3=False
+    )
     assert extraction.parent is None
     assert extraction.problems == (("traceparent", "duplicate"),)
     context = start_gateway_span(extraction, ALWAYS)
@@ -76,24 +79,27 @@ def test_other_header_names_are_not_traceparent(name: str) -> None:
 
 
 def test_string_header_values_are_tolerated() -> None:
-    extraction = extract({"traceparent": _tp(), "tracestate": "a=1"}, trust=True,
-                         accept_b3=False)
+    extraction = extract({"traceparent": _tp(), "tracestate": "a=1"}, trust=True, accept_b3=False)
     assert extraction.parent is not None and extraction.tracestate is not None
 
 
 def test_tracestate_rides_along_with_a_valid_traceparent() -> None:
-    extraction = extract({"traceparent": [_tp()], "tracestate": ["a=1 , b=2", "c=3"]},
-                         trust=True, accept_b3=False)
+    extraction = extract(
+        {"traceparent": [_tp()], "tracestate": ["a=1 , b=2", "c=3"]}, trust=True, accept_b3=False
+    )
     context = start_gateway_span(extraction, ALWAYS)
     assert context.tracestate == "a=1,b=2,c=3"
     assert extraction.clear == ()
 
 
-@pytest.mark.parametrize("headers", [
-    {"tracestate": ["a=1"]},  # no traceparent
-    {"traceparent": [_tp(trace_id="0" * 32)], "tracestate": ["a=1"]},  # invalid traceparent
-    {"traceparent": [_tp(), _tp()], "tracestate": ["a=1"]},  # duplicate traceparent
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"tracestate": ["a=1"]},  # no traceparent
+        {"traceparent": [_tp(trace_id="0" * 32)], "tracestate": ["a=1"]},  # invalid traceparent
+        {"traceparent": [_tp(), _tp()], "tracestate": ["a=1"]},  # duplicate traceparent
+    ],
+)
 def test_tracestate_without_a_valid_traceparent_is_removed(headers: dict) -> None:
     extraction = extract(headers, trust=True, accept_b3=False)
     assert extraction.tracestate is None
@@ -103,8 +109,9 @@ def test_tracestate_without_a_valid_traceparent_is_removed(headers: dict) -> Non
 
 
 def test_invalid_tracestate_is_removed_but_the_parent_kept() -> None:
-    extraction = extract({"traceparent": [_tp()], "tracestate": ["FOO=1"]}, trust=True,
-                         accept_b3=False)
+    extraction = extract(
+        {"traceparent": [_tp()], "tracestate": ["FOO=1"]}, trust=True, accept_b3=False
+    )
     assert extraction.parent is not None
     assert extraction.clear == ("tracestate",)
     assert extraction.problems == (("tracestate", "key"),)
@@ -112,15 +119,17 @@ def test_invalid_tracestate_is_removed_but_the_parent_kept() -> None:
 
 def test_too_many_tracestate_members_are_removed() -> None:
     members = ",".join(f"k{i}=v" for i in range(33))
-    extraction = extract({"traceparent": [_tp()], "tracestate": [members]}, trust=True,
-                         accept_b3=False)
+    extraction = extract(
+        {"traceparent": [_tp()], "tracestate": [members]}, trust=True, accept_b3=False
+    )
     assert extraction.tracestate is None and extraction.clear == ("tracestate",)
     assert extraction.problems == (("tracestate", "too_many_members"),)
 
 
 def test_empty_tracestate_is_not_sent_on() -> None:
-    extraction = extract({"traceparent": [_tp()], "tracestate": [" , "]}, trust=True,
-                         accept_b3=False)
+    extraction = extract(
+        {"traceparent": [_tp()], "tracestate": [" , "]}, trust=True, accept_b3=False
+    )
     assert extraction.tracestate is None and extraction.clear == ("tracestate",)
 
 
@@ -143,8 +152,7 @@ def test_b3_is_ignored_unless_accepted() -> None:
 def test_b3_single_in_w3c_out() -> None:
     extraction = extract({"b3": [f"{B3_TRACE}-{B3_SPAN}-0"]}, trust=True, accept_b3=True)
     context = start_gateway_span(extraction, ALWAYS)
-    assert (context.trace_id, context.parent_span_id, context.sampled) == (
-        B3_TRACE, B3_SPAN, False)
+    assert (context.trace_id, context.parent_span_id, context.sampled) == (B3_TRACE, B3_SPAN, False)
     assert not context.random
     assert extraction.clear == ("b3",)
 
@@ -170,8 +178,7 @@ def test_valid_traceparent_wins_over_b3() -> None:
 
 
 def test_b3_parent_drops_tracestate() -> None:
-    headers = {"traceparent": ["garbage"], "tracestate": ["a=1"],
-               "b3": [f"{B3_TRACE}-{B3_SPAN}-1"]}
+    headers = {"traceparent": ["garbage"], "tracestate": ["a=1"], "b3": [f"{B3_TRACE}-{B3_SPAN}-1"]}
     extraction = extract(headers, trust=True, accept_b3=True)
     assert extraction.parent is not None and extraction.parent.source == "b3"
     assert extraction.tracestate is None and "tracestate" in extraction.clear
@@ -186,15 +193,22 @@ def test_invalid_b3_counts_and_restarts() -> None:
 
 # -- the access plan: what the two writes carry ------------------------------------------
 
+
 def test_plan_writes_upstream_and_response_headers_once() -> None:
     config = TraceConfig.from_kong({"response_trace_context": True})
-    plan = plan_access(config, {"traceparent": [_tp()], "tracestate": ["x=1"],
-                                "x-request-id": ["client-id-1234"]})
+    plan = plan_access(
+        config, {"traceparent": [_tp()], "tracestate": ["x=1"], "x-request-id": ["client-id-1234"]}
+    )
     context = plan.context
-    assert plan.upstream_headers == {"traceparent": context.traceparent, "tracestate": "x=1",
-                                     "X-Request-ID": "client-id-1234"}
-    assert plan.response_headers == {"X-Request-ID": "client-id-1234",
-                                     "traceresponse": context.traceparent}
+    assert plan.upstream_headers == {
+        "traceparent": context.traceparent,
+        "tracestate": "x=1",
+        "X-Request-ID": "client-id-1234",
+    }
+    assert plan.response_headers == {
+        "X-Request-ID": "client-id-1234",
+        "traceresponse": context.traceparent,
+    }
 
 
 def test_plan_clears_dropped_headers_with_empty_lists() -> None:
@@ -206,17 +220,18 @@ def test_plan_clears_dropped_headers_with_empty_lists() -> None:
 
 
 def test_plan_server_timing_format() -> None:
-    config = TraceConfig.from_kong({"response_trace_context": True,
-                                    "response_trace_format": "server-timing"})
+    config = TraceConfig.from_kong(
+        {"response_trace_context": True, "response_trace_format": "server-timing"}
+    )
     plan = plan_access(config, {})
     assert plan.response_headers["Server-Timing"] == f"trace;desc={plan.context.traceparent}"
 
 
 def test_plan_request_id_under_a_custom_header() -> None:
-    config = TraceConfig.from_kong({"request_id_header": "Correlation-Id",
-                                    "request_id_format": "hex32"})
-    plan = plan_access(config, {"x-request-id": ["ignored-12345"],
-                                "correlation-id": ["bad id"]})
+    config = TraceConfig.from_kong(
+        {"request_id_header": "Correlation-Id", "request_id_format": "hex32"}
+    )
+    plan = plan_access(config, {"x-request-id": ["ignored-12345"], "correlation-id": ["bad id"]})
     assert plan.request_id.outcome == "replaced_invalid"
     assert re.fullmatch(r"[0-9a-f]{32}", plan.upstream_headers["Correlation-Id"])  # type: ignore[arg-type]
     assert plan.response_headers["Correlation-Id"] == plan.upstream_headers["Correlation-Id"]

@@ -29,8 +29,11 @@ def test_traceparent_parses_or_says_why(value: str) -> None:
         assert parsed.version != 0xFF and len(parsed.trace_id) == 32
 
 
-@given(st.text(alphabet=HEX, min_size=32, max_size=32),
-       st.text(alphabet=HEX, min_size=16, max_size=16), st.integers(0, 255))
+@given(
+    st.text(alphabet=HEX, min_size=32, max_size=32),
+    st.text(alphabet=HEX, min_size=16, max_size=16),
+    st.integers(0, 255),
+)
 def test_traceparent_round_trip(trace_id: str, span_id: str, flags: int) -> None:
     value = format_traceparent(trace_id, span_id, flags)
     try:
@@ -38,8 +41,11 @@ def test_traceparent_round_trip(trace_id: str, span_id: str, flags: int) -> None
     except InvalidTraceparent as exc:
         assert exc.reason in ("trace_id_zero", "parent_id_zero")
     else:
-        assert (parsed.trace_id, parsed.parent_id, parsed.flags) == (trace_id, span_id,
-                                                                     flags & 0x03)
+        assert (parsed.trace_id, parsed.parent_id, parsed.flags) == (
+            trace_id,
+            span_id,
+            flags & 0x03,
+        )
 
 
 @given(st.lists(ASCII, max_size=5))
@@ -54,10 +60,23 @@ def test_tracestate_parses_within_limits_or_is_dropped(values: list[str]) -> Non
 
 
 @settings(max_examples=200)
-@given(st.dictionaries(st.sampled_from(["traceparent", "tracestate", "b3", "x-b3-traceid",
-                                        "x-b3-spanid", "x-b3-sampled", "x-request-id",
-                                        "TraceParent"]),
-                       st.lists(ASCII, min_size=1, max_size=3)))
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "traceparent",
+                "tracestate",
+                "b3",
+                "x-b3-traceid",
+                "x-b3-spanid",
+                "x-b3-sampled",
+                "x-request-id",
+                "TraceParent",
+            ]
+        ),
+        st.lists(ASCII, min_size=1, max_size=3),
+    )
+)
 def test_access_plan_never_raises_and_always_propagates(headers: dict[str, list[str]]) -> None:
     plan = plan_access(CONFIG, headers)
     sent = parse_traceparent(plan.upstream_headers["traceparent"])  # type: ignore[arg-type]

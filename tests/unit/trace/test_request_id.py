@@ -17,19 +17,32 @@ from edge_plugins.trace.request_id import (
 
 POLICY = RequestIdPolicy(header="X-Request-ID", pattern=re.compile(DEFAULT_PATTERN))
 TRUSTING_LB = RequestIdPolicy(
-    header="X-Request-ID", pattern=re.compile(DEFAULT_PATTERN),
-    trusted_networks=(ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::/8")))
+    header="X-Request-ID",
+    pattern=re.compile(DEFAULT_PATTERN),
+    trusted_networks=(ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::/8")),
+)
 
 
-@pytest.mark.parametrize("value", ["abcdefgh", "req:2024-01-01.abc_DEF-9", "a" * 128,
-                                   str(uuid.uuid4())])
+@pytest.mark.parametrize(
+    "value", ["abcdefgh", "req:2024-01-01.abc_DEF-9", "a" * 128, str(uuid.uuid4())]
+)
 def test_accepted(value: str) -> None:
     decision = decide_request_id(POLICY, [value])
     assert (decision.value, decision.outcome) == (value, "accepted")
 
 
-@pytest.mark.parametrize("value", ["short", "a" * 129, "has space 123", "semi;colon1",
-                                   "abcdefgh\n", "<script>alert</script>", "ünïcødé-id"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "short",
+        "a" * 129,
+        "has space 123",
+        "semi;colon1",
+        "abcdefgh\n",
+        "<script>alert</script>",
+        "ünïcødé-id",
+    ],
+)
 def test_invalid_is_replaced(value: str) -> None:
     decision = decide_request_id(POLICY, [value])
     assert decision.outcome == "replaced_invalid"
@@ -54,10 +67,17 @@ def test_pattern_must_match_in_full() -> None:
     assert not decide_request_id(permissive_end, ["abcdefghij!"]).accepted
 
 
-@pytest.mark.parametrize(("client_ip", "accepted"), [
-    ("10.1.2.3", True), ("192.168.1.1", False), ("fd00::1", True), ("::ffff:10.0.0.1", True),
-    ("not-an-ip", False), (None, False),
-])
+@pytest.mark.parametrize(
+    ("client_ip", "accepted"),
+    [
+        ("10.1.2.3", True),
+        ("192.168.1.1", False),
+        ("fd00::1", True),
+        ("::ffff:10.0.0.1", True),
+        ("not-an-ip", False),
+        (None, False),
+    ],
+)
 def test_trusted_ips(client_ip: str | None, accepted: bool) -> None:
     assert TRUSTING_LB.needs_client_ip and not POLICY.needs_client_ip
     decision = decide_request_id(TRUSTING_LB, ["abcdefgh-1"], client_ip)

@@ -23,9 +23,13 @@ def _serialized(**overrides: Any) -> dict[str, Any]:
             "uri": "/api/users/42?debug=1",
             "url": "https://api.example.com:8443/api/users/42?debug=1",
             "method": "GET",
-            "headers": {"traceparent": f"00-{TRACE_ID}-{GATEWAY_SPAN}-01",
-                        "tracestate": "rojo=1", "user-agent": "curl/8.5",
-                        "x-request-id": "req-12345678", "authorization": "REDACTED"},
+            "headers": {
+                "traceparent": f"00-{TRACE_ID}-{GATEWAY_SPAN}-01",
+                "tracestate": "rojo=1",
+                "user-agent": "curl/8.5",
+                "x-request-id": "req-12345678",
+                "authorization": "REDACTED",
+            },
         },
         "response": {"status": 200},
         "latencies": {"kong": 3, "proxy": 12, "request": 17, "receive": 1},
@@ -40,8 +44,9 @@ def _serialized(**overrides: Any) -> dict[str, Any]:
 
 def _pending(parent: str | None = CALLER_SPAN, access_ns: int | None = None) -> PendingSpans:
     pending = PendingSpans()
-    pending.put(GATEWAY_SPAN, PendingSpan(TRACE_ID, parent,
-                                          access_ns or STARTED_AT_MS * 1_000_000 + 5))
+    pending.put(
+        GATEWAY_SPAN, PendingSpan(TRACE_ID, parent, access_ns or STARTED_AT_MS * 1_000_000 + 5)
+    )
     return pending
 
 
@@ -49,8 +54,11 @@ def test_span_from_a_proxied_request() -> None:
     pending = _pending()
     span = span_from_log(json.dumps(_serialized()), pending, "X-Request-ID")
     assert span is not None
-    assert (span.trace_id, span.span_id, span.parent_span_id) == (TRACE_ID, GATEWAY_SPAN,
-                                                                  CALLER_SPAN)
+    assert (span.trace_id, span.span_id, span.parent_span_id) == (
+        TRACE_ID,
+        GATEWAY_SPAN,
+        CALLER_SPAN,
+    )
     assert span.name == "GET /api/users"
     assert span.trace_flags == 0x01 and span.trace_state == "rojo=1" and not span.error
     assert span.start_ns == STARTED_AT_MS * 1_000_000
@@ -85,9 +93,11 @@ def test_5xx_is_an_error_4xx_is_not() -> None:
 
 
 def test_edge_rejection_has_no_upstream_latency() -> None:
-    span = span_from_log(_serialized(latencies={"kong": 2, "proxy": -1, "request": 2,
-                                                "receive": 0}),
-                         _pending(), "X-Request-ID")
+    span = span_from_log(
+        _serialized(latencies={"kong": 2, "proxy": -1, "request": 2, "receive": 0}),
+        _pending(),
+        "X-Request-ID",
+    )
     assert span is not None and "kong.latency.upstream" not in span.attributes
 
 
@@ -105,12 +115,15 @@ def test_unknown_method() -> None:
     assert span.attributes["http.request.method_original"] == "PURGE"
 
 
-@pytest.mark.parametrize("headers", [
-    {},  # access did not run (no route matched): no traceparent of ours
-    {"traceparent": "garbage"},
-    {"traceparent": f"00-{TRACE_ID}-{'1' * 16}-01"},  # not a span we started
-    {"traceparent": f"00-{'1' * 32}-{GATEWAY_SPAN}-01"},  # our span id, another trace
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},  # access did not run (no route matched): no traceparent of ours
+        {"traceparent": "garbage"},
+        {"traceparent": f"00-{TRACE_ID}-{'1' * 16}-01"},  # not a span we started
+        {"traceparent": f"00-{'1' * 32}-{GATEWAY_SPAN}-01"},  # our span id, another trace
+    ],
+)
 def test_no_span_without_a_pending_entry(headers: dict[str, str]) -> None:
     data = _serialized()
     data["request"]["headers"] = headers
@@ -128,15 +141,18 @@ def test_times_fall_back_to_the_access_timestamp() -> None:
     assert (span.start_ns, span.end_ns) == (access_ns, access_ns + 10_000_000)
 
 
-@pytest.mark.parametrize(("route", "path", "expected"), [
-    ({"paths": ["/api"], "name": "r"}, "/api/x", "/api"),
-    ({"paths": ["/a", "/b"], "name": "r"}, "/b/c", "/b"),
-    ({"paths": [r"~/users/\d+$", "/other"], "name": "r"}, "/users/7", r"~/users/\d+$"),
-    ({"paths": ["/a", "/b"], "name": "r"}, "/zzz", "/a"),
-    ({"paths": [], "name": "by-host"}, "/x", "by-host"),
-    ({"paths": None, "hosts": ["h"]}, "/x", None),
-    (None, "/x", None),
-])
+@pytest.mark.parametrize(
+    ("route", "path", "expected"),
+    [
+        ({"paths": ["/api"], "name": "r"}, "/api/x", "/api"),
+        ({"paths": ["/a", "/b"], "name": "r"}, "/b/c", "/b"),
+        ({"paths": [r"~/users/\d+$", "/other"], "name": "r"}, "/users/7", r"~/users/\d+$"),
+        ({"paths": ["/a", "/b"], "name": "r"}, "/zzz", "/a"),
+        ({"paths": [], "name": "by-host"}, "/x", "by-host"),
+        ({"paths": None, "hosts": ["h"]}, "/x", None),
+        (None, "/x", None),
+    ],
+)
 def test_route_template(route: Any, path: str, expected: str | None) -> None:
     assert route_template(route, path) == expected
 
@@ -150,8 +166,12 @@ def test_pending_map_is_bounded_and_counts_evictions() -> None:
     from prometheus_client import REGISTRY
 
     def evicted() -> float:
-        return REGISTRY.get_sample_value("edge_trace_spans_dropped_total",
-                                         {"reason": "pending_overflow"}) or 0.0
+        return (
+            REGISTRY.get_sample_value(
+                "edge_trace_spans_dropped_total", {"reason": "pending_overflow"}
+            )
+            or 0.0
+        )
 
     before = evicted()
     pending = PendingSpans(capacity=3)

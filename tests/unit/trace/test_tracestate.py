@@ -29,8 +29,7 @@ def test_several_fields_are_one_list_in_order() -> None:
 
 
 def test_optional_whitespace_and_empty_members_are_dropped() -> None:
-    assert _members("foo=1 \t , \t bar=2, \t baz=3") == [("foo", "1"), ("bar", "2"),
-                                                          ("baz", "3")]
+    assert _members("foo=1 \t , \t bar=2, \t baz=3") == [("foo", "1"), ("bar", "2"), ("baz", "3")]
     assert _members("\t foo=1 \t") == [("foo", "1")]
     assert _members("", "foo=1", ",,  ,") == [("foo", "1")]
     assert not parse_tracestate([""])
@@ -48,11 +47,19 @@ def test_all_allowed_characters() -> None:
     assert _members(f"{vendor_key}={value}") == [(vendor_key, value.rstrip())]
 
 
-@pytest.mark.parametrize(("value", "reason"), [
-    ("foo =1", "key"), ("FOO=1", "key"), ("foo.bar=1", "key"), ("@foo=1,bar=2", "key"),
-    ("foo=bar=baz", "value"), ("foo=,bar=3", "value"), ("foo=\x7f", "value"),
-    ("foo", "member"),
-])
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("foo =1", "key"),
+        ("FOO=1", "key"),
+        ("foo.bar=1", "key"),
+        ("@foo=1,bar=2", "key"),
+        ("foo=bar=baz", "value"),
+        ("foo=,bar=3", "value"),
+        ("foo=\x7f", "value"),
+        ("foo", "member"),
+    ],
+)
 def test_one_malformed_member_drops_the_whole_header(value: str, reason: str) -> None:
     assert _reason(value) == reason
 
@@ -94,7 +101,7 @@ def test_oversize_header_drops_large_entries_first_from_the_right() -> None:
 def test_then_entries_go_from_the_right() -> None:
     members = [(f"key{i:02d}", "v" * 40) for i in range(20)]  # 46 characters each
     kept = truncate(members)
-    assert kept == members[:len(kept)]
+    assert kept == members[: len(kept)]
     assert len(",".join(f"{k}={v}" for k, v in kept)) <= MAX_LENGTH
     assert len(kept) == 10  # 10*46 + 9 commas = 469 fits; 11*46 + 10 = 516 would not
 

@@ -52,25 +52,55 @@ class UserAdmin(DjangoUserAdmin):
     form = UserChangeAdminForm
     add_form = UserCreationAdminForm
 
-    list_display = ["email", "first_name", "last_name", "is_active", "email_verified",
-                    "totp_enabled", "is_seller", "is_staff", "date_joined"]
-    list_filter = ["is_active", "is_staff", "is_seller", "totp_enabled",
-                   ("email_verified_at", admin.EmptyFieldListFilter)]
+    list_display = [
+        "email",
+        "first_name",
+        "last_name",
+        "is_active",
+        "email_verified",
+        "totp_enabled",
+        "is_seller",
+        "is_staff",
+        "date_joined",
+    ]
+    list_filter = [
+        "is_active",
+        "is_staff",
+        "is_seller",
+        "totp_enabled",
+        ("email_verified_at", admin.EmptyFieldListFilter),
+    ]
     search_fields = ["email", "first_name", "last_name"]
     ordering = ["-date_joined"]
-    readonly_fields = ["id", "email_verified_at", "google_sub", "totp_enabled", "is_seller",
-                       "last_login", "date_joined"]
+    readonly_fields = [
+        "id",
+        "email_verified_at",
+        "google_sub",
+        "totp_enabled",
+        "is_seller",
+        "last_login",
+        "date_joined",
+    ]
     fieldsets = [
         (None, {"fields": ["id", "email", "password"]}),
         ("Profile", {"fields": ["first_name", "last_name", "bio", "avatar_url", "language"]}),
-        ("Status", {"fields": ["is_active", "email_verified_at", "google_sub",
-                               "totp_enabled", "is_seller"]}),
+        (
+            "Status",
+            {
+                "fields": [
+                    "is_active",
+                    "email_verified_at",
+                    "google_sub",
+                    "totp_enabled",
+                    "is_seller",
+                ]
+            },
+        ),
         ("Staff", {"fields": ["is_staff", "is_superuser", "groups", "user_permissions"]}),
         ("Dates", {"fields": ["last_login", "date_joined"]}),
     ]
     add_fieldsets = [
-        (None, {"classes": ["wide"],
-                "fields": ["email", "password1", "password2"]}),
+        (None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]}),
     ]
     filter_horizontal = ["groups", "user_permissions"]
 

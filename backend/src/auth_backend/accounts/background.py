@@ -55,8 +55,10 @@ def submit(func: Callable[..., Any], *args: Any) -> None:
     try:
         _jobs().put_nowait((func, args))
     except queue.Full:
-        log.error("account background queue full, job dropped",
-                  extra={"job": getattr(func, "__qualname__", repr(func))})
+        log.error(
+            "account background queue full, job dropped",
+            extra={"job": getattr(func, "__qualname__", repr(func))},
+        )
 
 
 def wait_idle(timeout: float = 10.0) -> bool:
@@ -79,8 +81,9 @@ def _jobs() -> queue.Queue[Job]:
             _queue = queue.Queue(maxsize=max(settings.ACCOUNT_BACKGROUND_QUEUE_SIZE, 1))
             atexit.register(wait_idle, EXIT_DRAIN_SECONDS)
         if _worker is None or not _worker.is_alive():
-            _worker = threading.Thread(target=_work, args=(_queue,),
-                                       name="accounts-background", daemon=True)
+            _worker = threading.Thread(
+                target=_work, args=(_queue,), name="accounts-background", daemon=True
+            )
             _worker.start()
         return _queue
 
@@ -99,5 +102,7 @@ def _run(func: Callable[..., Any], args: tuple[Any, ...]) -> None:
     try:
         func(*args)
     except Exception:  # logged here; the request was answered already
-        log.exception("account background job failed",
-                      extra={"job": getattr(func, "__qualname__", repr(func))})
+        log.exception(
+            "account background job failed",
+            extra={"job": getattr(func, "__qualname__", repr(func))},
+        )

@@ -61,8 +61,9 @@ def send_registration_notice_email(user: User) -> bool:
         "POST /api/auth/password/reset if you do not remember it.\n\n"
         "If it was not you, ignore this email.\n"
     )
-    return _send(user, "Someone tried to register with your email address", body,
-                 "registration notice")
+    return _send(
+        user, "Someone tried to register with your email address", body, "registration notice"
+    )
 
 
 def send_password_reset_email(user: User, token: str) -> bool:

@@ -52,8 +52,9 @@ class EmailNotVerified(APIException):
 
     status_code = status.HTTP_403_FORBIDDEN
     default_code = "email_not_verified"
-    default_detail = ("Verify your email address before signing in; "
-                      "POST resend-verification sends a new code.")
+    default_detail = (
+        "Verify your email address before signing in; POST resend-verification sends a new code."
+    )
 
 
 class ChallengeExpired(APIException):

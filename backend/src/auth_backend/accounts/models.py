@@ -29,8 +29,7 @@ class UserManager(BaseUserManager["User"]):
         user.save(using=self._db)
         return user
 
-    def create_superuser(self, email: str, password: str | None = None,
-                         **fields: object) -> User:
+    def create_superuser(self, email: str, password: str | None = None, **fields: object) -> User:
         fields.setdefault("is_staff", True)
         fields.setdefault("is_superuser", True)
         fields.setdefault("email_verified_at", timezone.now())
@@ -122,8 +121,9 @@ class OneTimeToken(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["user", "purpose", "created_at"],
-                         name="accounts_ott_user_purpose_idx"),
+            models.Index(
+                fields=["user", "purpose", "created_at"], name="accounts_ott_user_purpose_idx"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -155,5 +155,6 @@ class LoginChallenge(models.Model):
         return f"login challenge of {self.user_id}"
 
     def is_live(self, now: datetime, *, max_attempts: int) -> bool:
-        return (self.used_at is None and self.expires_at > now
-                and self.failed_attempts < max_attempts)
+        return (
+            self.used_at is None and self.expires_at > now and self.failed_attempts < max_attempts
+        )

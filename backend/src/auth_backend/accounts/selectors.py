@@ -28,14 +28,21 @@ def user_by_email(email: str) -> User | None:
 
 def one_time_token_by_hash(token_hash: str, purpose: TokenPurpose) -> OneTimeToken | None:
     """The token row with this hash and purpose (used or not, expired or not)."""
-    return (OneTimeToken.objects.select_related("user")
-            .filter(token_hash=token_hash, purpose=purpose).first())
+    return (
+        OneTimeToken.objects.select_related("user")
+        .filter(token_hash=token_hash, purpose=purpose)
+        .first()
+    )
 
 
 def last_email_sent_at(user: User, purpose: TokenPurpose) -> datetime | None:
     """When the newest token of ``purpose`` was mailed to ``user`` (its ``created_at``)."""
-    return (OneTimeToken.objects.filter(user=user, purpose=purpose)
-            .order_by("-created_at").values_list("created_at", flat=True).first())
+    return (
+        OneTimeToken.objects.filter(user=user, purpose=purpose)
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
 
 
 def login_challenge_by_hash(token_hash: str) -> LoginChallenge | None:

@@ -16,8 +16,13 @@ PASSWORD_MAX_LENGTH = 1024  # bounds the Argon2 input; far above any real passwo
 
 
 def _password_field(**kwargs: Any) -> serializers.CharField:
-    return serializers.CharField(max_length=PASSWORD_MAX_LENGTH, trim_whitespace=False,
-                                 style={"input_type": "password"}, write_only=True, **kwargs)
+    return serializers.CharField(
+        max_length=PASSWORD_MAX_LENGTH,
+        trim_whitespace=False,
+        style={"input_type": "password"},
+        write_only=True,
+        **kwargs,
+    )
 
 
 def _token_field(**kwargs: Any) -> serializers.CharField:
@@ -27,16 +32,20 @@ def _token_field(**kwargs: Any) -> serializers.CharField:
 def _validate_code(value: str) -> str:
     # ASCII digits only: fullwidth "123456" passes str.isdigit() but is no code (totp.is_code).
     if not is_code(value):
-        raise serializers.ValidationError(f"Enter the {DIGITS}-digit code (digits 0-9 only).",
-                                          code="invalid")
+        raise serializers.ValidationError(
+            f"Enter the {DIGITS}-digit code (digits 0-9 only).", code="invalid"
+        )
     return value
 
 
 def _code_field() -> serializers.CharField:
     return serializers.CharField(
-        min_length=DIGITS, max_length=DIGITS, trim_whitespace=True,
+        min_length=DIGITS,
+        max_length=DIGITS,
+        trim_whitespace=True,
         validators=[_validate_code],
-        help_text=f"The {DIGITS}-digit code shown by the authenticator app (ASCII 0-9).")
+        help_text=f"The {DIGITS}-digit code shown by the authenticator app (ASCII 0-9).",
+    )
 
 
 # --- registration, verification, password reset ----------------------------------------------
@@ -45,10 +54,8 @@ def _code_field() -> serializers.CharField:
 class RegisterInputSerializer(serializers.Serializer):
     email = serializers.EmailField(max_length=254)
     password = _password_field()
-    first_name = serializers.CharField(max_length=150, required=False, allow_blank=True,
-                                       default="")
-    last_name = serializers.CharField(max_length=150, required=False, allow_blank=True,
-                                      default="")
+    first_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
+    last_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
 
 
 class AccountOutputSerializer(serializers.Serializer):
@@ -113,16 +120,29 @@ class ProfileOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = User
-        fields = ["id", "email", "first_name", "last_name", "bio", "avatar_url", "language",
-                  "email_verified", "roles", "is_seller", "two_factor_enabled", "date_joined"]
+        fields = [
+            "id",
+            "email",
+            "first_name",
+            "last_name",
+            "bio",
+            "avatar_url",
+            "language",
+            "email_verified",
+            "roles",
+            "is_seller",
+            "two_factor_enabled",
+            "date_joined",
+        ]
         read_only_fields = fields
 
 
 def _validate_language(value: str) -> str:
     codes = {code for code, _name in settings.LANGUAGES}
     if value not in codes:
-        raise serializers.ValidationError("Not a supported language code (e.g. \"en\", "
-                                          "\"de\", \"pt-br\").")
+        raise serializers.ValidationError(
+            'Not a supported language code (e.g. "en", "de", "pt-br").'
+        )
     return value
 
 
@@ -144,21 +164,31 @@ class ProfileUpdateSerializer(serializers.Serializer):
     last_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
     bio = serializers.CharField(max_length=1000, required=False, allow_blank=True)
     avatar_url = serializers.CharField(
-        max_length=500, required=False, allow_blank=True,
+        max_length=500,
+        required=False,
+        allow_blank=True,
         validators=[URLValidator(schemes=["https"], message="Enter a valid https:// URL.")],
-        help_text="An https:// URL, or empty to remove the avatar.")
-    language = serializers.CharField(max_length=16, required=False,
-                                     validators=[_validate_language],
-                                     help_text="A language code from the service's list.")
+        help_text="An https:// URL, or empty to remove the avatar.",
+    )
+    language = serializers.CharField(
+        max_length=16,
+        required=False,
+        validators=[_validate_language],
+        help_text="A language code from the service's list.",
+    )
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):
             writable = ", ".join(PROFILE_WRITABLE_FIELDS)
             read_only = _read_only_names()
             errors = {
-                key: [f"This field is read-only. Writable fields: {writable}."
-                      if key in read_only else f"Unknown field. Writable fields: {writable}."]
-                for key in data if key not in PROFILE_WRITABLE_FIELDS
+                key: [
+                    f"This field is read-only. Writable fields: {writable}."
+                    if key in read_only
+                    else f"Unknown field. Writable fields: {writable}."
+                ]
+                for key in data
+                if key not in PROFILE_WRITABLE_FIELDS
             }
             if errors:
                 raise serializers.ValidationError(errors)

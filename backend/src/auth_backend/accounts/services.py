@@ -147,8 +147,13 @@ def _issue_one_time_token(user: User, purpose: TokenPurpose, now: datetime) -> s
     """
     OneTimeToken.objects.filter(user=user, purpose=purpose, used_at__isnull=True).delete()
     raw, digest = _new_token()
-    OneTimeToken.objects.create(user=user, purpose=purpose, token_hash=digest,
-                                created_at=now, expires_at=now + _token_ttl(purpose))
+    OneTimeToken.objects.create(
+        user=user,
+        purpose=purpose,
+        token_hash=digest,
+        created_at=now,
+        expires_at=now + _token_ttl(purpose),
+    )
     return raw
 
 
@@ -186,7 +191,8 @@ def _claim_one_time_token(token: OneTimeToken) -> datetime:
     """
     now = timezone.now()
     claimed = OneTimeToken.objects.filter(
-        pk=token.pk, used_at__isnull=True, expires_at__gt=now).update(used_at=now)
+        pk=token.pk, used_at__isnull=True, expires_at__gt=now
+    ).update(used_at=now)
     if claimed != 1:
         raise InvalidOneTimeToken()
     token.used_at = now
@@ -196,8 +202,9 @@ def _claim_one_time_token(token: OneTimeToken) -> datetime:
 # --- registration and email verification -----------------------------------------------------
 
 
-def register_user(*, email: str, password: str, first_name: str = "",
-                  last_name: str = "") -> User | None:
+def register_user(
+    *, email: str, password: str, first_name: str = "", last_name: str = ""
+) -> User | None:
     """Create an unverified account and mail it a verification token; ``None`` if the address
     already has an account, whose owner is mailed a notice instead.
 
@@ -258,7 +265,8 @@ def verify_email(token: str) -> User:
         with transaction.atomic():
             now = _claim_one_time_token(row)
             newly = User.objects.filter(pk=row.user_id, email_verified_at__isnull=True).update(
-                email_verified_at=now)
+                email_verified_at=now
+            )
             if newly:
                 record_event(EventType.EMAIL_VERIFIED, subject_id=str(row.user_id))
     except InvalidOneTimeToken:
@@ -333,8 +341,9 @@ def confirm_password_reset(*, token: str, new_password: str) -> User:
             locked.email_verified_at = now
             fields.append("email_verified_at")
         locked.save(update_fields=fields)
-        OneTimeToken.objects.filter(user=locked, purpose=TokenPurpose.PASSWORD_RESET,
-                                    used_at__isnull=True).delete()
+        OneTimeToken.objects.filter(
+            user=locked, purpose=TokenPurpose.PASSWORD_RESET, used_at__isnull=True
+        ).delete()
         revoke_all_for_user(locked, reason="password_reset")
         record_event(EventType.PASSWORD_RESET, subject_id=str(locked.pk))
     return locked
@@ -359,8 +368,12 @@ class LoginResult:
 def _record_login_failure(user: User | None, reason: str, **payload: Any) -> None:
     """``LOGIN_FAILED`` in a transaction of its own: it must survive the failing request."""
     with transaction.atomic():
-        record_event(EventType.LOGIN_FAILED, subject_id=str(user.pk) if user else "",
-                     reason=reason, **payload)
+        record_event(
+            EventType.LOGIN_FAILED,
+            subject_id=str(user.pk) if user else "",
+            reason=reason,
+            **payload,
+        )
     _count_login_failure(reason)
 
 
@@ -374,8 +387,9 @@ def _finish_login(user: User, amr: Iterable[str], **payload: Any) -> TokenPair:
     with transaction.atomic():
         pair = issue_token_pair(user, amr=methods)
         User.objects.filter(pk=user.pk).update(last_login=timezone.now())
-        record_event(EventType.LOGIN_SUCCEEDED, subject_id=str(user.pk), amr=list(methods),
-                     **payload)
+        record_event(
+            EventType.LOGIN_SUCCEEDED, subject_id=str(user.pk), amr=list(methods), **payload
+        )
     return pair
 
 
@@ -404,8 +418,7 @@ def _login(*, email: str, password: str, client_address: str | None) -> LoginRes
     attempt = throttling.LoginAttempt.of(email, client_address)
     refused = throttling.refusal(attempt)
     if refused is not None:
-        tracing.set_attributes({"auth.outcome": "throttled",
-                                "auth.throttle.scope": refused.scope})
+        tracing.set_attributes({"auth.outcome": "throttled", "auth.throttle.scope": refused.scope})
         _count_login_failure("throttled")
         raise LoginThrottled(refused.retry_after)
     user = user_by_email(email)
@@ -448,8 +461,12 @@ def create_login_challenge(user: User, *, amr: Iterable[str] = (AMR_PASSWORD,)) 
     raw, digest = _new_token()
     now = timezone.now()
     LoginChallenge.objects.create(
-        user=user, token_hash=digest, amr=list(amr), created_at=now,
-        expires_at=now + timedelta(seconds=settings.LOGIN_CHALLENGE_TTL_SECONDS))
+        user=user,
+        token_hash=digest,
+        amr=list(amr),
+        created_at=now,
+        expires_at=now + timedelta(seconds=settings.LOGIN_CHALLENGE_TTL_SECONDS),
+    )
     TWO_FACTOR_CHALLENGES.inc()
     return raw
 
@@ -487,17 +504,25 @@ def complete_two_factor_login(*, challenge_token: str, code: str) -> TokenPair:
         user = User.objects.select_for_update().filter(pk=found.user_id).first()
         challenge = LoginChallenge.objects.select_for_update().filter(pk=found.pk).first()
         now = timezone.now()
-        if (user is None or challenge is None
-                or not challenge.is_live(now, max_attempts=max_attempts)
-                or not user.is_active or not user.totp_enabled):
+        if (
+            user is None
+            or challenge is None
+            or not challenge.is_live(now, max_attempts=max_attempts)
+            or not user.is_active
+            or not user.totp_enabled
+        ):
             failure = ChallengeExpired()
         else:
             step = _accept_totp_code(user, code)
             if step is None:
                 challenge.failed_attempts += 1
                 challenge.save(update_fields=["failed_attempts"])
-                record_event(EventType.LOGIN_FAILED, subject_id=str(user.pk),
-                             reason="wrong_otp", attempt=challenge.failed_attempts)
+                record_event(
+                    EventType.LOGIN_FAILED,
+                    subject_id=str(user.pk),
+                    reason="wrong_otp",
+                    attempt=challenge.failed_attempts,
+                )
                 failure = InvalidLoginCode(max(max_attempts - challenge.failed_attempts, 0))
             else:
                 challenge.used_at = now
@@ -507,8 +532,8 @@ def complete_two_factor_login(*, challenge_token: str, code: str) -> TokenPair:
                 pair = _finish_login(user, (*challenge.amr, AMR_OTP), method="2fa")
     if failure is not None:
         TWO_FACTOR_VERIFICATIONS.labels(
-            result="invalid_code" if isinstance(failure, InvalidLoginCode)
-            else "challenge_expired").inc()
+            result="invalid_code" if isinstance(failure, InvalidLoginCode) else "challenge_expired"
+        ).inc()
         raise failure
     assert pair is not None
     TWO_FACTOR_VERIFICATIONS.labels(result="success").inc()
@@ -540,8 +565,9 @@ def start_two_factor_setup(user: User) -> TwoFactorSetup:
         locked.save(update_fields=["totp_secret", "last_totp_step"])
     return TwoFactorSetup(
         secret=locked.totp_secret,
-        otpauth_uri=totp.provisioning_uri(locked.totp_secret, account_name=locked.email,
-                                          issuer=settings.TOTP_ISSUER),
+        otpauth_uri=totp.provisioning_uri(
+            locked.totp_secret, account_name=locked.email, issuer=settings.TOTP_ISSUER
+        ),
     )
 
 

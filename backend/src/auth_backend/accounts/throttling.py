@@ -91,12 +91,13 @@ class LoginAttempt:
     """Whose sign-in this is, as the throttle keys it."""
 
     account: str  # HMAC of the normalised email
-    client: str   # the client's address (IPv6: its /64), or "unknown"
+    client: str  # the client's address (IPv6: its /64), or "unknown"
 
     @classmethod
     def of(cls, email: str, client_address: str | None) -> LoginAttempt:
-        account = salted_hmac("auth_backend.accounts.throttling", normalize_email(email),
-                              algorithm="sha256").hexdigest()[:32]
+        account = salted_hmac(
+            "auth_backend.accounts.throttling", normalize_email(email), algorithm="sha256"
+        ).hexdigest()[:32]
         return cls(account=account, client=client_key(client_address))
 
     def _key(self, *parts: str) -> str:
@@ -128,7 +129,7 @@ class Refusal:
     """A throttled attempt: how long to wait, and which limit refused it."""
 
     retry_after: int  # whole seconds, rounded up
-    scope: str        # "client" or "account"
+    scope: str  # "client" or "account"
 
 
 # --- the client's address --------------------------------------------------------------------
@@ -191,17 +192,23 @@ def _redis() -> redis.Redis:
         client = _clients.get((url, timeout_ms))
         if client is None:
             timeout = max(timeout_ms, 1) / 1000
-            client = redis.Redis.from_url(url, socket_connect_timeout=timeout,
-                                          socket_timeout=timeout,
-                                          retry=Retry(NoBackoff(), 0), retry_on_timeout=False)
+            client = redis.Redis.from_url(
+                url,
+                socket_connect_timeout=timeout,
+                socket_timeout=timeout,
+                retry=Retry(NoBackoff(), 0),
+                retry_on_timeout=False,
+            )
             _clients[(url, timeout_ms)] = client
         return client
 
 
 def _failed_open(operation: str, exc: Exception) -> None:
     LOGIN_THROTTLE_ERRORS.labels(operation=operation).inc()
-    log.warning("sign-in throttle unavailable, not throttling (fail open)",
-                extra={"operation": operation, "error": type(exc).__name__})
+    log.warning(
+        "sign-in throttle unavailable, not throttling (fail open)",
+        extra={"operation": operation, "error": type(exc).__name__},
+    )
 
 
 # --- the policy ------------------------------------------------------------------------------
@@ -235,13 +242,21 @@ def record_failure(attempt: LoginAttempt) -> None:
         return
     try:
         script = _redis().register_script(_RECORD_FAILURE)  # EVALSHA, loaded once
-        script(keys=[attempt.client_failures, attempt.client_block,
-                     attempt.account_failures, attempt.account_block],
-               args=[max(settings.LOGIN_THROTTLE_FAILURES, 0),
-                     max(settings.LOGIN_THROTTLE_ACCOUNT_FAILURES, 0),
-                     max(settings.LOGIN_THROTTLE_BASE_DELAY_SECONDS * 1000, 1),
-                     max(settings.LOGIN_THROTTLE_MAX_DELAY_SECONDS * 1000, 1),
-                     max(settings.LOGIN_THROTTLE_WINDOW_SECONDS * 1000, 1)])
+        script(
+            keys=[
+                attempt.client_failures,
+                attempt.client_block,
+                attempt.account_failures,
+                attempt.account_block,
+            ],
+            args=[
+                max(settings.LOGIN_THROTTLE_FAILURES, 0),
+                max(settings.LOGIN_THROTTLE_ACCOUNT_FAILURES, 0),
+                max(settings.LOGIN_THROTTLE_BASE_DELAY_SECONDS * 1000, 1),
+                max(settings.LOGIN_THROTTLE_MAX_DELAY_SECONDS * 1000, 1),
+                max(settings.LOGIN_THROTTLE_WINDOW_SECONDS * 1000, 1),
+            ],
+        )
     except (redis.RedisError, OSError) as exc:
         _failed_open("failure", exc)
 
@@ -252,10 +267,13 @@ def record_success(attempt: LoginAttempt) -> None:
         return
     try:
         pipe = _redis().pipeline(transaction=False)
-        pipe.delete(attempt.client_failures, attempt.client_block,
-                    attempt.account_failures, attempt.account_block)
-        pipe.set(attempt.known_client, "1",
-                 ex=max(settings.LOGIN_THROTTLE_KNOWN_CLIENT_SECONDS, 1))
+        pipe.delete(
+            attempt.client_failures,
+            attempt.client_block,
+            attempt.account_failures,
+            attempt.account_block,
+        )
+        pipe.set(attempt.known_client, "1", ex=max(settings.LOGIN_THROTTLE_KNOWN_CLIENT_SECONDS, 1))
         pipe.execute()
     except (redis.RedisError, OSError) as exc:
         _failed_open("success", exc)

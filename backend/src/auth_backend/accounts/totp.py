@@ -37,7 +37,8 @@ def new_secret() -> str:
 def provisioning_uri(secret: str, *, account_name: str, issuer: str) -> str:
     """The ``otpauth://totp/...`` URI an authenticator app imports (usually as a QR code)."""
     return pyotp.TOTP(secret, digits=DIGITS, interval=INTERVAL_SECONDS).provisioning_uri(
-        name=account_name, issuer_name=issuer)
+        name=account_name, issuer_name=issuer
+    )
 
 
 def is_code(value: object) -> bool:

@@ -19,13 +19,19 @@ urlpatterns: list[URLPattern] = [
     # What route() builds, written out: re.escape() would turn "-" into "\-", which the
     # OpenAPI generator keeps in the published path.
     re_path(r"^verify-email/?$", views.VerifyEmailView.as_view(), name="verify-email"),
-    re_path(r"^resend-verification/?$", views.ResendVerificationView.as_view(),
-            name="resend-verification"),
+    re_path(
+        r"^resend-verification/?$",
+        views.ResendVerificationView.as_view(),
+        name="resend-verification",
+    ),
     route("login", _login, name="login"),
     route("login/2fa", _login_2fa, name="login-2fa"),
     route("password/reset", views.PasswordResetView.as_view(), name="password-reset"),
-    route("password/reset/confirm", views.PasswordResetConfirmView.as_view(),
-          name="password-reset-confirm"),
+    route(
+        "password/reset/confirm",
+        views.PasswordResetConfirmView.as_view(),
+        name="password-reset-confirm",
+    ),
     route("profile", views.ProfileView.as_view(), name="profile"),
     route("2fa/setup", views.TwoFactorSetupView.as_view(), name="2fa-setup"),
     route("2fa/enable", views.TwoFactorEnableView.as_view(), name="2fa-enable"),

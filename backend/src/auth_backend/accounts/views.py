@@ -48,21 +48,22 @@ from auth_backend.tokens.serializers import TokenPairSerializer, TwoFactorChalle
 
 REGISTER_ACCEPTED = {
     "message": "Check the inbox of this address: a new account gets a verification code to "
-               "send to verify-email; an address that already has an account gets a note "
-               "instead.",
+    "send to verify-email; an address that already has an account gets a note "
+    "instead.",
 }
 RESEND_ACCEPTED = {
     "message": "If this address has an account awaiting verification, a new code is on its "
-               "way. Codes are sent at most once a minute.",
+    "way. Codes are sent at most once a minute.",
 }
 RESET_ACCEPTED = {
     "message": "If this address has an account, a password reset code is on its way. Codes "
-               "are sent at most once a minute.",
+    "are sent at most once a minute.",
 }
 PASSWORD_CHANGED = {"message": "Your password was changed. Sign in again on every device."}
 
-_INVALID = error_response("Validation failed; per-field messages in `error.details.fields`.",
-                          "invalid")
+_INVALID = error_response(
+    "Validation failed; per-field messages in `error.details.fields`.", "invalid"
+)
 _NOT_AUTHENTICATED = error_response("No valid gateway identity.", "not_authenticated")
 
 
@@ -75,7 +76,8 @@ def _no_store(response: Response) -> Response:
 
 def _account(user: User) -> dict[str, Any]:
     return AccountOutputSerializer(
-        {"id": user.pk, "email": user.email, "email_verified": user.email_verified}).data
+        {"id": user.pk, "email": user.email, "email_verified": user.email_verified}
+    ).data
 
 
 class _PublicView(APIView):
@@ -91,19 +93,22 @@ class RegisterView(_PublicView):
         operation_id="register",
         summary="Create an account",
         description="Always 202 with the same body, whether or not the address already "
-                    "has an account (compared case-insensitively), so the answer never "
-                    "tells who is registered. A new address gets an unverified account and "
-                    "an email with a single-use verification code (valid 24 h); the account "
-                    "cannot sign in until `verify-email` succeeds. An address that has an "
-                    "account is left as it is, and its owner is emailed that someone tried "
-                    "to register it (at most once a minute). The password must pass the "
-                    "server's password rules (length, common passwords, similarity to the "
-                    "email/names, not all digits) in both cases; failures are listed under "
-                    "`error.details.fields.password`.",
+        "has an account (compared case-insensitively), so the answer never "
+        "tells who is registered. A new address gets an unverified account and "
+        "an email with a single-use verification code (valid 24 h); the account "
+        "cannot sign in until `verify-email` succeeds. An address that has an "
+        "account is left as it is, and its owner is emailed that someone tried "
+        "to register it (at most once a minute). The password must pass the "
+        "server's password rules (length, common passwords, similarity to the "
+        "email/names, not all digits) in both cases; failures are listed under "
+        "`error.details.fields.password`.",
         request=RegisterInputSerializer,
         responses={202: AcceptedSerializer, 400: _INVALID},
-        examples=[OpenApiExample("accepted", value=REGISTER_ACCEPTED, response_only=True,
-                                 status_codes=["202"])],
+        examples=[
+            OpenApiExample(
+                "accepted", value=REGISTER_ACCEPTED, response_only=True, status_codes=["202"]
+            )
+        ],
         tags=["accounts"],
     )
     def post(self, request: Request) -> Response:
@@ -118,12 +123,15 @@ class VerifyEmailView(_PublicView):
         operation_id="verify_email",
         summary="Verify the email address",
         description="Consumes the code from the verification email. Each code works once "
-                    "and for 24 h; only the most recently sent code is valid.",
+        "and for 24 h; only the most recently sent code is valid.",
         request=VerifyEmailInputSerializer,
         responses={
             200: AccountOutputSerializer,
-            400: error_response("Validation failed, or the code is unknown, used or expired.",
-                                "invalid", "invalid_token"),
+            400: error_response(
+                "Validation failed, or the code is unknown, used or expired.",
+                "invalid",
+                "invalid_token",
+            ),
         },
         tags=["accounts"],
     )
@@ -139,12 +147,15 @@ class ResendVerificationView(_PublicView):
         operation_id="resend_verification",
         summary="Send a new verification code",
         description="Always 202 with the same body, whether or not the address has an "
-                    "account or is already verified. At most one email per address per "
-                    "minute; a new code invalidates the previous one.",
+        "account or is already verified. At most one email per address per "
+        "minute; a new code invalidates the previous one.",
         request=EmailInputSerializer,
         responses={202: AcceptedSerializer, 400: _INVALID},
-        examples=[OpenApiExample("accepted", value=RESEND_ACCEPTED, response_only=True,
-                                 status_codes=["202"])],
+        examples=[
+            OpenApiExample(
+                "accepted", value=RESEND_ACCEPTED, response_only=True, status_codes=["202"]
+            )
+        ],
         tags=["accounts"],
     )
     def post(self, request: Request) -> Response:
@@ -162,15 +173,15 @@ class LoginView(_PublicView):
         operation_id="login",
         summary="Sign in with email and password",
         description="Answers a token pair, or — when the account has two-factor "
-                    "authentication — `{requires_2fa: true, challenge_token}` to finish with "
-                    "`POST login/2fa` within 5 minutes. An unknown email, a wrong password "
-                    "and a disabled account get the same 401 `invalid_credentials`. A right "
-                    "password for an account whose email is not verified yet gets 403 "
-                    "`email_not_verified` (use `resend-verification`). After 5 failures "
-                    "for an address from one client (20 from anywhere) further attempts "
-                    "are refused for an exponentially growing time (1 s doubling, at most "
-                    "15 min): 429 `throttled` with `Retry-After`, whether or not the "
-                    "address has an account; a right password clears the count.",
+        "authentication — `{requires_2fa: true, challenge_token}` to finish with "
+        "`POST login/2fa` within 5 minutes. An unknown email, a wrong password "
+        "and a disabled account get the same 401 `invalid_credentials`. A right "
+        "password for an account whose email is not verified yet gets 403 "
+        "`email_not_verified` (use `resend-verification`). After 5 failures "
+        "for an address from one client (20 from anywhere) further attempts "
+        "are refused for an exponentially growing time (1 s doubling, at most "
+        "15 min): 429 `throttled` with `Retry-After`, whether or not the "
+        "address has an account; a right password clears the count.",
         request=LoginInputSerializer,
         responses={
             200: PolymorphicProxySerializer(
@@ -180,21 +191,31 @@ class LoginView(_PublicView):
             ),
             400: _INVALID,
             401: error_response("Wrong email or password.", "invalid_credentials"),
-            403: error_response("Right password, email not verified yet.",
-                                "email_not_verified"),
-            429: error_response("Too many failed sign-ins for this address; wait "
-                                "`Retry-After` seconds (also `error.details.retry_after`).",
-                                "throttled", details={"throttled": {"retry_after": 4}}),
+            403: error_response("Right password, email not verified yet.", "email_not_verified"),
+            429: error_response(
+                "Too many failed sign-ins for this address; wait "
+                "`Retry-After` seconds (also `error.details.retry_after`).",
+                "throttled",
+                details={"throttled": {"retry_after": 4}},
+            ),
         },
-        parameters=[OpenApiParameter("Retry-After", OpenApiTypes.INT, OpenApiParameter.HEADER,
-                                     response=[429], description="Seconds to wait.")],
+        parameters=[
+            OpenApiParameter(
+                "Retry-After",
+                OpenApiTypes.INT,
+                OpenApiParameter.HEADER,
+                response=[429],
+                description="Seconds to wait.",
+            )
+        ],
         tags=["tokens"],
     )
     def post(self, request: Request) -> Response:
         serializer = LoginInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        result = services.login(**serializer.validated_data,
-                                client_address=throttling.client_address(request.META))
+        result = services.login(
+            **serializer.validated_data, client_address=throttling.client_address(request.META)
+        )
         return _no_store(Response(result.as_response()))
 
 
@@ -203,17 +224,18 @@ class LoginTwoFactorView(_PublicView):
         operation_id="login_2fa",
         summary="Finish a sign-in with a TOTP code",
         description="Trades the `challenge_token` of a `login` answer and a current TOTP "
-                    "code (RFC 6238, 30 s steps, ±1 step accepted) for a token pair "
-                    "(`amr` `[\"pwd\", \"otp\"]`). A code is accepted once. A wrong code "
-                    "gets 401 `invalid_code` with `error.details.attempts_remaining`; after "
-                    "5 wrong codes, or 5 minutes, the challenge is dead: 401 "
-                    "`challenge_expired`, sign in again.",
+        "code (RFC 6238, 30 s steps, ±1 step accepted) for a token pair "
+        '(`amr` `["pwd", "otp"]`). A code is accepted once. A wrong code '
+        "gets 401 `invalid_code` with `error.details.attempts_remaining`; after "
+        "5 wrong codes, or 5 minutes, the challenge is dead: 401 "
+        "`challenge_expired`, sign in again.",
         request=LoginTwoFactorInputSerializer,
         responses={
             200: TokenPairSerializer,
             400: _INVALID,
-            401: error_response("Wrong or reused code, or a dead challenge.",
-                                "invalid_code", "challenge_expired"),
+            401: error_response(
+                "Wrong or reused code, or a dead challenge.", "invalid_code", "challenge_expired"
+            ),
         },
         tags=["tokens"],
     )
@@ -232,12 +254,15 @@ class PasswordResetView(_PublicView):
         operation_id="password_reset",
         summary="Email a password reset code",
         description="Always 202 with the same body, whether or not the address has an "
-                    "account. The code is valid for 1 h, works once, and at most one is "
-                    "sent per address per minute.",
+        "account. The code is valid for 1 h, works once, and at most one is "
+        "sent per address per minute.",
         request=EmailInputSerializer,
         responses={202: AcceptedSerializer, 400: _INVALID},
-        examples=[OpenApiExample("accepted", value=RESET_ACCEPTED, response_only=True,
-                                 status_codes=["202"])],
+        examples=[
+            OpenApiExample(
+                "accepted", value=RESET_ACCEPTED, response_only=True, status_codes=["202"]
+            )
+        ],
         tags=["accounts"],
     )
     def post(self, request: Request) -> Response:
@@ -252,14 +277,17 @@ class PasswordResetConfirmView(_PublicView):
         operation_id="password_reset_confirm",
         summary="Set a new password with a reset code",
         description="Sets the new password (same rules as `register`, errors under "
-                    "`error.details.fields.password`), consumes the code, marks the email "
-                    "verified and signs the account out everywhere (every refresh token "
-                    "revoked, access tokens announced to the gateway as revoked).",
+        "`error.details.fields.password`), consumes the code, marks the email "
+        "verified and signs the account out everywhere (every refresh token "
+        "revoked, access tokens announced to the gateway as revoked).",
         request=PasswordResetConfirmInputSerializer,
         responses={
             200: AcceptedSerializer,
-            400: error_response("Validation failed, or the code is unknown, used or expired.",
-                                "invalid", "invalid_token"),
+            400: error_response(
+                "Validation failed, or the code is unknown, used or expired.",
+                "invalid",
+                "invalid_token",
+            ),
         },
         tags=["accounts"],
     )
@@ -289,9 +317,9 @@ class ProfileView(APIView):
         operation_id="profile_update",
         summary="Change the caller's profile",
         description="Writable: `first_name`, `last_name`, `bio`, `avatar_url` (https), "
-                    "`language`. Any other field (e.g. `email`, `roles`, `is_seller`, "
-                    "`email_verified`) is refused with 400 `invalid` naming the field — "
-                    "never silently ignored.",
+        "`language`. Any other field (e.g. `email`, `roles`, `is_seller`, "
+        "`email_verified`) is refused with 400 `invalid` naming the field — "
+        "never silently ignored.",
         request=ProfileUpdateSerializer,
         responses={200: ProfileOutputSerializer, 400: _INVALID, 401: _NOT_AUTHENTICATED},
         tags=["profile"],
@@ -313,8 +341,8 @@ class TwoFactorSetupView(APIView):
         operation_id="two_factor_setup",
         summary="Start TOTP setup",
         description="Generates a new secret and its `otpauth://` URI for an authenticator "
-                    "app. Two-factor authentication is not on until `2fa/enable` gets a "
-                    "valid code. Calling it again replaces the pending secret.",
+        "app. Two-factor authentication is not on until `2fa/enable` gets a "
+        "valid code. Calling it again replaces the pending secret.",
         request=None,
         responses={
             200: TwoFactorSetupOutputSerializer,
@@ -337,11 +365,15 @@ class TwoFactorEnableView(APIView):
         request=TwoFactorCodeInputSerializer,
         responses={
             200: TwoFactorStatusSerializer,
-            400: error_response("Validation failed, or a wrong or reused code.",
-                                "invalid", "invalid_code"),
+            400: error_response(
+                "Validation failed, or a wrong or reused code.", "invalid", "invalid_code"
+            ),
             401: _NOT_AUTHENTICATED,
-            409: error_response("Already on, or no setup started.",
-                                "two_factor_already_enabled", "two_factor_setup_required"),
+            409: error_response(
+                "Already on, or no setup started.",
+                "two_factor_already_enabled",
+                "two_factor_setup_required",
+            ),
         },
         tags=["2fa"],
     )
@@ -361,8 +393,9 @@ class TwoFactorDisableView(APIView):
         request=TwoFactorCodeInputSerializer,
         responses={
             200: TwoFactorStatusSerializer,
-            400: error_response("Validation failed, or a wrong or reused code.",
-                                "invalid", "invalid_code"),
+            400: error_response(
+                "Validation failed, or a wrong or reused code.", "invalid", "invalid_code"
+            ),
             401: _NOT_AUTHENTICATED,
             409: error_response("2FA is not on.", "two_factor_not_enabled"),
         },

@@ -58,7 +58,8 @@ def env_networks(name: str, default: str = "") -> tuple[IPv4Network | IPv6Networ
             networks.append(ip_network(item, strict=False))
         except ValueError:
             raise ImproperlyConfigured(
-                f"{name} must be comma-separated IP addresses or CIDR networks.") from None
+                f"{name} must be comma-separated IP addresses or CIDR networks."
+            ) from None
     return tuple(networks)
 
 

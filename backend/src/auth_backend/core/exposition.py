@@ -47,7 +47,7 @@ def scrape_registry() -> CollectorRegistry:
     else:
         registry.register(_Collected(REGISTRY))
     extra = getattr(metrics, "scrape_time_collectors", None)
-    for collector in (extra() if callable(extra) else []):
+    for collector in extra() if callable(extra) else []:
         registry.register(collector)
     return registry
 

@@ -49,8 +49,14 @@ ASSERTION_REJECTED = Counter(
 # Each is incremented once, by the service where the event happens, after that service's own
 # transaction committed (a refused or rolled-back operation counts as what the caller saw).
 
-LOGIN_FAILURE_REASONS = ("throttled", "unknown_email", "no_password", "wrong_password",
-                         "inactive", "email_not_verified")
+LOGIN_FAILURE_REASONS = (
+    "throttled",
+    "unknown_email",
+    "no_password",
+    "wrong_password",
+    "inactive",
+    "email_not_verified",
+)
 
 LOGINS = Counter(
     "auth_login_total",
@@ -120,9 +126,21 @@ SELLER_APPLICATIONS = Counter(
     "Seller applications by transition: submitted, approved, rejected.",
     ["status"],
 )
-JWT_VALIDATION_RESULTS = ("valid", "malformed", "unknown_key", "bad_signature", "expired",
-                          "not_yet_valid", "wrong_issuer", "wrong_audience", "missing_claim",
-                          "wrong_token_use", "unknown_token", "revoked", "inactive_user")
+JWT_VALIDATION_RESULTS = (
+    "valid",
+    "malformed",
+    "unknown_key",
+    "bad_signature",
+    "expired",
+    "not_yet_valid",
+    "wrong_issuer",
+    "wrong_audience",
+    "missing_claim",
+    "wrong_token_use",
+    "unknown_token",
+    "revoked",
+    "inactive_user",
+)
 JWT_VALIDATIONS = Counter(
     "auth_jwt_validation_total",
     "Access tokens introspected by the internal validate-token endpoint: valid, or why not "
@@ -137,8 +155,7 @@ INTERNAL_API_REQUESTS = Counter(
 )
 ANONYMOUS_CALLER = "anonymous"
 
-for _status, _requires_2fa in (("success", "false"), ("success", "true"),
-                               ("failure", "false")):
+for _status, _requires_2fa in (("success", "false"), ("success", "true"), ("failure", "false")):
     LOGINS.labels(status=_status, requires_2fa=_requires_2fa)
 for _reason in LOGIN_FAILURE_REASONS:
     LOGIN_FAILURES.labels(reason=_reason)
@@ -178,16 +195,16 @@ class DatabaseGaugeCollector(Collector):
 
     def describe(self) -> list[Metric]:
         # Without describe(), registering would call collect() -- a database query at import.
-        return [GaugeMetricFamily(name, documentation) for name, documentation, _ in
-                self._gauges()]
+        return [GaugeMetricFamily(name, documentation) for name, documentation, _ in self._gauges()]
 
     def collect(self) -> Iterator[Metric]:
         for name, documentation, read in self._gauges():
             try:
                 value = read()
             except Exception:
-                log.exception("metric query failed; gauge omitted from this scrape",
-                              extra={"metric": name})
+                log.exception(
+                    "metric query failed; gauge omitted from this scrape", extra={"metric": name}
+                )
                 continue
             yield GaugeMetricFamily(name, documentation, value=value)
 
@@ -207,19 +224,27 @@ class DatabaseGaugeCollector(Collector):
             return max((timezone.now() - oldest).total_seconds(), 0.0)
 
         return [
-            ("auth_seller_applications_pending",
-             "Seller applications waiting for a staff decision.",
-             pending_application_count),
-            ("auth_active_sessions",
-             "Live sign-in sessions: refresh-token families not revoked whose current "
-             "refresh token has not expired.",
-             active_session_count),
-            ("auth_outbox_backlog",
-             "Outbox events not yet published to the event stream by the relay.",
-             unpublished_event_count),
-            ("auth_outbox_oldest_unpublished_age_seconds",
-             "Age of the oldest unpublished outbox event; 0 when none waits.",
-             oldest_unpublished_age),
+            (
+                "auth_seller_applications_pending",
+                "Seller applications waiting for a staff decision.",
+                pending_application_count,
+            ),
+            (
+                "auth_active_sessions",
+                "Live sign-in sessions: refresh-token families not revoked whose current "
+                "refresh token has not expired.",
+                active_session_count,
+            ),
+            (
+                "auth_outbox_backlog",
+                "Outbox events not yet published to the event stream by the relay.",
+                unpublished_event_count,
+            ),
+            (
+                "auth_outbox_oldest_unpublished_age_seconds",
+                "Age of the oldest unpublished outbox event; 0 when none waits.",
+                oldest_unpublished_age,
+            ),
         ]
 
 

@@ -61,8 +61,8 @@ ERROR_SCHEMA: dict[str, Any] = {
                     "type": "object",
                     "additionalProperties": True,
                     "description": "Always an object. Validation errors (code `invalid`) put "
-                                   "per-field messages under `fields`; other codes document "
-                                   "their own keys.",
+                    "per-field messages under `fields`; other codes document "
+                    "their own keys.",
                     "example": {"fields": {"email": ["Enter a valid email address."]}},
                 },
             },
@@ -80,8 +80,8 @@ ERROR_SCHEMA: dict[str, Any] = {
 _JSON = "application/json"
 _WWW_AUTHENTICATE = {
     "WWW-Authenticate": {
-        "description": "RFC 6750 challenge: `Bearer realm=\"…\"`, plus "
-                       "`error=\"invalid_token\"` for rejected credentials.",
+        "description": 'RFC 6750 challenge: `Bearer realm="…"`, plus '
+        '`error="invalid_token"` for rejected credentials.',
         "schema": {"type": "string"},
     }
 }
@@ -92,25 +92,25 @@ GATEWAY_IDENTITY_SCHEMES: dict[str, dict[str, Any]] = {
         "scheme": "bearer",
         "bearerFormat": "JWT",
         "description": "The access token from `login` / `token/refresh`, sent to the gateway "
-                       "as `Authorization: Bearer <token>`. The gateway validates it and "
-                       "forwards the caller's identity as `X-Identity-Assertion`.",
+        "as `Authorization: Bearer <token>`. The gateway validates it and "
+        "forwards the caller's identity as `X-Identity-Assertion`.",
     },
     "GatewayIdentity": {
         "type": "apiKey",
         "in": "header",
         "name": "X-Identity-Assertion",
         "description": "Compact JWS signed by the gateway (claims `sub`, `email`, `roles`, "
-                       "`scope`, `jti`, `exp` within 60 s), the only identity this service "
-                       "trusts. Bound to one request (`req_method`, `req_path`) and accepted "
-                       "once (`assertion_id`). Set by the gateway alone: it strips any "
-                       "client-supplied value.",
+        "`scope`, `jti`, `exp` within 60 s), the only identity this service "
+        "trusts. Bound to one request (`req_method`, `req_path`) and accepted "
+        "once (`assertion_id`). Set by the gateway alone: it strips any "
+        "client-supplied value.",
     },
 }
 INTERNAL_API_KEY_SCHEME: dict[str, Any] = {
     "type": "http",
     "scheme": "bearer",
     "description": "Per-service API key (`Authorization: Bearer <key>`); the service stores "
-                   "only its SHA-256. Internal network only, never through the gateway.",
+    "only its SHA-256. Internal network only, never through the gateway.",
 }
 
 # First path segment after /api/auth/ -> tag, for views that do not set tags themselves.
@@ -136,16 +136,21 @@ INTERNAL_TAG = "internal"
 INTERNAL_SCHEMA_SETTINGS: dict[str, Any] = {
     "TITLE": "Auth backend internal API",
     "DESCRIPTION": "Service-to-service endpoints under `/internal/auth/`. Reachable on the "
-                   "internal network only (the gateway never routes them); every call needs "
-                   "a per-service API key.",
+    "internal network only (the gateway never routes them); every call needs "
+    "a per-service API key.",
     "PREPROCESSING_HOOKS": ["auth_backend.core.openapi.internal_endpoints"],
-    "TAGS": [{"name": INTERNAL_TAG, "description": "Lookups and token introspection for "
-                                                  "trusted services."}],
+    "TAGS": [
+        {
+            "name": INTERNAL_TAG,
+            "description": "Lookups and token introspection for trusted services.",
+        }
+    ],
 }
 
 
-def error_response(description: str, *codes: str,
-                   details: Mapping[str, dict[str, Any]] | None = None) -> OpenApiResponse:
+def error_response(
+    description: str, *codes: str, details: Mapping[str, dict[str, Any]] | None = None
+) -> OpenApiResponse:
     """A documented error response in the project's shape, with one example per ``code``.
 
     ``details`` maps a code to the ``error.details`` of its example.
@@ -155,15 +160,19 @@ def error_response(description: str, *codes: str,
     examples = [
         OpenApiExample(
             code,
-            value={"error": {"code": code, "message": "…",
-                             "details": dict((details or {}).get(code, {}))},
-                   "request_id": "4f1c0b6e9d0a4c55a3d1f0c6f1e2d3c4"},
+            value={
+                "error": {
+                    "code": code,
+                    "message": "…",
+                    "details": dict((details or {}).get(code, {})),
+                },
+                "request_id": "4f1c0b6e9d0a4c55a3d1f0c6f1e2d3c4",
+            },
             response_only=True,
         )
         for code in codes
     ]
-    return OpenApiResponse(response=dict(ERROR_REF), description=description,
-                           examples=examples)
+    return OpenApiResponse(response=dict(ERROR_REF), description=description, examples=examples)
 
 
 # --- security schemes ------------------------------------------------------------------------
@@ -199,7 +208,7 @@ class AutoSchema(SpectacularAutoSchema):
         if self.path.startswith(INTERNAL_PREFIX):
             return [INTERNAL_TAG]
         if self.path.startswith(PUBLIC_PREFIX):
-            segment = self.path[len(PUBLIC_PREFIX):].split("/", 1)[0]
+            segment = self.path[len(PUBLIC_PREFIX) :].split("/", 1)[0]
             if segment:
                 return [TAG_BY_SEGMENT.get(segment, segment)]
         return super().get_tags()
@@ -245,8 +254,9 @@ def _endpoints_under(prefix: str, endpoints: Iterable[Endpoint]) -> list[Endpoin
 # --- postprocessing hook: the error shape everywhere -----------------------------------------
 
 
-def postprocess_error_responses(result: dict[str, Any], generator: Any = None,
-                                **kwargs: Any) -> dict[str, Any]:
+def postprocess_error_responses(
+    result: dict[str, Any], generator: Any = None, **kwargs: Any
+) -> dict[str, Any]:
     """Give every operation's error responses the ``Error`` body (see the module docstring)."""
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas[ERROR_COMPONENT] = copy.deepcopy(ERROR_SCHEMA)
@@ -260,15 +270,21 @@ def postprocess_error_responses(result: dict[str, Any], generator: Any = None,
 def _add_error_responses(operation: dict[str, Any]) -> None:
     responses: dict[str, Any] = operation["responses"]
     if "requestBody" in operation:
-        responses.setdefault("400", {"description": "Invalid input (code `invalid`, "
-                                                    "per-field messages in "
-                                                    "`details.fields`)."})
+        responses.setdefault(
+            "400",
+            {
+                "description": "Invalid input (code `invalid`, "
+                "per-field messages in "
+                "`details.fields`)."
+            },
+        )
     security = operation.get("security")
     if security and {} not in security:
         responses.setdefault("401", {"description": "Missing or invalid credentials."})
-    responses.setdefault("default", {"description": "Unexpected error (e.g. 500 "
-                                                    "`server_error`, 503 "
-                                                    "`service_unavailable`)."})
+    responses.setdefault(
+        "default",
+        {"description": "Unexpected error (e.g. 500 `server_error`, 503 `service_unavailable`)."},
+    )
     for status_code, response in responses.items():
         if status_code != "default" and not status_code.startswith(("4", "5")):
             continue

@@ -92,8 +92,14 @@ DEFAULT_SHUTDOWN_TIMEOUT_SECONDS = 5.0
 REQUEST_SPAN_CONTEXT_ATTR = "otel_span_context"
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
-_SAMPLERS = ("always_on", "always_off", "traceidratio", "parentbased_always_on",
-             "parentbased_always_off", "parentbased_traceidratio")
+_SAMPLERS = (
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -160,40 +166,46 @@ def tracing_config(environ: Mapping[str, str] | None = None) -> TracingConfig | 
         logger.warning("tracing: the OTLP endpoint is not an http(s) URL; tracing is off")
         return None
     protocol = _get(environ, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or _get(
-        environ, "OTEL_EXPORTER_OTLP_PROTOCOL")
+        environ, "OTEL_EXPORTER_OTLP_PROTOCOL"
+    )
     if protocol and protocol != "http/protobuf":
-        logger.warning("tracing: OTLP protocol %s is not supported; using http/protobuf",
-                       protocol)
+        logger.warning("tracing: OTLP protocol %s is not supported; using http/protobuf", protocol)
     sampler = _get(environ, "OTEL_TRACES_SAMPLER").lower() or "parentbased_always_on"
     if sampler not in _SAMPLERS:
-        logger.warning("tracing: unknown OTEL_TRACES_SAMPLER=%s; using parentbased_always_on",
-                       sampler)
+        logger.warning(
+            "tracing: unknown OTEL_TRACES_SAMPLER=%s; using parentbased_always_on", sampler
+        )
         sampler = "parentbased_always_on"
     sampler_arg = None
     if sampler.endswith("traceidratio"):
         try:
-            sampler_arg = min(max(float(_get(environ, "OTEL_TRACES_SAMPLER_ARG") or 1.0), 0.0),
-                              1.0)
+            sampler_arg = min(max(float(_get(environ, "OTEL_TRACES_SAMPLER_ARG") or 1.0), 0.0), 1.0)
         except ValueError:
             logger.warning("tracing: OTEL_TRACES_SAMPLER_ARG is not a number; using 1.0")
             sampler_arg = 1.0
     timeout_ms = _positive_int(
         environ,
         "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"
-        if _get(environ, "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") else "OTEL_EXPORTER_OTLP_TIMEOUT",
-        DEFAULT_EXPORT_TIMEOUT_MS)
+        if _get(environ, "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")
+        else "OTEL_EXPORTER_OTLP_TIMEOUT",
+        DEFAULT_EXPORT_TIMEOUT_MS,
+    )
     max_queue_size = _positive_int(environ, "OTEL_BSP_MAX_QUEUE_SIZE", 2048)
     return TracingConfig(
         endpoint=endpoint,
-        service_name=(_get(environ, "OTEL_SERVICE_NAME") or _get(environ, "SERVICE_NAME")
-                      or DEFAULT_SERVICE_NAME),
+        service_name=(
+            _get(environ, "OTEL_SERVICE_NAME")
+            or _get(environ, "SERVICE_NAME")
+            or DEFAULT_SERVICE_NAME
+        ),
         sampler=sampler,
         sampler_arg=sampler_arg,
         export_timeout_seconds=timeout_ms / 1000,
         max_queue_size=max_queue_size,
         schedule_delay_millis=_positive_int(environ, "OTEL_BSP_SCHEDULE_DELAY", 5000),
-        max_export_batch_size=min(_positive_int(environ, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512),
-                                  max_queue_size),
+        max_export_batch_size=min(
+            _positive_int(environ, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512), max_queue_size
+        ),
     )
 
 
@@ -211,8 +223,10 @@ class _Tracing:
 
 # Loggers of the exporter and the batch processor: while the collector is down they would
 # write a line per failed export (several a second under load).
-_EXPORT_LOGGERS = ("opentelemetry.exporter.otlp.proto.http.trace_exporter",
-                   "opentelemetry.sdk._shared_internal")
+_EXPORT_LOGGERS = (
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.sdk._shared_internal",
+)
 EXPORT_LOG_INTERVAL_SECONDS = 60.0
 
 
@@ -253,8 +267,9 @@ def is_enabled() -> bool:
     return _state is not None
 
 
-def configure_tracing(environ: Mapping[str, str] | None = None, *,
-                      span_processor: Any = None) -> bool:
+def configure_tracing(
+    environ: Mapping[str, str] | None = None, *, span_processor: Any = None
+) -> bool:
     """Switch tracing on for this process if the environment asks for it; ``True`` if on.
 
     Idempotent: a second call (e.g. ``wsgi.py`` after gunicorn's ``post_fork`` hook) does
@@ -279,8 +294,12 @@ def configure_tracing(environ: Mapping[str, str] | None = None, *,
         if not _atexit_registered:
             atexit.register(shutdown_tracing)
             _atexit_registered = True
-    logger.info("tracing: exporting spans to %s as %s", _redact(config.endpoint),
-                config.service_name, extra={"otel_endpoint": _redact(config.endpoint)})
+    logger.info(
+        "tracing: exporting spans to %s as %s",
+        _redact(config.endpoint),
+        config.service_name,
+        extra={"otel_endpoint": _redact(config.endpoint)},
+    )
     return True
 
 
@@ -303,8 +322,7 @@ def _sampler(config: TracingConfig) -> Any:
         "traceidratio": lambda: sampling.TraceIdRatioBased(ratio),
         "parentbased_always_on": lambda: sampling.ParentBased(sampling.ALWAYS_ON),
         "parentbased_always_off": lambda: sampling.ParentBased(sampling.ALWAYS_OFF),
-        "parentbased_traceidratio": lambda: sampling.ParentBased(
-            sampling.TraceIdRatioBased(ratio)),
+        "parentbased_traceidratio": lambda: sampling.ParentBased(sampling.TraceIdRatioBased(ratio)),
     }[config.sampler]()
 
 
@@ -325,15 +343,15 @@ def _start(config: TracingConfig, span_processor: Any) -> _Tracing:
     service_version = _service_version()
     if service_version:
         attributes["service.version"] = service_version
-    provider = TracerProvider(resource=Resource.create(attributes), sampler=_sampler(config),
-                              shutdown_on_exit=False)
+    provider = TracerProvider(
+        resource=Resource.create(attributes), sampler=_sampler(config), shutdown_on_exit=False
+    )
     exporter = None
     if span_processor is None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-        exporter = OTLPSpanExporter(endpoint=config.endpoint,
-                                    timeout=config.export_timeout_seconds)
+        exporter = OTLPSpanExporter(endpoint=config.endpoint, timeout=config.export_timeout_seconds)
         span_processor = BatchSpanProcessor(
             exporter,
             max_queue_size=config.max_queue_size,
@@ -341,8 +359,12 @@ def _start(config: TracingConfig, span_processor: Any) -> _Tracing:
             max_export_batch_size=config.max_export_batch_size,
         )
     provider.add_span_processor(span_processor)
-    state = _Tracing(config=config, provider=provider, exporter=exporter,
-                     tracer=provider.get_tracer(TRACER_NAME, service_version or None))
+    state = _Tracing(
+        config=config,
+        provider=provider,
+        exporter=exporter,
+        tracer=provider.get_tracer(TRACER_NAME, service_version or None),
+    )
     _limit_export_logs()
     try:
         _instrument(state)
@@ -367,9 +389,12 @@ def _instrument(state: _Tracing) -> None:
 
     django = DjangoInstrumentor()
     # See _tracing_middleware_position: responses must not change with tracing on.
-    django.instrument(tracer_provider=provider, request_hook=_request_hook,
-                      response_hook=_response_hook,
-                      middleware_position=_tracing_middleware_position())
+    django.instrument(
+        tracer_provider=provider,
+        request_hook=_request_hook,
+        response_hook=_response_hook,
+        middleware_position=_tracing_middleware_position(),
+    )
     state.uninstrument.append(django.uninstrument)
 
     from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
@@ -383,8 +408,14 @@ def _instrument(state: _Tracing) -> None:
 
     from opentelemetry.instrumentation import dbapi
 
-    dbapi.wrap_connect("opentelemetry.instrumentation.dbapi", sqlite3.dbapi2, "connect",
-                       "sqlite", {}, tracer_provider=provider)
+    dbapi.wrap_connect(
+        "opentelemetry.instrumentation.dbapi",
+        sqlite3.dbapi2,
+        "connect",
+        "sqlite",
+        {},
+        tracer_provider=provider,
+    )
     state.uninstrument.append(lambda: dbapi.unwrap_connect(sqlite3.dbapi2, "connect"))
 
     from opentelemetry.instrumentation.redis import RedisInstrumentor
@@ -400,8 +431,10 @@ def _instrument(state: _Tracing) -> None:
 # is answered exactly as without tracing (a JSON 400 with the request id and the security
 # headers of the middleware outside). Otherwise: inside these, which must stay outermost.
 _FIRST_HOST_CHECK = "django.middleware.common.CommonMiddleware"
-_OUTER_MIDDLEWARE = ("auth_backend.core.request_id.RequestIdMiddleware",
-                     "auth_backend.core.errors.JsonErrorMiddleware")
+_OUTER_MIDDLEWARE = (
+    "auth_backend.core.request_id.RequestIdMiddleware",
+    "auth_backend.core.errors.JsonErrorMiddleware",
+)
 
 
 def _tracing_middleware_position() -> int:
@@ -410,8 +443,9 @@ def _tracing_middleware_position() -> int:
     middleware = list(settings.MIDDLEWARE)
     if _FIRST_HOST_CHECK in middleware:
         return middleware.index(_FIRST_HOST_CHECK)
-    return max((middleware.index(name) + 1 for name in _OUTER_MIDDLEWARE
-                if name in middleware), default=0)
+    return max(
+        (middleware.index(name) + 1 for name in _OUTER_MIDDLEWARE if name in middleware), default=0
+    )
 
 
 def _request_hook(span: Span, request: Any) -> None:
@@ -474,8 +508,7 @@ def shutdown_tracing(timeout_seconds: float = DEFAULT_SHUTDOWN_TIMEOUT_SECONDS) 
             undo()
         except Exception:  # pragma: no cover - best effort at shutdown
             logger.debug("tracing: uninstrumenting failed", exc_info=True)
-    stopper = threading.Thread(target=state.provider.shutdown, name="otel-shutdown",
-                               daemon=True)
+    stopper = threading.Thread(target=state.provider.shutdown, name="otel-shutdown", daemon=True)
     stopper.start()
     stopper.join(timeout_seconds)
     if stopper.is_alive():
@@ -483,8 +516,9 @@ def shutdown_tracing(timeout_seconds: float = DEFAULT_SHUTDOWN_TIMEOUT_SECONDS) 
         if state.exporter is not None:
             state.exporter.shutdown()
         stopper.join(min(timeout_seconds, 1.0))
-        logger.warning("tracing: spans not exported within %.1fs at shutdown were dropped",
-                       timeout_seconds)
+        logger.warning(
+            "tracing: spans not exported within %.1fs at shutdown were dropped", timeout_seconds
+        )
 
 
 # --- custom spans ------------------------------------------------------------------------
@@ -518,16 +552,24 @@ def _record_error(span: Span, exc: BaseException) -> None:
     span.set_attribute("error.type", error_type)
     # No exception.message: an exception's text may carry data (an email in an
     # IntegrityError, a token in a parse error); its type and frames are enough.
-    span.add_event("exception", {
-        "exception.type": error_type,
-        "exception.stacktrace": "".join(traceback.format_tb(exc.__traceback__)),
-    })
+    span.add_event(
+        "exception",
+        {
+            "exception.type": error_type,
+            "exception.stacktrace": "".join(traceback.format_tb(exc.__traceback__)),
+        },
+    )
     span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
 
 
 @contextmanager
-def span(name: str, attributes: Mapping[str, Any] | None = None, *,
-         kind: SpanKind = SpanKind.INTERNAL, start_time: int | None = None) -> Iterator[Span]:
+def span(
+    name: str,
+    attributes: Mapping[str, Any] | None = None,
+    *,
+    kind: SpanKind = SpanKind.INTERNAL,
+    start_time: int | None = None,
+) -> Iterator[Span]:
     """A child span of the current one, current while the block runs.
 
     Off: yields a non-recording span (``set_attribute`` and friends do nothing). An expected
@@ -539,9 +581,13 @@ def span(name: str, attributes: Mapping[str, Any] | None = None, *,
         yield INVALID_SPAN
         return
     with state.tracer.start_as_current_span(
-            name, kind=kind, attributes=dict(attributes) if attributes else None,
-            start_time=start_time, record_exception=False,
-            set_status_on_exception=False) as current:
+        name,
+        kind=kind,
+        attributes=dict(attributes) if attributes else None,
+        start_time=start_time,
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as current:
         try:
             yield current
         except Exception as exc:

@@ -37,8 +37,15 @@ class OutboxEventAdmin(admin.ModelAdmin):
     search_fields = ["=id", "=subject_id", "event_type"]
     ordering = ["-occurred_at"]
     date_hierarchy = "occurred_at"
-    readonly_fields = ["id", "event_type", "subject_id", "payload", "occurred_at",
-                       "published_at", "attempts"]
+    readonly_fields = [
+        "id",
+        "event_type",
+        "subject_id",
+        "payload",
+        "occurred_at",
+        "published_at",
+        "attempts",
+    ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -24,8 +24,11 @@ class OutboxEvent(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["occurred_at"], name="outbox_unpublished_idx",
-                         condition=models.Q(published_at__isnull=True)),
+            models.Index(
+                fields=["occurred_at"],
+                name="outbox_unpublished_idx",
+                condition=models.Q(published_at__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:

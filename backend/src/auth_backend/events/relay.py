@@ -64,8 +64,9 @@ def stream_fields(event: OutboxEvent) -> dict[str, str]:
         "event_type": event.event_type,
         "subject_id": event.subject_id,
         "occurred_at": format_timestamp(event.occurred_at),
-        "payload": json.dumps(event.payload, cls=DjangoJSONEncoder, sort_keys=True,
-                              separators=(",", ":")),
+        "payload": json.dumps(
+            event.payload, cls=DjangoJSONEncoder, sort_keys=True, separators=(",", ":")
+        ),
     }
 
 
@@ -109,23 +110,36 @@ def publish_batch(
             batch.enter_context(transaction.atomic())
             events = list(unpublished_events().select_for_update(skip_locked=True)[:batch_size])
         if events:
-            with tracing.span("events.relay", {
-                "messaging.system": "redis",
-                "messaging.operation.type": "send",
-                "messaging.destination.name": stream,
-                "messaging.batch.message_count": len(events),
-            }, start_time=started) as span:
+            with tracing.span(
+                "events.relay",
+                {
+                    "messaging.system": "redis",
+                    "messaging.operation.type": "send",
+                    "messaging.destination.name": stream,
+                    "messaging.batch.message_count": len(events),
+                },
+                start_time=started,
+            ) as span:
                 _publish(client, events, stream, trim_to, result)
-                span.set_attributes({"events.published": len(result.published),
-                                     "events.failed": len(result.failed),
-                                     "events.connection_lost": result.connection_lost})
+                span.set_attributes(
+                    {
+                        "events.published": len(result.published),
+                        "events.failed": len(result.failed),
+                        "events.connection_lost": result.connection_lost,
+                    }
+                )
     if result.published:
         logger.debug("published %d event(s) to %s", len(result.published), stream)
     return result
 
 
-def _publish(client: redis.Redis, events: list[OutboxEvent], stream: str,
-             trim_to: int | None, result: BatchResult) -> None:
+def _publish(
+    client: redis.Redis,
+    events: list[OutboxEvent],
+    stream: str,
+    trim_to: int | None,
+    result: BatchResult,
+) -> None:
     """``XADD`` each event, then record publication and failed attempts (caller's transaction)."""
     for event in events:
         try:
@@ -135,14 +149,20 @@ def _publish(client: redis.Redis, events: list[OutboxEvent], stream: str,
             # Redis is unreachable: the rest of the batch would fail the same way, slowly.
             result.failed.append(event.id)
             result.connection_lost = True
-            logger.warning("event bus unreachable; event %s stays in the outbox", event.id,
-                           extra={"event_id": str(event.id), "attempts": event.attempts + 1})
+            logger.warning(
+                "event bus unreachable; event %s stays in the outbox",
+                event.id,
+                extra={"event_id": str(event.id), "attempts": event.attempts + 1},
+            )
             break
         except redis.RedisError:
             result.failed.append(event.id)
-            logger.warning("could not publish event %s; it stays in the outbox", event.id,
-                           exc_info=True,
-                           extra={"event_id": str(event.id), "attempts": event.attempts + 1})
+            logger.warning(
+                "could not publish event %s; it stays in the outbox",
+                event.id,
+                exc_info=True,
+                extra={"event_id": str(event.id), "attempts": event.attempts + 1},
+            )
             continue
         result.published.append(event.id)
     _mark_published(result.published, timezone.now())
@@ -153,7 +173,8 @@ def _mark_published(event_ids: list[uuid.UUID], published_at: datetime) -> None:
     """Record publication (and the attempt); runs after the ``XADD``s, before commit."""
     if event_ids:
         OutboxEvent.objects.filter(pk__in=event_ids).update(
-            published_at=published_at, attempts=F("attempts") + 1)
+            published_at=published_at, attempts=F("attempts") + 1
+        )
 
 
 def _count_failed_attempts(event_ids: list[uuid.UUID]) -> None:

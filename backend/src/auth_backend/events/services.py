@@ -30,4 +30,5 @@ def record_event(event_type: str, *, subject_id: str = "", **payload: Any) -> Ou
     """
     with transaction.atomic():  # a savepoint inside the caller's transaction, or our own
         return OutboxEvent.objects.create(
-            event_type=event_type, subject_id=str(subject_id), payload=payload)
+            event_type=event_type, subject_id=str(subject_id), payload=payload
+        )

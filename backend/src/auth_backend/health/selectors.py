@@ -40,8 +40,11 @@ class CheckResult:
     info: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"status": OK if self.ok else UNAVAILABLE, "latency_ms": self.latency_ms,
-                **self.info}
+        return {
+            "status": OK if self.ok else UNAVAILABLE,
+            "latency_ms": self.latency_ms,
+            **self.info,
+        }
 
 
 def _timed(check: Callable[[], bool]) -> tuple[bool, float]:
@@ -132,8 +135,10 @@ def oldest_unpublished_age_seconds(*, alias: str = DEFAULT_DB_ALIAS) -> float | 
     meta = OutboxEvent._meta
     occurred = quote(meta.get_field("occurred_at").column)
     published = quote(meta.get_field("published_at").column)
-    sql = (f"SELECT {occurred} FROM {quote(meta.db_table)} "  # noqa: S608 - model identifiers
-           f"WHERE {published} IS NULL ORDER BY {occurred} LIMIT 1")
+    sql = (
+        f"SELECT {occurred} FROM {quote(meta.db_table)} "  # noqa: S608 - model identifiers
+        f"WHERE {published} IS NULL ORDER BY {occurred} LIMIT 1"
+    )
     try:
         with connection.cursor() as cursor:
             cursor.execute(sql)
@@ -178,8 +183,9 @@ def readiness_checks() -> dict[str, CheckResult]:
     client = redis_client(timeout_seconds=timeout)
     try:
         redis_check = check_redis(client)
-        event_bus = check_event_bus(client, stream=settings.EVENTS_STREAM,
-                                    redis_ok=redis_check.ok, database_ok=database.ok)
+        event_bus = check_event_bus(
+            client, stream=settings.EVENTS_STREAM, redis_ok=redis_check.ok, database_ok=database.ok
+        )
     finally:
         client.close()
     return {"database": database, "redis": redis_check, "event_bus": event_bus}

@@ -41,31 +41,42 @@ class _HealthView(APIView):
         return response
 
 
-_CHECK = inline_serializer("ReadinessCheck", {
-    "status": serializers.CharField(help_text="`ok` or `unavailable`"),
-    "latency_ms": serializers.FloatField(),
-})
-_EVENT_BUS_CHECK = inline_serializer("EventBusCheck", {
-    "status": serializers.CharField(help_text="`ok` or `unavailable`"),
-    "latency_ms": serializers.FloatField(),
-    "oldest_unpublished_age_seconds": serializers.FloatField(allow_null=True),
-})
+_CHECK = inline_serializer(
+    "ReadinessCheck",
+    {
+        "status": serializers.CharField(help_text="`ok` or `unavailable`"),
+        "latency_ms": serializers.FloatField(),
+    },
+)
+_EVENT_BUS_CHECK = inline_serializer(
+    "EventBusCheck",
+    {
+        "status": serializers.CharField(help_text="`ok` or `unavailable`"),
+        "latency_ms": serializers.FloatField(),
+        "oldest_unpublished_age_seconds": serializers.FloatField(allow_null=True),
+    },
+)
 
 
 class LiveView(_HealthView):
-    @extend_schema(responses={200: inline_serializer("Liveness", {
-        "status": serializers.CharField()})})
+    @extend_schema(
+        responses={200: inline_serializer("Liveness", {"status": serializers.CharField()})}
+    )
     def get(self, request: Request) -> Response:
         return Response({"status": "ok"})
 
 
 NOT_READY_MESSAGE = "Service is not ready."
 
-READINESS_REPORT = inline_serializer("ReadinessReport", {
-    "status": serializers.CharField(),
-    "checks": inline_serializer("ReadinessChecks", {
-        "database": _CHECK, "redis": _CHECK, "event_bus": _EVENT_BUS_CHECK}),
-})
+READINESS_REPORT = inline_serializer(
+    "ReadinessReport",
+    {
+        "status": serializers.CharField(),
+        "checks": inline_serializer(
+            "ReadinessChecks", {"database": _CHECK, "redis": _CHECK, "event_bus": _EVENT_BUS_CHECK}
+        ),
+    },
+)
 
 
 def readiness(*, detailed: bool) -> Response:
@@ -88,13 +99,14 @@ def readiness(*, detailed: bool) -> Response:
 
 class ReadyView(_HealthView):
     @extend_schema(
-        description="Ready or not, nothing more: 200 `{\"status\": \"ok\"}` when the "
-                    "database, Redis and the event stream all answer, else 503 "
-                    "`service_unavailable` with empty `details`. The per-dependency report "
-                    "is on the internal API.",
+        description='Ready or not, nothing more: 200 `{"status": "ok"}` when the '
+        "database, Redis and the event stream all answer, else 503 "
+        "`service_unavailable` with empty `details`. The per-dependency report "
+        "is on the internal API.",
         responses={
             200: inline_serializer("Readiness", {"status": serializers.CharField()}),
             503: OpenApiResponse(description="Not ready: error code `service_unavailable`."),
-        })
+        },
+    )
     def get(self, request: Request) -> Response:
         return readiness(detailed=False)

@@ -43,8 +43,17 @@ ALLOWED_ALGORITHMS = ("EdDSA", "ES256", "ES384", "RS256", "PS256")
 MAX_ASSERTION_BYTES = 8192
 MAX_LIFETIME_SECONDS = 60
 # Claims every assertion must carry (docs/identity-assertion.md); "jti" is the user token's.
-REQUIRED_CLAIMS = ("iss", "aud", "sub", "iat", "exp", "jti", "assertion_id", "req_method",
-                   "req_path")
+REQUIRED_CLAIMS = (
+    "iss",
+    "aud",
+    "sub",
+    "iat",
+    "exp",
+    "jti",
+    "assertion_id",
+    "req_method",
+    "req_path",
+)
 # The gateway sends 128 random bits in base64url (22 characters); bound what reaches Redis.
 _ASSERTION_ID_LENGTH = (16, 128)
 _UNAVAILABLE_LOG_INTERVAL_SECONDS = 10.0
@@ -111,7 +120,8 @@ class _GatewayKeys:
         with self._lock:
             stale = source != self._source or now - self._loaded_at > _JWKS_TTL_SECONDS
             unknown = kid not in self._keys and (
-                now - self._last_refresh_attempt > _UNKNOWN_KID_REFRESH_SECONDS)
+                now - self._last_refresh_attempt > _UNKNOWN_KID_REFRESH_SECONDS
+            )
             if stale or unknown:
                 self._refresh(source, now)
             return self._keys.get(kid)
@@ -195,8 +205,10 @@ def identity_from_request(request: HttpRequest) -> IdentityResult:
         identity = _identity(request, token)
     except AssertionRejected as exc:
         if exc.reason is not Rejection.UNAVAILABLE:
-            log.warning("gateway identity assertion rejected; treating as anonymous",
-                        extra={"reason": exc.reason.value})
+            log.warning(
+                "gateway identity assertion rejected; treating as anonymous",
+                extra={"reason": exc.reason.value},
+            )
         return IdentityResult(rejection=exc.reason)
     return IdentityResult(identity=identity)
 
@@ -271,18 +283,19 @@ def _names_this_request(request: HttpRequest, claims: dict[str, Any]) -> bool:
     any script prefix (``SCRIPT_NAME``) in front, because the gateway sends the whole path.
     Both are compared decoded. Methods are case-sensitive (RFC 9110 §9.1).
     """
-    return (claims["req_method"] == request.method
-            and unquote(claims["req_path"]) == request.path)
+    return claims["req_method"] == request.method and unquote(claims["req_path"]) == request.path
 
 
 def _admit(claims: dict[str, Any], token_id: str) -> None:
     """Claim the assertion id unless it was used before or its user token is revoked."""
     # Remember the id for as long as the assertion could still verify here.
-    ttl = max(1, math.ceil(claims["exp"] + settings.IDENTITY_ASSERTION_LEEWAY_SECONDS
-                           - time.time()))
+    ttl = max(
+        1, math.ceil(claims["exp"] + settings.IDENTITY_ASSERTION_LEEWAY_SECONDS - time.time())
+    )
     try:
-        admission = store.admit(assertion_id=claims["assertion_id"], token_id=token_id,
-                                ttl_seconds=ttl)
+        admission = store.admit(
+            assertion_id=claims["assertion_id"], token_id=token_id, ttl_seconds=ttl
+        )
     except store.IdentityStoreUnavailable as exc:
         _log_unavailable(str(exc))
         raise AssertionRejected(Rejection.UNAVAILABLE) from None
@@ -303,8 +316,11 @@ def _log_unavailable(error: str) -> None:
     if now - _last_unavailable_log < _UNAVAILABLE_LOG_INTERVAL_SECONDS:
         return
     _last_unavailable_log = now
-    log.warning("identity checks unavailable (Redis); requests with a gateway identity are "
-                "anonymous until it answers", extra={"error": error})
+    log.warning(
+        "identity checks unavailable (Redis); requests with a gateway identity are "
+        "anonymous until it answers",
+        extra={"error": error},
+    )
 
 
 _PLAIN_HEADERS = {

@@ -84,8 +84,7 @@ class RedisIdentityStore:
     """The production store: ``REDIS_URL`` through the revocation publisher's client."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._revocations = _RevocationCache(REVOCATION_CACHE_SECONDS, _MAX_CACHED_TOKENS,
-                                             clock)
+        self._revocations = _RevocationCache(REVOCATION_CACHE_SECONDS, _MAX_CACHED_TOKENS, clock)
 
     def admit(self, *, assertion_id: str, token_id: str, ttl_seconds: int) -> Admission:
         seen_key = f"{settings.IDENTITY_ASSERTION_KEY_PREFIX}:seen:{assertion_id}"
@@ -122,5 +121,6 @@ identity_store: IdentityStore = RedisIdentityStore()
 def admit(*, assertion_id: str, token_id: str, ttl_seconds: int) -> Admission:
     """:meth:`IdentityStore.admit` of the configured store; raises
     :class:`IdentityStoreUnavailable` when it cannot answer."""
-    return identity_store.admit(assertion_id=assertion_id, token_id=token_id,
-                                ttl_seconds=ttl_seconds)
+    return identity_store.admit(
+        assertion_id=assertion_id, token_id=token_id, ttl_seconds=ttl_seconds
+    )

@@ -80,14 +80,17 @@ def parse_api_keys(raw: str, *, env_var: str = "INTERNAL_API_KEYS") -> tuple[Con
         if not separator or not CALLER_NAME_PATTERN.fullmatch(caller):
             raise ImproperlyConfigured(
                 f"{env_var} entry {position} must be caller:sha256hex with a caller name of "
-                "1-64 characters from [A-Za-z0-9._-].")
+                "1-64 characters from [A-Za-z0-9._-]."
+            )
         if not _DIGEST_PATTERN.fullmatch(digest):
             raise ImproperlyConfigured(
                 f"{env_var} entry {position} ({caller}) must carry a SHA-256 hex digest "
-                "(64 hex characters); create one with `manage.py hash_api_key`.")
+                "(64 hex characters); create one with `manage.py hash_api_key`."
+            )
         if digest in seen:
             raise ImproperlyConfigured(
-                f"{env_var} entry {position} ({caller}) repeats the key of {seen[digest]}.")
+                f"{env_var} entry {position} ({caller}) repeats the key of {seen[digest]}."
+            )
         seen[digest] = caller
         keys.append(ConfiguredKey(caller=caller, digest=digest))
     return tuple(keys)

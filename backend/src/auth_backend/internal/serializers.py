@@ -52,36 +52,50 @@ def parse_user_ids(values: Sequence[Any]) -> list[uuid.UUID]:
 class InternalUserSerializer(serializers.ModelSerializer):
     """What other services may know about an account."""
 
-    roles = serializers.ListField(child=serializers.ChoiceField(choices=Role.choices),
-                                  read_only=True)
+    roles = serializers.ListField(
+        child=serializers.ChoiceField(choices=Role.choices), read_only=True
+    )
     email_verified = serializers.BooleanField(read_only=True)
 
     class Meta:
         model = User
-        fields = ["id", "email", "first_name", "last_name", "roles", "is_active",
-                  "email_verified", "is_seller", "date_joined"]
+        fields = [
+            "id",
+            "email",
+            "first_name",
+            "last_name",
+            "roles",
+            "is_active",
+            "email_verified",
+            "is_seller",
+            "date_joined",
+        ]
         read_only_fields = fields
 
 
-@extend_schema_field({
-    "type": "array",
-    "items": {"type": "string", "format": "uuid"},
-    "maxItems": MAX_BATCH_IDS,
-})
+@extend_schema_field(
+    {
+        "type": "array",
+        "items": {"type": "string", "format": "uuid"},
+        "maxItems": MAX_BATCH_IDS,
+    }
+)
 class _RawIdListField(serializers.ListField):
     """A JSON array of anything; the entries are checked by :func:`parse_user_ids` so the
     error can list every malformed value in one ``invalid_id`` answer."""
 
 
 class UserBatchRequestSerializer(serializers.Serializer):
-    ids = _RawIdListField(help_text=f"User ids (UUIDs), at most {MAX_BATCH_IDS}; duplicates "
-                                    "are looked up once.")
+    ids = _RawIdListField(
+        help_text=f"User ids (UUIDs), at most {MAX_BATCH_IDS}; duplicates are looked up once."
+    )
 
 
 class UserBatchResponseSerializer(serializers.Serializer):
     users = InternalUserSerializer(many=True, help_text="Found users, in request order.")
-    missing = serializers.ListField(child=serializers.UUIDField(),
-                                    help_text="Requested ids with no account, in request order.")
+    missing = serializers.ListField(
+        child=serializers.UUIDField(), help_text="Requested ids with no account, in request order."
+    )
 
 
 class _StrictCharField(serializers.CharField):
@@ -94,8 +108,11 @@ class _StrictCharField(serializers.CharField):
 
 
 class ValidateTokenRequestSerializer(serializers.Serializer):
-    token = _StrictCharField(allow_blank=True, trim_whitespace=False,
-                                  help_text="An access token (JWT) as presented by a client.")
+    token = _StrictCharField(
+        allow_blank=True,
+        trim_whitespace=False,
+        help_text="An access token (JWT) as presented by a client.",
+    )
 
 
 class IntrospectionSerializer(serializers.Serializer):
@@ -104,8 +121,9 @@ class IntrospectionSerializer(serializers.Serializer):
     active = serializers.BooleanField()
     sub = serializers.UUIDField(required=False, help_text="User id.")
     email = serializers.EmailField(required=False)
-    roles = serializers.ListField(child=serializers.ChoiceField(choices=Role.choices),
-                                  required=False)
+    roles = serializers.ListField(
+        child=serializers.ChoiceField(choices=Role.choices), required=False
+    )
     scope = serializers.CharField(required=False, help_text="Space-separated scopes.")
     exp = serializers.IntegerField(required=False, help_text="Expiry, seconds since the epoch.")
     jti = serializers.CharField(required=False, help_text="Token id.")

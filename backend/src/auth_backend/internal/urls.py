@@ -18,6 +18,9 @@ urlpatterns: list[URLPattern] = [
     route(r"check-email/(?P<email>.+?)", views.CheckEmailView.as_view(), name="check-email"),
     route("health/ready", views.ReadinessReportView.as_view(), name="health-ready"),
     # The generator enumerates the internal listener's URLconf, not ROOT_URLCONF (public).
-    route("schema", views.InternalSchemaView.as_view(urlconf="auth_backend.urls_internal"),
-          name="schema"),
+    route(
+        "schema",
+        views.InternalSchemaView.as_view(urlconf="auth_backend.urls_internal"),
+        name="schema",
+    ),
 ]

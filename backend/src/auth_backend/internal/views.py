@@ -58,11 +58,14 @@ from auth_backend.internal.services import introspect_access_token
 
 log = logging.getLogger(__name__)
 
-_UNAUTHORIZED = error_response("No API key, or not a configured one.", "not_authenticated",
-                               "invalid_api_key")
-_INVALID_ID = error_response("Malformed user id; `details.invalid_ids` lists the offending "
-                             "values as sent.", "invalid_id",
-                             details={"invalid_id": {"invalid_ids": ["not-a-uuid"]}})
+_UNAUTHORIZED = error_response(
+    "No API key, or not a configured one.", "not_authenticated", "invalid_api_key"
+)
+_INVALID_ID = error_response(
+    "Malformed user id; `details.invalid_ids` lists the offending values as sent.",
+    "invalid_id",
+    details={"invalid_id": {"invalid_ids": ["not-a-uuid"]}},
+)
 
 
 class InternalAccessMixin:
@@ -72,23 +75,28 @@ class InternalAccessMixin:
     permission_classes = [HasInternalApiKey]
     throttle_classes: list[Any] = []
 
-    def finalize_response(self, request: Request, response: Response, *args: Any,
-                          **kwargs: Any) -> Response:
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
         response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
         response["Cache-Control"] = "no-store"
         caller = authenticated_caller(request)
         match = getattr(request, "resolver_match", None)
         # The route name, stable for aggregation (paths carry ids and addresses).
-        log.info("internal request", extra={
-            "caller": caller.name if caller else None,
-            "endpoint": match.url_name if match else None,
-            "method": request.method,
-            "status": response.status_code,
-        })
+        log.info(
+            "internal request",
+            extra={
+                "caller": caller.name if caller else None,
+                "endpoint": match.url_name if match else None,
+                "method": request.method,
+                "status": response.status_code,
+            },
+        )
         # The one place every internal request passes, errors included (a request-level
         # metric: there is no service call for a 401 or a 400).
-        INTERNAL_API_REQUESTS.labels(caller=caller.name if caller else ANONYMOUS_CALLER,
-                                     status=str(response.status_code)).inc()
+        INTERNAL_API_REQUESTS.labels(
+            caller=caller.name if caller else ANONYMOUS_CALLER, status=str(response.status_code)
+        ).inc()
         return response
 
 
@@ -121,8 +129,8 @@ class UserBatchView(InternalAPIView):
         operation_id="internal_users_batch",
         summary="Look up many users by id",
         description=f"At most {MAX_BATCH_IDS} ids; duplicates are looked up once. Users come "
-                    "back in request order (deactivated ones included); ids without an "
-                    "account are listed in `missing`.",
+        "back in request order (deactivated ones included); ids without an "
+        "account are listed in `missing`.",
         request=UserBatchRequestSerializer,
         responses={
             200: UserBatchResponseSerializer,
@@ -130,12 +138,15 @@ class UserBatchView(InternalAPIView):
                 f"`ids` is not a list (`invalid`), has more than {MAX_BATCH_IDS} entries "
                 "(`too_many_ids`, with `details.max_ids` and `details.received`) or holds "
                 "malformed ids (`invalid_id`, with `details.invalid_ids`).",
-                "invalid", "too_many_ids", "invalid_id",
+                "invalid",
+                "too_many_ids",
+                "invalid_id",
                 details={
                     "invalid": {"fields": {"ids": ["This field is required."]}},
                     "too_many_ids": {"max_ids": MAX_BATCH_IDS, "received": 101},
                     "invalid_id": {"invalid_ids": ["not-a-uuid", 42]},
-                }),
+                },
+            ),
             401: _UNAUTHORIZED,
         },
     )
@@ -144,11 +155,14 @@ class UserBatchView(InternalAPIView):
         serializer.is_valid(raise_exception=True)
         ids = parse_user_ids(serializer.validated_data["ids"])
         found = users_by_ids(ids)
-        return Response({
-            "users": InternalUserSerializer([found[i] for i in ids if i in found],
-                                            many=True).data,
-            "missing": [str(i) for i in ids if i not in found],
-        })
+        return Response(
+            {
+                "users": InternalUserSerializer(
+                    [found[i] for i in ids if i in found], many=True
+                ).data,
+                "missing": [str(i) for i in ids if i not in found],
+            }
+        )
 
 
 class ValidateTokenView(InternalAPIView):
@@ -156,19 +170,27 @@ class ValidateTokenView(InternalAPIView):
         operation_id="internal_validate_token",
         summary="Introspect an access token",
         description="Checks an access token the way this service would accept it: signature "
-                    "(current or previous key), issuer, audience, expiry, revocation (logout, "
-                    "refresh-token reuse, password reset) and an active user. Modelled on "
-                    "RFC 7662: a bad token is **not** an error -- the answer is 200 "
-                    "`{\"active\": false}` with no reason (the reason is logged). Only a "
-                    "request without a `token` string is 400.",
+        "(current or previous key), issuer, audience, expiry, revocation (logout, "
+        "refresh-token reuse, password reset) and an active user. Modelled on "
+        "RFC 7662: a bad token is **not** an error -- the answer is 200 "
+        '`{"active": false}` with no reason (the reason is logged). Only a '
+        "request without a `token` string is 400.",
         request=ValidateTokenRequestSerializer,
         responses={200: IntrospectionSerializer, 401: _UNAUTHORIZED},
         examples=[
-            OpenApiExample("active", response_only=True, value={
-                "active": True, "sub": "0b6f1c1e-3c4d-4e5f-8a9b-0c1d2e3f4a5b",
-                "email": "ada@example.com", "roles": ["user", "seller"],
-                "scope": "profile seller", "exp": 1767225600,
-                "jti": "5d2f8a3e-1b4c-4d6e-9f0a-1b2c3d4e5f60"}),
+            OpenApiExample(
+                "active",
+                response_only=True,
+                value={
+                    "active": True,
+                    "sub": "0b6f1c1e-3c4d-4e5f-8a9b-0c1d2e3f4a5b",
+                    "email": "ada@example.com",
+                    "roles": ["user", "seller"],
+                    "scope": "profile seller",
+                    "exp": 1767225600,
+                    "jti": "5d2f8a3e-1b4c-4d6e-9f0a-1b2c3d4e5f60",
+                },
+            ),
             OpenApiExample("inactive", response_only=True, value={"active": False}),
         ],
     )
@@ -184,15 +206,17 @@ class CheckEmailView(InternalAPIView):
         operation_id="internal_check_email",
         summary="Does an account use this email?",
         description="Case-insensitive; deactivated accounts count. Percent-encode the "
-                    "address in the path (`@` as `%40`, `+` as `%2B`, `/` as `%2F`). "
-                    "Reveals whether an address is registered, which is why it is internal "
-                    "only.",
+        "address in the path (`@` as `%40`, `+` as `%2B`, `/` as `%2F`). "
+        "Reveals whether an address is registered, which is why it is internal "
+        "only.",
         parameters=[OpenApiParameter("email", OpenApiTypes.EMAIL, OpenApiParameter.PATH)],
         responses={
             200: EmailExistsSerializer,
-            400: error_response("Not an email address (`details.fields.email`).", "invalid",
-                                details={"invalid": {"fields": {
-                                    "email": ["Enter a valid email address."]}}}),
+            400: error_response(
+                "Not an email address (`details.fields.email`).",
+                "invalid",
+                details={"invalid": {"fields": {"email": ["Enter a valid email address."]}}},
+            ),
             401: _UNAUTHORIZED,
         },
     )
@@ -209,18 +233,23 @@ class ReadinessReportView(InternalAPIView):
         operation_id="internal_health_ready",
         summary="Readiness, per dependency",
         description="The checks of the public `GET /api/auth/health/ready` (database "
-                    "`SELECT 1`, Redis `PING`, event stream writable), each with its status "
-                    "and latency, and the age of the oldest unpublished outbox event "
-                    "(`null` when none waits; reported, not a readiness condition). Not "
-                    "ready: 503 `service_unavailable` with the same objects in "
-                    "`error.details.checks`.",
+        "`SELECT 1`, Redis `PING`, event stream writable), each with its status "
+        "and latency, and the age of the oldest unpublished outbox event "
+        "(`null` when none waits; reported, not a readiness condition). Not "
+        "ready: 503 `service_unavailable` with the same objects in "
+        "`error.details.checks`.",
         responses={
             200: READINESS_REPORT,
             401: _UNAUTHORIZED,
-            503: error_response("Not ready; `details.checks` says which dependency.",
-                                "service_unavailable", details={"service_unavailable": {
-                                    "checks": {"redis": {"status": "unavailable",
-                                                         "latency_ms": 500.3}}}}),
+            503: error_response(
+                "Not ready; `details.checks` says which dependency.",
+                "service_unavailable",
+                details={
+                    "service_unavailable": {
+                        "checks": {"redis": {"status": "unavailable", "latency_ms": 500.3}}
+                    }
+                },
+            ),
         },
     )
     def get(self, request: Request) -> Response:

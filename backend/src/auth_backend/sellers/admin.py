@@ -36,16 +36,33 @@ class TransitionInline(admin.TabularInline):
 
 @admin.register(SellerApplication)
 class SellerApplicationAdmin(admin.ModelAdmin):
-    list_display = ["business_name", "user", "seller_type", "status", "submitted_at",
-                    "decided_at", "decided_by"]
+    list_display = [
+        "business_name",
+        "user",
+        "seller_type",
+        "status",
+        "submitted_at",
+        "decided_at",
+        "decided_by",
+    ]
     list_filter = ["status", "seller_type", "submitted_at", "decided_at"]
     search_fields = ["business_name", "user__email"]
     date_hierarchy = "submitted_at"
     list_select_related = ["user", "decided_by"]
     ordering = ["-submitted_at"]
-    readonly_fields = ["id", "user", "business_name", "seller_type", "motivation",
-                       "portfolio_url", "status", "submitted_at", "decided_at", "decided_by",
-                       "decision_note"]
+    readonly_fields = [
+        "id",
+        "user",
+        "business_name",
+        "seller_type",
+        "motivation",
+        "portfolio_url",
+        "status",
+        "submitted_at",
+        "decided_at",
+        "decided_by",
+        "decision_note",
+    ]
     inlines = [TransitionInline]
     actions = ["approve_selected", "reject_selected"]
 
@@ -69,7 +86,8 @@ class SellerApplicationAdmin(admin.ModelAdmin):
         for application_id, name in queryset.values_list("pk", "business_name"):
             try:
                 decide_application(
-                    application_id=application_id, actor=request.user, decision=decision)
+                    application_id=application_id, actor=request.user, decision=decision
+                )
             except SellerApplicationError as exc:
                 refused.append(f"{name}: {exc.detail}")
             else:

@@ -29,20 +29,22 @@ class SellerApplication(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="seller_applications")
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="seller_applications"
+    )
     business_name = models.CharField(max_length=200)
     seller_type = models.CharField(max_length=16, choices=SellerType.choices)
     motivation = models.TextField(max_length=2000)
     portfolio_url = models.URLField(max_length=500, blank=True)
 
     status = models.CharField(
-        max_length=16, choices=ApplicationStatus.choices, default=ApplicationStatus.PENDING)
+        max_length=16, choices=ApplicationStatus.choices, default=ApplicationStatus.PENDING
+    )
     submitted_at = models.DateTimeField(default=timezone.now)
     decided_at = models.DateTimeField(null=True, blank=True)
     # Who decided is also in the transition rows; kept here for the admin list and the API.
     decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
-        related_name="+")
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     decision_note = models.TextField(max_length=2000, blank=True)
 
     class Meta:
@@ -65,8 +67,10 @@ class SellerApplication(models.Model):
             models.CheckConstraint(
                 condition=(
                     models.Q(status=ApplicationStatus.PENDING, decided_at__isnull=True)
-                    | (~models.Q(status=ApplicationStatus.PENDING)
-                       & models.Q(decided_at__isnull=False))
+                    | (
+                        ~models.Q(status=ApplicationStatus.PENDING)
+                        & models.Q(decided_at__isnull=False)
+                    )
                 ),
                 name="seller_app_decided_at_matches_status",
             ),
@@ -89,11 +93,13 @@ class SellerApplicationTransition(models.Model):
     """
 
     application = models.ForeignKey(
-        SellerApplication, on_delete=models.CASCADE, related_name="transitions")
+        SellerApplication, on_delete=models.CASCADE, related_name="transitions"
+    )
     from_status = models.CharField(max_length=16, blank=True)
     to_status = models.CharField(max_length=16, choices=ApplicationStatus.choices)
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
     at = models.DateTimeField(default=timezone.now)
     note = models.TextField(max_length=2000, blank=True)
 

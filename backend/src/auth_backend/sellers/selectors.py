@@ -24,8 +24,7 @@ def parse_application_id(raw: object) -> uuid.UUID | None:
 
 def latest_application_for(user: User) -> SellerApplication | None:
     """The user's most recent application, whatever its status."""
-    return (SellerApplication.objects.filter(user=user)
-            .order_by("-submitted_at").first())
+    return SellerApplication.objects.filter(user=user).order_by("-submitted_at").first()
 
 
 def application_by_id(application_id: str | uuid.UUID) -> SellerApplication | None:

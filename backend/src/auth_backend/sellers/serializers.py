@@ -15,7 +15,8 @@ class ApplyInputSerializer(serializers.Serializer):
     seller_type = serializers.ChoiceField(choices=SellerType.choices)
     motivation = serializers.CharField(min_length=20, max_length=2000)
     portfolio_url = serializers.URLField(
-        max_length=500, required=False, allow_blank=True, default="")
+        max_length=500, required=False, allow_blank=True, default=""
+    )
 
     def validate_portfolio_url(self, value: str) -> str:
         if not value:
@@ -25,7 +26,8 @@ class ApplyInputSerializer(serializers.Serializer):
             raise serializers.ValidationError("Enter an https:// URL.", code="https_required")
         if parts.username or parts.password:
             raise serializers.ValidationError(
-                "The URL must not contain credentials.", code="invalid")
+                "The URL must not contain credentials.", code="invalid"
+            )
         return value
 
 

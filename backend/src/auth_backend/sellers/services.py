@@ -81,8 +81,12 @@ def submit_application(
             # Another request opened one between our check and the insert.
             raise ApplicationPending() from None
         SellerApplicationTransition.objects.create(
-            application=application, from_status="", to_status=ApplicationStatus.PENDING,
-            actor=locked, at=now)
+            application=application,
+            from_status="",
+            to_status=ApplicationStatus.PENDING,
+            actor=locked,
+            at=now,
+        )
         record_event(
             EventType.SELLER_APPLICATION_SUBMITTED,
             subject_id=str(locked.pk),
@@ -139,8 +143,13 @@ def decide_application(
         application.user = applicant
 
         SellerApplicationTransition.objects.create(
-            application=application, from_status=previous, to_status=new_status,
-            actor=actor, at=now, note=note)
+            application=application,
+            from_status=previous,
+            to_status=new_status,
+            actor=actor,
+            at=now,
+            note=note,
+        )
         record_event(
             event_type,
             subject_id=str(applicant.pk),

@@ -9,6 +9,9 @@ urlpatterns = [
     route("apply", SellerApplyView.as_view(), name="apply"),
     route("status", SellerStatusView.as_view(), name="status"),
     # Any segment reaches the view, so a malformed id is a clean 404 rather than no route.
-    route(r"applications/(?P<application_id>[^/]+)/decision", SellerDecisionView.as_view(),
-          name="decision"),
+    route(
+        r"applications/(?P<application_id>[^/]+)/decision",
+        SellerDecisionView.as_view(),
+        name="decision",
+    ),
 ]

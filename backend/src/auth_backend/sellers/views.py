@@ -51,30 +51,37 @@ class IsStaffMember(BasePermission):
 class SellerApplyView(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=ApplyInputSerializer, responses={
-        201: ApplicationOutputSerializer,
-        400: OpenApiResponse(description="`invalid`: per-field messages in "
-                                         "`error.details.fields`."),
-        401: _401,
-        403: OpenApiResponse(description="`two_factor_required`: enable 2FA first."),
-        409: OpenApiResponse(description="`application_pending` or `already_seller`."),
-    })
+    @extend_schema(
+        request=ApplyInputSerializer,
+        responses={
+            201: ApplicationOutputSerializer,
+            400: OpenApiResponse(
+                description="`invalid`: per-field messages in `error.details.fields`."
+            ),
+            401: _401,
+            403: OpenApiResponse(description="`two_factor_required`: enable 2FA first."),
+            409: OpenApiResponse(description="`application_pending` or `already_seller`."),
+        },
+    )
     def post(self, request: Request) -> Response:
         serializer = ApplyInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         application = submit_application(user=request.user, **serializer.validated_data)
-        return Response(ApplicationOutputSerializer(application).data,
-                        status=status.HTTP_201_CREATED)
+        return Response(
+            ApplicationOutputSerializer(application).data, status=status.HTTP_201_CREATED
+        )
 
 
 class SellerStatusView(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses={
-        200: ApplicationOutputSerializer,
-        401: _401,
-        404: OpenApiResponse(description="`no_application`: the caller never applied."),
-    })
+    @extend_schema(
+        responses={
+            200: ApplicationOutputSerializer,
+            401: _401,
+            404: OpenApiResponse(description="`no_application`: the caller never applied."),
+        }
+    )
     def get(self, request: Request) -> Response:
         application = latest_application_for(request.user)
         if application is None:
@@ -85,19 +92,26 @@ class SellerStatusView(APIView):
 class SellerDecisionView(APIView):
     permission_classes = [IsAuthenticated, IsStaffMember]
 
-    @extend_schema(request=DecisionInputSerializer, responses={
-        200: ApplicationOutputSerializer,
-        400: OpenApiResponse(description="`invalid`: bad `decision` or `note`."),
-        401: _401,
-        403: OpenApiResponse(description="`permission_denied` (not staff in both the token "
-                                         "and the account) or `own_application`."),
-        404: OpenApiResponse(description="`not_found`: unknown or malformed application id."),
-        409: OpenApiResponse(description="`already_decided`: only pending applications "
-                                         "can be decided."),
-    })
+    @extend_schema(
+        request=DecisionInputSerializer,
+        responses={
+            200: ApplicationOutputSerializer,
+            400: OpenApiResponse(description="`invalid`: bad `decision` or `note`."),
+            401: _401,
+            403: OpenApiResponse(
+                description="`permission_denied` (not staff in both the token "
+                "and the account) or `own_application`."
+            ),
+            404: OpenApiResponse(description="`not_found`: unknown or malformed application id."),
+            409: OpenApiResponse(
+                description="`already_decided`: only pending applications can be decided."
+            ),
+        },
+    )
     def post(self, request: Request, application_id: str) -> Response:
         serializer = DecisionInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         application = decide_application(
-            application_id=application_id, actor=request.user, **serializer.validated_data)
+            application_id=application_id, actor=request.user, **serializer.validated_data
+        )
         return Response(ApplicationOutputSerializer(application).data)

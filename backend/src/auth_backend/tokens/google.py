@@ -112,14 +112,21 @@ _jwk_clients: dict[tuple[str, int, int], jwt.PyJWKClient] = {}
 
 def _jwk_client() -> jwt.PyJWKClient:
     """One cached ``PyJWKClient`` per (URL, cache lifetime, timeout)."""
-    config = (settings.GOOGLE_JWKS_URL, settings.GOOGLE_JWKS_CACHE_SECONDS,
-              settings.GOOGLE_JWKS_TIMEOUT_SECONDS)
+    config = (
+        settings.GOOGLE_JWKS_URL,
+        settings.GOOGLE_JWKS_CACHE_SECONDS,
+        settings.GOOGLE_JWKS_TIMEOUT_SECONDS,
+    )
     with _clients_lock:
         client = _jwk_clients.get(config)
         if client is None:
             client = jwt.PyJWKClient(
-                config[0], cache_keys=True, cache_jwk_set=True,
-                lifespan=max(config[1], 1), timeout=max(config[2], 1))
+                config[0],
+                cache_keys=True,
+                cache_jwk_set=True,
+                lifespan=max(config[1], 1),
+                timeout=max(config[2], 1),
+            )
             _jwk_clients[config] = client
         return client
 
@@ -221,12 +228,18 @@ def _sign_in(identity: GoogleIdentity) -> dict[str, Any]:
         if user.totp_enabled:
             # Same answer as password login; POST login/2fa issues tokens with amr google+otp.
             challenge = create_login_challenge(user, amr=(AMR_GOOGLE,))
-            tracing.set_attributes({"auth.outcome": "2fa_required",
-                                    "auth.google.linked_by": linked_by})
+            tracing.set_attributes(
+                {"auth.outcome": "2fa_required", "auth.google.linked_by": linked_by}
+            )
             return LoginResult(challenge_token=challenge).as_response()
         pair = issue_token_pair(user, amr=(AMR_GOOGLE,))
         User.objects.filter(pk=user.pk).update(last_login=timezone.now())
-        record_event(EventType.LOGIN_SUCCEEDED, subject_id=str(user.pk), amr=[AMR_GOOGLE],
-                     method="google", linked_by=linked_by)
+        record_event(
+            EventType.LOGIN_SUCCEEDED,
+            subject_id=str(user.pk),
+            amr=[AMR_GOOGLE],
+            method="google",
+            linked_by=linked_by,
+        )
         tracing.set_attributes({"auth.outcome": "success", "auth.google.linked_by": linked_by})
         return pair.as_response()

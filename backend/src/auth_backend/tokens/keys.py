@@ -63,7 +63,8 @@ class LoadedKey:
 
 def _fernet_for(secret: str) -> Fernet:
     derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO).derive(
-        secret.encode("utf-8"))
+        secret.encode("utf-8")
+    )
     return Fernet(base64.urlsafe_b64encode(derived))
 
 
@@ -82,7 +83,8 @@ def decrypt_private_key(token: str) -> bytes:
     except InvalidToken:
         raise SigningKeyUnavailable(
             "A signing key cannot be decrypted with SECRET_KEY or SECRET_KEY_FALLBACKS; "
-            "restore the old secret as a fallback or rotate the signing key.") from None
+            "restore the old secret as a fallback or rotate the signing key."
+        ) from None
 
 
 # --- generation ------------------------------------------------------------------------------
@@ -91,8 +93,9 @@ def decrypt_private_key(token: str) -> bytes:
 def jwk_thumbprint(jwk: dict[str, Any]) -> str:
     """RFC 7638 thumbprint (SHA-256, base64url without padding)."""
     members = _THUMBPRINT_MEMBERS[jwk["kty"]]
-    canonical = json.dumps({name: jwk[name] for name in members},
-                           separators=(",", ":"), sort_keys=True)
+    canonical = json.dumps(
+        {name: jwk[name] for name in members}, separators=(",", ":"), sort_keys=True
+    )
     digest = hashlib.sha256(canonical.encode("utf-8")).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
@@ -101,7 +104,8 @@ def _configured_algorithm() -> str:
     algorithm = settings.ACCESS_TOKEN_ALGORITHM
     if algorithm not in SUPPORTED_ALGORITHMS:
         raise ImproperlyConfigured(
-            f"ACCESS_TOKEN_ALGORITHM must be one of {', '.join(SUPPORTED_ALGORITHMS)}.")
+            f"ACCESS_TOKEN_ALGORITHM must be one of {', '.join(SUPPORTED_ALGORITHMS)}."
+        )
     return algorithm
 
 
@@ -172,17 +176,22 @@ def _ensure_current_key() -> None:
             key.save()
     except IntegrityError:
         return  # another process created it first; use theirs
-    log.warning("no access-token signing key existed; generated one "
-                "(run `manage.py rotate_signing_key` to manage keys explicitly)",
-                extra={"kid": key.kid, "algorithm": key.algorithm})
+    log.warning(
+        "no access-token signing key existed; generated one "
+        "(run `manage.py rotate_signing_key` to manage keys explicitly)",
+        extra={"kid": key.kid, "algorithm": key.algorithm},
+    )
 
 
 # --- process cache ---------------------------------------------------------------------------
 
 
 def _fingerprint() -> tuple[tuple[str, str], ...]:
-    return tuple(SigningKey.objects.filter(state__in=_LIVE_STATES)
-                 .order_by("kid").values_list("kid", "state"))
+    return tuple(
+        SigningKey.objects.filter(state__in=_LIVE_STATES)
+        .order_by("kid")
+        .values_list("kid", "state")
+    )
 
 
 def _parse_public(row: SigningKey) -> Any:
@@ -195,10 +204,13 @@ def _load_private_key(row: SigningKey) -> Any | None:
     """The parsed private key, or ``None`` (logged): verification and the JWKS keep working."""
     try:
         return serialization.load_pem_private_key(
-            decrypt_private_key(row.private_key_encrypted), password=None)
+            decrypt_private_key(row.private_key_encrypted), password=None
+        )
     except (SigningKeyUnavailable, ValueError) as exc:
-        log.error("current signing key unusable; no access tokens can be issued",
-                  extra={"kid": row.kid, "error": str(exc)})
+        log.error(
+            "current signing key unusable; no access tokens can be issued",
+            extra={"kid": row.kid, "error": str(exc)},
+        )
         return None
 
 
@@ -222,7 +234,8 @@ class _SigningKeys:
         current = self._current_row()
         if current is None or current.private_key is None:
             raise SigningKeyUnavailable(
-                "The current signing key is missing or cannot be decrypted; see the logs.")
+                "The current signing key is missing or cannot be decrypted; see the logs."
+            )
         return current
 
     def published(self) -> list[LoadedKey]:

@@ -59,7 +59,8 @@ class RefreshFamily(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="refresh_families")
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="refresh_families"
+    )
     # Authentication methods of the login that started the session (RFC 8176), carried into
     # every access token rotated from it.
     amr = models.JSONField(default=list)
@@ -69,8 +70,11 @@ class RefreshFamily(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["user"], name="tokens_family_live_user_idx",
-                         condition=models.Q(revoked_at__isnull=True)),
+            models.Index(
+                fields=["user"],
+                name="tokens_family_live_user_idx",
+                condition=models.Q(revoked_at__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -90,7 +94,8 @@ class RefreshToken(models.Model):
 
     family = models.ForeignKey(RefreshFamily, on_delete=models.CASCADE, related_name="tokens")
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="refresh_tokens")
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="refresh_tokens"
+    )
     token_hash = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
@@ -109,9 +114,11 @@ class AccessTokenRecord(models.Model):
 
     jti = models.CharField(max_length=64, primary_key=True)
     family = models.ForeignKey(
-        RefreshFamily, on_delete=models.CASCADE, related_name="access_tokens")
+        RefreshFamily, on_delete=models.CASCADE, related_name="access_tokens"
+    )
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="access_tokens")
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="access_tokens"
+    )
     issued_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     revoked_at = models.DateTimeField(null=True, blank=True)
@@ -133,8 +140,11 @@ class TokenNotBefore(models.Model):
     """
 
     user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True,
-        related_name="token_not_before")
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="token_not_before",
+    )
     not_before = models.DateTimeField()
 
     def __str__(self) -> str:

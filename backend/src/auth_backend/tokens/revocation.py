@@ -65,7 +65,8 @@ def _client() -> redis.Redis:
         if client is None:
             timeout = max(timeout_ms, 1) / 1000
             client = redis.Redis.from_url(
-                url, socket_connect_timeout=timeout, socket_timeout=timeout)
+                url, socket_connect_timeout=timeout, socket_timeout=timeout
+            )
             _clients[(url, timeout_ms)] = client
         return client
 
@@ -101,18 +102,34 @@ def publish(revocation: Revocation) -> bool:
             for jti in revocation.jtis:
                 pipe.set(revoked_jti_key(jti), "1", ex=ttl)
         if revocation.not_before is not None:
-            pipe.set(f"{prefix}:nbf:{revocation.sub}", str(revocation.not_before),
-                     ex=max(settings.ACCESS_TOKEN_TTL_SECONDS, 1))
-        pipe.publish(settings.REVOCATIONS_CHANNEL,
-                     json.dumps(revocation.as_message(), separators=(",", ":")))
+            pipe.set(
+                f"{prefix}:nbf:{revocation.sub}",
+                str(revocation.not_before),
+                ex=max(settings.ACCESS_TOKEN_TTL_SECONDS, 1),
+            )
+        pipe.publish(
+            settings.REVOCATIONS_CHANNEL, json.dumps(revocation.as_message(), separators=(",", ":"))
+        )
         pipe.execute()
     except (redis.RedisError, OSError) as exc:
-        log.warning("revocation not published to Redis (database state still applies)",
-                    extra={"sub": revocation.sub, "reason": revocation.reason,
-                           "jti_count": len(revocation.jtis), "error": type(exc).__name__})
+        log.warning(
+            "revocation not published to Redis (database state still applies)",
+            extra={
+                "sub": revocation.sub,
+                "reason": revocation.reason,
+                "jti_count": len(revocation.jtis),
+                "error": type(exc).__name__,
+            },
+        )
         return False
-    log.info("revocation published", extra={
-        "sub": revocation.sub, "reason": revocation.reason, "jti_count": len(revocation.jtis)})
+    log.info(
+        "revocation published",
+        extra={
+            "sub": revocation.sub,
+            "reason": revocation.reason,
+            "jti_count": len(revocation.jtis),
+        },
+    )
     return True
 
 

@@ -24,8 +24,9 @@ def access_token_record(jti: str) -> AccessTokenRecord | None:
 
 
 def user_not_before(user_id: uuid.UUID | str) -> datetime | None:
-    return TokenNotBefore.objects.filter(user_id=user_id).values_list(
-        "not_before", flat=True).first()
+    return (
+        TokenNotBefore.objects.filter(user_id=user_id).values_list("not_before", flat=True).first()
+    )
 
 
 def live_families_of(user_id: uuid.UUID | str) -> list[RefreshFamily]:
@@ -40,13 +41,18 @@ def active_session_count() -> int:
     revoked too, the family condition is only belt and braces.
     """
     return RefreshToken.objects.filter(
-        used_at__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now(),
+        used_at__isnull=True,
+        revoked_at__isnull=True,
+        expires_at__gt=timezone.now(),
         family__revoked_at__isnull=True,
     ).count()
 
 
 def unexpired_access_tokens(family_ids: list[uuid.UUID]) -> list[tuple[str, datetime]]:
     """``(jti, expires_at)`` of the families' access tokens that have not expired yet."""
-    return list(AccessTokenRecord.objects.filter(
-        family_id__in=family_ids, expires_at__gt=timezone.now(),
-    ).values_list("jti", "expires_at"))
+    return list(
+        AccessTokenRecord.objects.filter(
+            family_id__in=family_ids,
+            expires_at__gt=timezone.now(),
+        ).values_list("jti", "expires_at")
+    )

@@ -14,10 +14,13 @@ class RefreshRequestSerializer(serializers.Serializer):
 
 class LogoutRequestSerializer(serializers.Serializer):
     refresh_token = serializers.CharField(
-        max_length=MAX_REFRESH_TOKEN_LENGTH, required=False, trim_whitespace=True,
+        max_length=MAX_REFRESH_TOKEN_LENGTH,
+        required=False,
+        trim_whitespace=True,
         help_text="The session's refresh token. Optional when the request carries the "
-                  "gateway's identity assertion: then the session of the access token used "
-                  "is ended.")
+        "gateway's identity assertion: then the session of the access token used "
+        "is ended.",
+    )
 
 
 class GoogleLoginRequestSerializer(serializers.Serializer):

@@ -219,36 +219,50 @@ def _issue_access_token(user: User, family: RefreshFamily) -> tuple[str, int]:
         "token_use": TOKEN_USE_ACCESS,
         "amr": list(family.amr),
     }
-    token = jwt.encode(claims, key.private_key, algorithm=key.algorithm,
-                       headers={"kid": key.kid})
+    token = jwt.encode(claims, key.private_key, algorithm=key.algorithm, headers={"kid": key.kid})
     AccessTokenRecord.objects.create(
-        jti=jti, family=family, user=user,
-        issued_at=_from_epoch(iat), expires_at=_from_epoch(iat + ttl))
+        jti=jti,
+        family=family,
+        user=user,
+        issued_at=_from_epoch(iat),
+        expires_at=_from_epoch(iat + ttl),
+    )
     return token, ttl
 
 
-def _revoke_families(families: Sequence[RefreshFamily], *, user_id: Any, reason: str,
-                     now: datetime, not_before: datetime | None = None) -> None:
+def _revoke_families(
+    families: Sequence[RefreshFamily],
+    *,
+    user_id: Any,
+    reason: str,
+    now: datetime,
+    not_before: datetime | None = None,
+) -> None:
     """Revoke families (caller holds their locks) and announce it after commit."""
     family_ids = [family.pk for family in families]
     if family_ids:
         RefreshFamily.objects.filter(pk__in=family_ids, revoked_at__isnull=True).update(
-            revoked_at=now, revoke_reason=reason)
+            revoked_at=now, revoke_reason=reason
+        )
         RefreshToken.objects.filter(family_id__in=family_ids, revoked_at__isnull=True).update(
-            revoked_at=now)
+            revoked_at=now
+        )
     live_access = unexpired_access_tokens(family_ids) if family_ids else []
     if live_access:
         AccessTokenRecord.objects.filter(
-            pk__in=[jti for jti, _ in live_access], revoked_at__isnull=True,
+            pk__in=[jti for jti, _ in live_access],
+            revoked_at__isnull=True,
         ).update(revoked_at=now)
-    revocations.publish_on_commit(revocations.Revocation(
-        sub=str(user_id),
-        reason=reason,
-        jtis=tuple(jti for jti, _ in live_access),
-        exp=max((_epoch(exp) for _, exp in live_access), default=None),
-        not_before=_epoch(not_before) if not_before is not None else None,
-        sids=tuple(str(family_id) for family_id in family_ids),
-    ))
+    revocations.publish_on_commit(
+        revocations.Revocation(
+            sub=str(user_id),
+            reason=reason,
+            jtis=tuple(jti for jti, _ in live_access),
+            exp=max((_epoch(exp) for _, exp in live_access), default=None),
+            not_before=_epoch(not_before) if not_before is not None else None,
+            sids=tuple(str(family_id) for family_id in family_ids),
+        )
+    )
 
 
 def _lock_family(family_id: uuid.UUID) -> RefreshFamily:
@@ -263,15 +277,16 @@ def issue_token_pair(user: User, *, amr: Sequence[str] = ("pwd",)) -> TokenPair:
 
     Callers have already authenticated ``user`` (password, 2FA, Google); ``amr`` records how.
     """
-    with (tracing.span("tokens.issue", {"tokens.grant": "login", "auth.amr": list(amr)}),
-          transaction.atomic()):
+    with (
+        tracing.span("tokens.issue", {"tokens.grant": "login", "auth.amr": list(amr)}),
+        transaction.atomic(),
+    ):
         now = timezone.now()
         family = RefreshFamily.objects.create(user=user, amr=list(amr), created_at=now)
         refresh_token = _new_refresh_token(family, now)
         access_token, expires_in = _issue_access_token(user, family)
     _count_issued_pair()
-    return TokenPair(access_token=access_token, refresh_token=refresh_token,
-                     expires_in=expires_in)
+    return TokenPair(access_token=access_token, refresh_token=refresh_token, expires_in=expires_in)
 
 
 def _count_issued_pair() -> None:
@@ -326,8 +341,7 @@ def _rotate_refresh_token(raw_refresh_token: str) -> TokenPair:
             raise InvalidRefreshToken()
         if token.used_at is not None:
             # Committed below, *then* raised: the revocation must survive the error.
-            _revoke_families([family], user_id=family.user_id, reason=RevokeReason.REUSE,
-                             now=now)
+            _revoke_families([family], user_id=family.user_id, reason=RevokeReason.REUSE, now=now)
             outcome = RevokeReason.REUSE
         else:
             if token.expires_at <= now:
@@ -338,25 +352,26 @@ def _rotate_refresh_token(raw_refresh_token: str) -> TokenPair:
             cutoff = user_not_before(user.pk)
             if cutoff is not None and family.created_at < cutoff:
                 # Started before a "sign out everywhere" but committed after it: dead too.
-                _revoke_families([family], user_id=user.pk, reason=RevokeReason.CUTOFF,
-                                 now=now)
+                _revoke_families([family], user_id=user.pk, reason=RevokeReason.CUTOFF, now=now)
                 outcome = RevokeReason.CUTOFF
             else:
                 token.used_at = now
                 token.save(update_fields=["used_at"])
-                with tracing.span("tokens.issue", {"tokens.grant": "refresh_token",
-                                                   "auth.amr": list(family.amr)}):
+                with tracing.span(
+                    "tokens.issue", {"tokens.grant": "refresh_token", "auth.amr": list(family.amr)}
+                ):
                     refresh_token = _new_refresh_token(family, now)
                     access_token, expires_in = _issue_access_token(user, family)
                 outcome = ""
     if outcome == RevokeReason.REUSE:
-        log.warning("refresh token reuse detected; session revoked",
-                    extra={"sub": str(family.user_id), "sid": str(family.pk)})
+        log.warning(
+            "refresh token reuse detected; session revoked",
+            extra={"sub": str(family.user_id), "sid": str(family.pk)},
+        )
     if outcome:
         tracing.set_attributes({"tokens.revoked": outcome})
         raise _RefreshRevoked(outcome)
-    return TokenPair(access_token=access_token, refresh_token=refresh_token,
-                     expires_in=expires_in)
+    return TokenPair(access_token=access_token, refresh_token=refresh_token, expires_in=expires_in)
 
 
 def revoke_family_of(raw_refresh_token: str, *, reason: str) -> None:
@@ -372,8 +387,9 @@ def revoke_all_for_user(user: User, *, reason: str) -> None:
     """
     with transaction.atomic():
         now = timezone.now()
-        families = list(RefreshFamily.objects.select_for_update().filter(
-            user=user, revoked_at__isnull=True))
+        families = list(
+            RefreshFamily.objects.select_for_update().filter(user=user, revoked_at__isnull=True)
+        )
         TokenNotBefore.objects.update_or_create(user=user, defaults={"not_before": now})
         _revoke_families(families, user_id=user.pk, reason=reason, now=now, not_before=now)
 
@@ -468,8 +484,7 @@ def validate_access_token(token: str) -> AccessClaims:
     if record.revoked_at is not None or record.family.is_revoked:
         raise InvalidAccessToken("revoked")
     cutoff = user_not_before(record.user_id)
-    if cutoff is not None and (
-            claims["iat"] < _epoch(cutoff) or record.family.created_at < cutoff):
+    if cutoff is not None and (claims["iat"] < _epoch(cutoff) or record.family.created_at < cutoff):
         raise InvalidAccessToken("revoked")
     user = active_user_by_id(claims["sub"])
     if user is None:
@@ -498,7 +513,9 @@ def purge_expired_tokens(*, grace_days: int = 7) -> dict[str, int]:
     with transaction.atomic():
         access, _ = AccessTokenRecord.objects.filter(expires_at__lt=cutoff).delete()
         refresh, _ = RefreshToken.objects.filter(
-            Q(expires_at__lt=cutoff) | Q(family__revoked_at__lt=cutoff)).delete()
+            Q(expires_at__lt=cutoff) | Q(family__revoked_at__lt=cutoff)
+        ).delete()
         families, _ = RefreshFamily.objects.filter(
-            created_at__lt=cutoff, tokens__isnull=True, access_tokens__isnull=True).delete()
+            created_at__lt=cutoff, tokens__isnull=True, access_tokens__isnull=True
+        ).delete()
     return {"access_tokens": access, "refresh_tokens": refresh, "sessions": families}

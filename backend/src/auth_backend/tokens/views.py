@@ -52,9 +52,9 @@ class TokenRefreshView(_PublicView):
         operation_id="token_refresh",
         summary="Rotate a refresh token",
         description="Exchanges a refresh token for a new access + refresh token pair. The "
-                    "presented token stops working. Presenting an already rotated token is "
-                    "treated as theft: the whole session is revoked. Errors: 401 "
-                    "`invalid_refresh_token` (unknown, expired, used or revoked).",
+        "presented token stops working. Presenting an already rotated token is "
+        "treated as theft: the whole session is revoked. Errors: 401 "
+        "`invalid_refresh_token` (unknown, expired, used or revoked).",
         request=RefreshRequestSerializer,
         responses={
             200: TokenPairSerializer,
@@ -79,10 +79,10 @@ class LogoutView(APIView):
         operation_id="logout",
         summary="End a session",
         description="Revokes the session (refresh family) of the given refresh token, and "
-                    "announces its access tokens as revoked to the edge. Without a refresh "
-                    "token, ends the session of the access token the gateway validated. "
-                    "Always 204 for a well-formed request, whether or not the token was "
-                    "known or already revoked.",
+        "announces its access tokens as revoked to the edge. Without a refresh "
+        "token, ends the session of the access token the gateway validated. "
+        "Always 204 for a well-formed request, whether or not the token was "
+        "known or already revoked.",
         request=LogoutRequestSerializer,
         responses={
             204: OpenApiResponse(description="Session ended, or nothing to end."),
@@ -97,8 +97,9 @@ class LogoutView(APIView):
         identity = request.auth if isinstance(request.auth, GatewayIdentity) else None
         if refresh_token is None and identity is None:
             raise ValidationError({"refresh_token": ["This field is required."]})
-        services.logout(refresh_token=refresh_token,
-                        access_token_id=identity.token_id if identity else None)
+        services.logout(
+            refresh_token=refresh_token, access_token_id=identity.token_id if identity else None
+        )
         return _no_store(Response(status=status.HTTP_204_NO_CONTENT))
 
 
@@ -107,8 +108,8 @@ class JwksView(_PublicView):
         operation_id="jwks",
         summary="Access-token signing keys (JWKS)",
         description="The public keys that verify access tokens: the current key and the "
-                    "previous one (kept for tokens signed before the last rotation). "
-                    "Cacheable; refetch on an unknown `kid`.",
+        "previous one (kept for tokens signed before the last rotation). "
+        "Cacheable; refetch on an unknown `kid`.",
         responses={200: JwksSerializer},
         tags=["tokens"],
     )
@@ -123,11 +124,11 @@ class GoogleLoginView(_PublicView):
         operation_id="google_login",
         summary="Sign in with a Google ID token",
         description="Verifies the Google ID token, links it to an account (by Google "
-                    "subject, then by verified email) or creates one, and answers like "
-                    "`POST login`: a token pair, or a 2FA challenge when the account has "
-                    "two-factor authentication. 503 `google_login_unavailable` means no "
-                    "client id is configured; 503 `google_unavailable` that Google's keys "
-                    "could not be fetched.",
+        "subject, then by verified email) or creates one, and answers like "
+        "`POST login`: a token pair, or a 2FA challenge when the account has "
+        "two-factor authentication. 503 `google_login_unavailable` means no "
+        "client id is configured; 503 `google_unavailable` that Google's keys "
+        "could not be fetched.",
         request=GoogleLoginRequestSerializer,
         responses={
             200: PolymorphicProxySerializer(

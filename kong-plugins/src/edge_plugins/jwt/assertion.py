@@ -84,8 +84,9 @@ def _load_private_key(pem: bytes) -> tuple[Any, str, dict[str, Any]]:
     try:
         key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError) as exc:
-        raise SigningKeyError(f"not an unencrypted PEM private key ({type(exc).__name__})") \
-            from None
+        raise SigningKeyError(
+            f"not an unencrypted PEM private key ({type(exc).__name__})"
+        ) from None
     if isinstance(key, ed25519.Ed25519PrivateKey):
         algorithm, jwk = "EdDSA", OKPAlgorithm.to_jwk(key.public_key(), as_dict=True)
     elif isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
@@ -133,11 +134,13 @@ class AssertionSigner:
                 mode = path.stat().st_mode
             except OSError as exc:
                 raise SigningKeyError(
-                    f"cannot read assertion signing key {self.key_file}: "
-                    f"{type(exc).__name__}") from None
+                    f"cannot read assertion signing key {self.key_file}: {type(exc).__name__}"
+                ) from None
             if mode & (stat.S_IRWXG | stat.S_IRWXO):
-                log.warning("assertion signing key %s is accessible by group/others; "
-                            "chmod 600 it", self.key_file)
+                log.warning(
+                    "assertion signing key %s is accessible by group/others; chmod 600 it",
+                    self.key_file,
+                )
             key, algorithm, public = _load_private_key(pem)
             self._algorithm, self._public_jwk = algorithm, public
             self._key = key
@@ -158,20 +161,31 @@ class AssertionSigner:
         self.load()
         return {"keys": [dict(self._public_jwk)]}
 
-    def sign(self, claims: Mapping[str, Any], audience: str, *, request: RequestBinding,
-             now: float | None = None) -> str:
+    def sign(
+        self,
+        claims: Mapping[str, Any],
+        audience: str,
+        *,
+        request: RequestBinding,
+        now: float | None = None,
+    ) -> str:
         """The assertion for a verified user token's ``claims``, addressed to ``audience``
         and bound to ``request`` (a fresh ``assertion_id`` every call)."""
         self.load()
         now = self._clock() if now is None else now
         payload = self._payload(claims, audience, request, now)
-        token = jwt.encode(payload, self._key, algorithm=self._algorithm,
-                           headers={"kid": self._public_jwk["kid"], "typ": "JWT"})
+        token = jwt.encode(
+            payload,
+            self._key,
+            algorithm=self._algorithm,
+            headers={"kid": self._public_jwk["kid"], "typ": "JWT"},
+        )
         self.sign_count += 1
         return token
 
-    def _payload(self, claims: Mapping[str, Any], audience: str, request: RequestBinding,
-                 now: float) -> dict[str, Any]:
+    def _payload(
+        self, claims: Mapping[str, Any], audience: str, request: RequestBinding, now: float
+    ) -> dict[str, Any]:
         iat = int(now)
         token_exp = int(claims["exp"])
         # Never outlive the user token; but a token accepted within the leeway after its
@@ -219,9 +233,13 @@ def _write_public(path: Path, jwks: Mapping[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def generate_signing_key(private_path: str | os.PathLike[str],
-                         public_jwks_path: str | os.PathLike[str], *,
-                         algorithm: str = "EdDSA", overwrite: bool = False) -> str:
+def generate_signing_key(
+    private_path: str | os.PathLike[str],
+    public_jwks_path: str | os.PathLike[str],
+    *,
+    algorithm: str = "EdDSA",
+    overwrite: bool = False,
+) -> str:
     """Create an assertion key pair: private PEM (0600) + public JWKS; returns the ``kid``.
 
     Refuses to replace an existing private key unless ``overwrite``: replacing it silently
@@ -236,17 +254,21 @@ def generate_signing_key(private_path: str | os.PathLike[str],
         key = ec.generate_private_key(ec.SECP256R1())
     else:
         raise ValueError(f"algorithm must be one of {', '.join(SIGNING_ALGORITHMS)}")
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     _, _, public = _load_private_key(pem)
     _write_private(private, pem)
     _write_public(Path(public_jwks_path), {"keys": [public]})
     return str(public["kid"])
 
 
-def ensure_signing_key(private_path: str | os.PathLike[str],
-                       public_jwks_path: str | os.PathLike[str], *,
-                       algorithm: str = "EdDSA") -> str:
+def ensure_signing_key(
+    private_path: str | os.PathLike[str],
+    public_jwks_path: str | os.PathLike[str],
+    *,
+    algorithm: str = "EdDSA",
+) -> str:
     """Generate the key pair if the private key is missing; always (re)write the JWKS."""
     private = Path(private_path)
     if not private.exists():
@@ -263,15 +285,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("public_jwks")
     parser.add_argument("--alg", default="EdDSA", choices=SIGNING_ALGORITHMS)
     parser.add_argument("--force", action="store_true", help="replace an existing key")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep an existing key; only rewrite its public JWKS")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep an existing key; only rewrite its public JWKS"
+    )
     args = parser.parse_args(argv)
     try:
         if args.keep:
             kid = ensure_signing_key(args.private_pem, args.public_jwks, algorithm=args.alg)
         else:
-            kid = generate_signing_key(args.private_pem, args.public_jwks,
-                                       algorithm=args.alg, overwrite=args.force)
+            kid = generate_signing_key(
+                args.private_pem, args.public_jwks, algorithm=args.alg, overwrite=args.force
+            )
     except (FileExistsError, SigningKeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

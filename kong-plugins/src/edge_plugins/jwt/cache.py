@@ -56,8 +56,7 @@ class VerifiedTokenCache:
         metrics.record_cache_hit("token")
         return claims
 
-    def put(self, digest: bytes, claims: Mapping[str, Any], expires_at: float,
-            now: float) -> None:
+    def put(self, digest: bytes, claims: Mapping[str, Any], expires_at: float, now: float) -> None:
         """Remember verified claims until ``expires_at`` (the token's ``exp``)."""
         if expires_at <= now:
             return

@@ -24,10 +24,20 @@ from typing import Any
 from edge_plugins.jwt.errors import ConfigError
 from edge_plugins.jwt.jwks import InvalidKey, static_keys
 
-ASYMMETRIC_ALGORITHMS = frozenset({
-    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
-    "ES256", "ES384", "ES512", "EdDSA",
-})
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {
+        "RS256",
+        "RS384",
+        "RS512",
+        "PS256",
+        "PS384",
+        "PS512",
+        "ES256",
+        "ES384",
+        "ES512",
+        "EdDSA",
+    }
+)
 SYMMETRIC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 SUPPORTED_ALGORITHMS = ASYMMETRIC_ALGORITHMS | SYMMETRIC_ALGORITHMS
 
@@ -114,8 +124,11 @@ class JwtConfig:
         assertion_audience = _optional_str(conf, "assertion_audience")
         if assertion_audience is None:
             raise ConfigError("assertion_audience (the upstream service name) is required")
-        key_file = (_optional_str(conf, "assertion_signing_key_file")
-                    or _optional_str(conf, "assertion_signing_key") or DEFAULT_SIGNING_KEY_FILE)
+        key_file = (
+            _optional_str(conf, "assertion_signing_key_file")
+            or _optional_str(conf, "assertion_signing_key")
+            or DEFAULT_SIGNING_KEY_FILE
+        )
         realm = _optional_str(conf, "realm") or DEFAULT_REALM
         if any(ch in realm for ch in '"\\') or not realm.isprintable():
             raise ConfigError("realm may not contain quotes, backslashes or control characters")
@@ -124,8 +137,9 @@ class JwtConfig:
             issuer=issuer,
             audiences=audiences,
             algorithms=algorithms,
-            leeway_seconds=_int(conf, "leeway_seconds", DEFAULT_LEEWAY_SECONDS,
-                                0, MAX_LEEWAY_SECONDS),
+            leeway_seconds=_int(
+                conf, "leeway_seconds", DEFAULT_LEEWAY_SECONDS, 0, MAX_LEEWAY_SECONDS
+            ),
             max_lifetime_seconds=_optional_int(conf, "max_lifetime_seconds", 1, 366 * 86400),
             required_claims=_strings(conf, "required_claims"),
             jwks_uri=jwks_uri,
@@ -143,26 +157,46 @@ class JwtConfig:
             assertion_audience=assertion_audience,
             assertion_issuer=_optional_str(conf, "assertion_issuer") or DEFAULT_ASSERTION_ISSUER,
             assertion_signing_key_file=key_file,
-            assertion_ttl_seconds=_int(conf, "assertion_ttl_seconds",
-                                       DEFAULT_ASSERTION_TTL_SECONDS, 1,
-                                       MAX_ASSERTION_TTL_SECONDS),
+            assertion_ttl_seconds=_int(
+                conf,
+                "assertion_ttl_seconds",
+                DEFAULT_ASSERTION_TTL_SECONDS,
+                1,
+                MAX_ASSERTION_TTL_SECONDS,
+            ),
             revocation_redis_url=_optional_str(conf, "revocation_redis_url"),
-            revocation_channel=(_optional_str(conf, "revocation_channel")
-                                or DEFAULT_REVOCATION_CHANNEL),
+            revocation_channel=(
+                _optional_str(conf, "revocation_channel") or DEFAULT_REVOCATION_CHANNEL
+            ),
             failure_policy=_choice(conf, "failure_policy", FAILURE_POLICIES, "closed"),
-            max_token_bytes=_int(conf, "max_token_bytes", DEFAULT_MAX_TOKEN_BYTES,
-                                 MIN_MAX_TOKEN_BYTES, MAX_MAX_TOKEN_BYTES),
+            max_token_bytes=_int(
+                conf,
+                "max_token_bytes",
+                DEFAULT_MAX_TOKEN_BYTES,
+                MIN_MAX_TOKEN_BYTES,
+                MAX_MAX_TOKEN_BYTES,
+            ),
             realm=realm,
-            revocation_key_prefix=(_optional_str(conf, "revocation_key_prefix")
-                                   or DEFAULT_REVOCATION_KEY_PREFIX),
-            jwks_refetch_interval_seconds=_int(conf, "jwks_refetch_interval_seconds",
-                                               DEFAULT_JWKS_REFETCH_INTERVAL_SECONDS, 1, 3600),
+            revocation_key_prefix=(
+                _optional_str(conf, "revocation_key_prefix") or DEFAULT_REVOCATION_KEY_PREFIX
+            ),
+            jwks_refetch_interval_seconds=_int(
+                conf,
+                "jwks_refetch_interval_seconds",
+                DEFAULT_JWKS_REFETCH_INTERVAL_SECONDS,
+                1,
+                3600,
+            ),
         )
 
     def __hash__(self) -> int:
         """Hashable despite the inline JWKS dict (hashed through its canonical JSON)."""
-        return hash(tuple(self.jwks_json if name == "jwks" else getattr(self, name)
-                          for name in self.__dataclass_fields__))
+        return hash(
+            tuple(
+                self.jwks_json if name == "jwks" else getattr(self, name)
+                for name in self.__dataclass_fields__
+            )
+        )
 
     @property
     def jwks_json(self) -> str | None:
@@ -273,15 +307,21 @@ def _inline_jwks(value: Any) -> dict[str, Any] | None:
     return {"keys": [dict(k) for k in keys]}
 
 
-def _check_symmetric(algorithms: tuple[str, ...], *, jwks_uri: str | None,
-                     jwks: dict[str, Any] | None, pems: tuple[str, ...]) -> None:
+def _check_symmetric(
+    algorithms: tuple[str, ...],
+    *,
+    jwks_uri: str | None,
+    jwks: dict[str, Any] | None,
+    pems: tuple[str, ...],
+) -> None:
     symmetric = [a for a in algorithms if a in SYMMETRIC_ALGORITHMS]
     if not symmetric:
         return
     if len(symmetric) != len(algorithms):
         raise ConfigError("HS* algorithms cannot be mixed with asymmetric ones")
     if jwks_uri is not None or pems:
-        raise ConfigError("HS* algorithms are refused with public keys or a remote JWKS "
-                          "(algorithm confusion)")
+        raise ConfigError(
+            "HS* algorithms are refused with public keys or a remote JWKS (algorithm confusion)"
+        )
     if jwks is None or any(k.get("kty") != "oct" for k in jwks["keys"]):
         raise ConfigError("HS* algorithms need inline 'oct' keys only")

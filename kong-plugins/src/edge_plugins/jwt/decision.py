@@ -84,8 +84,9 @@ def header_lines(headers: Mapping[str, Any]) -> int:
     return sum(len(v) if isinstance(v, list | tuple) else 1 for v in headers.values())
 
 
-def too_many_header_lines(headers: Mapping[str, Any],
-                          clear: tuple[str, ...] = ()) -> Verdict | None:
+def too_many_header_lines(
+    headers: Mapping[str, Any], clear: tuple[str, ...] = ()
+) -> Verdict | None:
     """Fail closed when the map may be truncated: it holds the most lines Kong hands out.
 
     The plugin cannot see past line :data:`MAX_VISIBLE_HEADER_LINES`, where a client could
@@ -97,14 +98,18 @@ def too_many_header_lines(headers: Mapping[str, Any],
     """
     if header_lines(headers) < MAX_VISIBLE_HEADER_LINES:
         return None
-    return Verdict(431, clear_headers=clear, message=TOO_MANY_HEADERS_MESSAGE,
-                   reason="too_many_headers")
+    return Verdict(
+        431, clear_headers=clear, message=TOO_MANY_HEADERS_MESSAGE, reason="too_many_headers"
+    )
 
 
 def is_preflight(method: str, headers: Mapping[str, Any]) -> bool:
     """A CORS preflight: ``OPTIONS`` with ``Origin`` and ``Access-Control-Request-Method``."""
-    return (method.upper() == "OPTIONS" and bool(headers.get("origin"))
-            and bool(headers.get("access-control-request-method")))
+    return (
+        method.upper() == "OPTIONS"
+        and bool(headers.get("origin"))
+        and bool(headers.get("access-control-request-method"))
+    )
 
 
 def decide(
@@ -130,9 +135,19 @@ def decide(
     itself: the caller must not count the verdict again.
     """
     clear = tuple(spoofable_header_names(headers.keys()))
-    verdict = _decide(config, method=method, headers=headers, query=query, keys=keys,
-                      revocations=revocations, signer=signer, cache=cache, now=now,
-                      request_target=request_target, clear=clear)
+    verdict = _decide(
+        config,
+        method=method,
+        headers=headers,
+        query=query,
+        keys=keys,
+        revocations=revocations,
+        signer=signer,
+        cache=cache,
+        now=now,
+        request_target=request_target,
+        clear=clear,
+    )
     metrics.record_validation(_result(verdict), verdict.reason)
     return verdict
 
@@ -145,10 +160,20 @@ def _result(verdict: Verdict) -> str:
     return "failed_open" if verdict.reason.endswith("_unavailable") else "anonymous"
 
 
-def _decide(config: JwtConfig, *, method: str, headers: Mapping[str, Any], query: str,
-            keys: KeySource, revocations: RevocationView, signer: AssertionSigner,
-            cache: VerifiedTokenCache, now: float,
-            request_target: Callable[[], RequestBinding], clear: tuple[str, ...]) -> Verdict:
+def _decide(
+    config: JwtConfig,
+    *,
+    method: str,
+    headers: Mapping[str, Any],
+    query: str,
+    keys: KeySource,
+    revocations: RevocationView,
+    signer: AssertionSigner,
+    cache: VerifiedTokenCache,
+    now: float,
+    request_target: Callable[[], RequestBinding],
+    clear: tuple[str, ...],
+) -> Verdict:
     truncated = too_many_header_lines(headers, clear)
     if truncated is not None:
         return truncated
@@ -161,8 +186,13 @@ def _decide(config: JwtConfig, *, method: str, headers: Mapping[str, Any], query
     if token is None:
         if config.optional:
             return Verdict(200, clear_headers=clear, reason="anonymous")
-        return Verdict(401, clear_headers=clear, message=MESSAGES[None], reason="missing",
-                       response_headers={"WWW-Authenticate": www_authenticate(config.realm)})
+        return Verdict(
+            401,
+            clear_headers=clear,
+            message=MESSAGES[None],
+            reason="missing",
+            response_headers={"WWW-Authenticate": www_authenticate(config.realm)},
+        )
     if len(token) > config.max_token_bytes:
         return _unauthorized(config, clear, TokenRejected("oversized"))
 
@@ -186,9 +216,13 @@ def _decide(config: JwtConfig, *, method: str, headers: Mapping[str, Any], query
         authorize(config, claims)
     except InsufficientScope as exc:
         error = BearerError.INSUFFICIENT_SCOPE
-        return Verdict(403, clear_headers=clear, message=MESSAGES[error], reason=exc.reason,
-                       response_headers={"WWW-Authenticate": www_authenticate(config.realm,
-                                                                               error)})
+        return Verdict(
+            403,
+            clear_headers=clear,
+            message=MESSAGES[error],
+            reason=exc.reason,
+            response_headers={"WWW-Authenticate": www_authenticate(config.realm, error)},
+        )
     identity = Identity.from_claims(claims)
     target = request_target()
     try:
@@ -196,20 +230,35 @@ def _decide(config: JwtConfig, *, method: str, headers: Mapping[str, Any], query
     except SigningKeyError as exc:
         log.error("identity assertion cannot be signed: %s", exc)
         return _unavailable(config, clear, SIGNER_RETRY_AFTER_SECONDS, "signer_unavailable")
-    return Verdict(200, upstream_headers=identity.upstream_headers(assertion),
-                   clear_headers=clear, subject=identity.subject, reason="ok")
+    return Verdict(
+        200,
+        upstream_headers=identity.upstream_headers(assertion),
+        clear_headers=clear,
+        subject=identity.subject,
+        reason="ok",
+    )
 
 
 def _unauthorized(config: JwtConfig, clear: tuple[str, ...], exc: TokenRejected) -> Verdict:
-    return Verdict(401, clear_headers=clear, message=MESSAGES[exc.error], reason=exc.reason,
-                   response_headers={"WWW-Authenticate": www_authenticate(config.realm,
-                                                                           exc.error)})
+    return Verdict(
+        401,
+        clear_headers=clear,
+        message=MESSAGES[exc.error],
+        reason=exc.reason,
+        response_headers={"WWW-Authenticate": www_authenticate(config.realm, exc.error)},
+    )
 
 
-def _unavailable(config: JwtConfig, clear: tuple[str, ...], retry_after: int,
-                 reason: str) -> Verdict:
+def _unavailable(
+    config: JwtConfig, clear: tuple[str, ...], retry_after: int, reason: str
+) -> Verdict:
     if config.failure_policy == "open":
         # No identity goes upstream: the backend sees an anonymous request.
         return Verdict(200, clear_headers=clear, reason=reason)
-    return Verdict(503, clear_headers=clear, message=UNAVAILABLE_MESSAGE, reason=reason,
-                   response_headers={"Retry-After": str(max(1, int(retry_after)))})
+    return Verdict(
+        503,
+        clear_headers=clear,
+        message=UNAVAILABLE_MESSAGE,
+        reason=reason,
+        response_headers={"Retry-After": str(max(1, int(retry_after)))},
+    )

@@ -46,8 +46,9 @@ class KeysUnavailable(EdgeJwtError):
     ``retry_after`` is how many seconds until the next fetch attempt, for ``Retry-After``.
     """
 
-    def __init__(self, message: str = "verification keys unavailable", *,
-                 retry_after: int = 5) -> None:
+    def __init__(
+        self, message: str = "verification keys unavailable", *, retry_after: int = 5
+    ) -> None:
         super().__init__(message)
         self.retry_after = max(1, int(retry_after))
 
@@ -67,7 +68,7 @@ class BearerError(enum.StrEnum):
 # One generic description per code: enough for a well-behaved client, nothing for an attacker.
 _DESCRIPTIONS = {
     BearerError.INVALID_REQUEST: "The request carries the access token more than once or "
-                                 "in an unsupported way",
+    "in an unsupported way",
     BearerError.INVALID_TOKEN: "The access token is invalid",
     BearerError.INSUFFICIENT_SCOPE: "The access token does not grant access to this resource",
 }

@@ -125,8 +125,9 @@ def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
     """RFC 7638 JWK thumbprint (SHA-256, base64url without padding)."""
     try:
         members = _THUMBPRINT_MEMBERS[jwk["kty"]]
-        canonical = json.dumps({name: jwk[name] for name in members},
-                               separators=(",", ":"), sort_keys=True)
+        canonical = json.dumps(
+            {name: jwk[name] for name in members}, separators=(",", ":"), sort_keys=True
+        )
     except KeyError as exc:
         raise InvalidKey(f"JWK lacks {exc.args[0]!r}") from None
     digest = hashlib.sha256(canonical.encode("utf-8")).digest()
@@ -179,8 +180,13 @@ def key_from_jwk(jwk: Mapping[str, Any], *, allow_secret: bool = False) -> Verif
     except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError) as exc:
         raise InvalidKey(f"unparsable {jwk.get('kty')} JWK: {type(exc).__name__}") from None
     _check_strength(parsed.key)
-    return VerificationKey(kid=kid, algorithms=algorithms, key=parsed.key,
-                           kty=str(jwk["kty"]), matches_kidless=kid is None)
+    return VerificationKey(
+        kid=kid,
+        algorithms=algorithms,
+        key=parsed.key,
+        kty=str(jwk["kty"]),
+        matches_kidless=kid is None,
+    )
 
 
 def key_from_pem(pem: str) -> VerificationKey:
@@ -202,8 +208,13 @@ def key_from_pem(pem: str) -> VerificationKey:
     else:
         raise InvalidKey(f"unsupported public key type {type(public).__name__}")
     _check_strength(public)
-    return VerificationKey(kid=jwk_thumbprint(jwk), algorithms=_algorithms_for(jwk),
-                           key=public, kty=jwk["kty"], matches_kidless=True)
+    return VerificationKey(
+        kid=jwk_thumbprint(jwk),
+        algorithms=_algorithms_for(jwk),
+        key=public,
+        kty=jwk["kty"],
+        matches_kidless=True,
+    )
 
 
 def _check_strength(key: Any) -> None:
@@ -211,8 +222,9 @@ def _check_strength(key: Any) -> None:
         raise InvalidKey(f"RSA key shorter than {MIN_RSA_BITS} bits")
 
 
-def keys_from_jwks(document: Any, *, allow_secret: bool = False,
-                   strict: bool = False) -> list[VerificationKey]:
+def keys_from_jwks(
+    document: Any, *, allow_secret: bool = False, strict: bool = False
+) -> list[VerificationKey]:
     """The usable keys of a JWKS document; bad keys are skipped (or raise when ``strict``)."""
     if not isinstance(document, Mapping) or not isinstance(document.get("keys"), list):
         raise InvalidKey("a JWKS must be an object with a 'keys' array")
@@ -223,13 +235,17 @@ def keys_from_jwks(document: Any, *, allow_secret: bool = False,
         except InvalidKey as exc:
             if strict:
                 raise
-            log.warning("JWKS key skipped (kid %r): %s",
-                        jwk.get("kid") if isinstance(jwk, Mapping) else None, exc)
+            log.warning(
+                "JWKS key skipped (kid %r): %s",
+                jwk.get("kid") if isinstance(jwk, Mapping) else None,
+                exc,
+            )
     return keys
 
 
-def static_keys(jwks: Mapping[str, Any] | None,
-                pems: Iterable[str] = ()) -> tuple[VerificationKey, ...]:
+def static_keys(
+    jwks: Mapping[str, Any] | None, pems: Iterable[str] = ()
+) -> tuple[VerificationKey, ...]:
     """Inline keys from the configuration, strictly parsed (a bad key is a config error)."""
     keys: list[VerificationKey] = []
     if jwks is not None:
@@ -270,8 +286,13 @@ def max_age_from_headers(cache_control: str | None, age: str | None = None) -> f
     return max(0.0, max_age)
 
 
-def bounded_ttl(max_age: float | None, *, default: float = DEFAULT_TTL_SECONDS,
-                low: float = MIN_TTL_SECONDS, high: float = MAX_TTL_SECONDS) -> float:
+def bounded_ttl(
+    max_age: float | None,
+    *,
+    default: float = DEFAULT_TTL_SECONDS,
+    low: float = MIN_TTL_SECONDS,
+    high: float = MAX_TTL_SECONDS,
+) -> float:
     """The TTL to use: the server's ``max-age`` clamped to [low, high], else ``default``."""
     if max_age is None:
         return default
@@ -285,8 +306,13 @@ class HttpJwksFetcher:
     ambient ``HTTP_PROXY`` would only widen what can answer in the IdP's name.
     """
 
-    def __init__(self, *, connect_timeout: float = 1.0, read_timeout: float = 2.0,
-                 max_bytes: int = MAX_JWKS_BYTES) -> None:
+    def __init__(
+        self,
+        *,
+        connect_timeout: float = 1.0,
+        read_timeout: float = 2.0,
+        max_bytes: int = MAX_JWKS_BYTES,
+    ) -> None:
         self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout, pool=connect_timeout)
         self._max_bytes = max_bytes
         self._client: httpx.Client | None = None
@@ -295,9 +321,12 @@ class HttpJwksFetcher:
     def _http(self) -> httpx.Client:
         with self._lock:
             if self._client is None:
-                self._client = httpx.Client(timeout=self._timeout, follow_redirects=False,
-                                            trust_env=False,
-                                            headers={"Accept": "application/json"})
+                self._client = httpx.Client(
+                    timeout=self._timeout,
+                    follow_redirects=False,
+                    trust_env=False,
+                    headers={"Accept": "application/json"},
+                )
             return self._client
 
     def __call__(self, uri: str) -> FetchedJwks:
@@ -317,9 +346,10 @@ class HttpJwksFetcher:
             document = json.loads(bytes(body))
         except ValueError:
             raise JwksFetchError("JWKS is not JSON", result="invalid") from None
-        return FetchedJwks(document=document,
-                           max_age=max_age_from_headers(headers.get("cache-control"),
-                                                        headers.get("age")))
+        return FetchedJwks(
+            document=document,
+            max_age=max_age_from_headers(headers.get("cache-control"), headers.get("age")),
+        )
 
     def close(self) -> None:
         with self._lock:
@@ -512,8 +542,9 @@ class JwksManager:
             self._record_failure("invalid", str(exc), reason)
             return False
         now = self._clock()
-        ttl = bounded_ttl(fetched.max_age, default=self._default_ttl, low=self._min_ttl,
-                          high=self._max_ttl)
+        ttl = bounded_ttl(
+            fetched.max_age, default=self._default_ttl, low=self._min_ttl, high=self._max_ttl
+        )
         with self._lock:
             before = set(self._by_kid)
             self._install(keys)
@@ -524,16 +555,14 @@ class JwksManager:
         metrics.record_jwks_fetch("ok")
         metrics.set_jwks_stale(self.jwks_uri, False)
         if before != after:
-            log.info("JWKS %s (%s): kids %s, TTL %.0fs", self.jwks_uri, reason,
-                     sorted(after), ttl)
+            log.info("JWKS %s (%s): kids %s, TTL %.0fs", self.jwks_uri, reason, sorted(after), ttl)
         return True
 
     def _record_failure(self, result: str, message: str, reason: str) -> None:
         now = self._clock()
         with self._lock:
             self._failures += 1
-            backoff = FAILURE_BACKOFF_SECONDS[min(self._failures, len(FAILURE_BACKOFF_SECONDS))
-                                              - 1]
+            backoff = FAILURE_BACKOFF_SECONDS[min(self._failures, len(FAILURE_BACKOFF_SECONDS)) - 1]
             self._retry_at = now + backoff
             self._last_failed = True
             stale = self._loaded and now >= self._fetched_at + self._ttl
@@ -541,9 +570,14 @@ class JwksManager:
         metrics.record_jwks_fetch(result)
         if stale:
             metrics.set_jwks_stale(self.jwks_uri or "", True)
-        log.warning("JWKS fetch from %s failed (%s, %s): %s; %s", self.jwks_uri, reason,
-                    result, message,
-                    "serving the cached keys" if loaded else "no cached keys")
+        log.warning(
+            "JWKS fetch from %s failed (%s, %s): %s; %s",
+            self.jwks_uri,
+            reason,
+            result,
+            message,
+            "serving the cached keys" if loaded else "no cached keys",
+        )
 
     def _fetcher_or_default(self) -> Fetcher:
         if self._fetcher is None:
@@ -590,8 +624,7 @@ class JwksManager:
         with self._lock:
             if self._worker is not None:
                 return
-            self._worker = threading.Thread(target=self._run, name="edge-jwt-jwks",
-                                            daemon=True)
+            self._worker = threading.Thread(target=self._run, name="edge-jwt-jwks", daemon=True)
         self._worker.start()
 
     def _run(self) -> None:

@@ -32,8 +32,22 @@ CACHE_HITS = Counter(
 VERIFY_SECONDS = Histogram(
     "edge_jwt_verify_seconds",
     "Time to validate a token that was not in the verified-token cache",
-    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-             0.5, 1.0, 2.5),
+    buckets=(
+        0.0001,
+        0.00025,
+        0.0005,
+        0.001,
+        0.0025,
+        0.005,
+        0.01,
+        0.025,
+        0.05,
+        0.1,
+        0.25,
+        0.5,
+        1.0,
+        2.5,
+    ),
 )
 JWKS_STALE = Gauge(
     "edge_jwt_jwks_stale",
@@ -46,9 +60,11 @@ REVOCATION_CONNECTED = Gauge(
     ["channel"],
 )
 
+
 def record_validation(result: str, reason: str) -> None:
-    safely(lambda: VALIDATIONS.labels(result=result, reason=reason).inc(),
-           "edge_jwt_validations_total")
+    safely(
+        lambda: VALIDATIONS.labels(result=result, reason=reason).inc(), "edge_jwt_validations_total"
+    )
 
 
 def record_jwks_fetch(result: str) -> None:
@@ -68,5 +84,7 @@ def set_jwks_stale(source: str, stale: bool) -> None:
 
 
 def set_revocation_connected(channel: str, connected: bool) -> None:
-    safely(lambda: REVOCATION_CONNECTED.labels(channel=channel).set(1 if connected else 0),
-           "edge_jwt_revocation_connected")
+    safely(
+        lambda: REVOCATION_CONNECTED.labels(channel=channel).set(1 if connected else 0),
+        "edge_jwt_revocation_connected",
+    )

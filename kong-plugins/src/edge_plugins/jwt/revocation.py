@@ -46,8 +46,7 @@ _SCAN_BATCH = 500
 class RevocationView(Protocol):
     """What ``decide`` asks about a verified token; must never raise or block."""
 
-    def is_revoked(self, jti: str, sub: str, iat: float) -> bool:
-        ...
+    def is_revoked(self, jti: str, sub: str, iat: float) -> bool: ...
 
 
 class NullRevocations:
@@ -70,9 +69,13 @@ class RevocationState:
     writers take the lock.
     """
 
-    def __init__(self, *, clock: Callable[[], float] = time.time,
-                 not_before_ttl: float = DEFAULT_NOT_BEFORE_TTL_SECONDS,
-                 retain_after_exp: float = RETAIN_AFTER_EXP_SECONDS) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.time,
+        not_before_ttl: float = DEFAULT_NOT_BEFORE_TTL_SECONDS,
+        retain_after_exp: float = RETAIN_AFTER_EXP_SECONDS,
+    ) -> None:
         self._clock = clock
         self._not_before_ttl = not_before_ttl
         self._retain_after_exp = retain_after_exp
@@ -90,8 +93,7 @@ class RevocationState:
 
     def revoke_jtis(self, jtis: Iterable[str], exp: float | None) -> None:
         now = self._clock()
-        until = (exp + self._retain_after_exp) if exp is not None \
-            else now + DEFAULT_JTI_TTL_SECONDS
+        until = (exp + self._retain_after_exp) if exp is not None else now + DEFAULT_JTI_TTL_SECONDS
         if until <= now:
             return
         with self._lock:
@@ -166,8 +168,9 @@ class RedisRevocations:
         self.url = url
         self.channel = channel
         self.key_prefix = key_prefix
-        self.state = RevocationState(clock=clock, not_before_ttl=not_before_ttl,
-                                     retain_after_exp=retain_after_exp)
+        self.state = RevocationState(
+            clock=clock, not_before_ttl=not_before_ttl, retain_after_exp=retain_after_exp
+        )
         self._clock = clock
         self._backoff = backoff
         self.client_name = client_name  # CLIENT SETNAME: find the subscriber in CLIENT LIST
@@ -201,8 +204,9 @@ class RedisRevocations:
         with self._lock:
             if self._worker is not None or self._stop.is_set():
                 return
-            self._worker = threading.Thread(target=self._run, name="edge-jwt-revocations",
-                                            daemon=True)
+            self._worker = threading.Thread(
+                target=self._run, name="edge-jwt-revocations", daemon=True
+            )
             self._worker.start()
 
     def close(self) -> None:
@@ -220,8 +224,11 @@ class RedisRevocations:
                 self._session()
                 attempt = 0
             except (redis.RedisError, OSError) as exc:
-                log.warning("revocation subscriber: %s on %s; reconnecting",
-                            type(exc).__name__, self.channel)
+                log.warning(
+                    "revocation subscriber: %s on %s; reconnecting",
+                    type(exc).__name__,
+                    self.channel,
+                )
             except Exception:
                 log.exception("revocation subscriber failed; reconnecting")
             finally:
@@ -234,9 +241,13 @@ class RedisRevocations:
     def _session(self) -> None:
         """One connection: subscribe, resync from keys, then apply messages until failure."""
         client = redis.Redis.from_url(
-            self.url, socket_connect_timeout=self._connect_timeout,
-            socket_timeout=max(self._connect_timeout, 5.0), socket_keepalive=True,
-            health_check_interval=15, client_name=self.client_name)
+            self.url,
+            socket_connect_timeout=self._connect_timeout,
+            socket_timeout=max(self._connect_timeout, 5.0),
+            socket_keepalive=True,
+            health_check_interval=15,
+            client_name=self.client_name,
+        )
         pubsub = client.pubsub(ignore_subscribe_messages=False)
         try:
             pubsub.subscribe(self.channel)
@@ -244,8 +255,9 @@ class RedisRevocations:
             self._resync(client)
             self._subscribed.set()
             metrics.set_revocation_connected(self.channel, True)
-            log.info("revocation subscriber on %s ready (%d entries)", self.channel,
-                     len(self.state))
+            log.info(
+                "revocation subscriber on %s ready (%d entries)", self.channel, len(self.state)
+            )
             last_purge = time.monotonic()
             while not self._stop.is_set():
                 # Short waits keep close() prompt; an idle wait costs nothing measurable.
@@ -287,7 +299,7 @@ class RedisRevocations:
                 pipe.pttl(key)
             for key, pttl in zip(batch, pipe.execute(), strict=True):
                 if isinstance(pttl, int) and pttl > 0:
-                    jti = _text(key)[len(jti_prefix):]
+                    jti = _text(key)[len(jti_prefix) :]
                     self.state.revoke_jtis([jti], now + pttl / 1000)
                     jtis += 1
         for batch in _batches(client.scan_iter(match=f"{prefix}:nbf:*", count=1000)):
@@ -303,7 +315,7 @@ class RedisRevocations:
                     continue
                 # Remembered for the full not-before TTL (longer than the key's): harmless,
                 # and safe should tokens live longer than the backend's 15 minutes.
-                self.state.set_not_before(_text(key)[len(nbf_prefix):], not_before)
+                self.state.set_not_before(_text(key)[len(nbf_prefix) :], not_before)
                 nbfs += 1
         self.resync_count += 1
         log.info("revocations resynced from keys: %d jtis, %d not-before", jtis, nbfs)

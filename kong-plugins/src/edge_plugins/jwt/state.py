@@ -71,19 +71,33 @@ _NULL_REVOCATIONS = NullRevocations()
 
 
 def _keys_key(config: JwtConfig) -> tuple[Any, ...]:
-    return (config.jwks_uri, config.jwks_json, config.public_keys_pem,
-            config.jwks_refetch_interval_seconds)
+    return (
+        config.jwks_uri,
+        config.jwks_json,
+        config.public_keys_pem,
+        config.jwks_refetch_interval_seconds,
+    )
 
 
 def _validation_key(config: JwtConfig) -> tuple[Any, ...]:
-    return (_keys_key(config), config.issuer, config.audiences, config.algorithms,
-            config.leeway_seconds, config.max_lifetime_seconds, config.required_claims,
-            config.max_token_bytes)
+    return (
+        _keys_key(config),
+        config.issuer,
+        config.audiences,
+        config.algorithms,
+        config.leeway_seconds,
+        config.max_lifetime_seconds,
+        config.required_claims,
+        config.max_token_bytes,
+    )
 
 
 def _signer_key(config: JwtConfig) -> tuple[Any, ...]:
-    return (config.assertion_signing_key_file, config.assertion_issuer,
-            config.assertion_ttl_seconds)
+    return (
+        config.assertion_signing_key_file,
+        config.assertion_issuer,
+        config.assertion_ttl_seconds,
+    )
 
 
 def _revocation_key(config: JwtConfig) -> tuple[Any, ...] | None:
@@ -101,8 +115,12 @@ def runtime_for(config: JwtConfig) -> Runtime:
     with _lock:
         runtime = _runtimes.get(key)
         if runtime is None:
-            runtime = Runtime(keys=_shared_keys(config), revocations=_shared_revocations(config),
-                              signer=_shared_signer(config), cache=_shared_cache(config))
+            runtime = Runtime(
+                keys=_shared_keys(config),
+                revocations=_shared_revocations(config),
+                signer=_shared_signer(config),
+                cache=_shared_cache(config),
+            )
             _runtimes[key] = runtime
         return runtime
 
@@ -119,11 +137,15 @@ def _get_or_create(registry: dict[Any, T], key: Any, factory: Callable[[], T]) -
 
 
 def _shared_keys(config: JwtConfig) -> JwksManager:
-    return _get_or_create(_keys, _keys_key(config), lambda: JwksManager(
-        jwks_uri=config.jwks_uri,
-        static=static_keys(config.jwks, config.public_keys_pem),
-        refetch_interval=float(config.jwks_refetch_interval_seconds),
-    ))
+    return _get_or_create(
+        _keys,
+        _keys_key(config),
+        lambda: JwksManager(
+            jwks_uri=config.jwks_uri,
+            static=static_keys(config.jwks, config.public_keys_pem),
+            refetch_interval=float(config.jwks_refetch_interval_seconds),
+        ),
+    )
 
 
 def _shared_revocations(config: JwtConfig) -> RedisRevocations | NullRevocations:
@@ -132,14 +154,25 @@ def _shared_revocations(config: JwtConfig) -> RedisRevocations | NullRevocations
         return _NULL_REVOCATIONS
     url = config.revocation_redis_url
     assert url is not None
-    return _get_or_create(_revocations, key, lambda: RedisRevocations(
-        url, config.revocation_channel, key_prefix=config.revocation_key_prefix))
+    return _get_or_create(
+        _revocations,
+        key,
+        lambda: RedisRevocations(
+            url, config.revocation_channel, key_prefix=config.revocation_key_prefix
+        ),
+    )
 
 
 def _shared_signer(config: JwtConfig) -> AssertionSigner:
-    return _get_or_create(_signers, _signer_key(config), lambda: AssertionSigner(
-        config.assertion_signing_key_file, issuer=config.assertion_issuer,
-        ttl_seconds=config.assertion_ttl_seconds))
+    return _get_or_create(
+        _signers,
+        _signer_key(config),
+        lambda: AssertionSigner(
+            config.assertion_signing_key_file,
+            issuer=config.assertion_issuer,
+            ttl_seconds=config.assertion_ttl_seconds,
+        ),
+    )
 
 
 def _shared_cache(config: JwtConfig) -> VerifiedTokenCache:

@@ -174,9 +174,14 @@ _PYJWT_REASONS: tuple[tuple[type[Exception], str], ...] = (
     (jwt.InvalidAlgorithmError, "alg_not_allowed"),
     (jwt.DecodeError, "malformed"),
     # PyJWT ≥ 2.10 type-checks sub and jti itself.
-    *((kind, "malformed_claims") for kind in (
-        getattr(jwt.exceptions, "InvalidSubjectError", None),
-        getattr(jwt.exceptions, "InvalidJTIError", None)) if kind is not None),
+    *(
+        (kind, "malformed_claims")
+        for kind in (
+            getattr(jwt.exceptions, "InvalidSubjectError", None),
+            getattr(jwt.exceptions, "InvalidJTIError", None),
+        )
+        if kind is not None
+    ),
 )
 
 
@@ -241,7 +246,8 @@ def _check_identity_claims(claims: Mapping[str, Any]) -> None:
         raise TokenRejected("malformed_claims")
     roles = claims.get("roles", [])
     if not isinstance(roles, list) or not all(
-            isinstance(r, str) and r.isprintable() and "," not in r for r in roles):
+        isinstance(r, str) and r.isprintable() and "," not in r for r in roles
+    ):
         raise TokenRejected("malformed_claims")
     scope = claims.get("scope", "")
     if not isinstance(scope, str) or not scope.isprintable():
@@ -290,8 +296,11 @@ def granted_scopes(claims: Mapping[str, Any]) -> frozenset[str]:
 
 def granted_roles(claims: Mapping[str, Any]) -> frozenset[str]:
     roles = claims.get("roles", [])
-    return frozenset(r for r in roles if isinstance(r, str)) if isinstance(roles, list) \
+    return (
+        frozenset(r for r in roles if isinstance(r, str))
+        if isinstance(roles, list)
         else frozenset()
+    )
 
 
 def _satisfies(granted: frozenset[str], required: Sequence[str], mode: str) -> bool:

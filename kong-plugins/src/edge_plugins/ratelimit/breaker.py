@@ -32,8 +32,12 @@ class BreakerState(enum.StrEnum):
 class CircuitBreaker:
     """Consecutive failures open it; after ``reset_timeout`` one probe decides."""
 
-    def __init__(self, failure_threshold: int = 3, reset_timeout: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        failure_threshold: int = 3,
+        reset_timeout: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if isinstance(failure_threshold, bool) or failure_threshold < 1:
             raise ValueError("failure_threshold must be >= 1")
         if not reset_timeout > 0:
@@ -104,5 +108,7 @@ class CircuitBreaker:
         self._failures = 0
 
     def __repr__(self) -> str:
-        return (f"CircuitBreaker(state={self.state!s}, threshold={self.failure_threshold}, "
-                f"reset_timeout={self.reset_timeout})")
+        return (
+            f"CircuitBreaker(state={self.state!s}, threshold={self.failure_threshold}, "
+            f"reset_timeout={self.reset_timeout})"
+        )

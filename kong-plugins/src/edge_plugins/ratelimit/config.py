@@ -126,8 +126,7 @@ class RateLimitConfig:
             hide_client_headers=bool(conf.get("hide_client_headers", False)),
             error_code=int(conf.get("error_code") or 429),
             error_message=conf.get("error_message") or DEFAULT_ERROR_MESSAGE,
-            request_id_header=(conf.get("request_id_header")
-                               or DEFAULT_REQUEST_ID_HEADER).lower(),
+            request_id_header=(conf.get("request_id_header") or DEFAULT_REQUEST_ID_HEADER).lower(),
         )
 
 
@@ -149,8 +148,12 @@ def _limit(entry: Mapping[str, Any], algorithm: Algorithm) -> Limit:
     burst = entry.get("burst")
     if burst is not None and algorithm is not Algorithm.GCRA:
         raise LimitConfigError("burst applies to the gcra algorithm only")
-    return Limit(int(entry["limit"]), seconds, cost_default=int(entry.get("cost") or 1),
-                 burst=None if burst is None else int(burst))
+    return Limit(
+        int(entry["limit"]),
+        seconds,
+        cost_default=int(entry.get("cost") or 1),
+        burst=None if burst is None else int(burst),
+    )
 
 
 def _redis(conf: Mapping[str, Any]) -> RedisSettings | None:

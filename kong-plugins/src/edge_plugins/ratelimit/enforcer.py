@@ -79,17 +79,24 @@ class Verdict:
 class Enforcer:
     """Decides requests for one plugin configuration; cheap to build, safe to share."""
 
-    def __init__(self, config: RateLimitConfig, *, route_label: str = "global",
-                 local: LocalLimiter | None = None, redis: RedisLimiter | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: RateLimitConfig,
+        *,
+        route_label: str = "global",
+        local: LocalLimiter | None = None,
+        redis: RedisLimiter | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.config = config
         self.route_label = route_label
         self._local = local if local is not None else local_limiter()
         self._clock = clock
         self._redis = redis
         if redis is None and config.policy is Policy.REDIS and config.redis is not None:
-            self._redis = redis_limiter_for(config.redis,
-                                            observe_latency=metrics.observe_store_seconds)
+            self._redis = redis_limiter_for(
+                config.redis, observe_latency=metrics.observe_store_seconds
+            )
         self._store_label = config.redis.address if config.redis is not None else ""
         self._names = policy_names(config.limits)
 
@@ -98,8 +105,9 @@ class Enforcer:
         outcome_label: str | None = None
         if self._redis is not None:
             try:
-                outcome = self._redis.take(config.scope, client_key, config.limits,
-                                           algorithm=config.algorithm)
+                outcome = self._redis.take(
+                    config.scope, client_key, config.limits, algorithm=config.algorithm
+                )
             except StoreUnavailable:
                 outcome_label = f"store_failure_{config.on_store_failure}"
                 outcome = self._on_store_failure(client_key)
@@ -108,17 +116,26 @@ class Enforcer:
             if outcome is None:
                 return self._finish(self._store_failed_verdict(outcome_label))
         else:
-            outcome = self._local.take(config.scope, client_key, config.limits,
-                                       algorithm=config.algorithm, now=self._clock())
+            outcome = self._local.take(
+                config.scope,
+                client_key,
+                config.limits,
+                algorithm=config.algorithm,
+                now=self._clock(),
+            )
         return self._finish(self._verdict(outcome, outcome_label))
 
     def _on_store_failure(self, client_key: str) -> Outcome | None:
         config = self.config
         if config.on_store_failure is not StoreFailure.LOCAL:
             return None
-        return self._local.take(FALLBACK_SCOPE_PREFIX + config.scope, client_key,
-                                config.fallback_limits, algorithm=config.algorithm,
-                                now=self._clock())
+        return self._local.take(
+            FALLBACK_SCOPE_PREFIX + config.scope,
+            client_key,
+            config.fallback_limits,
+            algorithm=config.algorithm,
+            now=self._clock(),
+        )
 
     def _store_failed_verdict(self, outcome_label: str | None) -> Verdict:
         assert outcome_label is not None
@@ -137,16 +154,23 @@ class Enforcer:
             _, decision = outcome.most_restrictive
             if decision.limit - decision.remaining >= metrics.NEAR_LIMIT_RATIO * decision.limit:
                 metrics.record_near_limit(self.route_label)
-            headers = {} if config.shadow or config.hide_client_headers else rate_limit_headers(
-                pairs, ietf=config.ietf_headers, kong=config.kong_headers)
+            headers = (
+                {}
+                if config.shadow or config.hide_client_headers
+                else rate_limit_headers(pairs, ietf=config.ietf_headers, kong=config.kong_headers)
+            )
             return Verdict(200, outcome_label or "allowed", headers)
         if config.shadow:
             return Verdict(200, outcome_label or "shadow_rejected")
         visible = not config.hide_client_headers
-        headers = rate_limit_headers(pairs, ietf=visible and config.ietf_headers,
-                                     kong=visible and config.kong_headers)
-        violated = [name for name, (_, decision) in zip(self._names, pairs, strict=True)
-                    if not decision.allowed]
+        headers = rate_limit_headers(
+            pairs, ietf=visible and config.ietf_headers, kong=visible and config.kong_headers
+        )
+        violated = [
+            name
+            for name, (_, decision) in zip(self._names, pairs, strict=True)
+            if not decision.allowed
+        ]
         body = {
             "type": QUOTA_EXCEEDED_TYPE,
             "title": _phrase(config.error_code),

@@ -42,8 +42,14 @@ _TIME_SLACK = 1e-5
 class Gcra:
     """GCRA state for one limit: the TAT of each key, behind one lock (thread-safe)."""
 
-    def __init__(self, limit: int, window_seconds: float, burst: int | None = None, *,
-                 max_keys: int = DEFAULT_MAX_KEYS) -> None:
+    def __init__(
+        self,
+        limit: int,
+        window_seconds: float,
+        burst: int | None = None,
+        *,
+        max_keys: int = DEFAULT_MAX_KEYS,
+    ) -> None:
         self.limit = Limit(limit, window_seconds, burst=burst)
         if max_keys < 1:
             raise ValueError("max_keys must be positive")
@@ -74,8 +80,7 @@ class Gcra:
         ratio = (now + self.tolerance - tat) / self.emission_interval
         return max(0, min(self.burst, math.floor(ratio + self._slack / self.emission_interval)))
 
-    def _decide(self, key: Hashable, cost: int | None, now: float, *,
-                consume: bool) -> Decision:
+    def _decide(self, key: Hashable, cost: int | None, now: float, *, consume: bool) -> Decision:
         units = self.limit.units(cost, Algorithm.GCRA)
         with self._lock:
             # Time never goes backwards inside a store (threads may read the clock in one
@@ -96,12 +101,18 @@ class Gcra:
                     self._tats.move_to_end(key)
                     while len(self._tats) > self._max_keys:
                         self._tats.popitem(last=False)
-                return Decision(True, self.burst, self._remaining(new_tat, now),
-                                delay_until(new_tat, now))
+                return Decision(
+                    True, self.burst, self._remaining(new_tat, now), delay_until(new_tat, now)
+                )
             if stored is not None:
                 self._tats.move_to_end(key)
-            return Decision(False, self.burst, self._remaining(tat, now),
-                            delay_until(tat, now), delay_until(allow_at, now))
+            return Decision(
+                False,
+                self.burst,
+                self._remaining(tat, now),
+                delay_until(tat, now),
+                delay_until(allow_at, now),
+            )
 
     def _prune(self, now: float) -> None:
         # A key whose TAT has passed behaves exactly like a fresh key: dropping it is free.

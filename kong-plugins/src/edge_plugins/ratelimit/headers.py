@@ -41,18 +41,22 @@ def policy_names(limits: Sequence[Limit]) -> list[str]:
     """One distinct sf-string-safe name per limit (labels are ``[a-z0-9.-]`` only)."""
     names = [limit.label for limit in limits]
     counts = Counter(names)
-    names = [f"{name}-{limit.limit}" if counts[name] > 1 else name
-             for name, limit in zip(names, limits, strict=True)]
+    names = [
+        f"{name}-{limit.limit}" if counts[name] > 1 else name
+        for name, limit in zip(names, limits, strict=True)
+    ]
     counts = Counter(names)
-    return [f"{name}-{index}" if counts[name] > 1 else name
-            for index, name in enumerate(names, start=1)]
+    return [
+        f"{name}-{index}" if counts[name] > 1 else name for index, name in enumerate(names, start=1)
+    ]
 
 
 def ratelimit_policy(limits: Sequence[Limit]) -> str:
     """The ``RateLimit-Policy`` field value for these limits."""
     return ", ".join(
         f'"{name}";q={limit.limit};w={max(1, math.ceil(limit.window_seconds))}'
-        for name, limit in zip(policy_names(limits), limits, strict=True))
+        for name, limit in zip(policy_names(limits), limits, strict=True)
+    )
 
 
 def ratelimit(name: str, decision: Decision) -> str:
@@ -62,15 +66,19 @@ def ratelimit(name: str, decision: Decision) -> str:
 
 def retry_after(pairs: Sequence[tuple[Limit, Decision]]) -> str | None:
     """``Retry-After`` (integer seconds, rounded up, >= 1), or ``None`` when nothing rejected."""
-    waits = [decision.retry_after for _, decision in pairs
-             if not decision.allowed and decision.retry_after is not None]
+    waits = [
+        decision.retry_after
+        for _, decision in pairs
+        if not decision.allowed and decision.retry_after is not None
+    ]
     if not waits:
         return None
     return str(max(1, math.ceil(max(waits))))
 
 
-def rate_limit_headers(pairs: Sequence[tuple[Limit, Decision]], *, ietf: bool = True,
-                       kong: bool = True) -> dict[str, str]:
+def rate_limit_headers(
+    pairs: Sequence[tuple[Limit, Decision]], *, ietf: bool = True, kong: bool = True
+) -> dict[str, str]:
     """All headers for one request decided under ``pairs`` (limits in configuration order).
 
     ``Retry-After`` is included whenever a limit rejected, whatever ``ietf``/``kong`` say:
@@ -82,8 +90,7 @@ def rate_limit_headers(pairs: Sequence[tuple[Limit, Decision]], *, ietf: bool = 
     names = policy_names(limits)
     tight_pair = most_restrictive(pairs)
     tight = tight_pair[1]
-    tight_name = next(name for name, pair in zip(names, pairs, strict=True)
-                      if pair is tight_pair)
+    tight_name = next(name for name, pair in zip(names, pairs, strict=True) if pair is tight_pair)
     headers: dict[str, str] = {}
     if ietf:
         headers["RateLimit-Policy"] = ratelimit_policy(limits)
@@ -96,8 +103,8 @@ def rate_limit_headers(pairs: Sequence[tuple[Limit, Decision]], *, ietf: bool = 
         for limit, decision in pairs:
             # Two limits over the same period share one Kong header: show the tighter.
             if limit.period is not None and (
-                    limit.period not in shown
-                    or decision.remaining < shown[limit.period].remaining):
+                limit.period not in shown or decision.remaining < shown[limit.period].remaining
+            ):
                 shown[limit.period] = decision
         for period, decision in shown.items():
             suffix = period.capitalize()

@@ -45,8 +45,12 @@ class Limit:
     def __post_init__(self) -> None:
         _positive_int("limit", self.limit)
         window = self.window_seconds
-        if isinstance(window, bool) or not isinstance(window, int | float) \
-                or not math.isfinite(window) or window <= 0:
+        if (
+            isinstance(window, bool)
+            or not isinstance(window, int | float)
+            or not math.isfinite(window)
+            or window <= 0
+        ):
             raise LimitConfigError(f"window_seconds must be a finite number > 0, got {window!r}")
         object.__setattr__(self, "window_seconds", float(window))
         _positive_int("cost_default", self.cost_default)
@@ -56,14 +60,16 @@ class Limit:
         self.check_cost(self.cost_default, min(self.limit, self.capacity))
 
     @classmethod
-    def per(cls, period: str, limit: int, *, cost_default: int = 1,
-            burst: int | None = None) -> Limit:
+    def per(
+        cls, period: str, limit: int, *, cost_default: int = 1, burst: int | None = None
+    ) -> Limit:
         """``Limit.per("minute", 5)``: a limit over a named period (second, minute, hour, day)."""
         try:
             seconds = PERIODS[period]
         except KeyError:
             raise LimitConfigError(
-                f"unknown period {period!r}; expected one of {', '.join(PERIODS)}") from None
+                f"unknown period {period!r}; expected one of {', '.join(PERIODS)}"
+            ) from None
         return cls(limit, seconds, cost_default=cost_default, burst=burst)
 
     @property
@@ -90,8 +96,7 @@ class Limit:
 
     def units(self, cost: int | None, algorithm: Algorithm | str) -> int:
         """The units one request takes (``cost``, default ``cost_default``), checked to fit."""
-        return self.check_cost(self.cost_default if cost is None else cost,
-                               self.ceiling(algorithm))
+        return self.check_cost(self.cost_default if cost is None else cost, self.ceiling(algorithm))
 
     def check_cost(self, cost: object, capacity: int | None = None) -> int:
         """Refuse a cost that is not a positive integer or could never fit.

@@ -61,19 +61,28 @@ class _GcraLimiter:
 class LocalLimiter:
     """Registry of per-(scope, algorithm, limit) limiters; thread-safe."""
 
-    def __init__(self, *, max_limiters: int = DEFAULT_MAX_LIMITERS,
-                 max_keys: int = DEFAULT_MAX_KEYS) -> None:
+    def __init__(
+        self, *, max_limiters: int = DEFAULT_MAX_LIMITERS, max_keys: int = DEFAULT_MAX_KEYS
+    ) -> None:
         if max_limiters < 1 or max_keys < 1:
             raise ValueError("max_limiters and max_keys must be positive")
         self._max_limiters = max_limiters
         self._max_keys = max_keys
-        self._limiters: OrderedDict[tuple[str, Algorithm, Limit],
-                                    _SlidingLimiter | _GcraLimiter] = OrderedDict()
+        self._limiters: OrderedDict[
+            tuple[str, Algorithm, Limit], _SlidingLimiter | _GcraLimiter
+        ] = OrderedDict()
         self._lock = threading.Lock()
 
-    def take(self, scope: str, key: Hashable, limits: Sequence[Limit], *,
-             algorithm: Algorithm | str = Algorithm.SLIDING_WINDOW,
-             cost: int | None = None, now: float) -> Outcome:
+    def take(
+        self,
+        scope: str,
+        key: Hashable,
+        limits: Sequence[Limit],
+        *,
+        algorithm: Algorithm | str = Algorithm.SLIDING_WINDOW,
+        cost: int | None = None,
+        now: float,
+    ) -> Outcome:
         """Decide one request for ``key`` under every limit; consume only if all admit.
 
         ``cost`` overrides each limit's ``cost_default``.
@@ -84,18 +93,17 @@ class LocalLimiter:
         costs = [limit.units(cost, algo) for limit in limits]
         with self._lock:
             limiters = [self._limiter(scope, algo, limit) for limit in limits]
-            checks = [lim.peek(key, units, now) for lim, units in zip(limiters, costs,
-                                                                      strict=True)]
+            checks = [lim.peek(key, units, now) for lim, units in zip(limiters, costs, strict=True)]
             if all(decision.allowed for decision in checks):
-                checks = [lim.take(key, units, now) for lim, units in zip(limiters, costs,
-                                                                          strict=True)]
+                checks = [
+                    lim.take(key, units, now) for lim, units in zip(limiters, costs, strict=True)
+                ]
                 allowed = True
             else:
                 allowed = False
         return Outcome(allowed, tuple(zip(limits, checks, strict=True)))
 
-    def _limiter(self, scope: str, algo: Algorithm,
-                 limit: Limit) -> _SlidingLimiter | _GcraLimiter:
+    def _limiter(self, scope: str, algo: Algorithm, limit: Limit) -> _SlidingLimiter | _GcraLimiter:
         ident = (scope, algo, limit)
         limiter = self._limiters.get(ident)
         if limiter is None:

@@ -47,8 +47,10 @@ _BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 
 
 def record_decision(route: str, outcome: str) -> None:
-    safely(lambda: DECISIONS.labels(route=route, outcome=outcome).inc(),
-            "edge_rate_limit_decisions_total")
+    safely(
+        lambda: DECISIONS.labels(route=route, outcome=outcome).inc(),
+        "edge_rate_limit_decisions_total",
+    )
 
 
 def record_near_limit(route: str) -> None:
@@ -56,10 +58,11 @@ def record_near_limit(route: str) -> None:
 
 
 def observe_store_seconds(seconds: float) -> None:
-    safely(lambda: STORE_SECONDS.observe(seconds),
-            "edge_rate_limit_store_seconds")
+    safely(lambda: STORE_SECONDS.observe(seconds), "edge_rate_limit_store_seconds")
 
 
 def set_breaker_state(store: str, state: str) -> None:
-    safely(lambda: BREAKER_STATE.labels(store=store).set(_BREAKER_VALUES.get(state, 2)),
-            "edge_rate_limit_breaker_state")
+    safely(
+        lambda: BREAKER_STATE.labels(store=store).set(_BREAKER_VALUES.get(state, 2)),
+        "edge_rate_limit_breaker_state",
+    )

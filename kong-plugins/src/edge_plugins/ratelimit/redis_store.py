@@ -265,8 +265,13 @@ def _connection_pool(settings: RedisSettings) -> redis.ConnectionPool:
         options["driver_info"] = None
     if settings.url:
         return redis.BlockingConnectionPool.from_url(settings.url, **options)
-    options.update(host=settings.host, port=settings.port, db=settings.db,
-                   username=settings.username, password=settings.password)
+    options.update(
+        host=settings.host,
+        port=settings.port,
+        db=settings.db,
+        username=settings.username,
+        password=settings.password,
+    )
     if settings.ssl:
         options["connection_class"] = redis.SSLConnection
     return redis.BlockingConnectionPool(**options)
@@ -275,13 +280,18 @@ def _connection_pool(settings: RedisSettings) -> redis.ConnectionPool:
 class RedisLimiter:
     """Decides requests against Redis: one atomic script per decision, behind a breaker."""
 
-    def __init__(self, settings: RedisSettings, *,
-                 observe_latency: Callable[[float], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        settings: RedisSettings,
+        *,
+        observe_latency: Callable[[float], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.settings = settings
         self.observe_latency = observe_latency
-        self.breaker = CircuitBreaker(settings.breaker_threshold,
-                                      settings.breaker_reset_seconds, clock=clock)
+        self.breaker = CircuitBreaker(
+            settings.breaker_threshold, settings.breaker_reset_seconds, clock=clock
+        )
         self.client = redis.Redis(connection_pool=_connection_pool(settings))
         self._script = self.client.register_script(LUA_TAKE)
 
@@ -293,19 +303,33 @@ class RedisLimiter:
     def script_sha(self) -> str:
         return self._script.sha
 
-    def keys(self, scope: str, key: str, limits: Sequence[Limit], *,
-             algorithm: Algorithm | str = Algorithm.SLIDING_WINDOW) -> list[str]:
+    def keys(
+        self,
+        scope: str,
+        key: str,
+        limits: Sequence[Limit],
+        *,
+        algorithm: Algorithm | str = Algorithm.SLIDING_WINDOW,
+    ) -> list[str]:
         """The Redis key of each limit for this scope and client key (see the layout above)."""
         algo = Algorithm(algorithm)
         prefix = f"{self.settings.key_prefix}:{algo}:{key_part(scope)}"
         client = key_part(key)
-        return [f"{prefix}:{limit.limit}:{_window_part(_window_us(limit))}:"
-                f"{limit.capacity if algo is Algorithm.GCRA else '-'}:{client}"
-                for limit in limits]
+        return [
+            f"{prefix}:{limit.limit}:{_window_part(_window_us(limit))}:"
+            f"{limit.capacity if algo is Algorithm.GCRA else '-'}:{client}"
+            for limit in limits
+        ]
 
-    def take(self, scope: str, key: str, limits: Sequence[Limit], *,
-             algorithm: Algorithm | str = Algorithm.SLIDING_WINDOW,
-             cost: int | None = None) -> Outcome:
+    def take(
+        self,
+        scope: str,
+        key: str,
+        limits: Sequence[Limit],
+        *,
+        algorithm: Algorithm | str = Algorithm.SLIDING_WINDOW,
+        cost: int | None = None,
+    ) -> Outcome:
         """Decide one request for ``key`` under every limit; consume only if all admit.
 
         Raises ``StoreUnavailable`` when the breaker is open or Redis fails or is too slow;
@@ -321,11 +345,21 @@ class RedisLimiter:
         reply = self._run(keys, args)
         decisions = []
         for index, limit in enumerate(limits):
-            allowed, remaining, reset_us, retry_us = (int(v) for v in
-                                                      reply[1 + 4 * index:5 + 4 * index])
-            decisions.append((limit, Decision(
-                bool(allowed), limit.ceiling(algo), remaining,
-                reset_us / _US, None if allowed else retry_us / _US)))
+            allowed, remaining, reset_us, retry_us = (
+                int(v) for v in reply[1 + 4 * index : 5 + 4 * index]
+            )
+            decisions.append(
+                (
+                    limit,
+                    Decision(
+                        bool(allowed),
+                        limit.ceiling(algo),
+                        remaining,
+                        reset_us / _US,
+                        None if allowed else retry_us / _US,
+                    ),
+                )
+            )
         return Outcome(bool(reply[0]), tuple(decisions))
 
     def _run(self, keys: list[str], args: list[str | int]) -> list[Any]:
@@ -352,8 +386,11 @@ class RedisLimiter:
         before = self.breaker.state
         self.breaker.record_failure()
         if before is not BreakerState.OPEN and self.breaker.state is BreakerState.OPEN:
-            log.warning("rate-limit store %s unavailable: circuit breaker open for %.1f s",
-                        self.settings.address, self.settings.breaker_reset_seconds)
+            log.warning(
+                "rate-limit store %s unavailable: circuit breaker open for %.1f s",
+                self.settings.address,
+                self.settings.breaker_reset_seconds,
+            )
 
     def _observe(self, seconds: float) -> None:
         if self.observe_latency is None:
@@ -373,8 +410,9 @@ _REGISTRY: dict[RedisSettings, RedisLimiter] = {}
 _REGISTRY_LOCK = threading.Lock()
 
 
-def redis_limiter_for(settings: RedisSettings, *,
-                      observe_latency: Callable[[float], None] | None = None) -> RedisLimiter:
+def redis_limiter_for(
+    settings: RedisSettings, *, observe_latency: Callable[[float], None] | None = None
+) -> RedisLimiter:
     """The process's one limiter (pool and breaker) for these settings.
 
     Plugin instances come and go with every reconfiguration; sharing the limiter keeps one
@@ -385,8 +423,7 @@ def redis_limiter_for(settings: RedisSettings, *,
     with _REGISTRY_LOCK:
         limiter = _REGISTRY.get(settings)
         if limiter is None:
-            limiter = _REGISTRY[settings] = RedisLimiter(settings,
-                                                         observe_latency=observe_latency)
+            limiter = _REGISTRY[settings] = RedisLimiter(settings, observe_latency=observe_latency)
         elif limiter.observe_latency is None and observe_latency is not None:
             limiter.observe_latency = observe_latency
         return limiter

@@ -77,18 +77,17 @@ class SlidingWindowLog:
         self._lock = threading.Lock()
         self._now = -math.inf
 
-    def take(self, key: Hashable, limit: Limit, cost: int | None = None, *,
-             now: float) -> Decision:
+    def take(self, key: Hashable, limit: Limit, cost: int | None = None, *, now: float) -> Decision:
         """Admit ``cost`` units for ``key`` at ``now`` if they fit, consuming them; else reject."""
         return self._decide(key, limit, cost, now, consume=True)
 
-    def peek(self, key: Hashable, limit: Limit, cost: int | None = None, *,
-             now: float) -> Decision:
+    def peek(self, key: Hashable, limit: Limit, cost: int | None = None, *, now: float) -> Decision:
         """What ``take`` would decide, without consuming anything."""
         return self._decide(key, limit, cost, now, consume=False)
 
-    def _decide(self, key: Hashable, limit: Limit, cost: int | None, now: float, *,
-                consume: bool) -> Decision:
+    def _decide(
+        self, key: Hashable, limit: Limit, cost: int | None, now: float, *, consume: bool
+    ) -> Decision:
         units = limit.units(cost, Algorithm.SLIDING_WINDOW)
         window = limit.window_seconds
         with self._lock:
@@ -120,13 +119,18 @@ class SlidingWindowLog:
                 else:
                     oldest = log.entries[0][0] if log.entries else now
                     used = log.used + units
-                return Decision(True, limit.limit, limit.limit - used,
-                                delay_until(oldest + window, now))
+                return Decision(
+                    True, limit.limit, limit.limit - used, delay_until(oldest + window, now)
+                )
             # Walk from the oldest entry until enough units would have left the window.
             retry_at = _time_freed(log, log.used + units - limit.limit)
-            return Decision(False, limit.limit, limit.limit - log.used,
-                            delay_until(log.entries[0][0] + window, now),
-                            delay_until(retry_at, now))
+            return Decision(
+                False,
+                limit.limit,
+                limit.limit - log.used,
+                delay_until(log.entries[0][0] + window, now),
+                delay_until(retry_at, now),
+            )
 
     def _prune(self, now: float) -> None:
         for _ in range(_PRUNE_PER_CALL):

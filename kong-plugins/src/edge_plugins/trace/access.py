@@ -51,11 +51,11 @@ def response_trace_header(config: TraceConfig, context: GatewayContext) -> tuple
     return "traceresponse", context.traceparent
 
 
-def plan_access(config: TraceConfig, headers: Mapping[str, Sequence[str] | str],
-                client_ip: str | None = None) -> AccessPlan:
+def plan_access(
+    config: TraceConfig, headers: Mapping[str, Sequence[str] | str], client_ip: str | None = None
+) -> AccessPlan:
     """Everything the access phase writes; ``headers`` is ``kong.request.get_headers()``."""
-    extraction = extract(headers, trust=config.trust_incoming_context,
-                         accept_b3=config.accept_b3)
+    extraction = extract(headers, trust=config.trust_incoming_context, accept_b3=config.accept_b3)
     context = start_gateway_span(extraction, config.sampler)
     policy = config.request_id
     incoming_ids = pick_headers(headers, (policy.header.lower(),)).get(policy.header.lower())
@@ -71,5 +71,10 @@ def plan_access(config: TraceConfig, headers: Mapping[str, Sequence[str] | str],
     if config.response_trace_context:
         name, value = response_trace_header(config, context)
         response[name] = value
-    return AccessPlan(context=context, request_id=request_id, upstream_headers=upstream,
-                      response_headers=response, problems=extraction.problems)
+    return AccessPlan(
+        context=context,
+        request_id=request_id,
+        upstream_headers=upstream,
+        response_headers=response,
+        problems=extraction.problems,
+    )

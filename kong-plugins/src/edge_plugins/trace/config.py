@@ -41,8 +41,9 @@ DEFAULT_BATCH_SIZE = 512
 DEFAULT_FLUSH_INTERVAL_MS = 1000
 RESPONSE_FORMATS = ("traceresponse", "server-timing")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_RESERVED_HEADERS = frozenset({"traceparent", "tracestate", "traceresponse", "server-timing",
-                               *B3_HEADERS})
+_RESERVED_HEADERS = frozenset(
+    {"traceparent", "tracestate", "traceresponse", "server-timing", *B3_HEADERS}
+)
 
 
 class InvalidTraceConfig(ValueError):
@@ -117,8 +118,9 @@ def _request_id_policy(conf: Mapping[str, Any]) -> RequestIdPolicy:
     id_format = _get(conf, "request_id_format", "uuid4")
     if id_format not in FORMATS:
         raise InvalidTraceConfig(f"request_id_format must be one of {FORMATS}")
-    return RequestIdPolicy(header=header, pattern=pattern, trusted_networks=tuple(networks),
-                           id_format=id_format)
+    return RequestIdPolicy(
+        header=header, pattern=pattern, trusted_networks=tuple(networks), id_format=id_format
+    )
 
 
 def _positive_int(conf: Mapping[str, Any], key: str, default: int) -> int:
@@ -148,6 +150,8 @@ def _export_settings(conf: Mapping[str, Any]) -> ExportSettings | None:
         timeout_seconds=_positive_int(conf, "otlp_timeout_ms", DEFAULT_TIMEOUT_MS) / 1000,
         queue_size=queue_size,
         batch_size=batch_size,
-        flush_interval_seconds=_positive_int(conf, "otlp_flush_interval_ms",
-                                             DEFAULT_FLUSH_INTERVAL_MS) / 1000,
+        flush_interval_seconds=_positive_int(
+            conf, "otlp_flush_interval_ms", DEFAULT_FLUSH_INTERVAL_MS
+        )
+        / 1000,
     )

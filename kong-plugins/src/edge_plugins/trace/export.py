@@ -47,10 +47,17 @@ Encoder = Callable[[Sequence[GatewaySpan]], bytes]
 
 
 class BatchSpanExporter:
-    def __init__(self, endpoint: str, encode: Encoder, *, timeout_seconds: float = 2.0,
-                 queue_size: int = 2048, batch_size: int = 512,
-                 flush_interval_seconds: float = 1.0,
-                 client_factory: Callable[[], httpx.Client] | None = None) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        encode: Encoder,
+        *,
+        timeout_seconds: float = 2.0,
+        queue_size: int = 2048,
+        batch_size: int = 512,
+        flush_interval_seconds: float = 1.0,
+        client_factory: Callable[[], httpx.Client] | None = None,
+    ) -> None:
         self.endpoint = endpoint
         self._encode = encode
         self._timeout = timeout_seconds
@@ -58,7 +65,8 @@ class BatchSpanExporter:
         self._batch_size = batch_size
         self._interval = flush_interval_seconds
         self._client_factory = client_factory or (
-            lambda: httpx.Client(timeout=timeout_seconds, trust_env=False))
+            lambda: httpx.Client(timeout=timeout_seconds, trust_env=False)
+        )
         self._queue: collections.deque[GatewaySpan] = collections.deque()
         self._cond = threading.Condition()
         self._in_flight = 0
@@ -83,8 +91,9 @@ class BatchSpanExporter:
                 if len(self._queue) >= self._batch_size:
                     self._cond.notify_all()
                 if self._worker is None:
-                    self._worker = threading.Thread(target=self._run, daemon=True,
-                                                    name=f"edge-trace-export {self.endpoint}")
+                    self._worker = threading.Thread(
+                        target=self._run, daemon=True, name=f"edge-trace-export {self.endpoint}"
+                    )
                     start = True
         if dropped is not None:
             metrics.record_dropped(dropped)
@@ -128,8 +137,11 @@ class BatchSpanExporter:
     def _take_batch(self) -> list[GatewaySpan] | None:
         """Wait for a full batch, the interval, a flush or shutdown; ``None`` to stop."""
         with self._cond:
-            if (len(self._queue) < self._batch_size and not self._flush_requested
-                    and not self._closed):
+            if (
+                len(self._queue) < self._batch_size
+                and not self._flush_requested
+                and not self._closed
+            ):
                 self._cond.wait(self._interval)
             if not self._queue:
                 self._flush_requested = False
@@ -153,8 +165,7 @@ class BatchSpanExporter:
                 try:
                     self._export(client, batch)
                 except Exception:  # the worker must outlive any bug; the batch is lost
-                    log.exception("edge-trace exporter failed on a batch of %d spans",
-                                  len(batch))
+                    log.exception("edge-trace exporter failed on a batch of %d spans", len(batch))
                     metrics.record_dropped("export_failed", len(batch))
                 finally:
                     with self._cond:
@@ -171,8 +182,12 @@ class BatchSpanExporter:
             metrics.record_dropped("encode_failed", len(batch))
             return
         try:
-            response = client.post(self.endpoint, content=body, timeout=self._timeout,
-                                   headers={"Content-Type": CONTENT_TYPE})
+            response = client.post(
+                self.endpoint,
+                content=body,
+                timeout=self._timeout,
+                headers={"Content-Type": CONTENT_TYPE},
+            )
         except httpx.HTTPError as exc:
             self._failed(len(batch), f"{type(exc).__name__}: {exc}")
             return
@@ -189,9 +204,13 @@ class BatchSpanExporter:
         self._failures_since_log += 1
         now = time.monotonic()
         if now - self._last_failure_log >= FAILURE_LOG_INTERVAL_SECONDS:
-            log.warning("edge-trace: export to %s failed (%s); %d failed batches since the "
-                        "last report, spans dropped", self.endpoint, why,
-                        self._failures_since_log)
+            log.warning(
+                "edge-trace: export to %s failed (%s); %d failed batches since the "
+                "last report, spans dropped",
+                self.endpoint,
+                why,
+                self._failures_since_log,
+            )
             self._last_failure_log = now
             self._failures_since_log = 0
 
@@ -218,13 +237,18 @@ def exporter_for(settings: ExportSettings, scope_version: str = "") -> BatchSpan
     with _registry_lock:
         exporter = _registry.get(settings)
         if exporter is None:
+
             def encode(spans: Sequence[GatewaySpan]) -> bytes:
                 return encode_spans(spans, settings.service_name, scope_version)
 
             exporter = BatchSpanExporter(
-                settings.endpoint, encode, timeout_seconds=settings.timeout_seconds,
-                queue_size=settings.queue_size, batch_size=settings.batch_size,
-                flush_interval_seconds=settings.flush_interval_seconds)
+                settings.endpoint,
+                encode,
+                timeout_seconds=settings.timeout_seconds,
+                queue_size=settings.queue_size,
+                batch_size=settings.batch_size,
+                flush_interval_seconds=settings.flush_interval_seconds,
+            )
             _registry[settings] = exporter
         return exporter
 

@@ -47,8 +47,10 @@ EXPORT_QUEUE = Gauge(
 
 
 def record_span_started(sampled: bool) -> None:
-    safely(lambda: SPANS_STARTED.labels(sampled="true" if sampled else "false").inc(),
-           "edge_trace_spans_started_total")
+    safely(
+        lambda: SPANS_STARTED.labels(sampled="true" if sampled else "false").inc(),
+        "edge_trace_spans_started_total",
+    )
 
 
 def record_exported(count: int) -> None:
@@ -60,8 +62,10 @@ def record_dropped(reason: str, count: int = 1) -> None:
 
 
 def record_invalid_context(header: str, reason: str) -> None:
-    safely(lambda: INVALID_CONTEXT.labels(header=header, reason=reason).inc(),
-           "edge_trace_invalid_incoming_context_total")
+    safely(
+        lambda: INVALID_CONTEXT.labels(header=header, reason=reason).inc(),
+        "edge_trace_invalid_incoming_context_total",
+    )
 
 
 def record_request_id(outcome: str) -> None:

@@ -62,8 +62,7 @@ def _any_value(value: AttributeValue) -> AnyValue:
 
 
 def _attributes(attributes: Mapping[str, AttributeValue]) -> Iterable[KeyValue]:
-    return (KeyValue(key=_utf8(key), value=_any_value(value))
-            for key, value in attributes.items())
+    return (KeyValue(key=_utf8(key), value=_any_value(value)) for key, value in attributes.items())
 
 
 def _span(span: GatewaySpan) -> Span:
@@ -86,8 +85,7 @@ def _span(span: GatewaySpan) -> Span:
     return out
 
 
-def encode_spans(spans: Sequence[GatewaySpan], service_name: str,
-                 scope_version: str = "") -> bytes:
+def encode_spans(spans: Sequence[GatewaySpan], service_name: str, scope_version: str = "") -> bytes:
     """One ``ExportTraceServiceRequest`` body; raises :class:`UnencodableAttribute`."""
     request = ExportTraceServiceRequest()
     resource_spans = request.resource_spans.add()

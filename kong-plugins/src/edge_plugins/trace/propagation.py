@@ -84,8 +84,9 @@ class GatewayContext:
         return format_traceparent(self.trace_id, self.span_id, self.flags)
 
 
-def pick_headers(headers: Mapping[str, Sequence[str] | str],
-                 names: Iterable[str]) -> dict[str, list[str]]:
+def pick_headers(
+    headers: Mapping[str, Sequence[str] | str], names: Iterable[str]
+) -> dict[str, list[str]]:
     """The named headers (lower-case) from Kong's multimap; tolerant of odd casing/values.
 
     ``kong.request.get_headers`` answers lower-case names with list values; a string value
@@ -101,8 +102,9 @@ def pick_headers(headers: Mapping[str, Sequence[str] | str],
     return picked
 
 
-def extract(headers: Mapping[str, Sequence[str] | str], *, trust: bool,
-            accept_b3: bool) -> Extraction:
+def extract(
+    headers: Mapping[str, Sequence[str] | str], *, trust: bool, accept_b3: bool
+) -> Extraction:
     """The parent context and ``tracestate`` to continue (see the module docstring)."""
     picked = pick_headers(headers, _WANTED)
     present_b3 = tuple(name for name in b3.ALL_HEADERS if name in picked)
@@ -135,8 +137,9 @@ def extract(headers: Mapping[str, Sequence[str] | str], *, trust: bool,
         if not tracestate:
             tracestate = None
             clear.append(TRACESTATE)
-    return Extraction(parent=parent, tracestate=tracestate, problems=tuple(problems),
-                      clear=tuple(clear))
+    return Extraction(
+        parent=parent, tracestate=tracestate, problems=tuple(problems), clear=tuple(clear)
+    )
 
 
 def _w3c_parent(values: list[str] | None, problems: list[Problem]) -> ParentContext | None:
@@ -150,12 +153,16 @@ def _w3c_parent(values: list[str] | None, problems: list[Problem]) -> ParentCont
     except InvalidTraceparent as exc:
         problems.append((TRACEPARENT, exc.reason))
         return None
-    return ParentContext(trace_id=parsed.trace_id, span_id=parsed.parent_id,
-                         sampled=parsed.sampled, random=parsed.random, source="w3c")
+    return ParentContext(
+        trace_id=parsed.trace_id,
+        span_id=parsed.parent_id,
+        sampled=parsed.sampled,
+        random=parsed.random,
+        source="w3c",
+    )
 
 
-def _b3_parent(picked: Mapping[str, list[str]], problems: list[Problem]
-               ) -> ParentContext | None:
+def _b3_parent(picked: Mapping[str, list[str]], problems: list[Problem]) -> ParentContext | None:
     label = b3.SINGLE_HEADER if b3.SINGLE_HEADER in picked else "x-b3"
     try:
         if b3.SINGLE_HEADER in picked:
@@ -171,8 +178,13 @@ def _b3_parent(picked: Mapping[str, list[str]], problems: list[Problem]
     if context is None:
         return None
     # B3 says nothing about how the trace id was made: the random flag stays unset.
-    return ParentContext(trace_id=context.trace_id, span_id=context.span_id,
-                         sampled=context.sampled, random=False, source="b3")
+    return ParentContext(
+        trace_id=context.trace_id,
+        span_id=context.span_id,
+        sampled=context.sampled,
+        random=False,
+        source="b3",
+    )
 
 
 def start_gateway_span(extraction: Extraction, sampler: RatioSampler) -> GatewayContext:
@@ -181,11 +193,20 @@ def start_gateway_span(extraction: Extraction, sampler: RatioSampler) -> Gateway
     span_id = new_span_id()
     if parent is None:
         trace_id = new_trace_id()
-        return GatewayContext(trace_id=trace_id, span_id=span_id, parent_span_id=None,
-                              sampled=sampler.decide(trace_id, None), random=True,
-                              tracestate=None)
+        return GatewayContext(
+            trace_id=trace_id,
+            span_id=span_id,
+            parent_span_id=None,
+            sampled=sampler.decide(trace_id, None),
+            random=True,
+            tracestate=None,
+        )
     state = extraction.tracestate.header() if extraction.tracestate else None
-    return GatewayContext(trace_id=parent.trace_id, span_id=span_id,
-                          parent_span_id=parent.span_id,
-                          sampled=sampler.decide(parent.trace_id, parent.sampled),
-                          random=parent.random, tracestate=state)
+    return GatewayContext(
+        trace_id=parent.trace_id,
+        span_id=span_id,
+        parent_span_id=parent.span_id,
+        sampled=sampler.decide(parent.trace_id, parent.sampled),
+        random=parent.random,
+        tracestate=state,
+    )

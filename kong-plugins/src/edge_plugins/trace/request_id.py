@@ -51,8 +51,11 @@ class RequestIdPolicy:
             return False
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
             address = address.ipv4_mapped
-        return any(address in network for network in self.trusted_networks
-                   if network.version == address.version)
+        return any(
+            address in network
+            for network in self.trusted_networks
+            if network.version == address.version
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +94,9 @@ def is_well_formed(value: str, pattern: re.Pattern[str] = _DEFAULT_RE) -> bool:
     return len(value) <= MAX_LENGTH and _is_utf8(value) and bool(pattern.fullmatch(value))
 
 
-def decide_request_id(policy: RequestIdPolicy, values: Sequence[str] | None,
-                      client_ip: str | None = None) -> RequestIdDecision:
+def decide_request_id(
+    policy: RequestIdPolicy, values: Sequence[str] | None, client_ip: str | None = None
+) -> RequestIdDecision:
     """Keep the client's id if the policy allows it, else generate one (see module doc)."""
     if not values:
         return RequestIdDecision(generate_request_id(policy.id_format), "generated")

@@ -43,8 +43,9 @@ from edge_plugins.trace.traceparent import KNOWN_FLAGS, InvalidTraceparent, pars
 AttributeValue = str | bool | int | float | list[str]
 
 SPAN_KIND_SERVER = 2  # opentelemetry.proto.trace.v1.Span.SpanKind
-KNOWN_METHODS = frozenset({"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST",
-                           "PUT", "TRACE"})
+KNOWN_METHODS = frozenset(
+    {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"}
+)
 _MS = 1_000_000
 
 
@@ -127,17 +128,21 @@ def _span_times(data: Mapping[str, Any], access_ns: int) -> tuple[int, int]:
 
 def _latency_attributes(latencies: Mapping[str, Any]) -> dict[str, AttributeValue]:
     out: dict[str, AttributeValue] = {}
-    for key, attribute in (("kong", "kong.latency.kong"), ("proxy", "kong.latency.upstream"),
-                           ("request", "kong.latency.request"),
-                           ("receive", "kong.latency.receive")):
+    for key, attribute in (
+        ("kong", "kong.latency.kong"),
+        ("proxy", "kong.latency.upstream"),
+        ("request", "kong.latency.request"),
+        ("receive", "kong.latency.receive"),
+    ):
         value = _millis(latencies.get(key))
         if value is not None and value >= 0:  # proxy is -1 when nothing was proxied
             out[attribute] = value
     return out
 
 
-def span_from_log(serialized: str | Mapping[str, Any], pending: PendingSpans,
-                  request_id_header: str) -> GatewaySpan | None:
+def span_from_log(
+    serialized: str | Mapping[str, Any], pending: PendingSpans, request_id_header: str
+) -> GatewaySpan | None:
     """The span to export for this request, or ``None`` when there is none.
 
     ``None`` when the request carries no ``traceparent`` of ours (the access phase did not
@@ -194,8 +199,10 @@ def span_from_log(serialized: str | Mapping[str, Any], pending: PendingSpans,
     kong_request_id = request.get("id")
     if isinstance(kong_request_id, str) and kong_request_id:
         attributes["kong.request.id"] = kong_request_id
-    for key, entity in (("kong.route.name", data.get("route")),
-                        ("kong.service.name", data.get("service"))):
+    for key, entity in (
+        ("kong.route.name", data.get("route")),
+        ("kong.service.name", data.get("service")),
+    ):
         name = _name_of(entity)
         if name:
             attributes[key] = name

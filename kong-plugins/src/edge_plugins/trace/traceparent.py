@@ -94,8 +94,9 @@ def parse_traceparent(value: str) -> TraceParent:
         raise InvalidTraceparent("trace_id_zero")
     if parent_id == INVALID_SPAN_ID:
         raise InvalidTraceparent("parent_id_zero")
-    return TraceParent(version=version, trace_id=trace_id, parent_id=parent_id,
-                       flags=int(flags, 16))
+    return TraceParent(
+        version=version, trace_id=trace_id, parent_id=parent_id, flags=int(flags, 16)
+    )
 
 
 def format_traceparent(trace_id: str, span_id: str, flags: int) -> str:

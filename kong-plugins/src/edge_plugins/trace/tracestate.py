@@ -91,8 +91,7 @@ def _header_length(members: Sequence[tuple[str, str]]) -> int:
     return sum(_entry_length(m) for m in members) + max(len(members) - 1, 0)
 
 
-def truncate(members: Sequence[tuple[str, str]], limit: int = MAX_LENGTH
-             ) -> list[tuple[str, str]]:
+def truncate(members: Sequence[tuple[str, str]], limit: int = MAX_LENGTH) -> list[tuple[str, str]]:
     """Whole entries removed until the header fits ``limit`` (see the module docstring)."""
     kept = list(members)
     while _header_length(kept) > limit:

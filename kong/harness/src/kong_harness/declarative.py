@@ -98,33 +98,112 @@ _ENTITIES_NAMESPACE = uuid.UUID("fd02801f-0957-4a15-a55a-c8d9606f30b5")
 # Entities Kong knows (constants.CORE_ENTITIES and bundled plugin daos) that the harness
 # cannot honour: an empty or null list is fine, anything else is rejected.
 _UNSUPPORTED_ENTITIES = (
-    "workspaces", "consumers", "snis", "upstreams", "targets", "clustering_data_planes",
-    "parameters", "vaults", "key_sets", "keys",
-    "filter_chains", "consumer_groups", "keyauth_credentials", "basicauth_credentials",
-    "hmacauth_credentials", "jwt_secrets", "acls", "oauth2_credentials",
-    "oauth2_authorization_codes", "oauth2_tokens", "mtls_auth_credentials",
+    "workspaces",
+    "consumers",
+    "snis",
+    "upstreams",
+    "targets",
+    "clustering_data_planes",
+    "parameters",
+    "vaults",
+    "key_sets",
+    "keys",
+    "filter_chains",
+    "consumer_groups",
+    "keyauth_credentials",
+    "basicauth_credentials",
+    "hmacauth_credentials",
+    "jwt_secrets",
+    "acls",
+    "oauth2_credentials",
+    "oauth2_authorization_codes",
+    "oauth2_tokens",
+    "mtls_auth_credentials",
 )
 
 _META_FIELDS = ("_comment", "_ignore")
-_SERVICE_FIELDS = frozenset((
-    "id", "created_at", "updated_at", "name", "retries", "protocol", "host", "port", "path",
-    "connect_timeout", "write_timeout", "read_timeout", "tags", "client_certificate",
-    "tls_verify", "tls_verify_depth", "ca_certificates", "enabled", "url", "routes",
-    "plugins", "filter_chains", *_META_FIELDS,
-))
-_ROUTE_FIELDS = frozenset((
-    "id", "created_at", "updated_at", "name", "protocols", "https_redirect_status_code",
-    "strip_path", "preserve_host", "request_buffering", "response_buffering", "tags",
-    "service", "snis", "sources", "destinations", "methods", "hosts", "paths", "headers",
-    "regex_priority", "path_handling", "plugins", "filter_chains", *_META_FIELDS,
-))
-_CERTIFICATE_FIELDS = frozenset((
-    "id", "created_at", "updated_at", "cert", "key", "cert_alt", "key_alt", "tags", "snis",
-    "services", "upstreams", *_META_FIELDS,
-))
-_CA_CERTIFICATE_FIELDS = frozenset((
-    "id", "created_at", "updated_at", "cert", "cert_digest", "tags", *_META_FIELDS,
-))
+_SERVICE_FIELDS = frozenset(
+    (
+        "id",
+        "created_at",
+        "updated_at",
+        "name",
+        "retries",
+        "protocol",
+        "host",
+        "port",
+        "path",
+        "connect_timeout",
+        "write_timeout",
+        "read_timeout",
+        "tags",
+        "client_certificate",
+        "tls_verify",
+        "tls_verify_depth",
+        "ca_certificates",
+        "enabled",
+        "url",
+        "routes",
+        "plugins",
+        "filter_chains",
+        *_META_FIELDS,
+    )
+)
+_ROUTE_FIELDS = frozenset(
+    (
+        "id",
+        "created_at",
+        "updated_at",
+        "name",
+        "protocols",
+        "https_redirect_status_code",
+        "strip_path",
+        "preserve_host",
+        "request_buffering",
+        "response_buffering",
+        "tags",
+        "service",
+        "snis",
+        "sources",
+        "destinations",
+        "methods",
+        "hosts",
+        "paths",
+        "headers",
+        "regex_priority",
+        "path_handling",
+        "plugins",
+        "filter_chains",
+        *_META_FIELDS,
+    )
+)
+_CERTIFICATE_FIELDS = frozenset(
+    (
+        "id",
+        "created_at",
+        "updated_at",
+        "cert",
+        "key",
+        "cert_alt",
+        "key_alt",
+        "tags",
+        "snis",
+        "services",
+        "upstreams",
+        *_META_FIELDS,
+    )
+)
+_CA_CERTIFICATE_FIELDS = frozenset(
+    (
+        "id",
+        "created_at",
+        "updated_at",
+        "cert",
+        "cert_digest",
+        "tags",
+        *_META_FIELDS,
+    )
+)
 # services.lua entity_checks (``conditional``): fields that must be null unless the protocol
 # is https or tls.
 _TLS_SERVICE_FIELDS = ("client_certificate", "tls_verify", "tls_verify_depth", "ca_certificates")
@@ -134,10 +213,23 @@ _REFERENCES: dict[str, tuple[tuple[str, str], ...]] = {
     "plugins": (("consumer", "consumers"), ("route", "routes"), ("service", "services")),
     "services": (("client_certificate", "certificates"),),
 }
-_PLUGIN_FIELDS = frozenset((
-    "id", "name", "instance_name", "created_at", "updated_at", "route", "service",
-    "consumer", "config", "protocols", "enabled", "tags", *_META_FIELDS,
-))
+_PLUGIN_FIELDS = frozenset(
+    (
+        "id",
+        "name",
+        "instance_name",
+        "created_at",
+        "updated_at",
+        "route",
+        "service",
+        "consumer",
+        "config",
+        "protocols",
+        "enabled",
+        "tags",
+        *_META_FIELDS,
+    )
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -279,7 +371,8 @@ def _pretty_lines(tree: Any, item: str, indent: str) -> list[str]:
         tree = {i: v for i, v in enumerate(tree, start=1)}
     lines: list[str] = []
     keys = sorted(k for k in tree if isinstance(k, int)) + sorted(
-        (k for k in tree if not isinstance(k, int)), key=str)
+        (k for k in tree if not isinstance(k, int)), key=str
+    )
     for k in keys:
         v = tree[k]
         key = f"- in entry {k} of '{item}'" if isinstance(k, int) else f"in '{k}'"
@@ -351,7 +444,8 @@ class _Errors:
 Validator = Callable[[Any], "str | dict[int, str] | None"]
 
 _UUID_RE = re.compile(
-    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
 _UTF8_NAME_RE = re.compile(r"[A-Za-z0-9.\-_~\u0080-\U0010ffff]+")
 _TAG_RE = re.compile(r"[ !-+\-.0-~\u0080-\U0010ffff]+")
 _HEADER_NAME_RE = re.compile(r"[a-zA-Z0-9\-_]+")
@@ -361,7 +455,8 @@ _PATH_CHARS_RE = re.compile(r"/[A-Za-z0-9.\-_~/%:@!$&'()*+,;=]*")
 
 def _is_int(v: Any) -> bool:
     return (isinstance(v, int) and not isinstance(v, bool)) or (
-        isinstance(v, float) and v.is_integer())
+        isinstance(v, float) and v.is_integer()
+    )
 
 
 def _v_string(v: Any) -> str | None:
@@ -379,6 +474,7 @@ def _v_integer(lo: int | None = None, hi: int | None = None) -> Validator:
         if lo is not None and hi is not None and not lo <= int(v) <= hi:
             return f"value should be between {lo} and {hi}"
         return None
+
     return check
 
 
@@ -387,6 +483,7 @@ def _v_one_of(options: Sequence[Any]) -> Validator:
         if v not in options:
             return "expected one of: " + ", ".join(str(o) for o in options)
         return None
+
     return check
 
 
@@ -400,8 +497,10 @@ def _v_utf8_name(v: Any) -> str | None:
     if not isinstance(v, str):
         return "expected a string"
     if not _UTF8_NAME_RE.fullmatch(v):
-        return (f"invalid value '{v}': the only accepted ascii characters are "
-                "alphanumerics or ., -, _, and ~")
+        return (
+            f"invalid value '{v}': the only accepted ascii characters are "
+            "alphanumerics or ., -, _, and ~"
+        )
     return None
 
 
@@ -409,8 +508,10 @@ def _v_tag(v: Any) -> str | None:
     if not isinstance(v, str):
         return "expected a string"
     if not _TAG_RE.fullmatch(v):
-        return (f"invalid tag '{v}': expected printable ascii (except `,` and `/`) "
-                "or valid utf-8 sequences")
+        return (
+            f"invalid tag '{v}': expected printable ascii (except `,` and `/`) "
+            "or valid utf-8 sequences"
+        )
     return None
 
 
@@ -424,6 +525,7 @@ def _v_array(elem: Validator, *, kind: str = "array") -> Validator:
             if err:
                 errs[i] = err
         return errs or None
+
     return check
 
 
@@ -501,7 +603,7 @@ def _percent_error(path: str) -> str | None:
     raw = re.sub(r"%[0-9A-Fa-f]{2}", "___", path)
     pos = raw.find("%")
     if pos != -1:
-        return f"invalid url-encoded value: '{raw[pos:pos + 3]}'"
+        return f"invalid url-encoded value: '{raw[pos : pos + 3]}'"
     return None
 
 
@@ -514,8 +616,7 @@ def _v_service_path(v: Any) -> str | None:
     if "//" in v:
         return "must not have empty segments"
     if not _PATH_CHARS_RE.fullmatch(v):
-        return (f"invalid path: '{v}' (characters outside of the reserved list of "
-                "RFC 3986 found)")
+        return f"invalid path: '{v}' (characters outside of the reserved list of RFC 3986 found)"
     return _percent_error(v)
 
 
@@ -573,8 +674,7 @@ def _v_protocols(v: Any) -> str | dict[int, str] | None:
         return err
     if len(v) < 1:
         return "length must be at least 1"
-    subsets = (("http", "https"), ("tcp", "tls", "udp"), ("tls_passthrough",),
-               ("grpc", "grpcs"))
+    subsets = (("http", "https"), ("tcp", "tls", "udp"), ("tls_passthrough",), ("grpc", "grpcs"))
     touched = [s for s in subsets if any(p in s for p in v)]
     if len(touched) > 1:
         listed = ", ".join("(" + ", ".join(f"'{p}'" for p in s) + ")" for s in subsets)
@@ -585,6 +685,7 @@ def _v_protocols(v: Any) -> str | dict[int, str] | None:
 def _v_certificate(*, referenceable: bool) -> Validator:
     """``typedefs.certificate``: resty.openssl ``x509.new`` must read it; a referenceable
     field holding a vault reference is not validated (schema/init.lua ``validate_field``)."""
+
     def check(v: Any) -> str | None:
         if not isinstance(v, str):
             return "expected a string"
@@ -597,6 +698,7 @@ def _v_certificate(*, referenceable: bool) -> Validator:
         except ValueError as exc:
             return f"invalid certificate: {exc}"
         return None
+
     return check
 
 
@@ -616,8 +718,9 @@ def _v_key(v: Any) -> str | None:
 
 
 def _public_key_der(key: Any) -> bytes:
-    return key.public_bytes(serialization.Encoding.DER,
-                            serialization.PublicFormat.SubjectPublicKeyInfo)
+    return key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def _certificate_matches_key(cert: str, key: str) -> bool:
@@ -641,8 +744,9 @@ def _ca_certificate_problem(cert: str) -> str | None:
     except x509.ExtensionNotFound:
         is_ca = False
     if not is_ca:
-        return ('certificate does not appear to be a CA because it is missing the "CA" basic '
-                "constraint")
+        return (
+            'certificate does not appear to be a CA because it is missing the "CA" basic constraint'
+        )
     return None
 
 
@@ -657,11 +761,11 @@ def _socket_url_parse(url: str) -> dict[str, str]:
     m = re.match(r"([A-Za-z0-9][A-Za-z0-9+\-.]*):", rest)
     if m:
         parsed["scheme"] = m.group(1)
-        rest = rest[m.end():]
+        rest = rest[m.end() :]
     m = re.match(r"//([^/]*)", rest)
     if m:
         parsed["authority"] = m.group(1)
-        rest = rest[m.end():]
+        rest = rest[m.end() :]
     for sep in ("#", "?", ";"):
         pos = rest.find(sep)
         if pos != -1:
@@ -737,11 +841,9 @@ def _read_source(source: str | os.PathLike[str] | Mapping[str, Any]) -> Any:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise DeclarativeConfigError(
-            f"failed parsing declarative configuration: {exc}") from exc
+        raise DeclarativeConfigError(f"failed parsing declarative configuration: {exc}") from exc
     if not isinstance(data, dict):
-        raise DeclarativeConfigError(
-            "failed parsing declarative configuration: expected an object")
+        raise DeclarativeConfigError("failed parsing declarative configuration: expected an object")
     return data
 
 
@@ -755,16 +857,25 @@ def _entries(value: Any, errs: _Errors, path: tuple[Any, ...], key: str) -> list
     return value
 
 
-def _check_fields(record: dict[str, Any], allowed: frozenset[str], errs: _Errors,
-                  path: tuple[Any, ...]) -> None:
+def _check_fields(
+    record: dict[str, Any], allowed: frozenset[str], errs: _Errors, path: tuple[Any, ...]
+) -> None:
     for key in record:
         if key not in allowed:
             errs.set(path, key, "unknown field")
 
 
-def _apply(record: dict[str, Any], out: dict[str, Any], errs: _Errors, path: tuple[Any, ...],
-           key: str, validator: Validator, default: Any = None, *,
-           required: bool = False) -> None:
+def _apply(
+    record: dict[str, Any],
+    out: dict[str, Any],
+    errs: _Errors,
+    path: tuple[Any, ...],
+    key: str,
+    validator: Validator,
+    default: Any = None,
+    *,
+    required: bool = False,
+) -> None:
     value = record.get(key)
     if value is None:
         if required and default is None:
@@ -781,8 +892,9 @@ def _unsupported(errs: _Errors, path: tuple[Any, ...], key: str, what: str) -> N
     errs.set(path, key, f"not supported by the kong harness: {what}")
 
 
-def _validate_common(record: dict[str, Any], out: dict[str, Any], errs: _Errors,
-                     path: tuple[Any, ...]) -> None:
+def _validate_common(
+    record: dict[str, Any], out: dict[str, Any], errs: _Errors, path: tuple[Any, ...]
+) -> None:
     _apply(record, out, errs, path, "id", _v_uuid)
     _apply(record, out, errs, path, "created_at", _v_integer())
     _apply(record, out, errs, path, "updated_at", _v_integer())
@@ -792,8 +904,14 @@ def _validate_common(record: dict[str, Any], out: dict[str, Any], errs: _Errors,
             _unsupported(errs, path, key, "filter chains (Wasm)")
 
 
-def _foreign(record: dict[str, Any], out: dict[str, Any], errs: _Errors,
-             path: tuple[Any, ...], key: str, nested_under: str | None) -> None:
+def _foreign(
+    record: dict[str, Any],
+    out: dict[str, Any],
+    errs: _Errors,
+    path: tuple[Any, ...],
+    key: str,
+    nested_under: str | None,
+) -> None:
     value = record.get(key)
     if nested_under is not None:
         if value is not None:
@@ -802,8 +920,9 @@ def _foreign(record: dict[str, Any], out: dict[str, Any], errs: _Errors,
         return
     if value is None:
         out[key] = None
-    elif isinstance(value, str) or (isinstance(value, dict) and isinstance(value.get("id"), str)
-                                    and set(value) <= {"id"}):
+    elif isinstance(value, str) or (
+        isinstance(value, dict) and isinstance(value.get("id"), str) and set(value) <= {"id"}
+    ):
         out[key] = value
     elif isinstance(value, dict):
         errs.set(path, key, {"id": "missing primary key"})
@@ -816,8 +935,7 @@ class _Loader:
         self.errs = _Errors()
         self.items: list[_Item] = []
         self.failed: set[int] = set()
-        self.enabled_plugins = (None if enabled_plugins is None
-                                else frozenset(enabled_plugins))
+        self.enabled_plugins = None if enabled_plugins is None else frozenset(enabled_plugins)
 
     # -- phase 1: shape and fields ----------------------------------------------------------
 
@@ -829,16 +947,29 @@ class _Loader:
         elif not isinstance(version, str):
             errs.set((), "_format_version", "expected a string")
         elif version not in SUPPORTED_FORMAT_VERSIONS:
-            errs.set((), "_format_version",
-                     "expected one of: " + ", ".join(SUPPORTED_FORMAT_VERSIONS))
+            errs.set(
+                (), "_format_version", "expected one of: " + ", ".join(SUPPORTED_FORMAT_VERSIONS)
+            )
         elif version != "3.0":
-            _unsupported(errs, (), "_format_version",
-                         f"format {version} (convert it to 3.0: regex paths need a '~')")
+            _unsupported(
+                errs,
+                (),
+                "_format_version",
+                f"format {version} (convert it to 3.0: regex paths need a '~')",
+            )
         if data.get("_transform") is not None and not isinstance(data["_transform"], bool):
             errs.set((), "_transform", "expected a boolean")
         for key, value in data.items():
-            if key in ("_format_version", "_transform", *_META_FIELDS, "certificates",
-                       "ca_certificates", "services", "routes", "plugins"):
+            if key in (
+                "_format_version",
+                "_transform",
+                *_META_FIELDS,
+                "certificates",
+                "ca_certificates",
+                "services",
+                "routes",
+                "plugins",
+            ):
                 continue
             if key in _UNSUPPORTED_ENTITIES:
                 if value not in (None, []):
@@ -849,7 +980,8 @@ class _Loader:
         for i, rec in enumerate(_entries(data.get("certificates"), errs, (), "certificates"), 1):
             self._certificate(rec, ("certificates", i), f"certificates[{i}]")
         for i, rec in enumerate(
-                _entries(data.get("ca_certificates"), errs, (), "ca_certificates"), 1):
+            _entries(data.get("ca_certificates"), errs, (), "ca_certificates"), 1
+        ):
             self._ca_certificate(rec, ("ca_certificates", i), f"ca_certificates[{i}]")
         for i, rec in enumerate(_entries(data.get("services"), errs, (), "services"), 1):
             self._service(rec, ("services", i), f"services[{i}]")
@@ -935,18 +1067,31 @@ class _Loader:
         _apply(record, out, errs, path, "key", _v_key, required=True)
         for key in ("cert_alt", "key_alt"):
             if record.get(key) is not None:
-                _unsupported(errs, path, key, "alternative certificates (served to clients, "
-                                              "never to upstreams)")
+                _unsupported(
+                    errs,
+                    path,
+                    key,
+                    "alternative certificates (served to clients, never to upstreams)",
+                )
         for key in ("snis", "services", "upstreams"):
             if record.get(key) not in (None, []):
-                _unsupported(errs, path, key, f"'{key}' in a certificate (reference the "
-                                              "certificate by id instead)")
+                _unsupported(
+                    errs,
+                    path,
+                    key,
+                    f"'{key}' in a certificate (reference the certificate by id instead)",
+                )
         cert, key = out.get("cert"), out.get("key")
         # custom_entity_check: skipped when a field failed or holds a vault reference
-        if (isinstance(cert, str) and isinstance(key, str)
-                and not is_reference(cert) and not is_reference(key)
-                and check_cert(cert) is None and _v_key(key) is None
-                and not _certificate_matches_key(cert, key)):
+        if (
+            isinstance(cert, str)
+            and isinstance(key, str)
+            and not is_reference(cert)
+            and not is_reference(key)
+            and check_cert(cert) is None
+            and _v_key(key) is None
+            and not _certificate_matches_key(cert, key)
+        ):
             errs.append(path, "@entity", "certificate does not match key")
         self.items.append(_Item("certificates", out, path, label))
 
@@ -980,10 +1125,21 @@ class _Loader:
         _validate_common(record, out, errs, path)
         _apply(record, out, errs, path, "name", _v_utf8_name)
         _apply(record, out, errs, path, "protocols", _v_protocols, ["http", "https"])
-        _apply(record, out, errs, path, "https_redirect_status_code",
-               _v_one_of((426, 301, 302, 307, 308)), 426)
-        for key, default in (("strip_path", True), ("preserve_host", False),
-                             ("request_buffering", True), ("response_buffering", True)):
+        _apply(
+            record,
+            out,
+            errs,
+            path,
+            "https_redirect_status_code",
+            _v_one_of((426, 301, 302, 307, 308)),
+            426,
+        )
+        for key, default in (
+            ("strip_path", True),
+            ("preserve_host", False),
+            ("request_buffering", True),
+            ("response_buffering", True),
+        ):
             _apply(record, out, errs, path, key, _v_boolean, default)
         _apply(record, out, errs, path, "methods", _v_array(_v_method, kind="set"), [])
         _apply(record, out, errs, path, "hosts", _v_array(_v_route_host), [])
@@ -991,21 +1147,23 @@ class _Loader:
         _apply(record, out, errs, path, "regex_priority", _v_integer(), 0)
         _apply(record, out, errs, path, "path_handling", _v_one_of(("v0", "v1")), "v0")
         self._route_headers(record, out, path)
-        _foreign(record, out, errs, path, "service",
-                 None if parent is None else "services")
+        _foreign(record, out, errs, path, "service", None if parent is None else "services")
         protocols = out.get("protocols") or []
         http_only = all(p in ("http", "https") for p in protocols)
         for key in ("sources", "destinations"):
             if record.get(key) not in (None, []):
                 if http_only:
-                    errs.set(path, key, f"cannot set '{key}' when 'protocols' is 'http' or "
-                                        "'https'")
+                    errs.set(path, key, f"cannot set '{key}' when 'protocols' is 'http' or 'https'")
                 else:
                     _unsupported(errs, path, key, f"route '{key}'")
         if record.get("snis") not in (None, []):
             if not any(p in ("grpcs", "https", "tls", "tls_passthrough") for p in protocols):
-                errs.append(path, "@entity", "'snis' can only be set when 'protocols' is "
-                                            "'grpcs', 'https', 'tls' or 'tls_passthrough'")
+                errs.append(
+                    path,
+                    "@entity",
+                    "'snis' can only be set when 'protocols' is "
+                    "'grpcs', 'https', 'tls' or 'tls_passthrough'",
+                )
             else:
                 _unsupported(errs, path, "snis", "route 'snis' (no TLS in the harness)")
         if isinstance(protocols, list) and protocols and not _v_protocols(protocols):
@@ -1019,8 +1177,9 @@ class _Loader:
         for j, p in enumerate(_entries(record.get("plugins"), errs, path, "plugins"), 1):
             self._plugin(p, (*path, "plugins", j), f"{label}.plugins[{j}]", item)
 
-    def _route_headers(self, record: dict[str, Any], out: dict[str, Any],
-                       path: tuple[Any, ...]) -> None:
+    def _route_headers(
+        self, record: dict[str, Any], out: dict[str, Any], path: tuple[Any, ...]
+    ) -> None:
         errs = self.errs
         headers = record.get("headers")
         out["headers"] = {}
@@ -1035,12 +1194,19 @@ class _Loader:
                 errs.set(path, "headers", "no header name provided")
                 continue
             if not _HEADER_NAME_RE.fullmatch(name):
-                errs.set(path, "headers", f"bad header name '{name}', allowed characters "
-                                          "are A-Z, a-z, 0-9, '_', and '-'")
+                errs.set(
+                    path,
+                    "headers",
+                    f"bad header name '{name}', allowed characters are A-Z, a-z, 0-9, '_', and '-'",
+                )
                 continue
             if name.lower() == "host":
-                errs.set(path, "headers", "cannot contain 'host' header, which must be "
-                                          "specified in the 'hosts' attribute")
+                errs.set(
+                    path,
+                    "headers",
+                    "cannot contain 'host' header, which must be "
+                    "specified in the 'hosts' attribute",
+                )
                 continue
             err = _v_array(_v_string)(values)
             if err:
@@ -1063,8 +1229,9 @@ class _Loader:
             return
         if not any(out.get(f) for f in fields):
             listed = ", ".join(f"'{f}'" for f in fields)
-            self.errs.append(path, "@entity", f"must set one of {listed} when 'protocols' is "
-                                              f"'{when}'")
+            self.errs.append(
+                path, "@entity", f"must set one of {listed} when 'protocols' is '{when}'"
+            )
             return
         # traditional_compatible: the generated ATC expression must compile in Rust
         checks = [(p[1:], True) for p in out["paths"] if p.startswith("~")]
@@ -1076,8 +1243,11 @@ class _Loader:
                 continue
             kind, message = problem
             if kind == "rust":
-                self.errs.append(path, "@entity", "Router Expression failed validation: "
-                                                  f"regex parse error: '{rx}': {message}")
+                self.errs.append(
+                    path,
+                    "@entity",
+                    f"Router Expression failed validation: regex parse error: '{rx}': {message}",
+                )
             elif not is_path:  # path regexes were reported on the field already
                 self.errs.append(path, "@entity", f"invalid header regex '{rx}' ({message})")
 
@@ -1091,14 +1261,27 @@ class _Loader:
         _validate_common(record, out, errs, path)
         _apply(record, out, errs, path, "name", _v_string, required=True)
         name = out.get("name")
-        if (isinstance(name, str) and self.enabled_plugins is not None
-                and name not in self.enabled_plugins):
-            errs.set(path, "name", f"plugin '{name}' not enabled; add it to the 'plugins' "
-                                   "configuration property")
+        if (
+            isinstance(name, str)
+            and self.enabled_plugins is not None
+            and name not in self.enabled_plugins
+        ):
+            errs.set(
+                path,
+                "name",
+                f"plugin '{name}' not enabled; add it to the 'plugins' configuration property",
+            )
         _apply(record, out, errs, path, "instance_name", _v_utf8_name)
         _apply(record, out, errs, path, "enabled", _v_boolean, True)
-        _apply(record, out, errs, path, "protocols", _v_array(_v_one_of(PROTOCOLS), kind="set"),
-               list(DEFAULT_PLUGIN_PROTOCOLS))
+        _apply(
+            record,
+            out,
+            errs,
+            path,
+            "protocols",
+            _v_array(_v_one_of(PROTOCOLS), kind="set"),
+            list(DEFAULT_PLUGIN_PROTOCOLS),
+        )
         config = record.get("config")
         if config is None:
             out["config"] = {}
@@ -1128,8 +1311,9 @@ class _Loader:
             else:  # certificates, ca_certificates: no endpoint or cache key, a random id
                 key = None
             item.generated_key = key
-            item.id = _entity_uuid(item.kind, key if key is not None
-                                   else f"harness-position:{item.label}")
+            item.id = _entity_uuid(
+                item.kind, key if key is not None else f"harness-position:{item.label}"
+            )
 
     @staticmethod
     def _plugin_cache_key(item: _Item) -> str:
@@ -1159,15 +1343,21 @@ class _Loader:
             failed = False
             if key is not None:
                 if (item.kind, key) in names:
-                    self._item_error(item, f"uniqueness violation: '{item.kind}' entity with "
-                                           f"{endpoint} set to '{key}' already declared")
+                    self._item_error(
+                        item,
+                        f"uniqueness violation: '{item.kind}' entity with "
+                        f"{endpoint} set to '{key}' already declared",
+                    )
                     failed = True
                 else:
                     names[(item.kind, key)] = item
             ident = (item.kind, str(item.id).lower())
             if not failed and ident in ids:
-                self._item_error(item, f"uniqueness violation: '{item.kind}' entity with "
-                                       f"primary key set to '{item.id}' already declared")
+                self._item_error(
+                    item,
+                    f"uniqueness violation: '{item.kind}' entity with "
+                    f"primary key set to '{item.id}' already declared",
+                )
             else:
                 ids.setdefault(ident, item)
         self.names = names
@@ -1197,10 +1387,14 @@ class _Loader:
                 key = value if isinstance(value, str) else value["id"]
                 found = self._find(target_kind, key) if target_kind != "consumers" else None
                 if found is None:
-                    shown = value if isinstance(value, str) else json.dumps(
-                        value, separators=(",", ":"))
-                    missing.append(f"invalid reference '{fname}: {shown}' (no such entry in "
-                                   f"'{target_kind}')")
+                    shown = (
+                        value
+                        if isinstance(value, str)
+                        else json.dumps(value, separators=(",", ":"))
+                    )
+                    missing.append(
+                        f"invalid reference '{fname}: {shown}' (no such entry in '{target_kind}')"
+                    )
                 refs[fname] = found
             if missing:
                 endpoint = "instance_name" if item.kind == "plugins" else "name"
@@ -1220,19 +1414,26 @@ class _Loader:
                 continue
             refs = resolved[id(item)]
             route, service = refs.get("route"), refs.get("service")
-            combo = (item.data["name"], route.id if route else None,
-                     service.id if service else None)
+            combo = (
+                item.data["name"],
+                route.id if route else None,
+                service.id if service else None,
+            )
             if combo in seen:
-                self._item_error(item, f"uniqueness violation: 'plugins' entity with name set "
-                                       f"to '{combo[0]}' already declared for the same route, "
-                                       "service and consumer")
+                self._item_error(
+                    item,
+                    f"uniqueness violation: 'plugins' entity with name set "
+                    f"to '{combo[0]}' already declared for the same route, "
+                    "service and consumer",
+                )
             else:
                 seen[combo] = item
 
     # -- phase 3: typed entities -------------------------------------------------------------
 
-    def _build(self, resolved: dict[int, dict[str, _Item | None]],
-               version: str) -> DeclarativeConfig:
+    def _build(
+        self, resolved: dict[int, dict[str, _Item | None]], version: str
+    ) -> DeclarativeConfig:
         certificates: dict[int, Certificate] = {}
         ca_certificates: list[CACertificate] = []
         services: dict[int, Service] = {}
@@ -1242,58 +1443,85 @@ class _Loader:
             d = item.data
             if item.kind == "certificates":
                 # referenceable cert/key: env-vault references resolved as the config is read
-                cert, key = (resolve_reference(v) if is_reference(v) else v
-                             for v in (d["cert"], d["key"]))
-                certificates[id(item)] = Certificate(id=str(item.id), cert=cert, key=key,
-                                                     tags=_dedupe(d["tags"]))
+                cert, key = (
+                    resolve_reference(v) if is_reference(v) else v for v in (d["cert"], d["key"])
+                )
+                certificates[id(item)] = Certificate(
+                    id=str(item.id), cert=cert, key=key, tags=_dedupe(d["tags"])
+                )
             elif item.kind == "ca_certificates":
-                ca_certificates.append(CACertificate(id=str(item.id), cert=d["cert"],
-                                                     tags=_dedupe(d["tags"])))
+                ca_certificates.append(
+                    CACertificate(id=str(item.id), cert=d["cert"], tags=_dedupe(d["tags"]))
+                )
         for item in self.items:
             if item.kind != "services":
                 continue
             d = item.data
             cert_item = resolved[id(item)].get("client_certificate")
             services[id(item)] = Service(
-                id=str(item.id), host=d["host"], name=d.get("name"), protocol=d["protocol"],
-                port=int(d["port"]), path=d.get("path"), retries=int(d["retries"]),
-                connect_timeout=int(d["connect_timeout"]), read_timeout=int(d["read_timeout"]),
-                write_timeout=int(d["write_timeout"]), enabled=d["enabled"],
+                id=str(item.id),
+                host=d["host"],
+                name=d.get("name"),
+                protocol=d["protocol"],
+                port=int(d["port"]),
+                path=d.get("path"),
+                retries=int(d["retries"]),
+                connect_timeout=int(d["connect_timeout"]),
+                read_timeout=int(d["read_timeout"]),
+                write_timeout=int(d["write_timeout"]),
+                enabled=d["enabled"],
                 tags=_dedupe(d["tags"]),
-                client_certificate=(certificates[id(cert_item)] if cert_item is not None
-                                    else None),
+                client_certificate=(certificates[id(cert_item)] if cert_item is not None else None),
                 tls_verify=d.get("tls_verify"),
-                tls_verify_depth=(int(d["tls_verify_depth"])
-                                  if d.get("tls_verify_depth") is not None else None),
-                ca_certificates=(tuple(d["ca_certificates"])
-                                 if d.get("ca_certificates") is not None else None))
+                tls_verify_depth=(
+                    int(d["tls_verify_depth"]) if d.get("tls_verify_depth") is not None else None
+                ),
+                ca_certificates=(
+                    tuple(d["ca_certificates"]) if d.get("ca_certificates") is not None else None
+                ),
+            )
         for item in self.items:
             if item.kind != "routes":
                 continue
             d = item.data
             svc_item = resolved[id(item)].get("service")
             routes[id(item)] = Route(
-                id=str(item.id), name=d.get("name"),
+                id=str(item.id),
+                name=d.get("name"),
                 service=services[id(svc_item)] if svc_item is not None else None,
-                protocols=_dedupe(d["protocols"]), methods=_dedupe(d["methods"]),
-                hosts=tuple(d["hosts"]), paths=tuple(d["paths"]), headers=d["headers"],
-                strip_path=d["strip_path"], preserve_host=d["preserve_host"],
-                regex_priority=int(d["regex_priority"]), path_handling=d["path_handling"],
+                protocols=_dedupe(d["protocols"]),
+                methods=_dedupe(d["methods"]),
+                hosts=tuple(d["hosts"]),
+                paths=tuple(d["paths"]),
+                headers=d["headers"],
+                strip_path=d["strip_path"],
+                preserve_host=d["preserve_host"],
+                regex_priority=int(d["regex_priority"]),
+                path_handling=d["path_handling"],
                 https_redirect_status_code=int(d["https_redirect_status_code"]),
                 request_buffering=d["request_buffering"],
-                response_buffering=d["response_buffering"], tags=_dedupe(d["tags"]))
+                response_buffering=d["response_buffering"],
+                tags=_dedupe(d["tags"]),
+            )
         for item in self.items:
             if item.kind != "plugins":
                 continue
             d = item.data
             refs = resolved[id(item)]
             r_item, s_item = refs.get("route"), refs.get("service")
-            plugins.append(PluginEntity(
-                id=str(item.id), name=d["name"], config=d["config"], enabled=d["enabled"],
-                route=routes[id(r_item)] if r_item is not None else None,
-                service=services[id(s_item)] if s_item is not None else None,
-                protocols=_dedupe(d["protocols"]), instance_name=d.get("instance_name"),
-                tags=_dedupe(d["tags"])))
+            plugins.append(
+                PluginEntity(
+                    id=str(item.id),
+                    name=d["name"],
+                    config=d["config"],
+                    enabled=d["enabled"],
+                    route=routes[id(r_item)] if r_item is not None else None,
+                    service=services[id(s_item)] if s_item is not None else None,
+                    protocols=_dedupe(d["protocols"]),
+                    instance_name=d.get("instance_name"),
+                    tags=_dedupe(d["tags"]),
+                )
+            )
         return DeclarativeConfig(
             format_version=version,
             services=tuple(services.values()),
@@ -1354,8 +1582,10 @@ class DeclarativeConfig:
                 continue
             if not any(p in HTTP_SUBSYSTEM_PROTOCOLS for p in plugin.protocols):
                 continue
-            key = (plugin.route.id if plugin.route else None,
-                   plugin.service.id if plugin.service else None)
+            key = (
+                plugin.route.id if plugin.route else None,
+                plugin.service.id if plugin.service else None,
+            )
             combos.setdefault(plugin.name, {})[key] = plugin
         return combos
 

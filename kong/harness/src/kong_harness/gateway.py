@@ -52,10 +52,19 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
-HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
-    "trailer", "transfer-encoding", "upgrade", "proxy-connection",
-})
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-connection",
+    }
+)
 UNEXPECTED = "An unexpected error occurred"
 DEFAULT_WORKSPACE_ID = "00000000-0000-0000-0000-000000000000"
 
@@ -79,15 +88,23 @@ class BundledPlugin:
 # kong/templates/kong_defaults.lua) or naming them loads them (kong/constants.lua
 # BUNDLED_PLUGINS, kong/conf_loader/init.lua).
 BUNDLED = {
-    prometheus.NAME: BundledPlugin(prometheus.NAME, prometheus.PRIORITY, prometheus.VERSION,
-                                   prometheus.PHASES, prometheus.SCHEMA),
+    prometheus.NAME: BundledPlugin(
+        prometheus.NAME,
+        prometheus.PRIORITY,
+        prometheus.VERSION,
+        prometheus.PHASES,
+        prometheus.SCHEMA,
+    ),
 }
 
 
 def loaded_bundled_plugins(conf: Mapping[str, str]) -> dict[str, BundledPlugin]:
     names = {n.strip().lower() for n in conf.get("plugins", "bundled").split(",")}
-    return {name: info for name, info in BUNDLED.items()
-            if "off" not in names and ("bundled" in names or name in names)}
+    return {
+        name: info
+        for name, info in BUNDLED.items()
+        if "off" not in names and ("bundled" in names or name in names)
+    }
 
 
 @dataclass(frozen=True)
@@ -142,9 +159,11 @@ class Gateway:
         self.config_hash: str | None = None  # declarative.get_current_hash: md5 of kong.yml
         self.draining = False  # POST /status/ready status=draining (kong/status/ready.lua)
         self.prometheus = prometheus.PrometheusExporter(
-            self.node_id, self.stats.snapshot,
+            self.node_id,
+            self.stats.snapshot,
             # log handlers run where Kong runs them, in timers (ngx.timer.running_count)
-            lambda: {"running": len(self._log_tasks), "pending": 0})
+            lambda: {"running": len(self._log_tasks), "pending": 0},
+        )
         self.processes: dict[str, PluginServerProcess] = {}
         self.config: DeclarativeConfig | None = None
         self.router: Router | None = None
@@ -161,8 +180,13 @@ class Gateway:
         for server in self.settings.kong_conf.pluginservers:
             info = await loop.run_in_executor(None, query_plugin_info, server)
             self.external[info.name] = info
-            log.info("[pluginserver] loaded plugin %s %s (priority %d, phases %s)", info.name,
-                     info.version, info.priority, ",".join(info.phases))
+            log.info(
+                "[pluginserver] loaded plugin %s %s (priority %d, phases %s)",
+                info.name,
+                info.version,
+                info.priority,
+                ",".join(info.phases),
+            )
         self.load_config(self.settings.declarative_config)
         if self.settings.start_plugin_servers:
             for server in self.settings.kong_conf.pluginservers:
@@ -186,8 +210,9 @@ class Gateway:
         worker = Worker(index)
         for name, info in self.external.items():
             rpc = MsgpackRpcClient(info.server.socket, timeout=self.settings.plugin_timeout)
-            worker.plugins[name] = PluginWorker(info, rpc, fail_open=self.settings.fail_open,
-                                                reset_everywhere=self._reset_instances)
+            worker.plugins[name] = PluginWorker(
+                info, rpc, fail_open=self.settings.fail_open, reset_everywhere=self._reset_instances
+            )
         return worker
 
     def _reset_instances(self, plugin_name: str) -> None:
@@ -204,12 +229,14 @@ class Gateway:
             raise GatewayConfigError(str(exc)) from exc
         configured: dict[str, ConfiguredPlugin] = {}
         for seq, entity in enumerate(config.plugins, 1):
-            info: ExternalPlugin | BundledPlugin | None = (self.external.get(entity.name)
-                                                           or self.bundled.get(entity.name))
+            info: ExternalPlugin | BundledPlugin | None = self.external.get(
+                entity.name
+            ) or self.bundled.get(entity.name)
             if info is None:
                 raise GatewayConfigError(
                     f"declarative config is invalid: plugin '{entity.name}' not enabled; "
-                    "add it to the 'plugins' configuration property")
+                    "add it to the 'plugins' configuration property"
+                )
             try:
                 # Stored with nulls, read back by the plugins iterator without them.
                 conf = select_config(info.schema, process_config(info.schema, entity.config))
@@ -226,8 +253,13 @@ class Gateway:
                 "plugin_instance_name": entity.instance_name,
                 "__plugin_id": entity.id,
                 "__ws_id": DEFAULT_WORKSPACE_ID,
-                "__key__": ":".join((entity.route.id if entity.route else "",
-                                     entity.service.id if entity.service else "", "")),
+                "__key__": ":".join(
+                    (
+                        entity.route.id if entity.route else "",
+                        entity.service.id if entity.service else "",
+                        "",
+                    )
+                ),
                 "__seq__": seq,
             }
             conf.update({k: v for k, v in extra.items() if v is not None})
@@ -239,7 +271,8 @@ class Gateway:
         # prometheus handler.lua configure(configs) -> exporter.lua: enabled when some
         # prometheus plugin is configured (and enabled)
         self.prometheus.enabled = any(
-            p.entity.name == prometheus.NAME and p.entity.enabled for p in configured.values())
+            p.entity.name == prometheus.NAME and p.entity.enabled for p in configured.values()
+        )
 
     async def stop(self) -> None:
         for task in list(self._log_tasks):
@@ -259,8 +292,11 @@ class Gateway:
     # -- plugin selection ---------------------------------------------------------------
     def _plugins(self, route: Any, service: Any, phase: str) -> list[ConfiguredPlugin]:
         assert self.config is not None
-        entities = (self.config.plugins_for(route, service) if route is not None
-                    else self.config.global_plugins())
+        entities = (
+            self.config.plugins_for(route, service)
+            if route is not None
+            else self.config.global_plugins()
+        )
         selected = [self.configured[e.id] for e in entities]
         selected = [p for p in selected if phase in p.plugin.phases]
         return sorted(selected, key=lambda p: p.order_key, reverse=True)
@@ -295,37 +331,52 @@ class Gateway:
         """
         ctx = self._context(scope, b"", started)
         conf = self.settings.kong_conf.values
-        accept = (pdk.request_header(ctx, "Accept") or pdk.request_header(ctx, "Content-Type")
-                  or conf.get("error_default_type", "text/plain"))
+        accept = (
+            pdk.request_header(ctx, "Accept")
+            or pdk.request_header(ctx, "Content-Type")
+            or conf.get("error_default_type", "text/plain")
+        )
         content_type = pdk.error_content_type(accept)
-        body = pdk.error_body(400, "Request header or cookie too large", ctx.request_id,
-                              content_type)
+        body = pdk.error_body(
+            400, "Request header or cookie too large", ctx.request_id, content_type
+        )
         ctx.source = "kong"
-        response = _Response(400, [("Content-Type", content_type),
-                                   ("Content-Length", str(len(body))),
-                                   ("Server", SERVER_TOKENS),
-                                   ("X-Kong-Request-Id", ctx.request_id),
-                                   ("Connection", "close")], body=body)
+        response = _Response(
+            400,
+            [
+                ("Content-Type", content_type),
+                ("Content-Length", str(len(body))),
+                ("Server", SERVER_TOKENS),
+                ("X-Kong-Request-Id", ctx.request_id),
+                ("Connection", "close"),
+            ],
+            body=body,
+        )
         bytes_sent = await response.send(send)
         worker = self.workers[next(self._next_worker)]
         self._schedule_log(ctx, None, worker, response, bytes_sent, started)
 
     def _context(self, scope: Scope, body: bytes, started: float) -> pdk.RequestContext:
-        headers = [(k.decode("latin-1"), v.decode("utf-8", "surrogateescape"))
-                   for k, v in scope["headers"]]
+        headers = [
+            (k.decode("latin-1"), v.decode("utf-8", "surrogateescape")) for k, v in scope["headers"]
+        ]
         peer_ip = (scope.get("client") or ("127.0.0.1", 0))[0]
         # nginx's realip module (set_real_ip_from = trusted_ips, kong/templates/nginx_kong.lua;
         # real_ip_header/real_ip_recursive, kong/templates/kong_defaults.lua): see realip.py
-        remote_addr = realip.remote_addr(peer_ip, headers, self.real_ip_header,
-                                         self.real_ip_recursive, self.trusted)
+        remote_addr = realip.remote_addr(
+            peer_ip, headers, self.real_ip_header, self.real_ip_recursive, self.trusted
+        )
         host_header = next((v for k, v in headers if k.lower() == "host"), "")
         server = scope.get("server") or ("127.0.0.1", 8000)
         raw_path = scope.get("raw_path") or scope["path"].encode()
         return pdk.RequestContext(
             method=scope["method"],
             scheme=scope.get("scheme", "http"),
-            host=(host_header.rsplit(":", 1)[0] if host_header and not host_header.endswith("]")
-                  else host_header or server[0]).lower(),
+            host=(
+                host_header.rsplit(":", 1)[0]
+                if host_header and not host_header.endswith("]")
+                else host_header or server[0]
+            ).lower(),
             port=server[1] or 80,
             raw_path=raw_path.decode("latin-1"),
             raw_query=scope.get("query_string", b"").decode("latin-1"),
@@ -341,8 +392,9 @@ class Gateway:
             client_body_buffer_size=self.client_body_buffer_size,
         )
 
-    async def _handle(self, ctx: pdk.RequestContext, worker: Worker, send: Send,
-                      started: float) -> None:
+    async def _handle(
+        self, ctx: pdk.RequestContext, worker: Worker, send: Send, started: float
+    ) -> None:
         plugins_ran: list[ConfiguredPlugin] = []
         response: _Response | None = None
         # rewrite: global plugins only, before the router (kong/init.lua rewrite phase)
@@ -354,8 +406,13 @@ class Gateway:
         if response is None:
             assert self.router is not None
             host_header = next((v for k, v in ctx.headers if k.lower() == "host"), None)
-            match = self.router.match(ctx.method, host_header, ctx.raw_path,
-                                      ctx.multimap(ctx.headers, 1000), server_port=ctx.port)
+            match = self.router.match(
+                ctx.method,
+                host_header,
+                ctx.raw_path,
+                ctx.multimap(ctx.headers, 1000),
+                server_port=ctx.port,
+            )
             if match is None:
                 response = self._kong_error(ctx, 404, "no Route matched with those values")
         if response is None and match is not None:
@@ -384,8 +441,9 @@ class Gateway:
         bytes_sent = await response.send(send)
         self._schedule_log(ctx, match, worker, response, bytes_sent, started)
 
-    async def _run_phase(self, plugin: ConfiguredPlugin, phase: str, ctx: pdk.RequestContext,
-                         worker: Worker) -> _Response | None:
+    async def _run_phase(
+        self, plugin: ConfiguredPlugin, phase: str, ctx: pdk.RequestContext, worker: Worker
+    ) -> _Response | None:
         """Run one plugin's phase; a response means the request ends here."""
         try:
             await worker.plugins[plugin.plugin.name].handle_event(plugin.conf, phase, ctx)
@@ -407,25 +465,36 @@ class Gateway:
         content_type = pdk.error_content_type(accept)
         body = pdk.error_body(status, message, ctx.request_id, content_type)
         ctx.source = "kong" if status < 500 else "error"
-        headers = [*ctx.response_headers, ("Content-Type", content_type),
-                   ("Content-Length", str(len(body)))]
+        headers = [
+            *ctx.response_headers,
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+        ]
         return _Response(status, headers, body=body)
 
     # -- proxying -----------------------------------------------------------------------
-    async def _proxy(self, ctx: pdk.RequestContext, match: Any, worker: Worker,
-                     started: float, access_done: float) -> _Response:
+    async def _proxy(
+        self,
+        ctx: pdk.RequestContext,
+        match: Any,
+        worker: Worker,
+        started: float,
+        access_done: float,
+    ) -> _Response:
         service = match.service
         if service is None:
             return self._kong_error(ctx, 500, UNEXPECTED)
         upstream_path = ctx.upstream_path or match.upstream_uri
         query = ("?" + ctx.raw_query) if ctx.raw_query else ""
         host_header = ctx.upstream_host or match.upstream_host or service.host
-        url = (f"{service.protocol}://{_url_host(service.host)}:{service.port}"
-               f"{upstream_path}{query}")
+        url = f"{service.protocol}://{_url_host(service.host)}:{service.port}{upstream_path}{query}"
         headers = self._upstream_headers(ctx, match, host_header)
-        timeout = httpx.Timeout(connect=service.connect_timeout / 1000,
-                                read=service.read_timeout / 1000,
-                                write=service.write_timeout / 1000, pool=None)
+        timeout = httpx.Timeout(
+            connect=service.connect_timeout / 1000,
+            read=service.read_timeout / 1000,
+            write=service.write_timeout / 1000,
+            pool=None,
+        )
         extensions: dict[str, Any] = {}
         if service.protocol == "https":
             # upstream_ssl.lua set_service_ssl; SNI and verified name: proxy_ssl_name
@@ -439,8 +508,14 @@ class Gateway:
             client = self.upstream_clients.get(tls, own_sni)
         else:
             client = self.upstream_clients.get(None)
-        request = client.build_request(ctx.method, url, headers=headers, content=ctx.body,
-                                       timeout=timeout, extensions=extensions)
+        request = client.build_request(
+            ctx.method,
+            url,
+            headers=headers,
+            content=ctx.body,
+            timeout=timeout,
+            extensions=extensions,
+        )
         sent_at = time.time()
         try:
             upstream = await client.send(request, stream=True)
@@ -463,7 +538,8 @@ class Gateway:
         ctx.source = "service"
         ctx.upstream_status = upstream.status_code
         ctx.upstream_headers = [
-            (k.decode("latin-1"), _header_text(v)) for k, v in upstream.headers.raw
+            (k.decode("latin-1"), _header_text(v))
+            for k, v in upstream.headers.raw
             if k.decode("latin-1").lower() not in HOP_BY_HOP
         ]
         response_plugins = self._plugins(match.route, match.service, "response")
@@ -505,8 +581,9 @@ class Gateway:
             return _Response(status, headers, stream=body_iter)
         return _Response(status, headers, body=body or b"")
 
-    def _upstream_headers(self, ctx: pdk.RequestContext, match: Any,
-                          host_header: str) -> list[tuple[str, bytes]]:
+    def _upstream_headers(
+        self, ctx: pdk.RequestContext, match: Any, host_header: str
+    ) -> list[tuple[str, bytes]]:
         """Client headers as plugins left them, plus what Kong's proxy adds (handler.lua).
 
         Values go out as bytes: the client's own where nobody changed them (nginx passes
@@ -518,8 +595,11 @@ class Gateway:
             values = ctx.header_values(name)
             return values[0] if values and trusted else None
 
-        out = [(k, v) for k, v in ctx.headers
-               if k.lower() not in HOP_BY_HOP and k.lower() not in _PROXY_SET_HEADERS]
+        out = [
+            (k, v)
+            for k, v in ctx.headers
+            if k.lower() not in HOP_BY_HOP and k.lower() not in _PROXY_SET_HEADERS
+        ]
         xff = ", ".join(ctx.header_values("X-Forwarded-For"))
         prefix = match.matched_path
         out += [
@@ -529,11 +609,14 @@ class Gateway:
             ("X-Forwarded-Proto", incoming("X-Forwarded-Proto") or ctx.scheme),
             ("X-Forwarded-Host", incoming("X-Forwarded-Host") or ctx.host),
             ("X-Forwarded-Port", incoming("X-Forwarded-Port") or str(ctx.port)),
-            ("X-Forwarded-Path", incoming("X-Forwarded-Path")
-             or _header_text(ctx.raw_path.encode("latin-1"))),
+            (
+                "X-Forwarded-Path",
+                incoming("X-Forwarded-Path") or _header_text(ctx.raw_path.encode("latin-1")),
+            ),
         ]
         forwarded_prefix = incoming("X-Forwarded-Prefix") or (
-            prefix if prefix and prefix != "/" else None)
+            prefix if prefix and prefix != "/" else None
+        )
         if forwarded_prefix:
             out.append(("X-Forwarded-Prefix", forwarded_prefix))
         via = ", ".join(ctx.header_values("Via"))
@@ -542,8 +625,15 @@ class Gateway:
         return [(k, _header_bytes(v)) for k, v in out]
 
     # -- log phase ----------------------------------------------------------------------
-    def _schedule_log(self, ctx: pdk.RequestContext, match: Any, worker: Worker,
-                      response: _Response, bytes_sent: int, started: float) -> None:
+    def _schedule_log(
+        self,
+        ctx: pdk.RequestContext,
+        match: Any,
+        worker: Worker,
+        response: _Response,
+        bytes_sent: int,
+        started: float,
+    ) -> None:
         route = match.route if match else None
         service = match.service if match else None
         plugins = self._plugins(route, service, "log")
@@ -552,8 +642,14 @@ class Gateway:
         latencies = dict(ctx.ngx_ctx.get("latencies") or {"kong": 0, "proxy": -1, "receive": 0})
         latencies["request"] = int((time.time() - started) * 1000)
         serialized = pdk.serialize(
-            ctx, response.status, response.headers, bytes_sent, latencies,
-            ctx.ngx_ctx.get("upstream_uri", ""), ctx.upstream_status)
+            ctx,
+            response.status,
+            response.headers,
+            bytes_sent,
+            latencies,
+            ctx.ngx_ctx.get("upstream_uri", ""),
+            ctx.upstream_status,
+        )
         # plugin.lua: the log timer gets a snapshot; ctx.shared is the same table, ngx.ctx a clone
         snapshot = {
             "serialize_data": serialized,
@@ -567,25 +663,42 @@ class Gateway:
                 # kong.response.get_source() (prometheus handler.lua, exporter.lua)
                 self.prometheus.log(plugin.conf, serialized, ctx.source)
                 continue
-            log_ctx = pdk.RequestContext(**{**ctx.__dict__, "ngx_ctx": dict(ctx.ngx_ctx),
-                                            "snapshot": snapshot, "phase": "log",
-                                            "log_lines": ctx.log_lines})
+            log_ctx = pdk.RequestContext(
+                **{
+                    **ctx.__dict__,
+                    "ngx_ctx": dict(ctx.ngx_ctx),
+                    "snapshot": snapshot,
+                    "phase": "log",
+                    "log_lines": ctx.log_lines,
+                }
+            )
             task = asyncio.create_task(self._log_one(plugin, log_ctx, worker))
             self._log_tasks.add(task)
             task.add_done_callback(self._log_tasks.discard)
 
-    async def _log_one(self, plugin: ConfiguredPlugin, ctx: pdk.RequestContext,
-                       worker: Worker) -> None:
+    async def _log_one(
+        self, plugin: ConfiguredPlugin, ctx: pdk.RequestContext, worker: Worker
+    ) -> None:
         try:
             await worker.plugins[plugin.plugin.name].handle_event(plugin.conf, "log", ctx)
         except (PluginAborted, pdk.Terminated) as exc:
             log.error("[%s] log phase: %s", plugin.plugin.name, exc)
 
 
-_PROXY_SET_HEADERS = frozenset({
-    "host", "x-real-ip", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
-    "x-forwarded-port", "x-forwarded-path", "x-forwarded-prefix", "via", "x-kong-request-id",
-})
+_PROXY_SET_HEADERS = frozenset(
+    {
+        "host",
+        "x-real-ip",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "x-forwarded-port",
+        "x-forwarded-path",
+        "x-forwarded-prefix",
+        "via",
+        "x-kong-request-id",
+    }
+)
 
 
 @dataclass
@@ -629,8 +742,9 @@ def _header_bytes(value: str) -> bytes:
     return value.encode("utf-8", "surrogateescape")
 
 
-def _merge_headers(base: list[tuple[str, str]],
-                   override: list[tuple[str, str]]) -> list[tuple[str, str]]:
+def _merge_headers(
+    base: list[tuple[str, str]], override: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
     names = {k.lower() for k, _ in override}
     return [(k, v) for k, v in base if k.lower() not in names] + list(override)
 
@@ -734,8 +848,9 @@ class NodeStats:
             "total_requests": self.requests,
         }
 
-    def track(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]
-              ) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    def track(
+        self, app: Callable[[Scope, Receive, Send], Awaitable[None]]
+    ) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
         async def tracked(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] != "http":
                 await app(scope, receive, send)
@@ -750,8 +865,14 @@ class NodeStats:
         return tracked
 
 
-async def serve(gateway: Any, host: str, port: int, ready: asyncio.Event | None = None,
-                log_level: str = "info", stats: NodeStats | None = None) -> None:
+async def serve(
+    gateway: Any,
+    host: str,
+    port: int,
+    ready: asyncio.Event | None = None,
+    log_level: str = "info",
+    stats: NodeStats | None = None,
+) -> None:
     """Run an ASGI app (the gateway's proxy, or its status or admin API) on ``host:port``
     with uvicorn until cancelled; ``stats`` (the gateway's own by default) counts its
     connections and requests with the node's."""
@@ -760,10 +881,17 @@ async def serve(gateway: Any, host: str, port: int, ready: asyncio.Event | None 
     if stats is None and isinstance(gateway, Gateway):
         stats = gateway.stats
     app = stats.track(gateway) if stats is not None else gateway
-    config = uvicorn.Config(app, host=host, port=port, lifespan="off",
-                            log_level=log_level, access_log=False, server_header=False,
-                            proxy_headers=False,  # the realip logic is ours (trusted_ips)
-                            date_header=False)  # Date is ours (see _Response.send)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        lifespan="off",
+        log_level=log_level,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,  # the realip logic is ours (trusted_ips)
+        date_header=False,
+    )  # Date is ours (see _Response.send)
     server = uvicorn.Server(config)
     if stats is not None:
         server.server_state = stats.state

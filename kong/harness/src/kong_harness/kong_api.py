@@ -32,8 +32,9 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # kong/templates/kong_defaults.lua
-DEFAULT_ADMIN_LISTEN = "127.0.0.1:8001 reuseport backlog=16384, " \
-                       "127.0.0.1:8444 http2 ssl reuseport backlog=16384"
+DEFAULT_ADMIN_LISTEN = (
+    "127.0.0.1:8001 reuseport backlog=16384, 127.0.0.1:8444 http2 ssl reuseport backlog=16384"
+)
 DEFAULT_STATUS_LISTEN = "127.0.0.1:8007 reuseport backlog=16384"
 # kong/constants.lua DECLARATIVE_EMPTY_CONFIG_HASH
 EMPTY_CONFIG_HASH = "0" * 32
@@ -58,12 +59,16 @@ def parse_listen(key: str, value: str) -> list[Listen]:
         address, *flags = entry.split()
         host, sep, port = address.rpartition(":")
         if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-            raise GatewayConfigError(f"{key} must be of form: [off] | <ip>:<port> [ssl] "
-                                     f"[http2] [proxy_protocol] [deferred] [bind] "
-                                     f"[reuseport] [backlog=%d] ..., [... next entry ...]")
+            raise GatewayConfigError(
+                f"{key} must be of form: [off] | <ip>:<port> [ssl] "
+                f"[http2] [proxy_protocol] [deferred] [bind] "
+                f"[reuseport] [backlog=%d] ..., [... next entry ...]"
+            )
         if "ssl" in flags:
-            raise GatewayConfigError(f"{key}: the harness does not serve TLS listeners "
-                                     f"({entry!r}); use a plain address:port")
+            raise GatewayConfigError(
+                f"{key}: the harness does not serve TLS listeners "
+                f"({entry!r}); use a plain address:port"
+            )
         out.append(Listen(host.strip("[]") or "0.0.0.0", int(port), False))
     return out
 
@@ -71,8 +76,7 @@ def parse_listen(key: str, value: str) -> list[Listen]:
 def listeners(conf: Mapping[str, str]) -> dict[str, list[Listen]]:
     """The status and admin listeners kong.conf asks for (Kong's defaults when unset)."""
     return {
-        "status": parse_listen("status_listen", conf.get("status_listen",
-                                                         DEFAULT_STATUS_LISTEN)),
+        "status": parse_listen("status_listen", conf.get("status_listen", DEFAULT_STATUS_LISTEN)),
         "admin": parse_listen("admin_listen", conf.get("admin_listen", DEFAULT_ADMIN_LISTEN)),
     }
 
@@ -122,8 +126,10 @@ def _app(gateway: Gateway, routes: Mapping[str, Mapping[str, Any]]) -> App:
         else:
             content_type = b"application/json; charset=utf-8"
             data = json.dumps(payload, separators=(",", ":")).encode()
-        headers = [(b"content-length", str(len(data)).encode()),
-                   (b"server", SERVER_TOKENS.encode())]
+        headers = [
+            (b"content-length", str(len(data)).encode()),
+            (b"server", SERVER_TOKENS.encode()),
+        ]
         if content_type:
             headers.insert(0, (b"content-type", content_type))
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -138,7 +144,7 @@ def _bytes_to_str(value: int, unit: str, scale: int) -> str | int:
     u = unit.lower()
     if u in ("", "b"):
         return f"{value:d}"
-    divisor = {"k": (2 ** 10, "KiB"), "m": (2 ** 20, "MiB"), "g": (2 ** 30, "GiB")}.get(u)
+    divisor = {"k": (2**10, "KiB"), "m": (2**20, "MiB"), "g": (2**30, "GiB")}.get(u)
     if divisor is None:
         raise ValueError(f"invalid unit '{unit}' (expected 'k/K', 'm/M', or 'g/G')")
     return f"{value / divisor[0]:.{scale}f} {divisor[1]}"
@@ -163,15 +169,19 @@ async def _status(gateway: Gateway, scope: Scope, _body: bytes) -> tuple[int, An
         memory = {
             # No Lua VMs and no shared dicts in the harness: its one Python process stands
             # for the workers' VMs; there is no lua_shared_dict.
-            "workers_lua_vms": [{"http_allocated_gc": _bytes_to_str(_rss(), unit, int(scale)),
-                                 "pid": os.getpid()}],
+            "workers_lua_vms": [
+                {"http_allocated_gc": _bytes_to_str(_rss(), unit, int(scale)), "pid": os.getpid()}
+            ],
             "lua_shared_dicts": {},
         }
     except ValueError as exc:
         return 400, {"message": str(exc)}
     # DB-less: configuration_hash instead of the database entry
-    return 200, {"memory": memory, "server": gateway.stats.snapshot(),
-                 "configuration_hash": gateway.config_hash or EMPTY_CONFIG_HASH}
+    return 200, {
+        "memory": memory,
+        "server": gateway.stats.snapshot(),
+        "configuration_hash": gateway.config_hash or EMPTY_CONFIG_HASH,
+    }
 
 
 # -- kong/status/ready.lua ---------------------------------------------------------------
@@ -181,21 +191,28 @@ async def _ready_get(gateway: Gateway, _scope: Scope, _body: bytes) -> tuple[int
     workers = max(1, gateway.settings.workers)
     built = len(gateway.workers) if gateway.router is not None else 0
     if built < workers:  # the router and plugins iterator are built with the workers
-        return 503, {"message": f"router builds not yet complete, router ready in {built} "
-                                f"of {workers} workers"}
+        return 503, {
+            "message": f"router builds not yet complete, router ready in {built} "
+            f"of {workers} workers"
+        }
     if not gateway.config_hash:
-        return 503, {"message": "no configuration available (configuration hash is not "
-                                "initialized)"}
+        return 503, {
+            "message": "no configuration available (configuration hash is not initialized)"
+        }
     return 200, {"message": "ready"}
 
 
 async def _ready_post(gateway: Gateway, scope: Scope, body: bytes) -> tuple[int, Any]:
-    content_type = next((v.decode("latin-1") for k, v in scope["headers"]
-                         if k.lower() == b"content-type"), "")
+    content_type = next(
+        (v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"content-type"), ""
+    )
     params: Mapping[str, Any]
     try:
-        params = (json.loads(body or b"{}") if "json" in content_type
-                  else {k: v[-1] for k, v in parse_qs(body.decode()).items()})
+        params = (
+            json.loads(body or b"{}")
+            if "json" in content_type
+            else {k: v[-1] for k, v in parse_qs(body.decode()).items()}
+        )
     except ValueError:
         params = {}
     if isinstance(params, dict) and params.get("status") == "draining":
@@ -218,11 +235,12 @@ async def _root(gateway: Gateway, _scope: Scope, _body: bytes) -> tuple[int, Any
 
     available: dict[str, dict[str, Any]] = {
         name: {"version": info.version, "priority": info.priority}
-        for name, info in gateway.bundled.items()}
+        for name, info in gateway.bundled.items()
+    }
     for name, info in gateway.external.items():
         available[name] = {"version": info.version, "priority": info.priority}
     enabled: list[str] = []
-    for entity in (gateway.config.plugins if gateway.config else ()):
+    for entity in gateway.config.plugins if gateway.config else ():
         if entity.name not in enabled:
             enabled.append(entity.name)
     # kong.configuration.remove_sensitive(), reduced to what the harness reads

@@ -132,6 +132,7 @@ def check_phase(ctx: RequestContext, allowed: frozenset[str]) -> None:
 
 # --- value checks (kong/pdk/private/checks.lua) ---------------------------------------
 
+
 def _normalize_header_value(value: Any) -> list[str]:
     if isinstance(value, list):
         return [v if v != "" else " " for v in value]
@@ -186,21 +187,46 @@ def validate_headers(headers: Any) -> None:
 # --- Kong's error responses (kong/pdk/response.lua, kong/tools/http.lua) --------------
 
 HTTP_ERROR_MESSAGES = {
-    400: "Bad request", 401: "Unauthorized", 402: "Payment required", 403: "Forbidden",
-    404: "Not found", 405: "Method not allowed", 406: "Not acceptable",
-    407: "Proxy authentication required", 408: "Request timeout", 409: "Conflict",
-    410: "Gone", 411: "Length required", 412: "Precondition failed",
-    413: "Payload too large", 414: "URI too long", 415: "Unsupported media type",
-    416: "Range not satisfiable", 417: "Expectation failed", 418: "I'm a teapot",
-    421: "Misdirected request", 422: "Unprocessable entity", 423: "Locked",
-    424: "Failed dependency", 425: "Too early", 426: "Upgrade required",
-    428: "Precondition required", 429: "Too many requests",
-    431: "Request header fields too large", 451: "Unavailable for legal reasons",
-    494: "Request header or cookie too large", 500: "An unexpected error occurred",
-    501: "Not implemented", 502: "An invalid response was received from the upstream server",
-    503: "The upstream server is currently unavailable", 504: "The upstream server is timing out",
-    505: "HTTP version not supported", 506: "Variant also negotiates",
-    507: "Insufficient storage", 508: "Loop detected", 510: "Not extended",
+    400: "Bad request",
+    401: "Unauthorized",
+    402: "Payment required",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    406: "Not acceptable",
+    407: "Proxy authentication required",
+    408: "Request timeout",
+    409: "Conflict",
+    410: "Gone",
+    411: "Length required",
+    412: "Precondition failed",
+    413: "Payload too large",
+    414: "URI too long",
+    415: "Unsupported media type",
+    416: "Range not satisfiable",
+    417: "Expectation failed",
+    418: "I'm a teapot",
+    421: "Misdirected request",
+    422: "Unprocessable entity",
+    423: "Locked",
+    424: "Failed dependency",
+    425: "Too early",
+    426: "Upgrade required",
+    428: "Precondition required",
+    429: "Too many requests",
+    431: "Request header fields too large",
+    451: "Unavailable for legal reasons",
+    494: "Request header or cookie too large",
+    500: "An unexpected error occurred",
+    501: "Not implemented",
+    502: "An invalid response was received from the upstream server",
+    503: "The upstream server is currently unavailable",
+    504: "The upstream server is timing out",
+    505: "HTTP version not supported",
+    506: "Variant also negotiates",
+    507: "Insufficient storage",
+    508: "Loop detected",
+    510: "Not extended",
     511: "Network authentication required",
 }
 
@@ -252,16 +278,18 @@ def error_content_type(accept: str | None) -> str:
 
 
 def error_body(status: int, message: str | None, request_id: str, content_type: str) -> bytes:
-    text = message if message is not None else HTTP_ERROR_MESSAGES.get(
-        status, f"The upstream server responded with {status}")
+    text = (
+        message
+        if message is not None
+        else HTTP_ERROR_MESSAGES.get(status, f"The upstream server responded with {status}")
+    )
     template = _ERROR_TEMPLATES.get(content_type, _ERROR_TEMPLATES[CONTENT_TYPE_JSON])
     return (template % (text, request_id)).encode()
 
 
 def cjson_encode(value: Any) -> bytes:
     """lua-cjson's encoding: compact, and ``/`` escaped as ``\\/``."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).replace(
-        "/", "\\/").encode()
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).replace("/", "\\/").encode()
 
 
 def build_exit(status: Any, body: Any, headers: Any, min_status: int) -> tuple[int, bytes, list]:
@@ -699,8 +727,23 @@ def _svc_set_raw_query(ctx: RequestContext, args: list[Any]) -> None:
 @pdk("kong.service.request.set_method", ACCESS_REWRITE)
 def _svc_set_method(ctx: RequestContext, args: list[Any]) -> None:
     method = _str_arg(args, 0, "method must be a string")
-    if method not in ("GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", "MKCOL", "COPY",
-                      "MOVE", "PROPFIND", "PROPPATCH", "LOCK", "UNLOCK", "PATCH", "TRACE"):
+    if method not in (
+        "GET",
+        "HEAD",
+        "PUT",
+        "POST",
+        "DELETE",
+        "OPTIONS",
+        "MKCOL",
+        "COPY",
+        "MOVE",
+        "PROPFIND",
+        "PROPPATCH",
+        "LOCK",
+        "UNLOCK",
+        "PATCH",
+        "TRACE",
+    ):
         raise LuaError(f"invalid method: {method}")
     ctx.method = method
 
@@ -840,9 +883,14 @@ def _resp_error(ctx: RequestContext, args: list[Any]) -> None:
 
 # kong.log.*: namespaced by plugin (kong_global.set_namespaced_log), into our logging
 _LOG_LEVELS = {
-    "debug": logging.DEBUG, "info": logging.INFO, "notice": logging.INFO,
-    "warn": logging.WARNING, "err": logging.ERROR, "crit": logging.CRITICAL,
-    "alert": logging.CRITICAL, "emerg": logging.CRITICAL,
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "notice": logging.INFO,
+    "warn": logging.WARNING,
+    "err": logging.ERROR,
+    "crit": logging.CRITICAL,
+    "alert": logging.CRITICAL,
+    "emerg": logging.CRITICAL,
 }
 
 
@@ -851,7 +899,8 @@ def _make_log(level_name: str) -> PdkFunction:
         message = "".join(_lua_tostring(a) for a in args)
         ctx.log_lines.append((level_name, message))
         logging.getLogger(f"kong_harness.plugin.{ctx.plugin_name}").log(
-            _LOG_LEVELS[level_name], "[%s] %s", ctx.plugin_name, message)
+            _LOG_LEVELS[level_name], "[%s] %s", ctx.plugin_name, message
+        )
 
     return write
 
@@ -878,9 +927,15 @@ def _log_serialize(ctx: RequestContext, args: list[Any]) -> str:
     return json.dumps(ctx.snapshot["serialize_data"])
 
 
-def serialize(ctx: RequestContext, status: int, response_headers: list[tuple[str, str]],
-              bytes_sent: int, latencies: Mapping[str, float], upstream_uri: str,
-              upstream_status: int | None) -> dict[str, Any]:
+def serialize(
+    ctx: RequestContext,
+    status: int,
+    response_headers: list[tuple[str, str]],
+    bytes_sent: int,
+    latencies: Mapping[str, float],
+    upstream_uri: str,
+    upstream_status: int | None,
+) -> dict[str, Any]:
     """kong/pdk/log.lua ``serialize`` for the http subsystem."""
     request_headers = ctx.multimap(ctx.headers, MAX_HEADERS_DEFAULT)
     for secret in ("authorization", "proxy-authorization"):
@@ -892,19 +947,25 @@ def serialize(ctx: RequestContext, status: int, response_headers: list[tuple[str
             "id": ctx.request_id,
             "uri": request_uri,
             "url": f"{ctx.scheme}://{ctx.host}:{ctx.port}{request_uri}",
-            "querystring": {k: (v if v is True else (v[0] if len(v) == 1 else v))
-                            for k, v in decode_query(ctx.raw_query).items()},
+            "querystring": {
+                k: (v if v is True else (v[0] if len(v) == 1 else v))
+                for k, v in decode_query(ctx.raw_query).items()
+            },
             "method": ctx.method,
-            "headers": {k: (v[0] if isinstance(v, list) and len(v) == 1 else v)
-                        for k, v in request_headers.items()},
+            "headers": {
+                k: (v[0] if isinstance(v, list) and len(v) == 1 else v)
+                for k, v in request_headers.items()
+            },
             "size": len(ctx.body),
         },
         "upstream_uri": upstream_uri,
         "upstream_status": str(upstream_status) if upstream_status else "",
         "response": {
             "status": status,
-            "headers": {k: (v[0] if len(v) == 1 else v)
-                        for k, v in ctx.multimap(response_headers, MAX_HEADERS_DEFAULT).items()},
+            "headers": {
+                k: (v[0] if len(v) == 1 else v)
+                for k, v in ctx.multimap(response_headers, MAX_HEADERS_DEFAULT).items()
+            },
             "size": bytes_sent,
         },
         "latencies": dict(latencies),
@@ -928,36 +989,58 @@ def serialize(ctx: RequestContext, status: int, response_headers: list[tuple[str
 # and PDK functions that read only ngx.ctx (get_ctx_table(saved.ngx_ctx) installs the saved
 # clone, so phase checks see "log"), kong.configuration or the node.
 NO_REQUEST = "no request found"
-TIMER_SAFE = frozenset({
-    # exposed_api, from the saved data
-    "kong.log.serialize", "kong.nginx.get_ctx", "kong.nginx.set_ctx",
-    "kong.ctx.shared.get", "kong.ctx.shared.set", "kong.request.get_headers",
-    "kong.request.get_header", "kong.request.get_uri_captures", "kong.response.get_status",
-    "kong.response.get_headers", "kong.response.get_header", "kong.response.get_source",
-    "kong.nginx.req_start_time",
-    # kong/pdk/log.lua (ngx.log works in timers)
-    "kong.log", *(f"kong.log.{level}" for level in _LOG_LEVELS),
-    # kong/pdk/request.lua get_start_time: ngx.ctx.KONG_PROCESSING_START (set in rewrite)
-    "kong.request.get_start_time",
-    # kong/pdk/router.lua: ngx.ctx.route / ngx.ctx.service
-    "kong.router.get_route", "kong.router.get_service",
-    # kong/pdk/node.lua get_id (shm), kong/pdk/ip.lua is_trusted (kong.configuration)
-    "kong.node.get_id", "kong.ip.is_trusted",
-    # kong/pdk/client.lua get_protocol decides itself (throws only past the route check)
-    "kong.client.get_protocol",
-})
+TIMER_SAFE = frozenset(
+    {
+        # exposed_api, from the saved data
+        "kong.log.serialize",
+        "kong.nginx.get_ctx",
+        "kong.nginx.set_ctx",
+        "kong.ctx.shared.get",
+        "kong.ctx.shared.set",
+        "kong.request.get_headers",
+        "kong.request.get_header",
+        "kong.request.get_uri_captures",
+        "kong.response.get_status",
+        "kong.response.get_headers",
+        "kong.response.get_header",
+        "kong.response.get_source",
+        "kong.nginx.req_start_time",
+        # kong/pdk/log.lua (ngx.log works in timers)
+        "kong.log",
+        *(f"kong.log.{level}" for level in _LOG_LEVELS),
+        # kong/pdk/request.lua get_start_time: ngx.ctx.KONG_PROCESSING_START (set in rewrite)
+        "kong.request.get_start_time",
+        # kong/pdk/router.lua: ngx.ctx.route / ngx.ctx.service
+        "kong.router.get_route",
+        "kong.router.get_service",
+        # kong/pdk/node.lua get_id (shm), kong/pdk/ip.lua is_trusted (kong.configuration)
+        "kong.node.get_id",
+        "kong.ip.is_trusted",
+        # kong/pdk/client.lua get_protocol decides itself (throws only past the route check)
+        "kong.client.get_protocol",
+    }
+)
 # kong/pdk/service/response.lua get_status/get_headers: ngx.ctx.buffered_status/_headers
 # when Kong buffered the response (a plugin has a response phase), else ngx.var/ngx.resp.
-_BUFFERED_ONLY = frozenset({"kong.service.response.get_status",
-                            "kong.service.response.get_headers",
-                            "kong.service.response.get_header"})
+_BUFFERED_ONLY = frozenset(
+    {
+        "kong.service.response.get_status",
+        "kong.service.response.get_headers",
+        "kong.service.response.get_header",
+    }
+)
 _TIMER_ERRORS = {  # the first request access each function makes
     "kong.request.get_http_version": "no request object found",  # ngx.req.http_version (C)
 }
 # mp_rpc.lua must_fix: fix_raw packs the result as MessagePack binary; a nil result makes
 # lua-MessagePack's packers['binary'] take #nil, which throws inside Rpc:call.
-_FIX_RAW = frozenset({"kong.request.get_raw_body", "kong.response.get_raw_body",
-                      "kong.service.response.get_raw_body"})
+_FIX_RAW = frozenset(
+    {
+        "kong.request.get_raw_body",
+        "kong.response.get_raw_body",
+        "kong.service.response.get_raw_body",
+    }
+)
 
 
 def _check_timer(ctx: RequestContext, method: str) -> None:

@@ -109,8 +109,10 @@ class PluginServerProcess:
 
     async def start(self) -> None:
         if self.server.start_command is None:
-            log.warning("start_command undefined for pluginserver %s; assuming external "
-                        "process management", self.server.name)
+            log.warning(
+                "start_command undefined for pluginserver %s; assuming external process management",
+                self.server.name,
+            )
             return
         self._task = asyncio.create_task(self._supervise(), name=f"ps-{self.server.name}")
 
@@ -134,8 +136,12 @@ class PluginServerProcess:
             await self._grab_logs(self.proc)
             status = await self.proc.wait()
             if status == 127:
-                log.error('[pluginserver] external pluginserver "%s" start command "%s" exited '
-                          'with "command not found"', self.server.name, self.server.start_command)
+                log.error(
+                    '[pluginserver] external pluginserver "%s" start command "%s" exited '
+                    'with "command not found"',
+                    self.server.name,
+                    self.server.start_command,
+                )
                 break
             log.info("external pluginserver '%s' terminated: exit %s", self.server.name, status)
         log.info("[pluginserver] exiting: pluginserver '%s' not respawned.", self.server.name)
@@ -160,8 +166,10 @@ class PluginServerProcess:
             if self._task is not None and self._task.done():
                 break
             await asyncio.sleep(0.05)
-        raise PluginServerError(f"plugin server {self.server.name} did not open "
-                                f"{self.server.socket} within {timeout:.0f}s")
+        raise PluginServerError(
+            f"plugin server {self.server.name} did not open "
+            f"{self.server.socket} within {timeout:.0f}s"
+        )
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """For fault tests: kill the running server (the supervisor respawns it)."""
@@ -242,8 +250,9 @@ class PluginWorker:
     def reset_instances(self) -> None:
         self.instances.clear()
 
-    async def handle_event(self, conf: Mapping[str, Any], phase: str,
-                           ctx: pdk.RequestContext, _retried: bool = False) -> None:
+    async def handle_event(
+        self, conf: Mapping[str, Any], phase: str, ctx: pdk.RequestContext, _retried: bool = False
+    ) -> None:
         """mp_rpc.lua ``Rpc:handle_event``: errors are logged and the request goes on."""
         ctx.phase = phase
         ctx.plugin_name = self.plugin.name

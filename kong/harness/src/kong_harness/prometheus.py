@@ -35,19 +35,29 @@ PHASES = ("log",)
 
 # schema.lua, expressed in the harness's plugin-schema form (the descriptions left out; the
 # shared-dict custom validator always passes with Kong's own nginx template).
-CONFIG_FIELDS = ("per_consumer", "status_code_metrics", "ai_metrics", "latency_metrics",
-                 "bandwidth_metrics", "upstream_health_metrics")
+CONFIG_FIELDS = (
+    "per_consumer",
+    "status_code_metrics",
+    "ai_metrics",
+    "latency_metrics",
+    "bandwidth_metrics",
+    "upstream_health_metrics",
+)
 SCHEMA: Mapping[str, Any] = {
     "name": NAME,
-    "fields": [{"config": {"type": "record", "fields": [
-        {name: {"type": "boolean", "default": False}} for name in CONFIG_FIELDS]}}],
+    "fields": [
+        {
+            "config": {
+                "type": "record",
+                "fields": [{name: {"type": "boolean", "default": False}} for name in CONFIG_FIELDS],
+            }
+        }
+    ],
 }
 
 # exporter.lua
-KONG_LATENCY_BUCKETS = (1, 2, 5, 7, 10, 15, 20, 30, 50, 75, 100, 200, 500, 750, 1000, 3000,
-                        6000)
-UPSTREAM_LATENCY_BUCKETS = (25, 50, 80, 100, 250, 400, 700, 1000, 2000, 5000, 10000, 30000,
-                            60000)
+KONG_LATENCY_BUCKETS = (1, 2, 5, 7, 10, 15, 20, 30, 50, 75, 100, 200, 500, 750, 1000, 3000, 6000)
+UPSTREAM_LATENCY_BUCKETS = (25, 50, 80, 100, 250, 400, 700, 1000, 2000, 5000, 10000, 30000, 60000)
 _STATUS_LABELS = ("service", "route", "code", "source", "workspace", "consumer")
 _BANDWIDTH_LABELS = ("service", "route", "direction", "workspace", "consumer")
 _LATENCY_LABELS = ("service", "route", "workspace")
@@ -68,8 +78,12 @@ class _Histogram:
 class PrometheusExporter(Collector):
     """exporter.lua's state for one gateway node, readable through ``registry``."""
 
-    def __init__(self, node_id: str, node_stats: Callable[[], Mapping[str, int]],
-                 timers: Callable[[], Mapping[str, int]]) -> None:
+    def __init__(
+        self,
+        node_id: str,
+        node_stats: Callable[[], Mapping[str, int]],
+        timers: Callable[[], Mapping[str, int]],
+    ) -> None:
         self.node_id = node_id
         self._node_stats = node_stats
         self._timers = timers
@@ -78,7 +92,10 @@ class PrometheusExporter(Collector):
         self._requests: dict[tuple[str, ...], float] = {}
         self._bandwidth: dict[tuple[str, ...], float] = {}
         self._latency: dict[str, dict[tuple[str, ...], _Histogram]] = {
-            "kong_latency_ms": {}, "upstream_latency_ms": {}, "request_latency_ms": {}}
+            "kong_latency_ms": {},
+            "upstream_latency_ms": {},
+            "request_latency_ms": {},
+        }
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
 
@@ -102,16 +119,23 @@ class PrometheusExporter(Collector):
                         key = (service_name, route_name, direction, workspace, consumer)
                         self._bandwidth[key] = self._bandwidth.get(key, 0) + size
             if conf.get("status_code_metrics") and message.get("response"):
-                key = (service_name, route_name, str(message["response"]["status"]),
-                       "service" if source == "service" else "kong", workspace, consumer)
+                key = (
+                    service_name,
+                    route_name,
+                    str(message["response"]["status"]),
+                    "service" if source == "service" else "kong",
+                    workspace,
+                    consumer,
+                )
                 self._requests[key] = self._requests.get(key, 0) + 1
             if conf.get("latency_metrics") and message.get("latencies") is not None:
                 latencies = message["latencies"]
                 labels = (service_name, route_name, workspace)
                 for metric, field, buckets in (
-                        ("request_latency_ms", "request", UPSTREAM_LATENCY_BUCKETS),
-                        ("upstream_latency_ms", "proxy", UPSTREAM_LATENCY_BUCKETS),
-                        ("kong_latency_ms", "kong", KONG_LATENCY_BUCKETS)):
+                    ("request_latency_ms", "request", UPSTREAM_LATENCY_BUCKETS),
+                    ("upstream_latency_ms", "proxy", UPSTREAM_LATENCY_BUCKETS),
+                    ("kong_latency_ms", "kong", KONG_LATENCY_BUCKETS),
+                ):
                     value = latencies.get(field)
                     if value is not None and value >= 0:
                         series = self._latency[metric]
@@ -123,44 +147,95 @@ class PrometheusExporter(Collector):
         timers = self._timers()
         node = {"node_id": self.node_id, "subsystem": "http"}
         out = [
-            _metric("nginx_connections_total", "Number of connections by subsystem", "gauge",
-                    [({**node, "state": state}, stats[key]) for state, key in (
+            _metric(
+                "nginx_connections_total",
+                "Number of connections by subsystem",
+                "gauge",
+                [
+                    ({**node, "state": state}, stats[key])
+                    for state, key in (
                         ("accepted", "connections_accepted"),
                         ("handled", "connections_handled"),
-                        ("total", "total_requests"), ("active", "connections_active"),
+                        ("total", "total_requests"),
+                        ("active", "connections_active"),
                         ("reading", "connections_reading"),
                         ("writing", "connections_writing"),
-                        ("waiting", "connections_waiting"))]),
-            _metric("nginx_requests_total", "Number of requests total", "gauge",
-                    [(node, stats["total_requests"])]),
-            _metric("nginx_timers", "Number of nginx timers", "gauge",
-                    [({"state": s}, timers[s]) for s in ("running", "pending")]),
+                        ("waiting", "connections_waiting"),
+                    )
+                ],
+            ),
+            _metric(
+                "nginx_requests_total",
+                "Number of requests total",
+                "gauge",
+                [(node, stats["total_requests"])],
+            ),
+            _metric(
+                "nginx_timers",
+                "Number of nginx timers",
+                "gauge",
+                [({"state": s}, timers[s]) for s in ("running", "pending")],
+            ),
             # DB-less: kong.db.connector:connect() of the "off" strategy always succeeds
-            _metric("datastore_reachable", "Datastore reachable from Kong, 0 is unreachable",
-                    "gauge", [({}, 1)]),
-            _metric("node_info", "Kong Node metadata information", "gauge",
-                    [({"node_id": self.node_id, "version": VERSION}, 1)]),
+            _metric(
+                "datastore_reachable",
+                "Datastore reachable from Kong, 0 is unreachable",
+                "gauge",
+                [({}, 1)],
+            ),
+            _metric(
+                "node_info",
+                "Kong Node metadata information",
+                "gauge",
+                [({"node_id": self.node_id, "version": VERSION}, 1)],
+            ),
         ]
         if self.enabled:  # prometheus.lua metric_data(local_only = not enabled)
             with self._lock:
                 out += [
-                    _metric("nginx_metric_errors_total", "Number of nginx-lua-prometheus errors",
-                            "counter", [({}, 0)]),
-                    _metric("http_requests_total",
-                            "HTTP status codes per consumer/service/route in Kong", "counter",
-                            [(dict(zip(_STATUS_LABELS, k, strict=True)), v)
-                             for k, v in self._requests.items()]),
-                    _metric("bandwidth_bytes",
-                            "Total bandwidth (ingress/egress) throughput in bytes", "counter",
-                            [(dict(zip(_BANDWIDTH_LABELS, k, strict=True)), v)
-                             for k, v in self._bandwidth.items()]),
-                    *(self._histogram(name, doc) for name, doc in (
-                        ("kong_latency_ms", "Latency added by Kong and enabled plugins for "
-                                            "each service/route in Kong"),
-                        ("upstream_latency_ms", "Latency added by upstream response for each "
-                                                "service/route in Kong"),
-                        ("request_latency_ms", "Total latency incurred during requests for "
-                                               "each service/route in Kong"))),
+                    _metric(
+                        "nginx_metric_errors_total",
+                        "Number of nginx-lua-prometheus errors",
+                        "counter",
+                        [({}, 0)],
+                    ),
+                    _metric(
+                        "http_requests_total",
+                        "HTTP status codes per consumer/service/route in Kong",
+                        "counter",
+                        [
+                            (dict(zip(_STATUS_LABELS, k, strict=True)), v)
+                            for k, v in self._requests.items()
+                        ],
+                    ),
+                    _metric(
+                        "bandwidth_bytes",
+                        "Total bandwidth (ingress/egress) throughput in bytes",
+                        "counter",
+                        [
+                            (dict(zip(_BANDWIDTH_LABELS, k, strict=True)), v)
+                            for k, v in self._bandwidth.items()
+                        ],
+                    ),
+                    *(
+                        self._histogram(name, doc)
+                        for name, doc in (
+                            (
+                                "kong_latency_ms",
+                                "Latency added by Kong and enabled plugins for "
+                                "each service/route in Kong",
+                            ),
+                            (
+                                "upstream_latency_ms",
+                                "Latency added by upstream response for each service/route in Kong",
+                            ),
+                            (
+                                "request_latency_ms",
+                                "Total latency incurred during requests for "
+                                "each service/route in Kong",
+                            ),
+                        )
+                    ),
                 ]
         return [m for m in out if m.samples]
 
@@ -169,8 +244,7 @@ class PrometheusExporter(Collector):
         for labels, hist in self._latency[name].items():
             base = dict(zip(_LATENCY_LABELS, labels, strict=True))
             cumulative = 0
-            for bound, count in zip((*map(str, hist.buckets), "+Inf"), hist.counts,
-                                    strict=True):
+            for bound, count in zip((*map(str, hist.buckets), "+Inf"), hist.counts, strict=True):
                 cumulative += count
                 metric.add_sample(f"kong_{name}_bucket", {**base, "le": bound}, cumulative)
             metric.add_sample(f"kong_{name}_count", base, cumulative)
@@ -189,8 +263,9 @@ class PrometheusExporter(Collector):
         return ("\n".join(lines) + "\n").encode() if lines else b""
 
 
-def _metric(name: str, doc: str, kind: str,
-            samples: list[tuple[Mapping[str, str], float]]) -> Metric:
+def _metric(
+    name: str, doc: str, kind: str, samples: list[tuple[Mapping[str, str], float]]
+) -> Metric:
     metric = Metric("kong_" + name, doc, kind)
     for labels, value in samples:
         metric.add_sample("kong_" + name, dict(labels), value)
@@ -200,17 +275,21 @@ def _metric(name: str, doc: str, kind: str,
 def _sample_order(sample: Sample) -> tuple[str, str, float]:
     labels = {k: v for k, v in sample.labels.items() if k != "le"}
     le = sample.labels.get("le")
-    return (sample.name, _labels(Sample(sample.name, labels, 0)),
-            float("inf") if le == "+Inf" else float(le) if le is not None else 0.0)
+    return (
+        sample.name,
+        _labels(Sample(sample.name, labels, 0)),
+        float("inf") if le == "+Inf" else float(le) if le is not None else 0.0,
+    )
 
 
 def _labels(sample: Sample) -> str:
     if not sample.labels:
         return ""
-    escaped = (str(v).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-               for v in sample.labels.values())
-    return "{" + ",".join(f'{k}="{v}"' for k, v in zip(sample.labels, escaped,
-                                                         strict=True)) + "}"
+    escaped = (
+        str(v).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        for v in sample.labels.values()
+    )
+    return "{" + ",".join(f'{k}="{v}"' for k, v in zip(sample.labels, escaped, strict=True)) + "}"
 
 
 def _number(value: float) -> str:

@@ -32,15 +32,18 @@ _DECLINED, _OK, _DONE = 0, 1, 2
 
 def settings(conf: Mapping[str, str]) -> tuple[str, bool]:
     """(header, recursive) from kong.conf: the nginx_proxy_* directive, else its alias."""
-    header = (conf.get("nginx_proxy_real_ip_header") or conf.get("real_ip_header")
-              or "X-Real-IP")
-    recursive = (conf.get("nginx_proxy_real_ip_recursive") or conf.get("real_ip_recursive")
-                 or "off")
+    header = conf.get("nginx_proxy_real_ip_header") or conf.get("real_ip_header") or "X-Real-IP"
+    recursive = conf.get("nginx_proxy_real_ip_recursive") or conf.get("real_ip_recursive") or "off"
     return header.strip(), recursive.strip().lower() == "on"
 
 
-def remote_addr(peer: str, headers: Sequence[tuple[str, str]], header: str, recursive: bool,
-                trusted: Callable[[str], bool]) -> str:
+def remote_addr(
+    peer: str,
+    headers: Sequence[tuple[str, str]],
+    header: str,
+    recursive: bool,
+    trusted: Callable[[str], bool],
+) -> str:
     """``$remote_addr`` after the realip module, for a request from ``peer``."""
     if header == "proxy_protocol":
         return peer
@@ -66,8 +69,9 @@ def remote_addr(peer: str, headers: Sequence[tuple[str, str]], header: str, recu
     return addr if rc != _DECLINED else peer
 
 
-def _forwarded_addr_internal(addr: str, value: str, trusted: Callable[[str], bool],
-                             recursive: bool) -> tuple[int, str]:
+def _forwarded_addr_internal(
+    addr: str, value: str, trusted: Callable[[str], bool], recursive: bool
+) -> tuple[int, str]:
     found = False
     length = len(value)
     while True:
@@ -82,7 +86,7 @@ def _forwarded_addr_internal(addr: str, value: str, trusted: Callable[[str], boo
                 p += 1
                 break
             p -= 1
-        parsed = parse_addr_port(value[max(p, 0):length]) if length > 0 else None
+        parsed = parse_addr_port(value[max(p, 0) : length]) if length > 0 else None
         if parsed is None:
             return (_DONE if found else _DECLINED), addr
         addr, found = parsed, True
@@ -101,7 +105,7 @@ def parse_addr_port(text: str) -> str | None:
         close = text.find("]")
         if close == -1 or close == len(text) - 1 or text[close + 1] != ":":
             return None
-        host, port = text[1:close], text[close + 2:]
+        host, port = text[1:close], text[close + 2 :]
     else:
         host, sep, port = text.partition(":")
         if not sep:
@@ -166,8 +170,11 @@ def _inet6_ntop(p: bytes) -> str:
     n = 8
     out = ""
     if zero == 0:
-        if ((best == 5 and groups[5] == 0xFFFF) or best == 6
-                or (best == 7 and p[14] != 0 and p[15] != 1)):
+        if (
+            (best == 5 and groups[5] == 0xFFFF)
+            or best == 6
+            or (best == 7 and p[14] != 0 and p[15] != 1)
+        ):
             n = 6
         out = ":"
     i = 0

@@ -236,7 +236,7 @@ def join_upstream_path(
     """
     base = service_path or "/"
     prefix = matched_prefix if (strip_path and matched_prefix is not None) else "/"
-    postfix = _sanitize_uri_postfix(request_path[len(prefix):])
+    postfix = _sanitize_uri_postfix(request_path[len(prefix) :])
     if path_handling == "v1":
         return _upstream_uri_v1(strip_path, postfix, request_path, base)
     if path_handling != "v0":
@@ -250,7 +250,7 @@ def split_host_port(value: str) -> tuple[str, int | None]:
     p = value.find(":")
     if p == -1:
         return value, None
-    rest = value[p + 1:].strip()
+    rest = value[p + 1 :].strip()
     if not re.fullmatch(r"[0-9]+", rest):
         return value, None
     return value[:p], int(rest)
@@ -292,18 +292,20 @@ def _translate(pattern: str) -> tuple[str, str]:
             nxt = pattern[i + 1]
             if nxt.isdigit():
                 raise RegexTranslationError(
-                    "backreferences and octal escapes are not supported", rust_rejects=True)
+                    "backreferences and octal escapes are not supported", rust_rejects=True
+                )
             if nxt == "k" and i + 2 < n and pattern[i + 2] in "<{'":
-                raise RegexTranslationError(
-                    "backreferences are not supported", rust_rejects=True)
+                raise RegexTranslationError("backreferences are not supported", rust_rejects=True)
             if nxt in "pP":
                 raise RegexTranslationError(
                     "Unicode classes (\\p{..}) cannot be translated to Python re",
-                    rust_rejects=False)
+                    rust_rejects=False,
+                )
             if nxt in "<>" or (nxt == "b" and i + 2 < n and pattern[i + 2] == "{"):
                 raise RegexTranslationError(
                     "word-boundary assertions \\<, \\>, \\b{..} cannot be translated",
-                    rust_rejects=False)
+                    rust_rejects=False,
+                )
             if nxt == "Z":
                 raise RegexTranslationError("\\Z is not supported", rust_rejects=True)
             if nxt == "z":
@@ -312,25 +314,28 @@ def _translate(pattern: str) -> tuple[str, str]:
                 continue
             if nxt == "x" and i + 2 < n and pattern[i + 2] == "{":
                 end = pattern.find("}", i + 3)
-                hexdigits = pattern[i + 3:end] if end != -1 else ""
+                hexdigits = pattern[i + 3 : end] if end != -1 else ""
                 if not re.fullmatch(r"[0-9A-Fa-f]{1,8}", hexdigits):
                     raise RegexTranslationError("invalid \\x{..} escape", rust_rejects=True)
                 out.append(f"\\U{int(hexdigits, 16):08x}")
                 i = end + 1
                 continue
-            out.append(pattern[i:i + 2])
+            out.append(pattern[i : i + 2])
             i += 2
             continue
         if in_class:
             if c == "[":
                 if pattern.startswith("[:", i):
                     raise RegexTranslationError(
-                        "POSIX classes ([[:alpha:]]) cannot be translated", rust_rejects=False)
+                        "POSIX classes ([[:alpha:]]) cannot be translated", rust_rejects=False
+                    )
                 raise RegexTranslationError(
-                    "nested character classes cannot be translated", rust_rejects=False)
+                    "nested character classes cannot be translated", rust_rejects=False
+                )
             if pattern.startswith(("&&", "--", "~~"), i):
                 raise RegexTranslationError(
-                    "character class set operations cannot be translated", rust_rejects=False)
+                    "character class set operations cannot be translated", rust_rejects=False
+                )
             if c == "]":
                 in_class = False
             out.append(c)
@@ -348,13 +353,13 @@ def _translate(pattern: str) -> tuple[str, str]:
                 i += 1
             continue
         if c == "(" and pattern.startswith("(?", i):
-            rest = pattern[i + 2:]
+            rest = pattern[i + 2 :]
             if rest.startswith(("=", "!", "<=", "<!", "P<=", "P<!")):
-                raise RegexTranslationError(
-                    "look-around is not supported", rust_rejects=True)
+                raise RegexTranslationError("look-around is not supported", rust_rejects=True)
             if rest.startswith(("P=", "P>", "(", "#", ">", "|", "R)", "&")):
                 raise RegexTranslationError(
-                    f"'(?{rest[:2]}' groups are not supported", rust_rejects=True)
+                    f"'(?{rest[:2]}' groups are not supported", rust_rejects=True
+                )
             m = _FLAG_GROUP.match(pattern, i)
             if m:
                 on, off, kind = m.group(1), m.group(2) or "", m.group(3)
@@ -362,14 +367,16 @@ def _translate(pattern: str) -> tuple[str, str]:
                 if bad:
                     raise RegexTranslationError(
                         f"inline flag(s) {''.join(sorted(bad))!r} cannot be translated",
-                        rust_rejects=not set(on + off) <= set("imsxuUR"))
+                        rust_rejects=not set(on + off) <= set("imsxuUR"),
+                    )
                 on_py = on.replace("u", "")
                 off_py = off.replace("u", "")
                 if kind == ")":
                     if off_py or out:
                         raise RegexTranslationError(
                             "flags set in the middle of a pattern cannot be translated",
-                            rust_rejects=False)
+                            rust_rejects=False,
+                        )
                     global_flags += on_py
                 elif not on_py and not off_py:
                     out.append("(?:")
@@ -379,7 +386,8 @@ def _translate(pattern: str) -> tuple[str, str]:
                 continue
         if c in "*+?}" and i + 1 < n and pattern[i + 1] == "+":
             raise RegexTranslationError(
-                "possessive quantifiers are not supported", rust_rejects=True)
+                "possessive quantifiers are not supported", rust_rejects=True
+            )
         if c == "$" and not multiline:
             # Rust: end of text only; Python's "$" also matches before a final newline
             out.append("\\Z")
@@ -447,13 +455,13 @@ def compat_priority(
     headers_count = min(headers_count, _MAX_HEADER_COUNT)
     rp = regex_priority if regex_url else 0
     length = uri_length & 0x7FFFF
-    flags = (_PLAIN_HOST_ONLY_BIT if plain_host_only else 0) | (
-        _REGEX_URL_BIT if regex_url else 0)
+    flags = (_PLAIN_HOST_ONLY_BIT if plain_host_only else 0) | (_REGEX_URL_BIT if regex_url else 0)
     if not exact_luajit_priority:
         value = (match_weight << 61) | (headers_count << 52) | (rp << 19) | length
         return (value & ((1 << 64) - 1)) | flags
-    low = (_lshift32(match_weight, 61) | _lshift32(headers_count, 52)
-           | _lshift32(rp, 19) | length) & 0xFFFFFFFF
+    low = (
+        _lshift32(match_weight, 61) | _lshift32(headers_count, 52) | _lshift32(rp, 19) | length
+    ) & 0xFFFFFFFF
     if low & 0x80000000:  # negative Lua number -> uint64 (sign extension)
         low |= 0xFFFFFFFF00000000
     return low | flags
@@ -684,14 +692,18 @@ class Router:
             groups = _path_groups(route.paths) if route.paths else [[]]
             split = len(groups) > 1
             for index, group in enumerate(groups, start=1):
-                cand_uuid = (uuid.uuid5(_SPLIT_ROUTE_NAMESPACE, f"{route.id}#{index}")
-                             if split else route_uuid)
+                cand_uuid = (
+                    uuid.uuid5(_SPLIT_ROUTE_NAMESPACE, f"{route.id}#{index}")
+                    if split
+                    else route_uuid
+                )
                 candidates.append(self._candidate(route, service, cand_uuid, group))
         candidates.sort(key=lambda c: (c.priority, c.uuid.int), reverse=True)
         self._candidates = candidates
 
-    def _candidate(self, route: Route, service: Service | None, cand_uuid: uuid.UUID,
-                   paths: list[str]) -> _Candidate:
+    def _candidate(
+        self, route: Route, service: Service | None, cand_uuid: uuid.UUID, paths: list[str]
+    ) -> _Candidate:
         regex_paths = [p[1:] for p in paths if p.startswith("~")]
         prefixes = tuple(p for p in paths if not p.startswith("~"))
         hosts = tuple(route.hosts)
@@ -769,11 +781,20 @@ class Router:
         return None
 
     @staticmethod
-    def _build(cand: _Candidate, req_uri: str, req_host: str | None, matched: str | None,
-               captures: Mapping[str, str]) -> RouteMatch:
+    def _build(
+        cand: _Candidate,
+        req_uri: str,
+        req_host: str | None,
+        matched: str | None,
+        captures: Mapping[str, str],
+    ) -> RouteMatch:
         route, service = cand.route, cand.service
         http_service = service is not None and service.protocol in (
-            "http", "https", "grpc", "grpcs")
+            "http",
+            "https",
+            "grpc",
+            "grpcs",
+        )
         service_path = (service.path or "/") if http_service and service is not None else None
         upstream = join_upstream_path(service_path, req_uri, matched, route.strip_path, "v0")
         upstream_host: str | None = None
@@ -783,7 +804,8 @@ class Router:
             upstream_host = service.host
             port, scheme = service.port, service.protocol
             default = (port == 80 and scheme in ("http", "grpc")) or (
-                port == 443 and scheme in ("https", "grpcs"))
+                port == 443 and scheme in ("https", "grpcs")
+            )
             if not default:
                 upstream_host = f"{upstream_host}:{port}"
         return RouteMatch(

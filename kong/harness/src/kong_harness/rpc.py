@@ -63,8 +63,9 @@ class _Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
-        self.unpacker = msgpack.Unpacker(raw=False, strict_map_key=False,
-                                         unicode_errors="surrogateescape")
+        self.unpacker = msgpack.Unpacker(
+            raw=False, strict_map_key=False, unicode_errors="surrogateescape"
+        )
 
     def close(self) -> None:
         self.writer.close()

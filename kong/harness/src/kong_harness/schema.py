@@ -167,7 +167,8 @@ SCHEMA_NO_FIELDS: Final = "error in schema definition: no 'fields' table"
 SCHEMA_TYPE: Final = "invalid type: %s"
 MISSING_PK: Final = "missing primary key"
 SUBSCHEMA_BAD_TYPE: Final = (
-    "error in definition of '%s': %s: cannot change type in a specialized field")
+    "error in definition of '%s': %s: cannot change type in a specialized field"
+)
 SUBSCHEMA_BAD_FIELD: Final = "error in definition of '%s': %s: cannot create a new field"
 SUBSCHEMA_ABSTRACT_FIELD: Final = "error in schema definition: abstract field was not specialized"
 
@@ -182,8 +183,17 @@ META_JSON_PARENT_KEY_TYPE: Final = "value must be a string field of the parent s
 
 #: ``Schema.valid_types`` (kong/db/schema/init.lua), in source order.
 VALID_TYPES: Final = (
-    "array", "set", "string", "number", "boolean", "integer",
-    "foreign", "map", "record", "function", "json",
+    "array",
+    "set",
+    "string",
+    "number",
+    "boolean",
+    "integer",
+    "foreign",
+    "map",
+    "record",
+    "function",
+    "json",
 )
 
 #: ``plugin_loader.load_subschema`` prefixes ``Entity.new_subschema`` failures with this.
@@ -272,8 +282,6 @@ def _is_nonempty(value: object) -> bool:
     if _is_table(value) and not value:
         return False
     return value != ""
-
-
 
 
 def _quoted_list(words: Iterable[object]) -> str:
@@ -446,7 +454,8 @@ def _compile_lua_pattern(pattern: str) -> re.Pattern[bytes]:
             nxt = chr(pat[i + 1])
             if nxt in "bf":
                 raise UnsupportedLuaPattern(
-                    f"Lua pattern item %{nxt} is not supported: {pattern!r}")
+                    f"Lua pattern item %{nxt} is not supported: {pattern!r}"
+                )
             if nxt.isdigit():
                 index = int(nxt)
                 if index not in closed_captures:
@@ -490,7 +499,8 @@ _Outcome = tuple[bool, str | None]
 def _v_between(value: Any, limits: Any, _field: Mapping[str, Any]) -> _Outcome:
     if value < limits[0] or value > limits[1]:
         return False, BETWEEN.replace("%d", _lua_int(limits[0]), 1).replace(
-            "%d", _lua_int(limits[1]), 1)
+            "%d", _lua_int(limits[1]), 1
+        )
     return True, None
 
 
@@ -573,7 +583,8 @@ def _v_timestamp(value: Any, _arg: Any, _field: Mapping[str, Any]) -> _Outcome:
 
 
 _UUID_RE: Final = re.compile(
-    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE | re.ASCII)
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE | re.ASCII
+)
 
 
 def _v_uuid(value: Any, _arg: Any, _field: Mapping[str, Any]) -> _Outcome:
@@ -645,9 +656,14 @@ _VALIDATORS: Final[dict[str, Callable[[Any, Any, Mapping[str, Any]], _Outcome]]]
 
 # The message used when a validator fails without one: validation_errors[NAME:upper()].
 _DEFAULT_VALIDATOR_ERRORS: Final = {
-    "match": INVALID_VALUE, "not_match": INVALID_VALUE, "match_all": INVALID_VALUE,
-    "match_none": INVALID_VALUE, "match_any": INVALID_VALUE, "is_regex": IS_REGEX,
-    "timestamp": TIMESTAMP, "uuid": UUID,
+    "match": INVALID_VALUE,
+    "not_match": INVALID_VALUE,
+    "match_all": INVALID_VALUE,
+    "match_none": INVALID_VALUE,
+    "match_any": INVALID_VALUE,
+    "is_regex": IS_REGEX,
+    "timestamp": TIMESTAMP,
+    "uuid": UUID,
 }
 
 
@@ -893,8 +909,9 @@ def _validate_field(field: Field, value: Any) -> Any:
     return None
 
 
-def _validate_record(record: Field, data: Mapping[str, Any],
-                     full_check: bool = True) -> dict[str, Any]:
+def _validate_record(
+    record: Field, data: Mapping[str, Any], full_check: bool = True
+) -> dict[str, Any]:
     """``Schema:validate`` (``validate_fields``, required fields, entity checks)."""
     errors: dict[str, Any] = {}
     by_name = dict(_fields(record))
@@ -910,8 +927,15 @@ def _validate_record(record: Field, data: Mapping[str, Any],
                 err = _validate_field(data, value)
             except UnsupportedLuaPattern:
                 raise
-            except (_BrokenSchema, LuaPatternError, TypeError, ValueError, KeyError,
-                    AttributeError, IndexError):
+            except (
+                _BrokenSchema,
+                LuaPatternError,
+                TypeError,
+                ValueError,
+                KeyError,
+                AttributeError,
+                IndexError,
+            ):
                 err = SCHEMA_CANNOT_VALIDATE
         elif name == "updated_at" or (name == "ttl" and record.get("ttl")):
             continue  # Schema.new: unvalidated_fields
@@ -988,8 +1012,9 @@ def _formatted(template: Any, value: str) -> str | None:
     return template.replace("%s", value) if isinstance(template, str) else None
 
 
-def _check_conditional_at_least_one_of(data: Any, arg: Any, record: Field,
-                                       _errors: dict) -> _CheckResult:
+def _check_conditional_at_least_one_of(
+    data: Any, arg: Any, record: Field, _errors: dict
+) -> _CheckResult:
     if_value = _get_path(data, arg["if_field"])
     if if_value is _MISSING:
         return True, None, None
@@ -1056,14 +1081,14 @@ def _check_mutually_required(data: Any, names: Any, _record: Field, _errors: dic
     return (True, None, None) if count in (0, len(names)) else (False, _quoted_list(names), None)
 
 
-def _check_mutually_exclusive(data: Any, names: Any, _record: Field,
-                              _errors: dict) -> _CheckResult:
+def _check_mutually_exclusive(data: Any, names: Any, _record: Field, _errors: dict) -> _CheckResult:
     count = _count_nonempty(data, names)
     return (True, None, None) if count <= 1 else (False, _quoted_list(names), None)
 
 
-def _check_mutually_exclusive_sets(data: Any, arg: Any, _record: Field,
-                                   _errors: dict) -> _CheckResult:
+def _check_mutually_exclusive_sets(
+    data: Any, arg: Any, _record: Field, _errors: dict
+) -> _CheckResult:
     set1 = [n for n in arg.get("set1") or [] if _is_nonempty(_get_path(data, n))]
     set2 = [n for n in arg.get("set2") or [] if _is_nonempty(_get_path(data, n))]
     if set1 and set2:
@@ -1071,8 +1096,7 @@ def _check_mutually_exclusive_sets(data: Any, arg: Any, _record: Field,
     return True, None, None
 
 
-def _check_custom_entity_check(data: Any, arg: Any, _record: Field,
-                               _errors: dict) -> _CheckResult:
+def _check_custom_entity_check(data: Any, arg: Any, _record: Field, _errors: dict) -> _CheckResult:
     """Only reachable from internal definitions: JSON cannot carry the ``fn`` function."""
     result = arg["fn"](data)
     if isinstance(result, tuple):
@@ -1095,23 +1119,46 @@ class _Checker:
 _ENTITY_CHECKERS: Final[dict[str, _Checker]] = {
     "at_least_one_of": _Checker(_check_at_least_one_of, AT_LEAST_ONE_OF, True, True),
     "conditional_at_least_one_of": _Checker(
-        _check_conditional_at_least_one_of, AT_LEAST_ONE_OF, True, True,
-        ("if_field", "then_at_least_one_of", "else_then_at_least_one_of")),
+        _check_conditional_at_least_one_of,
+        AT_LEAST_ONE_OF,
+        True,
+        True,
+        ("if_field", "then_at_least_one_of", "else_then_at_least_one_of"),
+    ),
     "only_one_of": _Checker(_check_only_one_of, ONLY_ONE_OF, False, True),
     "distinct": _Checker(_check_distinct, DISTINCT, False, True),
-    "conditional": _Checker(_check_conditional, CONDITIONAL, False, True,
-                            ("if_field", "then_field"), frozenset({"if_field"})),
-    "custom_entity_check": _Checker(_check_custom_entity_check, None, False, False,
-                                    ("field_sources",), frozenset({"field_sources"})),
+    "conditional": _Checker(
+        _check_conditional,
+        CONDITIONAL,
+        False,
+        True,
+        ("if_field", "then_field"),
+        frozenset({"if_field"}),
+    ),
+    "custom_entity_check": _Checker(
+        _check_custom_entity_check,
+        None,
+        False,
+        False,
+        ("field_sources",),
+        frozenset({"field_sources"}),
+    ),
     "mutually_required": _Checker(_check_mutually_required, MUTUALLY_REQUIRED, True),
     "mutually_exclusive": _Checker(_check_mutually_exclusive, MUTUALLY_EXCLUSIVE, True),
-    "mutually_exclusive_sets": _Checker(_check_mutually_exclusive_sets, MUTUALLY_EXCLUSIVE_SETS,
-                                        True, False, ("set1", "set2")),
+    "mutually_exclusive_sets": _Checker(
+        _check_mutually_exclusive_sets, MUTUALLY_EXCLUSIVE_SETS, True, False, ("set1", "set2")
+    ),
 }
 
 
-def _run_entity_check(record: Field, name: str, data: Mapping[str, Any], arg: Any,
-                      full_check: bool, errors: dict[str, Any]) -> None:
+def _run_entity_check(
+    record: Field,
+    name: str,
+    data: Mapping[str, Any],
+    arg: Any,
+    full_check: bool,
+    errors: dict[str, Any],
+) -> None:
     """``run_entity_check``: gather the fields, decide whether to run, record the outcome."""
     checker = _ENTITY_CHECKERS.get(name)
     if checker is None:
@@ -1134,13 +1181,19 @@ def _run_entity_check(record: Field, name: str, data: Mapping[str, Any], arg: An
         value = _get_path(data, fname)
         schema_field = _get_schema_field(record, fname) or {}
         if value is _MISSING:
-            if (not checker.run_with_missing_fields and fname in required
-                    and not schema_field.get("nilable")):
+            if (
+                not checker.run_with_missing_fields
+                and fname in required
+                and not schema_field.get("nilable")
+            ):
                 missing.append(fname)
         else:
             all_nil = False
-            if (schema_field.get("type") == "string" and schema_field.get("referenceable")
-                    and is_reference(value)):
+            if (
+                schema_field.get("type") == "string"
+                and schema_field.get("referenceable")
+                and is_reference(value)
+            ):
                 return
         if fname in errors:
             all_ok = False
@@ -1163,8 +1216,9 @@ def _run_entity_check(record: Field, name: str, data: Mapping[str, Any], arg: An
     errors.setdefault("@entity", []).append(custom)
 
 
-def _run_entity_checks(record: Field, data: Mapping[str, Any], checks: Any, full_check: bool,
-                       errors: dict[str, Any]) -> None:
+def _run_entity_checks(
+    record: Field, data: Mapping[str, Any], checks: Any, full_check: bool, errors: dict[str, Any]
+) -> None:
     for check in checks if isinstance(checks, list) else []:
         if isinstance(check, dict) and check:
             name, arg = next(iter(check.items()))
@@ -1183,14 +1237,23 @@ def _string_array() -> dict[str, Any]:
 
 def _build_metasubschema() -> dict[str, Any]:
     """``MetaSchema.MetaSubSchema``: the schema every plugin schema must satisfy."""
-    match_list = {"type": "array", "elements": {"type": "record", "fields": [
-        {"pattern": {"type": "string", "required": True}},
-        {"err": {"type": "string"}},
-    ]}}
-    match_any_list = {"type": "record", "fields": [
-        {"patterns": {**_string_array(), "required": True}},
-        {"err": {"type": "string"}},
-    ]}
+    match_list = {
+        "type": "array",
+        "elements": {
+            "type": "record",
+            "fields": [
+                {"pattern": {"type": "string", "required": True}},
+                {"err": {"type": "string"}},
+            ],
+        },
+    }
+    match_any_list = {
+        "type": "record",
+        "fields": [
+            {"patterns": {**_string_array(), "required": True}},
+            {"err": {"type": "string"}},
+        ],
+    }
     validators: list[dict[str, Any]] = [
         {"between": {"type": "array", "elements": {"type": "number"}, "len_eq": 2}},
         {"eq": {"type": "any"}},
@@ -1226,9 +1289,12 @@ def _build_metasubschema() -> dict[str, Any]:
         "entity_checks": [
             {"at_least_one_of": ["inline", "namespace", "parent_subschema_key"]},
             {"mutually_required": ["namespace", "parent_subschema_key"]},
-            {"mutually_exclusive_sets": {"set1": ["inline"],
-                                         "set2": ["namespace", "parent_subschema_key",
-                                                  "optional"]}},
+            {
+                "mutually_exclusive_sets": {
+                    "set1": ["inline"],
+                    "set2": ["namespace", "parent_subschema_key", "optional"],
+                }
+            },
         ],
     }
     field_schema: list[dict[str, Any]] = [
@@ -1250,117 +1316,213 @@ def _build_metasubschema() -> dict[str, Any]:
         {"referenceable": {"type": "boolean"}},
         {"json_schema": json_metaschema},
         {"transient": {"type": "boolean"}},
-        {"deprecation": {"type": "record", "fields": [
-            {"message": {"type": "string", "required": True}},
-            {"removal_in_version": {"type": "string", "required": True}},
-            {"old_default": {"type": "any", "required": False}},
-            {"replaced_with": {"type": "array", "required": False, "elements": {
-                "type": "record", "required": False, "fields": [
-                    {"path": {**_string_array(), "len_min": 1, "required": True}},
-                    {"reverse_mapping_function": {"type": "function", "required": False}},
-                ]}}},
-        ]}},
+        {
+            "deprecation": {
+                "type": "record",
+                "fields": [
+                    {"message": {"type": "string", "required": True}},
+                    {"removal_in_version": {"type": "string", "required": True}},
+                    {"old_default": {"type": "any", "required": False}},
+                    {
+                        "replaced_with": {
+                            "type": "array",
+                            "required": False,
+                            "elements": {
+                                "type": "record",
+                                "required": False,
+                                "fields": [
+                                    {"path": {**_string_array(), "len_min": 1, "required": True}},
+                                    {
+                                        "reverse_mapping_function": {
+                                            "type": "function",
+                                            "required": False,
+                                        }
+                                    },
+                                ],
+                            },
+                        }
+                    },
+                ],
+            }
+        },
         *validators,
     ]
     for entry in field_schema:  # "Most of the above are optional"
         definition = next(iter(entry.values()))
         definition["nilable"] = not definition.get("required")
 
-    field_entity_checks = [{"conditional": {
-        "if_field": "unique_across_ws", "if_match": {"eq": True},
-        "then_field": "unique", "then_match": {"eq": True, "required": True},
-    }}]
-    fields_array = {"type": "array", "elements": {
-        "type": "map", "keys": {"type": "string"},
-        "values": {"type": "record", "fields": field_schema, "entity_checks": field_entity_checks},
-        "required": True, "len_eq": 1,
-    }}
+    field_entity_checks = [
+        {
+            "conditional": {
+                "if_field": "unique_across_ws",
+                "if_match": {"eq": True},
+                "then_field": "unique",
+                "then_match": {"eq": True, "required": True},
+            }
+        }
+    ]
+    fields_array = {
+        "type": "array",
+        "elements": {
+            "type": "map",
+            "keys": {"type": "string"},
+            "values": {
+                "type": "record",
+                "fields": field_schema,
+                "entity_checks": field_entity_checks,
+            },
+            "required": True,
+            "len_eq": 1,
+        },
+    }
     nested = {"type": "record", "fields": field_schema}  # recursive field attributes
-    field_schema += [{"elements": nested}, {"keys": nested}, {"values": nested},
-                     {"fields": fields_array}]
+    field_schema += [
+        {"elements": nested},
+        {"keys": nested},
+        {"values": nested},
+        {"fields": fields_array},
+    ]
 
-    conditional_validators = [{"required": {"type": "boolean"}}, {"elements": nested},
-                              {"keys": nested}, {"values": nested}, *validators]
+    conditional_validators = [
+        {"required": {"type": "boolean"}},
+        {"elements": nested},
+        {"keys": nested},
+        {"values": nested},
+        *validators,
+    ]
     conditional_match = {"type": "record", "fields": conditional_validators}
     entity_checkers = [
         {"at_least_one_of": _string_array()},
-        {"conditional_at_least_one_of": {"type": "record", "fields": [
-            {"if_field": {"type": "string"}},
-            {"if_match": conditional_match},
-            {"then_at_least_one_of": _string_array()},
-            {"then_err": {"type": "string"}},
-            {"else_match": conditional_match},
-            {"else_then_at_least_one_of": _string_array()},
-            {"else_then_err": {"type": "string"}},
-        ]}},
+        {
+            "conditional_at_least_one_of": {
+                "type": "record",
+                "fields": [
+                    {"if_field": {"type": "string"}},
+                    {"if_match": conditional_match},
+                    {"then_at_least_one_of": _string_array()},
+                    {"then_err": {"type": "string"}},
+                    {"else_match": conditional_match},
+                    {"else_then_at_least_one_of": _string_array()},
+                    {"else_then_err": {"type": "string"}},
+                ],
+            }
+        },
         {"only_one_of": _string_array()},
         {"distinct": _string_array()},
-        {"conditional": {"type": "record", "fields": [
-            {"if_field": {"type": "string"}},
-            {"if_match": conditional_match},
-            {"then_field": {"type": "string"}},
-            {"then_match": conditional_match},
-            {"then_err": {"type": "string"}},
-        ]}},
-        {"custom_entity_check": {"type": "record", "fields": [
-            {"field_sources": _string_array()},
-            {"fn": {"type": "function"}},
-            {"run_with_missing_fields": {"type": "boolean"}},
-            {"run_with_invalid_fields": {"type": "boolean"}},
-        ]}},
+        {
+            "conditional": {
+                "type": "record",
+                "fields": [
+                    {"if_field": {"type": "string"}},
+                    {"if_match": conditional_match},
+                    {"then_field": {"type": "string"}},
+                    {"then_match": conditional_match},
+                    {"then_err": {"type": "string"}},
+                ],
+            }
+        },
+        {
+            "custom_entity_check": {
+                "type": "record",
+                "fields": [
+                    {"field_sources": _string_array()},
+                    {"fn": {"type": "function"}},
+                    {"run_with_missing_fields": {"type": "boolean"}},
+                    {"run_with_invalid_fields": {"type": "boolean"}},
+                ],
+            }
+        },
         {"mutually_required": _string_array()},
         {"mutually_exclusive": _string_array()},
-        {"mutually_exclusive_sets": {"type": "record", "fields": [
-            {"set1": _string_array()}, {"set2": _string_array()},
-        ]}},
+        {
+            "mutually_exclusive_sets": {
+                "type": "record",
+                "fields": [
+                    {"set1": _string_array()},
+                    {"set2": _string_array()},
+                ],
+            }
+        },
     ]
-    entity_checks_schema = {"type": "array", "nilable": True, "elements": {
-        "type": "record", "fields": entity_checkers,
-        "entity_checks": [{"only_one_of": list(_ENTITY_CHECKERS)}],
-    }}
-    shorthand_fields_array: dict[str, Any] = {"type": "array", "nilable": True, "elements": {
-        "type": "map", "keys": {"type": "string"}, "required": True, "len_eq": 1,
-    }}
-    field_schema += [{"entity_checks": entity_checks_schema},
-                     {"shorthand_fields": shorthand_fields_array}]
+    entity_checks_schema = {
+        "type": "array",
+        "nilable": True,
+        "elements": {
+            "type": "record",
+            "fields": entity_checkers,
+            "entity_checks": [{"only_one_of": list(_ENTITY_CHECKERS)}],
+        },
+    }
+    shorthand_fields_array: dict[str, Any] = {
+        "type": "array",
+        "nilable": True,
+        "elements": {
+            "type": "map",
+            "keys": {"type": "string"},
+            "required": True,
+            "len_eq": 1,
+        },
+    }
+    field_schema += [
+        {"entity_checks": entity_checks_schema},
+        {"shorthand_fields": shorthand_fields_array},
+    ]
 
     invalid_as_shorthand = {"record", "foreign", "function"}
     shorthand_schema = [
-        {"type": {"type": "string", "required": True,
-                  "one_of": [t for t in VALID_TYPES if t not in invalid_as_shorthand]}},
+        {
+            "type": {
+                "type": "string",
+                "required": True,
+                "one_of": [t for t in VALID_TYPES if t not in invalid_as_shorthand],
+            }
+        },
         *field_schema[1:],
         {"func": {"type": "function", "required": True}},
         {"translate_backwards": {**_string_array(), "required": False}},
     ]
     shorthand_fields_array["elements"]["values"] = {
-        "type": "record", "fields": shorthand_schema, "entity_checks": field_entity_checks}
+        "type": "record",
+        "fields": shorthand_schema,
+        "entity_checks": field_entity_checks,
+    }
 
-    transformations_array = {"type": "array", "nilable": True, "elements": {
+    transformations_array = {
+        "type": "array",
+        "nilable": True,
+        "elements": {
+            "type": "record",
+            "fields": [
+                {"input": {**_string_array(), "required": False}},
+                {"needs": {**_string_array(), "required": False}},
+                {"on_write": {"type": "function", "required": False}},
+                {"on_read": {"type": "function", "required": False}},
+            ],
+            "entity_checks": [{"at_least_one_of": ["on_write", "on_read"]}],
+        },
+    }
+    return {
         "type": "record",
         "fields": [
-            {"input": {**_string_array(), "required": False}},
-            {"needs": {**_string_array(), "required": False}},
-            {"on_write": {"type": "function", "required": False}},
-            {"on_read": {"type": "function", "required": False}},
+            {"name": {"type": "string", "required": True}},
+            {"fields": fields_array},
+            {"entity_checks": entity_checks_schema},
+            {"shorthand_fields": shorthand_fields_array},
+            {"transformations": transformations_array},
+            {"check": {"type": "function", "nilable": True}},
         ],
-        "entity_checks": [{"at_least_one_of": ["on_write", "on_read"]}],
-    }}
-    return {"type": "record", "fields": [
-        {"name": {"type": "string", "required": True}},
-        {"fields": fields_array},
-        {"entity_checks": entity_checks_schema},
-        {"shorthand_fields": shorthand_fields_array},
-        {"transformations": transformations_array},
-        {"check": {"type": "function", "nilable": True}},
-    ]}
+    }
 
 
 _META_SUBSCHEMA: Final = _build_metasubschema()
 
 # metaschema.lua: required_attributes and attribute_types
 _REQUIRED_ATTRIBUTES: Final = {
-    "array": ("elements",), "set": ("elements",), "map": ("keys", "values"),
-    "record": ("fields",), "json": ("json_schema",),
+    "array": ("elements",),
+    "set": ("elements",),
+    "map": ("keys", "values"),
+    "record": ("fields",),
+    "json": ("json_schema",),
 }
 _ATTRIBUTE_TYPES: Final = {
     "between": {"integer", "number"},
@@ -1396,10 +1558,24 @@ _PLUGIN_ENTITY_FIELDS: Final[dict[str, dict[str, Any]]] = {
 }
 
 # kong/constants.lua CORE_ENTITIES whose primary key is a single uuid 'id'.
-_FOREIGN_ENTITIES: Final = frozenset({
-    "workspaces", "consumers", "certificates", "services", "routes", "snis", "upstreams",
-    "targets", "plugins", "ca_certificates", "vaults", "key_sets", "keys", "filter_chains",
-})
+_FOREIGN_ENTITIES: Final = frozenset(
+    {
+        "workspaces",
+        "consumers",
+        "certificates",
+        "services",
+        "routes",
+        "snis",
+        "upstreams",
+        "targets",
+        "plugins",
+        "ca_certificates",
+        "vaults",
+        "key_sets",
+        "keys",
+        "filter_chains",
+    }
+)
 
 
 def _join(path: str, name: str) -> str:
@@ -1458,8 +1634,11 @@ def _check_field(path: str, field: Any, parent: Field, errors: dict[str, str]) -
             else:
                 _add(errors, path, META_TABLE % attr)
     json_schema = field.get("json_schema")
-    if type_name == "json" and isinstance(json_schema, dict) and json_schema.get(
-            "parent_subschema_key"):
+    if (
+        type_name == "json"
+        and isinstance(json_schema, dict)
+        and json_schema.get("parent_subschema_key")
+    ):
         key = json_schema["parent_subschema_key"]
         siblings = dict(_fields(parent)) if isinstance(parent.get("fields"), list) else {}
         where = _join(path, "json_schema.parent_subschema_key")
@@ -1498,8 +1677,9 @@ def _name_errors(err: Any, path: str, definition: Any, out: dict[str, str]) -> N
     for key, sub in err.items():
         if key == "@entity":
             _name_errors(sub, path, None, out)
-        elif key == "fields" and isinstance(sub, dict) and isinstance(definition.get("fields"),
-                                                                      list):
+        elif (
+            key == "fields" and isinstance(sub, dict) and isinstance(definition.get("fields"), list)
+        ):
             for index, entry_err in sub.items():
                 name, child = _entry_name(definition["fields"], index)
                 child_path = _join(path, name if name is not None else f"fields.{index}")
@@ -1525,8 +1705,11 @@ def _check_subschema(schema: Mapping[str, Any]) -> dict[str, str]:
     def foreign_refs(path: str, field: Field) -> None:
         if field.get("type") == "foreign" and field.get("reference") not in _FOREIGN_ENTITIES:
             reference = field.get("reference")
-            _add(errors, path, SCHEMA_BAD_REFERENCE % (
-                "nil" if reference is None else _lua_tostring(reference)))
+            _add(
+                errors,
+                path,
+                SCHEMA_BAD_REFERENCE % ("nil" if reference is None else _lua_tostring(reference)),
+            )
         if field.get("type") == "record" and isinstance(field.get("fields"), list):
             for name, sub in _fields(field):
                 foreign_refs(_join(path, name), sub)
@@ -1779,12 +1962,20 @@ def _references(field: Field, value: Any) -> Any:
     ftype = field.get("type")
     if ftype == "string":
         return value if field.get("referenceable") and is_reference(value) else None
-    sub = field.get("elements") if ftype in ("array", "set") else (
-        field.get("values") if ftype == "map" else None)
+    sub = (
+        field.get("elements")
+        if ftype in ("array", "set")
+        else (field.get("values") if ftype == "map" else None)
+    )
     if not isinstance(sub, dict) or sub.get("type") != "string" or not sub.get("referenceable"):
         return None
-    items = (enumerate(value, 1) if isinstance(value, list)
-             else value.items() if isinstance(value, dict) else ())
+    items = (
+        enumerate(value, 1)
+        if isinstance(value, list)
+        else value.items()
+        if isinstance(value, dict)
+        else ()
+    )
     found = {k: v for k, v in items if is_reference(v)}
     return found or None
 
@@ -1814,8 +2005,12 @@ def _select_record(record: Field, data: Mapping[str, Any]) -> dict[str, Any]:
         field = by_name.get(key)
         if field is None:
             del out[key]  # unknown keys are dropped on select
-        elif (field.get("type") == "string" and (field.get("len_min") or 1) > 0
-              and out[key] == "" and key not in refs):
+        elif (
+            field.get("type") == "string"
+            and (field.get("len_min") or 1) > 0
+            and out[key] == ""
+            and key not in refs
+        ):
             del out[key]
     if refs:
         out["$refs"] = refs

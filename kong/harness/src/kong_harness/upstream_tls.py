@@ -82,8 +82,7 @@ def _flag(name: str, value: str | None) -> bool:
         return False
     if value.lower() in ("on", "off"):
         return value.lower() == "on"
-    raise ProxySSLError(f'invalid value "{value}" in "{name}" directive, it must be "on" or '
-                        '"off"')
+    raise ProxySSLError(f'invalid value "{value}" in "{name}" directive, it must be "on" or "off"')
 
 
 @dataclass(frozen=True)
@@ -109,8 +108,9 @@ class ProxySSL:
         try:
             pem = Path(trusted_file).read_text()
         except OSError as exc:
-            raise ProxySSLError(f'SSL_CTX_load_verify_locations("{trusted_file}") failed '
-                                f"({exc})") from exc
+            raise ProxySSLError(
+                f'SSL_CTX_load_verify_locations("{trusted_file}") failed ({exc})'
+            ) from exc
         depth_text = _directive(conf, "proxy_ssl_verify_depth")
         if depth_text is not None and not depth_text.isdigit():
             raise ProxySSLError(f'invalid value "{depth_text}" in "proxy_ssl_verify_depth"')
@@ -128,8 +128,7 @@ class UpstreamTLS:
     client_certificate: tuple[str, str, str] | None = None  # (id, cert PEM, key PEM)
 
 
-def service_tls(service: Any, proxy: ProxySSL,
-                ca_certificate: Any) -> UpstreamTLS:
+def service_tls(service: Any, proxy: ProxySSL, ca_certificate: Any) -> UpstreamTLS:
     """``upstream_ssl.lua`` ``set_service_ssl`` for ``service`` over nginx's ``proxy`` state;
     ``ca_certificate(id)`` looks a CA certificate entity up (``None`` if missing)."""
     client = None
@@ -137,20 +136,25 @@ def service_tls(service: Any, proxy: ProxySSL,
     if cert is not None:
         client = (cert.id, cert.cert, cert.key)
     verify = proxy.verify if service.tls_verify is None else bool(service.tls_verify)
-    depth = (proxy.verify_depth if service.tls_verify_depth is None
-             else int(service.tls_verify_depth))
+    depth = (
+        proxy.verify_depth if service.tls_verify_depth is None else int(service.tls_verify_depth)
+    )
     trusted = proxy.trusted
     if service.ca_certificates is not None:  # a Lua table, even empty, is truthy
         found = [ca_certificate(ca_id) for ca_id in service.ca_certificates]
-        missing = [ca_id for ca_id, ca in zip(service.ca_certificates, found, strict=True)
-                   if ca is None]
+        missing = [
+            ca_id for ca_id, ca in zip(service.ca_certificates, found, strict=True) if ca is None
+        ]
         if missing:
-            log.critical("unable to get upstream TLS CA store, err: CA Certificate '%s' does "
-                         "not exist", missing[0])
+            log.critical(
+                "unable to get upstream TLS CA store, err: CA Certificate '%s' does not exist",
+                missing[0],
+            )
         else:
             trusted = tuple(ca.cert for ca in found)
-    return UpstreamTLS(verify=verify, verify_depth=depth, trusted=trusted,
-                       client_certificate=client)
+    return UpstreamTLS(
+        verify=verify, verify_depth=depth, trusted=trusted, client_certificate=client
+    )
 
 
 def ssl_name(upstream_host: str) -> str:
@@ -174,8 +178,9 @@ def _depth_limited(depth: int) -> type[ssl.SSLObject]:
             chain = chain_of() if chain_of is not None else self._sslobj.get_verified_chain()
             if len(chain) > depth + 2:
                 raise ssl.SSLCertVerificationError(
-                    1, f"certificate verify failed: certificate chain too long "
-                       f"(verify depth {depth})")
+                    1,
+                    f"certificate verify failed: certificate chain too long (verify depth {depth})",
+                )
 
     return DepthLimitedSSLObject
 
@@ -229,8 +234,9 @@ class UpstreamClients:
                     self._contexts[tls] = ssl_context(tls)
                 verify = self._contexts[tls]
             limits = httpx.Limits(max_keepalive_connections=0) if own_sni else DEFAULT_LIMITS
-            client = httpx.AsyncClient(trust_env=False, follow_redirects=False, verify=verify,
-                                       limits=limits)
+            client = httpx.AsyncClient(
+                trust_env=False, follow_redirects=False, verify=verify, limits=limits
+            )
             self._clients[key] = client
         return client
 

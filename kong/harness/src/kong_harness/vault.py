@@ -28,8 +28,12 @@ def is_reference(value: object) -> bool:
 def _env_secret(reference: str, environ: Mapping[str, str]) -> str | None:
     url = urlsplit(reference[1:-1])
     if url.hostname != "env":
-        log.warning("unable to resolve reference %s (vault %r is not available in the "
-                    "harness; only env is)", reference, url.hostname)
+        log.warning(
+            "unable to resolve reference %s (vault %r is not available in the "
+            "harness; only env is)",
+            reference,
+            url.hostname,
+        )
         return None
     parts = [unquote(part) for part in url.path.split("/")[1:]]
     if not parts or not parts[0]:

@@ -42,18 +42,33 @@ class Command(BaseCommand):
     help = "Publish committed outbox events to the Redis Stream (at-least-once)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--once", action="store_true",
-                            help="Publish the current backlog, then exit.")
-        parser.add_argument("--interval", type=_positive_float,
-                            default=settings.EVENTS_RELAY_INTERVAL_MS / 1000,
-                            help="Seconds to wait when the outbox is empty (default %(default)s).")
-        parser.add_argument("--batch-size", type=int, default=settings.EVENTS_RELAY_BATCH_SIZE,
-                            help="Events per transaction (default %(default)s).")
-        parser.add_argument("--maxlen", type=int, default=settings.EVENTS_STREAM_MAXLEN,
-                            help="Approximate stream length cap, MAXLEN ~ N; 0 disables "
-                                 "trimming (default %(default)s).")
-        parser.add_argument("--stream", default=settings.EVENTS_STREAM,
-                            help="Redis Stream key (default %(default)s).")
+        parser.add_argument(
+            "--once", action="store_true", help="Publish the current backlog, then exit."
+        )
+        parser.add_argument(
+            "--interval",
+            type=_positive_float,
+            default=settings.EVENTS_RELAY_INTERVAL_MS / 1000,
+            help="Seconds to wait when the outbox is empty (default %(default)s).",
+        )
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=settings.EVENTS_RELAY_BATCH_SIZE,
+            help="Events per transaction (default %(default)s).",
+        )
+        parser.add_argument(
+            "--maxlen",
+            type=int,
+            default=settings.EVENTS_STREAM_MAXLEN,
+            help="Approximate stream length cap, MAXLEN ~ N; 0 disables "
+            "trimming (default %(default)s).",
+        )
+        parser.add_argument(
+            "--stream",
+            default=settings.EVENTS_STREAM,
+            help="Redis Stream key (default %(default)s).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["batch_size"] < 1:
@@ -87,8 +102,10 @@ class Command(BaseCommand):
                 break
         self.stdout.write(f"published {published} event(s) to {options['stream']}")
         if failed:
-            raise CommandError(f"{failed} event(s) could not be published; they stay in "
-                               "the outbox for the next run.")
+            raise CommandError(
+                f"{failed} event(s) could not be published; they stay in "
+                "the outbox for the next run."
+            )
 
     def _loop(self, client: redis.Redis, options: dict[str, Any]) -> None:
         interval: float = options["interval"]
@@ -112,8 +129,12 @@ class Command(BaseCommand):
         logger.info("outbox relay stopped")
 
     def _batch(self, client: redis.Redis, options: dict[str, Any]) -> BatchResult:
-        return publish_batch(client, stream=options["stream"], batch_size=options["batch_size"],
-                             maxlen=options["maxlen"])
+        return publish_batch(
+            client,
+            stream=options["stream"],
+            batch_size=options["batch_size"],
+            maxlen=options["maxlen"],
+        )
 
     # --- signals -----------------------------------------------------------------------
 

@@ -23,14 +23,17 @@ from auth_backend.internal.keys import (
 
 
 class Command(BaseCommand):
-    help = ("Generate (or hash from stdin) an internal API key and print its "
-            "INTERNAL_API_KEYS entry.")
+    help = (
+        "Generate (or hash from stdin) an internal API key and print its INTERNAL_API_KEYS entry."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("caller", help="Name of the calling service, e.g. orders.")
-        parser.add_argument("--stdin", action="store_true",
-                            help="Hash the key read from standard input instead of "
-                                 "generating one.")
+        parser.add_argument(
+            "--stdin",
+            action="store_true",
+            help="Hash the key read from standard input instead of generating one.",
+        )
 
     def handle(self, *args: Any, caller: str, stdin: bool, **options: Any) -> None:
         if not CALLER_NAME_PATTERN.fullmatch(caller):
@@ -40,7 +43,8 @@ class Command(BaseCommand):
             if not MIN_API_KEY_LENGTH <= len(key) <= MAX_API_KEY_LENGTH or " " in key:
                 raise CommandError(
                     f"The key must be {MIN_API_KEY_LENGTH}-{MAX_API_KEY_LENGTH} characters "
-                    "without spaces; omit --stdin to generate one.")
+                    "without spaces; omit --stdin to generate one."
+                )
         else:
             key = generate_api_key()
             self.stdout.write(f"API key for {caller} (shown once; give it to the service):")
