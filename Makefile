@@ -11,14 +11,12 @@ export UV_LINK_MODE := copy
 
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test lint fmt bench up down clean
+.PHONY: help setup run test check lint format mypy bench up down clean
 
-help:
-	@echo "make run    - backend :8080 + plugin servers + harness gateway :8000 (Ctrl-C stops all)"
-	@echo "make test   - the whole test suite (Postgres/Redis tests need the real services)"
-	@echo "make lint   - ruff"
-	@echo "make bench  - benchmarks (ratios side by side in one run)"
-	@echo "make up / make down - the docker compose stack with real Kong"
+# `make help` lists every target that carries a `## ` description on its rule line.
+help: ## this list
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-zA-Z_-]+):.*## (.*)/\1\t\2/' \
+		| awk -F'\t' '{ printf "make %-14s %s\n", $$1, $$2 }'
 
 $(TOOLS)/bin/uv:
 	$(PYTHON) -m venv $(TOOLS)
@@ -28,28 +26,37 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml kong/harness/pyproject.toml kong-p
 	$(UV) sync --locked --all-packages
 	@touch $@
 
-setup: $(VENV)/.synced
+setup: $(VENV)/.synced ## install the tools and the workspace into .venv (uv, locked)
 
-run: setup
+run: setup ## backend :8080 + plugin servers + harness gateway :8000 (Ctrl-C stops all)
 	@scripts/run-local
 
-test: setup
+test: setup ## the whole test suite (PostgreSQL and Redis tests need the real services)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-lint: setup
+check: lint mypy ## what CI checks before the tests: ruff lint, ruff format --check, mypy
+	$(VENV)/bin/ruff format --check .
+
+lint: setup ## ruff lint
 	$(VENV)/bin/ruff check .
 
-fmt: setup
-	$(VENV)/bin/ruff check --fix .
+# The Django plugin of mypy imports the settings, which refuse to load without a secret key;
+# this one only lets the checker read them.
+mypy: setup ## mypy with django-stubs over the plugins, the harness and the backend
+	DJANGO_SECRET_KEY=mypy-reads-settings-only $(VENV)/bin/mypy
 
-bench: setup
+format: setup ## fix what lint can fix, then ruff format
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: setup ## benchmarks (ratios side by side in one run)
 	$(VENV)/bin/python -m tests.bench.harness_overhead
 	$(VENV)/bin/python -m tests.bench.backend_latency
 	$(VENV)/bin/python -m tests.bench.edge_jwt_cpu
 	$(VENV)/bin/python -m tests.bench.rate_limit
 	$(VENV)/bin/python -m tests.bench.edge_trace_cpu
 
-up: setup
+up: setup ## the docker compose stack with real Kong
 	@test -f docker-compose.yml || { echo "docker-compose.yml arrives with the compose issue"; exit 1; }
 	@! grep -qs 'placeholder-not-a-secret' .env || { echo "make up: .env still holds .env.example's placeholder secrets; set real ones"; exit 1; }
 	scripts/dev-certs   # TLS between Kong and the backend (var/certs, kept when valid)
@@ -57,9 +64,9 @@ up: setup
 	scripts/gateway-keys  # Kong's assertion key (var/keys) + its JWKS for the backend, when missing
 	HOST_UID=$$(id -u) HOST_GID=$$(id -g) docker compose up -d --build
 
-down:
+down: ## stop the docker compose stack
 	@test -f docker-compose.yml || { echo "docker-compose.yml arrives with the compose issue"; exit 1; }
 	docker compose down
 
-clean:
+clean: ## remove .venv, .tools and var/
 	rm -rf $(VENV) $(TOOLS) var .pytest_cache .ruff_cache
