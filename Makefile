@@ -11,11 +11,11 @@ export UV_LINK_MODE := copy
 
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test check lint format mypy bench up down clean
+.PHONY: help setup run test check lint format mypy bench up down clean k8s-tools k8s-rules k8s-render
 
 # `make help` lists every target that carries a `## ` description on its rule line.
 help: ## this list
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-zA-Z_-]+):.*## (.*)/\1\t\2/' \
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-zA-Z0-9_-]+):.*## (.*)/\1\t\2/' \
 		| awk -F'\t' '{ printf "make %-14s %s\n", $$1, $$2 }'
 
 $(TOOLS)/bin/uv:
@@ -31,8 +31,29 @@ setup: $(VENV)/.synced ## install the tools and the workspace into .venv (uv, lo
 run: setup ## backend :8080 + plugin servers + harness gateway :8000 (Ctrl-C stops all)
 	@scripts/run-local
 
-test: setup ## the whole test suite (PostgreSQL and Redis tests need the real services)
+test: setup k8s-tools ## the whole test suite (PostgreSQL and Redis tests need the real services)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The Kubernetes checks' tools (tests/kubernetes), each set in its own virtualenv from its
+# frozen requirements: checkov's pins conflict with the project's and with
+# network-config-analyzer's, so none of them enters uv.lock.
+K8S_TOOLS := $(TOOLS)/k8s
+$(K8S_TOOLS)/%/.installed: tests/kubernetes/requirements-%.txt
+	rm -rf $(K8S_TOOLS)/$*
+	$(PYTHON) -m venv $(K8S_TOOLS)/$*
+	$(K8S_TOOLS)/$*/bin/python -m pip install --quiet --disable-pip-version-check -r $<
+	@touch $@
+
+k8s-tools: $(K8S_TOOLS)/checkov/.installed $(K8S_TOOLS)/kube/.installed ## checkov, kubernetes-validate, network-config-analyzer into .tools/k8s (make test needs them)
+
+k8s-rules: setup ## regenerate the PrometheusRule from observability/prometheus/rules
+	$(VENV)/bin/python deploy/kubernetes/gen_prometheus_rules.py
+
+# kong-config is generated from kong/kong.conf and kong/kong.compose.yml, outside the
+# kustomization root (deploy/kubernetes/base/kustomization.yaml): hence the load restrictor.
+OVERLAY ?= prod
+k8s-render: ## print the Kubernetes manifests of OVERLAY=dev|prod (default prod)
+	@kubectl kustomize --load-restrictor LoadRestrictionsNone deploy/kubernetes/overlays/$(OVERLAY)
 
 check: lint mypy ## what CI checks before the tests: ruff lint, ruff format --check, mypy
 	$(VENV)/bin/ruff format --check .
