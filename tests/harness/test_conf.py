@@ -70,7 +70,8 @@ def test_only_the_shipped_plugins_are_configured_and_packaged() -> None:
 
 
 def test_repository_kong_conf_follows_the_contract() -> None:
-    """DESIGN.md §3.1: explicit sockets, absolute commands, gevent + Python-style errors."""
+    """README.md "Writing a plugin": explicit sockets, absolute commands, gevent + Python-style
+    errors."""
     conf = load_kong_conf(REPO / "kong/kong.conf", env={})
     assert conf.pluginservers, "kong.conf names no plugin server"
     raw = conf.values
@@ -117,11 +118,12 @@ def test_repository_kong_yml_loads() -> None:
     assert "/api/auth/logout" in routes["auth-protected"].paths
     for route in routes.values():
         assert route.service is not None and route.service.port == 8080
-    # Routing and plugin configs against the dumped schemas: tests/harness/test_edge_jwt_config.py
+    # Routing and plugin configs against the dumped schemas: tests/e2e/test_edge_jwt_config.py
 
 
 def test_repository_gateway_serves_the_three_edge_plugins(tmp_path: Path) -> None:
-    """DESIGN.md §1: edge-trace before edge-jwt before edge-rate-limit, each its own server."""
+    """docs/architecture.md: edge-trace before edge-jwt before edge-rate-limit, each its own
+    server."""
     gateway = load_repo_gateway(tmp_path)
     priorities = {
         name: gateway.external[name].priority

@@ -2,7 +2,7 @@
 
 kong_pdk/server.py is driven directly (the same calls its socket listener makes), so what
 the plugin sends back is exactly what Kong would receive. The socket-level hangs are shown
-end to end in tests/harness/test_guard.py.
+end to end in tests/e2e/test_guard.py.
 """
 
 from __future__ import annotations

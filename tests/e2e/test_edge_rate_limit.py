@@ -17,7 +17,7 @@ import yaml
 
 from edge_plugins.ratelimit.enforcer import QUOTA_EXCEEDED_TYPE
 
-SUBJECT_PLUGIN = Path(__file__).parent / "plugins" / "subject.py"
+SUBJECT_PLUGIN = Path(__file__).parents[1] / "harness" / "plugins" / "subject.py"
 SERVERS: dict[str, dict[str, str]] = {"edge-rate-limit": {}, "edge-subject": {}}
 COMMANDS = {
     "edge-rate-limit": "edge-rate-limit --metrics-port 0",

@@ -1,4 +1,5 @@
-"""Fixtures that run the harness for real (see support.py)."""
+"""Fixtures that run the harness for real (tests/harness/support.py), shared by the suites
+that drive the gateway: tests/harness (Kong's behaviour) and tests/e2e (our plugins)."""
 
 from __future__ import annotations
 
