@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kong_harness.declarative import Route, Service
+from kong_harness.entities import Route, Service
 from kong_harness.router import (
     RegexTranslationError,
     Router,
@@ -197,7 +197,7 @@ def test_regex_paths_are_anchored_at_the_start_only() -> None:
 
 def test_regex_route_beats_longer_prefix_route() -> None:
     """With equal field counts a regex path outranks any prefix (REGEX_URL_BIT above
-    max_length in transform.lua ``get_priority``; Kong issue #4121)."""
+    max_length in transform.lua ``get_priority``)."""
     regex = route(1, paths=["~/api/.*"])
     prefix = route(2, paths=["/api/account"])
     router = Router([prefix, regex])

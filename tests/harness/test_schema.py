@@ -11,6 +11,7 @@ Sources in Kong's repository (each test names the one its rule comes from):
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import uuid
@@ -1234,7 +1235,5 @@ def test_arbitrary_input_only_raises_schema_violations(fields: list[Any], config
         validate_plugin_schema(schema)
     except SchemaError:
         return
-    try:
+    with contextlib.suppress(ConfigError, LuaPatternError):
         select_config(schema, process_config(schema, config))
-    except (ConfigError, LuaPatternError):
-        pass

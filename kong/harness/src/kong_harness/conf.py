@@ -44,7 +44,7 @@ class KongConf:
 
         The same kong.conf serves the Kong image and local runs: socket paths under Kong's
         prefix move under ``prefix``, and each command's program (an absolute path, as
-        DESIGN.md §3.1 requires) is looked up in ``bin_dir`` by its file name.
+        README.md "Writing a plugin" requires) is looked up in ``bin_dir`` by its file name.
         """
         servers = tuple(
             replace(

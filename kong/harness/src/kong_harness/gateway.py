@@ -27,7 +27,8 @@ import httpx
 
 from kong_harness import SERVER_TOKENS, pdk, prometheus, realip
 from kong_harness.conf import KongConf
-from kong_harness.declarative import DeclarativeConfig, PluginEntity, load_declarative
+from kong_harness.declarative import DeclarativeConfig, load_declarative
+from kong_harness.entities import PluginEntity
 from kong_harness.plugin_servers import (
     ExternalPlugin,
     PluginAborted,

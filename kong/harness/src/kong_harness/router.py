@@ -72,10 +72,9 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # pragma: no cover - imported for annotations only (avoids an import cycle)
-    from kong_harness.declarative import Route, Service
+from kong_harness.entities import Route, Service
 
 __all__ = [
     "DEFAULT_SERVER_PORT",
@@ -91,7 +90,8 @@ __all__ = [
     "translate_path_regex",
 ]
 
-#: The harness proxy port (DESIGN.md §3.4); used as ``net.dst.port`` when Host has no port.
+#: Kong's proxy port (``proxy_listen`` in kong/templates/kong_defaults.lua; docs/architecture.md
+#: "Ports"); used as ``net.dst.port`` when Host has no port.
 DEFAULT_SERVER_PORT = 8000
 
 # kong/router/transform.lua: uuid generator for split routes

@@ -1,55 +1,6 @@
-"""Load a declarative ``kong.yml`` the way Kong's db-less loader does.
-
-Sources (Kong repository): ``kong/db/declarative/init.lua`` (parse, error printing),
-``kong/db/schema/others/declarative_config.lua`` (nesting, ids, references, uniqueness),
-``kong/db/schema/entities/{services,routes,routes_subschemas,plugins,certificates,
-ca_certificates}.lua`` and ``kong/db/schema/typedefs.lua`` (fields, defaults, validation and
-their messages),
-``kong/runloop/plugins_iterator.lua`` (which plugin configuration applies to a request).
-
-What is reproduced
-------------------
-* ``_format_version: "3.0"``; services with the ``url`` shorthand (LuaSocket ``url.parse``
-  semantics: it overrides ``protocol``/``host``/``port``/``path``, default ports 80/443, a
-  missing path becomes null); Kong's defaults for every field.
-* routes and plugins nested under their parent or at the top level referencing it by name
-  or id (``service: name`` or ``service: {id: ...}``); a nested entity may not name its
-  parent again ("value must be null").
-* field validation with Kong's messages (route paths: must start with ``/`` or ``~/``, no
-  ``//``, valid percent-encoding, plain paths already normalised, regexes that compile;
-  methods upper-case; hosts with at most one wildcard at an end; header names; protocol
-  sets; ...) and the route entity check "must set one of 'methods', 'hosts', 'headers',
-  'paths'[, 'snis'] when 'protocols' is 'http[s]'".
-* ids: the file's id, else Kong's own deterministic ids (``declarative_config.lua``
-  ``generate_ids``): ``uuid5(uuid5(fd02801f-…, "<entity>"), <name>)`` for named services and
-  routes, ``uuid5(uuid5(fd02801f-…, "plugins"), "plugins:*:<name>:<route>:<service>:<consumer>")``
-  for plugins. Where Kong would use a *random* id (an unnamed service or route) the harness
-  uses ``uuid5(…, "harness-position:<path in the file>")`` so restarts keep the same ids.
-* uniqueness of names and ids per entity type, references that must resolve, each reported
-  like Kong ("uniqueness violation: ...", "invalid reference 'service: x' (no such entry in
-  'services')").
-* upstream TLS (applied by ``kong_harness.upstream_tls``): top-level ``certificates`` (``cert``
-  and ``key`` PEM, env-vault references allowed as ``referenceable`` fields, "certificate does
-  not match key") and ``ca_certificates`` (one CA certificate each, not expired, with the CA
-  basic constraint); a service's ``client_certificate`` is a foreign key to ``certificates``
-  by id (``client_certificate: <id>`` or ``{id: <id>}``), checked like any reference, while
-  ``ca_certificates`` is a plain array of UUIDs that Kong never checks at load (a missing one
-  only fails at request time, ``kong/runloop/certificate.lua``). ``client_certificate``,
-  ``tls_verify``, ``tls_verify_depth`` and ``ca_certificates`` must be null unless the
-  protocol is https or tls (``services.lua`` entity checks).
-
-Errors raise :class:`DeclarativeConfigError`; its message is Kong's admin-API wording
-(``declarative config is invalid: {routes={{paths={"should start with: ..."}}}}``),
-``fields`` holds the same tree, and :meth:`DeclarativeConfigError.pretty` prints it the way
-``kong start`` does.
-
-Left out on purpose (rejected with a clear message when present, never silently ignored):
-consumers and credentials, upstreams/targets, SNIs (and certificates' ``snis``, alternative
-``cert_alt``/``key_alt`` and nested ``services``), vaults, keys, filter chains, stream and gRPC
-protocols, route ``snis``/``sources``/``destinations``, format
-versions older than 3.0 (they need Kong's path migration). Plugin ``config`` is kept raw;
-validating it against the plugin's schema is another module's job.
-"""
+"""The loader: Kong's db-less parse of a declarative config (``kong/db/declarative/init.lua``,
+``kong/db/schema/others/declarative_config.lua``): nesting, fields and defaults, ids,
+references, uniqueness."""
 
 from __future__ import annotations
 
@@ -57,41 +8,52 @@ import copy
 import functools
 import json
 import os
-import re
 import uuid
-from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
-from kong_harness.router import (
-    RegexTranslationError,
-    normalize_uri,
-    translate_path_regex,
+from kong_harness.declarative.config import DeclarativeConfig
+from kong_harness.declarative.errors import DeclarativeConfigError, ErrorCollector
+from kong_harness.declarative.service_url import expand_service_url
+from kong_harness.declarative.validators import (
+    HEADER_NAME_RE,
+    Validator,
+    ca_certificate_problem,
+    certificate_matches_key,
+    regex_problem,
+    v_array,
+    v_boolean,
+    v_certificate,
+    v_host,
+    v_integer,
+    v_key,
+    v_method,
+    v_one_of,
+    v_protocols,
+    v_route_host,
+    v_router_path,
+    v_service_path,
+    v_string,
+    v_tag,
+    v_utf8_name,
+    v_uuid,
+)
+from kong_harness.entities import (
+    DEFAULT_PLUGIN_PROTOCOLS,
+    HARNESS_PROTOCOLS,
+    PROTOCOLS,
+    CACertificate,
+    Certificate,
+    PluginEntity,
+    Route,
+    Service,
 )
 from kong_harness.vault import is_reference, resolve_reference
 
-__all__ = [
-    "CACertificate",
-    "Certificate",
-    "DeclarativeConfig",
-    "DeclarativeConfigError",
-    "PluginEntity",
-    "Route",
-    "Service",
-    "load_declarative",
-]
-
-# constants.lua PROTOCOLS (sorted, as Kong lists them in "expected one of")
-PROTOCOLS = ("grpc", "grpcs", "http", "https", "tcp", "tls", "tls_passthrough", "udp")
-HTTP_SUBSYSTEM_PROTOCOLS = frozenset(("grpc", "grpcs", "http", "https"))
-HARNESS_PROTOCOLS = frozenset(("http", "https"))
-DEFAULT_PLUGIN_PROTOCOLS = ("grpc", "grpcs", "http", "https")  # typedefs.protocols default
 SUPPORTED_FORMAT_VERSIONS = ("1.1", "2.1", "3.0")
 _ENTITIES_NAMESPACE = uuid.UUID("fd02801f-0957-4a15-a55a-c8d9606f30b5")
 
@@ -232,585 +194,6 @@ _PLUGIN_FIELDS = frozenset(
 )
 
 
-# --------------------------------------------------------------------------------------------
-# Entities
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Certificate:
-    """A Kong Certificate (``kong/db/schema/entities/certificates.lua``): ``cert`` (PEM, the
-    leaf first, then its chain) and ``key`` (PEM), env-vault references resolved."""
-
-    id: str
-    cert: str = field(repr=False)
-    key: str = field(repr=False)
-    tags: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class CACertificate:
-    """A Kong CA Certificate (``kong/db/schema/entities/ca_certificates.lua``): one PEM CA."""
-
-    id: str
-    cert: str = field(repr=False)
-    tags: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Service:
-    """A Kong Service (``kong/db/schema/entities/services.lua``) with Kong's defaults.
-
-    The TLS fields are Kong's: ``tls_verify`` ``None`` means nginx's ``proxy_ssl_verify``
-    decides, ``ca_certificates`` holds ids of :class:`CACertificate` entities (unchecked, as
-    in Kong), ``client_certificate`` the referenced :class:`Certificate`.
-    """
-
-    id: str
-    host: str
-    name: str | None = None
-    protocol: str = "http"
-    port: int = 80
-    path: str | None = None
-    retries: int = 5
-    connect_timeout: int = 60000
-    read_timeout: int = 60000
-    write_timeout: int = 60000
-    enabled: bool = True
-    tags: tuple[str, ...] = ()
-    client_certificate: Certificate | None = None
-    tls_verify: bool | None = None
-    tls_verify_depth: int | None = None
-    ca_certificates: tuple[str, ...] | None = None
-
-
-@dataclass(frozen=True)
-class Route:
-    """A Kong Route (``kong/db/schema/entities/routes.lua``) with Kong's defaults.
-
-    Unset list fields are empty tuples; ``headers`` maps a header name to its values.
-    """
-
-    id: str
-    name: str | None = None
-    service: Service | None = None
-    protocols: tuple[str, ...] = ("http", "https")
-    methods: tuple[str, ...] = ()
-    hosts: tuple[str, ...] = ()
-    paths: tuple[str, ...] = ()
-    headers: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
-    strip_path: bool = True
-    preserve_host: bool = False
-    regex_priority: int = 0
-    path_handling: str = "v0"
-    https_redirect_status_code: int = 426
-    request_buffering: bool = True
-    response_buffering: bool = True
-    tags: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class PluginEntity:
-    """A Kong Plugin entity (``kong/db/schema/entities/plugins.lua``); ``config`` is raw."""
-
-    id: str
-    name: str
-    config: Mapping[str, Any] = field(default_factory=dict, hash=False)
-    enabled: bool = True
-    route: Route | None = None
-    service: Service | None = None
-    consumer: None = None
-    protocols: tuple[str, ...] = DEFAULT_PLUGIN_PROTOCOLS
-    instance_name: str | None = None
-    tags: tuple[str, ...] = ()
-
-    @property
-    def is_global(self) -> bool:
-        """No route, service or consumer: Kong's "global" plugin."""
-        return self.route is None and self.service is None and self.consumer is None
-
-
-# --------------------------------------------------------------------------------------------
-# Errors
-# --------------------------------------------------------------------------------------------
-
-ErrorTree = dict[Any, Any]
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _lua_quote(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-
-
-def _lua_repr(value: Any) -> str:
-    """Render like penlight's ``pretty.write(t, "")`` (Kong's admin-API error message)."""
-    if isinstance(value, list):
-        value = {i: v for i, v in enumerate(value, start=1)}
-    if isinstance(value, dict):
-        parts: list[str] = []
-        n = 1
-        while n in value:
-            parts.append(_lua_repr(value[n]))
-            n += 1
-        rest_int = sorted(k for k in value if isinstance(k, int) and not 1 <= k < n)
-        rest_str = sorted(k for k in value if not isinstance(k, int))
-        for k in rest_int:
-            parts.append(f"[{k}]={_lua_repr(value[k])}")
-        for k in rest_str:
-            key = k if _IDENT.fullmatch(k) else f"[{_lua_quote(k)}]"
-            parts.append(f"{key}={_lua_repr(value[k])}")
-        return "{" + ",".join(parts) + "}"
-    if isinstance(value, str):
-        return _lua_quote(value)
-    return str(value)
-
-
-def _pretty_lines(tree: Any, item: str, indent: str) -> list[str]:
-    """``kong/db/declarative/init.lua`` ``pretty_print_error``."""
-    if isinstance(tree, list):
-        tree = {i: v for i, v in enumerate(tree, start=1)}
-    lines: list[str] = []
-    keys = sorted(k for k in tree if isinstance(k, int)) + sorted(
-        (k for k in tree if not isinstance(k, int)), key=str
-    )
-    for k in keys:
-        v = tree[k]
-        key = f"- in entry {k} of '{item}'" if isinstance(k, int) else f"in '{k}'"
-        if isinstance(v, dict | list):
-            lines.append(f"{indent}{key}:")
-            lines.extend(_pretty_lines(v, str(k), indent + "  "))
-        else:
-            lines.append(f"{indent}{key}: {v}")
-    return lines
-
-
-class DeclarativeConfigError(Exception):
-    """The declarative configuration is invalid (or uses what the harness cannot do).
-
-    ``message`` is Kong's admin-API message, ``fields`` the error tree (entity -> 1-based
-    index or name -> field -> message), :meth:`pretty` the ``kong start`` rendering.
-    """
-
-    def __init__(self, message: str, fields: ErrorTree | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.fields: ErrorTree = fields or {}
-
-    @classmethod
-    def from_tree(cls, tree: ErrorTree) -> DeclarativeConfigError:
-        return cls(f"declarative config is invalid: {_lua_repr(tree)}", tree)
-
-    def pretty(self) -> str:
-        """Multi-line rendering (``pretty_print_error`` in ``kong/db/declarative/init.lua``)."""
-        if not self.fields:
-            return self.message
-        return "\n".join(_pretty_lines(self.fields, "", ""))
-
-
-class _Errors:
-    def __init__(self) -> None:
-        self.tree: ErrorTree = {}
-
-    def _node(self, path: Sequence[Any]) -> dict[Any, Any]:
-        node = self.tree
-        for key in path:
-            child = node.get(key)
-            if not isinstance(child, dict):
-                child = {}
-                node[key] = child
-            node = child
-        return node
-
-    def set(self, path: Sequence[Any], key: Any, message: Any) -> None:
-        self._node(path)[key] = message
-
-    def append(self, path: Sequence[Any], key: Any, message: str) -> None:
-        node = self._node(path)
-        existing = node.get(key)
-        if isinstance(existing, list):
-            existing.append(message)
-        else:
-            node[key] = [message]
-
-    def raise_if_any(self) -> None:
-        if self.tree:
-            raise DeclarativeConfigError.from_tree(self.tree)
-
-
-# --------------------------------------------------------------------------------------------
-# Field validators (typedefs.lua / schema/init.lua messages)
-# --------------------------------------------------------------------------------------------
-
-Validator = Callable[[Any], "str | dict[int, str] | None"]
-
-_UUID_RE = re.compile(
-    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-)
-_UTF8_NAME_RE = re.compile(r"[A-Za-z0-9.\-_~\u0080-\U0010ffff]+")
-_TAG_RE = re.compile(r"[ !-+\-.0-~\u0080-\U0010ffff]+")
-_HEADER_NAME_RE = re.compile(r"[a-zA-Z0-9\-_]+")
-_METHOD_RE = re.compile(r"[A-Z]+")
-_PATH_CHARS_RE = re.compile(r"/[A-Za-z0-9.\-_~/%:@!$&'()*+,;=]*")
-
-
-def _is_int(v: Any) -> bool:
-    return (isinstance(v, int) and not isinstance(v, bool)) or (
-        isinstance(v, float) and v.is_integer()
-    )
-
-
-def _v_string(v: Any) -> str | None:
-    return None if isinstance(v, str) else "expected a string"
-
-
-def _v_boolean(v: Any) -> str | None:
-    return None if isinstance(v, bool) else "expected a boolean"
-
-
-def _v_integer(lo: int | None = None, hi: int | None = None) -> Validator:
-    def check(v: Any) -> str | None:
-        if not _is_int(v):
-            return "expected an integer"
-        if lo is not None and hi is not None and not lo <= int(v) <= hi:
-            return f"value should be between {lo} and {hi}"
-        return None
-
-    return check
-
-
-def _v_one_of(options: Sequence[Any]) -> Validator:
-    def check(v: Any) -> str | None:
-        if v not in options:
-            return "expected one of: " + ", ".join(str(o) for o in options)
-        return None
-
-    return check
-
-
-def _v_uuid(v: Any) -> str | None:
-    if not isinstance(v, str):
-        return "expected a string"
-    return None if _UUID_RE.fullmatch(v) else "expected a valid UUID"
-
-
-def _v_utf8_name(v: Any) -> str | None:
-    if not isinstance(v, str):
-        return "expected a string"
-    if not _UTF8_NAME_RE.fullmatch(v):
-        return (
-            f"invalid value '{v}': the only accepted ascii characters are "
-            "alphanumerics or ., -, _, and ~"
-        )
-    return None
-
-
-def _v_tag(v: Any) -> str | None:
-    if not isinstance(v, str):
-        return "expected a string"
-    if not _TAG_RE.fullmatch(v):
-        return (
-            f"invalid tag '{v}': expected printable ascii (except `,` and `/`) "
-            "or valid utf-8 sequences"
-        )
-    return None
-
-
-def _v_array(elem: Validator, *, kind: str = "array") -> Validator:
-    def check(v: Any) -> str | dict[int, Any] | None:
-        if not isinstance(v, list):
-            return f"expected {'a set' if kind == 'set' else 'an array'}"
-        errs: dict[int, Any] = {}
-        for i, item in enumerate(v, start=1):
-            err = elem(item)
-            if err:
-                errs[i] = err
-        return errs or None
-
-    return check
-
-
-def _check_hostname(address: str) -> tuple[bool, int | None, str | None]:
-    """``kong/tools/ip.lua`` ``normalize_ip`` -> (ok, port, error)."""
-    colons = address.count(":")
-    if colons > 1:  # ipv6
-        m = re.fullmatch(r"\[([^\]]+)\](.*)", address)
-        addr, rest = (m.group(1), m.group(2)) if m else (address, "")
-        port: int | None = None
-        if rest:
-            pm = re.fullmatch(r":(\d*)", rest)
-            if not pm:
-                return False, None, "invalid ipv6 address"
-            port = int(pm.group(1)) if pm.group(1) else 0
-            if port > 65535:
-                return False, None, "invalid port number"
-        import ipaddress
-
-        try:
-            ipaddress.IPv6Address(addr)
-        except ValueError:
-            return False, None, f"invalid ipv6 address: {address}"
-        return True, port, None
-    if re.fullmatch(r"[\d.]+", address.replace(":", "")):
-        m = re.fullmatch(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?::(\d+))?", address)
-        if not m or any(int(x) > 255 for x in m.groups()[:4]):
-            return False, None, f"invalid ipv4 address: {address}"
-        port = int(m.group(5)) if m.group(5) else None
-        if port is not None and port > 65535:
-            return False, None, "invalid port number"
-        return True, port, None
-    name = address
-    port = None
-    pm = re.search(r":(\d+)$", address)
-    if pm:
-        name = address[: pm.start()]
-        port = int(pm.group(1))
-        if port > 65535:
-            return False, None, "invalid port number"
-    if not re.fullmatch(r"[0-9A-Za-z\-._]+", name):
-        return False, None, f"invalid hostname: {address}"
-    segments = name.split(".")
-    for index, seg in enumerate(segments, start=1):
-        if seg.endswith("-") or (seg == "" and index != len(segments)):
-            return False, None, f"invalid hostname: {address}"
-    return True, port, None
-
-
-def _v_host(v: Any) -> str | None:
-    """``typedefs.host``: a name or IP without port."""
-    if not isinstance(v, str):
-        return "expected a string"
-    ok, port, err = _check_hostname(v)
-    if err == "invalid port number" or (ok and port is not None):
-        return "must not have a port"
-    if not ok:
-        return f"invalid value: {v}"
-    return None
-
-
-def _v_route_host(v: Any) -> str | None:
-    """``typedefs.hosts`` elements: wildcard rules, then host with optional port."""
-    if not isinstance(v, str):
-        return "expected a string"
-    if v.count("*") > 1:
-        return "invalid wildcard: must have at most one wildcard"
-    if "*" in v and not (v.startswith("*.") or v.endswith(".*")):
-        return "invalid wildcard: must be placed at leftmost or rightmost label"
-    ok, _, err = _check_hostname(v.replace("*", "abc"))
-    return None if ok else err
-
-
-def _percent_error(path: str) -> str | None:
-    raw = re.sub(r"%[0-9A-Fa-f]{2}", "___", path)
-    pos = raw.find("%")
-    if pos != -1:
-        return f"invalid url-encoded value: '{raw[pos : pos + 3]}'"
-    return None
-
-
-def _v_service_path(v: Any) -> str | None:
-    """``typedefs.path``."""
-    if not isinstance(v, str):
-        return "expected a string"
-    if not v.startswith("/"):
-        return "should start with: /"
-    if "//" in v:
-        return "must not have empty segments"
-    if not _PATH_CHARS_RE.fullmatch(v):
-        return f"invalid path: '{v}' (characters outside of the reserved list of RFC 3986 found)"
-    return _percent_error(v)
-
-
-def _latin1(s: str) -> str:
-    return s.encode("utf-8").decode("latin-1")
-
-
-def _v_router_path(v: Any) -> str | None:
-    """``typedefs.router_path`` (``validate_path_with_regexes``)."""
-    if not isinstance(v, str):
-        return "expected a string"
-    if not (v.startswith("/") or v.startswith("~/")):
-        return "should start with: / (fixed path) or ~/ (regex path)"
-    if "//" in v:
-        return "must not have empty segments"
-    err = _percent_error(v)
-    if err:
-        return err
-    if not v.startswith("~"):
-        normalized = normalize_uri(_latin1(v), merge_slashes=True)
-        if normalized != _latin1(v):
-            pretty = normalized.encode("latin-1").decode("utf-8", "replace")
-            return f"non-normalized path, consider use '{pretty}' instead"
-        return None
-    problem = _regex_problem(v[1:], anchored=True)
-    if problem is None or problem[0] == "rust":
-        return None  # Rust-only rejections are reported by the route entity check, like Kong
-    return f"invalid regex: '{v[1:]}' ({problem[1]})"
-
-
-def _regex_problem(rx: str, *, anchored: bool) -> tuple[str, str] | None:
-    """Why a route regex cannot be used: ("rust", msg) when atc-router's Rust regex rejects a
-    construct, ("compile", msg) when it does not compile at all, ("harness", msg) when only
-    the harness cannot translate it to Python ``re``."""
-    try:
-        translate_path_regex(rx, anchored=anchored)
-    except RegexTranslationError as exc:
-        if isinstance(exc.__cause__, re.error):
-            return "compile", f"regex error: {exc}"
-        if exc.rust_rejects:
-            return "rust", str(exc)
-        return "harness", f"not supported by the harness: {exc}"
-    return None
-
-
-def _v_method(v: Any) -> str | None:
-    if not isinstance(v, str):
-        return "expected a string"
-    return None if _METHOD_RE.fullmatch(v) else f"invalid value: {v}"
-
-
-def _v_protocols(v: Any) -> str | dict[int, str] | None:
-    err = _v_array(_v_one_of(PROTOCOLS), kind="set")(v)
-    if err:
-        return err
-    if len(v) < 1:
-        return "length must be at least 1"
-    subsets = (("http", "https"), ("tcp", "tls", "udp"), ("tls_passthrough",), ("grpc", "grpcs"))
-    touched = [s for s in subsets if any(p in s for p in v)]
-    if len(touched) > 1:
-        listed = ", ".join("(" + ", ".join(f"'{p}'" for p in s) + ")" for s in subsets)
-        return f"these sets are mutually exclusive: {listed}"
-    return None
-
-
-def _v_certificate(*, referenceable: bool) -> Validator:
-    """``typedefs.certificate``: resty.openssl ``x509.new`` must read it; a referenceable
-    field holding a vault reference is not validated (schema/init.lua ``validate_field``)."""
-
-    def check(v: Any) -> str | None:
-        if not isinstance(v, str):
-            return "expected a string"
-        if referenceable and is_reference(v):
-            return None
-        if not v:
-            return "length must be at least 1"
-        try:
-            x509.load_pem_x509_certificate(v.encode())
-        except ValueError as exc:
-            return f"invalid certificate: {exc}"
-        return None
-
-    return check
-
-
-def _v_key(v: Any) -> str | None:
-    """``typedefs.key`` (referenceable in certificates.lua): resty.openssl ``pkey.new``."""
-    if not isinstance(v, str):
-        return "expected a string"
-    if is_reference(v):
-        return None
-    if not v:
-        return "length must be at least 1"
-    try:
-        serialization.load_pem_private_key(v.encode(), password=None)
-    except (ValueError, TypeError) as exc:
-        return f"invalid key: {exc}"
-    return None
-
-
-def _public_key_der(key: Any) -> bytes:
-    return key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
-def _certificate_matches_key(cert: str, key: str) -> bool:
-    """certificates.lua entity check: the certificate's public key is the key's."""
-    certificate = x509.load_pem_x509_certificate(cert.encode())
-    private = serialization.load_pem_private_key(key.encode(), password=None)
-    return _public_key_der(certificate.public_key()) == _public_key_der(private.public_key())
-
-
-def _ca_certificate_problem(cert: str) -> str | None:
-    """ca_certificates.lua entity check, in its order: one certificate, not expired, a CA."""
-    tag = "-----BEGIN CERTIFICATE-----"
-    first = cert.find(tag)
-    if first != -1 and cert.find(tag, first + len(tag) + 1) != -1:
-        return "please submit only one certificate at a time"
-    certificate = x509.load_pem_x509_certificate(cert.encode())
-    if certificate.not_valid_after_utc < datetime.now(UTC):
-        return 'certificate expired, "Not After" time is in the past'
-    try:
-        is_ca = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except x509.ExtensionNotFound:
-        is_ca = False
-    if not is_ca:
-        return (
-            'certificate does not appear to be a CA because it is missing the "CA" basic constraint'
-        )
-    return None
-
-
-# --------------------------------------------------------------------------------------------
-# url shorthand (services.lua + LuaSocket url.parse)
-# --------------------------------------------------------------------------------------------
-
-
-def _socket_url_parse(url: str) -> dict[str, str]:
-    parsed: dict[str, str] = {}
-    rest = url
-    m = re.match(r"([A-Za-z0-9][A-Za-z0-9+\-.]*):", rest)
-    if m:
-        parsed["scheme"] = m.group(1)
-        rest = rest[m.end() :]
-    m = re.match(r"//([^/]*)", rest)
-    if m:
-        parsed["authority"] = m.group(1)
-        rest = rest[m.end() :]
-    for sep in ("#", "?", ";"):
-        pos = rest.find(sep)
-        if pos != -1:
-            rest = rest[:pos]
-    if rest:
-        parsed["path"] = rest
-    authority = parsed.get("authority")
-    if authority is None:
-        return parsed
-    authority = re.sub(r"^[^@]*@", "", authority, count=1)
-    pm = re.search(r":([^:\]]*)$", authority)
-    if pm:
-        parsed["port"] = pm.group(1)
-        authority = authority[: pm.start()]
-    if authority:
-        bm = re.fullmatch(r"\[(.+)\]", authority)
-        parsed["host"] = bm.group(1) if bm else authority
-    return parsed
-
-
-def _expand_url(url: str) -> dict[str, Any]:
-    """``services.lua`` ``url`` shorthand."""
-    parsed = _socket_url_parse(url)
-    port_text = parsed.get("port")
-    port: Any = int(port_text) if port_text and port_text.isdigit() else None
-    prot = "http" if port == 80 else "https" if port == 443 else None
-    protocol = parsed.get("scheme") or prot or "http"
-    if port is None:
-        if port_text is not None:
-            port = port_text  # not a number: schema validation will complain
-        else:
-            port = 80 if protocol == "http" else 443 if protocol == "https" else 80
-    return {
-        "protocol": protocol,
-        "host": parsed.get("host"),
-        "port": port,
-        "path": parsed.get("path"),
-    }
-
-
-# --------------------------------------------------------------------------------------------
-# Loading
-# --------------------------------------------------------------------------------------------
-
-
 @dataclass
 class _Item:
     kind: str  # "services" | "routes" | "plugins" | "certificates" | "ca_certificates"
@@ -847,7 +230,7 @@ def _read_source(source: str | os.PathLike[str] | Mapping[str, Any]) -> Any:
     return data
 
 
-def _entries(value: Any, errs: _Errors, path: tuple[Any, ...], key: str) -> list[Any]:
+def _entries(value: Any, errs: ErrorCollector, path: tuple[Any, ...], key: str) -> list[Any]:
     """An entity array: null/absent is empty; else must be a list of records."""
     if value is None:
         return []
@@ -858,7 +241,7 @@ def _entries(value: Any, errs: _Errors, path: tuple[Any, ...], key: str) -> list
 
 
 def _check_fields(
-    record: dict[str, Any], allowed: frozenset[str], errs: _Errors, path: tuple[Any, ...]
+    record: dict[str, Any], allowed: frozenset[str], errs: ErrorCollector, path: tuple[Any, ...]
 ) -> None:
     for key in record:
         if key not in allowed:
@@ -868,7 +251,7 @@ def _check_fields(
 def _apply(
     record: dict[str, Any],
     out: dict[str, Any],
-    errs: _Errors,
+    errs: ErrorCollector,
     path: tuple[Any, ...],
     key: str,
     validator: Validator,
@@ -888,17 +271,17 @@ def _apply(
     out[key] = value
 
 
-def _unsupported(errs: _Errors, path: tuple[Any, ...], key: str, what: str) -> None:
+def _unsupported(errs: ErrorCollector, path: tuple[Any, ...], key: str, what: str) -> None:
     errs.set(path, key, f"not supported by the kong harness: {what}")
 
 
 def _validate_common(
-    record: dict[str, Any], out: dict[str, Any], errs: _Errors, path: tuple[Any, ...]
+    record: dict[str, Any], out: dict[str, Any], errs: ErrorCollector, path: tuple[Any, ...]
 ) -> None:
-    _apply(record, out, errs, path, "id", _v_uuid)
-    _apply(record, out, errs, path, "created_at", _v_integer())
-    _apply(record, out, errs, path, "updated_at", _v_integer())
-    _apply(record, out, errs, path, "tags", _v_array(_v_tag, kind="set"), [])
+    _apply(record, out, errs, path, "id", v_uuid)
+    _apply(record, out, errs, path, "created_at", v_integer())
+    _apply(record, out, errs, path, "updated_at", v_integer())
+    _apply(record, out, errs, path, "tags", v_array(v_tag, kind="set"), [])
     for key in ("filter_chains",):
         if record.get(key):
             _unsupported(errs, path, key, "filter chains (Wasm)")
@@ -907,7 +290,7 @@ def _validate_common(
 def _foreign(
     record: dict[str, Any],
     out: dict[str, Any],
-    errs: _Errors,
+    errs: ErrorCollector,
     path: tuple[Any, ...],
     key: str,
     nested_under: str | None,
@@ -932,7 +315,7 @@ def _foreign(
 
 class _Loader:
     def __init__(self, enabled_plugins: Collection[str] | None) -> None:
-        self.errs = _Errors()
+        self.errs = ErrorCollector()
         self.items: list[_Item] = []
         self.failed: set[int] = set()
         self.enabled_plugins = None if enabled_plugins is None else frozenset(enabled_plugins)
@@ -1013,23 +396,23 @@ class _Loader:
         url = record.pop("url", None)
         if url is not None:
             if isinstance(url, str):
-                record.update(_expand_url(url))
+                record.update(expand_service_url(url))
             else:
                 errs.set(path, "url", "expected a string")
         out: dict[str, Any] = {}
         _validate_common(record, out, errs, path)
-        _apply(record, out, errs, path, "name", _v_utf8_name)
-        _apply(record, out, errs, path, "retries", _v_integer(0, 32767), 5)
-        _apply(record, out, errs, path, "protocol", _v_one_of(PROTOCOLS), "http")
-        _apply(record, out, errs, path, "host", _v_host, required=True)
-        _apply(record, out, errs, path, "port", _v_integer(0, 65535), 80)
-        _apply(record, out, errs, path, "path", _v_service_path)
+        _apply(record, out, errs, path, "name", v_utf8_name)
+        _apply(record, out, errs, path, "retries", v_integer(0, 32767), 5)
+        _apply(record, out, errs, path, "protocol", v_one_of(PROTOCOLS), "http")
+        _apply(record, out, errs, path, "host", v_host, required=True)
+        _apply(record, out, errs, path, "port", v_integer(0, 65535), 80)
+        _apply(record, out, errs, path, "path", v_service_path)
         for key in ("connect_timeout", "write_timeout", "read_timeout"):
-            _apply(record, out, errs, path, key, _v_integer(1, 2**31 - 2), 60000)
-        _apply(record, out, errs, path, "enabled", _v_boolean, True)
-        _apply(record, out, errs, path, "tls_verify", _v_boolean)
-        _apply(record, out, errs, path, "tls_verify_depth", _v_integer(0, 64))
-        _apply(record, out, errs, path, "ca_certificates", _v_array(_v_uuid))
+            _apply(record, out, errs, path, key, v_integer(1, 2**31 - 2), 60000)
+        _apply(record, out, errs, path, "enabled", v_boolean, True)
+        _apply(record, out, errs, path, "tls_verify", v_boolean)
+        _apply(record, out, errs, path, "tls_verify_depth", v_integer(0, 64))
+        _apply(record, out, errs, path, "ca_certificates", v_array(v_uuid))
         _foreign(record, out, errs, path, "client_certificate", None)
         protocol = out.get("protocol")
         # services.lua entity_checks, all ``conditional`` (schema/init.lua): the field gets
@@ -1062,9 +445,9 @@ class _Loader:
         _check_fields(record, _CERTIFICATE_FIELDS, errs, path)
         out: dict[str, Any] = {}
         _validate_common(record, out, errs, path)
-        check_cert = _v_certificate(referenceable=True)
+        check_cert = v_certificate(referenceable=True)
         _apply(record, out, errs, path, "cert", check_cert, required=True)
-        _apply(record, out, errs, path, "key", _v_key, required=True)
+        _apply(record, out, errs, path, "key", v_key, required=True)
         for key in ("cert_alt", "key_alt"):
             if record.get(key) is not None:
                 _unsupported(
@@ -1089,8 +472,8 @@ class _Loader:
             and not is_reference(cert)
             and not is_reference(key)
             and check_cert(cert) is None
-            and _v_key(key) is None
-            and not _certificate_matches_key(cert, key)
+            and v_key(key) is None
+            and not certificate_matches_key(cert, key)
         ):
             errs.append(path, "@entity", "certificate does not match key")
         self.items.append(_Item("certificates", out, path, label))
@@ -1104,12 +487,12 @@ class _Loader:
         _check_fields(record, _CA_CERTIFICATE_FIELDS, errs, path)
         out: dict[str, Any] = {}
         _validate_common(record, out, errs, path)
-        check_cert = _v_certificate(referenceable=False)
+        check_cert = v_certificate(referenceable=False)
         _apply(record, out, errs, path, "cert", check_cert, required=True)
-        _apply(record, out, errs, path, "cert_digest", _v_string)
+        _apply(record, out, errs, path, "cert_digest", v_string)
         cert = out.get("cert")
         if isinstance(cert, str) and check_cert(cert) is None:
-            problem = _ca_certificate_problem(cert)
+            problem = ca_certificate_problem(cert)
             if problem is not None:
                 errs.append(path, "@entity", problem)
         self.items.append(_Item("ca_certificates", out, path, label))
@@ -1123,15 +506,15 @@ class _Loader:
         out: dict[str, Any] = {}
         before = _count_leaves(errs.tree)
         _validate_common(record, out, errs, path)
-        _apply(record, out, errs, path, "name", _v_utf8_name)
-        _apply(record, out, errs, path, "protocols", _v_protocols, ["http", "https"])
+        _apply(record, out, errs, path, "name", v_utf8_name)
+        _apply(record, out, errs, path, "protocols", v_protocols, ["http", "https"])
         _apply(
             record,
             out,
             errs,
             path,
             "https_redirect_status_code",
-            _v_one_of((426, 301, 302, 307, 308)),
+            v_one_of((426, 301, 302, 307, 308)),
             426,
         )
         for key, default in (
@@ -1140,12 +523,12 @@ class _Loader:
             ("request_buffering", True),
             ("response_buffering", True),
         ):
-            _apply(record, out, errs, path, key, _v_boolean, default)
-        _apply(record, out, errs, path, "methods", _v_array(_v_method, kind="set"), [])
-        _apply(record, out, errs, path, "hosts", _v_array(_v_route_host), [])
-        _apply(record, out, errs, path, "paths", _v_array(_v_router_path), [])
-        _apply(record, out, errs, path, "regex_priority", _v_integer(), 0)
-        _apply(record, out, errs, path, "path_handling", _v_one_of(("v0", "v1")), "v0")
+            _apply(record, out, errs, path, key, v_boolean, default)
+        _apply(record, out, errs, path, "methods", v_array(v_method, kind="set"), [])
+        _apply(record, out, errs, path, "hosts", v_array(v_route_host), [])
+        _apply(record, out, errs, path, "paths", v_array(v_router_path), [])
+        _apply(record, out, errs, path, "regex_priority", v_integer(), 0)
+        _apply(record, out, errs, path, "path_handling", v_one_of(("v0", "v1")), "v0")
         self._route_headers(record, out, path)
         _foreign(record, out, errs, path, "service", None if parent is None else "services")
         protocols = out.get("protocols") or []
@@ -1166,7 +549,7 @@ class _Loader:
                 )
             else:
                 _unsupported(errs, path, "snis", "route 'snis' (no TLS in the harness)")
-        if isinstance(protocols, list) and protocols and not _v_protocols(protocols):
+        if isinstance(protocols, list) and protocols and not v_protocols(protocols):
             unsupported = [p for p in protocols if p not in HARNESS_PROTOCOLS]
             if unsupported:
                 _unsupported(errs, path, "protocols", f"{', '.join(unsupported)} routes")
@@ -1193,7 +576,7 @@ class _Loader:
             if not isinstance(name, str) or not name:
                 errs.set(path, "headers", "no header name provided")
                 continue
-            if not _HEADER_NAME_RE.fullmatch(name):
+            if not HEADER_NAME_RE.fullmatch(name):
                 errs.set(
                     path,
                     "headers",
@@ -1208,7 +591,7 @@ class _Loader:
                     "specified in the 'hosts' attribute",
                 )
                 continue
-            err = _v_array(_v_string)(values)
+            err = v_array(v_string)(values)
             if err:
                 errs.set((*path, "headers"), name, err)
                 continue
@@ -1238,7 +621,7 @@ class _Loader:
         for values in out["headers"].values():
             checks += [(v[2:].lower(), False) for v in values if v.startswith("~*")]
         for rx, is_path in checks:
-            problem = _regex_problem(rx, anchored=is_path)
+            problem = regex_problem(rx, anchored=is_path)
             if problem is None:
                 continue
             kind, message = problem
@@ -1259,7 +642,7 @@ class _Loader:
         _check_fields(record, _PLUGIN_FIELDS, errs, path)
         out: dict[str, Any] = {}
         _validate_common(record, out, errs, path)
-        _apply(record, out, errs, path, "name", _v_string, required=True)
+        _apply(record, out, errs, path, "name", v_string, required=True)
         name = out.get("name")
         if (
             isinstance(name, str)
@@ -1271,15 +654,15 @@ class _Loader:
                 "name",
                 f"plugin '{name}' not enabled; add it to the 'plugins' configuration property",
             )
-        _apply(record, out, errs, path, "instance_name", _v_utf8_name)
-        _apply(record, out, errs, path, "enabled", _v_boolean, True)
+        _apply(record, out, errs, path, "instance_name", v_utf8_name)
+        _apply(record, out, errs, path, "enabled", v_boolean, True)
         _apply(
             record,
             out,
             errs,
             path,
             "protocols",
-            _v_array(_v_one_of(PROTOCOLS), kind="set"),
+            v_array(v_one_of(PROTOCOLS), kind="set"),
             list(DEFAULT_PLUGIN_PROTOCOLS),
         )
         config = record.get("config")
@@ -1552,90 +935,6 @@ def _entity_namespace(kind: str) -> uuid.UUID:
 def _entity_uuid(kind: str, key: str) -> str:
     """``declarative_config.lua`` ``generate_uuid(schema.name, key)``."""
     return str(uuid.uuid5(_entity_namespace(kind), key))
-
-
-# --------------------------------------------------------------------------------------------
-# The loaded configuration
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DeclarativeConfig:
-    """Services, routes and plugins of a declarative configuration, linked together, and
-    the certificates the services use for upstream TLS."""
-
-    format_version: str
-    services: tuple[Service, ...]
-    routes: tuple[Route, ...]
-    plugins: tuple[PluginEntity, ...]
-    certificates: tuple[Certificate, ...] = ()
-    ca_certificates: tuple[CACertificate, ...] = ()
-
-    @functools.cached_property
-    def _combos(self) -> dict[str, dict[tuple[str | None, str | None], PluginEntity]]:
-        """``plugins_iterator.lua`` ``PluginsIterator.new``: only plugins that are enabled and
-        have an HTTP-subsystem protocol (``should_process_plugin``) are indexed, by name and
-        (route id, service id)."""
-        combos: dict[str, dict[tuple[str | None, str | None], PluginEntity]] = {}
-        for plugin in self.plugins:
-            if not plugin.enabled:
-                continue
-            if not any(p in HTTP_SUBSYSTEM_PROTOCOLS for p in plugin.protocols):
-                continue
-            key = (
-                plugin.route.id if plugin.route else None,
-                plugin.service.id if plugin.service else None,
-            )
-            combos.setdefault(plugin.name, {})[key] = plugin
-        return combos
-
-    def plugins_for(self, route: Route | None, service: Service | None) -> list[PluginEntity]:
-        """For each plugin name, the configuration Kong runs for a request on ``route`` /
-        ``service`` (``plugins_iterator.lua`` ``lookup_cfg``, no consumer): route+service,
-        else route, else service, else global. Disabled plugins are not candidates at all,
-        so a disabled route plugin lets the service or global one apply. Order: first
-        appearance in the file (execution order by priority is the caller's business)."""
-        route_id = route.id if route is not None else None
-        service_id = service.id if service is not None else None
-        result: list[PluginEntity] = []
-        for combos in self._combos.values():
-            found = None
-            if route_id and service_id:
-                found = combos.get((route_id, service_id))
-            if found is None and route_id:
-                found = combos.get((route_id, None))
-            if found is None and service_id:
-                found = combos.get((None, service_id))
-            if found is None:
-                found = combos.get((None, None))
-            if found is not None:
-                result.append(found)
-        return result
-
-    def global_plugins(self) -> list[PluginEntity]:
-        """Enabled global plugins (the only ones Kong runs in ``rewrite``)."""
-        return self.plugins_for(None, None)
-
-    def service(self, name_or_id: str) -> Service:
-        """The service with this name or id (``KeyError`` if none)."""
-        for s in self.services:
-            if name_or_id in (s.name, s.id):
-                return s
-        raise KeyError(name_or_id)
-
-    def ca_certificate(self, ca_id: str) -> CACertificate | None:
-        """The CA certificate with this id, or ``None`` (``kong.db.ca_certificates:select``)."""
-        for ca in self.ca_certificates:
-            if ca.id.lower() == ca_id.lower():
-                return ca
-        return None
-
-    def route(self, name_or_id: str) -> Route:
-        """The route with this name or id (``KeyError`` if none)."""
-        for r in self.routes:
-            if name_or_id in (r.name, r.id):
-                return r
-        raise KeyError(name_or_id)
 
 
 def load_declarative(

@@ -1,0 +1,1 @@
+"""What ``kong/pdk/private/`` provides the PDK namespaces: phase and argument checks."""
