@@ -11,7 +11,7 @@ export UV_LINK_MODE := copy
 
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test check lint format mypy bench up down clean k8s-tools k8s-rules k8s-render
+.PHONY: help setup run test check lint format mypy bench up down clean k8s-tools k8s-rules k8s-render plugin-docs
 
 # `make help` lists every target that carries a `## ` description on its rule line.
 help: ## this list
@@ -48,6 +48,9 @@ k8s-tools: $(K8S_TOOLS)/checkov/.installed $(K8S_TOOLS)/kube/.installed ## check
 
 k8s-rules: setup ## regenerate the PrometheusRule from observability/prometheus/rules
 	$(VENV)/bin/python deploy/kubernetes/gen_prometheus_rules.py
+
+plugin-docs: setup ## regenerate docs/plugins/ from the plugins' schemas and metadata
+	$(VENV)/bin/python -m edge_plugins.reference docs/plugins
 
 # kong-config is generated from kong/kong.conf and kong/kong.compose.yml, outside the
 # kustomization root (deploy/kubernetes/base/kustomization.yaml): hence the load restrictor.

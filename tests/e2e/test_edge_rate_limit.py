@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from edge_plugins.ratelimit.enforcer import QUOTA_EXCEEDED_TYPE
+from edge_plugins.responses import QUOTA_EXCEEDED_TYPE
 
 SUBJECT_PLUGIN = Path(__file__).parents[1] / "harness" / "plugins" / "subject.py"
 SERVERS: dict[str, dict[str, str]] = {"edge-rate-limit": {}, "edge-subject": {}}

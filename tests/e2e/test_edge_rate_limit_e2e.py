@@ -17,8 +17,9 @@ import httpx
 import pytest
 import yaml
 
-from edge_plugins.ratelimit.config import Policy, RateLimitConfig
+from edge_plugins.ratelimit.config import RateLimitConfig
 from edge_plugins.ratelimit.limits import Limit
+from edge_plugins.ratelimit.schema import Policy
 from kong_harness.gateway import Gateway
 from tests.harness.backend import Backend, User, bearer, repo_kong_yml, sign_up
 from tests.harness.support import load_repo_gateway, shipped_plugins_runner

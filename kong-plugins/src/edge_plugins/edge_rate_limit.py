@@ -1,36 +1,29 @@
-"""``edge-rate-limit``: exact per-route limits, shared across gateway nodes (issue 4).
+"""``edge-rate-limit``: exact per-route limits, shared across gateway nodes.
 
 A thin Kong entry over the PDK-free core in :mod:`edge_plugins.ratelimit` (algorithms,
-stores, headers, the verdict). PDK round trips per request, each a MessagePack-RPC
-exchange with Kong:
-
-* **happy path: 2** — one read of what the key needs (``kong.client.get_forwarded_ip``,
-  ``kong.ctx.shared.get("edge.subject")``, ``kong.request.get_header``,
-  ``kong.request.get_path``, ``kong.router.get_route`` or ``get_service``) and one
-  ``kong.response.set_headers`` with the rate-limit headers (none when
-  ``hide_client_headers`` or ``shadow``: then 1);
-* ``limit_by: consumer`` on an anonymous request, or ``header`` when the header is
-  absent: one more read, the client IP;
-* rejection: the read, one ``kong.request.get_header`` for the request id that edge-trace
-  set (the body names it when well formed), and the terminal ``kong.response.exit``; if
-  building that answer fails, the guard still answers the status with ``Retry-After``;
-* the first request of a route (or service) in this process: one ``kong.router.get_route``
-  (``get_service``) for the metrics label, cached for the life of the process.
+stores, headers, the verdict). Per request it makes one read of what the key needs
+(``kong.client.get_forwarded_ip``, the subject edge-jwt shared, ``kong.request.get_header``,
+``kong.request.get_path``, ``kong.router.get_route`` or ``get_service``) and one
+``kong.response.set_headers`` with the rate-limit headers; ``PDK_CALLS`` lists every
+case, each call a MessagePack-RPC round trip to Kong. The first request of a route (or
+service) in this process asks for its name once, for the metrics label.
 
 Counter state is never kept on ``self`` — Kong creates one instance per worker and per
 config change — but in process-wide stores (``local_limiter()``, ``redis_limiter_for()``).
 
 The plugin server serves Prometheus metrics on ``--metrics-port`` of its start command
-(default 9103; ``0`` disables them): Kong gives plugin servers no environment
-(:mod:`edge_plugins.server`).
+(default ``DEFAULT_METRICS_PORT``; ``0`` disables them): Kong gives plugin servers no
+environment (:mod:`edge_plugins.server`). The reference, generated from this module and
+:mod:`edge_plugins.ratelimit.schema`: docs/plugins/edge-rate-limit.md.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge_plugins.guard import (
     FailurePolicy,
@@ -39,90 +32,60 @@ from edge_plugins.guard import (
     exit_request,
     guarded,
 )
+from edge_plugins.pdk_calls import PdkCalls
+from edge_plugins.ratelimit.schema import FIELDS, LimitBy
+from edge_plugins.shared_context import SHARED_SUBJECT_KEY
+
+if TYPE_CHECKING:
+    from edge_plugins.ratelimit.config import RateLimitConfig
+    from edge_plugins.ratelimit.enforcer import Enforcer
 
 NAME = "edge-rate-limit"
-version = "0.1.0"
+version = importlib.metadata.version("edge-kong-plugins")
 priority = 910
 
 DEFAULT_METRICS_PORT = 9103
-SHARED_SUBJECT_KEY = "edge.subject"  # set by edge-jwt (priority 1450, runs before us)
+METRICS_MODULE = "edge_plugins.ratelimit.metrics"
+
+# Kong plugin schema (kong/db/schema/metaschema.lua), from the one table of settings.
+Schema = FIELDS.kong_schema()
+
+_KEY = "kong.client.get_forwarded_ip"
+PDK_CALLS = (
+    PdkCalls("access", "admitted", (_KEY, "kong.response.set_headers")),
+    PdkCalls("access", "admitted, `hide_client_headers` or `shadow`", (_KEY,)),
+    PdkCalls(
+        "access",
+        "admitted, first request of its route in this process",
+        (_KEY, "kong.router.get_route", "kong.response.set_headers"),
+    ),
+    PdkCalls(
+        "access",
+        "admitted, `limit_by: consumer` and anonymous",
+        ("kong.ctx.shared.get", _KEY, "kong.response.set_headers"),
+    ),
+    PdkCalls(
+        "access",
+        "rejected (429)",
+        (_KEY, "kong.request.get_header", "kong.response.exit"),
+    ),
+    PdkCalls(
+        "access",
+        "Redis down, `on_store_failure: closed` (503)",
+        (_KEY, "kong.response.error"),
+    ),
+)
+FAILURE_BEHAVIOUR = (
+    "A Redis failure (error, timeout, open circuit breaker) follows `on_store_failure`: "
+    "`open` admits, `closed` answers 503 with `Retry-After` (`redis.breaker_reset_seconds`), "
+    "`local` (the default) counts in this process at limit ÷ `expected_nodes`. A bug in "
+    "deciding fails open (logged): a rate limiter must not take the API down. Once a request "
+    "is decided to be rejected, a failure while answering still rejects it, with the "
+    "decided status and `Retry-After`. A config that Kong accepts but the plugin cannot use "
+    "answers 500 on every request, logged."
+)
 
 log = logging.getLogger("edge_plugins.edge_rate_limit")
-
-_PERIODS = ["second", "minute", "hour", "day"]
-
-# Kong plugin schema (kong/db/schema/metaschema.lua). Rules across fields (one of
-# window_seconds/period per limit, header_name with limit_by header, a cost that fits)
-# are checked by RateLimitConfig.from_kong at StartInstance.
-Schema = (
-    {
-        "limits": {
-            "type": "array",
-            "required": True,
-            "len_min": 1,
-            "elements": {
-                "type": "record",
-                "fields": [
-                    {"limit": {"type": "integer", "required": True, "between": [1, 1_000_000_000]}},
-                    {"window_seconds": {"type": "integer", "between": [1, 366 * 86400]}},
-                    {"period": {"type": "string", "one_of": _PERIODS}},
-                    {"cost": {"type": "integer", "default": 1, "between": [1, 1_000_000_000]}},
-                    {"burst": {"type": "integer", "between": [1, 1_000_000_000]}},
-                ],
-            },
-        }
-    },
-    {
-        "limit_by": {
-            "type": "string",
-            "default": "consumer",
-            "one_of": ["ip", "consumer", "header", "path", "service", "route"],
-        }
-    },
-    {"header_name": {"type": "string", "len_min": 1}},
-    {
-        "algorithm": {
-            "type": "string",
-            "default": "sliding_window",
-            "one_of": ["sliding_window", "gcra"],
-        }
-    },
-    {"policy": {"type": "string", "default": "local", "one_of": ["local", "redis"]}},
-    {
-        "redis": {
-            "type": "record",
-            "required": True,
-            "fields": [
-                {"url": {"type": "string", "referenceable": True}},
-                {"host": {"type": "string", "referenceable": True}},
-                {"port": {"type": "integer", "default": 6379, "between": [1, 65535]}},
-                {"database": {"type": "integer", "default": 0, "between": [0, 1000]}},
-                {"username": {"type": "string", "referenceable": True}},
-                {"password": {"type": "string", "referenceable": True}},
-                {"ssl": {"type": "boolean", "default": False}},
-                {"timeout_ms": {"type": "integer", "default": 50, "between": [1, 5000]}},
-                {"key_prefix": {"type": "string", "default": "edge-rl", "len_min": 1}},
-                {"breaker_threshold": {"type": "integer", "default": 3, "between": [1, 1000]}},
-                {"breaker_reset_seconds": {"type": "integer", "default": 5, "between": [1, 3600]}},
-            ],
-        }
-    },
-    {
-        "on_store_failure": {
-            "type": "string",
-            "default": "local",
-            "one_of": ["open", "closed", "local"],
-        }
-    },
-    {"expected_nodes": {"type": "integer", "default": 1, "between": [1, 1000]}},
-    {"shadow": {"type": "boolean", "default": False}},
-    {"ietf_headers": {"type": "boolean", "default": True}},
-    {"kong_headers": {"type": "boolean", "default": True}},
-    {"hide_client_headers": {"type": "boolean", "default": False}},
-    {"error_code": {"type": "integer", "default": 429, "between": [400, 599]}},
-    {"error_message": {"type": "string", "default": "API rate limit exceeded", "len_min": 1}},
-    {"request_id_header": {"type": "string", "default": "x-request-id", "len_min": 1}},
-)
 
 # Metrics label of each scope ("route:<id>" → the route's name), looked up once per process.
 _labels: dict[str, str] = {}
@@ -136,9 +99,9 @@ class Plugin:
         # StartInstance: never raise for a schema-valid config (a raise here is Kong's 500
         # for every request); a config the core refuses answers 500 per request instead.
         self.failure_policy = FailurePolicy.CLOSED
-        self.config: Any = None
+        self.config: RateLimitConfig | None = None
         self.config_error: str | None = None
-        self._enforcer: Any = None
+        self._enforcer: Enforcer | None = None
         try:
             from edge_plugins.ratelimit.config import RateLimitConfig
 
@@ -180,9 +143,7 @@ class Plugin:
             )
 
     @staticmethod
-    def _client_key(kong: Any, config: Any) -> str:
-        from edge_plugins.ratelimit.config import LimitBy
-
+    def _client_key(kong: Any, config: RateLimitConfig) -> str:
         by = config.limit_by
         if by is LimitBy.CONSUMER:
             subject = kong.ctx.shared.get(SHARED_SUBJECT_KEY)
@@ -202,7 +163,7 @@ class Plugin:
             return f"service:{service.get('id', '')}"
         return f"ip:{kong.client.get_forwarded_ip()}"
 
-    def _get_enforcer(self, kong: Any, config: Any) -> Any:
+    def _get_enforcer(self, kong: Any, config: RateLimitConfig) -> Enforcer:
         if self._enforcer is None:
             from edge_plugins.ratelimit.enforcer import Enforcer
 

@@ -3,9 +3,7 @@
 A thin Kong entry over the PDK-free core in :mod:`edge_plugins.trace`. Priority 100000, so
 it runs before every other plugin and their rejections already carry the request id.
 
-PDK round trips per request (each one MessagePack-RPC exchange with Kong):
-
-**access — 3** (4 only with ``request_id_trusted_ips``):
+PDK round trips per request (``PDK_CALLS``; each one MessagePack-RPC exchange with Kong):
 
 1. ``kong.request.get_headers(1000)`` — first, before any work (kong-pdk serialises the
    work a handler does before its first PDK call across all requests); all trace headers
@@ -19,9 +17,9 @@ PDK round trips per request (each one MessagePack-RPC exchange with Kong):
    response, including a later plugin's ``kong.response.exit``/``error``
    (kong/pdk/response.lua writes ``ngx.header``), so edge rejections echo the id too.
 
-**log — 1** with ``otlp_endpoint`` (``kong.log.serialize()``: method, URI, URL, the
+In the log phase, ``kong.log.serialize()`` with ``otlp_endpoint`` (method, URI, URL, the
 request headers as sent upstream — our ``traceparent`` tells the span id — client IP,
-route, service, status, latencies, start), **0** without: no export, nothing to ask.
+route, service, status, latencies, start); without it no export, nothing to ask.
 
 What access must hand to log and serialize lacks (the caller's span id, the access time)
 sits in a bounded process-wide map keyed by the gateway span id
@@ -34,88 +32,58 @@ logged and the request goes on without trace headers), and export happens in a b
 worker with a bounded queue (:mod:`edge_plugins.trace.export`).
 
 The plugin server serves Prometheus metrics on ``--metrics-port`` of its start command
-(default 9101; ``0`` disables them): Kong gives plugin servers no environment
-(:mod:`edge_plugins.server`).
+(default ``DEFAULT_METRICS_PORT``; ``0`` disables them): Kong gives plugin servers no
+environment (:mod:`edge_plugins.server`). The reference, generated from this module and
+:mod:`edge_plugins.trace.schema`: docs/plugins/edge-trace.md.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import sys
 import time
 from typing import TYPE_CHECKING, Any
 
 from edge_plugins.guard import FailurePolicy, guarded
+from edge_plugins.pdk_calls import PdkCalls
 from edge_plugins.trace import metrics
 from edge_plugins.trace.access import plan_access
-from edge_plugins.trace.config import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_FLUSH_INTERVAL_MS,
-    DEFAULT_QUEUE_SIZE,
-    DEFAULT_SERVICE_NAME,
-    DEFAULT_TIMEOUT_MS,
-    InvalidTraceConfig,
-    TraceConfig,
-)
+from edge_plugins.trace.config import InvalidTraceConfig, TraceConfig
 from edge_plugins.trace.pending import PENDING, PendingSpan
-from edge_plugins.trace.request_id import DEFAULT_HEADER, DEFAULT_PATTERN
+from edge_plugins.trace.schema import FIELDS
 
 if TYPE_CHECKING:
     from edge_plugins.trace.export import BatchSpanExporter
 
 NAME = "edge-trace"
-version = "0.1.0"
+version = importlib.metadata.version("edge-kong-plugins")
 priority = 100000
 
 DEFAULT_METRICS_PORT = 9101
+METRICS_MODULE = "edge_plugins.trace.metrics"
 MAX_REQUEST_HEADERS = 1000
 
-log = logging.getLogger("edge_plugins.edge_trace")
+# Kong plugin schema (kong/db/schema/metaschema.lua), from the one table of settings.
+Schema = FIELDS.kong_schema()
 
-
-def _int(default: int, low: int, high: int) -> dict[str, Any]:
-    return {"type": "integer", "default": default, "between": [low, high]}
-
-
-# Kong plugin schema (kong/db/schema/metaschema.lua). What Kong's schema cannot check (the
-# regex compiles, CIDRs parse, the header is a token, the endpoint is a URL) is checked by
-# TraceConfig.from_kong at StartInstance.
-Schema = (
-    # Incoming context: a trust boundary ignores it all (new trace, tracestate removed).
-    {"trust_incoming_context": {"type": "boolean", "default": True}},
-    {"accept_b3": {"type": "boolean", "default": False}},
-    # Head sampling of new traces; a trusted parent's decision is respected.
-    {"sample_ratio": {"type": "number", "default": 1.0, "between": [0, 1]}},
-    # Request id: accepted from the client only when it matches (and comes from a trusted IP).
-    {"request_id_header": {"type": "string", "default": DEFAULT_HEADER, "len_min": 1}},
-    {"request_id_pattern": {"type": "string", "default": DEFAULT_PATTERN, "len_min": 1}},
-    {
-        "request_id_trusted_ips": {
-            "type": "array",
-            "default": [],
-            "elements": {"type": "string", "len_min": 1},
-        }
-    },
-    {"request_id_format": {"type": "string", "default": "uuid4", "one_of": ["uuid4", "hex32"]}},
-    # Trace context on the response (W3C Trace Context Level 3 draft).
-    {"response_trace_context": {"type": "boolean", "default": False}},
-    {
-        "response_trace_format": {
-            "type": "string",
-            "default": "traceresponse",
-            "one_of": ["traceresponse", "server-timing"],
-        }
-    },
-    # OTLP/HTTP protobuf export of the gateway span; no endpoint, no export. Referenceable,
-    # so one kong.yml can name a per-environment collector ({vault://env/...}); a reference
-    # that does not resolve reads as "" (Kong's rule), which also means no export.
-    {"otlp_endpoint": {"type": "string", "match": "^https?://", "referenceable": True}},
-    {"otlp_timeout_ms": _int(DEFAULT_TIMEOUT_MS, 50, 30000)},
-    {"otlp_queue_size": _int(DEFAULT_QUEUE_SIZE, 1, 100000)},
-    {"otlp_batch_size": _int(DEFAULT_BATCH_SIZE, 1, 10000)},
-    {"otlp_flush_interval_ms": _int(DEFAULT_FLUSH_INTERVAL_MS, 10, 60000)},
-    {"service_name": {"type": "string", "default": DEFAULT_SERVICE_NAME, "len_min": 1}},
+_READ = "kong.request.get_headers"
+_WRITE = ("kong.service.request.set_headers", "kong.response.set_headers")
+PDK_CALLS = (
+    PdkCalls("access", "any request", (_READ, *_WRITE)),
+    PdkCalls("access", "`request_id_trusted_ips` set", (_READ, "kong.client.get_ip", *_WRITE)),
+    PdkCalls("log", "`otlp_endpoint` set", ("kong.log.serialize",)),
+    PdkCalls("log", "no `otlp_endpoint`", ()),
 )
+FAILURE_BEHAVIOUR = (
+    "Tracing never blocks traffic: the failure policy is open. A bug, or a config that "
+    "Kong accepts but the plugin cannot use, is logged and the request goes on without "
+    "trace headers. Export runs in a background worker with a bounded queue: a slow or "
+    "down collector drops spans (counted in `edge_trace_spans_dropped_total`), never "
+    "requests."
+)
+
+log = logging.getLogger("edge_plugins.edge_trace")
 
 
 class TraceConfigUnusable(RuntimeError):

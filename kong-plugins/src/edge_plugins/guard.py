@@ -34,7 +34,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
-from edge_plugins.http_errors import default_message
+from edge_plugins.responses import default_message
 
 log = logging.getLogger("edge_plugins.guard")
 
@@ -89,7 +89,7 @@ def exit_request(
     ``kong.response.exit`` is terminal: Kong answers the client and never replies to the
     plugin server (kong/runloop/plugin_servers/rpc/mp_rpc.lua, kong/pdk/response.lua).
     With headers, a missing body is sent as ``""`` (the same empty response): a ``None``
-    before them would cut them off on the way to Kong (see :mod:`edge_plugins.http_errors`).
+    before them would cut them off on the way to Kong (see :mod:`edge_plugins.responses`).
     """
     if headers:
         kong.response.exit(status, "" if body is None else body, dict(headers))

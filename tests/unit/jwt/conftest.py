@@ -10,7 +10,8 @@ import pytest
 from edge_plugins.jwt import state
 from edge_plugins.jwt.assertion import AssertionSigner, generate_signing_key
 from edge_plugins.jwt.cache import VerifiedTokenCache
-from edge_plugins.jwt.jwks import JwksManager, static_keys
+from edge_plugins.jwt.key_manager import JwksManager
+from edge_plugins.jwt.keys import static_keys
 from tests.services import REDIS_TEST_URL, redis_unavailable, require
 from tests.unit.jwt.support import (
     GATEWAY_ISSUER,

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from edge_plugins.jwt.config import JwtConfig
-from edge_plugins.jwt.jwks import jwk_thumbprint
+from edge_plugins.jwt.keys import jwk_thumbprint
 
 NOW = 1_800_000_000  # a fixed "now" (epoch seconds) for every time-dependent check
 ISSUER = "https://auth.example.test"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from prometheus_client import REGISTRY
 
 from edge_plugins.jwt.cache import VerifiedTokenCache, token_digest
@@ -47,10 +48,8 @@ def test_cached_claims_are_read_only() -> None:
     cache.put(token_digest("t"), {"sub": "u"}, expires_at=1000, now=0)
     claims = cache.get(token_digest("t"), 1)
     assert claims is not None
-    try:
+    with pytest.raises(TypeError):
         claims["sub"] = "admin"  # type: ignore[index]
-    except TypeError:
-        pass
     assert cache.get(token_digest("t"), 1) == {"sub": "u"}
 
 

@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from edge_plugins.jwt import tokens
+from edge_plugins.jwt import verify
 from edge_plugins.jwt.assertion import AssertionSigner, RequestBinding
 from edge_plugins.jwt.cache import VerifiedTokenCache
 from edge_plugins.jwt.config import JwtConfig
 from edge_plugins.jwt.decision import Verdict, decide, header_lines, too_many_header_lines
-from edge_plugins.jwt.jwks import FetchedJwks, JwksFetchError, JwksManager
+from edge_plugins.jwt.fetch import FetchedJwks, JwksFetchError
+from edge_plugins.jwt.key_manager import JwksManager
 from edge_plugins.jwt.revocation import NullRevocations, RevocationState, RevocationView
 from tests.unit.jwt.backend_rules import plain_headers_agree, verify_assertion
 from tests.unit.jwt.support import (
@@ -512,13 +513,13 @@ def test_unreadable_signing_key_is_503(env: Env, rsa_key: RsaKey, tmp_path: Path
 def verifications(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Counts signature verifications (calls into PyJWT's decode)."""
     calls: list[str] = []
-    real = tokens._decode
+    real = verify._decode
 
     def counting(token: str, *args: Any, **kwargs: Any) -> Any:
         calls.append(token)
         return real(token, *args, **kwargs)
 
-    monkeypatch.setattr(tokens, "_decode", counting)
+    monkeypatch.setattr(verify, "_decode", counting)
     return calls
 
 

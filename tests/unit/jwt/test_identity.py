@@ -1,4 +1,5 @@
-"""Spoofed identity headers: every case and ``_`` variant is found (DESIGN.md §3.2)."""
+"""Spoofed identity headers: every case and ``_`` variant is found
+(docs/identity-assertion.md)."""
 
 from __future__ import annotations
 

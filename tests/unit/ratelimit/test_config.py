@@ -6,15 +6,11 @@ from typing import Any
 
 import pytest
 
-from edge_plugins.ratelimit.config import (
-    LimitBy,
-    Policy,
-    RateLimitConfig,
-    StoreFailure,
-)
+from edge_plugins.ratelimit.config import RateLimitConfig
 from edge_plugins.ratelimit.errors import LimitConfigError
 from edge_plugins.ratelimit.limits import Algorithm, Limit
 from edge_plugins.ratelimit.redis_store import RedisSettings
+from edge_plugins.ratelimit.schema import LimitBy, Policy, StoreFailure
 
 
 def conf(**extra: Any) -> dict[str, Any]:

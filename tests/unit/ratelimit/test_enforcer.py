@@ -9,10 +9,11 @@ import pytest
 from prometheus_client import REGISTRY
 
 from edge_plugins.ratelimit.config import RateLimitConfig
-from edge_plugins.ratelimit.enforcer import QUOTA_EXCEEDED_TYPE, Enforcer
+from edge_plugins.ratelimit.enforcer import Enforcer
 from edge_plugins.ratelimit.errors import StoreUnavailable
 from edge_plugins.ratelimit.limits import Limit, Outcome
 from edge_plugins.ratelimit.local_store import LocalLimiter
+from edge_plugins.responses import QUOTA_EXCEEDED_TYPE
 
 
 class Clock:

@@ -1,4 +1,4 @@
-"""PDK-free core of the ``edge-jwt`` plugin (issue 6, DESIGN.md §3.2, §3.3, §3.5).
+"""PDK-free core of the ``edge-jwt`` plugin (docs/identity-assertion.md, docs/architecture.md).
 
 Everything here is plain Python, unit-tested without kong-pdk or any RPC. The plugin entry
 (``edge_plugins.edge_jwt``) reads the request once, calls :func:`decision.decide` with the
@@ -7,10 +7,15 @@ process-wide pieces from :func:`state.runtime_for`, and applies the returned
 
 Modules, one concept each:
 
+* :mod:`.schema` — every setting once: Kong's schema, defaults, ranges, descriptions;
 * :mod:`.config` — the validated plugin configuration (:class:`JwtConfig`);
 * :mod:`.identity` — which request headers are client-supplied identity to strip;
-* :mod:`.tokens` — finding the token in the request and validating it;
-* :mod:`.jwks` — the verification keys (inline, PEM, remote JWKS kept fresh);
+* :mod:`.extract` — finding the token in the request;
+* :mod:`.verify` — verifying its signature and claims;
+* :mod:`.authorize` — the route's scope and role requirements;
+* :mod:`.keys` — parsing verification keys (inline JWKS, PEM, a fetched JWKS);
+* :mod:`.fetch` — fetching a remote JWKS and its freshness (``Cache-Control``);
+* :mod:`.key_manager` — the keys of one key source, kept fresh;
 * :mod:`.cache` — verified tokens, so a repeated token costs no crypto;
 * :mod:`.assertion` — the gateway-signed ``X-Identity-Assertion``;
 * :mod:`.revocation` — revoked tokens announced by the backend over Redis;

@@ -1,4 +1,5 @@
-"""The gateway's identity assertion: a short-lived JWS the backend trusts (DESIGN.md §3.2).
+"""The gateway's identity assertion: a short-lived JWS the backend trusts
+(docs/identity-assertion.md).
 
 Plain ``X-User-*`` headers prove nothing: anything that reaches the backend without passing
 through edge-jwt (Kong fails open when a plugin server is down) could carry them. So the
@@ -46,7 +47,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 
 from edge_plugins.jwt.errors import SigningKeyError
-from edge_plugins.jwt.jwks import jwk_thumbprint
+from edge_plugins.jwt.keys import jwk_thumbprint
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +73,14 @@ class RequestBinding:
     path: str
 
     def __post_init__(self) -> None:
-        # A missing value (a PDK ``nil``) must not be signed as if it were a request.
-        if not isinstance(self.method, str) or not self.method:
-            raise InvalidRequestTarget(f"no request method: {self.method!r}")
-        if not isinstance(self.path, str) or not self.path.startswith("/"):
-            raise InvalidRequestTarget(f"no upstream path: {self.path!r}")
+        # Built from PDK calls, which give ``nil`` (None) for a missing value whatever the
+        # annotations say: a missing value must not be signed as if it were a request.
+        method: object = self.method
+        path: object = self.path
+        if not isinstance(method, str) or not method:
+            raise InvalidRequestTarget(f"no request method: {method!r}")
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise InvalidRequestTarget(f"no upstream path: {path!r}")
 
 
 def _load_private_key(pem: bytes) -> tuple[Any, str, dict[str, Any]]:

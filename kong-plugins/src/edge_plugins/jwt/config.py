@@ -1,9 +1,10 @@
 """The edge-jwt configuration, validated once per plugin instance.
 
 Kong hands a plugin its config as a plain dict in which unset optional fields are *absent*
-(or null, depending on the path), so every field is read with ``.get`` and falls back to a
-safe default. Everything that could make validation weaker than intended is refused here,
-at ``StartInstance``, instead of being discovered on a request:
+(or null, depending on the path), so every field is read with ``.get`` and falls back to its
+default in :mod:`edge_plugins.jwt.schema`, the table Kong's schema is built from.
+Everything that could make validation weaker than intended is refused here, at
+``StartInstance``, instead of being discovered on a request:
 
 * ``none`` is never an algorithm, whatever the configuration says;
 * HS* (shared secret) algorithms are refused unless *every* key is an inline ``oct`` JWK:
@@ -21,46 +22,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from edge_plugins.jwt import schema
 from edge_plugins.jwt.errors import ConfigError
-from edge_plugins.jwt.jwks import InvalidKey, static_keys
+from edge_plugins.jwt.keys import InvalidKey, static_keys
+from edge_plugins.jwt.schema import FIELDS
+from edge_plugins.kong_schema import Field
 
-ASYMMETRIC_ALGORITHMS = frozenset(
-    {
-        "RS256",
-        "RS384",
-        "RS512",
-        "PS256",
-        "PS384",
-        "PS512",
-        "ES256",
-        "ES384",
-        "ES512",
-        "EdDSA",
-    }
-)
-SYMMETRIC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
-SUPPORTED_ALGORITHMS = ASYMMETRIC_ALGORITHMS | SYMMETRIC_ALGORITHMS
-
-DEFAULT_ALGORITHMS = ("RS256",)
-DEFAULT_LEEWAY_SECONDS = 30
-MAX_LEEWAY_SECONDS = 300
-DEFAULT_HEADER_NAMES = ("authorization",)
-DEFAULT_ASSERTION_ISSUER = "kong-edge"
-DEFAULT_ASSERTION_TTL_SECONDS = 30
+SYMMETRIC_ALGORITHMS = frozenset(schema.SYMMETRIC_ALGORITHMS)
+SUPPORTED_ALGORITHMS = frozenset(FIELDS["algorithms"].choices)
 # The Kong image's key; kong.yml may name another through Kong's env vault, and a reference
 # that resolves to nothing arrives as "" (kong/db/schema/init.lua), which means this one.
 DEFAULT_SIGNING_KEY_FILE = "/usr/local/kong/keys/gateway-ed25519.pem"
-MAX_ASSERTION_TTL_SECONDS = 60
-DEFAULT_REVOCATION_CHANNEL = "auth.revocations"
-DEFAULT_REVOCATION_KEY_PREFIX = "auth.revoked"
-DEFAULT_MAX_TOKEN_BYTES = 8192
-MIN_MAX_TOKEN_BYTES = 256
-MAX_MAX_TOKEN_BYTES = 65536
-DEFAULT_REALM = "api"
-DEFAULT_JWKS_REFETCH_INTERVAL_SECONDS = 30
-MATCH_MODES = ("any", "all")
-DEFAULT_MATCH = "all"  # the stricter reading when a route lists several scopes/roles
-FAILURE_POLICIES = ("closed", "open")
 
 
 @dataclass(frozen=True)
@@ -94,9 +66,8 @@ class JwtConfig:
     failure_policy: str
     max_token_bytes: int
     realm: str
-    # Beyond the shared contract; optional in the Kong schema (defaults apply when absent).
-    revocation_key_prefix: str = DEFAULT_REVOCATION_KEY_PREFIX
-    jwks_refetch_interval_seconds: int = DEFAULT_JWKS_REFETCH_INTERVAL_SECONDS
+    revocation_key_prefix: str = FIELDS["revocation_key_prefix"].default
+    jwks_refetch_interval_seconds: int = FIELDS["jwks_refetch_interval_seconds"].default
 
     @classmethod
     def from_kong(cls, conf: Mapping[str, Any]) -> JwtConfig:
@@ -129,7 +100,7 @@ class JwtConfig:
             or _optional_str(conf, "assertion_signing_key")
             or DEFAULT_SIGNING_KEY_FILE
         )
-        realm = _optional_str(conf, "realm") or DEFAULT_REALM
+        realm = _text(conf, FIELDS["realm"])
         if any(ch in realm for ch in '"\\') or not realm.isprintable():
             raise ConfigError("realm may not contain quotes, backslashes or control characters")
 
@@ -137,56 +108,32 @@ class JwtConfig:
             issuer=issuer,
             audiences=audiences,
             algorithms=algorithms,
-            leeway_seconds=_int(
-                conf, "leeway_seconds", DEFAULT_LEEWAY_SECONDS, 0, MAX_LEEWAY_SECONDS
-            ),
-            max_lifetime_seconds=_optional_int(conf, "max_lifetime_seconds", 1, 366 * 86400),
+            leeway_seconds=_int(conf, FIELDS["leeway_seconds"]),
+            max_lifetime_seconds=_optional_int(conf, FIELDS["max_lifetime_seconds"]),
             required_claims=_strings(conf, "required_claims"),
             jwks_uri=jwks_uri,
             jwks=jwks,
             public_keys_pem=pems,
-            header_names=_names(conf, "header_names", DEFAULT_HEADER_NAMES),
+            header_names=_names(conf, FIELDS["header_names"]),
             cookie_names=_strings(conf, "cookie_names"),
             query_param_names=_strings(conf, "query_param_names"),
             required_scopes=_strings(conf, "required_scopes"),
-            scopes_match=_choice(conf, "scopes_match", MATCH_MODES, DEFAULT_MATCH),
+            scopes_match=_choice(conf, FIELDS["scopes_match"]),
             required_roles=_strings(conf, "required_roles"),
-            roles_match=_choice(conf, "roles_match", MATCH_MODES, DEFAULT_MATCH),
-            optional=_bool(conf, "optional", False),
-            run_on_preflight=_bool(conf, "run_on_preflight", True),
+            roles_match=_choice(conf, FIELDS["roles_match"]),
+            optional=_bool(conf, FIELDS["optional"]),
+            run_on_preflight=_bool(conf, FIELDS["run_on_preflight"]),
             assertion_audience=assertion_audience,
-            assertion_issuer=_optional_str(conf, "assertion_issuer") or DEFAULT_ASSERTION_ISSUER,
+            assertion_issuer=_text(conf, FIELDS["assertion_issuer"]),
             assertion_signing_key_file=key_file,
-            assertion_ttl_seconds=_int(
-                conf,
-                "assertion_ttl_seconds",
-                DEFAULT_ASSERTION_TTL_SECONDS,
-                1,
-                MAX_ASSERTION_TTL_SECONDS,
-            ),
+            assertion_ttl_seconds=_int(conf, FIELDS["assertion_ttl_seconds"]),
             revocation_redis_url=_optional_str(conf, "revocation_redis_url"),
-            revocation_channel=(
-                _optional_str(conf, "revocation_channel") or DEFAULT_REVOCATION_CHANNEL
-            ),
-            failure_policy=_choice(conf, "failure_policy", FAILURE_POLICIES, "closed"),
-            max_token_bytes=_int(
-                conf,
-                "max_token_bytes",
-                DEFAULT_MAX_TOKEN_BYTES,
-                MIN_MAX_TOKEN_BYTES,
-                MAX_MAX_TOKEN_BYTES,
-            ),
+            revocation_channel=_text(conf, FIELDS["revocation_channel"]),
+            failure_policy=_choice(conf, FIELDS["failure_policy"]),
+            max_token_bytes=_int(conf, FIELDS["max_token_bytes"]),
             realm=realm,
-            revocation_key_prefix=(
-                _optional_str(conf, "revocation_key_prefix") or DEFAULT_REVOCATION_KEY_PREFIX
-            ),
-            jwks_refetch_interval_seconds=_int(
-                conf,
-                "jwks_refetch_interval_seconds",
-                DEFAULT_JWKS_REFETCH_INTERVAL_SECONDS,
-                1,
-                3600,
-            ),
+            revocation_key_prefix=_text(conf, FIELDS["revocation_key_prefix"]),
+            jwks_refetch_interval_seconds=_int(conf, FIELDS["jwks_refetch_interval_seconds"]),
         )
 
     def __hash__(self) -> int:
@@ -232,54 +179,60 @@ def _strings(conf: Mapping[str, Any], name: str) -> tuple[str, ...]:
     return tuple(items)
 
 
-def _names(conf: Mapping[str, Any], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+def _text(conf: Mapping[str, Any], field: Field) -> str:
+    """A string setting, its default when unset or blank."""
+    return _optional_str(conf, field.name) or field.default
+
+
+def _names(conf: Mapping[str, Any], field: Field) -> tuple[str, ...]:
     """Header names: lower-case, as Kong's header multimap keys are."""
-    names = tuple(dict.fromkeys(n.lower() for n in _strings(conf, name)))
-    return names or default
+    names = tuple(dict.fromkeys(n.lower() for n in _strings(conf, field.name)))
+    return names or field.default
 
 
-def _int(conf: Mapping[str, Any], name: str, default: int, low: int, high: int) -> int:
-    value = conf.get(name)
+def _int(conf: Mapping[str, Any], field: Field) -> int:
+    value = conf.get(field.name)
     if value is None:
-        return default
-    return _bounded(name, value, low, high)
+        return int(field.default)
+    return _bounded(field, value)
 
 
-def _optional_int(conf: Mapping[str, Any], name: str, low: int, high: int) -> int | None:
-    value = conf.get(name)
-    return None if value is None else _bounded(name, value, low, high)
+def _optional_int(conf: Mapping[str, Any], field: Field) -> int | None:
+    value = conf.get(field.name)
+    return None if value is None else _bounded(field, value)
 
 
-def _bounded(name: str, value: Any, low: int, high: int) -> int:
+def _bounded(field: Field, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
-        raise ConfigError(f"{name} must be an integer")
-    if not low <= value <= high:
-        raise ConfigError(f"{name} must be between {low} and {high}")
+        raise ConfigError(f"{field.name} must be an integer")
+    if not field.low <= value <= field.high:
+        raise ConfigError(f"{field.name} must be between {field.low} and {field.high}")
     return int(value)
 
 
-def _bool(conf: Mapping[str, Any], name: str, default: bool) -> bool:
-    value = conf.get(name)
+def _bool(conf: Mapping[str, Any], field: Field) -> bool:
+    value = conf.get(field.name)
     if value is None:
-        return default
+        return bool(field.default)
     if not isinstance(value, bool):
-        raise ConfigError(f"{name} must be a boolean")
+        raise ConfigError(f"{field.name} must be a boolean")
     return value
 
 
-def _choice(conf: Mapping[str, Any], name: str, choices: Sequence[str], default: str) -> str:
-    value = _optional_str(conf, name) or default
-    if value not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(choices)}")
+def _choice(conf: Mapping[str, Any], field: Field) -> str:
+    value = _text(conf, field)
+    if value not in field.choices:
+        raise ConfigError(f"{field.name} must be one of {', '.join(field.choices)}")
     return value
 
 
 def _algorithms(value: Any) -> tuple[str, ...]:
+    default: tuple[str, ...] = FIELDS["algorithms"].default
     if value is None:
-        return DEFAULT_ALGORITHMS
+        return default
     algorithms = _strings({"algorithms": value}, "algorithms")
     if not algorithms:
-        return DEFAULT_ALGORITHMS
+        return default
     for alg in algorithms:
         if alg.lower() == "none":
             raise ConfigError('algorithm "none" is never allowed')

@@ -36,11 +36,10 @@ from typing import Any
 
 from edge_plugins.jwt import metrics
 from edge_plugins.jwt.assertion import AssertionSigner, RequestBinding
+from edge_plugins.jwt.authorize import authorize
 from edge_plugins.jwt.cache import VerifiedTokenCache, token_digest
 from edge_plugins.jwt.config import JwtConfig
 from edge_plugins.jwt.errors import (
-    MESSAGES,
-    UNAVAILABLE_MESSAGE,
     BearerError,
     InsufficientScope,
     KeysUnavailable,
@@ -48,10 +47,16 @@ from edge_plugins.jwt.errors import (
     TokenRejected,
     www_authenticate,
 )
+from edge_plugins.jwt.extract import extract_token
 from edge_plugins.jwt.identity import Identity, spoofable_header_names
-from edge_plugins.jwt.jwks import KeySource
+from edge_plugins.jwt.keys import KeySource
 from edge_plugins.jwt.revocation import RevocationView
-from edge_plugins.jwt.tokens import authorize, extract_token, verify_token
+from edge_plugins.jwt.verify import verify_token
+from edge_plugins.responses import (
+    AUTH_UNAVAILABLE_MESSAGE,
+    BEARER_MESSAGES,
+    TOO_MANY_HEADERS_MESSAGE,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +64,6 @@ SIGNER_RETRY_AFTER_SECONDS = 30
 # kong.request.get_headers(max_headers) accepts at most 1000 (kong/pdk/request.lua) and
 # returns the first max_headers header lines, silently (ngx.req.get_headers).
 MAX_VISIBLE_HEADER_LINES = 1000
-TOO_MANY_HEADERS_MESSAGE = "Request header fields too large"  # Kong's own text for 431
 
 
 @dataclass(frozen=True)
@@ -189,7 +193,7 @@ def _decide(
         return Verdict(
             401,
             clear_headers=clear,
-            message=MESSAGES[None],
+            message=BEARER_MESSAGES[None],
             reason="missing",
             response_headers={"WWW-Authenticate": www_authenticate(config.realm)},
         )
@@ -219,7 +223,7 @@ def _decide(
         return Verdict(
             403,
             clear_headers=clear,
-            message=MESSAGES[error],
+            message=BEARER_MESSAGES[error],
             reason=exc.reason,
             response_headers={"WWW-Authenticate": www_authenticate(config.realm, error)},
         )
@@ -243,7 +247,7 @@ def _unauthorized(config: JwtConfig, clear: tuple[str, ...], exc: TokenRejected)
     return Verdict(
         401,
         clear_headers=clear,
-        message=MESSAGES[exc.error],
+        message=BEARER_MESSAGES[exc.error],
         reason=exc.reason,
         response_headers={"WWW-Authenticate": www_authenticate(config.realm, exc.error)},
     )
@@ -258,7 +262,7 @@ def _unavailable(
     return Verdict(
         503,
         clear_headers=clear,
-        message=UNAVAILABLE_MESSAGE,
+        message=AUTH_UNAVAILABLE_MESSAGE,
         reason=reason,
         response_headers={"Retry-After": str(max(1, int(retry_after)))},
     )

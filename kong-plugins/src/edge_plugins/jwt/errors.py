@@ -3,7 +3,9 @@
 Exceptions are specific so callers can map each to exactly one outcome: a bad token is the
 client's fault (401/403), a missing key or signing key is ours (503 under the ``closed``
 failure policy). Texts that reach a client are fixed per RFC 6750 error code: nothing in a
-response says *why* a token failed beyond that code (the reason goes to logs and metrics).
+response says *why* a token failed beyond that code (the reason goes to logs and metrics);
+the ``WWW-Authenticate`` descriptions are here, the response messages in
+:mod:`edge_plugins.responses`.
 """
 
 from __future__ import annotations
@@ -72,15 +74,6 @@ _DESCRIPTIONS = {
     BearerError.INVALID_TOKEN: "The access token is invalid",
     BearerError.INSUFFICIENT_SCOPE: "The access token does not grant access to this resource",
 }
-
-# Messages for the JSON body ({"message": ...}) that Kong's kong.response.error renders.
-MESSAGES = {
-    None: "Unauthorized",
-    BearerError.INVALID_REQUEST: "Invalid request",
-    BearerError.INVALID_TOKEN: "Invalid access token",
-    BearerError.INSUFFICIENT_SCOPE: "Insufficient scope",
-}
-UNAVAILABLE_MESSAGE = "Authentication is temporarily unavailable"
 
 
 def _quoted(value: str) -> str:

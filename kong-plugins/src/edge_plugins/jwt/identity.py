@@ -1,4 +1,5 @@
-"""Which request headers claim an identity, so the edge can strip them (DESIGN.md §3.2).
+"""Which request headers claim an identity, so the edge can strip them
+(docs/identity-assertion.md).
 
 Only the edge may tell the backend who the caller is. A client that sends ``X-User-Id``
 itself must not reach the backend with it, and neither may a variant that a framework
@@ -54,7 +55,7 @@ class Identity:
 
     @classmethod
     def from_claims(cls, claims: Mapping[str, Any]) -> Identity:
-        """Claims are already type-checked by ``tokens.verify_token``."""
+        """Claims are already type-checked by ``verify.verify_token``."""
         return cls(
             subject=str(claims["sub"]),
             email=str(claims.get("email") or ""),

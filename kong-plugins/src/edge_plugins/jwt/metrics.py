@@ -1,6 +1,7 @@
-"""Prometheus metrics of the edge-jwt plugin server (DESIGN.md §3.4: port 9102).
+"""Prometheus metrics of the edge-jwt plugin server, listed in
+docs/plugins/edge-jwt.md (served on ``edge_jwt.DEFAULT_METRICS_PORT``).
 
-The four families of the contract, plus two gauges that make the background machinery
+Four families, plus two gauges that make the background machinery
 visible (is the key set stale, is the revocation subscriber connected). Metrics are
 registered once at import in ``prometheus_client``'s default registry, so they can be
 recorded whether or not the HTTP server was started (unit tests, ``make bench``); the

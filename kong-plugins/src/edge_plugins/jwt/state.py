@@ -31,7 +31,8 @@ from edge_plugins.jwt.assertion import AssertionSigner
 from edge_plugins.jwt.cache import VerifiedTokenCache
 from edge_plugins.jwt.config import JwtConfig
 from edge_plugins.jwt.errors import SigningKeyError
-from edge_plugins.jwt.jwks import JwksManager, static_keys
+from edge_plugins.jwt.key_manager import JwksManager
+from edge_plugins.jwt.keys import static_keys
 from edge_plugins.jwt.revocation import NullRevocations, RedisRevocations
 
 log = logging.getLogger(__name__)

@@ -1,8 +1,9 @@
 """The edge-rate-limit configuration, validated once per plugin instance (StartInstance).
 
-Kong validates types, ranges and defaults with the plugin's schema; what the schema of an
-external plugin cannot say (a record of a Kong-external plugin carries no entity checks) is
-checked here: each limit names exactly one of ``window_seconds`` / ``period``, a cost fits
+Kong validates types, ranges and defaults with the plugin's schema, built from the table in
+:mod:`edge_plugins.ratelimit.schema` whose defaults this parser applies too. What the
+schema of an external plugin cannot say (its records carry no entity checks) is checked
+here: each limit names exactly one of ``window_seconds`` / ``period``, a cost fits
 its limit, ``header`` needs ``header_name``, a Redis policy needs somewhere to connect.
 
 Where the counters live (``scope``) comes from the ids Kong adds to every config
@@ -13,37 +14,15 @@ bundled rate-limiting plugin does).
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from edge_plugins.kong_schema import Field
 from edge_plugins.ratelimit.errors import LimitConfigError
 from edge_plugins.ratelimit.limits import PERIODS, Algorithm, Limit
 from edge_plugins.ratelimit.redis_store import RedisSettings
-
-DEFAULT_ERROR_MESSAGE = "API rate limit exceeded"
-DEFAULT_REQUEST_ID_HEADER = "x-request-id"
-
-
-class LimitBy(enum.StrEnum):
-    IP = "ip"  # kong.client.get_forwarded_ip(): the client as Kong sees it
-    CONSUMER = "consumer"  # the subject edge-jwt shares; the IP when anonymous
-    HEADER = "header"  # a request header's value; the IP when absent
-    PATH = "path"
-    SERVICE = "service"  # one counter for the whole scope
-    ROUTE = "route"
-
-
-class Policy(enum.StrEnum):
-    LOCAL = "local"  # counters in this plugin-server process (one per gateway node)
-    REDIS = "redis"  # counters shared by every node through Redis
-
-
-class StoreFailure(enum.StrEnum):
-    OPEN = "open"  # admit the request
-    CLOSED = "closed"  # 503 + Retry-After
-    LOCAL = "local"  # per-node counters at limit ÷ expected_nodes
+from edge_plugins.ratelimit.schema import FIELDS, LimitBy, Policy, StoreFailure
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,15 +79,15 @@ class RateLimitConfig:
     @classmethod
     def from_kong(cls, conf: Mapping[str, Any]) -> RateLimitConfig:
         """Build from the config Kong sends (unset optional fields are absent keys)."""
-        algorithm = Algorithm(conf.get("algorithm") or Algorithm.SLIDING_WINDOW)
+        algorithm = Algorithm(_value(conf, FIELDS["algorithm"]))
         limits = tuple(_limit(entry, algorithm) for entry in conf.get("limits") or ())
         if not limits:
             raise LimitConfigError("at least one limit is required")
-        limit_by = LimitBy(conf.get("limit_by") or LimitBy.CONSUMER)
+        limit_by = LimitBy(_value(conf, FIELDS["limit_by"]))
         header_name = (conf.get("header_name") or "").strip().lower() or None
         if limit_by is LimitBy.HEADER and header_name is None:
             raise LimitConfigError("limit_by 'header' needs header_name")
-        policy = Policy(conf.get("policy") or Policy.LOCAL)
+        policy = Policy(_value(conf, FIELDS["policy"]))
         redis = _redis(conf.get("redis") or {}) if policy is Policy.REDIS else None
         return cls(
             scope=_scope(conf),
@@ -118,16 +97,26 @@ class RateLimitConfig:
             algorithm=algorithm,
             policy=policy,
             redis=redis,
-            on_store_failure=StoreFailure(conf.get("on_store_failure") or StoreFailure.LOCAL),
-            expected_nodes=int(conf.get("expected_nodes") or 1),
-            shadow=bool(conf.get("shadow", False)),
-            ietf_headers=bool(conf.get("ietf_headers", True)),
-            kong_headers=bool(conf.get("kong_headers", True)),
-            hide_client_headers=bool(conf.get("hide_client_headers", False)),
-            error_code=int(conf.get("error_code") or 429),
-            error_message=conf.get("error_message") or DEFAULT_ERROR_MESSAGE,
-            request_id_header=(conf.get("request_id_header") or DEFAULT_REQUEST_ID_HEADER).lower(),
+            on_store_failure=StoreFailure(_value(conf, FIELDS["on_store_failure"])),
+            expected_nodes=int(_value(conf, FIELDS["expected_nodes"])),
+            shadow=bool(_flag(conf, FIELDS["shadow"])),
+            ietf_headers=bool(_flag(conf, FIELDS["ietf_headers"])),
+            kong_headers=bool(_flag(conf, FIELDS["kong_headers"])),
+            hide_client_headers=bool(_flag(conf, FIELDS["hide_client_headers"])),
+            error_code=int(_value(conf, FIELDS["error_code"])),
+            error_message=_value(conf, FIELDS["error_message"]),
+            request_id_header=_value(conf, FIELDS["request_id_header"]).lower(),
         )
+
+
+def _value(conf: Mapping[str, Any], field: Field) -> Any:
+    """The setting, or its default when unset (absent, null, or empty)."""
+    return conf.get(field.name) or field.default
+
+
+def _flag(conf: Mapping[str, Any], field: Field) -> Any:
+    """A boolean setting, its default only when absent."""
+    return conf.get(field.name, field.default)
 
 
 def _scope(conf: Mapping[str, Any]) -> str:
@@ -144,14 +133,14 @@ def _limit(entry: Mapping[str, Any], algorithm: Algorithm) -> Limit:
         raise LimitConfigError("each limit needs exactly one of window_seconds and period")
     if period is not None and period not in PERIODS:
         raise LimitConfigError(f"unknown period {period!r}")
-    seconds = PERIODS[period] if period is not None else window
+    seconds = PERIODS[period] if period is not None else entry["window_seconds"]
     burst = entry.get("burst")
     if burst is not None and algorithm is not Algorithm.GCRA:
         raise LimitConfigError("burst applies to the gcra algorithm only")
     return Limit(
         int(entry["limit"]),
         seconds,
-        cost_default=int(entry.get("cost") or 1),
+        cost_default=int(_value(entry, FIELDS["limits"].member("cost"))),
         burst=None if burst is None else int(burst),
     )
 
@@ -168,16 +157,17 @@ def _redis(conf: Mapping[str, Any]) -> RedisSettings | None:
         return None
     if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
         raise LimitConfigError("redis.url must start with redis://, rediss:// or unix://")
+    redis = FIELDS["redis"]
     return RedisSettings(
         url=url,
         host=host or "127.0.0.1",
-        port=int(conf.get("port") or 6379),
-        db=int(conf.get("database") or 0),
+        port=int(_value(conf, redis.member("port"))),
+        db=int(_value(conf, redis.member("database"))),
         username=conf.get("username") or None,
         password=conf.get("password") or None,
-        ssl=bool(conf.get("ssl", False)),
-        timeout_ms=int(conf.get("timeout_ms") or 50),
-        key_prefix=conf.get("key_prefix") or "edge-rl",
-        breaker_threshold=int(conf.get("breaker_threshold") or 3),
-        breaker_reset_seconds=float(conf.get("breaker_reset_seconds") or 5),
+        ssl=bool(_flag(conf, redis.member("ssl"))),
+        timeout_ms=int(_value(conf, redis.member("timeout_ms"))),
+        key_prefix=_value(conf, redis.member("key_prefix")),
+        breaker_threshold=int(_value(conf, redis.member("breaker_threshold"))),
+        breaker_reset_seconds=float(_value(conf, redis.member("breaker_reset_seconds"))),
     )

@@ -3,35 +3,28 @@
 PDK-free: the Kong entry reads the client key, hands it to :meth:`Enforcer.decide` and
 writes the verdict back. Everything the configuration says about *how* to decide lives
 here — the policy (process-local or Redis counters), what a Redis failure turns into
-(admit, 503, or per-node counters at ``limit ÷ expected_nodes``), shadow mode, which
-headers the client sees, and the 429 body.
-
-The 429 body is a problem-details object (RFC 9457 members, sent as ``application/json``
-per DESIGN.md §3.5) of the type the RateLimit draft registers, ``quota-exceeded``, naming
-the violated policies with the same names as the ``RateLimit-Policy`` header.
+(admit, 503, or per-node counters at ``limit ÷ expected_nodes``), shadow mode, and which
+headers the client sees. The 429 body is built by :mod:`edge_plugins.responses`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from typing import Any
 
 from edge_plugins.ratelimit import metrics
-from edge_plugins.ratelimit.config import Policy, RateLimitConfig, StoreFailure
+from edge_plugins.ratelimit.config import RateLimitConfig
 from edge_plugins.ratelimit.errors import StoreUnavailable
 from edge_plugins.ratelimit.headers import policy_names, rate_limit_headers
 from edge_plugins.ratelimit.limits import Outcome
 from edge_plugins.ratelimit.local_store import LocalLimiter, local_limiter
 from edge_plugins.ratelimit.redis_store import RedisLimiter, redis_limiter_for
-from edge_plugins.trace.request_id import is_well_formed
+from edge_plugins.ratelimit.schema import Policy, StoreFailure
+from edge_plugins.responses import json_with_request_id, quota_exceeded_body
 
-QUOTA_EXCEEDED_TYPE = "https://iana.org/assignments/http-problem-types#quota-exceeded"
-STORE_UNAVAILABLE_MESSAGE = "Rate limiting is temporarily unavailable"
 # Fallback counters are kept apart from a ``local`` policy's, whatever the scope.
 FALLBACK_SCOPE_PREFIX = "fallback:"
 
@@ -61,19 +54,10 @@ class Verdict:
         return {"Retry-After": retry_after} if retry_after else {}
 
     def json_body(self, request_id: str | None) -> str:
-        """The rejection body, naming ``request_id`` only when it is well formed.
-
-        The id is the one edge-trace set or, without edge-trace on the route, the client's
-        raw header. Only an id edge-trace's default rule accepts is echoed: anything else
-        (bytes that are not UTF-8, an injected line, an oversized value) would reach the
-        client and its logs as sent.
-        """
+        """The rejection body as JSON, with ``request_id`` when it is well formed."""
         if self.body is None:
             raise ValueError(f"a {self.status} verdict has no body of ours")
-        body = dict(self.body)
-        if isinstance(request_id, str) and is_well_formed(request_id):
-            body["request_id"] = request_id
-        return json.dumps(body)
+        return json_with_request_id(self.body, request_id)
 
 
 class Enforcer:
@@ -103,6 +87,7 @@ class Enforcer:
     def decide(self, client_key: str) -> Verdict:
         config = self.config
         outcome_label: str | None = None
+        outcome: Outcome | None  # None: the store failed and there is no local fallback
         if self._redis is not None:
             try:
                 outcome = self._redis.take(
@@ -171,23 +156,9 @@ class Enforcer:
             for name, (_, decision) in zip(self._names, pairs, strict=True)
             if not decision.allowed
         ]
-        body = {
-            "type": QUOTA_EXCEEDED_TYPE,
-            "title": _phrase(config.error_code),
-            "status": config.error_code,
-            "detail": config.error_message,
-            "message": config.error_message,
-            "violated-policies": violated,
-        }
+        body = quota_exceeded_body(config.error_code, config.error_message, violated)
         return Verdict(config.error_code, outcome_label or "rejected", headers, body)
 
     def _finish(self, verdict: Verdict) -> Verdict:
         metrics.record_decision(self.route_label, verdict.outcome)
         return verdict
-
-
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Request rejected"

@@ -1,4 +1,5 @@
-"""Prometheus metrics of the edge-rate-limit plugin server (DESIGN.md §3.4: port 9103).
+"""Prometheus metrics of the edge-rate-limit plugin server, listed in
+docs/plugins/edge-rate-limit.md (served on ``edge_rate_limit.DEFAULT_METRICS_PORT``).
 
 Registered once at import in ``prometheus_client``'s default registry, served by
 :mod:`edge_plugins.metrics_server`. Recording never fails a request (``safely``).

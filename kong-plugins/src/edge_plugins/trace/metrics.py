@@ -1,4 +1,5 @@
-"""Prometheus metrics of the edge-trace plugin server (DESIGN.md §3.4: port 9101).
+"""Prometheus metrics of the edge-trace plugin server, listed in
+docs/plugins/edge-trace.md (served on ``edge_trace.DEFAULT_METRICS_PORT``).
 
 Registered once at import in ``prometheus_client``'s default registry, so they are recorded
 whether or not the HTTP server runs (unit tests). Every ``record_*`` helper swallows its own

@@ -15,17 +15,15 @@ import pytest
 from prometheus_client import REGISTRY
 
 from edge_plugins.jwt.errors import KeysUnavailable
-from edge_plugins.jwt.jwks import (
+from edge_plugins.jwt.fetch import (
     FetchedJwks,
     HttpJwksFetcher,
-    InvalidKey,
     JwksFetchError,
-    JwksManager,
     bounded_ttl,
-    key_from_jwk,
     max_age_from_headers,
-    static_keys,
 )
+from edge_plugins.jwt.key_manager import JwksManager
+from edge_plugins.jwt.keys import InvalidKey, key_from_jwk, static_keys
 from tests.unit.jwt.support import FakeClock, JwksEndpoint, RsaKey, jwks_of, new_rsa_key
 
 URI = "https://idp.test/jwks.json"
