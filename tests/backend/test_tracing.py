@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import sqlite3.dbapi2
 import time
 import uuid
@@ -60,16 +61,32 @@ def receiver() -> Iterator[OtlpReceiver]:
 
 
 @pytest.fixture
-def traced(django_db_blocker: Any) -> Iterator[Callable[..., bool]]:
+def otel_env(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """``otel_env(**variables)``: the process environment has exactly these ``OTEL_*``
+    variables for the test (the SDK reads them from ``os.environ``)."""
+    for name in list(os.environ):
+        if name.startswith("OTEL_") and name != "OTEL_SEMCONV_STABILITY_OPT_IN":
+            monkeypatch.delenv(name)
+    monkeypatch.delenv("SERVICE_NAME", raising=False)
+
+    def set_variables(**variables: str) -> None:
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value)
+
+    return set_variables
+
+
+@pytest.fixture
+def traced(django_db_blocker: Any, otel_env: Callable[..., None]) -> Iterator[Callable[..., bool]]:
     """``traced(endpoint, **OTEL_vars)`` switches tracing on in this process for the test."""
 
     def configure(endpoint: str, **env: str) -> bool:
-        environ = {
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": endpoint,
-            "OTEL_BSP_SCHEDULE_DELAY": "50",
+        otel_env(
+            OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=endpoint,
+            OTEL_BSP_SCHEDULE_DELAY="50",
             **env,
-        }
-        assert tracing.configure_tracing(environ)
+        )
+        assert tracing.configure_tracing()
         # Connections opened before psycopg was instrumented would not be traced.
         with django_db_blocker.unblock():
             connections.close_all()
@@ -166,8 +183,8 @@ def instrumented() -> dict[str, bool]:
 # --- off by default ------------------------------------------------------------------------
 
 
-def test_tracing_is_off_without_an_endpoint_and_installs_nothing(client, db, json_logs):
-    assert tracing.configure_tracing({}) is False
+def test_tracing_is_off_without_an_endpoint_and_installs_nothing(client, db, json_logs, otel_env):
+    assert tracing.configure_tracing() is False
     assert not tracing.is_enabled()
     assert instrumented() == dict.fromkeys(("django", "psycopg", "sqlite", "redis"), False)
 
@@ -190,53 +207,60 @@ def test_tracing_is_off_without_an_endpoint_and_installs_nothing(client, db, jso
     ],
     ids=["sdk-disabled", "exporter-none"],
 )
-def test_standard_switches_turn_it_off_despite_an_endpoint(env):
+def test_standard_switches_turn_it_off_despite_an_endpoint(env, otel_env):
     environ = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", **env}
+    otel_env(**environ)
 
-    assert tracing.tracing_config(environ) is None
-    assert tracing.configure_tracing(environ) is False
+    assert tracing.exporter_configured(environ) is None
+    assert tracing.configure_tracing() is False
     assert not any(instrumented().values())
 
 
-def test_configuration_follows_the_standard_variables():
-    base = tracing.tracing_config({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/"})
-    assert base is not None
-    assert base.endpoint == "http://collector:4318/v1/traces"
-    assert base.service_name == "auth-backend"
-    assert base.sampler == "parentbased_always_on"
-    assert base.export_timeout_seconds == 2.0
-    assert base.max_queue_size == 2048
+def test_an_exporter_is_configured_by_an_http_endpoint():
+    assert tracing.exporter_configured({}) is None
+    base = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/"}
+    assert tracing.exporter_configured(base) == "http://collector:4318/"
+    traces = {**base, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://jaeger:4318/v1/traces"}
+    assert tracing.exporter_configured(traces) == "http://jaeger:4318/v1/traces"
+    assert tracing.exporter_configured({"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"}) is None
 
-    full = tracing.tracing_config(
-        {
-            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://jaeger:4318/v1/traces",
-            "SERVICE_NAME": "auth-backend-eu",
-            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-            "OTEL_TRACES_SAMPLER_ARG": "0.25",
-            "OTEL_EXPORTER_OTLP_TIMEOUT": "750",
-            "OTEL_BSP_MAX_QUEUE_SIZE": "100",
-            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "500",
-        }
-    )
-    assert full is not None
-    assert full.endpoint == "http://jaeger:4318/v1/traces"
-    assert full.service_name == "auth-backend-eu"
-    assert (full.sampler, full.sampler_arg) == ("parentbased_traceidratio", 0.25)
-    assert full.export_timeout_seconds == 0.75
-    assert (full.max_queue_size, full.max_export_batch_size) == (100, 100)
 
-    named = tracing.tracing_config(
-        {
-            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318",
-            "OTEL_SERVICE_NAME": "edge-auth",
-            "SERVICE_NAME": "x",
-            "OTEL_TRACES_SAMPLER": "bogus",
-        }
+def test_the_sdk_reads_the_standard_variables(otel_env):
+    """Endpoint, sampler, batch processor and service name come from the SDK's own reading
+    of the environment; the service is ours by default."""
+    otel_env(
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://collector:4318",
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="http://jaeger:4318/v1/traces",
+        OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+        OTEL_TRACES_SAMPLER_ARG="0.25",
+        OTEL_BSP_MAX_QUEUE_SIZE="100",
+        OTEL_BSP_MAX_EXPORT_BATCH_SIZE="50",
+        OTEL_SERVICE_NAME="edge-auth",
     )
-    assert named is not None
-    assert (named.service_name, named.sampler) == ("edge-auth", "parentbased_always_on")
-    assert tracing.tracing_config({"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"}) is None
+    assert tracing.configure_tracing()
+    try:
+        provider = tracing._state.provider
+        assert provider.resource.attributes["service.name"] == "edge-auth"
+        assert "TraceIdRatioBased{0.25}" in provider.sampler.get_description()
+        assert "ParentBased" in provider.sampler.get_description()
+        assert tracing._state.exporter._endpoint == "http://jaeger:4318/v1/traces"
+    finally:
+        tracing.shutdown_tracing()
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [({}, "auth-backend"), ({"SERVICE_NAME": "auth-backend-eu"}, "auth-backend-eu")],
+)
+def test_the_service_name_defaults_to_ours(env, expected, otel_env, monkeypatch):
+    otel_env(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert tracing.configure_tracing(span_processor=SimpleSpanProcessor(InMemorySpanExporter()))
+    try:
+        assert tracing._state.provider.resource.attributes["service.name"] == expected
+    finally:
+        tracing.shutdown_tracing()
 
 
 # --- a request through the instrumented backend --------------------------------------------
@@ -391,12 +415,10 @@ def test_log_lines_carry_trace_span_and_request_ids(traced, receiver, client, js
     assert (access["trace_id"], access["span_id"]) == (TRACE_ID, server.span_id)
 
 
-def test_json_formatter_names_the_current_span():
+def test_json_formatter_names_the_current_span(otel_env):
     exporter = InMemorySpanExporter()
-    assert tracing.configure_tracing(
-        {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"},
-        span_processor=SimpleSpanProcessor(exporter),
-    )
+    otel_env(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9")
+    assert tracing.configure_tracing(span_processor=SimpleSpanProcessor(exporter))
     formatter = JsonFormatter()
     record = logging.LogRecord("auth_backend.test", logging.INFO, __file__, 1, "hi", None, None)
     token = current_request_id.set("req-9")
@@ -442,12 +464,10 @@ def test_gunicorn_access_lines_carry_the_requests_trace_id(traceparent, expected
 
 
 @pytest.fixture
-def memory_spans() -> Iterator[InMemorySpanExporter]:
+def memory_spans(otel_env: Callable[..., None]) -> Iterator[InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
-    assert tracing.configure_tracing(
-        {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"},
-        span_processor=SimpleSpanProcessor(exporter),
-    )
+    otel_env(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9")
+    assert tracing.configure_tracing(span_processor=SimpleSpanProcessor(exporter))
     yield exporter
     tracing.shutdown_tracing()
 
@@ -508,8 +528,9 @@ def test_refresh_rotation_and_reuse_spans(memory_spans, client):
     assert rotated.json()["refresh_token"] not in everything
 
 
-def test_configure_is_idempotent_and_shutdown_removes_the_instrumentation(memory_spans):
-    assert tracing.configure_tracing({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://other:4318"})
+def test_configure_is_idempotent_and_shutdown_removes_the_instrumentation(memory_spans, otel_env):
+    otel_env(OTEL_EXPORTER_OTLP_ENDPOINT="http://other:4318")
+    assert tracing.configure_tracing()
     assert all(instrumented().values())
     middleware = list(django_settings.MIDDLEWARE)
     assert middleware.count(OTEL_MIDDLEWARE) == 1
@@ -552,19 +573,20 @@ def _exchange(client: Any) -> list[tuple[int, Any, dict[str, str]]]:
 
 @pytest.mark.parametrize("collector", ["refused", "hung"])
 @pytest.mark.django_db
-def test_a_collector_that_is_down_changes_no_response(collector, client, silent_server, json_logs):
+def test_a_collector_that_is_down_changes_no_response(
+    collector, client, silent_server, json_logs, otel_env
+):
     make_user()
     baseline = _exchange(client)
     port = closed_port() if collector == "refused" else silent_server
-    assert tracing.configure_tracing(
-        {
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://127.0.0.1:{port}/v1/traces",
-            "OTEL_BSP_SCHEDULE_DELAY": "10",
-            "OTEL_BSP_MAX_QUEUE_SIZE": "8",
-            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "2",
-            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "1000",
-        }
+    otel_env(
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=f"http://127.0.0.1:{port}/v1/traces",
+        OTEL_BSP_SCHEDULE_DELAY="10",
+        OTEL_BSP_MAX_QUEUE_SIZE="8",
+        OTEL_BSP_MAX_EXPORT_BATCH_SIZE="2",
+        OTEL_EXPORTER_OTLP_TRACES_TIMEOUT="1",  # seconds, as the Python SDK reads it
     )
+    assert tracing.configure_tracing()
     try:
         from django.test import Client
 
@@ -640,7 +662,9 @@ def test_each_relay_batch_is_a_span_and_idle_polls_leave_none(
 
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
-def test_the_relay_command_switches_tracing_on_and_off(receiver, redis_url, stream, monkeypatch):
+def test_the_relay_command_switches_tracing_on_and_off(
+    receiver, redis_url, stream, monkeypatch, otel_env
+):
     from django.core.management import call_command
 
     record_event(EventType.USER_REGISTERED, subject_id=str(uuid.uuid4()), method="password")

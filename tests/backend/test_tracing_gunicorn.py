@@ -294,7 +294,7 @@ def test_a_collector_that_is_down_changes_no_response(
         tmp_path,
         otel_env(
             endpoint,
-            OTEL_EXPORTER_OTLP_TRACES_TIMEOUT="1000",
+            OTEL_EXPORTER_OTLP_TRACES_TIMEOUT="1",  # seconds, as the Python SDK reads it
             OTEL_BSP_MAX_QUEUE_SIZE="16",
             OTEL_BSP_MAX_EXPORT_BATCH_SIZE="4",
         ),

@@ -3,31 +3,26 @@
 Tracing is **optional and off by default**. It is switched on, once per process, by
 :func:`configure_tracing` — called by the gunicorn worker after the fork
 (``backend/gunicorn.conf.py``), by ``wsgi.py`` for any other WSGI server, and by
-``manage.py relay_outbox`` — when an OTLP endpoint is configured with the standard variables:
+``manage.py relay_outbox`` — when an OTLP exporter is configured: this module decides only
+*whether* one is (:func:`exporter_configured`):
 
-``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``
-    The full traces URL, e.g. ``http://localhost:4318/v1/traces``; or
-``OTEL_EXPORTER_OTLP_ENDPOINT``
-    The collector's base URL, e.g. ``http://localhost:4318`` (``/v1/traces`` is appended).
-    Neither set: tracing stays off (nothing is instrumented, nothing is exported).
+``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_ENDPOINT``
+    An http(s) URL switches tracing on. Neither set: tracing stays off (nothing is
+    instrumented, nothing is exported).
 ``OTEL_SDK_DISABLED=true`` / ``OTEL_TRACES_EXPORTER=none``
     Off even with an endpoint.
-``OTEL_SERVICE_NAME``
-    Default ``$SERVICE_NAME``, else ``auth-backend``; ``OTEL_RESOURCE_ATTRIBUTES`` adds more.
-``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG``
-    Default ``parentbased_always_on``: a request carrying the gateway's ``traceparent`` is
-    recorded exactly when the gateway sampled it; a request without one starts a new trace.
-``OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`` / ``OTEL_EXPORTER_OTLP_TIMEOUT``
-    Milliseconds (as the OTel specification defines them) an export may take, retries
-    included; default 2000.
-``OTEL_BSP_MAX_QUEUE_SIZE`` (2048), ``OTEL_BSP_SCHEDULE_DELAY`` (5000 ms),
-``OTEL_BSP_MAX_EXPORT_BATCH_SIZE`` (512)
-    The batch span processor. Spans are queued in memory and exported by a background
-    thread; when the collector is down or slow the bounded queue drops the oldest spans, so
-    requests never wait for the collector. At exit, flushing waits at most a few seconds.
-``OTEL_EXPORTER_OTLP_HEADERS``, ``…_COMPRESSION``, ``…_CERTIFICATE``
-    Read by the OTLP exporter as usual. ``OTEL_PROPAGATORS`` (default W3C ``tracecontext``
-    + ``baggage``) decides which incoming headers continue a trace.
+
+Everything else is read by the OpenTelemetry SDK itself, as its documentation describes:
+the endpoint, ``OTEL_EXPORTER_OTLP_*`` headers, timeout, compression and certificates (OTLP
+over HTTP, protobuf), ``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG`` (default
+``parentbased_always_on``: a request carrying the gateway's ``traceparent`` is recorded
+exactly when the gateway sampled it), ``OTEL_BSP_*`` for the batch span processor (a
+bounded in-memory queue exported by a background thread: when the collector is down or
+slow the queue drops spans, and requests never wait for the collector),
+``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_PROPAGATORS``. The one
+default of ours: without ``OTEL_SERVICE_NAME`` (or a ``service.name`` resource attribute)
+the service is named ``$SERVICE_NAME``, else ``auth-backend``. At exit, flushing waits at
+most a few seconds.
 
 What gets traced:
 
@@ -85,21 +80,12 @@ logger = logging.getLogger(__name__)
 
 TRACER_NAME = "auth_backend"
 DEFAULT_SERVICE_NAME = "auth-backend"
-DEFAULT_EXPORT_TIMEOUT_MS = 2000
 DEFAULT_SHUTDOWN_TIMEOUT_SECONDS = 5.0
 # Attribute of a Django request holding its server span's context, for log lines written
 # after the tracing middleware has already ended the span (Django's "django.request" logger).
 REQUEST_SPAN_CONTEXT_ATTR = "otel_span_context"
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
-_SAMPLERS = (
-    "always_on",
-    "always_off",
-    "traceidratio",
-    "parentbased_always_on",
-    "parentbased_always_off",
-    "parentbased_traceidratio",
-)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -107,49 +93,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 # --- configuration -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TracingConfig:
-    """What :func:`configure_tracing` sets up, read from ``OTEL_*`` variables."""
-
-    endpoint: str
-    service_name: str = DEFAULT_SERVICE_NAME
-    sampler: str = "parentbased_always_on"
-    sampler_arg: float | None = None
-    export_timeout_seconds: float = DEFAULT_EXPORT_TIMEOUT_MS / 1000
-    max_queue_size: int = 2048
-    schedule_delay_millis: int = 5000
-    max_export_batch_size: int = 512
-
-
 def _get(environ: Mapping[str, str], name: str) -> str:
     return (environ.get(name) or "").strip()
 
 
-def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
-    raw = _get(environ, name)
-    if not raw:
-        return default
-    try:
-        value = int(float(raw))
-    except ValueError:
-        value = 0
-    if value <= 0:
-        logger.warning("tracing: %s=%r is not a positive number; using %s", name, raw, default)
-        return default
-    return value
-
-
-def traces_endpoint(environ: Mapping[str, str]) -> str:
-    """The OTLP/HTTP traces URL from the environment, or ``""`` when none is configured."""
-    endpoint = _get(environ, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-    if endpoint:
-        return endpoint
-    base = _get(environ, "OTEL_EXPORTER_OTLP_ENDPOINT")
-    return f"{base.rstrip('/')}/v1/traces" if base else ""
-
-
-def tracing_config(environ: Mapping[str, str] | None = None) -> TracingConfig | None:
-    """The tracing configuration, or ``None`` when tracing is off."""
+def exporter_configured(environ: Mapping[str, str] | None = None) -> str | None:
+    """The configured OTLP endpoint (as set, for logging) when tracing should be on, else
+    ``None``. The SDK reads the same variables when it builds the exporter."""
     environ = os.environ if environ is None else environ
     if _get(environ, "OTEL_SDK_DISABLED").lower() in _TRUE:
         return None
@@ -158,55 +108,16 @@ def tracing_config(environ: Mapping[str, str] | None = None) -> TracingConfig | 
         return None
     if exporter and exporter != "otlp":
         logger.warning("tracing: OTEL_TRACES_EXPORTER=%s is not supported; using otlp", exporter)
-    endpoint = traces_endpoint(environ)
+    endpoint = _get(environ, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or _get(
+        environ, "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
     if not endpoint:
         return None
     parts = urlsplit(endpoint)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         logger.warning("tracing: the OTLP endpoint is not an http(s) URL; tracing is off")
         return None
-    protocol = _get(environ, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or _get(
-        environ, "OTEL_EXPORTER_OTLP_PROTOCOL"
-    )
-    if protocol and protocol != "http/protobuf":
-        logger.warning("tracing: OTLP protocol %s is not supported; using http/protobuf", protocol)
-    sampler = _get(environ, "OTEL_TRACES_SAMPLER").lower() or "parentbased_always_on"
-    if sampler not in _SAMPLERS:
-        logger.warning(
-            "tracing: unknown OTEL_TRACES_SAMPLER=%s; using parentbased_always_on", sampler
-        )
-        sampler = "parentbased_always_on"
-    sampler_arg = None
-    if sampler.endswith("traceidratio"):
-        try:
-            sampler_arg = min(max(float(_get(environ, "OTEL_TRACES_SAMPLER_ARG") or 1.0), 0.0), 1.0)
-        except ValueError:
-            logger.warning("tracing: OTEL_TRACES_SAMPLER_ARG is not a number; using 1.0")
-            sampler_arg = 1.0
-    timeout_ms = _positive_int(
-        environ,
-        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"
-        if _get(environ, "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")
-        else "OTEL_EXPORTER_OTLP_TIMEOUT",
-        DEFAULT_EXPORT_TIMEOUT_MS,
-    )
-    max_queue_size = _positive_int(environ, "OTEL_BSP_MAX_QUEUE_SIZE", 2048)
-    return TracingConfig(
-        endpoint=endpoint,
-        service_name=(
-            _get(environ, "OTEL_SERVICE_NAME")
-            or _get(environ, "SERVICE_NAME")
-            or DEFAULT_SERVICE_NAME
-        ),
-        sampler=sampler,
-        sampler_arg=sampler_arg,
-        export_timeout_seconds=timeout_ms / 1000,
-        max_queue_size=max_queue_size,
-        schedule_delay_millis=_positive_int(environ, "OTEL_BSP_SCHEDULE_DELAY", 5000),
-        max_export_batch_size=min(
-            _positive_int(environ, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512), max_queue_size
-        ),
-    )
+    return endpoint
 
 
 # --- process state -----------------------------------------------------------------------
@@ -214,7 +125,6 @@ def tracing_config(environ: Mapping[str, str] | None = None) -> TracingConfig | 
 
 @dataclass
 class _Tracing:
-    config: TracingConfig
     provider: Any  # opentelemetry.sdk.trace.TracerProvider
     tracer: trace.Tracer
     exporter: Any = None  # the OTLP exporter, when this module built the span processor
@@ -267,14 +177,12 @@ def is_enabled() -> bool:
     return _state is not None
 
 
-def configure_tracing(
-    environ: Mapping[str, str] | None = None, *, span_processor: Any = None
-) -> bool:
+def configure_tracing(*, span_processor: Any = None) -> bool:
     """Switch tracing on for this process if the environment asks for it; ``True`` if on.
 
     Idempotent: a second call (e.g. ``wsgi.py`` after gunicorn's ``post_fork`` hook) does
-    nothing. ``environ`` defaults to ``os.environ``; ``span_processor`` replaces the OTLP
-    batch processor (tests). Never raises: a failure is logged and leaves tracing off.
+    nothing. ``span_processor`` replaces the OTLP batch processor (tests). Never raises: a
+    failure is logged and leaves tracing off.
 
     Under gunicorn, call it in the worker (``post_fork``), not in the master: the batch
     processor's export thread must belong to the process that produces the spans.
@@ -283,22 +191,25 @@ def configure_tracing(
     with _lock:
         if _state is not None:
             return True
-        config = tracing_config(environ)
-        if config is None:
+        endpoint = exporter_configured()
+        if endpoint is None:
             return False
         try:
-            _state = _start(config, span_processor)
+            # Deliberately broad: tracing is optional, and no fault in setting it up (an
+            # exporter or instrumentation error of any kind) may keep the service from starting.
+            _state = _start(span_processor)
         except Exception:
             logger.exception("tracing: could not be configured; continuing without it")
             return False
         if not _atexit_registered:
             atexit.register(shutdown_tracing)
             _atexit_registered = True
+        service_name = _state.provider.resource.attributes.get("service.name")
     logger.info(
         "tracing: exporting spans to %s as %s",
-        _redact(config.endpoint),
-        config.service_name,
-        extra={"otel_endpoint": _redact(config.endpoint)},
+        _redact(endpoint),
+        service_name,
+        extra={"otel_endpoint": _redact(endpoint)},
     )
     return True
 
@@ -312,20 +223,6 @@ def _redact(url: str) -> str:
     return f"{parts.scheme}://{host}{parts.path}"
 
 
-def _sampler(config: TracingConfig) -> Any:
-    from opentelemetry.sdk.trace import sampling
-
-    ratio = 1.0 if config.sampler_arg is None else config.sampler_arg
-    return {
-        "always_on": lambda: sampling.ALWAYS_ON,
-        "always_off": lambda: sampling.ALWAYS_OFF,
-        "traceidratio": lambda: sampling.TraceIdRatioBased(ratio),
-        "parentbased_always_on": lambda: sampling.ParentBased(sampling.ALWAYS_ON),
-        "parentbased_always_off": lambda: sampling.ParentBased(sampling.ALWAYS_OFF),
-        "parentbased_traceidratio": lambda: sampling.ParentBased(sampling.TraceIdRatioBased(ratio)),
-    }[config.sampler]()
-
-
 def _service_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -335,32 +232,38 @@ def _service_version() -> str:
         return ""
 
 
-def _start(config: TracingConfig, span_processor: Any) -> _Tracing:
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
+def _resource() -> Any:
+    """The SDK's resource (``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``), with our
+    version, and our service name where the environment names none."""
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 
-    attributes = {"service.name": config.service_name}
+    attributes = {}
     service_version = _service_version()
     if service_version:
         attributes["service.version"] = service_version
-    provider = TracerProvider(
-        resource=Resource.create(attributes), sampler=_sampler(config), shutdown_on_exit=False
-    )
+    resource = Resource.create(attributes)
+    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+        name = _get(os.environ, "SERVICE_NAME") or DEFAULT_SERVICE_NAME
+        resource = resource.merge(Resource({SERVICE_NAME: name}))
+    return resource
+
+
+def _start(span_processor: Any) -> _Tracing:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    # The sampler comes from OTEL_TRACES_SAMPLER(_ARG), read by the SDK.
+    provider = TracerProvider(resource=_resource(), shutdown_on_exit=False)
     exporter = None
     if span_processor is None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-        exporter = OTLPSpanExporter(endpoint=config.endpoint, timeout=config.export_timeout_seconds)
-        span_processor = BatchSpanProcessor(
-            exporter,
-            max_queue_size=config.max_queue_size,
-            schedule_delay_millis=config.schedule_delay_millis,
-            max_export_batch_size=config.max_export_batch_size,
-        )
+        # Endpoint, headers, timeout, compression, certificates and OTEL_BSP_*: the SDK's.
+        exporter = OTLPSpanExporter()
+        span_processor = BatchSpanProcessor(exporter)
     provider.add_span_processor(span_processor)
+    service_version = _service_version()
     state = _Tracing(
-        config=config,
         provider=provider,
         exporter=exporter,
         tracer=provider.get_tracer(TRACER_NAME, service_version or None),
