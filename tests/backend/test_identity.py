@@ -1,4 +1,4 @@
-"""Identity from the gateway (DESIGN.md §3.2): only a valid assertion authenticates."""
+"""Identity from the gateway (docs/identity-assertion.md): only a valid assertion authenticates."""
 
 from __future__ import annotations
 

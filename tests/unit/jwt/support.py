@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
+from auth_backend.identity import rules
 from edge_plugins.jwt.config import JwtConfig
 from edge_plugins.jwt.keys import jwk_thumbprint
 
@@ -177,3 +178,39 @@ def serve_jwks(endpoint: JwksEndpoint) -> ThreadingHTTPServer:
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
     ).start()
     return server
+
+
+# --- the backend's side of the handshake (auth_backend.identity.rules, no Django) -------------
+
+BACKEND_LEEWAY_SECONDS = 5  # the backend's IDENTITY_ASSERTION_LEEWAY_SECONDS default
+
+
+def verify_assertion(
+    token: str, jwks: Mapping[str, Any], *, request: tuple[str, str] | None = None
+) -> dict[str, Any] | None:
+    """Claims if the backend's rules accept the assertion, else ``None`` (= anonymous).
+
+    ``request`` is the (method, decoded path) the backend received; given, the assertion must
+    name it. The backend's once-only ``assertion_id`` and revocation checks need its Redis
+    and are not run here.
+    """
+    keys = jwt.PyJWKSet.from_dict(dict(jwks))
+    try:
+        claims = rules.verify(
+            token,
+            lambda kid: rules.key_in(keys, kid),
+            audience=SERVICE,
+            issuer=GATEWAY_ISSUER,
+            leeway=BACKEND_LEEWAY_SECONDS,
+        )
+    except rules.AssertionRejected:
+        return None
+    if request is not None and not rules.names_request(claims, *request):
+        return None
+    return claims
+
+
+def plain_headers_agree(headers: Mapping[str, str], claims: Mapping[str, Any]) -> bool:
+    """Whether the backend keeps the identity given these plain ``X-User-*`` headers."""
+    environ = {"HTTP_" + name.upper().replace("-", "_"): value for name, value in headers.items()}
+    return rules.plain_headers_agree(environ, rules.GatewayIdentity.of(claims))

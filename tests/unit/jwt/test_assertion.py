@@ -22,8 +22,7 @@ from edge_plugins.jwt.assertion import (
 )
 from edge_plugins.jwt.errors import SigningKeyError
 from edge_plugins.jwt.keys import jwk_thumbprint
-from tests.unit.jwt.backend_rules import verify_assertion
-from tests.unit.jwt.support import GATEWAY_ISSUER, SERVICE, access_claims
+from tests.unit.jwt.support import GATEWAY_ISSUER, SERVICE, access_claims, verify_assertion
 
 PROFILE = RequestBinding("GET", "/api/auth/profile")
 

@@ -21,7 +21,6 @@ from edge_plugins.jwt.decision import Verdict, decide, header_lines, too_many_he
 from edge_plugins.jwt.fetch import FetchedJwks, JwksFetchError
 from edge_plugins.jwt.key_manager import JwksManager
 from edge_plugins.jwt.revocation import NullRevocations, RevocationState, RevocationView
-from tests.unit.jwt.backend_rules import plain_headers_agree, verify_assertion
 from tests.unit.jwt.support import (
     NOW,
     SUB,
@@ -31,6 +30,8 @@ from tests.unit.jwt.support import (
     jwks_of,
     make_config,
     mint,
+    plain_headers_agree,
+    verify_assertion,
 )
 
 CHALLENGE_MISSING = 'Bearer realm="api"'
