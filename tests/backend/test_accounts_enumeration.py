@@ -100,7 +100,7 @@ def test_a_failing_job_is_logged_not_raised(client, worker, monkeypatch, caplog)
     def broken(email: str) -> None:
         raise RuntimeError("smtp exploded")
 
-    monkeypatch.setattr("auth_backend.accounts.services.send_password_reset", broken)
+    monkeypatch.setattr("auth_backend.accounts.services.passwords.send_password_reset", broken)
 
     response = post(client, "password/reset", {"email": "someone@example.com"})
 

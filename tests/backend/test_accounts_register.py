@@ -9,8 +9,8 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from auth_backend.accounts import services
 from auth_backend.accounts.models import OneTimeToken, TokenPurpose, User
+from auth_backend.accounts.services import one_time_tokens
 from auth_backend.events.models import OutboxEvent
 from auth_backend.events.services import EventType
 from tests.backend.accounts_support import (
@@ -146,7 +146,7 @@ def test_a_failure_inside_registration_leaves_no_user_and_no_event(client, monke
     def explode(*args, **kwargs):
         raise RuntimeError("token store down")
 
-    monkeypatch.setattr(services, "_issue_one_time_token", explode)
+    monkeypatch.setattr(one_time_tokens, "issue", explode)
     with pytest.raises(RuntimeError):
         register(client)
 

@@ -14,8 +14,9 @@ import pyotp
 import pytest
 from django.utils import timezone
 
-from auth_backend.accounts import services, totp
+from auth_backend.accounts import totp
 from auth_backend.accounts.models import LoginChallenge, User
+from auth_backend.accounts.services import sign_in
 from auth_backend.events.services import EventType
 from auth_backend.tokens.services import validate_access_token
 from tests.backend.accounts_support import (
@@ -190,7 +191,7 @@ def test_an_expired_challenge_is_refused(client, clock, tfa_user):
 
 
 def test_the_challenge_expires_after_five_minutes(clock, tfa_user):
-    services.create_login_challenge(tfa_user)
+    sign_in.create_login_challenge(tfa_user)
     row = LoginChallenge.objects.get()
     assert row.expires_at - row.created_at == timedelta(minutes=5)
 
@@ -251,7 +252,7 @@ def test_non_ascii_digits_in_a_login_code_are_a_400_not_a_500(client, clock, tfa
 
 
 def test_a_google_first_factor_carries_into_the_amr(client, clock, tfa_user):
-    token = services.create_login_challenge(tfa_user, amr=("google",))
+    token = sign_in.create_login_challenge(tfa_user, amr=("google",))
 
     response = login_2fa(client, token, code(0))
 

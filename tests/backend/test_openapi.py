@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import jsonschema
 import pytest
 import yaml
@@ -99,14 +101,42 @@ def test_schema_has_servers_and_tags(public_schema):
 
 def test_schema_documents_the_security_schemes(public_schema):
     schemes = public_schema["components"]["securitySchemes"]
-    assert schemes["GatewayIdentity"] == {
-        "type": "apiKey",
-        "in": "header",
-        "name": "X-Identity-Assertion",
-        "description": schemes["GatewayIdentity"]["description"],
-    }
+    # The gateway sets X-Identity-Assertion (and strips a client's): no client may be told
+    # to send it, as a scheme or as a header parameter.
+    assert set(schemes) == {"AccessToken"}
     assert schemes["AccessToken"]["scheme"] == "bearer"
-    assert "InternalApiKey" not in schemes  # the public document says nothing internal
+    for _, _, operation in operations(public_schema):
+        names = {p["name"].lower() for p in operation.get("parameters", [])}
+        assert "x-identity-assertion" not in names, operation["operationId"]
+
+
+def test_request_strings_say_what_the_serializers_enforce(public_schema):
+    schemas = public_schema["components"]["schemas"]
+    token = schemas["VerifyEmailInput"]["properties"]["token"]
+    assert token["minLength"] == 1  # blank is refused
+    assert re.search(token["pattern"], "  ") is None  # trimmed to blank
+    assert re.search(token["pattern"], "a\x00") is None  # DRF refuses NUL
+    assert re.search(token["pattern"], " abc ")
+    password = schemas["RegisterInput"]["properties"]["password"]
+    assert password["minLength"] == 10  # AUTH_PASSWORD_VALIDATORS
+    assert re.search(password["pattern"], "0123456789") is None  # not all digits
+    code = schemas["TwoFactorCodeInput"]["properties"]["code"]
+    assert code["pattern"] == "^[0-9]{6}$"
+    motivation = schemas["ApplyInput"]["properties"]["motivation"]
+    assert re.search(motivation["pattern"], "x" + " " * 18 + "x")
+    assert re.search(motivation["pattern"], " x" + "y" * 17 + " ") is None  # 18 once trimmed
+    profile = schemas["PatchedProfileUpdate"]
+    assert profile["additionalProperties"] is False
+    assert "en" in schemas["LanguageEnum"]["enum"]
+
+
+def test_logout_needs_the_access_token_at_the_gateway(public_schema):
+    logout = public_schema["paths"]["/api/auth/logout/"]["post"]
+    assert logout["security"] == [{"AccessToken": []}]
+    gateway_or_backend = {"anyOf": [ERROR_REF, {"$ref": "#/components/schemas/GatewayError"}]}
+    assert logout["responses"]["401"]["content"]["application/json"]["schema"] == (
+        gateway_or_backend
+    )
 
 
 def test_error_component_is_the_projects_error_shape(public_schema):
@@ -136,8 +166,7 @@ def test_protected_operations_require_gateway_identity_and_document_401(public_s
     ]
     assert protected, "the seller endpoints at least are protected"
     for path, op in protected:
-        assert {"GatewayIdentity": []} in op["security"], path
-        assert {"AccessToken": []} in op["security"], path
+        assert op["security"] == [{"AccessToken": []}], path
         assert "WWW-Authenticate" in op["responses"]["401"]["headers"], path
 
 

@@ -149,9 +149,8 @@ USE_TZ = True
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    # Identity comes from the gateway's signed assertion (DESIGN.md §3.2), to be added as an
-    # authentication class; until then nothing authenticates and everything is denied unless
-    # a view opts out explicitly (the health views do).
+    # Identity comes only from the gateway's signed assertion (docs/identity-assertion.md);
+    # every view requires it unless it opts out explicitly (public endpoints, health).
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "auth_backend.identity.authentication.GatewayAssertionAuthentication",
     ],
@@ -202,13 +201,13 @@ REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 EVENTS_STREAM = env_str("EVENTS_STREAM", "auth.events")
 REVOCATIONS_CHANNEL = env_str("REVOCATIONS_CHANNEL", "auth.revocations")
 
-# --- Tokens (DESIGN.md §3.3) ---------------------------------------------------------------
+# --- Tokens (backend/docs/revocation.md) ---------------------------------------------------
 JWT_ISSUER = env_str("JWT_ISSUER", "https://auth.local")
 JWT_AUDIENCE = env_str("JWT_AUDIENCE", "marketplace-api")
 ACCESS_TOKEN_TTL_SECONDS = env_int("ACCESS_TOKEN_TTL_SECONDS", 900)
 REFRESH_TOKEN_TTL_SECONDS = env_int("REFRESH_TOKEN_TTL_SECONDS", 30 * 24 * 3600)
 
-# --- Identity from the gateway (DESIGN.md §3.2) --------------------------------------------
+# --- Identity from the gateway (docs/identity-assertion.md) --------------------------------
 # The gateway's public JWKS: a file path or an http(s) URL.
 GATEWAY_JWKS = env_str("GATEWAY_JWKS", str(BASE_DIR / ".keys" / "gateway-jwks.json"))
 GATEWAY_ISSUER = env_str("GATEWAY_ISSUER", "kong-edge")

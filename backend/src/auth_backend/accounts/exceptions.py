@@ -7,7 +7,7 @@ They are DRF ``APIException`` subclasses, rendered in the project's error shape 
 from __future__ import annotations
 
 from rest_framework import status
-from rest_framework.exceptions import APIException, Throttled
+from rest_framework.exceptions import APIException, PermissionDenied, Throttled
 
 _BEARER = 'Bearer realm="api"'
 
@@ -106,3 +106,41 @@ class TwoFactorSetupRequired(APIException):
     status_code = status.HTTP_409_CONFLICT
     default_code = "two_factor_setup_required"
     default_detail = "Start with POST 2fa/setup to get a secret, then enable it with a code."
+
+
+# --- sign-in with Google (accounts.services.google) ---
+
+
+class GoogleLoginUnavailable(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "google_login_unavailable"
+    default_detail = "Sign-in with Google is not configured on this service."
+
+
+class GoogleUnavailable(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "google_unavailable"
+    default_detail = "Google's signing keys could not be fetched; try again later."
+
+
+class InvalidGoogleToken(APIException):
+    status_code = status.HTTP_401_UNAUTHORIZED
+    default_code = "invalid_google_token"
+    default_detail = "The Google ID token is invalid or expired."
+    auth_header = 'Bearer realm="api", error="invalid_token"'
+
+
+class GoogleEmailNotVerified(PermissionDenied):
+    default_code = "google_email_not_verified"
+    default_detail = "Google has not verified this account's email address."
+
+
+class GoogleAccountConflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "google_account_conflict"
+    default_detail = "This email address is linked to a different Google account."
+
+
+class AccountDisabled(PermissionDenied):
+    default_code = "account_disabled"
+    default_detail = "This account is disabled."

@@ -47,3 +47,8 @@ def last_email_sent_at(user: User, purpose: TokenPurpose) -> datetime | None:
 
 def login_challenge_by_hash(token_hash: str) -> LoginChallenge | None:
     return LoginChallenge.objects.filter(token_hash=token_hash).first()
+
+
+def locked_user(user: User) -> User:
+    """``user``'s row, locked until the end of the transaction (``SELECT … FOR UPDATE``)."""
+    return User.objects.select_for_update().get(pk=user.pk)

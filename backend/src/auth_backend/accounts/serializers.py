@@ -5,14 +5,34 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.password_validation import (
+    MinimumLengthValidator,
+    get_default_password_validators,
+)
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from auth_backend.accounts.models import User
-from auth_backend.accounts.services import MAX_TOKEN_LENGTH, PROFILE_WRITABLE_FIELDS
+from auth_backend.accounts.services.google import MAX_ID_TOKEN_LENGTH
+from auth_backend.accounts.services.one_time_tokens import MAX_TOKEN_LENGTH
+from auth_backend.accounts.services.profile import PROFILE_WRITABLE_FIELDS
 from auth_backend.accounts.totp import DIGITS, is_code
+from auth_backend.core.openapi import HTTPS_URL_PATTERN
+from auth_backend.core.serializers import InputSerializer
 
 PASSWORD_MAX_LENGTH = 1024  # bounds the Argon2 input; far above any real password
+
+
+def _password_min_length() -> int:
+    """The shortest password the server's rules (AUTH_PASSWORD_VALIDATORS) allow."""
+    lengths = [
+        validator.min_length
+        for validator in get_default_password_validators()
+        if isinstance(validator, MinimumLengthValidator)
+    ]
+    return max(lengths, default=1)
 
 
 def _password_field(**kwargs: Any) -> serializers.CharField:
@@ -22,6 +42,31 @@ def _password_field(**kwargs: Any) -> serializers.CharField:
         style={"input_type": "password"},
         write_only=True,
         **kwargs,
+    )
+
+
+# What the schema can say of the password rules (services check them all): long enough,
+# not all digits, no NUL. Common passwords and likeness to the email or names it cannot.
+@extend_schema_field(
+    {
+        "type": "string",
+        "minLength": _password_min_length(),
+        "pattern": "^[^\\u0000]*[^\\u0000\\d][^\\u0000]*$",
+    }
+)
+class NewPasswordField(serializers.CharField):
+    """A password being set: the server's password rules apply (in services)."""
+
+
+def _new_password_field() -> serializers.CharField:
+    return NewPasswordField(
+        max_length=PASSWORD_MAX_LENGTH,
+        trim_whitespace=False,
+        style={"input_type": "password"},
+        write_only=True,
+        help_text="Checked against the server's password rules: at least "
+        f"{_password_min_length()} characters, not all digits, not a common password, "
+        "not too like the email or names.",
     )
 
 
@@ -38,8 +83,13 @@ def _validate_code(value: str) -> str:
     return value
 
 
+@extend_schema_field({"type": "string", "pattern": f"^[0-9]{{{DIGITS}}}$"})
+class TotpCodeField(serializers.CharField):
+    """A TOTP code: exactly DIGITS ASCII digits (totp.is_code)."""
+
+
 def _code_field() -> serializers.CharField:
-    return serializers.CharField(
+    return TotpCodeField(
         min_length=DIGITS,
         max_length=DIGITS,
         trim_whitespace=True,
@@ -51,9 +101,9 @@ def _code_field() -> serializers.CharField:
 # --- registration, verification, password reset ----------------------------------------------
 
 
-class RegisterInputSerializer(serializers.Serializer):
+class RegisterInputSerializer(InputSerializer):
     email = serializers.EmailField(max_length=254)
-    password = _password_field()
+    password = _new_password_field()
     first_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
     last_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
 
@@ -64,11 +114,11 @@ class AccountOutputSerializer(serializers.Serializer):
     email_verified = serializers.BooleanField()
 
 
-class VerifyEmailInputSerializer(serializers.Serializer):
+class VerifyEmailInputSerializer(InputSerializer):
     token = _token_field(help_text="The code from the verification email.")
 
 
-class EmailInputSerializer(serializers.Serializer):
+class EmailInputSerializer(InputSerializer):
     email = serializers.EmailField(max_length=254)
 
 
@@ -76,20 +126,20 @@ class AcceptedSerializer(serializers.Serializer):
     message = serializers.CharField()
 
 
-class PasswordResetConfirmInputSerializer(serializers.Serializer):
+class PasswordResetConfirmInputSerializer(InputSerializer):
     token = _token_field(help_text="The code from the password reset email.")
-    new_password = _password_field()
+    new_password = _new_password_field()
 
 
 # --- sign-in ---------------------------------------------------------------------------------
 
 
-class LoginInputSerializer(serializers.Serializer):
+class LoginInputSerializer(InputSerializer):
     email = serializers.EmailField(max_length=254)
     password = _password_field()
 
 
-class LoginTwoFactorInputSerializer(serializers.Serializer):
+class LoginTwoFactorInputSerializer(InputSerializer):
     challenge_token = _token_field(help_text="From the `login` (or `google/login`) answer.")
     code = _code_field()
 
@@ -97,7 +147,7 @@ class LoginTwoFactorInputSerializer(serializers.Serializer):
 # --- two-factor ------------------------------------------------------------------------------
 
 
-class TwoFactorCodeInputSerializer(serializers.Serializer):
+class TwoFactorCodeInputSerializer(InputSerializer):
     code = _code_field()
 
 
@@ -114,6 +164,8 @@ class TwoFactorStatusSerializer(serializers.Serializer):
 
 
 class ProfileOutputSerializer(serializers.ModelSerializer):
+    # What was stored: an https URL as Django reads it (not always RFC 3986's), or blank.
+    avatar_url = serializers.CharField(read_only=True)
     email_verified = serializers.BooleanField(read_only=True)
     roles = serializers.ListField(child=serializers.CharField(), read_only=True)
     two_factor_enabled = serializers.BooleanField(source="totp_enabled", read_only=True)
@@ -153,24 +205,50 @@ def _read_only_names() -> set[str]:
     return {*ProfileOutputSerializer.Meta.fields, *model_fields, *attnames, "role"}
 
 
-class ProfileUpdateSerializer(serializers.Serializer):
+@extend_schema_field({"type": "string", "pattern": HTTPS_URL_PATTERN})
+class HttpsUrlField(serializers.CharField):
+    """An https:// URL, or blank.
+
+    Checked here rather than by a field validator: drf-spectacular would publish a
+    URLValidator as ``format: uri``, which RFC 3986 reads more strictly than Django does.
+    """
+
+    _validate = URLValidator(schemes=["https"], message="Enter a valid https:// URL.")
+
+    def to_internal_value(self, data: Any) -> str:
+        value = str(super().to_internal_value(data))
+        if value:
+            try:
+                self._validate(value)
+            except DjangoValidationError as error:
+                raise serializers.ValidationError(error.messages) from None
+        return value
+
+
+@extend_schema_field({"type": "string", "enum": [code for code, _name in settings.LANGUAGES]})
+class LanguageField(serializers.CharField):
+    """One of the service's language codes (settings.LANGUAGES)."""
+
+
+class ProfileUpdateSerializer(InputSerializer):
     """PATCH body: only whitelisted fields; anything else is an error, never ignored.
 
     Silently dropping ``is_seller`` or ``email`` would let a client believe a change was
     made; naming the offending fields tells it exactly what it may not do.
     """
 
+    refuses_unknown_fields = True  # the schema says `additionalProperties: false`
+
     first_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
     last_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
     bio = serializers.CharField(max_length=1000, required=False, allow_blank=True)
-    avatar_url = serializers.CharField(
+    avatar_url = HttpsUrlField(
         max_length=500,
         required=False,
         allow_blank=True,
-        validators=[URLValidator(schemes=["https"], message="Enter a valid https:// URL.")],
         help_text="An https:// URL, or empty to remove the avatar.",
     )
-    language = serializers.CharField(
+    language = LanguageField(
         max_length=16,
         required=False,
         validators=[_validate_language],
@@ -193,3 +271,7 @@ class ProfileUpdateSerializer(serializers.Serializer):
             if errors:
                 raise serializers.ValidationError(errors)
         return super().to_internal_value(data)
+
+
+class GoogleLoginRequestSerializer(InputSerializer):
+    id_token = serializers.CharField(max_length=MAX_ID_TOKEN_LENGTH, trim_whitespace=True)

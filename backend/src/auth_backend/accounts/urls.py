@@ -26,6 +26,7 @@ urlpatterns: list[URLPattern] = [
     ),
     route("login", _login, name="login"),
     route("login/2fa", _login_2fa, name="login-2fa"),
+    route("google/login", views.GoogleLoginView.as_view(), name="google-login"),
     route("password/reset", views.PasswordResetView.as_view(), name="password-reset"),
     route(
         "password/reset/confirm",

@@ -1,7 +1,7 @@
 """Accounts endpoints under ``/api/auth/``. Thin: serializers validate, services decide.
 
 Public (no identity): ``register``, ``verify-email``, ``resend-verification``, ``login``,
-``login/2fa``, ``password/reset``, ``password/reset/confirm``.
+``login/2fa``, ``google/login``, ``password/reset``, ``password/reset/confirm``.
 Protected (gateway identity assertion): ``profile`` (GET, PATCH), ``2fa/setup``,
 ``2fa/enable``, ``2fa/disable``.
 
@@ -17,6 +17,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
+    OpenApiResponse,
     PolymorphicProxySerializer,
     extend_schema,
 )
@@ -26,12 +27,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from auth_backend.accounts import services, throttling
+from auth_backend.accounts import throttling
 from auth_backend.accounts.models import User
 from auth_backend.accounts.serializers import (
     AcceptedSerializer,
     AccountOutputSerializer,
     EmailInputSerializer,
+    GoogleLoginRequestSerializer,
     LoginInputSerializer,
     LoginTwoFactorInputSerializer,
     PasswordResetConfirmInputSerializer,
@@ -42,6 +44,15 @@ from auth_backend.accounts.serializers import (
     TwoFactorSetupOutputSerializer,
     TwoFactorStatusSerializer,
     VerifyEmailInputSerializer,
+)
+from auth_backend.accounts.services import (
+    google,
+    passwords,
+    profile,
+    registration,
+    sign_in,
+    two_factor,
+    verification,
 )
 from auth_backend.core.openapi import error_response
 from auth_backend.tokens.serializers import TokenPairSerializer, TwoFactorChallengeSerializer
@@ -114,7 +125,7 @@ class RegisterView(_PublicView):
     def post(self, request: Request) -> Response:
         serializer = RegisterInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        services.register_user(**serializer.validated_data)
+        registration.register_user(**serializer.validated_data)
         return Response(REGISTER_ACCEPTED, status=status.HTTP_202_ACCEPTED)
 
 
@@ -138,7 +149,7 @@ class VerifyEmailView(_PublicView):
     def post(self, request: Request) -> Response:
         serializer = VerifyEmailInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user = services.verify_email(serializer.validated_data["token"])
+        user = verification.verify_email(serializer.validated_data["token"])
         return Response(_account(user))
 
 
@@ -161,7 +172,7 @@ class ResendVerificationView(_PublicView):
     def post(self, request: Request) -> Response:
         serializer = EmailInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        services.resend_verification(serializer.validated_data["email"])
+        verification.resend_verification(serializer.validated_data["email"])
         return Response(RESEND_ACCEPTED, status=status.HTTP_202_ACCEPTED)
 
 
@@ -213,7 +224,7 @@ class LoginView(_PublicView):
     def post(self, request: Request) -> Response:
         serializer = LoginInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        result = services.login(
+        result = sign_in.login(
             **serializer.validated_data, client_address=throttling.client_address(request.META)
         )
         return _no_store(Response(result.as_response()))
@@ -242,8 +253,43 @@ class LoginTwoFactorView(_PublicView):
     def post(self, request: Request) -> Response:
         serializer = LoginTwoFactorInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        pair = services.complete_two_factor_login(**serializer.validated_data)
+        pair = sign_in.complete_two_factor_login(**serializer.validated_data)
         return _no_store(Response(pair.as_response()))
+
+
+def _google_error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(description=f"{description} (error shape: see core.errors).")
+
+
+class GoogleLoginView(_PublicView):
+    @extend_schema(
+        operation_id="google_login",
+        summary="Sign in with a Google ID token",
+        description="Verifies the Google ID token, links it to an account (by Google "
+        "subject, then by verified email) or creates one, and answers like "
+        "`POST login`: a token pair, or a 2FA challenge when the account has "
+        "two-factor authentication. 503 `google_login_unavailable` means no "
+        "client id is configured; 503 `google_unavailable` that Google's keys "
+        "could not be fetched.",
+        request=GoogleLoginRequestSerializer,
+        responses={
+            200: PolymorphicProxySerializer(
+                component_name="GoogleLoginResult",
+                serializers=[TokenPairSerializer, TwoFactorChallengeSerializer],
+                resource_type_field_name=None,
+            ),
+            400: _google_error("`invalid`: per-field messages in `error.details.fields`"),
+            401: _google_error("`invalid_google_token`"),
+            403: _google_error("`google_email_not_verified` or `account_disabled`"),
+            409: _google_error("`google_account_conflict`"),
+            503: _google_error("`google_login_unavailable` or `google_unavailable`"),
+        },
+        tags=["tokens"],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = GoogleLoginRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return _no_store(Response(google.google_login(serializer.validated_data["id_token"])))
 
 
 # --- password reset --------------------------------------------------------------------------
@@ -268,7 +314,7 @@ class PasswordResetView(_PublicView):
     def post(self, request: Request) -> Response:
         serializer = EmailInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        services.request_password_reset(serializer.validated_data["email"])
+        passwords.request_password_reset(serializer.validated_data["email"])
         return Response(RESET_ACCEPTED, status=status.HTTP_202_ACCEPTED)
 
 
@@ -294,7 +340,7 @@ class PasswordResetConfirmView(_PublicView):
     def post(self, request: Request) -> Response:
         serializer = PasswordResetConfirmInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        services.confirm_password_reset(**serializer.validated_data)
+        passwords.confirm_password_reset(**serializer.validated_data)
         return Response(PASSWORD_CHANGED)
 
 
@@ -327,7 +373,7 @@ class ProfileView(APIView):
     def patch(self, request: Request) -> Response:
         serializer = ProfileUpdateSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        user = services.update_profile(request.user, **serializer.validated_data)
+        user = profile.update_profile(request.user, **serializer.validated_data)
         return Response(ProfileOutputSerializer(user).data)
 
 
@@ -352,7 +398,7 @@ class TwoFactorSetupView(APIView):
         tags=["2fa"],
     )
     def post(self, request: Request) -> Response:
-        setup = services.start_two_factor_setup(request.user)
+        setup = two_factor.start_two_factor_setup(request.user)
         return _no_store(Response(TwoFactorSetupOutputSerializer(setup).data))
 
 
@@ -380,7 +426,7 @@ class TwoFactorEnableView(APIView):
     def post(self, request: Request) -> Response:
         serializer = TwoFactorCodeInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user = services.enable_two_factor(request.user, **serializer.validated_data)
+        user = two_factor.enable_two_factor(request.user, **serializer.validated_data)
         return Response({"two_factor_enabled": user.totp_enabled})
 
 
@@ -404,5 +450,5 @@ class TwoFactorDisableView(APIView):
     def post(self, request: Request) -> Response:
         serializer = TwoFactorCodeInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user = services.disable_two_factor(request.user, **serializer.validated_data)
+        user = two_factor.disable_two_factor(request.user, **serializer.validated_data)
         return Response({"two_factor_enabled": user.totp_enabled})

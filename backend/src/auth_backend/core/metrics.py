@@ -42,7 +42,7 @@ ASSERTION_REJECTED = Counter(
     "Requests without a valid gateway identity assertion that needed an identity, or that "
     "carried an assertion on any endpoint (docs/identity-assertion.md): traffic that "
     "bypassed edge-jwt (Kong fails open) or misused an assertion, by reason.",
-    ["reason"],  # auth_backend.identity.assertion.Rejection; each series starts at 0 there
+    ["reason"],  # identity.rules.Rejection; identity.assertion starts each series at 0
 )
 
 # --- business metrics (backend/docs/metrics.md) ----------------------------------------------
@@ -60,9 +60,9 @@ LOGIN_FAILURE_REASONS = (
 
 LOGINS = Counter(
     "auth_login_total",
-    "Password sign-ins (accounts.services.login), by outcome: status success (right password, "
-    "verified, active; requires_2fa says whether a 2FA challenge was issued instead of tokens) "
-    "or failure (requires_2fa is always false).",
+    "Password sign-ins (accounts.services.sign_in.login), by outcome: status success (right "
+    "password, verified, active; requires_2fa says whether a 2FA challenge was issued instead of "
+    "tokens) or failure (requires_2fa is always false).",
     ["status", "requires_2fa"],
 )
 LOGIN_FAILURES = Counter(

@@ -6,16 +6,22 @@ What this adds to the generated schema (wired in ``settings.SPECTACULAR_SETTINGS
   :mod:`auth_backend.core.errors`. Every 4xx/5xx response documented without a body gets it,
   every operation gets a ``default`` response with it (unexpected errors), operations with a
   request body get a ``400`` and protected operations a ``401`` (with ``WWW-Authenticate``)
-  unless they document their own. Views describe specific errors with
-  :func:`error_response`::
+  unless they document their own. The 401/403 of operations that need the access token
+  may come from the gateway instead, in Kong's shape (``GatewayError``: ``message``,
+  ``request_id``). Views describe specific errors with :func:`error_response`::
 
       @extend_schema(responses={200: TwoFactorSetupOutputSerializer,
                                 409: error_response("2FA is already on.",
                                                     "two_factor_already_enabled")})
 
 * **Security schemes** -- views authenticated by the gateway's identity assertion require
-  ``AccessToken`` (the client's bearer token, checked by the gateway) or ``GatewayIdentity``
-  (the assertion header the gateway then sets); internal views require ``InternalApiKey``.
+  ``AccessToken`` (the client's bearer token, checked by the gateway); internal views require
+  ``InternalApiKey``. The ``X-Identity-Assertion`` header the gateway sets is no part of the
+  public contract: the gateway strips any client-supplied value, so the schema never offers
+  it to clients as a header or security scheme.
+* **String inputs** -- request fields say what the serializers enforce: a non-blank field
+  has ``minLength`` 1 and, when the serializer trims whitespace, a pattern that needs a
+  non-whitespace character; no string may hold NUL (DRF refuses it in every ``CharField``).
 * **Tags** -- operations are grouped by area (:data:`TAG_BY_SEGMENT`) unless a view sets
   ``tags=`` itself.
 * **Paths** -- the public schema holds ``/api/auth/`` only (never ``/internal/`` or
@@ -34,6 +40,7 @@ from typing import Any
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse
+from rest_framework import serializers
 
 PUBLIC_PREFIX = "/api/auth/"
 INTERNAL_PREFIX = "/internal/auth/"
@@ -77,6 +84,19 @@ ERROR_SCHEMA: dict[str, Any] = {
     "required": ["error", "request_id"],
 }
 
+GATEWAY_ERROR_COMPONENT = "GatewayError"
+GATEWAY_ERROR_REF = {"$ref": f"#/components/schemas/{GATEWAY_ERROR_COMPONENT}"}
+GATEWAY_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Kong's error shape, for errors the gateway answers itself (no or an "
+    "invalid access token: 401; a token without the route's role or scope: 403).",
+    "properties": {
+        "message": {"type": "string", "example": "Unauthorized"},
+        "request_id": {"type": "string", "example": "9f39d020b01ad9233a5d798404139247"},
+    },
+    "required": ["message", "request_id"],
+}
+
 _JSON = "application/json"
 _WWW_AUTHENTICATE = {
     "WWW-Authenticate": {
@@ -86,25 +106,15 @@ _WWW_AUTHENTICATE = {
     }
 }
 
-GATEWAY_IDENTITY_SCHEMES: dict[str, dict[str, Any]] = {
-    "AccessToken": {
-        "type": "http",
-        "scheme": "bearer",
-        "bearerFormat": "JWT",
-        "description": "The access token from `login` / `token/refresh`, sent to the gateway "
-        "as `Authorization: Bearer <token>`. The gateway validates it and "
-        "forwards the caller's identity as `X-Identity-Assertion`.",
-    },
-    "GatewayIdentity": {
-        "type": "apiKey",
-        "in": "header",
-        "name": "X-Identity-Assertion",
-        "description": "Compact JWS signed by the gateway (claims `sub`, `email`, `roles`, "
-        "`scope`, `jti`, `exp` within 60 s), the only identity this service "
-        "trusts. Bound to one request (`req_method`, `req_path`) and accepted "
-        "once (`assertion_id`). Set by the gateway alone: it strips any "
-        "client-supplied value.",
-    },
+CLIENT_SCHEME_NAME = "AccessToken"
+ACCESS_TOKEN_SCHEME: dict[str, Any] = {
+    "type": "http",
+    "scheme": "bearer",
+    "bearerFormat": "JWT",
+    "description": "The access token from `login` / `token/refresh`, sent to the gateway as "
+    "`Authorization: Bearer <token>`. The gateway validates it and forwards the caller's "
+    "identity to this service in a signed header of its own (docs/identity-assertion.md); "
+    "clients never send that header, and the gateway strips it when they do.",
 }
 INTERNAL_API_KEY_SCHEME: dict[str, Any] = {
     "type": "http",
@@ -179,15 +189,14 @@ def error_response(
 
 
 class GatewayIdentityScheme(OpenApiAuthenticationExtension):
+    """Protected views need the client's access token (the gateway turns it into the
+    assertion this service checks; the assertion is the gateway's, not the client's)."""
+
     target_class = "auth_backend.identity.authentication.GatewayAssertionAuthentication"
-    name = list(GATEWAY_IDENTITY_SCHEMES)
+    name = CLIENT_SCHEME_NAME
 
-    def get_security_definition(self, auto_schema: Any) -> list[dict[str, Any]]:
-        return list(GATEWAY_IDENTITY_SCHEMES.values())
-
-    def get_security_requirement(self, auto_schema: Any) -> list[dict[str, list[str]]]:
-        # Either one: clients present the token, the gateway turns it into the assertion.
-        return [{name: []} for name in GATEWAY_IDENTITY_SCHEMES]
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return ACCESS_TOKEN_SCHEME
 
 
 class InternalApiKeyScheme(OpenApiAuthenticationExtension):
@@ -204,6 +213,21 @@ class InternalApiKeyScheme(OpenApiAuthenticationExtension):
 class AutoSchema(SpectacularAutoSchema):
     """The project's schema class (``REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"]``)."""
 
+    def _map_basic_serializer(self, serializer: Any, direction: str) -> Any:
+        schema = super()._map_basic_serializer(serializer, direction)
+        # A request body that refuses fields it does not know says so.
+        if direction == "request" and getattr(serializer, "refuses_unknown_fields", False):
+            schema["additionalProperties"] = False
+        return schema
+
+    def _map_serializer_field(
+        self, field: Any, direction: str, bypass_extensions: bool = False
+    ) -> Any:
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if direction == "request" and isinstance(schema, dict):
+            _constrain_string_input(field, schema)
+        return schema
+
     def get_tags(self) -> list[str]:
         if self.path.startswith(INTERNAL_PREFIX):
             return [INTERNAL_TAG]
@@ -212,6 +236,49 @@ class AutoSchema(SpectacularAutoSchema):
             if segment:
                 return [TAG_BY_SEGMENT.get(segment, segment)]
         return super().get_tags()
+
+
+# Patterns (Python/ECMA regex, searched) of request strings DRF's CharField accepts: no NUL
+# (its ProhibitNullCharactersValidator); non-blank fields that trim whitespace need one
+# character str.strip() keeps.
+NO_NUL_PATTERN = "^[^\\u0000]*$"
+NOT_EMPTY_PATTERN = "^[^\\u0000]+$"
+NOT_BLANK_PATTERN = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+
+
+# What Django's URLValidator accepts, narrowed to https and plain DNS names of at most
+# three labels (so within its 253-character host limit): a URL the schema allows is never
+# refused; a few it refuses (e.g. upper case, longer names) are accepted.
+HTTPS_URL_PATTERN = (
+    "^https://[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)?"
+    "\\.[a-z]{2,63}(?::[0-9]{1,5})?(?:/[!-~]*)?$"
+)
+
+
+def _constrain_string_input(field: Any, schema: dict[str, Any]) -> None:
+    """Write down what a request ``CharField`` really accepts (see the module docstring).
+
+    Fields with their own ``pattern``, ``enum`` or ``format`` (email, uri, uuid, ...) keep
+    it: those already exclude blank and NUL input.
+    """
+    if not isinstance(field, serializers.CharField) or schema.get("type") != "string":
+        return
+    if {"pattern", "enum", "format"} & schema.keys():
+        return
+    if field.allow_blank:
+        # drf-spectacular offers blank as a oneOf branch of its own: this one is not blank.
+        schema["pattern"] = NOT_EMPTY_PATTERN
+        return
+    min_length = max(field.min_length or 0, 1)
+    schema["minLength"] = max(schema.get("minLength", 0), 1)
+    if not field.trim_whitespace:
+        schema["pattern"] = NO_NUL_PATTERN
+    elif min_length == 1:
+        schema["pattern"] = NOT_BLANK_PATTERN
+    else:
+        # min_length counts after trimming: two kept characters at least that far apart.
+        kept = "[^\\s\\u0000]"
+        schema["pattern"] = f"^[^\\u0000]*{kept}[^\\u0000]{{{min_length - 2},}}{kept}[^\\u0000]*$"
 
 
 # --- preprocessing hooks: which paths a schema shows -----------------------------------------
@@ -260,11 +327,28 @@ def postprocess_error_responses(
     """Give every operation's error responses the ``Error`` body (see the module docstring)."""
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas[ERROR_COMPONENT] = copy.deepcopy(ERROR_SCHEMA)
+    if any(
+        _requires_credentials(operation)
+        for operations in result.get("paths", {}).values()
+        for operation in operations.values()
+        if isinstance(operation, dict)
+    ):
+        schemas[GATEWAY_ERROR_COMPONENT] = copy.deepcopy(GATEWAY_ERROR_SCHEMA)
     for operations in result.get("paths", {}).values():
         for operation in operations.values():
             if isinstance(operation, dict) and "responses" in operation:
                 _add_error_responses(operation)
     return result
+
+
+def _requires_credentials(operation: dict[str, Any]) -> bool:
+    security = operation.get("security")
+    return bool(security) and {} not in security
+
+
+def _is_public(operation: dict[str, Any]) -> bool:
+    """An operation clients call through the gateway (not an internal one)."""
+    return {CLIENT_SCHEME_NAME: []} in operation.get("security", [])
 
 
 def _add_error_responses(operation: dict[str, Any]) -> None:
@@ -278,8 +362,8 @@ def _add_error_responses(operation: dict[str, Any]) -> None:
                 "`details.fields`)."
             },
         )
-    security = operation.get("security")
-    if security and {} not in security:
+    protected = _requires_credentials(operation)
+    if protected:
         responses.setdefault("401", {"description": "Missing or invalid credentials."})
     responses.setdefault(
         "default",
@@ -290,6 +374,11 @@ def _add_error_responses(operation: dict[str, Any]) -> None:
             continue
         if "content" not in response:
             response["content"] = {_JSON: {"schema": dict(ERROR_REF)}}
+        if protected and status_code in ("401", "403") and _is_public(operation):
+            # The gateway checks the access token first and answers in Kong's shape.
+            for media in response["content"].values():
+                if media.get("schema") == ERROR_REF:
+                    media["schema"] = {"anyOf": [dict(ERROR_REF), dict(GATEWAY_ERROR_REF)]}
         if status_code == "401":
             headers = response.setdefault("headers", {})
             for name, header in _WWW_AUTHENTICATE.items():

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from auth_backend.core.openapi import HTTPS_URL_PATTERN
+from auth_backend.core.serializers import InputSerializer
 from auth_backend.sellers.models import SellerApplication, SellerType
 from auth_backend.sellers.services import Decision
 
 
-class ApplyInputSerializer(serializers.Serializer):
+@extend_schema_field({"type": "string", "pattern": HTTPS_URL_PATTERN})
+class PortfolioUrlField(serializers.URLField):
+    """An https:// URL without credentials, or blank (validate_portfolio_url)."""
+
+
+class ApplyInputSerializer(InputSerializer):
     business_name = serializers.CharField(min_length=2, max_length=200)
     seller_type = serializers.ChoiceField(choices=SellerType.choices)
     motivation = serializers.CharField(min_length=20, max_length=2000)
-    portfolio_url = serializers.URLField(
-        max_length=500, required=False, allow_blank=True, default=""
-    )
+    portfolio_url = PortfolioUrlField(max_length=500, required=False, allow_blank=True, default="")
 
     def validate_portfolio_url(self, value: str) -> str:
         if not value:
@@ -31,7 +37,7 @@ class ApplyInputSerializer(serializers.Serializer):
         return value
 
 
-class DecisionInputSerializer(serializers.Serializer):
+class DecisionInputSerializer(InputSerializer):
     decision = serializers.ChoiceField(choices=[d.value for d in Decision])
     note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from auth_backend.tokens.models import (
@@ -13,6 +15,15 @@ from auth_backend.tokens.models import (
     RefreshToken,
     TokenNotBefore,
 )
+
+
+def active_user_by_id(user_id: str | uuid.UUID) -> Any | None:
+    """The active user with this id (``settings.AUTH_USER_MODEL``), else ``None``."""
+    try:
+        key = uuid.UUID(str(user_id))
+    except ValueError:
+        return None
+    return get_user_model().objects.filter(pk=key, is_active=True).first()
 
 
 def refresh_token_by_hash(token_hash: str) -> RefreshToken | None:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from auth_backend.tokens.google import MAX_ID_TOKEN_LENGTH
+from auth_backend.core.serializers import InputSerializer
 from auth_backend.tokens.services import MAX_REFRESH_TOKEN_LENGTH
 
 
-class RefreshRequestSerializer(serializers.Serializer):
+class RefreshRequestSerializer(InputSerializer):
     refresh_token = serializers.CharField(max_length=MAX_REFRESH_TOKEN_LENGTH, trim_whitespace=True)
 
 
-class LogoutRequestSerializer(serializers.Serializer):
+class LogoutRequestSerializer(InputSerializer):
     refresh_token = serializers.CharField(
         max_length=MAX_REFRESH_TOKEN_LENGTH,
         required=False,
@@ -21,10 +21,6 @@ class LogoutRequestSerializer(serializers.Serializer):
         "gateway's identity assertion: then the session of the access token used "
         "is ended.",
     )
-
-
-class GoogleLoginRequestSerializer(serializers.Serializer):
-    id_token = serializers.CharField(max_length=MAX_ID_TOKEN_LENGTH, trim_whitespace=True)
 
 
 class TokenPairSerializer(serializers.Serializer):

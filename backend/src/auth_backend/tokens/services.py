@@ -1,4 +1,4 @@
-"""Issuing, rotating, revoking and validating tokens (DESIGN.md §3.3).
+"""Issuing, rotating, revoking and validating tokens.
 
 Access token
     JWT signed with the current signing key (RS256 by default), ``kid`` in the header.
@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 from django.conf import settings
@@ -40,8 +40,6 @@ from django.utils import timezone
 from rest_framework import status
 from rest_framework.exceptions import APIException
 
-from auth_backend.accounts.models import User
-from auth_backend.accounts.selectors import active_user_by_id
 from auth_backend.core import tracing
 from auth_backend.core.metrics import (
     LOGOUTS,
@@ -60,6 +58,7 @@ from auth_backend.tokens.models import (
 )
 from auth_backend.tokens.selectors import (
     access_token_record,
+    active_user_by_id,
     refresh_token_by_hash,
     unexpired_access_tokens,
     user_not_before,
@@ -82,6 +81,18 @@ class RevokeReason:
     DEACTIVATION = "deactivation"
     # A session started before the user's not-before cut-off, found at its next rotation.
     CUTOFF = "cutoff"
+
+
+class TokenSubject(Protocol):
+    """What tokens read of a user. The model is ``settings.AUTH_USER_MODEL``, owned by the
+    accounts app, which calls into this one (never the other way round)."""
+
+    pk: Any
+    email: str
+    is_seller: bool
+
+    @property
+    def roles(self) -> list[str]: ...
 
 
 # --- errors ----------------------------------------------------------------------------------
@@ -152,7 +163,7 @@ class AccessClaims:
     iat: int
     exp: int
     amr: tuple[str, ...]
-    user: User = field(compare=False, repr=False)
+    user: TokenSubject = field(compare=False, repr=False)
 
     @property
     def scopes(self) -> tuple[str, ...]:
@@ -166,7 +177,7 @@ def hash_refresh_token(raw_refresh_token: str) -> str:
     return hashlib.sha256(raw_refresh_token.encode("utf-8")).hexdigest()
 
 
-def scopes_for(user: User) -> list[str]:
+def scopes_for(user: TokenSubject) -> list[str]:
     """``profile`` for every user, ``seller`` for sellers (edge routes may require these)."""
     scopes = [SCOPE_PROFILE]
     if user.is_seller:
@@ -198,7 +209,7 @@ def _new_refresh_token(family: RefreshFamily, now: datetime) -> str:
     return raw
 
 
-def _issue_access_token(user: User, family: RefreshFamily) -> tuple[str, int]:
+def _issue_access_token(user: TokenSubject, family: RefreshFamily) -> tuple[str, int]:
     """Sign an access token for ``user`` in ``family`` and record its ``jti``."""
     key = signing_keys.current()
     ttl = settings.ACCESS_TOKEN_TTL_SECONDS
@@ -223,7 +234,7 @@ def _issue_access_token(user: User, family: RefreshFamily) -> tuple[str, int]:
     AccessTokenRecord.objects.create(
         jti=jti,
         family=family,
-        user=user,
+        user_id=user.pk,
         issued_at=_from_epoch(iat),
         expires_at=_from_epoch(iat + ttl),
     )
@@ -272,7 +283,7 @@ def _lock_family(family_id: uuid.UUID) -> RefreshFamily:
 # --- public API ------------------------------------------------------------------------------
 
 
-def issue_token_pair(user: User, *, amr: Sequence[str] = ("pwd",)) -> TokenPair:
+def issue_token_pair(user: TokenSubject, *, amr: Sequence[str] = ("pwd",)) -> TokenPair:
     """Start a new session (refresh family) for an authenticated user and return its tokens.
 
     Callers have already authenticated ``user`` (password, 2FA, Google); ``amr`` records how.
@@ -282,7 +293,7 @@ def issue_token_pair(user: User, *, amr: Sequence[str] = ("pwd",)) -> TokenPair:
         transaction.atomic(),
     ):
         now = timezone.now()
-        family = RefreshFamily.objects.create(user=user, amr=list(amr), created_at=now)
+        family = RefreshFamily.objects.create(user_id=user.pk, amr=list(amr), created_at=now)
         refresh_token = _new_refresh_token(family, now)
         access_token, expires_in = _issue_access_token(user, family)
     _count_issued_pair()
@@ -379,7 +390,7 @@ def revoke_family_of(raw_refresh_token: str, *, reason: str) -> None:
     _revoke_family_of_refresh_token(raw_refresh_token, reason=reason)
 
 
-def revoke_all_for_user(user: User, *, reason: str) -> None:
+def revoke_all_for_user(user: TokenSubject, *, reason: str) -> None:
     """End every session of ``user`` and cut off all access tokens issued until now.
 
     For password reset and deactivation. Call inside the caller's transaction if it has one:
@@ -388,9 +399,11 @@ def revoke_all_for_user(user: User, *, reason: str) -> None:
     with transaction.atomic():
         now = timezone.now()
         families = list(
-            RefreshFamily.objects.select_for_update().filter(user=user, revoked_at__isnull=True)
+            RefreshFamily.objects.select_for_update().filter(
+                user_id=user.pk, revoked_at__isnull=True
+            )
         )
-        TokenNotBefore.objects.update_or_create(user=user, defaults={"not_before": now})
+        TokenNotBefore.objects.update_or_create(user_id=user.pk, defaults={"not_before": now})
         _revoke_families(families, user_id=user.pk, reason=reason, now=now, not_before=now)
 
 

@@ -11,5 +11,4 @@ urlpatterns: list[URLPattern] = [
     # What route() builds, written out: re.escape() would turn "-" into "\-", which the
     # OpenAPI generator keeps in the published path (it only unescapes "\.").
     re_path(r"^\.well-known/jwks\.json/?$", views.JwksView.as_view(), name="jwks"),
-    route("google/login", views.GoogleLoginView.as_view(), name="google-login"),
 ]

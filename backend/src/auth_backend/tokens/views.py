@@ -1,4 +1,4 @@
-"""Token endpoints: refresh, logout, JWKS, Google sign-in. Thin: services do the work."""
+"""Token endpoints: refresh, logout, JWKS. Thin: services do the work."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.utils.cache import patch_cache_control
-from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import AllowAny
@@ -14,17 +14,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from auth_backend.core.openapi import CLIENT_SCHEME_NAME
 from auth_backend.identity.assertion import GatewayIdentity
 from auth_backend.tokens import services
-from auth_backend.tokens.google import google_login
 from auth_backend.tokens.keys import jwks_document
 from auth_backend.tokens.serializers import (
-    GoogleLoginRequestSerializer,
     JwksSerializer,
     LogoutRequestSerializer,
     RefreshRequestSerializer,
     TokenPairSerializer,
-    TwoFactorChallengeSerializer,
 )
 
 
@@ -82,11 +80,16 @@ class LogoutView(APIView):
         "announces its access tokens as revoked to the edge. Without a refresh "
         "token, ends the session of the access token the gateway validated. "
         "Always 204 for a well-formed request, whether or not the token was "
-        "known or already revoked.",
+        "known or already revoked. The gateway routes it only with a valid access "
+        "token; this service itself also ends a session by refresh token alone.",
         request=LogoutRequestSerializer,
+        # The gateway's route requires the token (kong/kong.yml, `auth-protected`).
+        auth=[{CLIENT_SCHEME_NAME: []}],
         responses={
             204: OpenApiResponse(description="Session ended, or nothing to end."),
-            400: _error("`invalid`: no `refresh_token` and no gateway identity"),
+            400: _error(
+                "`invalid`: a `refresh_token` that is no string, or none and no access token"
+            ),
         },
         tags=["tokens"],
     )
@@ -117,34 +120,3 @@ class JwksView(_PublicView):
         response = Response(jwks_document())
         patch_cache_control(response, public=True, max_age=settings.JWKS_MAX_AGE_SECONDS)
         return response
-
-
-class GoogleLoginView(_PublicView):
-    @extend_schema(
-        operation_id="google_login",
-        summary="Sign in with a Google ID token",
-        description="Verifies the Google ID token, links it to an account (by Google "
-        "subject, then by verified email) or creates one, and answers like "
-        "`POST login`: a token pair, or a 2FA challenge when the account has "
-        "two-factor authentication. 503 `google_login_unavailable` means no "
-        "client id is configured; 503 `google_unavailable` that Google's keys "
-        "could not be fetched.",
-        request=GoogleLoginRequestSerializer,
-        responses={
-            200: PolymorphicProxySerializer(
-                component_name="GoogleLoginResult",
-                serializers=[TokenPairSerializer, TwoFactorChallengeSerializer],
-                resource_type_field_name=None,
-            ),
-            400: _INVALID,
-            401: _error("`invalid_google_token`"),
-            403: _error("`google_email_not_verified` or `account_disabled`"),
-            409: _error("`google_account_conflict`"),
-            503: _error("`google_login_unavailable` or `google_unavailable`"),
-        },
-        tags=["tokens"],
-    )
-    def post(self, request: Request) -> Response:
-        serializer = GoogleLoginRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        return _no_store(Response(google_login(serializer.validated_data["id_token"])))

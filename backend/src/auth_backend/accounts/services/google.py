@@ -17,10 +17,11 @@ Linking, in this order:
 3. else a new user: email verified, unusable password, names from the token.
 
 Then, like password login: tokens with ``amr: ["google"]``, or — when the user has TOTP on —
-``{"requires_2fa": true, "challenge_token": …}`` from ``accounts.services
-.create_login_challenge`` and ``POST login/2fa`` finishes with ``amr: ["google", "otp"]``.
+``{"requires_2fa": true, "challenge_token": …}`` from
+:func:`~auth_backend.accounts.services.sign_in.create_login_challenge` and ``POST login/2fa``
+finishes with ``amr: ["google", "otp"]``.
 
-Errors (all in the service's error shape):
+Errors (all in the service's error shape; classes in :mod:`auth_backend.accounts.exceptions`):
 
 * 503 ``google_login_unavailable`` — ``GOOGLE_CLIENT_ID`` is not configured;
 * 503 ``google_unavailable`` — Google's JWKS could not be fetched;
@@ -41,11 +42,17 @@ import jwt
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from rest_framework import status
-from rest_framework.exceptions import APIException, PermissionDenied
 
+from auth_backend.accounts.exceptions import (
+    AccountDisabled,
+    GoogleAccountConflict,
+    GoogleEmailNotVerified,
+    GoogleLoginUnavailable,
+    GoogleUnavailable,
+    InvalidGoogleToken,
+)
 from auth_backend.accounts.models import User, normalize_email
-from auth_backend.accounts.services import LoginResult, create_login_challenge
+from auth_backend.accounts.services.sign_in import LoginResult, create_login_challenge
 from auth_backend.core import tracing
 from auth_backend.events.services import EventType, record_event
 from auth_backend.tokens.services import issue_token_pair
@@ -56,41 +63,6 @@ GOOGLE_ISSUERS = ("accounts.google.com", "https://accounts.google.com")
 GOOGLE_ALGORITHMS = ["RS256"]
 MAX_ID_TOKEN_LENGTH = 8192
 AMR_GOOGLE = "google"
-
-
-class GoogleLoginUnavailable(APIException):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_code = "google_login_unavailable"
-    default_detail = "Sign-in with Google is not configured on this service."
-
-
-class GoogleUnavailable(APIException):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_code = "google_unavailable"
-    default_detail = "Google's signing keys could not be fetched; try again later."
-
-
-class InvalidGoogleToken(APIException):
-    status_code = status.HTTP_401_UNAUTHORIZED
-    default_code = "invalid_google_token"
-    default_detail = "The Google ID token is invalid or expired."
-    auth_header = 'Bearer realm="api", error="invalid_token"'
-
-
-class GoogleEmailNotVerified(PermissionDenied):
-    default_code = "google_email_not_verified"
-    default_detail = "Google has not verified this account's email address."
-
-
-class GoogleAccountConflict(APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "google_account_conflict"
-    default_detail = "This email address is linked to a different Google account."
-
-
-class AccountDisabled(PermissionDenied):
-    default_code = "account_disabled"
-    default_detail = "This account is disabled."
 
 
 @dataclass(frozen=True)
