@@ -109,7 +109,7 @@ def use_lossless_rpc_strings() -> None:
     namespace.packb = functools.partial(  # type: ignore[attr-defined]
         msgpack.packb, unicode_errors="surrogateescape"
     )
-    listener.msgpack = namespace  # type: ignore[attr-defined]
+    listener.msgpack = namespace
 
 
 def serve(module: ModuleType) -> None:

@@ -26,7 +26,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 import redis
 
@@ -91,7 +91,8 @@ class RevocationState:
         entry = self._not_before.get(sub)
         return entry is not None and now < entry[1] and iat < entry[0]
 
-    def revoke_jtis(self, jtis: Iterable[str], exp: float | None) -> None:
+    def revoke_jtis(self, jtis: Iterable[object], exp: float | None) -> None:
+        """Revoke each non-empty string of ``jtis`` (a message's list, so anything can be in it)."""
         now = self._clock()
         until = (exp + self._retain_after_exp) if exp is not None else now + DEFAULT_JTI_TTL_SECONDS
         if until <= now:
@@ -102,7 +103,7 @@ class RevocationState:
                     self._jtis[jti] = max(until, self._jtis.get(jti, 0.0))
 
     def set_not_before(self, sub: str, not_before: float, ttl: float | None = None) -> None:
-        if not isinstance(sub, str) or not sub:
+        if not sub:
             return
         until = self._clock() + (self._not_before_ttl if ttl is None else ttl)
         with self._lock:
@@ -141,7 +142,7 @@ class RevocationState:
         return len(self._jtis) + len(self._not_before)
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 

@@ -44,7 +44,8 @@ class Limit:
 
     def __post_init__(self) -> None:
         _positive_int("limit", self.limit)
-        window = self.window_seconds
+        # Limits are built from plugin config values, whatever their annotations say.
+        window: object = self.window_seconds
         if (
             isinstance(window, bool)
             or not isinstance(window, int | float)

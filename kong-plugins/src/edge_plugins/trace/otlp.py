@@ -17,7 +17,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, SpanFlags, Status
 
-from edge_plugins.trace.span import SPAN_KIND_SERVER, AttributeValue, GatewaySpan
+from edge_plugins.trace.span import AttributeValue, GatewaySpan
 
 SCOPE_NAME = "edge-trace"
 CONTENT_TYPE = "application/x-protobuf"
@@ -76,7 +76,7 @@ def _span(span: GatewaySpan) -> Span:
         trace_state=_utf8(span.trace_state),
         flags=flags,
         name=_utf8(span.name),
-        kind=SPAN_KIND_SERVER,
+        kind=Span.SPAN_KIND_SERVER,
         start_time_unix_nano=span.start_ns,
         end_time_unix_nano=span.end_ns,
         status=Status(code=Status.STATUS_CODE_ERROR if span.error else Status.STATUS_CODE_UNSET),

@@ -118,7 +118,7 @@ def extract(
     if parent is None and present_b3 and accept_b3:
         parent = _b3_parent(picked, problems)
 
-    clear = list(consumed_b3)
+    to_clear = list(consumed_b3)
     tracestate: TraceState | None = None
     incoming_state = picked.get(TRACESTATE)
     if incoming_state is not None:
@@ -136,9 +136,9 @@ def extract(
                     problems.append((TRACESTATE, "truncated"))
         if not tracestate:
             tracestate = None
-            clear.append(TRACESTATE)
+            to_clear.append(TRACESTATE)
     return Extraction(
-        parent=parent, tracestate=tracestate, problems=tuple(problems), clear=tuple(clear)
+        parent=parent, tracestate=tracestate, problems=tuple(problems), clear=tuple(to_clear)
     )
 
 

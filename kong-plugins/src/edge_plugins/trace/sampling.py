@@ -31,7 +31,8 @@ class RatioSampler:
     threshold: int
 
     @classmethod
-    def of(cls, ratio: float) -> RatioSampler:
+    def of(cls, ratio: object) -> RatioSampler:
+        """The sampler for a raw config value: anything but a number in [0, 1] is refused."""
         if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 <= ratio <= 1:
             raise InvalidSampleRatio(f"sample_ratio must be a number in [0, 1], got {ratio!r}")
         return cls(ratio=float(ratio), threshold=round(ratio * _SCALE))

@@ -42,7 +42,6 @@ from edge_plugins.trace.traceparent import KNOWN_FLAGS, InvalidTraceparent, pars
 
 AttributeValue = str | bool | int | float | list[str]
 
-SPAN_KIND_SERVER = 2  # opentelemetry.proto.trace.v1.Span.SpanKind
 KNOWN_METHODS = frozenset(
     {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"}
 )
@@ -73,6 +72,15 @@ def _first(value: Any) -> str | None:
     if isinstance(value, list):
         value = value[0] if value else None
     return value if isinstance(value, str) else None
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    """A table of serialize's output, or an empty one when it is missing or not a table."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _millis(value: Any) -> int | None:
@@ -118,7 +126,7 @@ def _name_of(entity: Any) -> str | None:
 
 def _span_times(data: Mapping[str, Any], access_ns: int) -> tuple[int, int]:
     started_at = _millis(data.get("started_at"))
-    latencies = data.get("latencies") if isinstance(data.get("latencies"), Mapping) else {}
+    latencies = _mapping(data.get("latencies"))
     start_ns = started_at * _MS if started_at is not None else access_ns
     start_ns = min(start_ns, access_ns)
     request_ms = _millis(latencies.get("request"))
@@ -141,7 +149,7 @@ def _latency_attributes(latencies: Mapping[str, Any]) -> dict[str, AttributeValu
 
 
 def span_from_log(
-    serialized: str | Mapping[str, Any], pending: PendingSpans, request_id_header: str
+    serialized: str | bytes | Mapping[str, Any], pending: PendingSpans, request_id_header: str
 ) -> GatewaySpan | None:
     """The span to export for this request, or ``None`` when there is none.
 
@@ -149,9 +157,11 @@ def span_from_log(
     run: no route matched, or our plugin server failed) or it is not sampled, i.e. when
     :mod:`.pending` has no entry for its span id.
     """
-    data = json.loads(serialized) if isinstance(serialized, str | bytes) else serialized
-    request = data.get("request") if isinstance(data.get("request"), Mapping) else {}
-    headers = request.get("headers") if isinstance(request.get("headers"), Mapping) else {}
+    data: Mapping[str, Any] = (
+        json.loads(serialized) if isinstance(serialized, str | bytes) else serialized
+    )
+    request = _mapping(data.get("request"))
+    headers = _mapping(request.get("headers"))
     traceparent = _first(headers.get("traceparent"))
     if traceparent is None:
         return None
@@ -163,15 +173,14 @@ def span_from_log(
     if entry is None or not context.sampled:
         return None
 
-    uri = request.get("uri") if isinstance(request.get("uri"), str) else ""
-    path = uri.split("?", 1)[0] or "/"
-    url = urlsplit(request.get("url") if isinstance(request.get("url"), str) else "")
-    raw_method = request.get("method") if isinstance(request.get("method"), str) else ""
+    path = _text(request.get("uri")).split("?", 1)[0] or "/"
+    url = urlsplit(_text(request.get("url")))
+    raw_method = _text(request.get("method"))
     method = raw_method if raw_method in KNOWN_METHODS else "_OTHER"
     route = route_template(data.get("route"), path)
-    response = data.get("response") if isinstance(data.get("response"), Mapping) else {}
-    status = response.get("status") if isinstance(response.get("status"), int) else 0
-    latencies = data.get("latencies") if isinstance(data.get("latencies"), Mapping) else {}
+    raw_status = _mapping(data.get("response")).get("status")
+    status = raw_status if isinstance(raw_status, int) else 0
+    latencies = _mapping(data.get("latencies"))
 
     attributes: dict[str, AttributeValue] = {"http.request.method": method, "url.path": path}
     if method == "_OTHER":
