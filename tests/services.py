@@ -13,6 +13,12 @@ import pytest
 
 REDIS_TEST_URL = "redis://127.0.0.1:6379/15"
 
+# Where the PostgreSQL tests look for a server (trust auth, database "test").
+POSTGRES_URLS = (
+    "postgres://postgres@localhost:5432/test",
+    "postgres://root@localhost:5432/test",
+)
+
 
 def running_in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"true", "1"}
@@ -39,6 +45,24 @@ def redis_unavailable(url: str = REDIS_TEST_URL) -> str | None:
     finally:
         client.close()
     return None
+
+
+def postgres_probe() -> tuple[str | None, str]:
+    """The first reachable URL of ``POSTGRES_URLS``, or ``None`` and why not."""
+    import psycopg
+
+    failures = []
+    for url in POSTGRES_URLS:
+        try:
+            with psycopg.connect(url, connect_timeout=3) as conn:
+                conn.execute("SELECT 1")
+        except psycopg.Error as exc:
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            user = url.split("//", 1)[1].split("@", 1)[0]
+            failures.append(f"user {user}: {first_line}")
+        else:
+            return url, ""
+    return None, "; ".join(failures)
 
 
 def closed_port() -> int:

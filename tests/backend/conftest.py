@@ -15,22 +15,15 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import psycopg
 import pytest
 
-from tests.services import REDIS_TEST_URL, redis_unavailable, require
+from tests.services import REDIS_TEST_URL, postgres_probe, redis_unavailable, require
 
 TEST_ENV = {
     "DJANGO_SETTINGS_MODULE": "auth_backend.settings",
     # A throwaway key so tests never depend on (or create) backend/.keys/secret_key.
     "DJANGO_SECRET_KEY": "tests-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
 }
-
-# Where the PostgreSQL tests look for a server (trust auth, database "test").
-POSTGRES_URLS = (
-    "postgres://postgres@localhost:5432/test",
-    "postgres://root@localhost:5432/test",
-)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -54,19 +47,8 @@ def _database_blocked_by_default(django_db_blocker: Any) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def _postgres_probe() -> tuple[str | None, str]:
-    """The first reachable URL of ``POSTGRES_URLS``, or ``None`` and why not."""
-    failures = []
-    for url in POSTGRES_URLS:
-        try:
-            with psycopg.connect(url, connect_timeout=3) as conn:
-                conn.execute("SELECT 1")
-        except psycopg.Error as exc:
-            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            user = url.split("//", 1)[1].split("@", 1)[0]
-            failures.append(f"user {user}: {first_line}")
-        else:
-            return url, ""
-    return None, "; ".join(failures)
+    """tests/services.py ``postgres_probe``, once per session."""
+    return postgres_probe()
 
 
 @pytest.fixture
