@@ -46,6 +46,7 @@ Headers that belong to an error are kept: ``WWW-Authenticate`` on 401, ``Retry-A
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from http import HTTPStatus
@@ -53,6 +54,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -60,6 +62,8 @@ from rest_framework.serializers import as_serializer_error
 from rest_framework.views import set_rollback
 
 from auth_backend.core.request_id import get_request_id
+
+logger = logging.getLogger(__name__)
 
 JSON_CONTENT_TYPE = "application/json"
 _COMPACT = {"separators": (",", ":")}  # same bytes as DRF's JSONRenderer
@@ -142,11 +146,16 @@ def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     """``REST_FRAMEWORK["EXCEPTION_HANDLER"]``: render known exceptions in the error shape.
 
     Handles DRF ``APIException``s, Django's ``Http404``, ``PermissionDenied`` and
-    ``ValidationError`` (so services may raise Django's ``ValidationError``). Anything else is
-    a bug: return ``None`` so DRF re-raises it, Django logs it with its traceback, and the
-    project's ``handler500`` answers a generic 500.
+    ``ValidationError`` (so services may raise Django's ``ValidationError``). A database that
+    cannot be reached (stopped, restarting, over its connect timeout) is a dependency down,
+    not a bug: 503, as the readiness check says. Anything else is a bug: return ``None`` so
+    DRF re-raises it, Django logs it with its traceback, and the project's ``handler500``
+    answers a generic 500.
     """
-    if isinstance(exc, Http404):
+    if isinstance(exc, OperationalError | InterfaceError):
+        logger.warning("database unavailable", exc_info=exc)  # DRF logs no handled exception
+        exc = ServiceUnavailable()
+    elif isinstance(exc, Http404):
         exc = exceptions.NotFound()  # Http404's text may name internals; never echo it
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
