@@ -246,6 +246,21 @@ def test_after_logout_a_captured_assertion_is_refused_within_a_second(
 
 
 @pytest.mark.redis
+def test_a_revocation_that_never_reached_redis_is_refused(client, user, counted, redis_store):
+    """A logout while Redis was down has no key in Redis; the database still knows, and a
+    captured assertion of the token opens nothing once Redis is back."""
+    pair = issue_token_pair(user)
+    token_id = jwt.decode(pair.access_token, options={"verify_signature": False})["jti"]
+    # The on-commit publish never runs inside the test's transaction: nothing reaches Redis.
+    out = client.post(
+        API + "logout", {"refresh_token": pair.refresh_token}, content_type="application/json"
+    )
+    assert out.status_code == 204
+    assert _get(client, _bound(user, jti=token_id)) == 401
+    assert counted["moved"]() == {"revoked": 1}
+
+
+@pytest.mark.redis
 def test_redis_down_means_anonymous_logged_and_counted(
     client, user, counted, redis_store, settings, caplog, monkeypatch
 ):

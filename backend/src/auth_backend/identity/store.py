@@ -8,8 +8,10 @@ Both answers live in Redis (docs/identity-assertion.md), asked in one round trip
   assertion would still verify;
 * ``EXISTS <REVOCATIONS_KEY_PREFIX>:jti:<jti>``: the key ``tokens.revocation`` writes when a
   session ends — the one edge-jwt reads (backend/docs/revocation.md). A captured assertion
-  names a token that logout may since have revoked. The answer is kept in this process for
-  at most :data:`REVOCATION_CACHE_SECONDS`, so a revocation takes effect within that.
+  names a token that logout may since have revoked. The database is asked too (one indexed
+  read): a revocation made while Redis was down has no key. The answer is kept in this
+  process for at most :data:`REVOCATION_CACHE_SECONDS`, so a revocation takes effect within
+  that.
 
 Redis unreachable (or slower than ``REVOCATIONS_REDIS_TIMEOUT_MS``) raises
 :class:`IdentityStoreUnavailable`: neither question has an answer, and the caller treats
@@ -30,6 +32,7 @@ import redis
 from django.conf import settings
 
 from auth_backend.tokens import revocation
+from auth_backend.tokens.selectors import access_token_record
 
 REVOCATION_CACHE_SECONDS = 1.0
 _MAX_CACHED_TOKENS = 10_000
@@ -80,6 +83,15 @@ class _RevocationCache:
             self._entries.clear()
 
 
+def revoked_in_database(token_id: str) -> bool:
+    """Whether the database, the source of truth (backend/docs/revocation.md), has revoked the
+    user token: the token itself or its session. A revocation made while Redis was down never
+    reached its Redis key; without this answer the token would open the backend again once
+    Redis is back. A token without a record (purged after expiry) is not revoked here."""
+    record = access_token_record(token_id)
+    return record is not None and (record.revoked_at is not None or record.family.is_revoked)
+
+
 class RedisIdentityStore:
     """The production store: ``REDIS_URL`` through the revocation publisher's client."""
 
@@ -91,6 +103,7 @@ class RedisIdentityStore:
         revoked = self._revocations.get(token_id)
         if revoked:
             return Admission.REVOKED
+        exists = 0
         try:
             client = revocation.redis_client()
             if revoked is None:
@@ -100,12 +113,13 @@ class RedisIdentityStore:
                 pipe.exists(revocation.revoked_jti_key(token_id))
                 pipe.set(seen_key, "1", nx=True, ex=ttl_seconds)
                 exists, first_use = pipe.execute()
-                revoked = bool(exists)
-                self._revocations.put(token_id, revoked)
             else:
                 first_use = client.set(seen_key, "1", nx=True, ex=ttl_seconds)
         except (redis.RedisError, OSError) as exc:
             raise IdentityStoreUnavailable(type(exc).__name__) from exc
+        if revoked is None:
+            revoked = bool(exists) or revoked_in_database(token_id)
+            self._revocations.put(token_id, revoked)
         if revoked:
             return Admission.REVOKED
         return Admission.ADMITTED if first_use else Admission.REPLAYED
