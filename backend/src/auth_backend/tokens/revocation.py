@@ -17,6 +17,8 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.db import transaction
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +67,14 @@ def _client() -> redis.Redis:
         if client is None:
             timeout = max(timeout_ms, 1) / 1000
             client = redis.Redis.from_url(
-                url, socket_connect_timeout=timeout, socket_timeout=timeout
+                url,
+                socket_connect_timeout=timeout,
+                socket_timeout=timeout,
+                # A pooled connection Redis dropped (a restart, a failover) fails its next
+                # command at once: try once more on a new connection, or the first requests
+                # after an outage would still be refused. Timeouts are not retried: one
+                # timeout is all a request may spend here.
+                retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
             )
             _clients[(url, timeout_ms)] = client
         return client
