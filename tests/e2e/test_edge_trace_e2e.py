@@ -43,7 +43,7 @@ def tracing_env(endpoint: str) -> dict[str, str]:
     return {
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": endpoint,
         "OTEL_BSP_SCHEDULE_DELAY": "100",
-        "OTEL_EXPORTER_OTLP_TIMEOUT": "1000",
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "1",
     }
 
 
