@@ -489,7 +489,7 @@ class Gateway:
         query = ("?" + ctx.raw_query) if ctx.raw_query else ""
         host_header = ctx.upstream_host or match.upstream_host or service.host
         url = f"{service.protocol}://{_url_host(service.host)}:{service.port}{upstream_path}{query}"
-        headers = self._upstream_headers(ctx, match, host_header)
+        request_headers = self._upstream_headers(ctx, match, host_header)
         timeout = httpx.Timeout(
             connect=service.connect_timeout / 1000,
             read=service.read_timeout / 1000,
@@ -512,7 +512,7 @@ class Gateway:
         request = client.build_request(
             ctx.method,
             url,
-            headers=headers,
+            headers=request_headers,
             content=ctx.body,
             timeout=timeout,
             extensions=extensions,
@@ -584,12 +584,12 @@ class Gateway:
 
     def _upstream_headers(
         self, ctx: pdk.RequestContext, match: Any, host_header: str
-    ) -> list[tuple[str, bytes]]:
+    ) -> list[tuple[bytes, bytes]]:
         """Client headers as plugins left them, plus what Kong's proxy adds (handler.lua).
 
         Values go out as bytes: the client's own where nobody changed them (nginx passes
         header bytes on as they came, obs-text included; httpx would refuse a non-ASCII
-        ``str``)."""
+        ``str``). Names are ASCII-encoded, as httpx encodes a ``str`` name."""
         trusted = self.trusted(ctx.peer_ip)
 
         def incoming(name: str) -> str | None:
@@ -623,7 +623,7 @@ class Gateway:
         via = ", ".join(ctx.header_values("Via"))
         out.append(("Via", f"{via}, 1.1 {SERVER_TOKENS}" if via else f"1.1 {SERVER_TOKENS}"))
         out.append(("X-Kong-Request-Id", ctx.request_id))
-        return [(k, _header_bytes(v)) for k, v in out]
+        return [(k.encode("ascii"), _header_bytes(v)) for k, v in out]
 
     # -- log phase ----------------------------------------------------------------------
     def _schedule_log(
@@ -896,7 +896,6 @@ async def serve(
     server = uvicorn.Server(config)
     if stats is not None:
         server.server_state = stats.state
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
     while not server.started and not task.done():
         await asyncio.sleep(0.02)

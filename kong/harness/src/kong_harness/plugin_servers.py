@@ -117,6 +117,8 @@ class PluginServerProcess:
         self._task = asyncio.create_task(self._supervise(), name=f"ps-{self.server.name}")
 
     async def _supervise(self) -> None:
+        command = self.server.start_command
+        assert command is not None  # start() supervises only a server with a start_command
         next_spawn = 0.0
         while not self._stopping:
             delay = next_spawn - time.monotonic()
@@ -124,7 +126,7 @@ class PluginServerProcess:
                 await asyncio.sleep(delay)
             log.info("[pluginserver] starting pluginserver process for %s", self.server.name)
             self.proc = await asyncio.create_subprocess_shell(
-                "exec " + self.server.start_command,  # type: ignore[operator]
+                "exec " + command,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 env=self.env,

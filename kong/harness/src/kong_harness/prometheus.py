@@ -116,10 +116,12 @@ class PrometheusExporter(Collector):
                 for direction, part in (("ingress", "request"), ("egress", "response")):
                     size = (message.get(part) or {}).get("size")
                     if size and size > 0:
-                        key = (service_name, route_name, direction, workspace, consumer)
-                        self._bandwidth[key] = self._bandwidth.get(key, 0) + size
+                        bandwidth_key = (service_name, route_name, direction, workspace, consumer)
+                        self._bandwidth[bandwidth_key] = (
+                            self._bandwidth.get(bandwidth_key, 0) + size
+                        )
             if conf.get("status_code_metrics") and message.get("response"):
-                key = (
+                status_key = (
                     service_name,
                     route_name,
                     str(message["response"]["status"]),
@@ -127,7 +129,7 @@ class PrometheusExporter(Collector):
                     workspace,
                     consumer,
                 )
-                self._requests[key] = self._requests.get(key, 0) + 1
+                self._requests[status_key] = self._requests.get(status_key, 0) + 1
             if conf.get("latency_metrics") and message.get("latencies") is not None:
                 latencies = message["latencies"]
                 labels = (service_name, route_name, workspace)
@@ -142,7 +144,7 @@ class PrometheusExporter(Collector):
                         series.setdefault(labels, _Histogram(buckets)).observe(value)
 
     # -- exporter.lua metric_data ---------------------------------------------------------
-    def collect(self) -> list[Metric]:  # type: ignore[override]
+    def collect(self) -> list[Metric]:
         stats = self._node_stats()
         timers = self._timers()
         node = {"node_id": self.node_id, "subsystem": "http"}

@@ -175,7 +175,10 @@ def _depth_limited(depth: int) -> type[ssl.SSLObject]:
         def do_handshake(self) -> None:
             super().do_handshake()
             chain_of = getattr(self, "get_verified_chain", None)  # public from Python 3.13
-            chain = chain_of() if chain_of is not None else self._sslobj.get_verified_chain()
+            if chain_of is None:
+                # typeshed leaves out SSLObject's private _ssl object, which has the method
+                chain_of = self._sslobj.get_verified_chain  # type: ignore[attr-defined]
+            chain = chain_of()
             if len(chain) > depth + 2:
                 raise ssl.SSLCertVerificationError(
                     1,

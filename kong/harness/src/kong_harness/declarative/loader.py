@@ -448,21 +448,21 @@ class _Loader:
         check_cert = v_certificate(referenceable=True)
         _apply(record, out, errs, path, "cert", check_cert, required=True)
         _apply(record, out, errs, path, "key", v_key, required=True)
-        for key in ("cert_alt", "key_alt"):
-            if record.get(key) is not None:
+        for name in ("cert_alt", "key_alt"):
+            if record.get(name) is not None:
                 _unsupported(
                     errs,
                     path,
-                    key,
+                    name,
                     "alternative certificates (served to clients, never to upstreams)",
                 )
-        for key in ("snis", "services", "upstreams"):
-            if record.get(key) not in (None, []):
+        for name in ("snis", "services", "upstreams"):
+            if record.get(name) not in (None, []):
                 _unsupported(
                     errs,
                     path,
-                    key,
-                    f"'{key}' in a certificate (reference the certificate by id instead)",
+                    name,
+                    f"'{name}' in a certificate (reference the certificate by id instead)",
                 )
         cert, key = out.get("cert"), out.get("key")
         # custom_entity_check: skipped when a field failed or holds a vault reference

@@ -59,6 +59,10 @@ def _log_serialize(ctx: RequestContext, args: list[Any]) -> str:
     return json.dumps(ctx.snapshot["serialize_data"])
 
 
+# log.lua serialize: the credentials a log record never carries
+_REDACTED_HEADERS = frozenset(("authorization", "proxy-authorization"))
+
+
 def serialize(
     ctx: RequestContext,
     status: int,
@@ -70,9 +74,6 @@ def serialize(
 ) -> dict[str, Any]:
     """kong/pdk/log.lua ``serialize`` for the http subsystem."""
     request_headers = ctx.multimap(ctx.headers, MAX_HEADERS_DEFAULT)
-    for secret in ("authorization", "proxy-authorization"):
-        if secret in request_headers:
-            request_headers[secret] = "REDACTED"  # type: ignore[assignment]
     request_uri = ctx.raw_path + ("?" + ctx.raw_query if ctx.raw_query else "")
     return {
         "request": {
@@ -85,7 +86,7 @@ def serialize(
             },
             "method": ctx.method,
             "headers": {
-                k: (v[0] if isinstance(v, list) and len(v) == 1 else v)
+                k: "REDACTED" if k in _REDACTED_HEADERS else (v[0] if len(v) == 1 else v)
                 for k, v in request_headers.items()
             },
             "size": len(ctx.body),

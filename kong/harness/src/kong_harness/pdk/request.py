@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote_plus
 
 from kong_harness.pdk.context import (
@@ -38,7 +38,9 @@ def _get_path_with_query(ctx: RequestContext, args: list[Any]) -> str:
     return ctx.raw_path + ("?" + ctx.raw_query if ctx.raw_query else "")
 
 
-def decode_query(raw: str, limit: int = MAX_QUERY_ARGS_DEFAULT) -> dict[str, list[str] | bool]:
+def decode_query(
+    raw: str, limit: int = MAX_QUERY_ARGS_DEFAULT
+) -> dict[str, list[str] | Literal[True]]:
     """ngx.decode_args: ``a=1&a=2&flag`` → ``{a: [1, 2], flag: true}`` (first ``limit``)."""
     out: dict[str, Any] = {}
     for count, part in enumerate(p for p in raw.split("&") if p):

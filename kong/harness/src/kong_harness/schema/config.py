@@ -30,7 +30,7 @@ def config_fields_of(schema: Mapping[str, Any]) -> list[tuple[str, dict[str, Any
 
 
 def _config_definition(schema: Mapping[str, Any]) -> dict[str, Any] | None:
-    if not isinstance(schema, Mapping) or not isinstance(schema.get("fields"), list):
+    if not isinstance(schema.get("fields"), list):
         return None
     for name, field in each_field(schema):
         if name == "config":
@@ -49,7 +49,7 @@ def _make_records_required(field: dict[str, Any]) -> None:
     if isinstance(field.get("fields"), list):
         for _name, sub in each_field(field):
             if sub.get("type") == "record":
-                _make_records_required(sub)  # type: ignore[arg-type]
+                _make_records_required(sub)
 
 
 def _plugin_config_field(schema: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -197,12 +197,12 @@ def _select_record(record: Field, data: Mapping[str, Any]) -> dict[str, Any]:
         out[name] = value
     by_name = dict(each_field(record))
     for key in list(out):
-        field = by_name.get(key)
-        if field is None:
+        definition = by_name.get(key)
+        if definition is None:
             del out[key]  # unknown keys are dropped on select
         elif (
-            field.get("type") == "string"
-            and (field.get("len_min") or 1) > 0
+            definition.get("type") == "string"
+            and (definition.get("len_min") or 1) > 0
             and out[key] == ""
             and key not in refs
         ):

@@ -12,12 +12,12 @@ from kong_harness.schema.errors import BrokenSchema
 Field = Mapping[str, Any]
 
 
-def each_field(record: Field) -> list[tuple[str, Field]]:
+def each_field(record: Field) -> list[tuple[str, dict[str, Any]]]:
     """``Schema:each_field``: the ``(name, definition)`` pairs of a record definition."""
     entries = record.get("fields")
     if not isinstance(entries, list):
         raise BrokenSchema("record without a fields array")
-    pairs = []
+    pairs: list[tuple[str, dict[str, Any]]] = []
     for entry in entries:
         if isinstance(entry, dict) and entry:
             name, definition = next(iter(entry.items()))

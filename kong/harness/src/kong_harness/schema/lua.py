@@ -13,7 +13,7 @@ import secrets
 import string
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 
 class _Missing:
@@ -33,7 +33,7 @@ class _Missing:
 MISSING: Final = _Missing()
 
 
-def is_number(value: object) -> bool:
+def is_number(value: object) -> TypeGuard[int | float]:
     """Lua ``type(v) == "number"`` (a Python ``bool`` is not one)."""
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -50,7 +50,7 @@ def lua_tostring(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if is_number(value):
-        return format(float(value), ".14g")  # type: ignore[arg-type]
+        return format(float(value), ".14g")
     if isinstance(value, str):
         return value
     return f"table: 0x{id(value):08x}"
@@ -58,8 +58,8 @@ def lua_tostring(value: object) -> str:
 
 def lua_int(value: object) -> str:
     """``string.format("%d", n)`` in LuaJIT: truncates toward zero."""
-    if is_number(value) and math.isfinite(value):  # type: ignore[arg-type]
-        return str(int(value))  # type: ignore[call-overload]
+    if is_number(value) and math.isfinite(value):
+        return str(int(value))
     return lua_tostring(value)
 
 
@@ -81,7 +81,7 @@ def lua_key(value: object) -> tuple[str, object]:
     if isinstance(value, bool):
         return ("boolean", value)
     if is_number(value):
-        return ("number", float(value))  # type: ignore[arg-type]
+        return ("number", float(value))
     if isinstance(value, str):
         return ("string", value)
     return ("table", id(value))

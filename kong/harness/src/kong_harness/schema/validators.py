@@ -156,9 +156,9 @@ def _v_mutually_exclusive_subsets(value: Any, subsets: Any, _field: Mapping[str,
             owner[lua_key(item)] = index
     member_of: list[int] = []
     for item in value if isinstance(value, list) else []:
-        index = owner.get(lua_key(item))
-        if index is not None and index not in member_of:
-            member_of.append(index)
+        owning_subset = owner.get(lua_key(item))
+        if owning_subset is not None and owning_subset not in member_of:
+            member_of.append(owning_subset)
     if len(member_of) <= 1:
         return True, None
     return False, MUTUALLY_EXCLUSIVE_SETS % quoted_list([subsets[i] for i in member_of])

@@ -18,7 +18,7 @@ def normalize_header_value(value: Any) -> list[str]:
     return [value if value != "" else " "]
 
 
-def lua_number(value: float) -> str:
+def lua_number(value: int | float) -> str:
     """``tostring`` of a Lua number (an integral float prints as an integer)."""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
