@@ -74,13 +74,12 @@ def _token_field(**kwargs: Any) -> serializers.CharField:
     return serializers.CharField(max_length=MAX_TOKEN_LENGTH, trim_whitespace=True, **kwargs)
 
 
-def _validate_code(value: str) -> str:
+def _validate_code(value: str) -> None:
     # ASCII digits only: fullwidth "123456" passes str.isdigit() but is no code (totp.is_code).
     if not is_code(value):
         raise serializers.ValidationError(
             f"Enter the {DIGITS}-digit code (digits 0-9 only).", code="invalid"
         )
-    return value
 
 
 @extend_schema_field({"type": "string", "pattern": f"^[0-9]{{{DIGITS}}}$"})
@@ -189,13 +188,12 @@ class ProfileOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-def _validate_language(value: str) -> str:
+def _validate_language(value: str) -> None:
     codes = {code for code, _name in settings.LANGUAGES}
     if value not in codes:
         raise serializers.ValidationError(
             'Not a supported language code (e.g. "en", "de", "pt-br").'
         )
-    return value
 
 
 def _read_only_names() -> set[str]:

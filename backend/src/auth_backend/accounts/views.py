@@ -55,6 +55,7 @@ from auth_backend.accounts.services import (
     verification,
 )
 from auth_backend.core.openapi import error_response
+from auth_backend.identity.callers import authenticated_user
 from auth_backend.tokens.serializers import TokenPairSerializer, TwoFactorChallengeSerializer
 
 REGISTER_ACCEPTED = {
@@ -357,7 +358,7 @@ class ProfileView(APIView):
         tags=["profile"],
     )
     def get(self, request: Request) -> Response:
-        return Response(ProfileOutputSerializer(request.user).data)
+        return Response(ProfileOutputSerializer(authenticated_user(request)).data)
 
     @extend_schema(
         operation_id="profile_update",
@@ -373,7 +374,7 @@ class ProfileView(APIView):
     def patch(self, request: Request) -> Response:
         serializer = ProfileUpdateSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        user = profile.update_profile(request.user, **serializer.validated_data)
+        user = profile.update_profile(authenticated_user(request), **serializer.validated_data)
         return Response(ProfileOutputSerializer(user).data)
 
 
@@ -398,7 +399,7 @@ class TwoFactorSetupView(APIView):
         tags=["2fa"],
     )
     def post(self, request: Request) -> Response:
-        setup = two_factor.start_two_factor_setup(request.user)
+        setup = two_factor.start_two_factor_setup(authenticated_user(request))
         return _no_store(Response(TwoFactorSetupOutputSerializer(setup).data))
 
 
@@ -426,7 +427,9 @@ class TwoFactorEnableView(APIView):
     def post(self, request: Request) -> Response:
         serializer = TwoFactorCodeInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user = two_factor.enable_two_factor(request.user, **serializer.validated_data)
+        user = two_factor.enable_two_factor(
+            authenticated_user(request), **serializer.validated_data
+        )
         return Response({"two_factor_enabled": user.totp_enabled})
 
 
@@ -450,5 +453,7 @@ class TwoFactorDisableView(APIView):
     def post(self, request: Request) -> Response:
         serializer = TwoFactorCodeInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user = two_factor.disable_two_factor(request.user, **serializer.validated_data)
+        user = two_factor.disable_two_factor(
+            authenticated_user(request), **serializer.validated_data
+        )
         return Response({"two_factor_enabled": user.totp_enabled})

@@ -66,7 +66,7 @@ from auth_backend.core.request_id import get_request_id
 logger = logging.getLogger(__name__)
 
 JSON_CONTENT_TYPE = "application/json"
-_COMPACT = {"separators": (",", ":")}  # same bytes as DRF's JSONRenderer
+_COMPACT_SEPARATORS = (",", ":")  # same bytes as DRF's JSONRenderer
 
 # Fallback code/message per status, for errors that carry nothing more specific.
 _STATUS_ERRORS: dict[int, tuple[str, str]] = {
@@ -135,7 +135,7 @@ def error_response(
     return JsonResponse(
         error_body(request, code or default_code, message or default_message, details),
         status=status_code,
-        json_dumps_params=_COMPACT,
+        json_dumps_params={"separators": _COMPACT_SEPARATORS},
     )
 
 
@@ -167,10 +167,14 @@ def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
 
     headers: dict[str, str] = {}
     details: dict[str, Any] = dict(getattr(exc, "details", None) or {})
-    if getattr(exc, "auth_header", None):
-        headers["WWW-Authenticate"] = exc.auth_header
-    if getattr(exc, "wait", None):
-        wait = math.ceil(exc.wait)
+    # Neither is declared on APIException: ``auth_header`` is a class attribute of some
+    # exceptions or set by ``APIView.handle_exception``; ``wait`` is ``Throttled``'s.
+    auth_header = getattr(exc, "auth_header", None)
+    if isinstance(auth_header, str) and auth_header:
+        headers["WWW-Authenticate"] = auth_header
+    wait_seconds = getattr(exc, "wait", None)
+    if isinstance(wait_seconds, int | float) and wait_seconds:
+        wait = math.ceil(wait_seconds)
         headers["Retry-After"] = str(wait)
         details.setdefault("retry_after", wait)
 
@@ -243,7 +247,7 @@ class JsonErrorMiddleware:
             return response
         code, message = status_error(response.status_code)
         replacement = HttpResponse(
-            json.dumps(error_body(request, code, message), **_COMPACT),
+            json.dumps(error_body(request, code, message), separators=_COMPACT_SEPARATORS),
             status=response.status_code,
             content_type=JSON_CONTENT_TYPE,
         )
@@ -253,7 +257,7 @@ class JsonErrorMiddleware:
         replacement.cookies = response.cookies
         # Django marks responses it has already logged; keep the mark to avoid a duplicate.
         if getattr(response, "_has_been_logged", False):
-            replacement._has_been_logged = True
+            replacement._has_been_logged = True  # type: ignore[attr-defined]  # private to Django
         return replacement
 
 

@@ -81,5 +81,5 @@ class ListenerMiddleware:
         listener = listener_of(request.META)
         request.listener = listener  # type: ignore[attr-defined]
         urlconf = URLCONFS[listener] or settings.ROOT_URLCONF
-        request.urlconf = urlconf  # type: ignore[attr-defined]
+        request.urlconf = urlconf
         return self.get_response(request)

@@ -99,9 +99,9 @@ def _span_context(record: logging.LogRecord) -> trace.SpanContext | None:
     if span_context.is_valid:
         return span_context
     request = getattr(record, "request", None)
-    span_context = getattr(request, "otel_span_context", None)
-    if isinstance(span_context, trace.SpanContext) and span_context.is_valid:
-        return span_context
+    server_span_context = getattr(request, "otel_span_context", None)
+    if isinstance(server_span_context, trace.SpanContext) and server_span_context.is_valid:
+        return server_span_context
     return None
 
 

@@ -342,7 +342,7 @@ def postprocess_error_responses(
 
 
 def _requires_credentials(operation: dict[str, Any]) -> bool:
-    security = operation.get("security")
+    security: list[dict[str, list[str]]] = operation.get("security") or []
     return bool(security) and {} not in security
 
 

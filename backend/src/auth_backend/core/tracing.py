@@ -311,15 +311,18 @@ def _instrument(state: _Tracing) -> None:
 
     from opentelemetry.instrumentation import dbapi
 
+    # dbapi annotates its module argument as a callable; it takes any object whose attribute
+    # it wraps (with wrapt), here the module.
+    sqlite_module: Any = sqlite3.dbapi2
     dbapi.wrap_connect(
         "opentelemetry.instrumentation.dbapi",
-        sqlite3.dbapi2,
+        sqlite_module,
         "connect",
         "sqlite",
         {},
         tracer_provider=provider,
     )
-    state.uninstrument.append(lambda: dbapi.unwrap_connect(sqlite3.dbapi2, "connect"))
+    state.uninstrument.append(lambda: dbapi.unwrap_connect(sqlite_module, "connect"))
 
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 

@@ -24,7 +24,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import redis
 from django.conf import settings
@@ -32,6 +32,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from redis.typing import EncodableT, FieldT
 
 from auth_backend.core import tracing
 from auth_backend.events.models import OutboxEvent
@@ -144,7 +145,9 @@ def _publish(
     for event in events:
         try:
             # MAXLEN ~ N: Redis trims whole radix-tree nodes, cheap and never below N.
-            client.xadd(stream, stream_fields(event), maxlen=trim_to, approximate=True)
+            # redis-py types the fields as a dict (invariant) of its encodable types; str is one.
+            fields = cast("dict[FieldT, EncodableT]", stream_fields(event))
+            client.xadd(stream, fields, maxlen=trim_to, approximate=True)
         except (redis.ConnectionError, redis.TimeoutError):
             # Redis is unreachable: the rest of the batch would fail the same way, slowly.
             result.failed.append(event.id)

@@ -133,8 +133,12 @@ def oldest_unpublished_age_seconds(*, alias: str = DEFAULT_DB_ALIAS) -> float | 
     connection = connections[alias]
     quote = connection.ops.quote_name
     meta = OutboxEvent._meta
-    occurred = quote(meta.get_field("occurred_at").column)
-    published = quote(meta.get_field("published_at").column)
+    occurred_column = meta.get_field("occurred_at").column
+    published_column = meta.get_field("published_at").column
+    # Only a field without a database column (e.g. a reverse relation) has none.
+    assert occurred_column is not None and published_column is not None
+    occurred = quote(occurred_column)
+    published = quote(published_column)
     sql = (
         f"SELECT {occurred} FROM {quote(meta.db_table)} "  # noqa: S608 - model identifiers
         f"WHERE {published} IS NULL ORDER BY {occurred} LIMIT 1"

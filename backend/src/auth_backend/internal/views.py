@@ -23,14 +23,18 @@ Examples and the error codes are in the OpenAPI schema at ``GET /internal/auth/s
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from drf_spectacular.views import SpectacularAPIView
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import NotFound
+from rest_framework.permissions import BasePermission, OperandHolder, SingleOperandHolder
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from auth_backend.core.metrics import ANONYMOUS_CALLER, INTERNAL_API_REQUESTS
@@ -71,9 +75,12 @@ _INVALID_ID = error_response(
 class InternalAccessMixin:
     """API-key authentication only, no throttling, no caching, one log line per request."""
 
-    authentication_classes = [InternalApiKeyAuthentication]
-    permission_classes = [HasInternalApiKey]
-    throttle_classes: list[Any] = []
+    authentication_classes: Sequence[type[BaseAuthentication]] = [InternalApiKeyAuthentication]
+    # As APIView declares them: a combination (``A & B``, ``~A``) is an operand holder.
+    permission_classes: Sequence[type[BasePermission] | OperandHolder | SingleOperandHolder] = [
+        HasInternalApiKey
+    ]
+    throttle_classes: Sequence[type[BaseThrottle]] = []
 
     def finalize_response(
         self, request: Request, response: Response, *args: Any, **kwargs: Any

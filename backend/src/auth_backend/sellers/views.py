@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from auth_backend.identity.callers import authenticated_user, request_identity, request_user
 from auth_backend.sellers.exceptions import NoApplication
 from auth_backend.sellers.selectors import latest_application_for
 from auth_backend.sellers.serializers import (
@@ -39,12 +40,13 @@ class IsStaffMember(BasePermission):
     message = "Only staff can decide seller applications."
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        identity = request.auth
-        return bool(
-            request.user is not None
+        user = request_user(request)
+        identity = request_identity(request)
+        return (
+            user is not None
             and identity is not None
             and identity.has_role("staff")
-            and request.user.is_staff
+            and user.is_staff
         )
 
 
@@ -66,7 +68,9 @@ class SellerApplyView(APIView):
     def post(self, request: Request) -> Response:
         serializer = ApplyInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        application = submit_application(user=request.user, **serializer.validated_data)
+        application = submit_application(
+            user=authenticated_user(request), **serializer.validated_data
+        )
         return Response(
             ApplicationOutputSerializer(application).data, status=status.HTTP_201_CREATED
         )
@@ -83,7 +87,7 @@ class SellerStatusView(APIView):
         }
     )
     def get(self, request: Request) -> Response:
-        application = latest_application_for(request.user)
+        application = latest_application_for(authenticated_user(request))
         if application is None:
             raise NoApplication()
         return Response(ApplicationOutputSerializer(application).data)
@@ -112,6 +116,8 @@ class SellerDecisionView(APIView):
         serializer = DecisionInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         application = decide_application(
-            application_id=application_id, actor=request.user, **serializer.validated_data
+            application_id=application_id,
+            actor=authenticated_user(request),
+            **serializer.validated_data,
         )
         return Response(ApplicationOutputSerializer(application).data)

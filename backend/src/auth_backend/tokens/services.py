@@ -230,7 +230,9 @@ def _issue_access_token(user: TokenSubject, family: RefreshFamily) -> tuple[str,
         "token_use": TOKEN_USE_ACCESS,
         "amr": list(family.amr),
     }
-    token = jwt.encode(claims, key.private_key, algorithm=key.algorithm, headers={"kid": key.kid})
+    private_key = key.private_key
+    assert private_key is not None  # current() refuses a key whose private half is unusable
+    token = jwt.encode(claims, private_key, algorithm=key.algorithm, headers={"kid": key.kid})
     AccessTokenRecord.objects.create(
         jti=jti,
         family=family,
@@ -447,7 +449,7 @@ def _revoke_family(family_id: uuid.UUID, *, reason: str) -> RefreshFamily | None
         return family
 
 
-def validate_access_token(token: str) -> AccessClaims:
+def validate_access_token(token: object) -> AccessClaims:
     """Check an access token as the edge would, plus what only the database knows.
 
     Signature against a published key (current or previous), ``iss``, ``aud``,

@@ -83,8 +83,9 @@ class LogoutView(APIView):
         "known or already revoked. The gateway routes it only with a valid access "
         "token; this service itself also ends a session by refresh token alone.",
         request=LogoutRequestSerializer,
-        # The gateway's route requires the token (kong/kong.yml, `auth-protected`).
-        auth=[{CLIENT_SCHEME_NAME: []}],
+        # The gateway's route requires the token (kong/kong.yml, `auth-protected`). The value is
+        # the operation's OpenAPI security list, whatever extend_schema's annotation says.
+        auth=[{CLIENT_SCHEME_NAME: []}],  # type: ignore[list-item]  # annotated as list[str]
         responses={
             204: OpenApiResponse(description="Session ended, or nothing to end."),
             400: _error(

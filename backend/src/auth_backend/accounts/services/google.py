@@ -104,7 +104,7 @@ def _jwk_client() -> jwt.PyJWKClient:
 
 
 @tracing.traced("google.verify")
-def verify_google_id_token(id_token: str) -> GoogleIdentity:
+def verify_google_id_token(id_token: object) -> GoogleIdentity:
     """The verified identity in a Google ID token (see the module docstring)."""
     client_ids = _client_ids()
     if not client_ids:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -29,6 +30,9 @@ from auth_backend.events.relay import BatchResult, publish_batch
 logger = logging.getLogger("auth_backend.events.relay")
 
 MAX_BACKOFF_SECONDS = 30.0
+# What signal.signal takes and returns: a handler, SIG_DFL/SIG_IGN, or None (not set from
+# Python).
+SignalHandler = Callable[[int, FrameType | None], Any] | int | None
 
 
 def _positive_float(raw: str) -> float:
@@ -142,14 +146,14 @@ class Command(BaseCommand):
         logger.info("signal %s received; stopping after the current batch", signum)
         self._stop.set()
 
-    def _install_signal_handlers(self) -> dict[int, Any]:
+    def _install_signal_handlers(self) -> dict[int, SignalHandler]:
         if threading.current_thread() is not threading.main_thread():
             return {}  # signals can only be handled in the main thread (e.g. under a test)
-        previous = {}
+        previous: dict[int, SignalHandler] = {}
         for signum in (signal.SIGTERM, signal.SIGINT):
             previous[signum] = signal.signal(signum, self._on_signal)
         return previous
 
-    def _restore_signal_handlers(self, previous: dict[int, Any]) -> None:
+    def _restore_signal_handlers(self, previous: dict[int, SignalHandler]) -> None:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
