@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import itertools
 import logging
+import re
 import ssl
 import time
 import uuid
@@ -370,6 +371,12 @@ class Gateway:
         host_header = next((v for k, v in headers if k.lower() == "host"), "")
         server = scope.get("server") or ("127.0.0.1", 8000)
         raw_path = scope.get("raw_path") or scope["path"].encode()
+        # An absolute-form target (RFC 9112 §3.2.2): nginx's $request_uri is its path and
+        # $host its authority (src/http/ngx_http_parse.c); h11 hands over the whole URI.
+        absolute = _ABSOLUTE_FORM.fullmatch(raw_path)
+        if absolute is not None:
+            host_header = absolute.group(1).decode("latin-1")
+            raw_path = absolute.group(2) or b"/"
         return pdk.RequestContext(
             method=scope["method"],
             scheme=scope.get("scheme", "http"),
@@ -769,6 +776,9 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
+_ABSOLUTE_FORM = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)(/.*)?", re.DOTALL)
+
+
 def _max_headers(conf: Mapping[str, str]) -> int:
     """nginx ``max_headers`` (Kong 3.9.3's CVE-2026-49975 patch, default 1000), settable
     through Kong's injected directives: ``nginx_proxy_max_headers`` (the proxy server
@@ -879,6 +889,8 @@ async def serve(
     connections and requests with the node's."""
     import uvicorn
 
+    from kong_harness.request_head import NginxH11Protocol
+
     if stats is None and isinstance(gateway, Gateway):
         stats = gateway.stats
     app = stats.track(gateway) if stats is not None else gateway
@@ -892,6 +904,7 @@ async def serve(
         server_header=False,
         proxy_headers=False,  # the realip logic is ours (trusted_ips)
         date_header=False,
+        http=NginxH11Protocol,  # request heads nginx refuses (smuggling shapes)
     )  # Date is ours (see _Response.send)
     server = uvicorn.Server(config)
     if stats is not None:
