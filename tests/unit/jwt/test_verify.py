@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +168,28 @@ class TestValidation:
         assert verify_token(mint(rsa_key), config, static_manager, NOW)
         token = mint(rsa_key, exp=NOW + 901)
         assert _reject(token, config, static_manager) == "lifetime"
+
+    @pytest.mark.parametrize(
+        "claims",
+        [
+            pytest.param({"exp": math.nan}, id="exp-nan"),
+            pytest.param({"iat": math.nan}, id="iat-nan"),
+            pytest.param({"nbf": math.nan}, id="nbf-nan"),
+            pytest.param({"exp": math.inf}, id="exp-infinity"),
+            pytest.param({"exp": 10**400}, id="exp-beyond-float"),
+        ],
+    )
+    def test_times_that_are_not_finite_numbers(
+        self,
+        config: JwtConfig,
+        rsa_key: RsaKey,
+        static_manager: JwksManager,
+        claims: dict[str, Any],
+    ) -> None:
+        """NaN compares false with everything: as ``exp`` or ``iat`` it would pass the
+        expiry and lifetime checks (tests/security/test_tokens.py found it)."""
+        token = mint(rsa_key, **claims)
+        assert _reject(token, config, static_manager) == "malformed_claims"
 
     @pytest.mark.parametrize("token_use", ["refresh", "id", None])
     def test_refresh_token_used_as_access_token(
