@@ -1,0 +1,52 @@
+"""Code, tests and docs cite what a maintainer of this repository can open.
+
+That is the repository's own docs, Kong's source, RFCs and specs; not the planning documents
+or tracker numbers of whoever wrote the code, which a reader of the repository cannot follow
+(docs/architecture.md holds the architecture they described).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# A design document outside the repository, or an issue tracker number ("issue 6", "#12" is
+# left alone: it is also CSS, Markdown and shell syntax).
+UNREACHABLE = re.compile(r"DESIGN\.md|\.\./shared/|\b[Ii]ssues? \d+\b")
+THIS_FILE = Path(__file__).resolve()
+
+
+def _tracked_text_files() -> list[Path]:
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.splitlines()
+    files = []
+    for name in listed:
+        path = ROOT / name
+        if path.resolve() == THIS_FILE or not path.is_file():
+            continue
+        if path.suffix in {".lock", ".png", ".pem", ".gz"}:
+            continue
+        files.append(path)
+    return files
+
+
+def test_no_file_cites_a_document_outside_the_repository() -> None:
+    offenders = []
+    for path in _tracked_text_files():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue  # binary files cite nothing
+        for number, line in enumerate(text.splitlines(), start=1):
+            if UNREACHABLE.search(line):
+                offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()[:100]}")
+    assert not offenders, "cite docs/, Kong's source or an RFC instead:\n" + "\n".join(offenders)
