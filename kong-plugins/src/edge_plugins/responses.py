@@ -24,54 +24,23 @@ from typing import Any
 
 from edge_plugins.trace.request_id import is_well_formed
 
-_MESSAGES = {
-    400: "Bad request",
-    401: "Unauthorized",
-    402: "Payment required",
-    403: "Forbidden",
-    404: "Not found",
-    405: "Method not allowed",
-    406: "Not acceptable",
-    407: "Proxy authentication required",
-    408: "Request timeout",
-    409: "Conflict",
-    410: "Gone",
-    411: "Length required",
-    412: "Precondition failed",
-    413: "Payload too large",
-    414: "URI too long",
-    415: "Unsupported media type",
-    416: "Range not satisfiable",
-    417: "Expectation failed",
-    418: "I'm a teapot",
-    421: "Misdirected request",
-    422: "Unprocessable entity",
-    423: "Locked",
-    424: "Failed dependency",
-    425: "Too early",
-    426: "Upgrade required",
-    428: "Precondition required",
+# Only the statuses the plugins answer with Kong's default text: edge-rate-limit's 429
+# (its fallback when the problem-details answer fails) and 503, edge-jwt's 431.
+# tests/unit/test_responses.py holds each to the harness's copy of Kong's table.
+KONG_MESSAGES = {
     429: "Too many requests",
     431: "Request header fields too large",
-    451: "Unavailable for legal reasons",
-    494: "Request header or cookie too large",
-    500: "An unexpected error occurred",
-    501: "Not implemented",
-    502: "An invalid response was received from the upstream server",
     503: "The upstream server is currently unavailable",
-    504: "The upstream server is timing out",
-    505: "HTTP version not supported",
-    506: "Variant also negotiates",
-    507: "Insufficient storage",
-    508: "Loop detected",
-    510: "Not extended",
-    511: "Network authentication required",
 }
 
 
 def default_message(status: int) -> str:
-    """What ``kong.response.error(status)`` says when given no message."""
-    return _MESSAGES.get(status, f"The upstream server responded with {status}")
+    """What ``kong.response.error(status)`` says when given no message.
+
+    A status outside :data:`KONG_MESSAGES` gets Kong's text for a status it does not name;
+    only a non-default ``error_code`` of edge-rate-limit whose own answer failed meets it.
+    """
+    return KONG_MESSAGES.get(status, f"The upstream server responded with {status}")
 
 
 # --- edge-jwt -------------------------------------------------------------------------------
@@ -84,7 +53,7 @@ BEARER_MESSAGES: dict[str | None, str] = {
     "insufficient_scope": "Insufficient scope",
 }
 AUTH_UNAVAILABLE_MESSAGE = "Authentication is temporarily unavailable"
-TOO_MANY_HEADERS_MESSAGE = _MESSAGES[431]
+TOO_MANY_HEADERS_MESSAGE = KONG_MESSAGES[431]
 
 
 # --- edge-rate-limit ------------------------------------------------------------------------
