@@ -28,11 +28,12 @@ Order matters and is deliberate:
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ParamSpec
 
 from edge_plugins.jwt import metrics
 from edge_plugins.jwt.assertion import AssertionSigner, RequestBinding
@@ -59,6 +60,7 @@ from edge_plugins.responses import (
 )
 
 log = logging.getLogger(__name__)
+_P = ParamSpec("_P")
 
 SIGNER_RETRY_AFTER_SECONDS = 30
 # kong.request.get_headers(max_headers) accepts at most 1000 (kong/pdk/request.lua) and
@@ -116,6 +118,27 @@ def is_preflight(method: str, headers: Mapping[str, Any]) -> bool:
     )
 
 
+def _result(verdict: Verdict) -> str:
+    if verdict.status != 200:
+        return "rejected"
+    if verdict.subject is not None:
+        return "accepted"
+    return "failed_open" if verdict.reason.endswith("_unavailable") else "anonymous"
+
+
+def _recorded(decide: Callable[_P, Verdict]) -> Callable[_P, Verdict]:
+    """Count each verdict in ``edge_jwt_validations_total``, whichever return gave it."""
+
+    @functools.wraps(decide)
+    def counted(*args: _P.args, **kwargs: _P.kwargs) -> Verdict:
+        verdict = decide(*args, **kwargs)
+        metrics.record_validation(_result(verdict), verdict.reason)
+        return verdict
+
+    return counted
+
+
+@_recorded
 def decide(
     config: JwtConfig,
     *,
@@ -139,45 +162,6 @@ def decide(
     itself: the caller must not count the verdict again.
     """
     clear = tuple(spoofable_header_names(headers.keys()))
-    verdict = _decide(
-        config,
-        method=method,
-        headers=headers,
-        query=query,
-        keys=keys,
-        revocations=revocations,
-        signer=signer,
-        cache=cache,
-        now=now,
-        request_target=request_target,
-        clear=clear,
-    )
-    metrics.record_validation(_result(verdict), verdict.reason)
-    return verdict
-
-
-def _result(verdict: Verdict) -> str:
-    if verdict.status != 200:
-        return "rejected"
-    if verdict.subject is not None:
-        return "accepted"
-    return "failed_open" if verdict.reason.endswith("_unavailable") else "anonymous"
-
-
-def _decide(
-    config: JwtConfig,
-    *,
-    method: str,
-    headers: Mapping[str, Any],
-    query: str,
-    keys: KeySource,
-    revocations: RevocationView,
-    signer: AssertionSigner,
-    cache: VerifiedTokenCache,
-    now: float,
-    request_target: Callable[[], RequestBinding],
-    clear: tuple[str, ...],
-) -> Verdict:
     truncated = too_many_header_lines(headers, clear)
     if truncated is not None:
         return truncated
