@@ -205,19 +205,13 @@ class PrometheusExporter(Collector):
                         "http_requests_total",
                         "HTTP status codes per consumer/service/route in Kong",
                         "counter",
-                        [
-                            (dict(zip(_STATUS_LABELS, k, strict=True)), v)
-                            for k, v in self._requests.items()
-                        ],
+                        _labelled(_STATUS_LABELS, self._requests),
                     ),
                     _metric(
                         "bandwidth_bytes",
                         "Total bandwidth (ingress/egress) throughput in bytes",
                         "counter",
-                        [
-                            (dict(zip(_BANDWIDTH_LABELS, k, strict=True)), v)
-                            for k, v in self._bandwidth.items()
-                        ],
+                        _labelled(_BANDWIDTH_LABELS, self._bandwidth),
                     ),
                     *(
                         self._histogram(name, doc)
@@ -272,6 +266,13 @@ def _metric(
     for labels, value in samples:
         metric.add_sample("kong_" + name, dict(labels), value)
     return metric
+
+
+def _labelled(
+    names: tuple[str, ...], counts: Mapping[tuple[str, ...], float]
+) -> list[tuple[Mapping[str, str], float]]:
+    """Samples of a counter kept as ``{label values: count}``."""
+    return [(dict(zip(names, key, strict=True)), value) for key, value in counts.items()]
 
 
 def _sample_order(sample: Sample) -> tuple[str, str, float]:

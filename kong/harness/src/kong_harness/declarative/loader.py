@@ -9,10 +9,10 @@ import functools
 import json
 import os
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -83,7 +83,18 @@ _UNSUPPORTED_ENTITIES = (
     "mtls_auth_credentials",
 )
 
+
+class _Field(NamedTuple):
+    """A field checked by :func:`_apply`: its validator, and its default when absent."""
+
+    key: str
+    validator: Validator
+    default: Any = None
+    required: bool = False
+
+
 _META_FIELDS = ("_comment", "_ignore")
+_TIMEOUTS = ("connect_timeout", "write_timeout", "read_timeout")
 _SERVICE_FIELDS = frozenset(
     (
         "id",
@@ -165,6 +176,35 @@ _CA_CERTIFICATE_FIELDS = frozenset(
         "tags",
         *_META_FIELDS,
     )
+)
+# Each entity's plain fields, in the order Kong's schema (kong/db/schema/entities/*.lua) lists
+# them; the fields with more to them are checked by hand.
+_SERVICE_CHECKS = (
+    _Field("name", v_utf8_name),
+    _Field("retries", v_integer(0, 32767), 5),
+    _Field("protocol", v_one_of(PROTOCOLS), "http"),
+    _Field("host", v_host, required=True),
+    _Field("port", v_integer(0, 65535), 80),
+    _Field("path", v_service_path),
+    *(_Field(t, v_integer(1, 2**31 - 2), 60000) for t in _TIMEOUTS),
+    _Field("enabled", v_boolean, True),
+    _Field("tls_verify", v_boolean),
+    _Field("tls_verify_depth", v_integer(0, 64)),
+    _Field("ca_certificates", v_array(v_uuid)),
+)
+_ROUTE_CHECKS = (
+    _Field("name", v_utf8_name),
+    _Field("protocols", v_protocols, ["http", "https"]),
+    _Field("https_redirect_status_code", v_one_of((426, 301, 302, 307, 308)), 426),
+    _Field("strip_path", v_boolean, True),
+    _Field("preserve_host", v_boolean, False),
+    _Field("request_buffering", v_boolean, True),
+    _Field("response_buffering", v_boolean, True),
+    _Field("methods", v_array(v_method, kind="set"), []),
+    _Field("hosts", v_array(v_route_host), []),
+    _Field("paths", v_array(v_router_path), []),
+    _Field("regex_priority", v_integer(), 0),
+    _Field("path_handling", v_one_of(("v0", "v1")), "v0"),
 )
 # services.lua entity_checks (``conditional``): fields that must be null unless the protocol
 # is https or tls.
@@ -271,6 +311,17 @@ def _apply(
     out[key] = value
 
 
+def _apply_fields(
+    record: dict[str, Any],
+    out: dict[str, Any],
+    errs: ErrorCollector,
+    path: tuple[Any, ...],
+    fields: Sequence[_Field],
+) -> None:
+    for f in fields:
+        _apply(record, out, errs, path, f.key, f.validator, f.default, required=f.required)
+
+
 def _unsupported(errs: ErrorCollector, path: tuple[Any, ...], key: str, what: str) -> None:
     errs.set(path, key, f"not supported by the kong harness: {what}")
 
@@ -324,6 +375,13 @@ class _Loader:
 
     def load(self, data: dict[str, Any]) -> DeclarativeConfig:
         errs = self.errs
+        parsers: dict[str, Callable[[Any, tuple[Any, ...], str], None]] = {
+            "certificates": self._certificate,
+            "ca_certificates": self._ca_certificate,
+            "services": self._service,
+            "routes": self._route,
+            "plugins": self._plugin,
+        }
         version = data.get("_format_version")
         if version is None:
             errs.set((), "_format_version", "required field missing")
@@ -343,16 +401,7 @@ class _Loader:
         if data.get("_transform") is not None and not isinstance(data["_transform"], bool):
             errs.set((), "_transform", "expected a boolean")
         for key, value in data.items():
-            if key in (
-                "_format_version",
-                "_transform",
-                *_META_FIELDS,
-                "certificates",
-                "ca_certificates",
-                "services",
-                "routes",
-                "plugins",
-            ):
+            if key in ("_format_version", "_transform", *_META_FIELDS) or key in parsers:
                 continue
             if key in _UNSUPPORTED_ENTITIES:
                 if value not in (None, []):
@@ -360,18 +409,9 @@ class _Loader:
                 continue
             errs.set((), key, "unknown field")
 
-        for i, rec in enumerate(_entries(data.get("certificates"), errs, (), "certificates"), 1):
-            self._certificate(rec, ("certificates", i), f"certificates[{i}]")
-        for i, rec in enumerate(
-            _entries(data.get("ca_certificates"), errs, (), "ca_certificates"), 1
-        ):
-            self._ca_certificate(rec, ("ca_certificates", i), f"ca_certificates[{i}]")
-        for i, rec in enumerate(_entries(data.get("services"), errs, (), "services"), 1):
-            self._service(rec, ("services", i), f"services[{i}]")
-        for i, rec in enumerate(_entries(data.get("routes"), errs, (), "routes"), 1):
-            self._route(rec, ("routes", i), f"routes[{i}]", None)
-        for i, rec in enumerate(_entries(data.get("plugins"), errs, (), "plugins"), 1):
-            self._plugin(rec, ("plugins", i), f"plugins[{i}]", None)
+        for kind, parse in parsers.items():  # parents before the entities referring to them
+            for i, rec in enumerate(_entries(data.get(kind), errs, (), kind), 1):
+                parse(rec, (kind, i), f"{kind}[{i}]")
         errs.raise_if_any()
 
         self._assign_ids()
@@ -380,18 +420,34 @@ class _Loader:
         errs.raise_if_any()
         return self._build(resolved, str(version))
 
-    def _record(self, rec: Any, path: tuple[Any, ...]) -> dict[str, Any] | None:
+    def _record(
+        self, rec: Any, path: tuple[Any, ...], allowed: frozenset[str]
+    ) -> dict[str, Any] | None:
+        """An entity's record, its unknown fields reported; ``None`` if it is no record."""
         if not isinstance(rec, dict):
             self.errs.set(path[:-1], path[-1], "expected a record")
             return None
+        _check_fields(rec, allowed, self.errs, path)
         return rec
 
+    def _children(
+        self,
+        record: dict[str, Any],
+        path: tuple[Any, ...],
+        label: str,
+        parent: _Item,
+        key: str,
+        parse: Callable[[Any, tuple[Any, ...], str, _Item], None],
+    ) -> None:
+        """The entities nested in ``parent`` under ``key`` (a service's routes, plugins)."""
+        for j, child in enumerate(_entries(record.get(key), self.errs, path, key), 1):
+            parse(child, (*path, key, j), f"{label}.{key}[{j}]", parent)
+
     def _service(self, rec: Any, path: tuple[Any, ...], label: str) -> None:
-        record = self._record(rec, path)
+        record = self._record(rec, path, _SERVICE_FIELDS)
         if record is None:
             return
         errs = self.errs
-        _check_fields(record, _SERVICE_FIELDS, errs, path)
         record = dict(record)
         url = record.pop("url", None)
         if url is not None:
@@ -401,18 +457,7 @@ class _Loader:
                 errs.set(path, "url", "expected a string")
         out: dict[str, Any] = {}
         _validate_common(record, out, errs, path)
-        _apply(record, out, errs, path, "name", v_utf8_name)
-        _apply(record, out, errs, path, "retries", v_integer(0, 32767), 5)
-        _apply(record, out, errs, path, "protocol", v_one_of(PROTOCOLS), "http")
-        _apply(record, out, errs, path, "host", v_host, required=True)
-        _apply(record, out, errs, path, "port", v_integer(0, 65535), 80)
-        _apply(record, out, errs, path, "path", v_service_path)
-        for key in ("connect_timeout", "write_timeout", "read_timeout"):
-            _apply(record, out, errs, path, key, v_integer(1, 2**31 - 2), 60000)
-        _apply(record, out, errs, path, "enabled", v_boolean, True)
-        _apply(record, out, errs, path, "tls_verify", v_boolean)
-        _apply(record, out, errs, path, "tls_verify_depth", v_integer(0, 64))
-        _apply(record, out, errs, path, "ca_certificates", v_array(v_uuid))
+        _apply_fields(record, out, errs, path, _SERVICE_CHECKS)
         _foreign(record, out, errs, path, "client_certificate", None)
         protocol = out.get("protocol")
         # services.lua entity_checks, all ``conditional`` (schema/init.lua): the field gets
@@ -431,18 +476,15 @@ class _Loader:
             _unsupported(errs, path, "protocol", f"'{protocol}' services")
         item = _Item("services", out, path, label)
         self.items.append(item)
-        for j, r in enumerate(_entries(record.get("routes"), errs, path, "routes"), 1):
-            self._route(r, (*path, "routes", j), f"{label}.routes[{j}]", item)
-        for j, p in enumerate(_entries(record.get("plugins"), errs, path, "plugins"), 1):
-            self._plugin(p, (*path, "plugins", j), f"{label}.plugins[{j}]", item)
+        self._children(record, path, label, item, "routes", self._route)
+        self._children(record, path, label, item, "plugins", self._plugin)
 
     def _certificate(self, rec: Any, path: tuple[Any, ...], label: str) -> None:
         """certificates.lua: ``cert``/``key`` required, valid and matching."""
-        record = self._record(rec, path)
+        record = self._record(rec, path, _CERTIFICATE_FIELDS)
         if record is None:
             return
         errs = self.errs
-        _check_fields(record, _CERTIFICATE_FIELDS, errs, path)
         out: dict[str, Any] = {}
         _validate_common(record, out, errs, path)
         check_cert = v_certificate(referenceable=True)
@@ -480,11 +522,10 @@ class _Loader:
 
     def _ca_certificate(self, rec: Any, path: tuple[Any, ...], label: str) -> None:
         """ca_certificates.lua: ``cert`` required (not referenceable), one CA certificate."""
-        record = self._record(rec, path)
+        record = self._record(rec, path, _CA_CERTIFICATE_FIELDS)
         if record is None:
             return
         errs = self.errs
-        _check_fields(record, _CA_CERTIFICATE_FIELDS, errs, path)
         out: dict[str, Any] = {}
         _validate_common(record, out, errs, path)
         check_cert = v_certificate(referenceable=False)
@@ -497,38 +538,17 @@ class _Loader:
                 errs.append(path, "@entity", problem)
         self.items.append(_Item("ca_certificates", out, path, label))
 
-    def _route(self, rec: Any, path: tuple[Any, ...], label: str, parent: _Item | None) -> None:
-        record = self._record(rec, path)
+    def _route(
+        self, rec: Any, path: tuple[Any, ...], label: str, parent: _Item | None = None
+    ) -> None:
+        record = self._record(rec, path, _ROUTE_FIELDS)
         if record is None:
             return
         errs = self.errs
-        _check_fields(record, _ROUTE_FIELDS, errs, path)
         out: dict[str, Any] = {}
         before = _count_leaves(errs.tree)
         _validate_common(record, out, errs, path)
-        _apply(record, out, errs, path, "name", v_utf8_name)
-        _apply(record, out, errs, path, "protocols", v_protocols, ["http", "https"])
-        _apply(
-            record,
-            out,
-            errs,
-            path,
-            "https_redirect_status_code",
-            v_one_of((426, 301, 302, 307, 308)),
-            426,
-        )
-        for key, default in (
-            ("strip_path", True),
-            ("preserve_host", False),
-            ("request_buffering", True),
-            ("response_buffering", True),
-        ):
-            _apply(record, out, errs, path, key, v_boolean, default)
-        _apply(record, out, errs, path, "methods", v_array(v_method, kind="set"), [])
-        _apply(record, out, errs, path, "hosts", v_array(v_route_host), [])
-        _apply(record, out, errs, path, "paths", v_array(v_router_path), [])
-        _apply(record, out, errs, path, "regex_priority", v_integer(), 0)
-        _apply(record, out, errs, path, "path_handling", v_one_of(("v0", "v1")), "v0")
+        _apply_fields(record, out, errs, path, _ROUTE_CHECKS)
         self._route_headers(record, out, path)
         _foreign(record, out, errs, path, "service", None if parent is None else "services")
         protocols = out.get("protocols") or []
@@ -557,8 +577,7 @@ class _Loader:
             self._route_entity_checks(out, path)
         item = _Item("routes", out, path, label, parent)
         self.items.append(item)
-        for j, p in enumerate(_entries(record.get("plugins"), errs, path, "plugins"), 1):
-            self._plugin(p, (*path, "plugins", j), f"{label}.plugins[{j}]", item)
+        self._children(record, path, label, item, "plugins", self._plugin)
 
     def _route_headers(
         self, record: dict[str, Any], out: dict[str, Any], path: tuple[Any, ...]
@@ -634,12 +653,13 @@ class _Loader:
             elif not is_path:  # path regexes were reported on the field already
                 self.errs.append(path, "@entity", f"invalid header regex '{rx}' ({message})")
 
-    def _plugin(self, rec: Any, path: tuple[Any, ...], label: str, parent: _Item | None) -> None:
-        record = self._record(rec, path)
+    def _plugin(
+        self, rec: Any, path: tuple[Any, ...], label: str, parent: _Item | None = None
+    ) -> None:
+        record = self._record(rec, path, _PLUGIN_FIELDS)
         if record is None:
             return
         errs = self.errs
-        _check_fields(record, _PLUGIN_FIELDS, errs, path)
         out: dict[str, Any] = {}
         _validate_common(record, out, errs, path)
         _apply(record, out, errs, path, "name", v_string, required=True)
@@ -814,6 +834,9 @@ class _Loader:
 
     # -- phase 3: typed entities -------------------------------------------------------------
 
+    def _of_kind(self, kind: str) -> Iterator[_Item]:
+        return (item for item in self.items if item.kind == kind)
+
     def _build(
         self, resolved: dict[int, dict[str, _Item | None]], version: str
     ) -> DeclarativeConfig:
@@ -836,9 +859,7 @@ class _Loader:
                 ca_certificates.append(
                     CACertificate(id=str(item.id), cert=d["cert"], tags=_dedupe(d["tags"]))
                 )
-        for item in self.items:
-            if item.kind != "services":
-                continue
+        for item in self._of_kind("services"):
             d = item.data
             cert_item = resolved[id(item)].get("client_certificate")
             services[id(item)] = Service(
@@ -863,9 +884,7 @@ class _Loader:
                     tuple(d["ca_certificates"]) if d.get("ca_certificates") is not None else None
                 ),
             )
-        for item in self.items:
-            if item.kind != "routes":
-                continue
+        for item in self._of_kind("routes"):
             d = item.data
             svc_item = resolved[id(item)].get("service")
             routes[id(item)] = Route(
@@ -886,9 +905,7 @@ class _Loader:
                 response_buffering=d["response_buffering"],
                 tags=_dedupe(d["tags"]),
             )
-        for item in self.items:
-            if item.kind != "plugins":
-                continue
+        for item in self._of_kind("plugins"):
             d = item.data
             refs = resolved[id(item)]
             r_item, s_item = refs.get("route"), refs.get("service")

@@ -9,7 +9,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from kong_harness.schema.definitions import Field, each_field
-from kong_harness.schema.engine import adjust_field, handle_missing_field, validate_field
+from kong_harness.schema.engine import (
+    adjust_field,
+    handle_missing_field,
+    record_to_recurse,
+    validate_field,
+)
 from kong_harness.schema.entity_checks import run_entity_checks
 from kong_harness.schema.errors import ConfigError
 from kong_harness.schema.lua import MISSING
@@ -130,11 +135,9 @@ def _select_field(field: Field, value: Any) -> Any:
         return value
     ftype = field.get("type")
     if ftype == "record":
-        if value is not None and (value is not MISSING or field.get("required") is True):
-            if value is MISSING:
-                value = handle_missing_field(field)
-            if isinstance(value, dict):
-                return _select_record(field, value)
+        record = record_to_recurse(field, value)
+        if isinstance(record, dict):
+            return _select_record(field, record)
     elif isinstance(value, list) and ftype in ("array", "set"):
         sub = field.get("elements")
         if isinstance(sub, dict):

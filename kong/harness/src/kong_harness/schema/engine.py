@@ -99,16 +99,24 @@ def handle_missing_field(field: Field) -> Any:
     return MISSING
 
 
+def record_to_recurse(field: Field, value: Any) -> Any:
+    """``should_recurse_record`` (insert and select contexts) for a record field, and what
+    ``adjust_field_for_context`` then recurses into: a missing value is filled by
+    ``handle_missing_field``. ``None`` when it does not recurse."""
+    if value is None or (value is MISSING and field.get("required") is not True):
+        return None
+    return handle_missing_field(field) if value is MISSING else value
+
+
 def adjust_field(field: Field, value: Any) -> Any:
     """``adjust_field_for_context`` for the ``insert`` context."""
     if field.get("abstract"):
         return value
     ftype = field.get("type")
     if ftype == "record":
-        if value is not None and (value is not MISSING or field.get("required") is True):
-            if value is MISSING:
-                value = handle_missing_field(field)
-            value = _as_lua_table(value, "record")
+        record = record_to_recurse(field, value)
+        if record is not None:
+            value = _as_lua_table(record, "record")
             if isinstance(value, dict):
                 return _process_record(field, value)
     elif is_table(value):

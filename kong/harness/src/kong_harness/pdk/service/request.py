@@ -14,25 +14,27 @@ from kong_harness.pdk.private.phases import ACCESS_REWRITE
 from kong_harness.pdk.table import arg_at, pdk_method, string_arg_at
 
 
+def _header_values(ctx: RequestContext, name: str, value: Any) -> list[str]:
+    """A validated header's values; a ``Host`` also becomes the upstream host."""
+    values = normalize_header_value(value)
+    if name.lower() == "host":
+        ctx.upstream_host = values[0]
+    return values
+
+
 # kong.service.request.*
 @pdk_method("kong.service.request.set_header", ACCESS_REWRITE)
 def _svc_set_header(ctx: RequestContext, args: list[Any]) -> None:
     name, value = arg_at(args, 0), arg_at(args, 1)
     validate_header(name, value)
-    values = normalize_header_value(value)
-    if name.lower() == "host":
-        ctx.upstream_host = values[0]
-    ctx.set_request_header(name, values)
+    ctx.set_request_header(name, _header_values(ctx, name, value))
 
 
 @pdk_method("kong.service.request.add_header", ACCESS_REWRITE)
 def _svc_add_header(ctx: RequestContext, args: list[Any]) -> None:
     name, value = arg_at(args, 0), arg_at(args, 1)
     validate_header(name, value)
-    values = normalize_header_value(value)
-    if name.lower() == "host":
-        ctx.upstream_host = values[0]
-    ctx.headers.extend((name, v) for v in values)
+    ctx.headers.extend((name, v) for v in _header_values(ctx, name, value))
 
 
 @pdk_method("kong.service.request.clear_header", ACCESS_REWRITE)
@@ -48,10 +50,7 @@ def _svc_set_headers(ctx: RequestContext, args: list[Any]) -> None:
         raise LuaError("headers must be a table")
     validate_headers(headers)
     for name, value in headers.items():
-        values = normalize_header_value(value)
-        if name.lower() == "host":
-            ctx.upstream_host = values[0]
-        ctx.set_request_header(name, values)
+        ctx.set_request_header(name, _header_values(ctx, name, value))
 
 
 @pdk_method("kong.service.request.set_path", ACCESS_REWRITE)
