@@ -147,26 +147,28 @@ def _builder(
     )
 
 
+# x509.KeyUsage takes every flag by name (RFC 5280 §4.2.1.3).
+_KEY_USAGE_FLAGS = (
+    "digital_signature content_commitment key_encipherment data_encipherment key_agreement "
+    "key_cert_sign crl_sign encipher_only decipher_only"
+).split()
+
+
+def _key_usage(*granted: str) -> x509.KeyUsage:
+    """A KeyUsage with the ``granted`` flags set and every other one of its flags clear."""
+    unknown = set(granted) - set(_KEY_USAGE_FLAGS)
+    if unknown:
+        raise ValueError(f"not KeyUsage flags: {sorted(unknown)}")
+    return x509.KeyUsage(**{flag: flag in granted for flag in _KEY_USAGE_FLAGS})
+
+
 def _make_ca() -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "api-edge development CA")])
     cert = (
         _builder("api-edge development CA", name, key.public_key(), CA_DAYS)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_key_usage("key_cert_sign", "crl_sign"), critical=True)
         .sign(key, hashes.SHA256())
     )
     return cert, key
@@ -187,20 +189,7 @@ def _make_leaf(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_key_usage("digital_signature"), critical=True)
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
     )
     if names:

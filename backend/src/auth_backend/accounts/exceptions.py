@@ -9,7 +9,7 @@ from __future__ import annotations
 from rest_framework import status
 from rest_framework.exceptions import APIException, PermissionDenied, Throttled
 
-_BEARER = 'Bearer realm="api"'
+from auth_backend.core.errors import BEARER_CHALLENGE, INVALID_TOKEN_CHALLENGE
 
 
 class InvalidOneTimeToken(APIException):
@@ -26,7 +26,7 @@ class InvalidCredentials(APIException):
     status_code = status.HTTP_401_UNAUTHORIZED
     default_code = "invalid_credentials"
     default_detail = "The email address or password is incorrect."
-    auth_header = _BEARER
+    auth_header = BEARER_CHALLENGE
 
 
 class LoginThrottled(Throttled):
@@ -63,7 +63,7 @@ class ChallengeExpired(APIException):
     status_code = status.HTTP_401_UNAUTHORIZED
     default_code = "challenge_expired"
     default_detail = "The sign-in challenge has expired; sign in again."
-    auth_header = _BEARER
+    auth_header = BEARER_CHALLENGE
 
 
 class InvalidLoginCode(APIException):
@@ -72,7 +72,7 @@ class InvalidLoginCode(APIException):
     status_code = status.HTTP_401_UNAUTHORIZED
     default_code = "invalid_code"
     default_detail = "The authentication code is incorrect."
-    auth_header = _BEARER
+    auth_header = BEARER_CHALLENGE
 
     def __init__(self, attempts_remaining: int) -> None:
         super().__init__()
@@ -127,7 +127,7 @@ class InvalidGoogleToken(APIException):
     status_code = status.HTTP_401_UNAUTHORIZED
     default_code = "invalid_google_token"
     default_detail = "The Google ID token is invalid or expired."
-    auth_header = 'Bearer realm="api", error="invalid_token"'
+    auth_header = INVALID_TOKEN_CHALLENGE
 
 
 class GoogleEmailNotVerified(PermissionDenied):

@@ -79,6 +79,15 @@ _INVALID = error_response(
 _NOT_AUTHENTICATED = error_response("No valid gateway identity.", "not_authenticated")
 
 
+def _sign_in_result(component_name: str) -> PolymorphicProxySerializer:
+    """A sign-in's 200: a token pair, or a 2FA challenge when the account has 2FA."""
+    return PolymorphicProxySerializer(
+        component_name=component_name,
+        serializers=[TokenPairSerializer, TwoFactorChallengeSerializer],
+        resource_type_field_name=None,
+    )
+
+
 def _no_store(response: Response) -> Response:
     """Token responses must never be cached (RFC 6749 §5.1)."""
     response["Cache-Control"] = "no-store"
@@ -196,11 +205,7 @@ class LoginView(_PublicView):
         "address has an account; a right password clears the count.",
         request=LoginInputSerializer,
         responses={
-            200: PolymorphicProxySerializer(
-                component_name="LoginResult",
-                serializers=[TokenPairSerializer, TwoFactorChallengeSerializer],
-                resource_type_field_name=None,
-            ),
+            200: _sign_in_result("LoginResult"),
             400: _INVALID,
             401: error_response("Wrong email or password.", "invalid_credentials"),
             403: error_response("Right password, email not verified yet.", "email_not_verified"),
@@ -274,11 +279,7 @@ class GoogleLoginView(_PublicView):
         "could not be fetched.",
         request=GoogleLoginRequestSerializer,
         responses={
-            200: PolymorphicProxySerializer(
-                component_name="GoogleLoginResult",
-                serializers=[TokenPairSerializer, TwoFactorChallengeSerializer],
-                resource_type_field_name=None,
-            ),
+            200: _sign_in_result("GoogleLoginResult"),
             400: _google_error("`invalid`: per-field messages in `error.details.fields`"),
             401: _google_error("`invalid_google_token`"),
             403: _google_error("`google_email_not_verified` or `account_disabled`"),

@@ -66,6 +66,9 @@ from auth_backend.core.request_id import get_request_id
 logger = logging.getLogger(__name__)
 
 JSON_CONTENT_TYPE = "application/json"
+# The API's 401 challenges (``WWW-Authenticate``, RFC 6750 §3).
+BEARER_CHALLENGE = 'Bearer realm="api"'
+INVALID_TOKEN_CHALLENGE = f'{BEARER_CHALLENGE}, error="invalid_token"'
 _COMPACT_SEPARATORS = (",", ":")  # same bytes as DRF's JSONRenderer
 
 # Fallback code/message per status, for errors that carry nothing more specific.

@@ -41,6 +41,7 @@ from rest_framework import status
 from rest_framework.exceptions import APIException
 
 from auth_backend.core import tracing
+from auth_backend.core.errors import INVALID_TOKEN_CHALLENGE
 from auth_backend.core.metrics import (
     LOGOUTS,
     REFRESH_TOKEN_REUSE,
@@ -104,7 +105,7 @@ class TokenError(APIException):
     status_code = status.HTTP_401_UNAUTHORIZED
     default_code = "invalid_token"
     default_detail = "The token is invalid."
-    auth_header = 'Bearer realm="api", error="invalid_token"'
+    auth_header = INVALID_TOKEN_CHALLENGE
 
 
 class InvalidRefreshToken(TokenError):

@@ -35,6 +35,14 @@ def accept_totp_code(user: User, code: str) -> int | None:
     return step
 
 
+def _required_step(user: User, code: str) -> int:
+    """:func:`accept_totp_code` for a settings change: a code it refuses is an error."""
+    step = accept_totp_code(user, code)
+    if step is None:
+        raise InvalidTwoFactorCode()
+    return step
+
+
 def start_two_factor_setup(user: User) -> TwoFactorSetup:
     """Store a new pending TOTP secret (2FA stays off until :func:`enable_two_factor`).
 
@@ -64,9 +72,7 @@ def enable_two_factor(user: User, *, code: str) -> User:
             raise TwoFactorAlreadyEnabled()
         if not locked.totp_secret:
             raise TwoFactorSetupRequired()
-        step = accept_totp_code(locked, code)
-        if step is None:
-            raise InvalidTwoFactorCode()
+        step = _required_step(locked, code)
         locked.totp_enabled = True
         locked.last_totp_step = step
         locked.save(update_fields=["totp_enabled", "last_totp_step"])
@@ -80,9 +86,7 @@ def disable_two_factor(user: User, *, code: str) -> User:
         locked = locked_user(user)
         if not locked.totp_enabled:
             raise TwoFactorNotEnabled()
-        step = accept_totp_code(locked, code)
-        if step is None:
-            raise InvalidTwoFactorCode()
+        step = _required_step(locked, code)
         locked.totp_enabled = False
         locked.totp_secret = ""
         locked.last_totp_step = step
