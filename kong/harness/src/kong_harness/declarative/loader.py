@@ -420,15 +420,20 @@ class _Loader:
         errs.raise_if_any()
         return self._build(resolved, str(version))
 
-    def _record(
+    def _open(
         self, rec: Any, path: tuple[Any, ...], allowed: frozenset[str]
-    ) -> dict[str, Any] | None:
-        """An entity's record, its unknown fields reported; ``None`` if it is no record."""
+    ) -> tuple[dict[str, Any], dict[str, Any], int] | None:
+        """An entity parser's start: its record (unknown fields reported), its output with the
+        fields every entity has, and how many errors stood before those; ``None`` if ``rec``
+        is no record."""
         if not isinstance(rec, dict):
             self.errs.set(path[:-1], path[-1], "expected a record")
             return None
         _check_fields(rec, allowed, self.errs, path)
-        return rec
+        out: dict[str, Any] = {}
+        errors_before = _count_leaves(self.errs.tree)
+        _validate_common(rec, out, self.errs, path)
+        return rec, out, errors_before
 
     def _children(
         self,
@@ -444,10 +449,11 @@ class _Loader:
             parse(child, (*path, key, j), f"{label}.{key}[{j}]", parent)
 
     def _service(self, rec: Any, path: tuple[Any, ...], label: str) -> None:
-        record = self._record(rec, path, _SERVICE_FIELDS)
-        if record is None:
+        opened = self._open(rec, path, _SERVICE_FIELDS)
+        if opened is None:
             return
         errs = self.errs
+        record, out, _ = opened
         record = dict(record)
         url = record.pop("url", None)
         if url is not None:
@@ -455,8 +461,6 @@ class _Loader:
                 record.update(expand_service_url(url))
             else:
                 errs.set(path, "url", "expected a string")
-        out: dict[str, Any] = {}
-        _validate_common(record, out, errs, path)
         _apply_fields(record, out, errs, path, _SERVICE_CHECKS)
         _foreign(record, out, errs, path, "client_certificate", None)
         protocol = out.get("protocol")
@@ -481,12 +485,11 @@ class _Loader:
 
     def _certificate(self, rec: Any, path: tuple[Any, ...], label: str) -> None:
         """certificates.lua: ``cert``/``key`` required, valid and matching."""
-        record = self._record(rec, path, _CERTIFICATE_FIELDS)
-        if record is None:
+        opened = self._open(rec, path, _CERTIFICATE_FIELDS)
+        if opened is None:
             return
         errs = self.errs
-        out: dict[str, Any] = {}
-        _validate_common(record, out, errs, path)
+        record, out, _ = opened
         check_cert = v_certificate(referenceable=True)
         _apply(record, out, errs, path, "cert", check_cert, required=True)
         _apply(record, out, errs, path, "key", v_key, required=True)
@@ -522,12 +525,11 @@ class _Loader:
 
     def _ca_certificate(self, rec: Any, path: tuple[Any, ...], label: str) -> None:
         """ca_certificates.lua: ``cert`` required (not referenceable), one CA certificate."""
-        record = self._record(rec, path, _CA_CERTIFICATE_FIELDS)
-        if record is None:
+        opened = self._open(rec, path, _CA_CERTIFICATE_FIELDS)
+        if opened is None:
             return
         errs = self.errs
-        out: dict[str, Any] = {}
-        _validate_common(record, out, errs, path)
+        record, out, _ = opened
         check_cert = v_certificate(referenceable=False)
         _apply(record, out, errs, path, "cert", check_cert, required=True)
         _apply(record, out, errs, path, "cert_digest", v_string)
@@ -541,13 +543,11 @@ class _Loader:
     def _route(
         self, rec: Any, path: tuple[Any, ...], label: str, parent: _Item | None = None
     ) -> None:
-        record = self._record(rec, path, _ROUTE_FIELDS)
-        if record is None:
+        opened = self._open(rec, path, _ROUTE_FIELDS)
+        if opened is None:
             return
         errs = self.errs
-        out: dict[str, Any] = {}
-        before = _count_leaves(errs.tree)
-        _validate_common(record, out, errs, path)
+        record, out, errors_before = opened
         _apply_fields(record, out, errs, path, _ROUTE_CHECKS)
         self._route_headers(record, out, path)
         _foreign(record, out, errs, path, "service", None if parent is None else "services")
@@ -573,7 +573,7 @@ class _Loader:
             unsupported = [p for p in protocols if p not in HARNESS_PROTOCOLS]
             if unsupported:
                 _unsupported(errs, path, "protocols", f"{', '.join(unsupported)} routes")
-        if _count_leaves(errs.tree) == before:
+        if _count_leaves(errs.tree) == errors_before:
             self._route_entity_checks(out, path)
         item = _Item("routes", out, path, label, parent)
         self.items.append(item)
@@ -656,12 +656,11 @@ class _Loader:
     def _plugin(
         self, rec: Any, path: tuple[Any, ...], label: str, parent: _Item | None = None
     ) -> None:
-        record = self._record(rec, path, _PLUGIN_FIELDS)
-        if record is None:
+        opened = self._open(rec, path, _PLUGIN_FIELDS)
+        if opened is None:
             return
         errs = self.errs
-        out: dict[str, Any] = {}
-        _validate_common(record, out, errs, path)
+        record, out, _ = opened
         _apply(record, out, errs, path, "name", v_string, required=True)
         name = out.get("name")
         if (

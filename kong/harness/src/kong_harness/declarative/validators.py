@@ -69,32 +69,27 @@ def v_one_of(options: Sequence[Any]) -> Validator:
     return check
 
 
-def v_uuid(v: Any) -> str | None:
-    if not isinstance(v, str):
-        return "expected a string"
-    return None if _UUID_RE.fullmatch(v) else "expected a valid UUID"
+def _v_matching(pattern: re.Pattern[str], problem: str) -> Validator:
+    """A string ``pattern`` matches whole; else ``problem``, its ``{value}`` the string."""
+
+    def check(v: Any) -> str | None:
+        if not isinstance(v, str):
+            return "expected a string"
+        return None if pattern.fullmatch(v) else problem.format(value=v)
+
+    return check
 
 
-def v_utf8_name(v: Any) -> str | None:
-    if not isinstance(v, str):
-        return "expected a string"
-    if not _UTF8_NAME_RE.fullmatch(v):
-        return (
-            f"invalid value '{v}': the only accepted ascii characters are "
-            "alphanumerics or ., -, _, and ~"
-        )
-    return None
-
-
-def v_tag(v: Any) -> str | None:
-    if not isinstance(v, str):
-        return "expected a string"
-    if not _TAG_RE.fullmatch(v):
-        return (
-            f"invalid tag '{v}': expected printable ascii (except `,` and `/`) "
-            "or valid utf-8 sequences"
-        )
-    return None
+v_uuid = _v_matching(_UUID_RE, "expected a valid UUID")
+v_utf8_name = _v_matching(
+    _UTF8_NAME_RE,
+    "invalid value '{value}': the only accepted ascii characters are "
+    "alphanumerics or ., -, _, and ~",
+)
+v_tag = _v_matching(
+    _TAG_RE,
+    "invalid tag '{value}': expected printable ascii (except `,` and `/`) or valid utf-8 sequences",
+)
 
 
 def v_array(elem: Validator, *, kind: str = "array") -> Validator:
@@ -244,10 +239,7 @@ def regex_problem(rx: str, *, anchored: bool) -> tuple[str, str] | None:
     return None
 
 
-def v_method(v: Any) -> str | None:
-    if not isinstance(v, str):
-        return "expected a string"
-    return None if _METHOD_RE.fullmatch(v) else f"invalid value: {v}"
+v_method = _v_matching(_METHOD_RE, "invalid value: {value}")
 
 
 def v_protocols(v: Any) -> str | dict[int, str] | None:
