@@ -9,7 +9,8 @@ from __future__ import annotations
 from rest_framework import status
 from rest_framework.exceptions import APIException, PermissionDenied, Throttled
 
-from auth_backend.core.errors import BEARER_CHALLENGE, INVALID_TOKEN_CHALLENGE
+from auth_backend.core.errors import BEARER_CHALLENGE
+from auth_backend.tokens.services import TokenError
 
 
 class InvalidOneTimeToken(APIException):
@@ -123,11 +124,11 @@ class GoogleUnavailable(APIException):
     default_detail = "Google's signing keys could not be fetched; try again later."
 
 
-class InvalidGoogleToken(APIException):
-    status_code = status.HTTP_401_UNAUTHORIZED
+class InvalidGoogleToken(TokenError):
+    """401 with the RFC 6750 ``invalid_token`` challenge, like the service's own tokens."""
+
     default_code = "invalid_google_token"
     default_detail = "The Google ID token is invalid or expired."
-    auth_header = INVALID_TOKEN_CHALLENGE
 
 
 class GoogleEmailNotVerified(PermissionDenied):

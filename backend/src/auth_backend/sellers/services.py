@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import uuid
+from datetime import datetime
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -41,6 +42,34 @@ _DECISION_OUTCOME = {
     Decision.APPROVE: (ApplicationStatus.APPROVED, EventType.SELLER_APPLICATION_APPROVED),
     Decision.REJECT: (ApplicationStatus.REJECTED, EventType.SELLER_APPLICATION_REJECTED),
 }
+
+
+def _record_transition(
+    application: SellerApplication,
+    *,
+    from_status: str,
+    actor: User,
+    at: datetime,
+    event_type: str,
+    note: str = "",
+    **event_fields: str,
+) -> None:
+    """The audit row and the outbox event of a change to ``application``'s current status,
+    in the caller's transaction."""
+    SellerApplicationTransition.objects.create(
+        application=application,
+        from_status=from_status,
+        to_status=application.status,
+        actor=actor,
+        at=at,
+        note=note,
+    )
+    record_event(
+        event_type,
+        subject_id=str(application.user_id),
+        application_id=str(application.pk),
+        **event_fields,
+    )
 
 
 def submit_application(
@@ -80,17 +109,12 @@ def submit_application(
         except IntegrityError:
             # Another request opened one between our check and the insert.
             raise ApplicationPending() from None
-        SellerApplicationTransition.objects.create(
-            application=application,
+        _record_transition(
+            application,
             from_status="",
-            to_status=ApplicationStatus.PENDING,
             actor=locked,
             at=now,
-        )
-        record_event(
-            EventType.SELLER_APPLICATION_SUBMITTED,
-            subject_id=str(locked.pk),
-            application_id=str(application.pk),
+            event_type=EventType.SELLER_APPLICATION_SUBMITTED,
             seller_type=application.seller_type,
         )
     SELLER_APPLICATIONS.labels(status="submitted").inc()
@@ -142,18 +166,13 @@ def decide_application(
             applicant.save(update_fields=["is_seller"])
         application.user = applicant
 
-        SellerApplicationTransition.objects.create(
-            application=application,
+        _record_transition(
+            application,
             from_status=previous,
-            to_status=new_status,
             actor=actor,
             at=now,
+            event_type=event_type,
             note=note,
-        )
-        record_event(
-            event_type,
-            subject_id=str(applicant.pk),
-            application_id=str(application.pk),
             decided_by=str(actor.pk),
         )
     SELLER_APPLICATIONS.labels(status=new_status.value).inc()
