@@ -136,7 +136,7 @@ def _answer_rejection(kong: Any, rejection: DecidedRejection, plugin_name: str) 
         try:
             kong.response.error(*args)
             return True
-        except Exception:
+        except Exception:  # the guard is the last boundary: log, then end the event quietly
             log.exception("plugin %s could not answer its rejection with %s", plugin_name, args[:1])
     return False  # nothing reached Kong: the handler must return for kong-pdk's "ret"
 
@@ -188,7 +188,7 @@ def guarded(method: Handler) -> Handler:
                 # Kong's own error response: JSON (or what Accept asks for), with the
                 # request id, "An unexpected error occurred" (kong/pdk/response.lua).
                 kong.response.error(500)
-            except Exception:
+            except Exception:  # the last boundary: nothing else may raise into kong-pdk
                 log.exception("plugin %s could not fail closed", plugin_name)
                 return
         _end_greenlet()

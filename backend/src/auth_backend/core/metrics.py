@@ -201,7 +201,7 @@ class DatabaseGaugeCollector(Collector):
         for name, documentation, read in self._gauges():
             try:
                 value = read()
-            except Exception:
+            except Exception:  # a scrape boundary: one failing query must not empty the scrape
                 log.exception(
                     "metric query failed; gauge omitted from this scrape", extra={"metric": name}
                 )
