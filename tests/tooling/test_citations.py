@@ -13,8 +13,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# A design document outside the repository, or an issue tracker number ("issue 6", "#12" is
-# left alone: it is also CSS, Markdown and shell syntax).
+# A design document outside the repository, or an issue tracker number written out as the
+# word and a number ("#" with a number is left alone: it is also CSS, Markdown and shell).
 UNREACHABLE = re.compile(r"DESIGN\.md|\.\./shared/|\b[Ii]ssues? \d+\b")
 THIS_FILE = Path(__file__).resolve()
 
