@@ -7,15 +7,24 @@ Kong (:func:`serve_metrics`), on the port of its command line's ``--metrics-port
 A taken port is logged, never fatal: requests are served without metrics rather than not
 at all. Recording goes through :func:`safely`: a metric must never fail a request or stop
 a background worker.
+
+Besides each plugin's own families and ``prometheus_client``'s ``process_*`` (resident
+memory, CPU, open files), every endpoint serves ``edge_plugin_greenlets``: the greenlets
+alive in the process (kong-pdk runs each event in one under ``-g``), counted when scraped.
+A count that keeps growing under steady traffic is a leak of stuck handlers.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
-from prometheus_client import start_http_server
+from greenlet import greenlet
+from prometheus_client import REGISTRY, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +35,7 @@ DEFAULT_ADDRESS = "127.0.0.1"
 _lock = threading.Lock()
 _server_port: int | None = None
 _server_address: str | None = None
+_greenlet_gauge: GreenletCollector | None = None
 
 
 def start_metrics_server(port: int, address: str = DEFAULT_ADDRESS) -> None:
@@ -43,7 +53,33 @@ def start_metrics_server(port: int, address: str = DEFAULT_ADDRESS) -> None:
                 )
             return
         start_http_server(port, addr=address)
+        _register_greenlet_gauge()
         _server_port, _server_address = port, address
+
+
+def _register_greenlet_gauge() -> None:
+    """Add ``edge_plugin_greenlets`` to the default registry, once per process."""
+    global _greenlet_gauge
+    if _greenlet_gauge is None:
+        _greenlet_gauge = GreenletCollector()
+        REGISTRY.register(_greenlet_gauge)
+
+
+def live_greenlets() -> int:
+    """Greenlets started and not finished, the hub and the main one included."""
+    return sum(1 for obj in gc.get_objects() if isinstance(obj, greenlet) and obj)
+
+
+class GreenletCollector(Collector):
+    """``edge_plugin_greenlets``, counted at scrape time (a walk of the GC's objects:
+    milliseconds, once per scrape, never on a request's path)."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "edge_plugin_greenlets",
+            "Greenlets alive in this plugin-server process (kong-pdk runs each event in one)",
+            value=live_greenlets(),
+        )
 
 
 def serve_metrics(port: int, address: str = DEFAULT_ADDRESS) -> None:
