@@ -32,6 +32,8 @@ REPO = Path(__file__).resolve().parents[2]
 # Absolute paths: Kong runs a start command as `/bin/sh -c "exec <cmd>"`, PATH unknown.
 DEMO_PLUGIN = Path(__file__).resolve().parent / "plugins" / "demo.py"
 DEMO_COMMAND = f"{shlex.quote(str(BIN_DIR / 'python'))} {shlex.quote(str(DEMO_PLUGIN))}"
+# What kong/kong.conf gives every shipped server: gevent mode, Python-style PDK errors.
+SERVER_FLAGS = "-g --no-lua-style"
 
 
 def free_port() -> int:
@@ -116,6 +118,7 @@ class HarnessRunner:
         status: bool = False,
         admin: bool = False,
         conf_lines: tuple[str, ...] = (),
+        flags: dict[str, str] | None = None,
     ) -> None:
         """``servers`` maps each plugin server name to extra environment for its process;
         ``commands`` maps a server name to the command serving it: an absolute command
@@ -123,7 +126,9 @@ class HarnessRunner:
         ``edge-jwt``, or ``python <script>``). The default is :data:`DEMO_COMMAND`, the test
         plugin ``edge-demo`` (which ``EDGE_DEMO_NAME`` can rename). ``status``/``admin``
         serve Kong's Status and Admin APIs on free ports (kong.conf ``status_listen``,
-        ``admin_listen``; ``off`` otherwise); ``conf_lines`` are extra kong.conf lines."""
+        ``admin_listen``; ``off`` otherwise); ``conf_lines`` are extra kong.conf lines.
+        ``flags`` maps a server name to kong-pdk flags in place of :data:`SERVER_FLAGS` (a
+        plain kong-pdk plugin in its default threads mode gets ``""``)."""
         self.dir = Path(tempfile.mkdtemp(prefix="kh-"))  # short: Unix socket paths ≤ 107
         servers = servers or {"edge-demo": {}}
         commands = commands or {}
@@ -152,7 +157,7 @@ class HarnessRunner:
             lines += [
                 f"{key}_socket = {self.dir}/{name}.socket",
                 f"{key}_start_cmd = {env_prefix}{program} -p {self.dir} "
-                f"--socket-name {name}.socket -g --no-lua-style",
+                f"--socket-name {name}.socket {(flags or {}).get(name, SERVER_FLAGS)}".rstrip(),
                 f"{key}_query_cmd = {env_prefix}{program} --dump",
             ]
         (self.dir / "kong.conf").write_text("\n".join(lines) + "\n")
