@@ -10,6 +10,8 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_LINK_MODE := copy
 
 PYTEST_ARGS ?=
+# make bench BENCH_ARGS=--quick (a smoke run); every parameter: python -m tests.bench --help
+BENCH_ARGS ?=
 
 .PHONY: help setup run test check lint format mypy bench up down clean k8s-tools k8s-rules k8s-render plugin-docs
 
@@ -74,11 +76,7 @@ format: setup ## fix what lint can fix, then ruff format
 	$(VENV)/bin/ruff format .
 
 bench: setup ## benchmarks (ratios side by side in one run)
-	$(VENV)/bin/python -m tests.bench.harness_overhead
-	$(VENV)/bin/python -m tests.bench.backend_latency
-	$(VENV)/bin/python -m tests.bench.edge_jwt_cpu
-	$(VENV)/bin/python -m tests.bench.rate_limit
-	$(VENV)/bin/python -m tests.bench.edge_trace_cpu
+	$(VENV)/bin/python -m tests.bench $(BENCH_ARGS)
 
 up: setup ## the docker compose stack with real Kong
 	@test -f docker-compose.yml || { echo "docker-compose.yml arrives with the compose issue"; exit 1; }

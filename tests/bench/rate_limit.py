@@ -1,34 +1,38 @@
-"""Cost of one rate-limit decision: LocalLimiter against RedisLimiter, side by side in one run.
+"""Rate-limit decisions: LocalLimiter against RedisLimiter, and over-admission with 2 nodes.
 
-Variants, each for ``sliding_window`` and ``gcra``:
-  local  one key    the process-local store, every request on the same key
-  local  many keys  the same, requests spread round-robin over ``--keys`` keys
+Decision cost, each for ``sliding_window`` and ``gcra``:
+  local  one key    the process-local store, every decision on the same key
+  local  many keys  the same, decisions spread round-robin over ``keys`` keys
   redis  one key    RedisLimiter (one EVALSHA round trip per decision) on one key
-  redis  many keys  the same over ``--keys`` keys
-One thread, one decision at a time, so the Redis rows are round-trip latency (loopback by
-default), not throughput under concurrency. Variants run in interleaved blocks of
-``--block`` decisions so machine noise hits them alike; each decision is timed with
-``perf_counter_ns``. The limit (``--limit`` per second) is small enough that the one-key
-rows mix admissions and rejections, which take different paths. Redis keys get a unique
-prefix and are deleted afterwards; when Redis is unreachable only the local rows are shown.
+  redis  many keys  the same over ``keys`` keys
+One thread, one decision at a time, so the Redis rows are round-trip latency (loopback),
+not throughput under concurrency. Variants run in interleaved blocks so machine noise hits
+them alike; each decision is timed with ``perf_counter_ns``. The limit is small enough that
+the one-key rows mix admissions and rejections, which take different paths.
 
-    python -m tests.bench.rate_limit            # --blocks 20 --block 500 --keys 10000
+Over-admission: two nodes (each its own limiter and Redis connections, as two gateways
+have) decide for one key at once from two threads until each has tried ``limit`` times;
+admitted minus the limit is what a shared counter let through too many. With Redis down a
+node falls back to its own counter at limit ÷ ``expected_nodes`` (2 here), measured too.
+Redis keys get a unique prefix and are deleted afterwards.
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 
 from edge_plugins.ratelimit.limits import Limit
 from edge_plugins.ratelimit.local_store import LocalLimiter
 from edge_plugins.ratelimit.redis_store import RedisLimiter, RedisSettings
+from tests.bench.measure import percentile
 from tests.services import REDIS_TEST_URL, redis_unavailable
 
 ALGORITHMS = ("sliding_window", "gcra")
@@ -101,57 +105,95 @@ def run(
                 variant.run(block)
     finally:
         if redis_limiter is not None:
-            client = redis.Redis.from_url(url)
-            try:
-                batch = []
-                for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-                    batch.append(key)
-                    if len(batch) >= 1000:
-                        client.delete(*batch)
-                        batch.clear()
-                if batch:
-                    client.delete(*batch)
-            finally:
-                client.close()
-                redis_limiter.close()
+            _delete(url, prefix)
+            redis_limiter.close()
     return found, unavailable
 
 
-def report(found: list[Variant], unavailable: str | None, *, limit: int, key_count: int) -> str:
-    lines = [
-        f"one decision, limit {limit}/s, one thread; many keys = {key_count} keys round-robin",
-        f"{'store':<6} {'algorithm':<15} {'keys':<5} {'decisions/s':>12} "
-        f"{'median µs':>10} {'p90 µs':>8} {'admitted':>9}",
-    ]
+def decision_costs(
+    blocks: int, block: int, key_count: int, limit: int, url: str = REDIS_TEST_URL
+) -> list[dict[str, Any]]:
+    """Decisions per second and µs per decision of every variant (see the module doc)."""
+    found, unavailable = run(blocks, block, key_count, limit, url)
+    if unavailable is not None:
+        raise RuntimeError(f"Redis at {url} is needed for the bench: {unavailable}")
+    rows = []
     for variant in found:
         samples = variant.samples_ns
-        total_s = sum(samples) / 1e9
-        p90 = statistics.quantiles(samples, n=10)[-1] if len(samples) > 1 else samples[0]
-        lines.append(
-            f"{variant.store:<6} {variant.algorithm:<15} {variant.keys:<5} "
-            f"{len(samples) / total_s:>12,.0f} {statistics.median(samples) / 1000:>10.1f} "
-            f"{p90 / 1000:>8.1f} {variant.admitted / len(samples):>9.0%}"
+        rows.append(
+            {
+                "store": variant.store,
+                "algorithm": variant.algorithm,
+                "keys": variant.keys,
+                "decisions_per_second": len(samples) / (sum(samples) / 1e9),
+                "median_us": statistics.median(samples) / 1000,
+                "p99_us": percentile(samples, 99) / 1000,
+                "admitted": variant.admitted / len(samples),
+            }
         )
-    if unavailable is not None:
-        lines.append(f"redis rows skipped: {unavailable}")
-    lines.append(
-        "decisions/s = decisions / summed decision time (no client overhead); "
-        "redis: loopback round trip incl. EVALSHA."
-    )
-    return "\n".join(lines)
+    return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--blocks", type=int, default=20)
-    parser.add_argument("--block", type=int, default=500)
-    parser.add_argument("--keys", type=int, default=10_000)
-    parser.add_argument("--limit", type=int, default=100, help="units per second per key")
-    parser.add_argument("--redis-url", default=REDIS_TEST_URL)
-    args = parser.parse_args()
-    found, unavailable = run(args.blocks, args.block, args.keys, args.limit, args.redis_url)
-    print(report(found, unavailable, limit=args.limit, key_count=args.keys))
+def over_admission(limit: int, url: str = REDIS_TEST_URL) -> dict[str, Any]:
+    """Admitted beyond ``limit`` (per minute, one key) when 2 nodes decide at once: with the
+    shared Redis counter, and with each node's local fallback (limit ÷ 2)."""
+    nodes = 2
+    prefix = f"bench-rl-2n-{uuid.uuid4().hex}"
+    out: dict[str, Any] = {"limit": limit, "nodes": nodes}
+    try:
+        for store in ("redis", "local-fallback"):
+            admitted = _two_nodes(store, limit, nodes, url, prefix)
+            out[store] = {
+                "tried": nodes * limit,
+                "admitted": admitted,
+                "over_admitted": max(0, admitted - limit),
+            }
+    finally:
+        _delete(url, prefix)
+    return out
 
 
-if __name__ == "__main__":
-    main()
+def _two_nodes(store: str, limit: int, nodes: int, url: str, prefix: str) -> int:
+    """Decisions for one key from ``nodes`` threads, each a node with its own limiter;
+    each tries ``limit`` times. Answers how many were admitted in all."""
+    barrier = threading.Barrier(nodes)
+    admitted = [0] * nodes
+
+    def node(index: int) -> None:
+        if store == "redis":
+            limiter = RedisLimiter(RedisSettings(url=url, key_prefix=prefix, timeout_ms=2000))
+            limits = [Limit(limit, 60)]
+            try:
+                barrier.wait()
+                for _ in range(limit):
+                    admitted[index] += limiter.take("bench", "one-client", limits).allowed
+            finally:
+                limiter.close()
+        else:
+            local = LocalLimiter()
+            share = [Limit(max(1, limit // nodes), 60)]  # on_store_failure: local
+            barrier.wait()
+            for _ in range(limit):
+                admitted[index] += local.take("bench", "one-client", share, now=time.time()).allowed
+
+    threads = [threading.Thread(target=node, args=(i,)) for i in range(nodes)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(admitted)
+
+
+def _delete(url: str, prefix: str) -> None:
+    client = redis.Redis.from_url(url)
+    try:
+        batch = []
+        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                client.delete(*batch)
+                batch.clear()
+        if batch:
+            client.delete(*batch)
+    finally:
+        client.close()
