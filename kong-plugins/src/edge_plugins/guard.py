@@ -193,4 +193,4 @@ def guarded(method: Handler) -> Handler:
                 return
         _end_greenlet()
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper  # type: ignore[return-value]  # same call signature as method, untyped for mypy

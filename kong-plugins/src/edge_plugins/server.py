@@ -103,10 +103,10 @@ def use_lossless_rpc_strings() -> None:
         return
     namespace = ModuleType(_LOSSLESS_MSGPACK)
     namespace.__dict__.update({k: v for k, v in vars(msgpack).items() if not k.startswith("__")})
-    namespace.Unpacker = functools.partial(  # type: ignore[attr-defined]
+    namespace.Unpacker = functools.partial(  # type: ignore[attr-defined]  # a ModuleType stand-in
         msgpack.Unpacker, unicode_errors="surrogateescape"
     )
-    namespace.packb = functools.partial(  # type: ignore[attr-defined]
+    namespace.packb = functools.partial(  # type: ignore[attr-defined]  # a ModuleType stand-in
         msgpack.packb, unicode_errors="surrogateescape"
     )
     listener.msgpack = namespace

@@ -79,7 +79,7 @@ class ListenerMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         listener = listener_of(request.META)
-        request.listener = listener  # type: ignore[attr-defined]
+        request.listener = listener  # type: ignore[attr-defined]  # our attribute on Django's request
         urlconf = URLCONFS[listener] or settings.ROOT_URLCONF
         request.urlconf = urlconf
         return self.get_response(request)

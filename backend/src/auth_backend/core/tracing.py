@@ -516,7 +516,7 @@ def traced(name: str, **attributes: Any) -> Callable[[F], F]:
             with span(name, attributes):
                 return func(*args, **kwargs)
 
-        return wrapper  # type: ignore[return-value]
+        return wrapper  # type: ignore[return-value]  # functools.wraps keeps func's signature
 
     return decorate
 

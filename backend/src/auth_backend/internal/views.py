@@ -85,6 +85,7 @@ class InternalAccessMixin:
     def finalize_response(
         self, request: Request, response: Response, *args: Any, **kwargs: Any
     ) -> Response:
+        # mypy cannot resolve super() through the mixin into APIView, hence the ignore below
         response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
         response["Cache-Control"] = "no-store"
         caller = authenticated_caller(request)
