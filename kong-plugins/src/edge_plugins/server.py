@@ -2,7 +2,9 @@
 
 Kong 3.9+ reads only the first plugin of a server's ``--dump``, so each plugin runs as its
 own server (kong/runloop/plugin_servers/process.lua). Every server runs in kong-pdk's gevent
-mode (``-g``: measured 2-4x cheaper in CPU than threads here) with Python-style PDK errors
+mode (``-g``: one process serves concurrent requests that wait on Redis or a key fetch
+without a thread each; on one request at a time a PDK round trip costs about as much CPU as
+in threads mode, or more: ``make bench``) with Python-style PDK errors
 (``--no-lua-style``); both flags are added when the command line lacks them, so the start
 command in kong.conf cannot forget them.
 """
