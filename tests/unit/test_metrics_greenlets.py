@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import gevent
 import gevent.event
 
@@ -25,3 +27,15 @@ def test_the_gauge_counts_greenlets_while_they_live() -> None:
     release.set()
     gevent.joinall(parked, timeout=5)
     assert _gauge() == idle
+
+
+class _Referent:
+    pass
+
+
+def test_a_dead_weak_proxy_on_the_heap_does_not_break_the_scrape() -> None:
+    referent = _Referent()
+    proxy = weakref.proxy(referent)
+    del referent  # the proxy stays on the heap, its referent is gone
+    assert _gauge() >= 1
+    assert proxy is not None

@@ -66,8 +66,11 @@ def _register_greenlet_gauge() -> None:
 
 
 def live_greenlets() -> int:
-    """Greenlets started and not finished, the hub and the main one included."""
-    return sum(1 for obj in gc.get_objects() if isinstance(obj, greenlet) and obj)
+    """Greenlets started and not finished, the hub and the main one included.
+
+    ``type(obj)``, not ``isinstance``: the heap may hold a ``weakref.proxy`` whose referent
+    is gone, and ``isinstance`` asks it for ``__class__``, which raises ``ReferenceError``."""
+    return sum(1 for obj in gc.get_objects() if issubclass(type(obj), greenlet) and obj)
 
 
 class GreenletCollector(Collector):
