@@ -20,7 +20,6 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import jwt
@@ -32,7 +31,6 @@ from cryptography.x509.oid import NameOID
 from jwt.algorithms import RSAAlgorithm
 
 from tests.harness.backend import User
-from tests.harness.support import serve_in_thread
 from tests.security.probes import (
     AUDIENCE,
     ISSUER,
@@ -46,6 +44,7 @@ from tests.security.probes import (
     spoofed,
 )
 from tests.security.stack import Stack
+from tests.unit.jwt.support import JwksEndpoint, serve_jwks
 
 LEEWAY = 30
 MAX_LIFETIME = 900
@@ -244,32 +243,6 @@ def test_kid_traversal_and_injection(
 # --- jku / x5u / jwk / x5c / crit ---------------------------------------------------------
 
 
-class KeyServer:
-    """An attacker's key server: counts every request, serves the attacker's JWKS."""
-
-    def __init__(self, jwks: bytes) -> None:
-        self.hits = 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                outer.hits += 1
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(jwks)))
-                self.end_headers()
-                self.wfile.write(jwks)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = serve_in_thread(Handler)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
-
-
 ATTACKER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 ATTACKER_PEM = ATTACKER_KEY.private_bytes(
     serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -294,13 +267,15 @@ def _attacker_certificate() -> str:
 
 
 @pytest.fixture(scope="module")
-def key_server() -> Iterator[KeyServer]:
-    server = KeyServer(json.dumps({"keys": [ATTACKER_JWK]}).encode())
-    yield server
-    server.server.shutdown()
+def key_server() -> Iterator[JwksEndpoint]:
+    """An attacker's key server: serves the attacker's JWKS and counts every request."""
+    endpoint = JwksEndpoint(document={"keys": [ATTACKER_JWK]}, cache_control=None)
+    server = serve_jwks(endpoint)
+    yield endpoint
+    server.shutdown()
 
 
-def _header_cases(stack: Stack, server: KeyServer) -> dict[str, tuple[dict[str, Any], bool]]:
+def _header_cases(stack: Stack, server: JwksEndpoint) -> dict[str, tuple[dict[str, Any], bool]]:
     """header → (its parameters, signed by the issuer rather than the attacker)."""
     real = stack.issuer.kid
     return {
@@ -333,7 +308,7 @@ HEADER_CASES = [
 
 @pytest.mark.parametrize("case", HEADER_CASES)
 def test_key_bearing_and_critical_headers_are_never_followed(
-    stack: Stack, user: User, victim: User, key_server: KeyServer, case: str
+    stack: Stack, user: User, victim: User, key_server: JwksEndpoint, case: str
 ) -> None:
     """A token that brings its own key (RFC 7515 §4.1.2-4.1.6) is verified against the
     issuer's JWKS only, and the URL it names is never fetched; ``crit`` lists extensions
@@ -342,23 +317,23 @@ def test_key_bearing_and_critical_headers_are_never_followed(
     header, by_issuer = _header_cases(stack, key_server)[case]
     key = stack.issuer.private_pem if by_issuer else ATTACKER_PEM
     token = rs256(key, {"typ": "JWT", **header}, payload_of(user, sub=victim.id))
-    hits = key_server.hits
+    hits = key_server.count()
     if header.get("kid") == stack.issuer.kid:
         refused_everywhere(stack, auth(token), victim)
     else:
         refused_unknown_key(stack, token, victim)
-    assert key_server.hits == hits
+    assert key_server.count() == hits
 
 
 @pytest.mark.parametrize("parameter", ["jku", "x5u"])
 def test_a_key_url_on_an_issuer_token_is_ignored(
-    stack: Stack, user: User, victim: User, key_server: KeyServer, parameter: str
+    stack: Stack, user: User, victim: User, key_server: JwksEndpoint, parameter: str
 ) -> None:
     """The issuer's own token with a key URL added: ignored, not followed."""
-    hits = key_server.hits
+    hits = key_server.count()
     token = stack.issuer.mint(claims_for(user), **{parameter: key_server.url})
     accepted_as(stack, auth(token), user, victim)
-    assert key_server.hits == hits
+    assert key_server.count() == hits
 
 
 # --- signatures ---------------------------------------------------------------------------
