@@ -24,7 +24,8 @@ $(TOOLS)/bin/uv:
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check 'uv>=0.5,<1'
 
-$(VENV)/.synced: $(UV) uv.lock pyproject.toml kong/harness/pyproject.toml kong-plugins/pyproject.toml backend/pyproject.toml
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml kong/harness/pyproject.toml kong-plugins/pyproject.toml backend/pyproject.toml \
+		backend/edge-identity/pyproject.toml
 	$(UV) sync --locked --all-packages
 	@touch $@
 

@@ -26,7 +26,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
 
-from auth_backend.identity.store import Admission
+from edge_identity.store import Admission
 
 GATEWAY_KID = "gw-test-1"
 GATEWAY_ISSUER = "kong-edge"
@@ -138,7 +138,7 @@ def identity_headers(user: Any, **claims: Any) -> dict[str, str]:
 
 
 class MemoryIdentityStore:
-    """``auth_backend.identity.store`` without Redis: each assertion id is admitted once,
+    """The backend's identity store without Redis: each assertion id is admitted once,
     and a token id in ``revoked`` is refused."""
 
     def __init__(self) -> None:

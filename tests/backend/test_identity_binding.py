@@ -265,12 +265,12 @@ def test_redis_down_means_anonymous_logged_and_counted(
     client, user, counted, redis_store, settings, caplog, monkeypatch
 ):
     """Fail closed: without Redis neither replay nor revocation can be ruled out."""
-    from auth_backend.identity import assertion as module
+    from edge_identity import verifier as module
 
     monkeypatch.setattr(module, "_last_unavailable_log", 0.0)  # its log is rate-limited
     settings.REDIS_URL = f"redis://127.0.0.1:{closed_port()}/15"
     settings.REVOCATIONS_REDIS_TIMEOUT_MS = 300
-    with caplog.at_level("WARNING", logger="auth_backend.identity.assertion"):
+    with caplog.at_level("WARNING", logger="edge_identity.verifier"):
         assert _get(client, _bound(user)) == 401
     assert counted["moved"]() == {"unavailable": 1}
     assert any("unavailable" in r.getMessage() for r in caplog.records)

@@ -25,7 +25,7 @@ from tests.harness.backend import PASSWORD, bearer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]  # the stack needs both
 
-REVOCATION_CACHE_SECONDS = 1.0  # auth_backend.identity.store: how long a revocation answer is kept
+REVOCATION_CACHE_SECONDS = 1.0  # edge_identity.store: how long a revocation answer is kept
 
 REGISTER_LIMIT = 3  # kong/kong.yml: auth-register, 3 a minute per client address, 1 node
 

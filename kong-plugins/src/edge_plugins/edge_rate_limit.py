@@ -33,6 +33,7 @@ from edge_plugins.guard import (
     guarded,
 )
 from edge_plugins.pdk_calls import PdkCalls
+from edge_plugins.ratelimit.client_address import client_address_key
 from edge_plugins.ratelimit.schema import FIELDS, LimitBy
 from edge_plugins.shared_context import SHARED_SUBJECT_KEY
 
@@ -161,7 +162,7 @@ class Plugin:
         elif by is LimitBy.SERVICE:
             service = kong.router.get_service() or {}
             return f"service:{service.get('id', '')}"
-        return f"ip:{kong.client.get_forwarded_ip()}"
+        return client_address_key(kong.client.get_forwarded_ip(), config.ipv6_prefix)
 
     def _get_enforcer(self, kong: Any, config: RateLimitConfig) -> Enforcer:
         if self._enforcer is None:

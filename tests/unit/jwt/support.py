@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from auth_backend.identity import rules
+from edge_identity import rules
 from edge_plugins.jwt.config import JwtConfig
 from edge_plugins.jwt.keys import jwk_thumbprint
 
@@ -180,7 +180,7 @@ def serve_jwks(endpoint: JwksEndpoint) -> ThreadingHTTPServer:
     return server
 
 
-# --- the backend's side of the handshake (auth_backend.identity.rules, no Django) -------------
+# --- the backend's side of the handshake (edge_identity.rules, no Django) ---------------------
 
 BACKEND_LEEWAY_SECONDS = 5  # the backend's IDENTITY_ASSERTION_LEEWAY_SECONDS default
 

@@ -118,3 +118,18 @@ def test_fallback_limits_split_across_nodes() -> None:
     assert (first.limit, first.burst, first.cost_default) == (3, 3, 3)
     assert (second.limit, second.cost_default) == (1, 1), "never below one unit per node"
     assert first.window_seconds == 60 and second.window_seconds == 3600
+
+
+def test_ipv6_prefix_defaults_to_64_and_is_bounded() -> None:
+    assert RateLimitConfig.from_kong(conf()).ipv6_prefix == 64
+    assert RateLimitConfig.from_kong(conf(ipv6_prefix=48)).ipv6_prefix == 48
+    for outside in (31, 129, "64", True):
+        with pytest.raises(LimitConfigError, match="ipv6_prefix"):
+            RateLimitConfig.from_kong(conf(ipv6_prefix=outside))
+
+
+def test_kong_schema_bounds_ipv6_prefix() -> None:
+    from edge_plugins import edge_rate_limit
+
+    (field,) = [f["ipv6_prefix"] for f in edge_rate_limit.Schema if "ipv6_prefix" in f]
+    assert (field["type"], field["default"], list(field["between"])) == ("integer", 64, [32, 128])

@@ -265,3 +265,24 @@ def test_a_malformed_request_id_is_not_echoed(request_id: str) -> None:
     assert (status, "Retry-After" in headers) == (429, True)
     assert "request_id" not in json.loads(body)
     body.encode("ascii")  # nothing of the header's bytes made it in
+
+
+def test_addresses_of_one_ipv6_slash_64_share_a_counter() -> None:
+    entry = plugin(limit_by="ip")  # limit 2 per minute
+    entry.access(kong(**{"kong.client.get_forwarded_ip": "2001:db8:1:2::a"}))
+    entry.access(kong(**{"kong.client.get_forwarded_ip": "2001:db8:1:2::b"}))
+    third = kong(**{"kong.client.get_forwarded_ip": "2001:db8:1:2:ffff::c"})
+    entry.access(third)
+    assert third.methods[-1] == "kong.response.exit"
+    other = kong(**{"kong.client.get_forwarded_ip": "2001:db8:1:3::a"})
+    entry.access(other)
+    assert other.methods[-1] == "kong.response.set_headers", "the next /64 is another client"
+
+
+def test_an_ipv4_mapped_address_is_its_ipv4_client() -> None:
+    entry = plugin(limit_by="ip", ipv6_prefix=128)
+    entry.access(kong(**{"kong.client.get_forwarded_ip": "10.200.1.1"}))
+    entry.access(kong(**{"kong.client.get_forwarded_ip": "::ffff:10.200.1.1"}))
+    third = kong(**{"kong.client.get_forwarded_ip": "10.200.1.1"})
+    entry.access(third)
+    assert third.methods[-1] == "kong.response.exit"

@@ -42,7 +42,7 @@ ASSERTION_REJECTED = Counter(
     "Requests without a valid gateway identity assertion that needed an identity, or that "
     "carried an assertion on any endpoint (docs/identity-assertion.md): traffic that "
     "bypassed edge-jwt (Kong fails open) or misused an assertion, by reason.",
-    ["reason"],  # identity.rules.Rejection; identity.assertion starts each series at 0
+    ["reason"],  # edge_identity.Rejection; identity.assertion starts each series at 0
 )
 
 # --- business metrics (backend/docs/metrics.md) ----------------------------------------------

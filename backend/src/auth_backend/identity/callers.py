@@ -12,7 +12,7 @@ from rest_framework.exceptions import NotAuthenticated
 from rest_framework.request import Request
 
 from auth_backend.accounts.models import User
-from auth_backend.identity.rules import GatewayIdentity
+from edge_identity import GatewayIdentity
 
 
 def request_user(request: Request) -> User | None:

@@ -7,7 +7,7 @@ edge signs what it decided — ``iss`` (the gateway), ``aud`` (the upstream serv
 ``email``, ``roles``, ``scope``, the user token's ``jti``, ``iat`` and ``exp`` ≤ 60 s later,
 never beyond the user token's own ``exp`` — with a private key only the gateway holds.
 The backend verifies it against :meth:`AssertionSigner.public_jwks` (its ``GATEWAY_JWKS``)
-exactly like ``auth_backend.identity.assertion`` does.
+exactly like the ``edge-identity`` package (``edge_identity.verifier``) does.
 
 A signature alone would let anyone who sees gateway→upstream traffic replay the header
 while it lives, on any endpoint. So each assertion is bound to the one request it was

@@ -67,7 +67,7 @@ class Identity:
     def upstream_headers(self, assertion: str) -> dict[str, str]:
         """The headers the backend receives: each equals the assertion's claim exactly.
 
-        The backend (auth_backend.identity.assertion) voids the identity when a plain
+        The backend (edge_identity.rules.plain_headers_agree) voids the identity when a plain
         header disagrees with the assertion, so values are derived the same way there:
         ``X-User-Roles`` is ``",".join(roles)``, ``X-User-Scopes`` the scope string. Empty
         values are left out rather than sent as empty headers.

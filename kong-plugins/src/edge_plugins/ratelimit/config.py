@@ -4,7 +4,8 @@ Kong validates types, ranges and defaults with the plugin's schema, built from t
 :mod:`edge_plugins.ratelimit.schema` whose defaults this parser applies too. What the
 schema of an external plugin cannot say (its records carry no entity checks) is checked
 here: each limit names exactly one of ``window_seconds`` / ``period``, a cost fits
-its limit, ``header`` needs ``header_name``, a Redis policy needs somewhere to connect.
+its limit, ``header`` needs ``header_name``, a Redis policy needs somewhere to connect
+(and ``ipv6_prefix`` is in its bounds, since a value past them would fail every request).
 
 Where the counters live (``scope``) comes from the ids Kong adds to every config
 (kong/runloop/plugins_iterator.lua ``get_plugin_config``): a route's plugin counts per
@@ -31,6 +32,7 @@ class RateLimitConfig:
     limits: tuple[Limit, ...]
     limit_by: LimitBy
     header_name: str | None
+    ipv6_prefix: int
     algorithm: Algorithm
     policy: Policy
     redis: RedisSettings | None
@@ -94,6 +96,7 @@ class RateLimitConfig:
             limits=limits,
             limit_by=limit_by,
             header_name=header_name,
+            ipv6_prefix=_ipv6_prefix(conf),
             algorithm=algorithm,
             policy=policy,
             redis=redis,
@@ -117,6 +120,17 @@ def _value(conf: Mapping[str, Any], field: Field) -> Any:
 def _flag(conf: Mapping[str, Any], field: Field) -> Any:
     """A boolean setting, its default only when absent."""
     return conf.get(field.name, field.default)
+
+
+def _ipv6_prefix(conf: Mapping[str, Any]) -> int:
+    """Kong's schema bounds it; a value past them would fail every request, so refuse it."""
+    field = FIELDS["ipv6_prefix"]
+    prefix = _value(conf, field)
+    if isinstance(prefix, bool) or not isinstance(prefix, int):
+        raise LimitConfigError("ipv6_prefix must be an integer")
+    if not field.low <= prefix <= field.high:
+        raise LimitConfigError(f"ipv6_prefix must be between {field.low} and {field.high}")
+    return prefix
 
 
 def _scope(conf: Mapping[str, Any]) -> str:

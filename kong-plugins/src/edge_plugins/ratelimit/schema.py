@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 
 from edge_plugins.kong_schema import Field, FieldTable
+from edge_plugins.ratelimit.client_address import DEFAULT_IPV6_PREFIX, IPV6_PREFIX_RANGE
 from edge_plugins.ratelimit.limits import PERIODS, Algorithm
 
 MAX_COUNT = 1_000_000_000
@@ -141,6 +142,15 @@ FIELDS = FieldTable(
         one_of=_choices(LimitBy),
     ),
     Field("header_name", "string", "The header counted by with `limit_by: header`.", len_min=1),
+    Field(
+        "ipv6_prefix",
+        "integer",
+        "Wherever a client is counted by its IP: IPv6 addresses sharing their first this many "
+        "bits are one client (a host usually holds a whole /64); `128` counts each address. "
+        "IPv4-mapped IPv6 addresses (`::ffff:192.0.2.1`) count as their IPv4 address.",
+        default=DEFAULT_IPV6_PREFIX,
+        between=IPV6_PREFIX_RANGE,
+    ),
     Field(
         "algorithm",
         "string",

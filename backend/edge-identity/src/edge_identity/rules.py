@@ -1,8 +1,9 @@
-"""The identity assertion's verification rules, without Django (docs/identity-assertion.md).
+"""The identity assertion's verification rules (docs/identity-assertion.md), pure.
 
-Pure functions of the token, the gateway's keys and the expected issuer and audience, so
-:mod:`auth_backend.identity.assertion` (the Django side: settings, key loading, Redis) and
-the gateway's tests check assertions with the same code. Nothing here imports Django.
+Functions of the token, the gateway's keys and the expected issuer and audience: no I/O, no
+framework. :class:`~edge_identity.verifier.AssertionVerifier` runs them with the once-only
+and revocation checks of :mod:`edge_identity.store`; the gateway's tests check what it signs
+with the same code.
 """
 
 from __future__ import annotations
@@ -45,11 +46,11 @@ class Rejection(StrEnum):
     BAD_SIGNATURE = "bad_signature"
     EXPIRED = "expired"
     WRONG_AUDIENCE = "wrong_audience"
-    REVOKED = "revoked"  # the user token's jti is revoked (backend/docs/revocation.md)
+    REVOKED = "revoked"  # the user token's jti is revoked
     REPLAYED = "replayed"  # this assertion_id was used before
     MISMATCHED_REQUEST = "mismatched_request"  # req_method / req_path name another request
     HEADER_MISMATCH = "header_mismatch"  # a plain X-User-* header disagrees with the claims
-    UNAVAILABLE = "unavailable"  # Redis could not say whether it is fresh and live
+    UNAVAILABLE = "unavailable"  # the store could not say whether it is fresh and live
 
 
 class AssertionRejected(Exception):
