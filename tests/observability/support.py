@@ -13,6 +13,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import yaml
+
 from tests.services import require
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,9 +54,11 @@ def tool(name: str) -> str:
     return path
 
 
-def run(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str | Path, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+        [str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
     )
 
 
@@ -171,8 +175,21 @@ def _kong_exporter_definitions(path: Path) -> set[str]:
     return names
 
 
+def recorded_metric_names() -> set[str]:
+    """The series the recording rules of RULE_FILES write (``slo:*``)."""
+    return {
+        rule["record"]
+        for path in RULE_FILES
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+        if "record" in rule
+    }
+
+
 def defined_metric_names() -> set[str]:
-    names: set[str] = set(SYNTHETIC)
+    """Every series a rule or a panel may select: what the code exports, what Prometheus adds
+    to every target, and what the recording rules write."""
+    names: set[str] = set(SYNTHETIC) | recorded_metric_names()
     for directory in CODE_DIRS:
         for path in sorted(directory.rglob("*.py")):
             names |= _python_definitions(path)

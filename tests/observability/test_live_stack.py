@@ -395,7 +395,7 @@ def test_counters_rose_by_the_traffic(stack: Stack) -> None:
 
 def _rules() -> list[tuple[str, str]]:
     return [
-        (f"{path.name}: {rule['alert']}", rule["expr"])
+        (f"{path.name}: {rule.get('alert', rule.get('record'))}", rule["expr"])
         for path in RULE_FILES
         for group in yaml.safe_load(path.read_text())["groups"]
         for rule in group["rules"]
