@@ -38,6 +38,7 @@ from tests.harness.support import HarnessRunner, free_port
 from tests.harness.test_status_api import KONG_NAMING_LINT
 from tests.observability.support import (
     DASHBOARDS,
+    FOREIGN,
     PROMETHEUS,
     RULE_FILES,
     grafana_to_promql,
@@ -49,7 +50,12 @@ PLUGINS = ("edge-trace", "edge-jwt", "edge-rate-limit")
 
 # Panels that legitimately have no series after this traffic, with the reason. Empty: every
 # panel's metric exists from the start or is driven below.
-NO_DATA_EXPECTED: dict[str, str] = {}
+NO_DATA_EXPECTED: dict[str, str] = {
+    # The backend serves plain HTTP here and edge-jwt takes its keys from the JWKS: no process
+    # loads a certificate (tests/backend/test_metrics_certificates.py and
+    # tests/unit/test_metrics_certificates.py cover both gauges).
+    "edge.json: Certificate expiry (days left)": "no certificate is loaded here",
+}
 
 
 @dataclass
@@ -450,6 +456,13 @@ def test_every_dashboard_panel_has_data(stack: Stack) -> None:
         if not answer["data"]["result"]:
             empty[where] = exprs[0]
     assert empty.keys() == NO_DATA_EXPECTED.keys(), empty
+
+
+def test_the_series_of_other_software_exist(stack: Stack) -> None:
+    """The names the rules and panels take from Prometheus, Alertmanager and
+    prometheus_client's process collector (support.FOREIGN) are really exported."""
+    missing = {name for name in FOREIGN if not stack.query(f"count({name})")["data"]["result"]}
+    assert not missing, missing
 
 
 def _lint(text: str) -> set[str]:
