@@ -206,3 +206,21 @@ def test_alert_rules_use_only_metrics_the_code_defines() -> None:
         for rule in _all_rules()
     }
     assert not {k: v for k, v in unknown.items() if v}, unknown
+
+
+def _reasons(rule_name: str) -> set[str]:
+    (rule,) = [r for r in _rules() if r["alert"] == rule_name]
+    (pattern,) = set(re.findall(r'reason=~"([^"]+)"', rule["expr"]))
+    return set(pattern.split("|"))
+
+
+def test_bypass_pages_only_on_what_a_client_cannot_shape() -> None:
+    """The page takes the reasons only a bypassed (or broken) edge produces, the warning the
+    ones any client can produce through a working edge: both as the backend's identity rules
+    classify them, every reason but Redis being down in exactly one of the two."""
+    from auth_backend.identity.rules import BYPASS_EVIDENCE, CLIENT_SHAPED, Rejection
+
+    assert _reasons("AuthGatewayBypassDetected") == {r.value for r in BYPASS_EVIDENCE}
+    assert _reasons("AuthGatewayIdentityRefused") == {r.value for r in CLIENT_SHAPED}
+    assert not BYPASS_EVIDENCE & CLIENT_SHAPED
+    assert BYPASS_EVIDENCE | CLIENT_SHAPED == set(Rejection) - {Rejection.UNAVAILABLE}
