@@ -44,6 +44,7 @@ from tests.observability.support import (
     grafana_to_promql,
     tool,
 )
+from tests.otlp_receiver import OtlpReceiver
 from tests.services import REDIS_TEST_URL, redis_unavailable, require
 
 PLUGINS = ("edge-trace", "edge-jwt", "edge-rate-limit")
@@ -64,6 +65,7 @@ class Stack:
     backend: Backend
     runner: HarnessRunner
     plugin_metrics: dict[str, str]
+    spans: OtlpReceiver
     # (route, code) of every response the gateway gave to the scripted traffic.
     sent: Counter[tuple[str, int]] = field(default_factory=Counter)
     before: dict[str, dict[tuple[str, ...], float]] = field(default_factory=dict)
@@ -270,9 +272,11 @@ def stack() -> Iterator[Stack]:
     with contextlib.ExitStack() as stop, pytest.MonkeyPatch.context() as patch:
         stop.callback(shutil.rmtree, work, ignore_errors=True)
         # kong.yml's env-vault references: the rate-limit store is the test Redis (so the
-        # store and breaker metrics are live); no OTLP export.
+        # store and breaker metrics are live); edge-trace exports its spans to a real OTLP
+        # receiver (the exemplars must name traces that were collected).
         patch.setenv("EDGE_RATE_LIMIT_REDIS_URL", REDIS_TEST_URL)
-        patch.delenv("EDGE_TRACE_OTLP_ENDPOINT", raising=False)
+        receiver = stop.enter_context(OtlpReceiver())
+        patch.setenv("EDGE_TRACE_OTLP_ENDPOINT", receiver.endpoint)
         (work / "backend").mkdir()
         backend = stop.enter_context(running_backend(work / "backend"))
         doc = repo_kong_yml(backend, plugins=("prometheus", *PLUGINS))
@@ -325,6 +329,8 @@ def stack() -> Iterator[Stack]:
                     f"--config.file={work / 'prometheus.yml'}",
                     f"--storage.tsdb.path={work / 'tsdb'}",
                     f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
+                    # as docker-compose.yml runs it: exemplars of the plugin servers
+                    "--enable-feature=exemplar-storage",
                 ],
                 prom_log,
             )
@@ -337,6 +343,7 @@ def stack() -> Iterator[Stack]:
             backend,
             runner,
             {name: f"http://127.0.0.1:{ports[name]}/metrics" for name in PLUGINS},
+            receiver,
         )
         _poll(lambda: _assert_targets_up(live))
         time.sleep(1.5)  # a second scrape of every target before the baseline
@@ -456,6 +463,38 @@ def test_every_dashboard_panel_has_data(stack: Stack) -> None:
         if not answer["data"]["result"]:
             empty[where] = exprs[0]
     assert empty.keys() == NO_DATA_EXPECTED.keys(), empty
+
+
+def test_exemplars_open_traces_that_were_collected(stack: Stack) -> None:
+    """Prometheus stores the exemplars of edge_jwt_verify_seconds (OpenMetrics scrape,
+    exemplar storage on) and each names the trace of a request edge-trace exported."""
+
+    def exemplar_trace_ids() -> set[str]:
+        response = httpx.get(
+            f"{stack.prometheus}/api/v1/query_exemplars",
+            params={
+                "query": "edge_jwt_verify_seconds_bucket",
+                "start": time.time() - 600,
+                "end": time.time() + 60,
+            },
+            timeout=10,
+            trust_env=False,
+        ).json()
+        assert response["status"] == "success", response
+        ids = {
+            exemplar["labels"]["trace_id"]
+            for series in response["data"]
+            for exemplar in series["exemplars"]
+        }
+        assert ids
+        return ids
+
+    ids = _poll(exemplar_trace_ids)
+    spans = stack.spans.wait_for(
+        lambda spans: ids <= {s.trace_id for s in spans if s.service_name == "kong-edge"}
+    )
+    assert ids <= {s.trace_id for s in spans}
+    print(f"exemplar trace ids: {sorted(ids)}")
 
 
 def test_the_series_of_other_software_exist(stack: Stack) -> None:
