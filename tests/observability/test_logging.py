@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,8 @@ from tests.observability.support import (
 )
 
 ALLOY = OBS / "alloy" / "config.alloy"
+ALLOY_K8S = OBS / "alloy" / "config.k8s.alloy"
+LOGGING_COMPONENT = ROOT / "deploy" / "kubernetes" / "components" / "logging"
 LOKI = OBS / "loki" / "loki.yml"
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
@@ -56,19 +59,25 @@ def _backend_lines() -> dict[str, tuple[str, str | None]]:
     app = JsonFormatter()
     lines: dict[str, tuple[str, str | None]] = {}
     with tracer.start_as_current_span("request") as span:
-        record = logging.LogRecord("auth_backend.accounts", logging.WARNING, __file__, 1,
-                                   "login refused", None, None)  # fmt: skip
+        record = logging.LogRecord(
+            "auth_backend.accounts", logging.WARNING, __file__, 1, "login refused", None, None
+        )
         trace_id = f"{span.get_span_context().trace_id:032x}"
         lines["in a span"] = (app.format(record), trace_id)
-    outside = logging.LogRecord("auth_backend.events", logging.INFO, __file__, 1, "relay idle",
-                                None, None)  # fmt: skip
+    outside = logging.LogRecord(
+        "auth_backend.events", logging.INFO, __file__, 1, "relay idle", None, None
+    )
     lines["outside any span"] = (app.format(outside), None)
     access = logging.LogRecord("gunicorn.access", logging.INFO, __file__, 1, "%(h)s", None, None)
     access.args = {
-        "h": "10.0.0.7", "m": "GET", "U": "/api/auth/profile", "s": "200", "M": "12",
+        "h": "10.0.0.7",
+        "m": "GET",
+        "U": "/api/auth/profile",
+        "s": "200",
+        "M": "12",
         "{traceparent}i": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
         "{x-request-id}o": "3f0c1d2e-6a7b-4c8d-9e0f-1a2b3c4d5e6f",
-    }  # fmt: skip
+    }
     lines["gunicorn access"] = (
         GunicornJsonFormatter().format(access),
         "4bf92f3577b34da6a3ce929d0e0e4736",
@@ -167,15 +176,17 @@ def _map(body: str, name: str) -> dict[str, str]:
     return dict(re.findall(r'(\w+)\s*=\s*"([^"]*)"', inner.group(1)))
 
 
-def _pipeline() -> list[tuple[str, Any]]:
+def _pipeline(path: Path = ALLOY) -> list[tuple[str, Any]]:
     """config.alloy's stages with their parameters, refusing any stage this file does not
     implement (so a new stage in the config fails here until it is re-implemented)."""
-    config = ALLOY.read_text()
-    relabel = re.search(r'discovery\.relabel "containers" \{(.*?)\n\}', config, re.DOTALL)
+    config = path.read_text()
+    source = {
+        ALLOY: "__meta_docker_container_label_com_docker_compose_service",
+        ALLOY_K8S: "__meta_kubernetes_pod_label_app_kubernetes_io_name",
+    }[path]
+    relabel = re.search(r'discovery\.relabel "\w+" \{(.*?)\n\}', config, re.DOTALL)
     assert relabel and re.search(
-        r'source_labels = \["__meta_docker_container_label_com_docker_compose_service"\]\s+'
-        r'target_label\s+= "service"',
-        relabel.group(1),
+        rf'source_labels = \["{source}"\]\s+target_label\s+= "service"', relabel.group(1)
     )
     out: list[tuple[str, Any]] = []
     for name, body in _stages(config):
@@ -236,6 +247,8 @@ def _process(line: str, compose_service: str) -> dict[str, str]:
 
 def test_the_pipeline_is_the_one_reimplemented_here() -> None:
     assert [stage for stage, _ in _pipeline()] == ["json", "template", "labels", "label_keep"]
+    # Kubernetes runs the same stages (only the discovery differs)
+    assert _pipeline(ALLOY_K8S) == _pipeline()
 
 
 @pytest.mark.parametrize("name", sorted(LINES))
@@ -251,3 +264,54 @@ def test_lines_are_labelled_by_service_and_level_only(name: str) -> None:
 def test_a_line_that_is_not_json_keeps_its_compose_service() -> None:
     line = '2026/12/07 13:00:00 [notice] 1#0: using the "epoll" event method'  # nginx's log
     assert _process(line, "kong") == {"service": "kong"}
+
+
+# --- the Kubernetes logging component -------------------------------------------------------
+
+
+def test_the_kubernetes_logging_component(tmp_path: Path) -> None:
+    """Rendered into a namespace as an overlay would: Alloy as a DaemonSet reading this
+    namespace's pods (a Role, no hostPath), Loki as a StatefulSet, both with the compose
+    stack's images, and the repository's config files as their ConfigMaps."""
+    kubectl = tool("kubectl")
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "namespace": "api-edge",
+                "components": [os.path.relpath(LOGGING_COMPONENT, tmp_path)],
+            }
+        )
+    )
+    result = run(kubectl, "kustomize", "--load-restrictor", "LoadRestrictionsNone", tmp_path)
+    assert result.returncode == 0, result.stderr
+    objects = {}
+    for o in yaml.safe_load_all(result.stdout):
+        name = o["metadata"]["name"]
+        # a generated ConfigMap's name ends in its content hash
+        objects[(o["kind"], name.rsplit("-", 1)[0] if o["kind"] == "ConfigMap" else name)] = o
+    assert set(objects) == {
+        ("ServiceAccount", "alloy"),
+        ("Role", "alloy"),
+        ("RoleBinding", "alloy"),
+        ("DaemonSet", "alloy"),
+        ("Service", "loki"),
+        ("StatefulSet", "loki"),
+        ("ConfigMap", "alloy-config"),
+        ("ConfigMap", "loki-config"),
+    }
+    assert all(o["metadata"].get("namespace") == "api-edge" for o in objects.values())
+    assert objects[("ConfigMap", "loki-config")]["data"]["loki.yml"] == LOKI.read_text()
+    assert objects[("ConfigMap", "alloy-config")]["data"]["config.alloy"] == ALLOY_K8S.read_text()
+    services = COMPOSE["services"]
+    for kind, name in (("DaemonSet", "alloy"), ("StatefulSet", "loki")):
+        pod = objects[(kind, name)]["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        assert container["image"] == services[name]["image"]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert not any("hostPath" in volume for volume in pod["volumes"])
+    rules = objects[("Role", "alloy")]["rules"]
+    assert rules == [
+        {"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get", "list", "watch"]}
+    ]
