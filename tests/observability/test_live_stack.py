@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import re
 import shutil
 import subprocess
 import tempfile
@@ -40,6 +41,7 @@ from tests.observability.support import (
     DASHBOARDS,
     FOREIGN,
     PROMETHEUS,
+    ROOT,
     RULE_FILES,
     grafana_to_promql,
     tool,
@@ -278,7 +280,18 @@ def stack() -> Iterator[Stack]:
         receiver = stop.enter_context(OtlpReceiver())
         patch.setenv("EDGE_TRACE_OTLP_ENDPOINT", receiver.endpoint)
         (work / "backend").mkdir()
-        backend = stop.enter_context(running_backend(work / "backend"))
+        # The backend's spans go to the same receiver and its access log is on: the trace an
+        # exemplar opens has the backend's part and its log lines (trace_id in each).
+        backend = stop.enter_context(
+            running_backend(
+                work / "backend",
+                extra_env={
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint,
+                    "OTEL_BSP_SCHEDULE_DELAY": "200",
+                    "GUNICORN_ACCESS_LOG": "1",
+                },
+            )
+        )
         doc = repo_kong_yml(backend, plugins=("prometheus", *PLUGINS))
         assert doc["plugins"][0]["name"] == "prometheus"
         runner = HarnessRunner(
@@ -494,7 +507,29 @@ def test_exemplars_open_traces_that_were_collected(stack: Stack) -> None:
         lambda spans: ids <= {s.trace_id for s in spans if s.service_name == "kong-edge"}
     )
     assert ids <= {s.trace_id for s in spans}
-    print(f"exemplar trace ids: {sorted(ids)}")
+    # The trace's logs by trace_id, as Grafana's derived field reads them: a request that
+    # went upstream has the backend's spans in the same trace and its access-log line.
+    (field,) = [
+        f
+        for ds in yaml.safe_load(
+            (ROOT / "observability/grafana/provisioning/datasources/datasources.yml").read_text()
+        )["datasources"]
+        if ds["type"] == "loki"
+        for f in ds["jsonData"]["derivedFields"]
+    ]
+    logged = {
+        m.group(1)
+        for line in stack.backend.log.read_text(errors="replace").splitlines()
+        if (m := re.search(field["matcherRegex"], line))
+    }
+    upstream = ids & logged
+    assert upstream, (ids, sorted(logged)[:5])
+    stack.spans.wait_for(
+        lambda spans: upstream <= {s.trace_id for s in spans if s.service_name == "auth-backend"}
+    )
+    trace_id = sorted(upstream)[0]
+    line = next(line for line in stack.backend.log.read_text().splitlines() if trace_id in line)
+    print(f"exemplar trace ids {sorted(ids)}; {trace_id}'s backend log line: {line}")
 
 
 def test_the_series_of_other_software_exist(stack: Stack) -> None:
