@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import random
 import re
 import shutil
@@ -70,6 +71,10 @@ class Stack:
     spans: OtlpReceiver
     # (route, code) of every response the gateway gave to the scripted traffic.
     sent: Counter[tuple[str, int]] = field(default_factory=Counter)
+    # Passwords, codes and tokens the traffic carried; none may reach a log line.
+    secrets: set[str] = field(default_factory=set)
+    # What the harness and the plugin servers logged (kong_harness.* loggers).
+    gateway_log: list[str] = field(default_factory=list)
     before: dict[str, dict[tuple[str, ...], float]] = field(default_factory=dict)
     after: dict[str, dict[tuple[str, ...], float]] = field(default_factory=dict)
 
@@ -114,6 +119,17 @@ def _delta(stack: Stack, name: str) -> dict[tuple[str, ...], float]:
 
 
 # --- processes -----------------------------------------------------------------------------
+
+
+class _Capture(logging.Handler):
+    """Every record of the harness and of the plugin servers' output it relays."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
 
 
 @contextlib.contextmanager
@@ -189,6 +205,7 @@ def _drive(stack: Stack, client: httpx.Client) -> None:
         return response
 
     email = f"live-{random.getrandbits(48):012x}@example.com"
+    stack.secrets |= {PASSWORD, "wrong-password-1"}
     send(
         "POST",
         "/api/auth/register",
@@ -196,16 +213,21 @@ def _drive(stack: Stack, client: httpx.Client) -> None:
         202,
         json={"email": email, "password": PASSWORD},
     )
+    # Not a secret of the logs here: the console e-mail backend of this test writes the mail,
+    # code included, to the backend's output (that is how the test reads it).
+    verification = stack.backend.verification_token(email)
     send(
         "POST",
         "/api/auth/verify-email",
         "auth-public",
         200,
-        json={"token": stack.backend.verification_token(email)},
+        json={"token": verification},
     )
     pair = send(
         "POST", "/api/auth/login", "auth-login", 200, json={"email": email, "password": PASSWORD}
     ).json()
+    stack.secrets |= {pair["access_token"], pair["refresh_token"]}
+    stack.secrets.add(pair["access_token"].rsplit(".", 1)[1])  # the signature alone
     for _ in range(3):
         send("GET", "/api/auth/profile", "auth-profile", 200, headers=bearer(pair["access_token"]))
     send("GET", "/api/auth/profile", "auth-profile", 401)  # no token: edge-jwt refuses
@@ -304,6 +326,13 @@ def stack() -> Iterator[Stack]:
             status=True,
         )
         stop.callback(runner.stop)
+        capture = _Capture()
+        gateway_logger = logging.getLogger("kong_harness")
+        level = gateway_logger.level
+        gateway_logger.addHandler(capture)
+        gateway_logger.setLevel(logging.DEBUG)
+        stop.callback(gateway_logger.setLevel, level)
+        stop.callback(gateway_logger.removeHandler, capture)
         runner.start()
 
         (work / "am").mkdir()
@@ -364,6 +393,7 @@ def stack() -> Iterator[Stack]:
         with runner.client() as client:
             _drive(live, client)
         runner.drain_logs()
+        live.gateway_log = [capture.format(r) for r in capture.records]
 
         def settled() -> None:
             live.after = _snapshot(live)
@@ -530,6 +560,23 @@ def test_exemplars_open_traces_that_were_collected(stack: Stack) -> None:
     trace_id = sorted(upstream)[0]
     line = next(line for line in stack.backend.log.read_text().splitlines() if trace_id in line)
     print(f"exemplar trace ids {sorted(ids)}; {trace_id}'s backend log line: {line}")
+
+
+def test_no_secret_reaches_a_log(stack: Stack) -> None:
+    """The passwords and the tokens the traffic carried appear in no line the
+    backend, the harness or the plugin servers logged (plugin servers: their stderr, which
+    the harness relays as Kong does into its error log)."""
+    backend = stack.backend.log.read_text(errors="replace")
+    assert stack.gateway_log and backend
+    assert any("[edge-jwt:" in line for line in stack.gateway_log)  # plugin output is there
+    assert len(stack.secrets) == 5
+    leaked = {
+        secret[:12] + "…": where
+        for secret in stack.secrets
+        for where, text in (("backend", backend), ("gateway", "\n".join(stack.gateway_log)))
+        if secret in text
+    }
+    assert not leaked, leaked
 
 
 def test_the_series_of_other_software_exist(stack: Stack) -> None:
