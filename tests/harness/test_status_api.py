@@ -124,8 +124,16 @@ def test_status_api_answers_kongs_shapes(harness_factory: Any, upstream: Any) ->
         assert set(body["memory"]) == {"workers_lua_vms", "lua_shared_dicts"}
         assert body["memory"]["workers_lua_vms"][0]["http_allocated_gc"].endswith(" MiB")
         assert len(body["configuration_hash"]) == 32
+        # nginx_kong.lua's zones (mem_cache_size 128m by default) and conf_loader's
+        # prometheus_metrics (the plugin is loaded); the harness allocates nothing in them
+        dicts = body["memory"]["lua_shared_dicts"]
+        assert dicts["kong_db_cache"] == {"capacity": "128.00 MiB", "allocated_slabs": "0.00 MiB"}
+        assert dicts["prometheus_metrics"]["capacity"] == "5.00 MiB"
+        assert "kong_dns_cache" not in dicts  # new_dns_client is off by default
+        assert len(dicts) == 11
         gc = status.get("/status", params={"unit": "k", "scale": "1"}).json()
         assert gc["memory"]["workers_lua_vms"][0]["http_allocated_gc"].endswith(" KiB")
+        assert gc["memory"]["lua_shared_dicts"]["kong"]["capacity"] == "5120.0 KiB"
         bad = status.get("/status", params={"unit": "x"})
         assert bad.status_code == 400
         assert bad.json() == {"message": "invalid unit 'x' (expected 'k/K', 'm/M', or 'g/G')"}
@@ -272,6 +280,10 @@ def test_metrics_without_a_prometheus_plugin_has_only_node_metrics(
         "kong_nginx_timers",
         "kong_datastore_reachable",
         "kong_node_info",
+        # exporter.lua init(): LOCAL_STORAGE gauges of kong.node.get_memory_stats()
+        "kong_memory_workers_lua_vms_bytes",
+        "kong_memory_lua_shared_dict_bytes",
+        "kong_memory_lua_shared_dict_total_bytes",
     }
 
 

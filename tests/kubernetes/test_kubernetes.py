@@ -479,9 +479,9 @@ def test_prometheus_rule_is_generated_from_observability():
     committed = ROOT / "deploy/kubernetes/components/prometheus-operator/prometheusrule.yaml"
     assert committed.read_text() == _generator().render(), "stale: run make k8s-rules"
     rule = find(rendered("prod"), "PrometheusRule", "api-edge-alerts")
-    alerts = [r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]]
+    alerts = [r.get("alert", r.get("record")) for g in rule["spec"]["groups"] for r in g["rules"]]
     sources = [
-        r["alert"]
+        r.get("alert", r.get("record"))
         for path in sorted((ROOT / "observability/prometheus/rules").glob("*.yml"))
         for g in yaml.safe_load(path.read_text())["groups"]
         for r in g["rules"]

@@ -13,6 +13,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import yaml
+
 from tests.services import require
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,6 +42,24 @@ SYNTHETIC = frozenset(
 )
 
 
+# Series other software exports, which the rules and panels may select; the live test
+# (test_live_stack.py) checks each one is really there. prometheus_client's process collector
+# in the plugin servers; Prometheus and Alertmanager about themselves.
+FOREIGN = frozenset(
+    {
+        "process_start_time_seconds",
+        "prometheus_rule_evaluation_failures_total",
+        "prometheus_notifications_errors_total",
+        "prometheus_notifications_alertmanagers_discovered",
+        "prometheus_config_last_reload_successful",
+        "alertmanager_config_last_reload_successful",
+        "alertmanager_notifications_failed_total",
+        "alertmanager_notifications_total",
+        "alertmanager_alerts",
+    }
+)
+
+
 def tool(name: str) -> str:
     """The path of ``name``, or skip (locally) / fail (CI) with a one-line reason."""
     path = shutil.which(name)
@@ -52,9 +72,16 @@ def tool(name: str) -> str:
     return path
 
 
-def run(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str | Path, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+        [str(a) for a in args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -171,8 +198,21 @@ def _kong_exporter_definitions(path: Path) -> set[str]:
     return names
 
 
+def recorded_metric_names() -> set[str]:
+    """The series the recording rules of RULE_FILES write (``slo:*``)."""
+    return {
+        rule["record"]
+        for path in RULE_FILES
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+        if "record" in rule
+    }
+
+
 def defined_metric_names() -> set[str]:
-    names: set[str] = set(SYNTHETIC)
+    """Every series a rule or a panel may select: what the code exports, what Prometheus adds
+    to every target, what other software exports (FOREIGN), what the recording rules write."""
+    names: set[str] = set(SYNTHETIC) | FOREIGN | recorded_metric_names()
     for directory in CODE_DIRS:
         for path in sorted(directory.rglob("*.py")):
             names |= _python_definitions(path)

@@ -63,7 +63,7 @@ def test_dashboards_are_valid_json_with_unique_uids() -> None:
 
 
 def test_provisioning_has_prometheus_and_jaeger_and_loads_the_folder() -> None:
-    assert _datasources() == {"prometheus": "prometheus", "jaeger": "jaeger"}
+    assert {"prometheus": "prometheus", "jaeger": "jaeger"}.items() <= _datasources().items()
     (provider,) = yaml.safe_load(
         (GRAFANA / "provisioning" / "dashboards" / "dashboards.yml").read_text()
     )["providers"]
@@ -105,6 +105,34 @@ def test_latency_panels_link_to_jaeger() -> None:
             assert pane["queries"][0]["service"] in {"kong-edge", "auth-backend"}
 
 
+def test_latency_panels_show_exemplars_that_open_jaeger() -> None:
+    """Every histogram target of a latency panel asks for exemplars, and the Prometheus
+    datasource turns an exemplar's trace_id into a link to the Jaeger datasource."""
+    (prometheus,) = [
+        ds
+        for path in sorted((GRAFANA / "provisioning" / "datasources").glob("*.yml"))
+        for ds in yaml.safe_load(path.read_text())["datasources"]
+        if ds["type"] == "prometheus"
+    ]
+    assert prometheus["jsonData"]["exemplarTraceIdDestinations"] == [
+        {"name": "trace_id", "datasourceUid": "jaeger"}
+    ]
+    assert _datasources()["jaeger"] == "jaeger"
+    histogram_targets = [
+        (path.name, panel["title"], target)
+        for path in DASHBOARDS
+        for panel in _panels(_load(path))
+        if "latency" in panel["title"].lower() or "verify" in panel["title"].lower()
+        for target in panel["targets"]
+        if "_bucket" in target["expr"]
+    ]
+    assert any("edge_jwt_verify_seconds_bucket" in t["expr"] for _, _, t in histogram_targets)
+    missing = [
+        (name, title) for name, title, t in histogram_targets if t.get("exemplar") is not True
+    ]
+    assert not missing, missing
+
+
 def test_panel_and_variable_metrics_are_defined_by_our_code() -> None:
     defined = defined_metric_names()
     unknown = {where: sorted(metric_names(expr) - defined) for where, expr in _expressions()}
@@ -112,8 +140,12 @@ def test_panel_and_variable_metrics_are_defined_by_our_code() -> None:
     for path in DASHBOARDS:
         for variable in _load(path)["templating"]["list"]:
             query = variable["query"]["query"]
-            metric = query.removeprefix("label_values(").split(",")[0].strip()
-            assert metric in defined, (path.name, variable["name"], metric)
+            selector = query.removeprefix("label_values(").rsplit(",", 1)[0]
+            assert metric_names(selector) and metric_names(selector) <= defined, (
+                path.name,
+                variable["name"],
+                selector,
+            )
 
 
 def test_panel_expressions_parse(tmp_path: Path) -> None:

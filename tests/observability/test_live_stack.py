@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import random
+import re
 import shutil
 import subprocess
 import tempfile
@@ -38,18 +40,26 @@ from tests.harness.support import HarnessRunner, free_port
 from tests.harness.test_status_api import KONG_NAMING_LINT
 from tests.observability.support import (
     DASHBOARDS,
+    FOREIGN,
     PROMETHEUS,
+    ROOT,
     RULE_FILES,
     grafana_to_promql,
     tool,
 )
+from tests.otlp_receiver import OtlpReceiver
 from tests.services import REDIS_TEST_URL, redis_unavailable, require
 
 PLUGINS = ("edge-trace", "edge-jwt", "edge-rate-limit")
 
 # Panels that legitimately have no series after this traffic, with the reason. Empty: every
 # panel's metric exists from the start or is driven below.
-NO_DATA_EXPECTED: dict[str, str] = {}
+NO_DATA_EXPECTED: dict[str, str] = {
+    # The backend serves plain HTTP here and edge-jwt takes its keys from the JWKS: no process
+    # loads a certificate (tests/backend/test_metrics_certificates.py and
+    # tests/unit/test_metrics_certificates.py cover both gauges).
+    "edge.json: Certificate expiry (days left)": "no certificate is loaded here",
+}
 
 
 @dataclass
@@ -58,8 +68,13 @@ class Stack:
     backend: Backend
     runner: HarnessRunner
     plugin_metrics: dict[str, str]
+    spans: OtlpReceiver
     # (route, code) of every response the gateway gave to the scripted traffic.
     sent: Counter[tuple[str, int]] = field(default_factory=Counter)
+    # Passwords, codes and tokens the traffic carried; none may reach a log line.
+    secrets: set[str] = field(default_factory=set)
+    # What the harness and the plugin servers logged (kong_harness.* loggers).
+    gateway_log: list[str] = field(default_factory=list)
     before: dict[str, dict[tuple[str, ...], float]] = field(default_factory=dict)
     after: dict[str, dict[tuple[str, ...], float]] = field(default_factory=dict)
 
@@ -104,6 +119,17 @@ def _delta(stack: Stack, name: str) -> dict[tuple[str, ...], float]:
 
 
 # --- processes -----------------------------------------------------------------------------
+
+
+class _Capture(logging.Handler):
+    """Every record of the harness and of the plugin servers' output it relays."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
 
 
 @contextlib.contextmanager
@@ -179,6 +205,7 @@ def _drive(stack: Stack, client: httpx.Client) -> None:
         return response
 
     email = f"live-{random.getrandbits(48):012x}@example.com"
+    stack.secrets |= {PASSWORD, "wrong-password-1"}
     send(
         "POST",
         "/api/auth/register",
@@ -186,16 +213,21 @@ def _drive(stack: Stack, client: httpx.Client) -> None:
         202,
         json={"email": email, "password": PASSWORD},
     )
+    # Not a secret of the logs here: the console e-mail backend of this test writes the mail,
+    # code included, to the backend's output (that is how the test reads it).
+    verification = stack.backend.verification_token(email)
     send(
         "POST",
         "/api/auth/verify-email",
         "auth-public",
         200,
-        json={"token": stack.backend.verification_token(email)},
+        json={"token": verification},
     )
     pair = send(
         "POST", "/api/auth/login", "auth-login", 200, json={"email": email, "password": PASSWORD}
     ).json()
+    stack.secrets |= {pair["access_token"], pair["refresh_token"]}
+    stack.secrets.add(pair["access_token"].rsplit(".", 1)[1])  # the signature alone
     for _ in range(3):
         send("GET", "/api/auth/profile", "auth-profile", 200, headers=bearer(pair["access_token"]))
     send("GET", "/api/auth/profile", "auth-profile", 401)  # no token: edge-jwt refuses
@@ -264,11 +296,24 @@ def stack() -> Iterator[Stack]:
     with contextlib.ExitStack() as stop, pytest.MonkeyPatch.context() as patch:
         stop.callback(shutil.rmtree, work, ignore_errors=True)
         # kong.yml's env-vault references: the rate-limit store is the test Redis (so the
-        # store and breaker metrics are live); no OTLP export.
+        # store and breaker metrics are live); edge-trace exports its spans to a real OTLP
+        # receiver (the exemplars must name traces that were collected).
         patch.setenv("EDGE_RATE_LIMIT_REDIS_URL", REDIS_TEST_URL)
-        patch.delenv("EDGE_TRACE_OTLP_ENDPOINT", raising=False)
+        receiver = stop.enter_context(OtlpReceiver())
+        patch.setenv("EDGE_TRACE_OTLP_ENDPOINT", receiver.endpoint)
         (work / "backend").mkdir()
-        backend = stop.enter_context(running_backend(work / "backend"))
+        # The backend's spans go to the same receiver and its access log is on: the trace an
+        # exemplar opens has the backend's part and its log lines (trace_id in each).
+        backend = stop.enter_context(
+            running_backend(
+                work / "backend",
+                extra_env={
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint,
+                    "OTEL_BSP_SCHEDULE_DELAY": "200",
+                    "GUNICORN_ACCESS_LOG": "1",
+                },
+            )
+        )
         doc = repo_kong_yml(backend, plugins=("prometheus", *PLUGINS))
         assert doc["plugins"][0]["name"] == "prometheus"
         runner = HarnessRunner(
@@ -281,6 +326,13 @@ def stack() -> Iterator[Stack]:
             status=True,
         )
         stop.callback(runner.stop)
+        capture = _Capture()
+        gateway_logger = logging.getLogger("kong_harness")
+        level = gateway_logger.level
+        gateway_logger.addHandler(capture)
+        gateway_logger.setLevel(logging.DEBUG)
+        stop.callback(gateway_logger.setLevel, level)
+        stop.callback(gateway_logger.removeHandler, capture)
         runner.start()
 
         (work / "am").mkdir()
@@ -319,6 +371,8 @@ def stack() -> Iterator[Stack]:
                     f"--config.file={work / 'prometheus.yml'}",
                     f"--storage.tsdb.path={work / 'tsdb'}",
                     f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
+                    # as docker-compose.yml runs it: exemplars of the plugin servers
+                    "--enable-feature=exemplar-storage",
                 ],
                 prom_log,
             )
@@ -331,6 +385,7 @@ def stack() -> Iterator[Stack]:
             backend,
             runner,
             {name: f"http://127.0.0.1:{ports[name]}/metrics" for name in PLUGINS},
+            receiver,
         )
         _poll(lambda: _assert_targets_up(live))
         time.sleep(1.5)  # a second scrape of every target before the baseline
@@ -338,6 +393,7 @@ def stack() -> Iterator[Stack]:
         with runner.client() as client:
             _drive(live, client)
         runner.drain_logs()
+        live.gateway_log = [capture.format(r) for r in capture.records]
 
         def settled() -> None:
             live.after = _snapshot(live)
@@ -395,7 +451,7 @@ def test_counters_rose_by_the_traffic(stack: Stack) -> None:
 
 def _rules() -> list[tuple[str, str]]:
     return [
-        (f"{path.name}: {rule['alert']}", rule["expr"])
+        (f"{path.name}: {rule.get('alert', rule.get('record'))}", rule["expr"])
         for path in RULE_FILES
         for group in yaml.safe_load(path.read_text())["groups"]
         for rule in group["rules"]
@@ -450,6 +506,84 @@ def test_every_dashboard_panel_has_data(stack: Stack) -> None:
         if not answer["data"]["result"]:
             empty[where] = exprs[0]
     assert empty.keys() == NO_DATA_EXPECTED.keys(), empty
+
+
+def test_exemplars_open_traces_that_were_collected(stack: Stack) -> None:
+    """Prometheus stores the exemplars of edge_jwt_verify_seconds (OpenMetrics scrape,
+    exemplar storage on) and each names the trace of a request edge-trace exported."""
+
+    def exemplar_trace_ids() -> set[str]:
+        response = httpx.get(
+            f"{stack.prometheus}/api/v1/query_exemplars",
+            params={
+                "query": "edge_jwt_verify_seconds_bucket",
+                "start": time.time() - 600,
+                "end": time.time() + 60,
+            },
+            timeout=10,
+            trust_env=False,
+        ).json()
+        assert response["status"] == "success", response
+        ids = {
+            exemplar["labels"]["trace_id"]
+            for series in response["data"]
+            for exemplar in series["exemplars"]
+        }
+        assert ids
+        return ids
+
+    ids = _poll(exemplar_trace_ids)
+    spans = stack.spans.wait_for(
+        lambda spans: ids <= {s.trace_id for s in spans if s.service_name == "kong-edge"}
+    )
+    assert ids <= {s.trace_id for s in spans}
+    # The trace's logs by trace_id, as Grafana's derived field reads them: a request that
+    # went upstream has the backend's spans in the same trace and its access-log line.
+    (field,) = [
+        f
+        for ds in yaml.safe_load(
+            (ROOT / "observability/grafana/provisioning/datasources/datasources.yml").read_text()
+        )["datasources"]
+        if ds["type"] == "loki"
+        for f in ds["jsonData"]["derivedFields"]
+    ]
+    logged = {
+        m.group(1)
+        for line in stack.backend.log.read_text(errors="replace").splitlines()
+        if (m := re.search(field["matcherRegex"], line))
+    }
+    upstream = ids & logged
+    assert upstream, (ids, sorted(logged)[:5])
+    stack.spans.wait_for(
+        lambda spans: upstream <= {s.trace_id for s in spans if s.service_name == "auth-backend"}
+    )
+    trace_id = sorted(upstream)[0]
+    line = next(line for line in stack.backend.log.read_text().splitlines() if trace_id in line)
+    print(f"exemplar trace ids {sorted(ids)}; {trace_id}'s backend log line: {line}")
+
+
+def test_no_secret_reaches_a_log(stack: Stack) -> None:
+    """The passwords and the tokens the traffic carried appear in no line the
+    backend, the harness or the plugin servers logged (plugin servers: their stderr, which
+    the harness relays as Kong does into its error log)."""
+    backend = stack.backend.log.read_text(errors="replace")
+    assert stack.gateway_log and backend
+    assert any("[edge-jwt:" in line for line in stack.gateway_log)  # plugin output is there
+    assert len(stack.secrets) == 5
+    leaked = {
+        secret[:12] + "…": where
+        for secret in stack.secrets
+        for where, text in (("backend", backend), ("gateway", "\n".join(stack.gateway_log)))
+        if secret in text
+    }
+    assert not leaked, leaked
+
+
+def test_the_series_of_other_software_exist(stack: Stack) -> None:
+    """The names the rules and panels take from Prometheus, Alertmanager and
+    prometheus_client's process collector (support.FOREIGN) are really exported."""
+    missing = {name for name in FOREIGN if not stack.query(f"count({name})")["data"]["result"]}
+    assert not missing, missing
 
 
 def _lint(text: str) -> set[str]:

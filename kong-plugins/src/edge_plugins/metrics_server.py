@@ -11,7 +11,9 @@ a background worker.
 Besides each plugin's own families and ``prometheus_client``'s ``process_*`` (resident
 memory, CPU, open files), every endpoint serves ``edge_plugin_greenlets``: the greenlets
 alive in the process (kong-pdk runs each event in one under ``-g``), counted when scraped.
-A count that keeps growing under steady traffic is a leak of stuck handlers.
+A count that keeps growing under steady traffic is a leak of stuck handlers. It also serves
+``edge_plugin_certificate_expiry_timestamp_seconds`` for the certificates the plugin loaded
+(``edge_plugins.certificates``).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ _lock = threading.Lock()
 _server_port: int | None = None
 _server_address: str | None = None
 _greenlet_gauge: GreenletCollector | None = None
+_certificate_gauge: Collector | None = None
 
 
 def start_metrics_server(port: int, address: str = DEFAULT_ADDRESS) -> None:
@@ -54,6 +57,7 @@ def start_metrics_server(port: int, address: str = DEFAULT_ADDRESS) -> None:
             return
         start_http_server(port, addr=address)
         _register_greenlet_gauge()
+        _register_certificate_gauge()
         _server_port, _server_address = port, address
 
 
@@ -63,6 +67,18 @@ def _register_greenlet_gauge() -> None:
     if _greenlet_gauge is None:
         _greenlet_gauge = GreenletCollector()
         REGISTRY.register(_greenlet_gauge)
+
+
+def _register_certificate_gauge() -> None:
+    """Add ``edge_plugin_certificate_expiry_timestamp_seconds`` (``certificates``), once."""
+    global _certificate_gauge
+    if _certificate_gauge is None:
+        from edge_plugins.certificates import (
+            CertificateExpiryCollector,
+        )  # it imports safely() from here
+
+        _certificate_gauge = CertificateExpiryCollector()
+        REGISTRY.register(_certificate_gauge)
 
 
 def live_greenlets() -> int:

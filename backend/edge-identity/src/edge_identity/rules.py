@@ -53,6 +53,44 @@ class Rejection(StrEnum):
     UNAVAILABLE = "unavailable"  # the store could not say whether it is fresh and live
 
 
+# Which reasons say the edge was bypassed, and which any client can produce through a working
+# edge. Alerts page on the first set only (AuthGatewayBypassDetected); the second is a warning
+# with a traffic floor (AuthGatewayIdentityRefused), never a page an anonymous client can
+# trigger at will (observability/prometheus/rules/auth-backend.yml, docs/runbooks.md).
+BYPASS_EVIDENCE: frozenset[Rejection] = frozenset(
+    {
+        # edge-jwt removes any client X-Identity-Assertion and signs its own with the
+        # gateway's key for this service: a bad signature or another audience reached us
+        # without passing through it (the backend port is reachable otherwise) or the
+        # gateway's keys are misconfigured.
+        Rejection.BAD_SIGNATURE,
+        Rejection.WRONG_AUDIENCE,
+        # edge-jwt removes the client's X-User-* headers and sets its own from the same
+        # claims it signs: a mismatch was written after it (a bypass, or a broken edge).
+        Rejection.HEADER_MISMATCH,
+        # Each request gets a fresh assertion id: a second use is a captured assertion
+        # replayed, which needs a copy of what the edge sent upstream.
+        Rejection.REPLAYED,
+    }
+)
+CLIENT_SHAPED: frozenset[Rejection] = frozenset(
+    {
+        # No assertion at a view that needs one: what a request looks like when Kong ran
+        # without edge-jwt, but also any anonymous request a client shapes to reach such a
+        # view by a route that does not require a token.
+        Rejection.MISSING,
+        # The request the edge signed for is not the one Django sees: a valid user can send
+        # a lower-case method or a raw "#" in the path and get this on purpose.
+        Rejection.MISMATCHED_REQUEST,
+        # The user revoked the token (logout) and used it again before the edge heard of it.
+        Rejection.REVOKED,
+        # An assertion lives 60 s: a client that sends its body slowly enough outlives it.
+        Rejection.EXPIRED,
+    }
+)
+# Rejection.UNAVAILABLE is neither: Redis is down (an outage with its own alerts).
+
+
 class AssertionRejected(Exception):
     """The assertion does not establish an identity, for ``reason``."""
 

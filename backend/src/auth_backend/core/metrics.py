@@ -9,8 +9,12 @@ of small, fixed sets only (never an email, a user id or an address).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 
+from cryptography import x509
 from django.utils import timezone
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -248,6 +252,75 @@ class DatabaseGaugeCollector(Collector):
         ]
 
 
+# --- certificates the backend loads ----------------------------------------------------------
+
+# The TLS files gunicorn loads (backend/gunicorn.conf.py, backend/docs/tls.md), by the role
+# they play: its server certificate (and chain) and the CA a client certificate must chain to.
+CERTIFICATE_FILES = {"server": "GUNICORN_CERTFILE", "client_ca": "GUNICORN_CA_CERTS"}
+_PEM_CERTIFICATE = re.compile(
+    rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", flags=re.DOTALL
+)
+
+
+def certificate_expiries(pem: bytes) -> list[tuple[str, float]]:
+    """(subject, notAfter as epoch seconds) of every certificate in a PEM file, in order."""
+    certificates = (
+        x509.load_pem_x509_certificate(m.group(0)) for m in _PEM_CERTIFICATE.finditer(pem)
+    )
+    return [(c.subject.rfc4514_string(), c.not_valid_after_utc.timestamp()) for c in certificates]
+
+
+class CertificateExpiryCollector(Collector):
+    """``auth_certificate_expiry_timestamp_seconds{certificate, subject}``: when each
+    certificate of the TLS files gunicorn loads stops being valid. The files are read at each
+    scrape, so a certificate renewed on disk shows at once (gunicorn loads it on restart); a
+    file that cannot be read or parsed is logged and left out of that scrape."""
+
+    def __init__(self, files: Mapping[str, str]) -> None:
+        self.files = dict(files)  # role -> path
+
+    @classmethod
+    def from_environment(cls) -> CertificateExpiryCollector:
+        return cls(
+            {
+                role: path
+                for role, name in CERTIFICATE_FILES.items()
+                if (path := os.environ.get(name))
+            }
+        )
+
+    def describe(self) -> list[Metric]:
+        return [self._family()]
+
+    def collect(self) -> Iterator[Metric]:
+        family = self._family()
+        for role, path in self.files.items():
+            try:
+                expiries = certificate_expiries(Path(path).read_bytes())
+            except (OSError, ValueError):  # unreadable, or not a certificate: say which
+                log.exception(
+                    "certificate not readable; expiry omitted from this scrape",
+                    extra={
+                        "metric": "auth_certificate_expiry_timestamp_seconds",
+                        "certificate": role,
+                    },
+                )
+                continue
+            for subject, not_after in expiries:
+                family.add_metric([role, subject], not_after)
+        yield family
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "auth_certificate_expiry_timestamp_seconds",
+            "When each certificate of the TLS files the backend loads expires (notAfter, "
+            "Unix seconds), by role (server: GUNICORN_CERTFILE, client_ca: GUNICORN_CA_CERTS).",
+            labels=["certificate", "subject"],
+        )
+
+
 def scrape_time_collectors() -> list[Collector]:
-    """Collectors of values read from the database at scrape time, for the metrics view."""
-    return [DatabaseGaugeCollector()]
+    """Collectors of values read at scrape time (the database, the certificate files), for
+    the metrics view."""
+    return [DatabaseGaugeCollector(), CertificateExpiryCollector.from_environment()]

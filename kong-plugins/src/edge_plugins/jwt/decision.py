@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec
 
+from edge_plugins.exemplars import trace_exemplar
 from edge_plugins.jwt import metrics
 from edge_plugins.jwt.assertion import AssertionSigner, RequestBinding
 from edge_plugins.jwt.authorize import authorize
@@ -195,7 +196,7 @@ def decide(
         except KeysUnavailable as exc:
             return _unavailable(config, clear, exc.retry_after, "keys_unavailable")
         finally:
-            metrics.observe_verify_seconds(time.perf_counter() - started)
+            metrics.observe_verify_seconds(time.perf_counter() - started, trace_exemplar(headers))
         cache.put(digest, claims, float(claims["exp"]), now)
 
     if revocations.is_revoked(str(claims["jti"]), str(claims["sub"]), float(claims["iat"])):

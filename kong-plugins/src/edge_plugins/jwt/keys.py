@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
+from edge_plugins.certificates import record_certificate
+
 log = logging.getLogger(__name__)
 
 MIN_RSA_BITS = 2048
@@ -145,7 +147,9 @@ def key_from_pem(pem: str) -> VerificationKey:
     public: PublicKeyTypes
     try:
         if b"CERTIFICATE" in data.split(b"\n", 1)[0]:
-            public = x509.load_pem_x509_certificate(data).public_key()
+            certificate = x509.load_pem_x509_certificate(data)
+            public = certificate.public_key()
+            record_certificate("edge-jwt public_keys_pem", certificate)
         else:
             public = serialization.load_pem_public_key(data)
     except ValueError:

@@ -76,8 +76,9 @@ def record_cache_hit(cache: str) -> None:
     safely(lambda: CACHE_HITS.labels(cache=cache).inc(), "edge_jwt_cache_hits_total")
 
 
-def observe_verify_seconds(seconds: float) -> None:
-    safely(lambda: VERIFY_SECONDS.observe(seconds), "edge_jwt_verify_seconds")
+def observe_verify_seconds(seconds: float, exemplar: dict[str, str] | None = None) -> None:
+    """Observe one validation; ``exemplar`` links it to its trace (edge_plugins.exemplars)."""
+    safely(lambda: VERIFY_SECONDS.observe(seconds, exemplar), "edge_jwt_verify_seconds")
 
 
 def set_jwks_stale(source: str, stale: bool) -> None:

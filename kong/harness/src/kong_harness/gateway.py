@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from kong_harness import SERVER_TOKENS, pdk, prometheus, realip
+from kong_harness import SERVER_TOKENS, node_memory, pdk, prometheus, realip
 from kong_harness.conf import KongConf
 from kong_harness.declarative import DeclarativeConfig, load_declarative
 from kong_harness.entities import PluginEntity
@@ -165,6 +165,7 @@ class Gateway:
             self.stats.snapshot,
             # log handlers run where Kong runs them, in timers (ngx.timer.running_count)
             lambda: {"running": len(self._log_tasks), "pending": 0},
+            self.memory_stats,
         )
         self.processes: dict[str, PluginServerProcess] = {}
         self.config: DeclarativeConfig | None = None
@@ -175,6 +176,12 @@ class Gateway:
         self._log_tasks: set[asyncio.Task[None]] = set()
         # One httpx client per upstream TLS configuration (upstream_tls.py), not per request.
         self.upstream_clients = UpstreamClients()
+
+    def memory_stats(self) -> dict[str, Any]:
+        """kong.node.get_memory_stats() in bytes (node_memory.py)."""
+        return node_memory.memory_stats(
+            self.settings.kong_conf.values, "prometheus" in self.bundled
+        )
 
     # -- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:

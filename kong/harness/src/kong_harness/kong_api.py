@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import socket
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
@@ -150,14 +149,6 @@ def _bytes_to_str(value: int, unit: str, scale: int) -> str | int:
     return f"{value / divisor[0]:.{scale}f} {divisor[1]}"
 
 
-def _rss() -> int:
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
 async def _status(gateway: Gateway, scope: Scope, _body: bytes) -> tuple[int, Any]:
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     unit = query.get("unit", ["m"])[-1]
@@ -166,13 +157,21 @@ async def _status(gateway: Gateway, scope: Scope, _body: bytes) -> tuple[int, An
         scale = 2 if scale_text is None else float(scale_text)
         if scale < 0 or scale != int(scale):
             raise ValueError("scale must be equal or greater than 0")
+        # kong/pdk/node.lua get_memory_stats(unit, scale): every byte count through
+        # bytes_to_str (what the harness has for them: kong_harness/node_memory.py).
+        raw = gateway.memory_stats()
         memory = {
-            # No Lua VMs and no shared dicts in the harness: its one Python process stands
-            # for the workers' VMs; there is no lua_shared_dict.
             "workers_lua_vms": [
-                {"http_allocated_gc": _bytes_to_str(_rss(), unit, int(scale)), "pid": os.getpid()}
+                {
+                    **vm,
+                    "http_allocated_gc": _bytes_to_str(vm["http_allocated_gc"], unit, int(scale)),
+                }
+                for vm in raw["workers_lua_vms"]
             ],
-            "lua_shared_dicts": {},
+            "lua_shared_dicts": {
+                name: {k: _bytes_to_str(v, unit, int(scale)) for k, v in zone.items()}
+                for name, zone in raw["lua_shared_dicts"].items()
+            },
         }
     except ValueError as exc:
         return 400, {"message": str(exc)}

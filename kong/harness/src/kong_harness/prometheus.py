@@ -83,10 +83,13 @@ class PrometheusExporter(Collector):
         node_id: str,
         node_stats: Callable[[], Mapping[str, int]],
         timers: Callable[[], Mapping[str, int]],
+        memory: Callable[[], Mapping[str, Any]] | None = None,
     ) -> None:
         self.node_id = node_id
         self._node_stats = node_stats
         self._timers = timers
+        # kong.node.get_memory_stats() in bytes (kong_harness/node_memory.py)
+        self._memory = memory or (lambda: {"workers_lua_vms": [], "lua_shared_dicts": {}})
         self.enabled = False  # exporter.lua configure(): some prometheus plugin configured
         self._lock = threading.Lock()
         self._requests: dict[tuple[str, ...], float] = {}
@@ -191,6 +194,7 @@ class PrometheusExporter(Collector):
                 "gauge",
                 [({"node_id": self.node_id, "version": VERSION}, 1)],
             ),
+            *self._memory_metrics(),
         ]
         if self.enabled:  # prometheus.lua metric_data(local_only = not enabled)
             with self._lock:
@@ -234,6 +238,48 @@ class PrometheusExporter(Collector):
                     ),
                 ]
         return [m for m in out if m.samples]
+
+    def _memory_metrics(self) -> list[Metric]:
+        """exporter.lua init() and metric_data(): the three kong_memory_* gauges (capacity
+        set at init, allocated slabs and the workers' VMs at each scrape)."""
+        memory = self._memory()
+        dicts = memory["lua_shared_dicts"]
+        node = {"node_id": self.node_id}
+        return [
+            _metric(
+                "memory_workers_lua_vms_bytes",
+                "Allocated bytes in worker Lua VM",
+                "gauge",
+                [
+                    (
+                        {**node, "pid": str(vm["pid"]), "kong_subsystem": "http"},
+                        vm["http_allocated_gc"],
+                    )
+                    for vm in memory["workers_lua_vms"]
+                ],
+            ),
+            _metric(
+                "memory_lua_shared_dict_bytes",
+                "Allocated slabs in bytes in a shared_dict",
+                "gauge",
+                [
+                    (
+                        {**node, "shared_dict": name, "kong_subsystem": "http"},
+                        zone["allocated_slabs"],
+                    )
+                    for name, zone in dicts.items()
+                ],
+            ),
+            _metric(
+                "memory_lua_shared_dict_total_bytes",
+                "Total capacity in bytes of a shared_dict",
+                "gauge",
+                [
+                    ({**node, "shared_dict": name, "kong_subsystem": "http"}, zone["capacity"])
+                    for name, zone in dicts.items()
+                ],
+            ),
+        ]
 
     def _histogram(self, name: str, doc: str) -> Metric:
         metric = Metric("kong_" + name, doc, "histogram")
