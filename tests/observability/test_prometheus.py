@@ -218,7 +218,7 @@ def test_bypass_pages_only_on_what_a_client_cannot_shape() -> None:
     """The page takes the reasons only a bypassed (or broken) edge produces, the warning the
     ones any client can produce through a working edge: both as the backend's identity rules
     classify them, every reason but Redis being down in exactly one of the two."""
-    from auth_backend.identity.rules import BYPASS_EVIDENCE, CLIENT_SHAPED, Rejection
+    from edge_identity.rules import BYPASS_EVIDENCE, CLIENT_SHAPED, Rejection
 
     assert _reasons("AuthGatewayBypassDetected") == {r.value for r in BYPASS_EVIDENCE}
     assert _reasons("AuthGatewayIdentityRefused") == {r.value for r in CLIENT_SHAPED}
