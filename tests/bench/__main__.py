@@ -32,7 +32,7 @@ from tests.harness.support import REPO
 
 RESULTS = REPO / "bench" / "results"
 MIB = 2**20
-BLANK = ("", "", "")  # the comparison columns of a row that has none
+BLANK = ("", "", "", "")  # the comparison columns of a row that has none
 
 
 def _arguments() -> argparse.Namespace:
@@ -76,7 +76,7 @@ def _plugin_rows(variants: dict[str, dict[str, float]]) -> list[list[str]]:
         v = variants[name]
         return {
             "pdk": f"{v['pdk_per_request']:.1f}",
-            "cpu": f"{v['cpu_us_per_request']:.0f}",
+            "cpu": f"{v['cpu_us_per_request']:.0f} (min {v['cpu_us_min']:.0f})",
             "lat": f"{_ms(v['p50_us'] - none['p50_us'])} / {_ms(v['p99_us'] - none['p99_us'])}",
         }
 
@@ -94,6 +94,7 @@ def _plugin_rows(variants: dict[str, dict[str, float]]) -> list[list[str]]:
         ),
         ("**whole chain**", "edge chain", "null x3", "typical chain", "typical null x3"),
     ]
+    groups = [(*group, f"{group[3]}-gevent") for group in groups]  # kong-pdk gevent mode
     labels = {
         "pdk": "PDK round trips / request",
         "cpu": "plugin-server CPU µs / request",
@@ -174,8 +175,9 @@ def table(result: dict[str, Any]) -> str:
         "measure",
         "edge plugins",
         "null floor (gevent)",
-        "typical kong-pdk",
+        "typical kong-pdk (threads, its default)",
         "typical floor (threads)",
+        "typical kong-pdk (gevent)",
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]

@@ -8,7 +8,8 @@ One gateway (one worker) in front of a recording upstream, twelve plugin servers
   external plugin (RPC framing, kong-pdk's event loop);
 * typical: tests/bench/plugins/typical_*.py — plain kong-pdk in its default threads mode,
   a PDK call per header, PyJWT ``jwt.decode`` on every request, a Redis INCR fixed window;
-  and their floor, ``typical-null-1..3`` (tests/bench/plugins/typical_null.py): the same
+  the same three again in kong-pdk's gevent mode (``typical-*-gevent``); and their floor,
+  ``typical-null-1..3`` (tests/bench/plugins/typical_null.py): the same
   mode, no PDK call — so a difference of modes is not taken for a difference of plugins.
 
 Every request carries the same valid RS256 token (edge-jwt's verified-token cache hits),
@@ -53,6 +54,8 @@ PLUGINS_DIR = Path(__file__).resolve().parent / "plugins"
 OURS = ("edge-trace", "edge-jwt", "edge-rate-limit")
 NULLS = {"null-1": 100000, "null-2": 1450, "null-3": 910}  # at the priorities of ours
 TYPICAL = ("typical-trace", "typical-jwt", "typical-rate-limit")
+# The same typical plugins in kong-pdk's gevent mode (``-g``), under these names.
+TYPICAL_GEVENT = {name: f"{name}-gevent" for name in TYPICAL}
 TYPICAL_NULLS = {"typical-null-1": 100000, "typical-null-2": 1450, "typical-null-3": 910}
 UNLIMITED = 1_000_000_000  # per minute: never the thing measured
 FLOOD_REFETCH_INTERVAL = 1  # seconds: the cap under test is one refetch per second
@@ -162,6 +165,19 @@ def kong_yml(upstream_port: int, jwks: JwksServer, signing_key: Path, rl_prefix:
             ("typical-jwt", typical_jwt),
             ("typical-rate-limit", typical_rl),
         ],
+        **{
+            f"{name}-gevent": [(TYPICAL_GEVENT[name], config)]
+            for name, config in (
+                ("typical-trace", {}),
+                ("typical-jwt", typical_jwt),
+                ("typical-rate-limit", typical_rl),
+            )
+        },
+        "typical-chain-gevent": [
+            (TYPICAL_GEVENT["typical-trace"], {}),
+            (TYPICAL_GEVENT["typical-jwt"], typical_jwt),
+            (TYPICAL_GEVENT["typical-rate-limit"], typical_rl),
+        ],
         "jwks-flood": [
             (
                 "edge-jwt",
@@ -215,14 +231,22 @@ def _runner(yml: str, metrics_ports: dict[str, int]) -> HarnessRunner:
         }
     )
     servers.update({name: {} for name in (*OURS, *TYPICAL)})
+    servers.update({copy: {"TYPICAL_NAME": copy} for copy in TYPICAL_GEVENT.values()})
     commands = {name: f"{name} --metrics-port {metrics_ports[name]}" for name in OURS}
     commands.update(
         {name: f"{python} {PLUGINS_DIR / (name.replace('-', '_') + '.py')}" for name in TYPICAL}
+    )
+    commands.update(
+        {
+            copy: f"{python} {PLUGINS_DIR / (name.replace('-', '_') + '.py')}"
+            for name, copy in TYPICAL_GEVENT.items()
+        }
     )
     typical_null = f"{python} {PLUGINS_DIR / 'typical_null.py'}"
     commands.update(dict.fromkeys(TYPICAL_NULLS, typical_null))
     # kong-pdk's defaults for the typical plugins: threads mode, Lua-style returns.
     flags = dict.fromkeys((*TYPICAL, *TYPICAL_NULLS), "")
+    flags.update(dict.fromkeys(TYPICAL_GEVENT.values(), "-g"))  # gevent, still Lua-style
     return HarnessRunner(yml, servers=servers, commands=commands, flags=flags, workers=1)
 
 
@@ -362,7 +386,7 @@ def run(settings: ChainSettings) -> dict[str, Any]:
     try:
         yml = kong_yml(upstream.port, jwks, signing_key, rl_prefix)
         with _runner(yml, metrics_ports) as gateway, counter.installed():
-            servers = (*NULLS, *OURS, *TYPICAL, *TYPICAL_NULLS)
+            servers = (*NULLS, *OURS, *TYPICAL, *TYPICAL_GEVENT.values(), *TYPICAL_NULLS)
             pid = {name: server_pid(gateway, name) for name in servers}
             with httpx.Client(base_url=gateway.url, trust_env=False, timeout=30) as client:
 
@@ -399,6 +423,15 @@ def run(settings: ChainSettings) -> dict[str, Any]:
                     variant("typical-jwt", "/typical-jwt", ("typical-jwt",)),
                     variant("typical-rate-limit", "/typical-rate-limit", ("typical-rate-limit",)),
                     variant("typical chain", "/typical-chain", TYPICAL),
+                    *(
+                        variant(f"{name}-gevent", f"/{name}-gevent", (copy,))
+                        for name, copy in TYPICAL_GEVENT.items()
+                    ),
+                    variant(
+                        "typical chain-gevent",
+                        "/typical-chain-gevent",
+                        tuple(TYPICAL_GEVENT.values()),
+                    ),
                     variant("typical null x1", "/typical-null-1", ("typical-null-1",)),
                     variant("typical null x3", "/typical-null-chain", tuple(TYPICAL_NULLS)),
                 ]
