@@ -12,6 +12,11 @@ One gateway (one worker) in front of a recording upstream, twelve plugin servers
   ``typical-null-1..3`` (tests/bench/plugins/typical_null.py): the same
   mode, no PDK call — so a difference of modes is not taken for a difference of plugins.
 
+Beside it, a second gateway serves our chain as it ran before edge_plugins.pdk_bridge:
+kong-pdk's own bridge (``--kong-pdk-bridge``) and edge-trace with its log phase
+(``--export-spans``, no collector), so "edge chain" and "edge chain before" compare the
+runtime and the dropped idle log event on the same run.
+
 Every request carries the same valid RS256 token (edge-jwt's verified-token cache hits),
 except ``jwt miss``, which sends a token never seen. Limits are far above what the run
 sends: the happy path is measured. The tokens' JWKS is served here, not by the backend.
@@ -46,7 +51,15 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from tests.bench.measure import PdkCounter, Variant, footprint, measure, server_pid
-from tests.harness.support import BIN_DIR, HarnessRunner, free_port, serve_in_thread, start_upstream
+from tests.harness.support import (
+    BASE_SERVER_FLAGS,
+    BIN_DIR,
+    KONG_PDK_BRIDGE_FLAGS,
+    HarnessRunner,
+    free_port,
+    serve_in_thread,
+    start_upstream,
+)
 from tests.services import REDIS_TEST_URL
 
 ISSUER, AUDIENCE, KID = "https://bench.idp", "bench-api", "bench-rsa-1"
@@ -247,7 +260,31 @@ def _runner(yml: str, metrics_ports: dict[str, int]) -> HarnessRunner:
     # kong-pdk's defaults for the typical plugins: threads mode, Lua-style returns.
     flags = dict.fromkeys((*TYPICAL, *TYPICAL_NULLS), "")
     flags.update(dict.fromkeys(TYPICAL_GEVENT.values(), "-g"))  # gevent, still Lua-style
+    flags.update(dict.fromkeys((*OURS, *NULLS), BASE_SERVER_FLAGS))
     return HarnessRunner(yml, servers=servers, commands=commands, flags=flags, workers=1)
+
+
+def _before_runner(yml: str) -> HarnessRunner:
+    """Our chain as it ran before: kong-pdk's bridge, edge-trace with its log phase."""
+    commands = {name: f"{name} --metrics-port 0" for name in OURS}
+    commands["edge-trace"] += " --export-spans"
+    return HarnessRunner(
+        yml,
+        servers={name: {} for name in OURS},
+        commands=commands,
+        flags=dict.fromkeys(OURS, KONG_PDK_BRIDGE_FLAGS),
+        workers=1,
+    )
+
+
+def _chain_only(yml: str) -> str:
+    """The bench's kong.yml with the chain's route and plugins only."""
+    doc = yaml.safe_load(yml)
+    doc["services"][0]["routes"] = [
+        r for r in doc["services"][0]["routes"] if r["name"] == "edge-chain"
+    ]
+    doc["plugins"] = [p for p in doc["plugins"] if p["route"] == "edge-chain"]
+    return yaml.safe_dump(doc, sort_keys=False)
 
 
 def _flood(
@@ -385,13 +422,23 @@ def run(settings: ChainSettings) -> dict[str, Any]:
     counter = PdkCounter()
     try:
         yml = kong_yml(upstream.port, jwks, signing_key, rl_prefix)
-        with _runner(yml, metrics_ports) as gateway, counter.installed():
+        with (
+            _runner(yml, metrics_ports) as gateway,
+            _before_runner(_chain_only(yml)) as before,
+            counter.installed(),
+        ):
             servers = (*NULLS, *OURS, *TYPICAL, *TYPICAL_GEVENT.values(), *TYPICAL_NULLS)
             pid = {name: server_pid(gateway, name) for name in servers}
-            with httpx.Client(base_url=gateway.url, trust_env=False, timeout=30) as client:
+            before_pids = tuple(server_pid(before, name) for name in OURS)
+            with (
+                httpx.Client(base_url=gateway.url, trust_env=False, timeout=30) as client,
+                httpx.Client(base_url=before.url, trust_env=False, timeout=30) as before_client,
+            ):
 
                 def sender(
-                    path: str, tokens: Callable[[], str] = lambda: token
+                    path: str,
+                    tokens: Callable[[], str] = lambda: token,
+                    client: httpx.Client = client,
                 ) -> Callable[[], None]:
                     def send() -> None:
                         parent = f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
@@ -419,6 +466,11 @@ def run(settings: ChainSettings) -> dict[str, Any]:
                     ),
                     variant("edge-rate-limit", "/edge-rate-limit", ("edge-rate-limit",)),
                     variant("edge chain", "/edge-chain", OURS),
+                    Variant(
+                        "edge chain before",
+                        sender("/edge-chain", client=before_client),
+                        before_pids,
+                    ),
                     variant("typical-trace", "/typical-trace", ("typical-trace",)),
                     variant("typical-jwt", "/typical-jwt", ("typical-jwt",)),
                     variant("typical-rate-limit", "/typical-rate-limit", ("typical-rate-limit",)),

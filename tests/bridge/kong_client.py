@@ -151,10 +151,17 @@ class PluginServer:
             time.sleep(0.02)
 
     def connect(self) -> Connection:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(30)
-        sock.connect(str(self.path))
-        return Connection(sock)
+        for _ in range(500):  # the socket file exists from bind(), connections from listen()
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(30)
+            try:
+                sock.connect(str(self.path))
+            except ConnectionRefusedError:
+                sock.close()
+                time.sleep(0.01)
+                continue
+            return Connection(sock)
+        raise ConnectionRefusedError(f"plugin server at {self.path} does not listen")
 
     def stop(self) -> str:
         self.process.terminate()

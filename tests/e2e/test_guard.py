@@ -47,7 +47,9 @@ def _timed_get(client, path):  # type: ignore[no-untyped-def]
     return response, time.monotonic() - started
 
 
-def test_unguarded_raise_before_first_pdk_call_hangs_kong_pdk_whole_server(harness_factory, upstream):  # type: ignore[no-untyped-def]
+def test_unguarded_raise_before_first_pdk_call_hangs_kong_pdk_whole_server(
+    harness_factory, upstream
+):  # type: ignore[no-untyped-def]
     gw = _gateway(
         harness_factory, upstream, "{fail: before_pdk, unguarded: true}", KONG_PDK_BRIDGE_FLAGS
     )
@@ -61,7 +63,9 @@ def test_unguarded_raise_before_first_pdk_call_hangs_kong_pdk_whole_server(harne
     assert "x-edge-demo" not in healthy.headers
 
 
-def test_unguarded_raise_before_first_pdk_call_on_our_bridge_fails_open_at_once(harness_factory, upstream):  # type: ignore[no-untyped-def]
+def test_unguarded_raise_before_first_pdk_call_on_our_bridge_fails_open_at_once(
+    harness_factory, upstream
+):  # type: ignore[no-untyped-def]
     gw = _gateway(
         harness_factory, upstream, "{fail: before_pdk, unguarded: true}", BASE_SERVER_FLAGS
     )

@@ -281,13 +281,21 @@ def request_context(**overrides: Any) -> pdk.RequestContext:
     return pdk.RequestContext(**fields)
 
 
+# What kong/kong.conf adds to a shipped server's start and query commands.
+SHIPPED_FLAGS = {"edge-trace": "--export-spans"}
+
+
 def shipped_plugins_runner(kong_yml: str, names: tuple[str, ...], **kwargs: Any) -> HarnessRunner:
     """A runner serving the shipped plugins ``names`` by their console scripts, with no
-    metrics listener (``--metrics-port 0``: parallel runners would fight over the port)."""
+    metrics listener (``--metrics-port 0``: parallel runners would fight over the port),
+    and edge-trace exporting spans as kong/kong.conf starts it."""
     return HarnessRunner(
         kong_yml,
         servers={name: {} for name in names},
-        commands={name: f"{name} --metrics-port 0" for name in names},
+        commands={
+            name: f"{name} --metrics-port 0 {SHIPPED_FLAGS.get(name, '')}".rstrip()
+            for name in names
+        },
         **kwargs,
     )
 

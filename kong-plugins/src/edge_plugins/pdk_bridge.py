@@ -385,6 +385,7 @@ class PluginBridge:
         greeting = pack([2, "serverPid", os.getpid()])
         methods = self.methods
         debug = log.isEnabledFor(logging.DEBUG)
+        send = _sender(sock)
         for _kind, msgid, method, args in unpacker:
             target = methods.get(method)
             try:
@@ -404,7 +405,25 @@ class PluginBridge:
                 reply = pack([1, msgid, str(exc), None])
             if greeting:
                 reply, greeting = greeting + reply, b""
-            sock.sendall(reply)
+            send(reply)
+
+
+def _sender(sock: Any) -> Callable[[bytes], None]:
+    """``sock.sendall``, trying the raw non-blocking socket first: an answer is small and
+    the kernel buffer almost always takes it whole, without gevent's wait machinery."""
+    raw = getattr(sock, "_sock", None)
+    if raw is None:
+        return sock.sendall  # type: ignore[no-any-return]
+
+    def send(data: bytes) -> None:
+        try:
+            sent = raw.send(data)
+        except BlockingIOError:
+            sent = 0
+        if sent < len(data):
+            sock.sendall(data[sent:])
+
+    return send
 
 
 class _SocketReader:
