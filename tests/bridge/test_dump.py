@@ -35,3 +35,19 @@ def test_edge_trace_declares_its_log_phase_only_when_it_exports_spans() -> None:
     assert _phases(f"{program} --dump") == ("access",)
     assert _phases(f"{program} --export-spans --dump") == ("log", "access")
     assert _phases(f"{program} --export-spans --kong-pdk-bridge --dump") == ("log", "access")
+
+
+def test_a_server_without_export_spans_says_a_configured_endpoint_exports_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from edge_plugins import edge_trace
+
+    argv = ["edge-trace", "--dump"]
+    plugin = edge_trace.served_plugin(argv)
+    assert plugin is edge_trace.AccessOnlyPlugin and argv == ["edge-trace", "--dump"]
+    instance = plugin({"otlp_endpoint": "http://127.0.0.1:4318/v1/traces"})
+    assert instance.exporter is None
+    assert "--export-spans" in caplog.text
+    exporting = ["edge-trace", "--export-spans", "-p", "/x"]
+    assert edge_trace.served_plugin(exporting) is edge_trace.Plugin
+    assert exporting == ["edge-trace", "-p", "/x"]

@@ -80,7 +80,7 @@ _WRITE = ("kong.service.request.set_headers", "kong.response.set_headers")
 PDK_CALLS = (
     PdkCalls("access", "any request", (_READ, *_WRITE)),
     PdkCalls("access", "`request_id_trusted_ips` set", (_READ, "kong.client.get_ip", *_WRITE)),
-    PdkCalls("log", "`otlp_endpoint` set", ("kong.log.serialize",)),
+    PdkCalls("log", "`otlp_endpoint` set, started with `--export-spans`", ("kong.log.serialize",)),
     PdkCalls("log", "no `otlp_endpoint`", ()),
 )
 FAILURE_BEHAVIOUR = (

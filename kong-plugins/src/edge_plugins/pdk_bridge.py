@@ -120,7 +120,7 @@ class _Namespace:
         return self._call(self._path, args)
 
     def __str__(self) -> str:  # as FakeClasses: ``str(kong.x)`` calls ``kong.x()``
-        return self._call(self._path, ())  # type: ignore[no-any-return]
+        return self._call(self._path, ())
 
     def __repr__(self) -> str:
         return f"<PDK {self._path}>"
@@ -413,7 +413,7 @@ def _sender(sock: Any) -> Callable[[bytes], None]:
     the kernel buffer almost always takes it whole, without gevent's wait machinery."""
     raw = getattr(sock, "_sock", None)
     if raw is None:
-        return sock.sendall  # type: ignore[no-any-return]
+        return sock.sendall
 
     def send(data: bytes) -> None:
         try:
