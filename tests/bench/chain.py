@@ -500,7 +500,11 @@ def run(settings: ChainSettings) -> dict[str, Any]:
                 name: (pid[name], f"http://127.0.0.1:{metrics_ports[name]}/metrics")
                 for name in OURS
             }
-            soak = _soak(gateway, token, processes, settings.soak_requests, settings.soak_clients)
+            # A token minted now: the one above may expire (15 min) before a slow run's soak.
+            soak_token = mint(private_key, subject="bench-user")
+            soak = _soak(
+                gateway, soak_token, processes, settings.soak_requests, settings.soak_clients
+            )
     finally:
         upstream_server.shutdown()
         jwks.server.shutdown()
