@@ -117,7 +117,7 @@ def mint(private_key: rsa.RSAPrivateKey, subject: str | None = None) -> str:
         "jti": str(uuid.uuid4()),
         "iat": now,
         "nbf": now,
-        "exp": now + 900,
+        "exp": now + 7200,  # longer than the slowest run: an expired token measures 401s
         "token_use": "access",
     }
     return jwt.encode(claims, private_key, algorithm="RS256", headers={"kid": KID})
