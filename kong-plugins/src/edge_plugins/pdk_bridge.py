@@ -198,7 +198,11 @@ class _Worker:
             outcome: Any = RET
             try:
                 contextvars.Context().run(handler, self.kong)
-            except Exception as exc:  # noqa: BLE001  # a plugin bug: an RPC error, not a dead server
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            # A plugin's bug (or an unguarded edge_plugins.guard.RequestEnded, a
+            # BaseException): an RPC error, not a dead worker or hub.
+            except BaseException as exc:  # noqa: BLE001
                 outcome = _Failure(exc)
             self.event = None
             caller = event.caller
