@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 # make bench BENCH_ARGS=--quick (a smoke run); every parameter: python -m tests.bench --help
 BENCH_ARGS ?=
 
-.PHONY: help setup run test check lint format mypy bench up down clean k8s-tools k8s-rules k8s-render plugin-docs
+.PHONY: help setup run test test-e2e-kong-pdk check lint format mypy bench up down clean k8s-tools k8s-rules k8s-render plugin-docs
 
 # `make help` lists every target that carries a `## ` description on its rule line.
 help: ## this list
@@ -36,6 +36,11 @@ run: setup ## backend :8080 + plugin servers + harness gateway :8000 (Ctrl-C sto
 
 test: setup k8s-tools ## the whole test suite (PostgreSQL and Redis tests need the real services)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The end-to-end suite once more with kong-pdk's own bridge in the plugin servers
+# (--kong-pdk-bridge, docs/plugin-runtime.md): a regression is then attributable.
+test-e2e-kong-pdk: setup ## tests/e2e with the plugin servers on kong-pdk's bridge
+	EDGE_PLUGIN_BRIDGE=kong-pdk $(VENV)/bin/python -m pytest tests/e2e $(PYTEST_ARGS)
 
 # The Kubernetes checks' tools (tests/kubernetes), each set in its own virtualenv from its
 # frozen requirements: checkov's pins conflict with the project's and with

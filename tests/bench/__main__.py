@@ -4,6 +4,8 @@
     python -m tests.bench --help       # every parameter
 
 Sections (each module's docstring says how it measures):
+  tests/bench/bridge.py      the bridges alone: CPU per null event and per PDK call, ours
+                             vs kong-pdk's (gevent, threads); five events that wait first
   tests/bench/chain.py       per plugin and the whole chain beside the floor (null plugins)
                              and typical kong-pdk plugins; edge-jwt miss vs hit; JWKS
                              refetches under an unknown-kid flood; the 50k-request soak
@@ -27,12 +29,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.bench import chain, end_to_end, rate_limit
+from tests.bench import bridge, chain, end_to_end, rate_limit
 from tests.harness.support import REPO
 
 RESULTS = REPO / "bench" / "results"
 MIB = 2**20
-BLANK = ("", "", "")  # the comparison columns of a row that has none
+BLANK = ("", "", "", "")  # the comparison columns of a row that has none
 
 
 def _arguments() -> argparse.Namespace:
@@ -40,6 +42,8 @@ def _arguments() -> argparse.Namespace:
         prog="python -m tests.bench", description=__doc__.split("\n")[0]
     )
     add = parser.add_argument
+    add("--bridge-blocks", type=int, default=9, help="blocks per bridge (fresh processes)")
+    add("--bridge-events", type=int, default=500, help="events per bridge block")
     add("--blocks", type=int, default=10, help="interleaved blocks per plugin variant")
     add("--block", type=int, default=100, help="requests per block")
     add("--warmup", type=int, default=20, help="untimed requests per variant first")
@@ -59,6 +63,7 @@ def _arguments() -> argparse.Namespace:
     args = parser.parse_args()
     if args.quick:
         args.blocks, args.block, args.warmup = 2, 20, 2
+        args.bridge_blocks, args.bridge_events = 2, 100
         args.flood_seconds, args.soak_requests = 2.0, 500
         args.rl_blocks, args.rl_block, args.rl_keys = 2, 100, 100
         args.two_node_limit, args.e2e_seconds, args.e2e_rounds = 100, 1.0, 1
@@ -76,7 +81,7 @@ def _plugin_rows(variants: dict[str, dict[str, float]]) -> list[list[str]]:
         v = variants[name]
         return {
             "pdk": f"{v['pdk_per_request']:.1f}",
-            "cpu": f"{v['cpu_us_per_request']:.0f}",
+            "cpu": f"{v['cpu_us_per_request']:.0f} (min {v['cpu_us_min']:.0f})",
             "lat": f"{_ms(v['p50_us'] - none['p50_us'])} / {_ms(v['p99_us'] - none['p99_us'])}",
         }
 
@@ -94,6 +99,7 @@ def _plugin_rows(variants: dict[str, dict[str, float]]) -> list[list[str]]:
         ),
         ("**whole chain**", "edge chain", "null x3", "typical chain", "typical null x3"),
     ]
+    groups = [(*group, f"{group[3]}-gevent") for group in groups]  # kong-pdk gevent mode
     labels = {
         "pdk": "PDK round trips / request",
         "cpu": "plugin-server CPU µs / request",
@@ -106,9 +112,51 @@ def _plugin_rows(variants: dict[str, dict[str, float]]) -> list[list[str]]:
     return rows
 
 
+def _ratio(ours: float, theirs: float) -> str:
+    return f"{ours / theirs:.2f}x" if theirs else "n/a"
+
+
+def _bridge_rows(br: dict[str, Any], variants: dict[str, dict[str, float]]) -> list[list[str]]:
+    ours, gevent, threads = br["ours"], br["kong-pdk gevent"], br["kong-pdk threads"]
+    rows = []
+    for key, label in (("null_event_us", "per null event"), ("pdk_call_us", "per PDK call")):
+        rows.append(
+            [
+                f"bridge CPU µs {label}: ours; kong-pdk gevent; kong-pdk threads (median, min)",
+                f"{ours[key]:.0f} (min {ours[key + '_min']:.0f}); "
+                f"{gevent[key]:.0f} (min {gevent[key + '_min']:.0f}); "
+                f"{threads[key]:.0f} (min {threads[key + '_min']:.0f}) — ours "
+                f"{_ratio(ours[key], gevent[key])} kong-pdk gevent",
+                *BLANK,
+            ]
+        )
+    rows.append(
+        [
+            "5 events waiting 0.2 s before their first PDK call, s: ours; kong-pdk gevent; "
+            "kong-pdk threads",
+            "; ".join(f"{b['concurrent_wait_seconds']:.2f}" for b in (ours, gevent, threads)),
+            *BLANK,
+        ]
+    )
+    now = variants["edge chain"]["cpu_us_per_request"]
+    before = variants["edge chain before"]["cpu_us_per_request"]
+    typical = variants["typical chain"]["cpu_us_per_request"]
+    rows.append(
+        [
+            "whole chain CPU µs / request: now (3 events) vs before (kong-pdk bridge, "
+            "edge-trace log phase: 4 events); vs typical kong-pdk (threads)",
+            f"{now:.0f} vs {before:.0f} ({_ratio(now, before)}); vs {typical:.0f} "
+            f"({_ratio(now, typical)})",
+            *BLANK,
+        ]
+    )
+    return rows
+
+
 def table(result: dict[str, Any]) -> str:
     ch, rl, e2e = result["chain"], result["rate_limit"], result["end_to_end"]
-    rows = _plugin_rows(ch["variants"])
+    rows = _bridge_rows(result["bridge"], ch["variants"])
+    rows += _plugin_rows(ch["variants"])
     hit, miss = ch["variants"]["edge-jwt hit"], ch["variants"]["edge-jwt miss"]
     rows.append(
         [
@@ -174,8 +222,9 @@ def table(result: dict[str, Any]) -> str:
         "measure",
         "edge plugins",
         "null floor (gevent)",
-        "typical kong-pdk",
+        "typical kong-pdk (threads, its default)",
         "typical floor (threads)",
+        "typical kong-pdk (gevent)",
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -196,6 +245,9 @@ def main() -> None:
     clock = time.monotonic()
     result: dict[str, Any] = {"started": started.isoformat(), "machine": machine}
     result["parameters"] = parameters
+    print("bridges: null events, PDK calls, waiting events …", flush=True)
+    result["bridge"] = bridge.run(args.bridge_blocks, args.bridge_events, warmup=50)
+    _save(result, started)
     print("chain: plugins, floor, typical; JWKS flood; soak …", flush=True)
     result["chain"] = chain.run(
         chain.ChainSettings(

@@ -8,8 +8,14 @@ One gateway (one worker) in front of a recording upstream, twelve plugin servers
   external plugin (RPC framing, kong-pdk's event loop);
 * typical: tests/bench/plugins/typical_*.py — plain kong-pdk in its default threads mode,
   a PDK call per header, PyJWT ``jwt.decode`` on every request, a Redis INCR fixed window;
-  and their floor, ``typical-null-1..3`` (tests/bench/plugins/typical_null.py): the same
+  the same three again in kong-pdk's gevent mode (``typical-*-gevent``); and their floor,
+  ``typical-null-1..3`` (tests/bench/plugins/typical_null.py): the same
   mode, no PDK call — so a difference of modes is not taken for a difference of plugins.
+
+Beside it, a second gateway serves our chain as it ran before edge_plugins.pdk_bridge:
+kong-pdk's own bridge (``--kong-pdk-bridge``) and edge-trace with its log phase
+(``--export-spans``, no collector), so "edge chain" and "edge chain before" compare the
+runtime and the dropped idle log event on the same run.
 
 Every request carries the same valid RS256 token (edge-jwt's verified-token cache hits),
 except ``jwt miss``, which sends a token never seen. Limits are far above what the run
@@ -45,7 +51,15 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from tests.bench.measure import PdkCounter, Variant, footprint, measure, server_pid
-from tests.harness.support import BIN_DIR, HarnessRunner, free_port, serve_in_thread, start_upstream
+from tests.harness.support import (
+    BASE_SERVER_FLAGS,
+    BIN_DIR,
+    KONG_PDK_BRIDGE_FLAGS,
+    HarnessRunner,
+    free_port,
+    serve_in_thread,
+    start_upstream,
+)
 from tests.services import REDIS_TEST_URL
 
 ISSUER, AUDIENCE, KID = "https://bench.idp", "bench-api", "bench-rsa-1"
@@ -53,6 +67,8 @@ PLUGINS_DIR = Path(__file__).resolve().parent / "plugins"
 OURS = ("edge-trace", "edge-jwt", "edge-rate-limit")
 NULLS = {"null-1": 100000, "null-2": 1450, "null-3": 910}  # at the priorities of ours
 TYPICAL = ("typical-trace", "typical-jwt", "typical-rate-limit")
+# The same typical plugins in kong-pdk's gevent mode (``-g``), under these names.
+TYPICAL_GEVENT = {name: f"{name}-gevent" for name in TYPICAL}
 TYPICAL_NULLS = {"typical-null-1": 100000, "typical-null-2": 1450, "typical-null-3": 910}
 UNLIMITED = 1_000_000_000  # per minute: never the thing measured
 FLOOD_REFETCH_INTERVAL = 1  # seconds: the cap under test is one refetch per second
@@ -101,7 +117,7 @@ def mint(private_key: rsa.RSAPrivateKey, subject: str | None = None) -> str:
         "jti": str(uuid.uuid4()),
         "iat": now,
         "nbf": now,
-        "exp": now + 900,
+        "exp": now + 7200,  # longer than the slowest run: an expired token measures 401s
         "token_use": "access",
     }
     return jwt.encode(claims, private_key, algorithm="RS256", headers={"kid": KID})
@@ -162,6 +178,19 @@ def kong_yml(upstream_port: int, jwks: JwksServer, signing_key: Path, rl_prefix:
             ("typical-jwt", typical_jwt),
             ("typical-rate-limit", typical_rl),
         ],
+        **{
+            f"{name}-gevent": [(TYPICAL_GEVENT[name], config)]
+            for name, config in (
+                ("typical-trace", {}),
+                ("typical-jwt", typical_jwt),
+                ("typical-rate-limit", typical_rl),
+            )
+        },
+        "typical-chain-gevent": [
+            (TYPICAL_GEVENT["typical-trace"], {}),
+            (TYPICAL_GEVENT["typical-jwt"], typical_jwt),
+            (TYPICAL_GEVENT["typical-rate-limit"], typical_rl),
+        ],
         "jwks-flood": [
             (
                 "edge-jwt",
@@ -215,15 +244,47 @@ def _runner(yml: str, metrics_ports: dict[str, int]) -> HarnessRunner:
         }
     )
     servers.update({name: {} for name in (*OURS, *TYPICAL)})
+    servers.update({copy: {"TYPICAL_NAME": copy} for copy in TYPICAL_GEVENT.values()})
     commands = {name: f"{name} --metrics-port {metrics_ports[name]}" for name in OURS}
     commands.update(
         {name: f"{python} {PLUGINS_DIR / (name.replace('-', '_') + '.py')}" for name in TYPICAL}
+    )
+    commands.update(
+        {
+            copy: f"{python} {PLUGINS_DIR / (name.replace('-', '_') + '.py')}"
+            for name, copy in TYPICAL_GEVENT.items()
+        }
     )
     typical_null = f"{python} {PLUGINS_DIR / 'typical_null.py'}"
     commands.update(dict.fromkeys(TYPICAL_NULLS, typical_null))
     # kong-pdk's defaults for the typical plugins: threads mode, Lua-style returns.
     flags = dict.fromkeys((*TYPICAL, *TYPICAL_NULLS), "")
+    flags.update(dict.fromkeys(TYPICAL_GEVENT.values(), "-g"))  # gevent, still Lua-style
+    flags.update(dict.fromkeys((*OURS, *NULLS), BASE_SERVER_FLAGS))
     return HarnessRunner(yml, servers=servers, commands=commands, flags=flags, workers=1)
+
+
+def _before_runner(yml: str) -> HarnessRunner:
+    """Our chain as it ran before: kong-pdk's bridge, edge-trace with its log phase."""
+    commands = {name: f"{name} --metrics-port 0" for name in OURS}
+    commands["edge-trace"] += " --export-spans"
+    return HarnessRunner(
+        yml,
+        servers={name: {} for name in OURS},
+        commands=commands,
+        flags=dict.fromkeys(OURS, KONG_PDK_BRIDGE_FLAGS),
+        workers=1,
+    )
+
+
+def _chain_only(yml: str) -> str:
+    """The bench's kong.yml with the chain's route and plugins only."""
+    doc = yaml.safe_load(yml)
+    doc["services"][0]["routes"] = [
+        r for r in doc["services"][0]["routes"] if r["name"] == "edge-chain"
+    ]
+    doc["plugins"] = [p for p in doc["plugins"] if p["route"] == "edge-chain"]
+    return yaml.safe_dump(doc, sort_keys=False)
 
 
 def _flood(
@@ -361,13 +422,23 @@ def run(settings: ChainSettings) -> dict[str, Any]:
     counter = PdkCounter()
     try:
         yml = kong_yml(upstream.port, jwks, signing_key, rl_prefix)
-        with _runner(yml, metrics_ports) as gateway, counter.installed():
-            servers = (*NULLS, *OURS, *TYPICAL, *TYPICAL_NULLS)
+        with (
+            _runner(yml, metrics_ports) as gateway,
+            _before_runner(_chain_only(yml)) as before,
+            counter.installed(),
+        ):
+            servers = (*NULLS, *OURS, *TYPICAL, *TYPICAL_GEVENT.values(), *TYPICAL_NULLS)
             pid = {name: server_pid(gateway, name) for name in servers}
-            with httpx.Client(base_url=gateway.url, trust_env=False, timeout=30) as client:
+            before_pids = tuple(server_pid(before, name) for name in OURS)
+            with (
+                httpx.Client(base_url=gateway.url, trust_env=False, timeout=30) as client,
+                httpx.Client(base_url=before.url, trust_env=False, timeout=30) as before_client,
+            ):
 
                 def sender(
-                    path: str, tokens: Callable[[], str] = lambda: token
+                    path: str,
+                    tokens: Callable[[], str] = lambda: token,
+                    client: httpx.Client = client,
                 ) -> Callable[[], None]:
                     def send() -> None:
                         parent = f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
@@ -395,10 +466,24 @@ def run(settings: ChainSettings) -> dict[str, Any]:
                     ),
                     variant("edge-rate-limit", "/edge-rate-limit", ("edge-rate-limit",)),
                     variant("edge chain", "/edge-chain", OURS),
+                    Variant(
+                        "edge chain before",
+                        sender("/edge-chain", client=before_client),
+                        before_pids,
+                    ),
                     variant("typical-trace", "/typical-trace", ("typical-trace",)),
                     variant("typical-jwt", "/typical-jwt", ("typical-jwt",)),
                     variant("typical-rate-limit", "/typical-rate-limit", ("typical-rate-limit",)),
                     variant("typical chain", "/typical-chain", TYPICAL),
+                    *(
+                        variant(f"{name}-gevent", f"/{name}-gevent", (copy,))
+                        for name, copy in TYPICAL_GEVENT.items()
+                    ),
+                    variant(
+                        "typical chain-gevent",
+                        "/typical-chain-gevent",
+                        tuple(TYPICAL_GEVENT.values()),
+                    ),
                     variant("typical null x1", "/typical-null-1", ("typical-null-1",)),
                     variant("typical null x3", "/typical-null-chain", tuple(TYPICAL_NULLS)),
                 ]
@@ -415,7 +500,11 @@ def run(settings: ChainSettings) -> dict[str, Any]:
                 name: (pid[name], f"http://127.0.0.1:{metrics_ports[name]}/metrics")
                 for name in OURS
             }
-            soak = _soak(gateway, token, processes, settings.soak_requests, settings.soak_clients)
+            # A token minted now: the one above may expire (15 min) before a slow run's soak.
+            soak_token = mint(private_key, subject="bench-user")
+            soak = _soak(
+                gateway, soak_token, processes, settings.soak_requests, settings.soak_clients
+            )
     finally:
         upstream_server.shutdown()
         jwks.server.shutdown()

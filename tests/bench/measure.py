@@ -1,9 +1,12 @@
 """What ``make bench`` measures per request, and how.
 
-* **Plugin-server CPU**: the nanosecond on-CPU time of /proc/<pid>/task/*/schedstat, summed
-  over the variant's plugin-server processes (all their threads) around each block of
-  requests; the gateway's and the client's CPU is not counted. ``utime+stime`` of
-  /proc/<pid>/stat (clock ticks, what ``ps``/``top`` show) is too coarse for one block.
+* **Plugin-server CPU**: the process CPU clock of each of the variant's plugin-server
+  processes (``clock_getcpuclockid(pid)``, read in nanoseconds), summed around each block of
+  requests; the gateway's and the client's CPU is not counted. The process clock counts
+  every thread the process ever ran, those that have exited included: kong-pdk's threads
+  mode runs each event in a thread that then ends, so a sum over the *live* threads
+  (/proc/<pid>/task/*/schedstat) loses its work. Where the clock cannot be read,
+  ``utime+stime`` of /proc/<pid>/stat (the same total, in clock ticks) stands in.
 * **PDK round trips**: counted where the harness answers them (``kong_harness.pdk.call``,
   looked up by the RPC bridge on every step), so a plugin cannot hide one.
 * **Latency**: the client's wall time per request; variants run in interleaved blocks so
@@ -15,6 +18,8 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import os
 import statistics
 import threading
 import time
@@ -27,16 +32,25 @@ import httpx
 
 from tests.harness.support import HarnessRunner
 
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_TICK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
 
 def cpu_ns(pid: int) -> int:
-    """Nanoseconds on CPU, summed over the process's threads (schedstat field 1)."""
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    """Nanoseconds on CPU of process ``pid``: all its threads, exited ones included.
+
+    The process CPU clock (POSIX ``clock_getcpuclockid``; on Linux the thread group's
+    ``sum_exec_runtime`` plus what its dead threads left in it); ``utime+stime`` of
+    /proc/<pid>/stat (fields 14 and 15, same total in clock ticks) where it cannot be read.
+    """
+    clock = ctypes.c_int()
+    if _LIBC.clock_getcpuclockid(pid, ctypes.byref(clock)) == 0:
         try:
-            total += int((task / "schedstat").read_text().split()[0])
-        except (OSError, IndexError, ValueError):  # a thread that ended meanwhile
-            continue
-    return total
+            return time.clock_gettime_ns(clock.value)
+        except OSError:  # the process ended between the two calls: fall through
+            pass
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * _TICK_NS  # utime, stime (after pid, comm)
 
 
 def server_pid(gateway: HarnessRunner, name: str) -> int:
@@ -113,6 +127,7 @@ class Variant:
             "requests": n,
             "pdk_per_request": self.pdk_calls / n,
             "cpu_us_per_request": statistics.median(self.cpu_us) if self.cpu_us else 0.0,
+            "cpu_us_min": min(self.cpu_us) if self.cpu_us else 0.0,
             "p50_us": percentile(self.latency_us, 50),
             "p99_us": percentile(self.latency_us, 99),
         }

@@ -88,7 +88,7 @@ def gateway(
                   otlp_flush_interval_ms: 10, otlp_timeout_ms: 200}}
     """
     servers: dict[str, dict[str, str]] = {"edge-trace": {}, "edge-demo": {}}
-    commands = {"edge-trace": f"edge-trace --metrics-port {metrics_port}"}
+    commands = {"edge-trace": f"edge-trace --metrics-port {metrics_port} --export-spans"}
     with HarnessRunner(yml, servers=servers, commands=commands) as runner:
         yield runner
 
@@ -299,7 +299,9 @@ def test_endpoint_from_kongs_env_vault(
           otlp_endpoint: "{{vault://env/edge-trace-test-unset-endpoint}}"
     """
     gw = harness_factory(
-        yml, servers={"edge-trace": {}}, commands={"edge-trace": "edge-trace --metrics-port 0"}
+        yml,
+        servers={"edge-trace": {}},
+        commands={"edge-trace": "edge-trace --metrics-port 0 --export-spans"},
     )
     with gw.client() as client:
         assert client.get("/u").status_code == 200

@@ -1,9 +1,11 @@
 """The guard (edge_plugins.guard) against kong-pdk 0.36's hangs, shown on a real server.
 
-kong_pdk/server.py ``handle_event`` holds ``e_lock`` until the handler's first PDK call;
-``_step`` waits for the handler's next message. The unguarded tests show the hangs (Kong's
-socket timeout, here 1.5 s, then fail-open per mp_rpc.lua); the guarded ones show the
-declared failure policy instead, with the server still serving.
+On kong-pdk's own bridge (``--kong-pdk-bridge``), kong_pdk/server.py ``handle_event`` holds
+``e_lock`` until the handler's first PDK call; ``_step`` waits for the handler's next
+message. The unguarded tests show the hangs there (Kong's socket timeout, here 1.5 s, then
+fail-open per mp_rpc.lua), and on edge_plugins.pdk_bridge an RPC error at once (the same
+fail-open, without the wait, and no other request held up); the guarded ones show the
+declared failure policy instead, with the server still serving, on both.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import time
 
 import pytest
 
-from tests.harness.support import header
+from tests.harness.support import BASE_SERVER_FLAGS, KONG_PDK_BRIDGE_FLAGS, header
 
 TIMEOUT = 1.5
+BRIDGES = {"kong-pdk": KONG_PDK_BRIDGE_FLAGS, "edge": BASE_SERVER_FLAGS}
 
 
-def _gateway(harness_factory, upstream, config: str):  # type: ignore[no-untyped-def]
+def _gateway(harness_factory, upstream, config: str, flags: str | None = None):  # type: ignore[no-untyped-def]
     yml = f"""
     _format_version: "3.0"
     services:
@@ -34,7 +37,8 @@ def _gateway(harness_factory, upstream, config: str):  # type: ignore[no-untyped
         route: r-healthy
         config: {{greeting: alive}}
     """
-    return harness_factory(yml, plugin_timeout=TIMEOUT, workers=1)
+    chosen = {"flags": {"edge-demo": flags}} if flags else {}
+    return harness_factory(yml, plugin_timeout=TIMEOUT, workers=1, **chosen)
 
 
 def _timed_get(client, path):  # type: ignore[no-untyped-def]
@@ -43,8 +47,12 @@ def _timed_get(client, path):  # type: ignore[no-untyped-def]
     return response, time.monotonic() - started
 
 
-def test_unguarded_raise_before_first_pdk_call_hangs_the_whole_server(harness_factory, upstream):  # type: ignore[no-untyped-def]
-    gw = _gateway(harness_factory, upstream, "{fail: before_pdk, unguarded: true}")
+def test_unguarded_raise_before_first_pdk_call_hangs_kong_pdk_whole_server(
+    harness_factory, upstream
+):  # type: ignore[no-untyped-def]
+    gw = _gateway(
+        harness_factory, upstream, "{fail: before_pdk, unguarded: true}", KONG_PDK_BRIDGE_FLAGS
+    )
     with gw.client() as client:
         faulty, faulty_took = _timed_get(client, "/faulty")
         healthy, healthy_took = _timed_get(client, "/healthy")
@@ -53,6 +61,22 @@ def test_unguarded_raise_before_first_pdk_call_hangs_the_whole_server(harness_fa
     # …and every later request on that server hangs too: the plugin is gone for good.
     assert healthy.status_code == 200 and healthy_took >= TIMEOUT
     assert "x-edge-demo" not in healthy.headers
+
+
+def test_unguarded_raise_before_first_pdk_call_on_our_bridge_fails_open_at_once(
+    harness_factory, upstream
+):  # type: ignore[no-untyped-def]
+    gw = _gateway(
+        harness_factory, upstream, "{fail: before_pdk, unguarded: true}", BASE_SERVER_FLAGS
+    )
+    with gw.client() as client:
+        faulty, faulty_took = _timed_get(client, "/faulty")
+        healthy, healthy_took = _timed_get(client, "/healthy")
+    # An RPC error: Kong logs it and proxies without the plugin (mp_rpc.lua handle_event)…
+    assert faulty.status_code == 200 and faulty_took < TIMEOUT
+    assert "x-edge-demo" not in faulty.headers
+    # …and the server goes on serving.
+    assert healthy.headers["x-edge-demo"] == "alive" and healthy_took < TIMEOUT
 
 
 def test_guarded_raise_before_first_pdk_call_fails_closed(harness_factory, upstream):  # type: ignore[no-untyped-def]
@@ -79,10 +103,11 @@ def test_guarded_fail_open_policy_lets_the_request_through(harness_factory, upst
     assert healthy.headers["x-edge-demo"] == "alive"
 
 
+@pytest.mark.parametrize("bridge", sorted(BRIDGES))
 @pytest.mark.parametrize("guarded", [False, True])
-def test_raise_after_first_pdk_call(harness_factory, upstream, guarded):  # type: ignore[no-untyped-def]
+def test_raise_after_first_pdk_call(harness_factory, upstream, guarded, bridge):  # type: ignore[no-untyped-def]
     config = "{fail: after_pdk}" if guarded else "{fail: after_pdk, unguarded: true}"
-    gw = _gateway(harness_factory, upstream, config)
+    gw = _gateway(harness_factory, upstream, config, BRIDGES[bridge])
     with gw.client() as client:
         faulty, took = _timed_get(client, "/faulty")
         reached_upstream = [header(r, "X-Edge-Demo") for r in upstream.requests[-1:]]
@@ -91,9 +116,9 @@ def test_raise_after_first_pdk_call(harness_factory, upstream, guarded):  # type
         assert took < TIMEOUT
         assert faulty.status_code == 500
     else:
-        # Only this request hangs until Kong's timeout, then goes on without the plugin's
-        # verdict; the header it set before raising is already on the request.
-        assert took >= TIMEOUT
+        # Kong goes on without the plugin's verdict; the header it set before raising is
+        # already on the request. On kong-pdk's bridge only after Kong's timeout.
+        assert (took >= TIMEOUT) is (bridge == "kong-pdk")
         assert faulty.status_code == 200
         assert reached_upstream == [["hello"]]
     assert healthy.headers["x-edge-demo"] == "alive"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shlex
 import shutil
 import socket
@@ -33,7 +34,13 @@ REPO = Path(__file__).resolve().parents[2]
 DEMO_PLUGIN = Path(__file__).resolve().parent / "plugins" / "demo.py"
 DEMO_COMMAND = f"{shlex.quote(str(BIN_DIR / 'python'))} {shlex.quote(str(DEMO_PLUGIN))}"
 # What kong/kong.conf gives every shipped server: gevent mode, Python-style PDK errors.
-SERVER_FLAGS = "-g --no-lua-style"
+BASE_SERVER_FLAGS = "-g --no-lua-style"
+# The start-command switch to kong-pdk's own bridge (edge_plugins.server); the tests run on
+# it when EDGE_PLUGIN_BRIDGE=kong-pdk (make test-e2e-kong-pdk), on edge_plugins.pdk_bridge
+# otherwise.
+KONG_PDK_BRIDGE_FLAGS = f"{BASE_SERVER_FLAGS} --kong-pdk-bridge"
+ON_KONG_PDK_BRIDGE = os.environ.get("EDGE_PLUGIN_BRIDGE", "") == "kong-pdk"
+SERVER_FLAGS = KONG_PDK_BRIDGE_FLAGS if ON_KONG_PDK_BRIDGE else BASE_SERVER_FLAGS
 
 
 def free_port() -> int:
@@ -274,13 +281,21 @@ def request_context(**overrides: Any) -> pdk.RequestContext:
     return pdk.RequestContext(**fields)
 
 
+# What kong/kong.conf adds to a shipped server's start and query commands.
+SHIPPED_FLAGS = {"edge-trace": "--export-spans"}
+
+
 def shipped_plugins_runner(kong_yml: str, names: tuple[str, ...], **kwargs: Any) -> HarnessRunner:
     """A runner serving the shipped plugins ``names`` by their console scripts, with no
-    metrics listener (``--metrics-port 0``: parallel runners would fight over the port)."""
+    metrics listener (``--metrics-port 0``: parallel runners would fight over the port),
+    and edge-trace exporting spans as kong/kong.conf starts it."""
     return HarnessRunner(
         kong_yml,
         servers={name: {} for name in names},
-        commands={name: f"{name} --metrics-port 0" for name in names},
+        commands={
+            name: f"{name} --metrics-port 0 {SHIPPED_FLAGS.get(name, '')}".rstrip()
+            for name in names
+        },
         **kwargs,
     )
 

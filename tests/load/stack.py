@@ -18,7 +18,7 @@ import httpx
 import yaml
 
 from tests.harness.backend import PASSWORD, Backend, repo_kong_yml
-from tests.harness.support import HarnessRunner, free_port
+from tests.harness.support import SHIPPED_FLAGS, HarnessRunner, free_port
 from tests.services import REDIS_TEST_URL
 
 PLUGINS = ("edge-trace", "edge-jwt", "edge-rate-limit")
@@ -45,7 +45,10 @@ def stack_runner(backend: Backend, rl_prefix: str, metrics_ports: dict[str, int]
     return HarnessRunner(
         stack_yml(backend, rl_prefix),
         servers={name: {} for name in PLUGINS},
-        commands={name: f"{name} --metrics-port {metrics_ports[name]}" for name in PLUGINS},
+        commands={
+            name: f"{name} --metrics-port {metrics_ports[name]} {SHIPPED_FLAGS.get(name, '')}"
+            for name in PLUGINS
+        },
     )
 
 

@@ -34,7 +34,7 @@ import pytest
 import yaml
 
 from tests.harness.backend import PASSWORD, Backend, bearer, repo_kong_yml, running_backend
-from tests.harness.support import HarnessRunner, free_port
+from tests.harness.support import SHIPPED_FLAGS, HarnessRunner, free_port
 
 # What promtool's linter says of Kong 3.9.3's own metric names: the emulation keeps them.
 from tests.harness.test_status_api import KONG_NAMING_LINT
@@ -320,7 +320,8 @@ def stack() -> Iterator[Stack]:
             yaml.safe_dump(doc, sort_keys=False),
             servers={name: {} for name in PLUGINS},
             commands={
-                name: f"{name} --metrics-port {ports[name]} --metrics-address 127.0.0.1"
+                name: f"{name} --metrics-port {ports[name]} --metrics-address 127.0.0.1 "
+                + SHIPPED_FLAGS.get(name, "")
                 for name in PLUGINS
             },
             status=True,

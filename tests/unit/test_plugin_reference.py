@@ -96,7 +96,7 @@ def _trace_trusted(_: pytest.TempPathFactory) -> RecordingKong:
     return _trace_request(edge_trace.Plugin({"request_id_trusted_ips": ["10.0.0.0/8"]}))
 
 
-@scenario(edge_trace, "log", "`otlp_endpoint` set")
+@scenario(edge_trace, "log", "`otlp_endpoint` set, started with `--export-spans`")
 def _trace_log_export(_: pytest.TempPathFactory) -> RecordingKong:
     with OtlpReceiver() as receiver:
         plugin = edge_trace.Plugin({"otlp_endpoint": receiver.endpoint})

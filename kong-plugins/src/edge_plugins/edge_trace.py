@@ -5,9 +5,9 @@ it runs before every other plugin and their rejections already carry the request
 
 PDK round trips per request (``PDK_CALLS``; each one MessagePack-RPC exchange with Kong):
 
-1. ``kong.request.get_headers(1000)`` — first, before any work (kong-pdk serialises the
-   work a handler does before its first PDK call across all requests); all trace headers
-   and the request id come from this one read;
+1. ``kong.request.get_headers(1000)`` — first, before any work (kong-pdk's own bridge,
+   ``--kong-pdk-bridge``, serialises the work a handler does before its first PDK call
+   across all requests); all trace headers and the request id come from this one read;
 2. ``kong.client.get_ip()`` — only when ``request_id_trusted_ips`` is configured;
 3. ``kong.service.request.set_headers`` — ``traceparent`` (parent = the gateway span),
    ``tracestate``, the request id, and removals (an empty list clears a header: a dropped
@@ -20,6 +20,14 @@ PDK round trips per request (``PDK_CALLS``; each one MessagePack-RPC exchange wi
 In the log phase, ``kong.log.serialize()`` with ``otlp_endpoint`` (method, URI, URL, the
 request headers as sent upstream — our ``traceparent`` tells the span id — client IP,
 route, service, status, latencies, start); without it no export, nothing to ask.
+
+The log phase is declared only by a server started with ``--export-spans`` (on both the
+start and the query command): Kong reads a plugin's phases once, from ``--dump``
+(kong/runloop/plugin_servers/process.lua), and for every request of a plugin with a log
+phase runs ``kong.log.serialize()``, copies the request's context and starts a timer
+(kong/runloop/plugin_servers/plugin.lua ``build_phases``), then sends one more event, even
+when nothing is exported. Without the flag the server serves :class:`AccessOnlyPlugin`: a
+config with ``otlp_endpoint`` is logged as not exported, requests are traced as ever.
 
 What access must hand to log and serialize lacks (the caller's span id, the access time)
 sits in a bounded process-wide map keyed by the gateway span id
@@ -72,7 +80,7 @@ _WRITE = ("kong.service.request.set_headers", "kong.response.set_headers")
 PDK_CALLS = (
     PdkCalls("access", "any request", (_READ, *_WRITE)),
     PdkCalls("access", "`request_id_trusted_ips` set", (_READ, "kong.client.get_ip", *_WRITE)),
-    PdkCalls("log", "`otlp_endpoint` set", ("kong.log.serialize",)),
+    PdkCalls("log", "`otlp_endpoint` set, started with `--export-spans`", ("kong.log.serialize",)),
     PdkCalls("log", "no `otlp_endpoint`", ()),
 )
 FAILURE_BEHAVIOUR = (
@@ -90,9 +98,15 @@ class TraceConfigUnusable(RuntimeError):
     """The instance's config was rejected at StartInstance; the request goes on untraced."""
 
 
-class Plugin:
+EXPORT_SPANS_FLAG = "--export-spans"
+
+
+class AccessOnlyPlugin:
     """One instance per plugin config and Kong worker (plugin.lua); the pending-span map
-    and the exporters are process-wide."""
+    and the exporters are process-wide. No log phase: spans are not exported (served
+    without ``--export-spans``)."""
+
+    exports_spans = False
 
     def __init__(self, config: dict[str, Any]) -> None:
         # StartInstance runs this: keep it cheap and never raise for a schema-valid config
@@ -108,6 +122,13 @@ class Plugin:
             log.error("edge-trace config rejected (requests go on untraced): %s", exc)
             return
         if self.trace_config.export is not None:
+            if not self.exports_spans:
+                log.error(
+                    "edge-trace: otlp_endpoint is set but this server was started without "
+                    "%s (no log phase): no span is exported",
+                    EXPORT_SPANS_FLAG,
+                )
+                return
             from edge_plugins.trace.export import exporter_for
 
             self.exporter = exporter_for(self.trace_config.export, version)
@@ -133,6 +154,13 @@ class Plugin:
         kong.service.request.set_headers(plan.upstream_headers)
         kong.response.set_headers(plan.response_headers)
 
+
+class Plugin(AccessOnlyPlugin):
+    """edge-trace with its log phase: exports the gateway span of every sampled request to
+    ``otlp_endpoint`` (served with ``--export-spans``)."""
+
+    exports_spans = True
+
     @guarded
     def log(self, kong: Any) -> None:
         exporter = self.exporter
@@ -146,12 +174,20 @@ class Plugin:
             exporter.submit(span)
 
 
+def served_plugin(argv: list[str]) -> type[AccessOnlyPlugin]:
+    """The class a server started with ``argv`` serves; removes ``--export-spans``."""
+    if EXPORT_SPANS_FLAG in argv:
+        argv.remove(EXPORT_SPANS_FLAG)
+        return Plugin
+    return AccessOnlyPlugin
+
+
 def main() -> None:
     from edge_plugins.server import run_plugin
 
-    run_plugin(
-        sys.modules[__name__], preload=("edge_plugins.trace.export", "edge_plugins.trace.span")
-    )
+    plugin = served_plugin(sys.argv)
+    preload = ("edge_plugins.trace.export", "edge_plugins.trace.span") if plugin is Plugin else ()
+    run_plugin(sys.modules[__name__], preload=preload, plugin=plugin)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The guard every plugin phase method goes through.
 
-kong-pdk 0.36 (``kong_pdk/server.py``) runs a phase handler in a greenlet and talks to it
-over a channel:
+The plugin servers run on :mod:`edge_plugins.pdk_bridge`, or on kong-pdk 0.36's own bridge
+with ``--kong-pdk-bridge`` (``kong_pdk/server.py``), which runs a phase handler in a
+greenlet and talks to it over a channel:
 
 * ``handle_event`` holds the server-wide ``e_lock`` until the handler's *first* PDK call.
   If the handler raises before that call, nothing is ever put on the channel and the lock
@@ -11,6 +12,13 @@ over a channel:
 * After a terminal call (``kong.response.exit``/``error``) the event is dropped, so the
   handler's final ``ch.put("ret")`` blocks forever in gevent mode: one leaked greenlet per
   rejected request.
+
+edge_plugins.pdk_bridge has none of these (a raising handler is an RPC error, Kong goes on
+without the plugin; a terminal call ends the event and the greenlet returns to its pool),
+but Kong's fail-open is not every plugin's policy, and the guard keeps the plugins correct
+on both bridges. It holds no state of its own: handlers of many requests run through it
+at once, interleaved at every PDK call and every wait (there is no server-wide lock on
+either bridge after the first PDK call, none at all on ours).
 
 The guard catches everything, logs it, and applies the plugin's declared failure policy:
 fail closed answers with Kong's own JSON 500 (``kong.response.error``), fail open returns
@@ -142,7 +150,11 @@ def _answer_rejection(kong: Any, rejection: DecidedRejection, plugin_name: str) 
 
 
 def _end_greenlet() -> None:
-    """Finish the current handler greenlet without reaching kong-pdk's blocking ``put``."""
+    """Finish the current handler greenlet without reaching kong-pdk's blocking ``put``.
+
+    Only kong-pdk's handlers run in a ``gevent.Greenlet`` (its ``gspawn``);
+    edge_plugins.pdk_bridge's pooled workers are plain greenlets that must return to their
+    pool, so for them this does nothing and the handler returns."""
     try:
         import gevent
     except ImportError:  # pragma: no cover - kong-pdk always ships gevent

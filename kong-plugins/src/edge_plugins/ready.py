@@ -22,7 +22,7 @@ import sys
 
 import msgpack
 
-REQUEST, RESPONSE = 0, 1
+REQUEST, RESPONSE, NOTIFICATION = 0, 1, 2
 
 
 class NotReady(Exception):
@@ -43,6 +43,10 @@ def check(socket_path: str, timeout: float) -> None:
                     raise NotReady(f"{socket_path}: closed without an answer")
                 unpacker.feed(data)
                 for message in unpacker:
+                    # [2, label, args] may come before the answer, as Kong reads them
+                    # (kong/runloop/plugin_servers/rpc/mp_rpc.lua Rpc:call): serverPid.
+                    if isinstance(message, list) and message[:1] == [NOTIFICATION]:
+                        continue
                     if (
                         isinstance(message, list)
                         and len(message) == 4

@@ -1,12 +1,15 @@
-"""Start a plugin module as a kong-pdk *dedicated* plugin server.
+"""Start a plugin module as a *dedicated* plugin server.
 
 Kong 3.9+ reads only the first plugin of a server's ``--dump``, so each plugin runs as its
-own server (kong/runloop/plugin_servers/process.lua). Every server runs in kong-pdk's gevent
-mode (``-g``: one process serves concurrent requests that wait on Redis or a key fetch
-without a thread each; on one request at a time a PDK round trip costs about as much CPU as
-in threads mode, or more: ``make bench``) with Python-style PDK errors
-(``--no-lua-style``); both flags are added when the command line lacks them, so the start
-command in kong.conf cannot forget them.
+own server (kong/runloop/plugin_servers/process.lua). The server is
+:mod:`edge_plugins.pdk_bridge`: kong-pdk's plugin API and command line, Kong's protocol,
+greenlets (one process serves concurrent requests that wait on Redis or a key fetch
+without a thread each) at about half kong-pdk's CPU per event (``make bench``).
+``--kong-pdk-bridge`` on the start command runs kong-pdk's own bridge instead, in its
+gevent mode (``-g``), with the lossless strings below; either way PDK errors are
+Python-style (``--no-lua-style``). Both flags are added when the command line lacks them,
+so the start command in kong.conf cannot forget them. docs/plugin-runtime.md compares the
+two.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import ipaddress
+import json
 import logging
+import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,6 +30,7 @@ from edge_plugins import metrics_server
 _FORCED_FLAGS = ("-g", "--no-lua-style")
 METRICS_PORT_FLAG = "--metrics-port"
 METRICS_ADDRESS_FLAG = "--metrics-address"
+KONG_PDK_BRIDGE_FLAG = "--kong-pdk-bridge"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +39,7 @@ class OwnFlags:
 
     metrics_port: int
     metrics_address: str
+    kong_pdk_bridge: bool = False
 
 
 def _is_query(argv: list[str]) -> bool:
@@ -65,8 +72,9 @@ def _take_own_flags(module: ModuleType, argv: list[str]) -> tuple[list[str], Own
     only ``TZ`` (kong/runloop/plugin_servers/process.lua). ``--metrics-port PORT`` is where
     the process serves Prometheus metrics (the module's ``DEFAULT_METRICS_PORT`` when
     absent, ``0`` for none), on ``--metrics-address ADDRESS`` (an IP address, loopback when
-    absent). A bad value exits with argparse's usage error naming the flag (status 2,
-    logged by Kong). Answers the remaining arguments and the flags.
+    absent). ``--kong-pdk-bridge`` serves with kong-pdk's own bridge instead of
+    :mod:`edge_plugins.pdk_bridge`. A bad value exits with argparse's usage error naming the
+    flag (status 2, logged by Kong). Answers the remaining arguments and the flags.
     """
     parser = argparse.ArgumentParser(prog=argv[0], add_help=False)
     parser.add_argument(
@@ -75,8 +83,9 @@ def _take_own_flags(module: ModuleType, argv: list[str]) -> tuple[list[str], Own
     parser.add_argument(
         METRICS_ADDRESS_FLAG, type=_ip_address, default=metrics_server.DEFAULT_ADDRESS
     )
+    parser.add_argument(KONG_PDK_BRIDGE_FLAG, action="store_true")
     own, rest = parser.parse_known_args(argv[1:])
-    return [argv[0], *rest], OwnFlags(own.metrics_port, own.metrics_address)
+    return [argv[0], *rest], OwnFlags(own.metrics_port, own.metrics_address, own.kong_pdk_bridge)
 
 
 _LOSSLESS_MSGPACK = "edge_plugins.server.lossless_msgpack"
@@ -114,11 +123,13 @@ def use_lossless_rpc_strings() -> None:
     listener.msgpack = namespace
 
 
-def serve(module: ModuleType) -> None:
+def serve(module: ModuleType, plugin: type | None = None) -> None:
     """Serve ``module`` (a plugin entry module) until Kong stops us.
 
-    Gevent's monkey patching comes first so that socket, ssl and thread based libraries
-    used by the core logic (httpx, redis) cooperate with kong-pdk's greenlets.
+    ``plugin`` is the class to serve in place of ``module.Plugin`` (a start-command choice
+    of the module, such as the phases it declares). Gevent's monkey patching comes first so
+    that socket, ssl and thread based libraries used by the core logic (httpx, redis)
+    cooperate with the server's greenlets.
     """
     from gevent import monkey
 
@@ -136,19 +147,46 @@ def serve(module: ModuleType) -> None:
     if not _is_query(argv):
         metrics_server.serve_metrics(flags.metrics_port, flags.metrics_address)
 
-    use_lossless_rpc_strings()  # before kong-pdk reads its first message
-    from kong_pdk.cli import start_dedicated_server
+    plugin = plugin or module.Plugin
+    if flags.kong_pdk_bridge:
+        use_lossless_rpc_strings()  # before kong-pdk reads its first message
+        from kong_pdk.cli import start_dedicated_server
 
-    start_dedicated_server(
+        start_dedicated_server(module.NAME, plugin, module.version, module.priority, module.Schema)
+        return
+    _serve_bridge(module, plugin)
+
+
+def _serve_bridge(module: ModuleType, plugin: type) -> None:
+    """kong_pdk/cli.py ``start_dedicated_server`` with :mod:`edge_plugins.pdk_bridge`: the
+    same command line (kong-pdk's own parser), the same ``--dump``, the same socket name."""
+    from kong_pdk.cli import parse
+    from kong_pdk.listener import DEFAULT_SOCKET_NAME
+
+    from edge_plugins import pdk_bridge
+
+    args = parse(dedicated=True)
+    if args.dump:
+        info = pdk_bridge.plugin_info(
+            module.NAME, plugin, module.version, module.priority, module.Schema
+        )
+        sys.stdout.write(json.dumps([info]))
+        sys.exit(0)
+    bridge = pdk_bridge.PluginBridge(
         module.NAME,
-        module.Plugin,
+        plugin,
         module.version,
         module.priority,
         module.Schema,
+        lua_style=not args.no_lua_style,
     )
+    socket_name = args.socket_name
+    if socket_name == DEFAULT_SOCKET_NAME:
+        socket_name = f"{module.NAME}.sock"
+    pdk_bridge.serve(bridge, os.path.join(args.prefix, socket_name), args.listen_queue_size)
 
 
-def run_plugin(module: ModuleType, preload: Iterable[str] = ()) -> None:
+def run_plugin(module: ModuleType, preload: Iterable[str] = (), plugin: type | None = None) -> None:
     """A plugin's console-script ``main``: preload its core, then :func:`serve` it.
 
     The modules in ``preload`` (the core: httpx, redis, cryptography, protobuf…) are
@@ -162,4 +200,4 @@ def run_plugin(module: ModuleType, preload: Iterable[str] = ()) -> None:
         monkey.patch_all()
         for name in preload:
             importlib.import_module(name)
-    serve(module)
+    serve(module, plugin)

@@ -7,10 +7,11 @@ edge-trace makes 3. No span is exported (the bench runs edge-trace without a col
 
 from __future__ import annotations
 
+import os
 import secrets
 from typing import Any
 
-NAME = "typical-trace"
+NAME = os.environ.get("TYPICAL_NAME", "typical-trace")  # the bench runs a gevent copy too
 version = "0.1.0"
 priority = 100000  # edge-trace's: first on every request
 Schema: tuple[dict[str, Any], ...] = ()

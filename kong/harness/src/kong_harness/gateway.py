@@ -219,9 +219,11 @@ class Gateway:
         worker = Worker(index)
         for name, info in self.external.items():
             rpc = MsgpackRpcClient(info.server.socket, timeout=self.settings.plugin_timeout)
-            worker.plugins[name] = PluginWorker(
+            plugin = PluginWorker(
                 info, rpc, fail_open=self.settings.fail_open, reset_everywhere=self._reset_instances
             )
+            rpc.on_notification = plugin.notification  # plugin.lua Rpc:notification
+            worker.plugins[name] = plugin
         return worker
 
     def _reset_instances(self, plugin_name: str) -> None:

@@ -216,7 +216,19 @@ class PluginWorker:
     # "plugin_server"/"reset_instances", registered in plugin_servers/init.lua).
     reset_everywhere: Callable[[str], None] | None = None
     instances: dict[str, _Instance] = field(default_factory=dict)
+    server_pid: int | None = None
     _starting: dict[str, asyncio.Future[int]] = field(default_factory=dict)
+
+    def notification(self, label: str, args: Any) -> None:
+        """plugin.lua ``Rpc:notification``: only ``serverPid`` is known. A pid other than
+        the one seen before means a restarted server: forget this worker's instances of
+        the plugin (``rpc_notifications:serverPid``)."""
+        if label != "serverPid":
+            return
+        pid = int(args)
+        if self.server_pid is not None and pid != self.server_pid:
+            self.instances.clear()
+        self.server_pid = pid
 
     async def instance_id(self, conf: Mapping[str, Any]) -> int:
         """plugin.lua get_instance_id: one instance per plugin id and config sequence."""
