@@ -30,6 +30,8 @@ from tests.harness.support import BIN_DIR, REPO, free_port
 from tests.services import REDIS_TEST_URL
 
 PASSWORD = "correct-horse-battery-9"
+# What `make run` sets for the backend (scripts/run-local loads it); the tests' backend too.
+LOCAL_RUN_ENV = REPO / "scripts/local-backend.env"
 REPO_BACKEND_URL = "http://127.0.0.1:8080"
 REPO_JWKS_URI = f"{REPO_BACKEND_URL}/api/auth/.well-known/jwks.json"
 
@@ -95,6 +97,18 @@ class Backend:
         raise AssertionError(f"no verification email to {email} in {self.log}")
 
 
+def local_run_env(path: Path = LOCAL_RUN_ENV) -> dict[str, str]:
+    """The ``KEY=VALUE`` lines of ``path`` (``#`` comments and blank lines skipped)."""
+    settings: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, sep, value = line.partition("=")
+            assert sep and key.strip().isidentifier(), f"{path}: not KEY=VALUE: {line!r}"
+            settings[key.strip()] = value.strip()
+    return settings
+
+
 @contextlib.contextmanager
 def running_backend(
     workdir: Path, extra_env: dict[str, str] | None = None, probe_tls: ssl.SSLContext | None = None
@@ -102,6 +116,7 @@ def running_backend(
     """The real backend (gunicorn) on three free ports (public, internal, metrics), its data
     and logs under ``workdir``.
 
+    Configured as ``make run`` configures it (:func:`local_run_env`), then ``extra_env``.
     With ``GUNICORN_CERTFILE`` in ``extra_env`` it serves HTTPS, and the readiness probe uses
     ``probe_tls`` (trusting the server, presenting a client certificate if it needs one)."""
     from edge_plugins.jwt.assertion import generate_signing_key
@@ -151,6 +166,7 @@ def running_backend(
         GUNICORN_ACCESS_LOG="0",
         LOG_LEVEL="INFO",
     )
+    env.update(local_run_env())
     env.update(extra_env or {})
     server = Backend(
         port,
