@@ -86,15 +86,23 @@ class Backend:
 
     def verification_token(self, email: str, timeout: float = 10) -> str:
         """The code of the newest verification email to ``email`` (console email backend)."""
+        return self.mailed_token(email, "verification", timeout=timeout)
+
+    def mailed_token(
+        self, email: str, kind: str, timeout: float = 10, skip: frozenset[str] = frozenset()
+    ) -> str:
+        """The code of the newest ``kind`` email (``verification``, ``password reset``) to
+        ``email`` that is not in ``skip``."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             text = self.log.read_text(errors="replace")
             blocks = [b for b in text.split("-" * 79) if f"To: {email}" in b]
-            tokens = [m for b in blocks for m in re.findall(r"verification token: (\S+)", b)]
+            pattern = re.escape(kind) + r" token: (\S+)"
+            tokens = [m for b in blocks for m in re.findall(pattern, b) if m not in skip]
             if tokens:
                 return tokens[-1]
             time.sleep(0.05)
-        raise AssertionError(f"no verification email to {email} in {self.log}")
+        raise AssertionError(f"no {kind} email to {email} in {self.log}")
 
 
 def local_run_env(path: Path = LOCAL_RUN_ENV) -> dict[str, str]:

@@ -328,6 +328,10 @@ ACCOUNT_BACKGROUND_QUEUE_SIZE = env_int("ACCOUNT_BACKGROUND_QUEUE_SIZE", 1000)
 # The 2FA step of a sign-in: lifetime of the challenge and wrong codes it survives.
 LOGIN_CHALLENGE_TTL_SECONDS = env_int("LOGIN_CHALLENGE_TTL_SECONDS", 300)
 LOGIN_CHALLENGE_MAX_ATTEMPTS = env_int("LOGIN_CHALLENGE_MAX_ATTEMPTS", 5)
+# Wrong second-factor codes per account, across challenges, 2fa/disable and
+# 2fa/recovery-codes, in a window that starts at the first (accounts/services/second_factor.py).
+TWO_FACTOR_FAILURE_LIMIT = env_int("TWO_FACTOR_FAILURE_LIMIT", 10)
+TWO_FACTOR_FAILURE_WINDOW_SECONDS = env_int("TWO_FACTOR_FAILURE_WINDOW_SECONDS", 900)
 # Issuer shown by authenticator apps (otpauth:// URI).
 TOTP_ISSUER = env_str("TOTP_ISSUER", "Marketplace") or "Marketplace"
 

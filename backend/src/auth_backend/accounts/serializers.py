@@ -18,6 +18,12 @@ from auth_backend.accounts.models import User
 from auth_backend.accounts.services.google import MAX_ID_TOKEN_LENGTH
 from auth_backend.accounts.services.one_time_tokens import MAX_TOKEN_LENGTH
 from auth_backend.accounts.services.profile import PROFILE_WRITABLE_FIELDS
+from auth_backend.accounts.services.second_factor import (
+    RECOVERY_CODE_COUNT,
+    RECOVERY_CODE_MAX_LENGTH,
+    RECOVERY_CODE_PATTERN,
+    is_recovery_code,
+)
 from auth_backend.accounts.totp import DIGITS, is_code
 from auth_backend.core.openapi import HTTPS_URL_PATTERN
 from auth_backend.core.serializers import InputSerializer
@@ -97,6 +103,34 @@ def _code_field() -> serializers.CharField:
     )
 
 
+def _validate_second_factor_code(value: str) -> None:
+    if not (is_code(value) or is_recovery_code(value)):
+        raise serializers.ValidationError(
+            f"Enter the {DIGITS}-digit code (digits 0-9 only) or a recovery code "
+            "(xxxxx-xxxxx).",
+            code="invalid",
+        )
+
+
+@extend_schema_field(
+    {"type": "string", "pattern": f"^(?:[0-9]{{{DIGITS}}}|{RECOVERY_CODE_PATTERN})$"}
+)
+class SecondFactorCodeField(serializers.CharField):
+    """A TOTP code (totp.is_code) or a recovery code (second_factor.is_recovery_code)."""
+
+
+def _second_factor_code_field() -> serializers.CharField:
+    return SecondFactorCodeField(
+        min_length=DIGITS,
+        max_length=RECOVERY_CODE_MAX_LENGTH,
+        trim_whitespace=True,
+        validators=[_validate_second_factor_code],
+        help_text=f"The {DIGITS}-digit code shown by the authenticator app (ASCII 0-9), or "
+        "one of the account's unused recovery codes (`xxxxx-xxxxx`, any case, the dash "
+        "optional; each works once).",
+    )
+
+
 # --- registration, verification, password reset ----------------------------------------------
 
 
@@ -140,7 +174,7 @@ class LoginInputSerializer(InputSerializer):
 
 class LoginTwoFactorInputSerializer(InputSerializer):
     challenge_token = _token_field(help_text="From the `login` (or `google/login`) answer.")
-    code = _code_field()
+    code = _second_factor_code_field()
 
 
 # --- two-factor ------------------------------------------------------------------------------
@@ -148,6 +182,29 @@ class LoginTwoFactorInputSerializer(InputSerializer):
 
 class TwoFactorCodeInputSerializer(InputSerializer):
     code = _code_field()
+
+
+class SecondFactorCodeInputSerializer(InputSerializer):
+    code = _second_factor_code_field()
+
+
+def _recovery_codes_field() -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.CharField(),
+        min_length=RECOVERY_CODE_COUNT,
+        max_length=RECOVERY_CODE_COUNT,
+        help_text=f"{RECOVERY_CODE_COUNT} single-use recovery codes, each accepted in place of "
+        "a TOTP code. Shown this once: only their hashes are stored.",
+    )
+
+
+class TwoFactorEnabledSerializer(serializers.Serializer):
+    two_factor_enabled = serializers.BooleanField()
+    recovery_codes = _recovery_codes_field()
+
+
+class RecoveryCodesSerializer(serializers.Serializer):
+    recovery_codes = _recovery_codes_field()
 
 
 class TwoFactorSetupOutputSerializer(serializers.Serializer):
