@@ -253,13 +253,15 @@ def test_refresh_results_and_reuse(client):
 
 
 def test_logout_counts_ended_sessions_only(client):
-    pair = issue_token_pair(make_user())
+    user = make_user()
+    pair = issue_token_pair(user)
     with Moves() as moved:
         for _ in range(2):
             response = client.post(
                 "/api/auth/logout",
                 {"refresh_token": pair.refresh_token},
                 content_type="application/json",
+                **identity_headers(user),
             )
             assert response.status_code == 204
     assert moved.deltas == {"auth_logouts_total{}": 1}

@@ -180,7 +180,26 @@ def identity_from_request(request: HttpRequest) -> IdentityResult:
     return IdentityResult(identity=identity)
 
 
-def _identity(request: HttpRequest, token: str) -> GatewayIdentity:
+def identity_to_end_a_session(request: HttpRequest) -> GatewayIdentity | None:
+    """:func:`identity_for`, but kept when only the Redis step could not run.
+
+    For an endpoint whose only effect is ending the asserted user's own session (logout):
+    signature, audience, expiry, the request binding and the plain headers still decide,
+    while the once-only and revocation checks are skipped when Redis cannot answer --
+    replaying such an assertion could only end that session again, and a revoked token's
+    session is ended already. So a logout during a Redis outage still ends the session in
+    the database (backend/docs/revocation.md).
+    """
+    result = identity_for(request)
+    if result.rejection is not Rejection.UNAVAILABLE:
+        return result.identity
+    try:
+        return _identity(request, request.META.get(ASSERTION_HEADER) or "", admit=False)
+    except AssertionRejected:
+        return None
+
+
+def _identity(request: HttpRequest, token: str, *, admit: bool = True) -> GatewayIdentity:
     claims = rules.verify(
         token,
         gateway_keys.key_for,
@@ -193,7 +212,8 @@ def _identity(request: HttpRequest, token: str) -> GatewayIdentity:
         raise AssertionRejected(Rejection.MISMATCHED_REQUEST)
     if not rules.plain_headers_agree(request.META, identity):
         raise AssertionRejected(Rejection.HEADER_MISMATCH)
-    _admit(claims, identity.token_id)
+    if admit:
+        _admit(claims, identity.token_id)
     return identity
 
 
