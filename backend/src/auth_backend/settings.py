@@ -146,9 +146,17 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# Request bodies: every API body is a small JSON object (the largest, a Google ID token or
+# a 1024-character password, is a few KB). Django's bound for request.body (default 2.5 MB)
+# is cut to 64 KB, and JSON may nest JSON_MAX_DEPTH arrays/objects deep; beyond either the
+# answer is 400 parse_error (core/parsers.py, core/errors.py).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 64 * 1024)
+JSON_MAX_DEPTH = env_int("JSON_MAX_DEPTH", 32)
+
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # JSON bounded in size and depth, errors without Python's text (core/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["auth_backend.core.parsers.BoundedJSONParser"],
     # Identity comes only from the gateway's signed assertion (docs/identity-assertion.md);
     # every view requires it unless it opts out explicitly (public endpoints, health).
     "DEFAULT_AUTHENTICATION_CLASSES": [
