@@ -7,14 +7,21 @@
   ``2fa/disable``; recovery codes (single use, regenerable) in place of a TOTP code.
 * A 2FA challenge started with the old password dies with a password reset, and with
   disabling 2FA.
+* Look-alike addresses: one account per mailbox (IDNA/UTS-46 domains, case), and local
+  parts that are not ASCII refused.
+* Hostile JSON (nested 100000 deep, too large, malformed) is a 400 ``parse_error`` in the
+  backend's error shape, with no exception text to the client and no traceback in the log.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 
 import httpx
+import jwt
 import pyotp
+import pytest
 
 from tests.harness.backend import PASSWORD, User, bearer
 from tests.security.stack import Stack, client_address
@@ -183,3 +190,77 @@ def test_a_challenge_started_before_2fa_was_disabled_is_dead_after_it(
     finished = _finish(stack, challenge, _code(secret, 1))
     assert finished.status_code == 401, finished.text
     assert finished.json()["error"]["code"] == "challenge_expired"
+
+
+# --- hostile JSON ----------------------------------------------------------------------------
+
+NESTED = b'{"email":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+LEAKS = ("Traceback", "RecursionError", "recursion", "Expecting", "line 1 column", "char ")
+
+
+@pytest.mark.parametrize("path", [LOGIN, PASSWORD_RESET])
+@pytest.mark.parametrize(
+    "body",
+    [
+        NESTED,
+        b'{"email": "a@example.com", "pad": "' + b"x" * 200_000 + b'"}',
+        b'{"email": "a@example.com",',
+        b'{"email": NaN}',
+    ],
+    ids=["nested", "too-large", "truncated", "nan"],
+)
+def test_hostile_json_is_a_clear_400(stack: Stack, path: str, body: bytes) -> None:
+    logged_before = stack.backend.log.stat().st_size
+    response = stack.client.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.text[:500]
+    error = response.json()["error"]
+    assert error["code"] == "parse_error"
+    assert response.json()["request_id"]
+    assert not any(leak in response.text for leak in LEAKS), response.text
+    with stack.backend.log.open("rb") as log:
+        log.seek(logged_before)
+        logged = log.read().decode(errors="replace")
+    assert "Traceback" not in logged and "RecursionError" not in logged, logged[-2000:]
+
+
+# --- look-alike addresses --------------------------------------------------------------------
+
+
+def _fullwidth(text: str) -> str:
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+def test_a_look_alike_domain_is_the_same_account(stack: Stack, fresh_user: User) -> None:
+    """``x@ｅｘａｍｐｌｅ.com`` is ``x@example.com`` (IDNA/UTS-46 maps fullwidth to ASCII):
+    registering it creates no second account, and signing in with it is the owner's account."""
+    local, domain = fresh_user.email.split("@")
+    for spelling in (f"{local}@{_fullwidth(domain)}", f"{local.upper()}@{domain.upper()}"):
+        registered = stack.client.post(
+            "/api/auth/register", json={"email": spelling, "password": "a-passphrase-of-mine-7"}
+        )
+        assert registered.status_code == 202, registered.text
+        signed_in = _login(stack, spelling, PASSWORD, client_address())
+        assert signed_in.status_code == 200, signed_in.text
+        claims = jwt.decode(signed_in.json()["access_token"], options={"verify_signature": False})
+        assert claims["sub"] == fresh_user.id
+    time.sleep(0.5)  # the background worker mails after the answer
+    log = stack.backend.log.read_text(errors="replace")
+    assert f"To: {local}@{_fullwidth(domain)}" not in log  # no second account was mailed
+
+
+@pytest.mark.parametrize("local", ["ſam", "bıll", "ｊｏｅ", "a\u0301b"])
+def test_ambiguous_local_parts_are_refused(stack: Stack, local: str) -> None:
+    """``ſ`` (long s), ``ı`` (dotless i), fullwidth letters and combining marks make near-
+    duplicates of ASCII addresses; an address whose part before the @ is not ASCII is
+    refused (400 ``invalid``) at registration, and at sign-in and reset alike."""
+    email = f"{local}-{uuid.uuid4().hex[:6]}@example.com"
+    for path, body in (
+        ("/api/auth/register", {"email": email, "password": "a-passphrase-of-mine-7"}),
+        (LOGIN, {"email": email, "password": "a-passphrase-of-mine-7"}),
+        (PASSWORD_RESET, {"email": email}),
+        ("/api/auth/resend-verification", {"email": email}),
+    ):
+        response = stack.client.post(path, json=body)
+        assert response.status_code == 400, (path, response.text)
+        assert response.json()["error"]["code"] == "invalid"
+        assert "email" in response.json()["error"]["details"]["fields"]

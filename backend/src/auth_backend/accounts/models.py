@@ -12,9 +12,22 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from auth_backend.accounts.addresses import InvalidAddress, canonical_email
+
 
 def normalize_email(email: str) -> str:
-    """Emails compare case-insensitively everywhere; we store them lower-cased."""
+    """The address as accounts store and compare it: its canonical spelling
+    (:func:`auth_backend.accounts.addresses.canonical_email`: IDNA/UTS-46 ASCII domain,
+    lower case). The API refuses addresses that have none before they get here; for the
+    rest (admin forms, rows stored before) it is the old rule, stripped and lower-cased."""
+    try:
+        return canonical_email(email)
+    except InvalidAddress:
+        return legacy_normalize_email(email)
+
+
+def legacy_normalize_email(email: str) -> str:
+    """How addresses were stored before they had a canonical spelling: lower-cased."""
     return email.strip().lower()
 
 

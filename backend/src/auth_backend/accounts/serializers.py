@@ -14,6 +14,7 @@ from django.core.validators import URLValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from auth_backend.accounts.addresses import InvalidAddress, canonical_email
 from auth_backend.accounts.models import User
 from auth_backend.accounts.services.google import MAX_ID_TOKEN_LENGTH
 from auth_backend.accounts.services.one_time_tokens import MAX_TOKEN_LENGTH
@@ -131,11 +132,33 @@ def _second_factor_code_field() -> serializers.CharField:
     )
 
 
+class AccountEmailField(serializers.EmailField):
+    """An account's address, answered in its canonical spelling (accounts/addresses.py):
+    look-alike spellings of one mailbox are one address, ambiguous local parts refused."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 254)
+        kwargs.setdefault(
+            "help_text",
+            "Compared in its canonical spelling: the domain per IDNA/UTS-46 (fullwidth or "
+            "upper-case letters are the same domain), the part before the @ in ASCII, case "
+            "ignored.",
+        )
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        value = str(super().to_internal_value(data))
+        try:
+            return canonical_email(value)
+        except InvalidAddress as error:
+            raise serializers.ValidationError(error.message, code="invalid") from None
+
+
 # --- registration, verification, password reset ----------------------------------------------
 
 
 class RegisterInputSerializer(InputSerializer):
-    email = serializers.EmailField(max_length=254)
+    email = AccountEmailField()
     password = _new_password_field()
     first_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
     last_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
@@ -152,7 +175,7 @@ class VerifyEmailInputSerializer(InputSerializer):
 
 
 class EmailInputSerializer(InputSerializer):
-    email = serializers.EmailField(max_length=254)
+    email = AccountEmailField()
 
 
 class AcceptedSerializer(serializers.Serializer):
@@ -168,7 +191,7 @@ class PasswordResetConfirmInputSerializer(InputSerializer):
 
 
 class LoginInputSerializer(InputSerializer):
-    email = serializers.EmailField(max_length=254)
+    email = AccountEmailField()
     password = _password_field()
 
 
