@@ -9,7 +9,7 @@ from auth_backend.accounts.models import User
 from auth_backend.accounts.selectors import user_by_email
 from tests.backend.accounts_support import PASSWORD, field_errors, post
 
-FULLWIDTH = "x@\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com"  # x@ｅｘａｍｐｌｅ.com
+FULLWIDTH = "x@\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com"  # x@example.com, fullwidth
 
 
 @pytest.mark.parametrize(
@@ -27,7 +27,14 @@ def test_canonical_spellings(raw, canonical):
 
 @pytest.mark.parametrize(
     "raw",
-    ["\u017fam@example.com", "b\u0131ll@example.com", "a\u0301b@example.com", "\uff4a@x.io", "a@", "@x.io"],
+    [
+        "\u017fam@example.com",
+        "b\u0131ll@example.com",
+        "a\u0301b@example.com",
+        "\uff4a@x.io",
+        "a@",
+        "@x.io",
+    ],
 )
 def test_ambiguous_or_broken_addresses_are_refused(raw):
     with pytest.raises(InvalidAddress):
@@ -36,7 +43,10 @@ def test_ambiguous_or_broken_addresses_are_refused(raw):
 
 @pytest.mark.django_db
 def test_a_look_alike_registration_is_the_existing_account(client):
-    assert post(client, "register", {"email": "x@example.com", "password": PASSWORD}).status_code == 202
+    assert (
+        post(client, "register", {"email": "x@example.com", "password": PASSWORD}).status_code
+        == 202
+    )
     assert post(client, "register", {"email": FULLWIDTH, "password": PASSWORD}).status_code == 202
     assert list(User.objects.values_list("email", flat=True)) == ["x@example.com"]
 

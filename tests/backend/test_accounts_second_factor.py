@@ -41,9 +41,7 @@ def _finish(client, challenge: str, code: str):
 
 
 def _refusals(operation: str) -> float:
-    value = REGISTRY.get_sample_value(
-        "auth_2fa_budget_refusals_total", {"operation": operation}
-    )
+    value = REGISTRY.get_sample_value("auth_2fa_budget_refusals_total", {"operation": operation})
     return value or 0.0
 
 

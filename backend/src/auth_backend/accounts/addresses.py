@@ -3,12 +3,12 @@
 Two spellings of one mailbox must be one account, and an address must not pass for another
 it only looks like. So an address is canonical when (email-validator, syntax only, no DNS):
 
-* the domain is IDNA 2008 with UTS #46 mapping, in its ASCII form: ``ｅｘａｍｐｌｅ.com``
-  (fullwidth), ``EXAMPLE.com`` and ``example.com`` are one domain, ``bücher.de`` is stored
-  as ``xn--bcher-kva.de``;
+* the domain is IDNA 2008 with UTS #46 mapping, in its ASCII form: ``example.com`` in
+  fullwidth letters (U+FF45 ...), ``EXAMPLE.com`` and ``example.com`` are one domain,
+  ``bücher.de`` is stored as ``xn--bcher-kva.de``;
 * the local part is ASCII (RFC 5322 atext and dots), compared lower-cased. Internationalised
   local parts (RFC 6531) are refused: their case folding and normalisation are not settled
-  between mail systems, and they carry the look-alikes -- ``ſ`` (long s) and ``ı`` (dotless
+  between mail systems, and they carry the look-alikes -- U+017F (long s) and U+0131 (dotless
   i), which Django's case-insensitive EmailValidator regex reads as ``s`` and ``i``,
   fullwidth letters, combining marks.
 
@@ -34,7 +34,7 @@ class InvalidAddress(ValueError):
 NOT_AN_ADDRESS = "Enter a valid email address."
 NOT_ASCII = (
     "Use an address whose part before the @ has ASCII letters, digits and . _ + - only "
-    "(look-alike characters such as ſ or ı are not accepted)."
+    "(look-alike characters such as \u017f or \u0131 are not accepted)."
 )
 
 
@@ -50,6 +50,8 @@ def canonical_email(raw: str) -> str:
         )
     except EmailNotValidError:
         raise InvalidAddress(NOT_AN_ADDRESS) from None
+    if checked.ascii_local_part is None:  # not with allow_smtputf8=False; never trusted
+        raise InvalidAddress(NOT_ASCII)
     canonical = f"{checked.ascii_local_part.lower()}@{checked.ascii_domain.lower()}"
     if len(canonical) > MAX_LENGTH:
         raise InvalidAddress(NOT_AN_ADDRESS)

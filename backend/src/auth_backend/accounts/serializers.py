@@ -107,8 +107,7 @@ def _code_field() -> serializers.CharField:
 def _validate_second_factor_code(value: str) -> None:
     if not (is_code(value) or is_recovery_code(value)):
         raise serializers.ValidationError(
-            f"Enter the {DIGITS}-digit code (digits 0-9 only) or a recovery code "
-            "(xxxxx-xxxxx).",
+            f"Enter the {DIGITS}-digit code (digits 0-9 only) or a recovery code (xxxxx-xxxxx).",
             code="invalid",
         )
 

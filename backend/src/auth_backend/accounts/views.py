@@ -470,8 +470,7 @@ class TwoFactorDisableView(APIView):
         operation_id="two_factor_disable",
         summary="Turn off TOTP with a code",
         description="Takes a current TOTP code or an unused recovery code. The secret, the "
-        "recovery codes and every pending sign-in challenge are discarded. "
-        + _BUDGET,
+        "recovery codes and every pending sign-in challenge are discarded. " + _BUDGET,
         request=SecondFactorCodeInputSerializer,
         responses={
             200: TwoFactorStatusSerializer,

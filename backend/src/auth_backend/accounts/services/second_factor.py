@@ -130,7 +130,11 @@ def accept(user: User, code: str, now: datetime) -> Accepted | None:
         user.second_factor_failures = 0
         user.second_factor_failures_since = None
         user.save(
-            update_fields=["last_totp_step", "second_factor_failures", "second_factor_failures_since"]
+            update_fields=[
+                "last_totp_step",
+                "second_factor_failures",
+                "second_factor_failures_since",
+            ]
         )
     return accepted
 

@@ -22,10 +22,10 @@ from auth_backend.accounts.exceptions import (
     InvalidCredentials,
     InvalidLoginCode,
     LoginThrottled,
+    TwoFactorThrottled,
 )
 from auth_backend.accounts.models import LoginChallenge, User
 from auth_backend.accounts.selectors import login_challenge_by_hash, user_by_email
-from auth_backend.accounts.exceptions import TwoFactorThrottled
 from auth_backend.accounts.services import one_time_tokens, second_factor
 from auth_backend.accounts.services.passwords import spend_password_check_time
 from auth_backend.core import tracing
