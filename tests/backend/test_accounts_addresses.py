@@ -19,6 +19,7 @@ FULLWIDTH = "x@\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com"  # x@example.com,
         (" X@Example.COM ", "x@example.com"),
         ("a@b\u00fccher.de", "a@xn--bcher-kva.de"),
         ("a+tag@sub.example.org", "a+tag@sub.example.org"),
+        ("1m@vcli1k8j.cqciy.test", "1m@vcli1k8j.cqciy.test"),  # RFC 6761, as before
     ],
 )
 def test_canonical_spellings(raw, canonical):
@@ -34,6 +35,7 @@ def test_canonical_spellings(raw, canonical):
         "\uff4a@x.io",
         "a@",
         "@x.io",
+        "a@b.localhost",  # special-use (RFC 6761), no mailbox
     ],
 )
 def test_ambiguous_or_broken_addresses_are_refused(raw):
