@@ -201,10 +201,10 @@ def complete_two_factor_login(*, challenge_token: str, code: str) -> TokenPair:
         else:
             try:
                 second_factor.check_budget(user, now, operation="login")
-                accepted = second_factor.accept(user, code, now)
-            except TwoFactorThrottled as throttled:
-                failure, accepted = throttled, None
-            if failure is not None:
+            except TwoFactorThrottled as throttled:  # the challenge's own count untouched
+                failure = throttled
+            accepted = None if failure else second_factor.accept(user, code, now)
+            if failure:
                 pass
             elif accepted is None:
                 challenge.failed_attempts += 1
