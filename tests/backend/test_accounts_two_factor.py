@@ -309,7 +309,8 @@ def test_enable_with_a_valid_code_then_login_needs_2fa(client, clock):
     response = post(client, "2fa/enable", {"code": code(0, secret)}, **identity_headers(user))
 
     assert response.status_code == 200
-    assert response.json() == {"two_factor_enabled": True}
+    assert response.json()["two_factor_enabled"] is True
+    assert len(set(response.json()["recovery_codes"])) == 10
     user.refresh_from_db()
     assert user.totp_enabled
     [event] = events(EventType.TWO_FACTOR_ENABLED, user)

@@ -219,3 +219,43 @@ def test_request_id_is_generated_when_absent(client):
     second = client.get("/api/auth/nope/").json()["request_id"]
 
     assert first and second and first != second
+
+
+# --- the JSON parser's bounds (core/parsers.py) -----------------------------------------------
+
+
+@pytest.mark.urls(__name__)
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"[" * 20_000 + b"]" * 20_000, "The JSON body nests deeper than 32 levels."),
+        (b'{"a": "' + b"x" * 70_000 + b'"}', "The request body is larger than 65536 bytes."),
+        (b"{not json", "The request body is not valid JSON."),
+        (b'{"a": NaN}', "The request body is not valid JSON."),
+        (b'{"a": "\xff"}', "The request body is not valid JSON."),
+    ],
+    ids=["deep", "large", "malformed", "nan", "not-utf8"],
+)
+def test_hostile_json_is_a_parse_error_in_our_words(client, body, message):
+    response = client.post("/test/validate/", body, content_type="application/json")
+
+    error = assert_error_shape(response, 400, "parse_error")["error"]
+    assert error["message"] == message
+    assert_nothing_leaked(response)
+
+
+@pytest.mark.urls(__name__)
+def test_json_at_the_depth_limit_is_parsed(client, settings):
+    settings.JSON_MAX_DEPTH = 3
+    ok = client.post("/test/validate/", b'{"a": [[1]]}', content_type="application/json")
+    assert ok.status_code != 400 or ok.json()["error"]["code"] != "parse_error"
+    deep = client.post("/test/validate/", b'{"a": [[[1]]]}', content_type="application/json")
+    assert_error_shape(deep, 400, "parse_error")
+
+
+def test_json_depth_ignores_brackets_in_strings():
+    from auth_backend.core.parsers import json_depth
+
+    assert json_depth(b'{"a": "[[[[{{{", "b": ["\\"]]]"]}') == 2
+    assert json_depth(b"42") == 0
+    assert json_depth(b"[" * 50) == 50

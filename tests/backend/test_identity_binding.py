@@ -232,7 +232,10 @@ def test_after_logout_a_captured_assertion_is_refused_within_a_second(
 
     with django_capture_on_commit_callbacks(execute=True):  # publish as tokens.revocation does
         out = client.post(
-            API + "logout", {"refresh_token": pair.refresh_token}, content_type="application/json"
+            API + "logout",
+            {"refresh_token": pair.refresh_token},
+            content_type="application/json",
+            **identity_headers(user),
         )
     assert out.status_code == 204
     logged_out = time.monotonic()
@@ -253,7 +256,10 @@ def test_a_revocation_that_never_reached_redis_is_refused(client, user, counted,
     token_id = jwt.decode(pair.access_token, options={"verify_signature": False})["jti"]
     # The on-commit publish never runs inside the test's transaction: nothing reaches Redis.
     out = client.post(
-        API + "logout", {"refresh_token": pair.refresh_token}, content_type="application/json"
+        API + "logout",
+        {"refresh_token": pair.refresh_token},
+        content_type="application/json",
+        **identity_headers(user),
     )
     assert out.status_code == 204
     assert _get(client, _bound(user, jti=token_id)) == 401

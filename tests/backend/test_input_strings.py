@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import pytest
 
+from tests.backend.accounts_support import make_user
+from tests.backend.identity import identity_headers
+
 pytestmark = pytest.mark.django_db
 
 
 @pytest.mark.parametrize("value", [5, 1.5, True, ["token"], {"a": "b"}])
 def test_logout_refuses_a_refresh_token_that_is_no_string(client, value):
     response = client.post(
-        "/api/auth/logout", {"refresh_token": value}, content_type="application/json"
+        "/api/auth/logout",
+        {"refresh_token": value},
+        content_type="application/json",
+        **identity_headers(make_user()),
     )
     assert response.status_code == 400, response.content
     error = response.json()["error"]
@@ -43,6 +49,9 @@ def test_string_fields_refuse_numbers(client, url, body, field):
 
 def test_strings_are_still_accepted(client):
     response = client.post(
-        "/api/auth/logout", {"refresh_token": "not-a-known-token"}, content_type="application/json"
+        "/api/auth/logout",
+        {"refresh_token": "not-a-known-token"},
+        content_type="application/json",
+        **identity_headers(make_user()),
     )
     assert response.status_code == 204

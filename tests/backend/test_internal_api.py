@@ -322,7 +322,7 @@ def test_validate_token_with_a_tampered_payload_is_inactive(client, ada):
 def test_validate_token_revoked_by_logout_is_inactive(client, ada):
     pair = token_services.issue_token_pair(ada)
     assert validate(client, pair.access_token)["active"] is True
-    assert token_services.logout(refresh_token=pair.refresh_token) is True
+    assert token_services.logout(ada, refresh_token=pair.refresh_token) is True
     assert validate(client, pair.access_token) == {"active": False}
 
 

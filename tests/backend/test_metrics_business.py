@@ -47,6 +47,7 @@ BUSINESS = (
     "auth_email_verifications",
     "auth_2fa_challenges",
     "auth_2fa_verifications",
+    "auth_2fa_budget_refusals",
     "auth_tokens_issued",
     "auth_token_refresh",
     "auth_refresh_token_reuse",
@@ -107,6 +108,10 @@ def test_business_series_exist_at_zero_before_anything_happens():
         "auth_registrations_total{outcome=existing_email}",
         "auth_email_verifications_total{result=invalid_token}",
         "auth_2fa_verifications_total{result=invalid_code}",
+        "auth_2fa_verifications_total{result=throttled}",
+        "auth_2fa_budget_refusals_total{operation=login}",
+        "auth_2fa_budget_refusals_total{operation=disable}",
+        "auth_2fa_budget_refusals_total{operation=recovery_codes}",
         "auth_token_refresh_total{result=reuse}",
         "auth_seller_applications_total{status=rejected}",
         "auth_jwt_validation_total{result=revoked}",
@@ -248,13 +253,15 @@ def test_refresh_results_and_reuse(client):
 
 
 def test_logout_counts_ended_sessions_only(client):
-    pair = issue_token_pair(make_user())
+    user = make_user()
+    pair = issue_token_pair(user)
     with Moves() as moved:
         for _ in range(2):
             response = client.post(
                 "/api/auth/logout",
                 {"refresh_token": pair.refresh_token},
                 content_type="application/json",
+                **identity_headers(user),
             )
             assert response.status_code == 204
     assert moved.deltas == {"auth_logouts_total{}": 1}

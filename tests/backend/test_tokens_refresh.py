@@ -252,7 +252,10 @@ def test_refresh_endpoint_validates_the_body(client):
 def test_logout_revokes_the_family_and_records_an_event(client, user):
     pair = issue_token_pair(user)
     response = client.post(
-        LOGOUT_URL, {"refresh_token": pair.refresh_token}, content_type="application/json"
+        LOGOUT_URL,
+        {"refresh_token": pair.refresh_token},
+        content_type="application/json",
+        **identity_headers(user),
     )
     assert response.status_code == 204
     assert RefreshFamily.objects.get().revoke_reason == "logout"
@@ -265,7 +268,12 @@ def test_logout_revokes_the_family_and_records_an_event(client, user):
 def test_logout_is_idempotent_and_no_oracle(client, user):
     pair = issue_token_pair(user)
     answers = [
-        client.post(LOGOUT_URL, {"refresh_token": token}, content_type="application/json")
+        client.post(
+            LOGOUT_URL,
+            {"refresh_token": token},
+            content_type="application/json",
+            **identity_headers(user),
+        )
         for token in (pair.refresh_token, pair.refresh_token, "never-issued-token")
     ]
     assert [r.status_code for r in answers] == [204, 204, 204]
@@ -286,7 +294,57 @@ def test_logout_through_the_gateway_ends_the_session_of_the_access_token(client,
     assert rotate_refresh_token(other.refresh_token)
 
 
-def test_logout_without_token_or_identity_is_400(client):
-    response = client.post(LOGOUT_URL, {}, content_type="application/json")
-    assert response.status_code == 400
-    assert response.json()["error"]["details"]["fields"]["refresh_token"]
+def test_logout_without_identity_is_401_and_ends_nothing(client, user):
+    """The gateway's route needs the access token; so does this service (a refresh token
+    alone, straight to the backend, used to be enough)."""
+    pair = issue_token_pair(user)
+    response = client.post(
+        LOGOUT_URL, {"refresh_token": pair.refresh_token}, content_type="application/json"
+    )
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "not_authenticated"
+    assert rotate_refresh_token(pair.refresh_token)
+
+
+def test_logout_leaves_another_accounts_session_alone(client, user):
+    other = User.objects.create_user("other@example.com", "another-passphrase-3")
+    theirs = issue_token_pair(other)
+    response = client.post(
+        LOGOUT_URL,
+        {"refresh_token": theirs.refresh_token},
+        content_type="application/json",
+        **identity_headers(user),
+    )
+    assert response.status_code == 204  # no oracle
+    assert rotate_refresh_token(theirs.refresh_token)
+    assert not OutboxEvent.objects.filter(event_type="user.logged_out").exists()
+
+
+def test_logout_holds_while_redis_cannot_check_the_assertion(client, user, monkeypatch):
+    """Redis down: assertions are anonymous (the once-only and revocation checks cannot
+    run), but logout -- which can only end the asserted user's own session -- still works
+    on the assertion's signature, expiry and request binding (backend/docs/revocation.md)."""
+    from auth_backend.identity import store
+
+    def unavailable(**_: object) -> store.Admission:
+        raise store.IdentityStoreUnavailable("refused")
+
+    monkeypatch.setattr(store, "admit", unavailable)
+    pair = issue_token_pair(user)
+    assert client.get("/api/auth/profile", **identity_headers(user)).status_code == 401
+    response = client.post(
+        LOGOUT_URL,
+        {"refresh_token": pair.refresh_token},
+        content_type="application/json",
+        **identity_headers(user),
+    )
+    assert response.status_code == 204, response.content
+    with pytest.raises(InvalidRefreshToken):
+        rotate_refresh_token(pair.refresh_token)
+    forged = client.post(
+        LOGOUT_URL,
+        {"refresh_token": issue_token_pair(user).refresh_token},
+        content_type="application/json",
+        HTTP_X_IDENTITY_ASSERTION="not-a-signed-assertion",
+    )
+    assert forged.status_code == 401

@@ -24,6 +24,7 @@ from auth_backend.tokens.services import (
     rotate_refresh_token,
     validate_access_token,
 )
+from tests.backend.identity import identity_headers
 from tests.services import closed_port
 
 pytestmark = pytest.mark.django_db
@@ -77,7 +78,10 @@ def test_logout_publishes_the_sessions_access_tokens(
 
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
-            LOGOUT_URL, {"refresh_token": second.refresh_token}, content_type="application/json"
+            LOGOUT_URL,
+            {"refresh_token": second.refresh_token},
+            content_type="application/json",
+            **identity_headers(user),
         )
     assert response.status_code == 204
 
@@ -173,7 +177,10 @@ def _logout_with_redis_at(client, user, settings, url, caplog, capture):
         capture(execute=True) as callbacks,
     ):
         response = client.post(
-            LOGOUT_URL, {"refresh_token": pair.refresh_token}, content_type="application/json"
+            LOGOUT_URL,
+            {"refresh_token": pair.refresh_token},
+            content_type="application/json",
+            **identity_headers(user),
         )
     elapsed = time.monotonic() - started
     assert response.status_code == 204

@@ -53,6 +53,7 @@ PROTECTED = [
     ("POST", "/api/auth/2fa/setup"),
     ("POST", "/api/auth/2fa/enable"),
     ("POST", "/api/auth/2fa/disable"),
+    ("POST", "/api/auth/2fa/recovery-codes"),
     ("POST", "/api/auth/logout"),
     ("POST", "/api/auth/seller/apply"),
     ("GET", "/api/auth/seller/status"),

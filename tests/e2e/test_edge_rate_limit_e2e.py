@@ -34,6 +34,7 @@ EXPECTED = {
     ("GET", "/api/auth/profile"): (60, "minute", "consumer"),
     ("POST", "/api/auth/2fa/setup"): (10, "minute", "consumer"),
     ("POST", "/api/auth/2fa/enable"): (10, "minute", "consumer"),
+    ("POST", "/api/auth/2fa/recovery-codes"): (10, "minute", "consumer"),
     ("POST", "/api/auth/seller/apply"): (2, "hour", "consumer"),
     ("GET", "/api/auth/seller/status"): (20, "minute", "consumer"),
     # The default, everywhere else.

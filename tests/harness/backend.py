@@ -30,6 +30,8 @@ from tests.harness.support import BIN_DIR, REPO, free_port
 from tests.services import REDIS_TEST_URL
 
 PASSWORD = "correct-horse-battery-9"
+# What `make run` sets for the backend (scripts/run-local loads it); the tests' backend too.
+LOCAL_RUN_ENV = REPO / "scripts/local-backend.env"
 REPO_BACKEND_URL = "http://127.0.0.1:8080"
 REPO_JWKS_URI = f"{REPO_BACKEND_URL}/api/auth/.well-known/jwks.json"
 
@@ -84,15 +86,35 @@ class Backend:
 
     def verification_token(self, email: str, timeout: float = 10) -> str:
         """The code of the newest verification email to ``email`` (console email backend)."""
+        return self.mailed_token(email, "verification", timeout=timeout)
+
+    def mailed_token(
+        self, email: str, kind: str, timeout: float = 10, skip: frozenset[str] = frozenset()
+    ) -> str:
+        """The code of the newest ``kind`` email (``verification``, ``password reset``) to
+        ``email`` that is not in ``skip``."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             text = self.log.read_text(errors="replace")
             blocks = [b for b in text.split("-" * 79) if f"To: {email}" in b]
-            tokens = [m for b in blocks for m in re.findall(r"verification token: (\S+)", b)]
+            pattern = re.escape(kind) + r" token: (\S+)"
+            tokens = [m for b in blocks for m in re.findall(pattern, b) if m not in skip]
             if tokens:
                 return tokens[-1]
             time.sleep(0.05)
-        raise AssertionError(f"no verification email to {email} in {self.log}")
+        raise AssertionError(f"no {kind} email to {email} in {self.log}")
+
+
+def local_run_env(path: Path = LOCAL_RUN_ENV) -> dict[str, str]:
+    """The ``KEY=VALUE`` lines of ``path`` (``#`` comments and blank lines skipped)."""
+    settings: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, sep, value = line.partition("=")
+            assert sep and key.strip().isidentifier(), f"{path}: not KEY=VALUE: {line!r}"
+            settings[key.strip()] = value.strip()
+    return settings
 
 
 @contextlib.contextmanager
@@ -102,6 +124,7 @@ def running_backend(
     """The real backend (gunicorn) on three free ports (public, internal, metrics), its data
     and logs under ``workdir``.
 
+    Configured as ``make run`` configures it (:func:`local_run_env`), then ``extra_env``.
     With ``GUNICORN_CERTFILE`` in ``extra_env`` it serves HTTPS, and the readiness probe uses
     ``probe_tls`` (trusting the server, presenting a client certificate if it needs one)."""
     from edge_plugins.jwt.assertion import generate_signing_key
@@ -151,6 +174,7 @@ def running_backend(
         GUNICORN_ACCESS_LOG="0",
         LOG_LEVEL="INFO",
     )
+    env.update(local_run_env())
     env.update(extra_env or {})
     server = Backend(
         port,

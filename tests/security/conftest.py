@@ -24,12 +24,10 @@ def _own_address(request: httpx.Request) -> None:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     require(redis_unavailable())  # the backend's assertion checks fail closed without it
     workdir: Path = tmp_path_factory.mktemp("security")
-    # The backend counts sign-in failures per client behind the gateway (docs/accounts.md).
-    extra = {"LOGIN_THROTTLE_TRUSTED_PROXIES": "127.0.0.1/32"}
     up, server = start_upstream()
     try:
         with (
-            running_backend(workdir, extra_env=extra) as backend,
+            running_backend(workdir) as backend,
             ThreadPoolExecutor(1) as pool,
         ):
             # manage.py takes seconds to start: read the key while the plugin servers start

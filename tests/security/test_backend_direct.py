@@ -209,3 +209,33 @@ def test_a_replayed_write_is_refused(stack: Stack, user: User) -> None:
     _assert_anonymous(replay)
     profile = stack.client.get(PROFILE, headers={"Authorization": f"Bearer {user.access_token}"})
     assert profile.json()["bio"] == "first"
+
+
+def test_logout_straight_to_the_backend_needs_an_identity(stack: Stack, fresh_user: User) -> None:
+    """The schema and the edge require the access token for logout; the backend's public
+    listener too: a refresh token alone, without an assertion, ends nothing."""
+    response = httpx.post(
+        stack.backend.url + "/api/auth/logout/",
+        json={"refresh_token": fresh_user.refresh_token},
+        timeout=10,
+    )
+    _assert_anonymous(response)
+    alive = stack.client.post(
+        "/api/auth/token/refresh", json={"refresh_token": fresh_user.refresh_token}
+    )
+    assert alive.status_code == 200, alive.text
+
+
+def test_control_logout_through_the_gateway_ends_the_session(
+    stack: Stack, fresh_user: User
+) -> None:
+    response = stack.client.post(
+        "/api/auth/logout/",
+        json={"refresh_token": fresh_user.refresh_token},
+        headers={"Authorization": f"Bearer {fresh_user.access_token}"},
+    )
+    assert response.status_code == 204, response.text
+    ended = stack.client.post(
+        "/api/auth/token/refresh", json={"refresh_token": fresh_user.refresh_token}
+    )
+    assert ended.status_code == 401, ended.text

@@ -146,9 +146,17 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# Request bodies: every API body is a small JSON object (the largest, a Google ID token or
+# a 1024-character password, is a few KB). Django's bound for request.body (default 2.5 MB)
+# is cut to 64 KB, and JSON may nest JSON_MAX_DEPTH arrays/objects deep; beyond either the
+# answer is 400 parse_error (core/parsers.py, core/errors.py).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 64 * 1024)
+JSON_MAX_DEPTH = env_int("JSON_MAX_DEPTH", 32)
+
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # JSON bounded in size and depth, errors without Python's text (core/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["auth_backend.core.parsers.BoundedJSONParser"],
     # Identity comes only from the gateway's signed assertion (docs/identity-assertion.md);
     # every view requires it unless it opts out explicitly (public endpoints, health).
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -328,6 +336,10 @@ ACCOUNT_BACKGROUND_QUEUE_SIZE = env_int("ACCOUNT_BACKGROUND_QUEUE_SIZE", 1000)
 # The 2FA step of a sign-in: lifetime of the challenge and wrong codes it survives.
 LOGIN_CHALLENGE_TTL_SECONDS = env_int("LOGIN_CHALLENGE_TTL_SECONDS", 300)
 LOGIN_CHALLENGE_MAX_ATTEMPTS = env_int("LOGIN_CHALLENGE_MAX_ATTEMPTS", 5)
+# Wrong second-factor codes per account, across challenges, 2fa/disable and
+# 2fa/recovery-codes, in a window that starts at the first (accounts/services/second_factor.py).
+TWO_FACTOR_FAILURE_LIMIT = env_int("TWO_FACTOR_FAILURE_LIMIT", 10)
+TWO_FACTOR_FAILURE_WINDOW_SECONDS = env_int("TWO_FACTOR_FAILURE_WINDOW_SECONDS", 900)
 # Issuer shown by authenticator apps (otpauth:// URI).
 TOTP_ISSUER = env_str("TOTP_ISSUER", "Marketplace") or "Marketplace"
 

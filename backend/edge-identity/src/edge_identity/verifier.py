@@ -97,19 +97,25 @@ class AssertionVerifier:
             )
         return cls(GatewayKeys(jwks).key_for, audience, store, issuer=issuer, leeway=float(leeway))
 
-    def verify_request(self, environ: Mapping[str, Any], method: str, path: str) -> IdentityResult:
+    def verify_request(
+        self, environ: Mapping[str, Any], method: str, path: str, *, admit: bool = True
+    ) -> IdentityResult:
         """The verified identity of a request, or the rejection that voids it.
 
         ``environ`` holds its headers as a WSGI server passes them (``HTTP_X_USER_ID``;
         :func:`cgi_headers` turns ASGI headers into that); ``method`` and ``path`` are the
         request's, the path decoded and with any script prefix in front (the gateway binds
         the whole path it sends). Claims the assertion's id: once per request.
+
+        ``admit=False`` skips the store (the once-only and revocation checks): only for an
+        endpoint whose sole effect is ending the asserted user's own session, while the
+        store cannot answer — replaying such an assertion could only end that session again.
         """
         token = environ.get(ASSERTION_HEADER)
         if not token:
             return IdentityResult(rejection=Rejection.MISSING)
         try:
-            identity = self._identity(environ, str(token), method, path)
+            identity = self._identity(environ, str(token), method, path, admit=admit)
         except AssertionRejected as exc:
             if exc.reason is not Rejection.UNAVAILABLE:
                 log.warning(
@@ -120,7 +126,7 @@ class AssertionVerifier:
         return IdentityResult(identity=identity)
 
     def _identity(
-        self, environ: Mapping[str, Any], token: str, method: str, path: str
+        self, environ: Mapping[str, Any], token: str, method: str, path: str, *, admit: bool
     ) -> GatewayIdentity:
         claims = verify(
             token, self.keys, audience=self.audience, issuer=self.issuer, leeway=self.leeway
@@ -130,7 +136,8 @@ class AssertionVerifier:
             raise AssertionRejected(Rejection.MISMATCHED_REQUEST)
         if not plain_headers_agree(environ, identity):
             raise AssertionRejected(Rejection.HEADER_MISMATCH)
-        self._admit(claims, identity.token_id)
+        if admit:
+            self._admit(claims, identity.token_id)
         return identity
 
     def _admit(self, claims: Mapping[str, Any], token_id: str) -> None:

@@ -44,6 +44,17 @@ class LoginThrottled(Throttled):
         super().__init__(wait=retry_after)
 
 
+class TwoFactorThrottled(Throttled):
+    """429: the account's budget of wrong second-factor codes is spent (sign-in's 2FA step,
+    ``2fa/disable``, ``2fa/recovery-codes``); ``Retry-After`` says when it is refilled."""
+
+    default_code = "two_factor_throttled"
+    default_detail = "Too many wrong authentication codes for this account; try again later."
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(wait=retry_after)
+
+
 class EmailNotVerified(APIException):
     """403: the password was right, but the email address is not verified yet.
 

@@ -12,9 +12,22 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from auth_backend.accounts.addresses import InvalidAddress, canonical_email
+
 
 def normalize_email(email: str) -> str:
-    """Emails compare case-insensitively everywhere; we store them lower-cased."""
+    """The address as accounts store and compare it: its canonical spelling
+    (:func:`auth_backend.accounts.addresses.canonical_email`: IDNA/UTS-46 ASCII domain,
+    lower case). The API refuses addresses that have none before they get here; for the
+    rest (admin forms, rows stored before) it is the old rule, stripped and lower-cased."""
+    try:
+        return canonical_email(email)
+    except InvalidAddress:
+        return legacy_normalize_email(email)
+
+
+def legacy_normalize_email(email: str) -> str:
+    """How addresses were stored before they had a canonical spelling: lower-cased."""
     return email.strip().lower()
 
 
@@ -64,6 +77,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     totp_secret = models.CharField(max_length=64, blank=True)
     totp_enabled = models.BooleanField(default=False)
     last_totp_step = models.BigIntegerField(null=True, blank=True)
+    # The per-account budget of wrong second-factor codes (services/second_factor.py): the
+    # wrong codes counted since ``second_factor_failures_since``, the start of the window.
+    second_factor_failures = models.PositiveIntegerField(default=0, editable=False)
+    second_factor_failures_since = models.DateTimeField(null=True, blank=True, editable=False)
 
     date_joined = models.DateTimeField(default=timezone.now)
     # When the owner was last told that someone tried to register this address (the notice
@@ -147,6 +164,10 @@ class LoginChallenge(models.Model):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="login_challenges")
     token_hash = models.CharField(max_length=64, unique=True)
     amr = models.JSONField(default=list)
+    # What the account's credentials were when the first factor succeeded (an HMAC of the
+    # password hash and the TOTP secret): a challenge whose account changed either since is
+    # dead, whichever path changed it (reset, admin, shell).
+    credentials = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     failed_attempts = models.PositiveSmallIntegerField(default=0)
@@ -159,3 +180,23 @@ class LoginChallenge(models.Model):
         return (
             self.used_at is None and self.expires_at > now and self.failed_attempts < max_attempts
         )
+
+
+class RecoveryCode(models.Model):
+    """A single-use code that stands in for a TOTP code (the owner lost the device).
+
+    Ten per account, made when 2FA is turned on or on request (all replaced at once), shown
+    once; only the SHA-256 of the normalised code is stored (50 random bits each: no salt or
+    slow hash needed). ``used_at`` is set once, by a conditional update.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="recovery_codes")
+    code_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "code_hash"], name="accounts_recovery_user_idx")]
+
+    def __str__(self) -> str:
+        return f"recovery code of {self.user_id}"

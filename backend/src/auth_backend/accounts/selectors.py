@@ -10,6 +10,7 @@ from auth_backend.accounts.models import (
     OneTimeToken,
     TokenPurpose,
     User,
+    legacy_normalize_email,
     normalize_email,
 )
 
@@ -23,7 +24,14 @@ def active_user_by_id(user_id: str | uuid.UUID) -> User | None:
 
 
 def user_by_email(email: str) -> User | None:
-    return User.objects.filter(email=normalize_email(email)).first()
+    """The account of ``email``'s mailbox: its canonical spelling, or -- for a row stored
+    before addresses had one (no data migration: two such rows may be one mailbox, which
+    only a person can merge) -- its lower-cased spelling, the canonical row first."""
+    canonical, legacy = normalize_email(email), legacy_normalize_email(email)
+    if canonical == legacy:
+        return User.objects.filter(email=canonical).first()
+    rows = {user.email: user for user in User.objects.filter(email__in=[canonical, legacy])}
+    return rows.get(canonical) or rows.get(legacy)
 
 
 def one_time_token_by_hash(token_hash: str, purpose: TokenPurpose) -> OneTimeToken | None:

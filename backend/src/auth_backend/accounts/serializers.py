@@ -14,10 +14,17 @@ from django.core.validators import URLValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from auth_backend.accounts.addresses import InvalidAddress, canonical_email
 from auth_backend.accounts.models import User
 from auth_backend.accounts.services.google import MAX_ID_TOKEN_LENGTH
 from auth_backend.accounts.services.one_time_tokens import MAX_TOKEN_LENGTH
 from auth_backend.accounts.services.profile import PROFILE_WRITABLE_FIELDS
+from auth_backend.accounts.services.second_factor import (
+    RECOVERY_CODE_COUNT,
+    RECOVERY_CODE_MAX_LENGTH,
+    RECOVERY_CODE_PATTERN,
+    is_recovery_code,
+)
 from auth_backend.accounts.totp import DIGITS, is_code
 from auth_backend.core.openapi import HTTPS_URL_PATTERN
 from auth_backend.core.serializers import InputSerializer
@@ -97,11 +104,60 @@ def _code_field() -> serializers.CharField:
     )
 
 
+def _validate_second_factor_code(value: str) -> None:
+    if not (is_code(value) or is_recovery_code(value)):
+        raise serializers.ValidationError(
+            f"Enter the {DIGITS}-digit code (digits 0-9 only) or a recovery code (xxxxx-xxxxx).",
+            code="invalid",
+        )
+
+
+@extend_schema_field(
+    {"type": "string", "pattern": f"^(?:[0-9]{{{DIGITS}}}|{RECOVERY_CODE_PATTERN})$"}
+)
+class SecondFactorCodeField(serializers.CharField):
+    """A TOTP code (totp.is_code) or a recovery code (second_factor.is_recovery_code)."""
+
+
+def _second_factor_code_field() -> serializers.CharField:
+    return SecondFactorCodeField(
+        min_length=DIGITS,
+        max_length=RECOVERY_CODE_MAX_LENGTH,
+        trim_whitespace=True,
+        validators=[_validate_second_factor_code],
+        help_text=f"The {DIGITS}-digit code shown by the authenticator app (ASCII 0-9), or "
+        "one of the account's unused recovery codes (`xxxxx-xxxxx`, any case, the dash "
+        "optional; each works once).",
+    )
+
+
+class AccountEmailField(serializers.EmailField):
+    """An account's address, answered in its canonical spelling (accounts/addresses.py):
+    look-alike spellings of one mailbox are one address, ambiguous local parts refused."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 254)
+        kwargs.setdefault(
+            "help_text",
+            "Compared in its canonical spelling: the domain per IDNA/UTS-46 (fullwidth or "
+            "upper-case letters are the same domain), the part before the @ in ASCII, case "
+            "ignored.",
+        )
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        value = str(super().to_internal_value(data))
+        try:
+            return canonical_email(value)
+        except InvalidAddress as error:
+            raise serializers.ValidationError(error.message, code="invalid") from None
+
+
 # --- registration, verification, password reset ----------------------------------------------
 
 
 class RegisterInputSerializer(InputSerializer):
-    email = serializers.EmailField(max_length=254)
+    email = AccountEmailField()
     password = _new_password_field()
     first_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
     last_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
@@ -118,7 +174,7 @@ class VerifyEmailInputSerializer(InputSerializer):
 
 
 class EmailInputSerializer(InputSerializer):
-    email = serializers.EmailField(max_length=254)
+    email = AccountEmailField()
 
 
 class AcceptedSerializer(serializers.Serializer):
@@ -134,13 +190,13 @@ class PasswordResetConfirmInputSerializer(InputSerializer):
 
 
 class LoginInputSerializer(InputSerializer):
-    email = serializers.EmailField(max_length=254)
+    email = AccountEmailField()
     password = _password_field()
 
 
 class LoginTwoFactorInputSerializer(InputSerializer):
     challenge_token = _token_field(help_text="From the `login` (or `google/login`) answer.")
-    code = _code_field()
+    code = _second_factor_code_field()
 
 
 # --- two-factor ------------------------------------------------------------------------------
@@ -148,6 +204,29 @@ class LoginTwoFactorInputSerializer(InputSerializer):
 
 class TwoFactorCodeInputSerializer(InputSerializer):
     code = _code_field()
+
+
+class SecondFactorCodeInputSerializer(InputSerializer):
+    code = _second_factor_code_field()
+
+
+def _recovery_codes_field() -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.CharField(),
+        min_length=RECOVERY_CODE_COUNT,
+        max_length=RECOVERY_CODE_COUNT,
+        help_text=f"{RECOVERY_CODE_COUNT} single-use recovery codes, each accepted in place of "
+        "a TOTP code. Shown this once: only their hashes are stored.",
+    )
+
+
+class TwoFactorEnabledSerializer(serializers.Serializer):
+    two_factor_enabled = serializers.BooleanField()
+    recovery_codes = _recovery_codes_field()
+
+
+class RecoveryCodesSerializer(serializers.Serializer):
+    recovery_codes = _recovery_codes_field()
 
 
 class TwoFactorSetupOutputSerializer(serializers.Serializer):

@@ -13,6 +13,10 @@ from auth_backend.core.urls import route
 # ATOMIC_REQUESTS wrap these views and roll that event back with the failed request.
 _login = transaction.non_atomic_requests(views.LoginView.as_view())
 _login_2fa = transaction.non_atomic_requests(views.LoginTwoFactorView.as_view())
+# A wrong second-factor code is counted against the account's budget and committed before
+# the 400: the same reason.
+_2fa_disable = transaction.non_atomic_requests(views.TwoFactorDisableView.as_view())
+_2fa_recovery_codes = transaction.non_atomic_requests(views.TwoFactorRecoveryCodesView.as_view())
 
 urlpatterns: list[URLPattern] = [
     route("register", views.RegisterView.as_view(), name="register"),
@@ -36,5 +40,6 @@ urlpatterns: list[URLPattern] = [
     route("profile", views.ProfileView.as_view(), name="profile"),
     route("2fa/setup", views.TwoFactorSetupView.as_view(), name="2fa-setup"),
     route("2fa/enable", views.TwoFactorEnableView.as_view(), name="2fa-enable"),
-    route("2fa/disable", views.TwoFactorDisableView.as_view(), name="2fa-disable"),
+    route("2fa/disable", _2fa_disable, name="2fa-disable"),
+    re_path(r"^2fa/recovery-codes/?$", _2fa_recovery_codes, name="2fa-recovery-codes"),
 ]

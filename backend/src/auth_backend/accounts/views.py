@@ -3,7 +3,7 @@
 Public (no identity): ``register``, ``verify-email``, ``resend-verification``, ``login``,
 ``login/2fa``, ``google/login``, ``password/reset``, ``password/reset/confirm``.
 Protected (gateway identity assertion): ``profile`` (GET, PATCH), ``2fa/setup``,
-``2fa/enable``, ``2fa/disable``.
+``2fa/enable``, ``2fa/disable``, ``2fa/recovery-codes``.
 
 Error codes are in :mod:`auth_backend.accounts.exceptions`; every error has the project's
 shape (:mod:`auth_backend.core.errors`).
@@ -39,8 +39,11 @@ from auth_backend.accounts.serializers import (
     PasswordResetConfirmInputSerializer,
     ProfileOutputSerializer,
     ProfileUpdateSerializer,
+    RecoveryCodesSerializer,
     RegisterInputSerializer,
+    SecondFactorCodeInputSerializer,
     TwoFactorCodeInputSerializer,
+    TwoFactorEnabledSerializer,
     TwoFactorSetupOutputSerializer,
     TwoFactorStatusSerializer,
     VerifyEmailInputSerializer,
@@ -77,6 +80,24 @@ _INVALID = error_response(
     "Validation failed; per-field messages in `error.details.fields`.", "invalid"
 )
 _NOT_AUTHENTICATED = error_response("No valid gateway identity.", "not_authenticated")
+_BUDGET = (
+    "Wrong codes count against the account's budget (10 per 15 minutes, shared by "
+    "`login/2fa`, `2fa/disable` and `2fa/recovery-codes`); once it is spent every code, the "
+    "right one too, gets 429 `two_factor_throttled` with `Retry-After` until the window ends."
+)
+_TWO_FACTOR_THROTTLED = error_response(
+    "The account's budget of wrong codes is spent; wait `Retry-After` seconds (also "
+    "`error.details.retry_after`).",
+    "two_factor_throttled",
+    details={"two_factor_throttled": {"retry_after": 600}},
+)
+_RETRY_AFTER = OpenApiParameter(
+    "Retry-After",
+    OpenApiTypes.INT,
+    OpenApiParameter.HEADER,
+    response=[429],
+    description="Seconds to wait.",
+)
 
 
 def _sign_in_result(component_name: str) -> PolymorphicProxySerializer:
@@ -239,13 +260,13 @@ class LoginView(_PublicView):
 class LoginTwoFactorView(_PublicView):
     @extend_schema(
         operation_id="login_2fa",
-        summary="Finish a sign-in with a TOTP code",
+        summary="Finish a sign-in with a TOTP code or a recovery code",
         description="Trades the `challenge_token` of a `login` answer and a current TOTP "
-        "code (RFC 6238, 30 s steps, ±1 step accepted) for a token pair "
-        '(`amr` `["pwd", "otp"]`). A code is accepted once. A wrong code '
+        "code (RFC 6238, 30 s steps, ±1 step accepted) or an unused recovery code for a "
+        'token pair (`amr` `["pwd", "otp"]`). A code is accepted once. A wrong code '
         "gets 401 `invalid_code` with `error.details.attempts_remaining`; after "
-        "5 wrong codes, or 5 minutes, the challenge is dead: 401 "
-        "`challenge_expired`, sign in again.",
+        "5 wrong codes, or 5 minutes, or once the account's password or TOTP secret "
+        "changed, the challenge is dead: 401 `challenge_expired`, sign in again. " + _BUDGET,
         request=LoginTwoFactorInputSerializer,
         responses={
             200: TokenPairSerializer,
@@ -253,7 +274,9 @@ class LoginTwoFactorView(_PublicView):
             401: error_response(
                 "Wrong or reused code, or a dead challenge.", "invalid_code", "challenge_expired"
             ),
+            429: _TWO_FACTOR_THROTTLED,
         },
+        parameters=[_RETRY_AFTER],
         tags=["tokens"],
     )
     def post(self, request: Request) -> Response:
@@ -410,9 +433,13 @@ class TwoFactorEnableView(APIView):
     @extend_schema(
         operation_id="two_factor_enable",
         summary="Turn on TOTP with a code",
+        description="Needs a code of the pending secret from `2fa/setup` (a recovery code "
+        "does not count). The answer carries the account's 10 recovery codes: each "
+        "works once in place of a TOTP code (sign-in, `2fa/disable`, "
+        "`2fa/recovery-codes`); they are shown this once.",
         request=TwoFactorCodeInputSerializer,
         responses={
-            200: TwoFactorStatusSerializer,
+            200: TwoFactorEnabledSerializer,
             400: error_response(
                 "Validation failed, or a wrong or reused code.", "invalid", "invalid_code"
             ),
@@ -428,10 +455,12 @@ class TwoFactorEnableView(APIView):
     def post(self, request: Request) -> Response:
         serializer = TwoFactorCodeInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user = two_factor.enable_two_factor(
+        user, codes = two_factor.enable_two_factor(
             authenticated_user(request), **serializer.validated_data
         )
-        return Response({"two_factor_enabled": user.totp_enabled})
+        return _no_store(
+            Response({"two_factor_enabled": user.totp_enabled, "recovery_codes": codes})
+        )
 
 
 class TwoFactorDisableView(APIView):
@@ -440,7 +469,9 @@ class TwoFactorDisableView(APIView):
     @extend_schema(
         operation_id="two_factor_disable",
         summary="Turn off TOTP with a code",
-        request=TwoFactorCodeInputSerializer,
+        description="Takes a current TOTP code or an unused recovery code. The secret, the "
+        "recovery codes and every pending sign-in challenge are discarded. " + _BUDGET,
+        request=SecondFactorCodeInputSerializer,
         responses={
             200: TwoFactorStatusSerializer,
             400: error_response(
@@ -448,13 +479,45 @@ class TwoFactorDisableView(APIView):
             ),
             401: _NOT_AUTHENTICATED,
             409: error_response("2FA is not on.", "two_factor_not_enabled"),
+            429: _TWO_FACTOR_THROTTLED,
         },
+        parameters=[_RETRY_AFTER],
         tags=["2fa"],
     )
     def post(self, request: Request) -> Response:
-        serializer = TwoFactorCodeInputSerializer(data=request.data)
+        serializer = SecondFactorCodeInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user = two_factor.disable_two_factor(
             authenticated_user(request), **serializer.validated_data
         )
         return Response({"two_factor_enabled": user.totp_enabled})
+
+
+class TwoFactorRecoveryCodesView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        operation_id="two_factor_recovery_codes",
+        summary="Replace the recovery codes",
+        description="Takes a current TOTP code or an unused recovery code and answers 10 new "
+        "recovery codes, shown this once; the previous ones stop working. " + _BUDGET,
+        request=SecondFactorCodeInputSerializer,
+        responses={
+            200: RecoveryCodesSerializer,
+            400: error_response(
+                "Validation failed, or a wrong or reused code.", "invalid", "invalid_code"
+            ),
+            401: _NOT_AUTHENTICATED,
+            409: error_response("2FA is not on.", "two_factor_not_enabled"),
+            429: _TWO_FACTOR_THROTTLED,
+        },
+        parameters=[_RETRY_AFTER],
+        tags=["2fa"],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = SecondFactorCodeInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        codes = two_factor.regenerate_recovery_codes(
+            authenticated_user(request), **serializer.validated_data
+        )
+        return _no_store(Response({"recovery_codes": codes}))

@@ -53,6 +53,7 @@ from http import HTTPStatus
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -61,6 +62,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import set_rollback
 
+from auth_backend.core.parsers import body_too_large
 from auth_backend.core.request_id import get_request_id
 
 logger = logging.getLogger(__name__)
@@ -164,6 +166,10 @@ def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         exc = exceptions.PermissionDenied()
     elif isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(as_serializer_error(exc))
+    elif isinstance(exc, RequestDataTooBig):
+        # DRF reads the body through HttpRequest.body, which enforces the size: a client
+        # error, answered like the JSON parser's own limits (core/parsers.py), not logged.
+        exc = body_too_large()
 
     if not isinstance(exc, exceptions.APIException):
         return None

@@ -102,8 +102,18 @@ TWO_FACTOR_CHALLENGES = Counter(
 TWO_FACTOR_VERIFICATIONS = Counter(
     "auth_2fa_verifications_total",
     "Codes presented to POST login/2fa: success, invalid_code (wrong or replayed), "
-    "challenge_expired (unknown, expired, used or exhausted challenge).",
+    "challenge_expired (unknown, expired, used or exhausted challenge), throttled (the "
+    "account's budget of wrong codes is spent).",
     ["result"],
+)
+TWO_FACTOR_OPERATIONS = ("login", "disable", "recovery_codes")
+TWO_FACTOR_BUDGET_REFUSALS = Counter(
+    "auth_2fa_budget_refusals_total",
+    "Second-factor codes refused with 429 because the account's budget of wrong codes "
+    "(TWO_FACTOR_FAILURE_LIMIT per TWO_FACTOR_FAILURE_WINDOW_SECONDS) is spent, by operation: "
+    "login (POST login/2fa), disable (POST 2fa/disable), recovery_codes "
+    "(POST 2fa/recovery-codes).",
+    ["operation"],
 )
 TOKENS_ISSUED = Counter(
     "auth_tokens_issued_total",
@@ -167,8 +177,10 @@ for _outcome in ("created", "existing_email", "invalid_password"):
     REGISTRATIONS.labels(outcome=_outcome)
 for _result in ("verified", "already_verified", "invalid_token"):
     EMAIL_VERIFICATIONS.labels(result=_result)
-for _result in ("success", "invalid_code", "challenge_expired"):
+for _result in ("success", "invalid_code", "challenge_expired", "throttled"):
     TWO_FACTOR_VERIFICATIONS.labels(result=_result)
+for _operation in TWO_FACTOR_OPERATIONS:
+    TWO_FACTOR_BUDGET_REFUSALS.labels(operation=_operation)
 for _kind in ("access", "refresh"):
     TOKENS_ISSUED.labels(kind=_kind)
 for _result in ("success", "invalid", "reuse", "cutoff"):

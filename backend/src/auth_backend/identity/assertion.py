@@ -28,6 +28,7 @@ __all__ = [
     "gateway_keys",
     "identity_for",
     "identity_from_request",
+    "identity_to_end_a_session",
     "record_missing_identity",
 ]
 
@@ -83,3 +84,23 @@ def identity_from_request(request: HttpRequest) -> IdentityResult:
     ``request.path`` keeps the script prefix: the gateway binds the whole path it sends.
     """
     return verifier().verify_request(request.META, request.method or "", request.path)
+
+
+def identity_to_end_a_session(request: HttpRequest) -> GatewayIdentity | None:
+    """:func:`identity_for`, but kept when only the Redis step could not run.
+
+    For an endpoint whose only effect is ending the asserted user's own session (logout):
+    signature, audience, expiry, the request binding and the plain headers still decide,
+    while the once-only and revocation checks are skipped when Redis cannot answer --
+    replaying such an assertion could only end that session again, and a revoked token's
+    session is ended already. So a logout during a Redis outage still ends the session in
+    the database (backend/docs/revocation.md).
+    """
+    result = identity_for(request)
+    if result.rejection is not Rejection.UNAVAILABLE:
+        return result.identity
+    return (
+        verifier()
+        .verify_request(request.META, request.method or "", request.path, admit=False)
+        .identity
+    )

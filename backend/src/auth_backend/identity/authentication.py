@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from auth_backend.identity.assertion import (
     GatewayIdentity,
     identity_for,
+    identity_to_end_a_session,
     record_missing_identity,
 )
 
@@ -43,6 +44,22 @@ class GatewayAssertionAuthentication(BaseAuthentication):
             record_missing_identity(http_request)
         # 401 (not 403) for missing identity; the edge is where credentials are presented.
         return 'Bearer realm="api"'
+
+
+class SessionEndingAuthentication(GatewayAssertionAuthentication):
+    """For logout: :class:`GatewayAssertionAuthentication` that also holds while Redis cannot
+    run the once-only and revocation checks (:func:`identity_to_end_a_session`)."""
+
+    def authenticate(self, request: Request) -> tuple[Any, GatewayIdentity] | None:
+        identity = identity_to_end_a_session(request._request)
+        if identity is None:
+            return None
+        from auth_backend.accounts.selectors import active_user_by_id
+
+        user = active_user_by_id(identity.subject)
+        if user is None:
+            return None
+        return user, identity
 
 
 class GatewayIdentityMiddleware:

@@ -410,25 +410,37 @@ def revoke_all_for_user(user: TokenSubject, *, reason: str) -> None:
         _revoke_families(families, user_id=user.pk, reason=reason, now=now, not_before=now)
 
 
-def logout(*, refresh_token: str | None = None, access_token_id: str | None = None) -> bool:
-    """Log out one session, named by its refresh token or by an access token's ``jti``.
+def logout(
+    user: TokenSubject, *, refresh_token: str | None = None, access_token_id: str | None = None
+) -> bool:
+    """Log ``user`` out of one of their sessions, named by its refresh token or by an access
+    token's ``jti``.
 
-    Idempotent and oracle-free: unknown or already revoked sessions change nothing. Returns
-    whether a live session was ended (and a ``user.logged_out`` event recorded).
+    Idempotent and oracle-free: unknown or already revoked sessions, and another account's,
+    change nothing. Returns whether a live session was ended (and a ``user.logged_out``
+    event recorded).
     """
     with transaction.atomic():
         family: RefreshFamily | None = None
+        family_id: uuid.UUID | None = None
         if refresh_token is not None:
-            family = _revoke_family_of_refresh_token(refresh_token, reason=RevokeReason.LOGOUT)
+            if _looks_like_refresh_token(refresh_token):
+                token = refresh_token_by_hash(hash_refresh_token(refresh_token))
+                family_id = token.family_id if token is not None else None
         elif access_token_id:
             record = access_token_record(access_token_id)
-            if record is not None:
-                family = _revoke_family(record.family_id, reason=RevokeReason.LOGOUT)
+            family_id = record.family_id if record is not None else None
+        if family_id is not None and _family_belongs_to(family_id, user):
+            family = _revoke_family(family_id, reason=RevokeReason.LOGOUT)
         if family is None:
             return False
         record_event(EventType.LOGGED_OUT, subject_id=str(family.user_id), sid=str(family.pk))
     LOGOUTS.inc()
     return True
+
+
+def _family_belongs_to(family_id: uuid.UUID, user: TokenSubject) -> bool:
+    return RefreshFamily.objects.filter(pk=family_id, user_id=user.pk).exists()
 
 
 def _revoke_family_of_refresh_token(raw: str, *, reason: str) -> RefreshFamily | None:

@@ -8,14 +8,15 @@ from django.conf import settings
 from django.utils.cache import patch_cache_control
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import ValidationError
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from auth_backend.core.openapi import CLIENT_SCHEME_NAME
+from auth_backend.core.openapi import CLIENT_SCHEME_NAME, error_response
 from auth_backend.identity.assertion import GatewayIdentity
+from auth_backend.identity.authentication import SessionEndingAuthentication
+from auth_backend.identity.callers import authenticated_user
 from auth_backend.tokens import services
 from auth_backend.tokens.keys import jwks_document
 from auth_backend.tokens.serializers import (
@@ -69,40 +70,41 @@ class TokenRefreshView(_PublicView):
 
 
 class LogoutView(APIView):
-    """Reachable through the gateway on a protected route, yet works by refresh token alone."""
+    """Protected like its gateway route: the caller's identity (the gateway's assertion) is
+    required here too, and only the caller's own sessions end."""
 
-    permission_classes = [AllowAny]
+    authentication_classes = [SessionEndingAuthentication]
+    permission_classes = [IsAuthenticated]
 
     @extend_schema(
         operation_id="logout",
         summary="End a session",
-        description="Revokes the session (refresh family) of the given refresh token, and "
-        "announces its access tokens as revoked to the edge. Without a refresh "
-        "token, ends the session of the access token the gateway validated. "
+        description="Revokes the caller's session (refresh family) of the given refresh "
+        "token, and announces its access tokens as revoked to the edge. Without a "
+        "refresh token, ends the session of the access token the gateway validated. "
         "Always 204 for a well-formed request, whether or not the token was "
-        "known or already revoked. The gateway routes it only with a valid access "
-        "token; this service itself also ends a session by refresh token alone.",
+        "known, already revoked or another account's (which is left alone). Needs "
+        "the access token, at the gateway and — as the gateway's identity "
+        "assertion — at this service: without it, 401 `not_authenticated`.",
         request=LogoutRequestSerializer,
         # The gateway's route requires the token (kong/kong.yml, `auth-protected`). The value is
         # the operation's OpenAPI security list, whatever extend_schema's annotation says.
         auth=[{CLIENT_SCHEME_NAME: []}],  # type: ignore[list-item]  # annotated as list[str]
         responses={
             204: OpenApiResponse(description="Session ended, or nothing to end."),
-            400: _error(
-                "`invalid`: a `refresh_token` that is no string, or none and no access token"
-            ),
+            400: _error("`invalid`: a `refresh_token` that is no string"),
+            401: error_response("No valid gateway identity.", "not_authenticated"),
         },
         tags=["tokens"],
     )
     def post(self, request: Request) -> Response:
         serializer = LogoutRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        refresh_token = serializer.validated_data.get("refresh_token")
         identity = request.auth if isinstance(request.auth, GatewayIdentity) else None
-        if refresh_token is None and identity is None:
-            raise ValidationError({"refresh_token": ["This field is required."]})
         services.logout(
-            refresh_token=refresh_token, access_token_id=identity.token_id if identity else None
+            authenticated_user(request),
+            refresh_token=serializer.validated_data.get("refresh_token"),
+            access_token_id=identity.token_id if identity else None,
         )
         return _no_store(Response(status=status.HTTP_204_NO_CONTENT))
 

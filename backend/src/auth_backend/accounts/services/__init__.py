@@ -6,7 +6,9 @@
 * :mod:`.passwords` — the password rules, password reset and the dummy Argon2 check;
 * :mod:`.sign_in` — password sign-in, the 2FA login challenge and ``login/2fa``;
 * :mod:`.google` — sign-in with a Google ID token;
-* :mod:`.two_factor` — TOTP setup, enabling and disabling;
+* :mod:`.two_factor` — TOTP setup, enabling and disabling, recovery-code regeneration;
+* :mod:`.second_factor` — TOTP and recovery codes under one per-account budget of wrong
+  codes, and ending pending login challenges;
 * :mod:`.profile` — the writable profile fields;
 * :mod:`.one_time_tokens` — the random tokens mailed or handed out, stored as hashes.
 

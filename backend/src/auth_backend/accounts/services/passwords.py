@@ -14,7 +14,7 @@ from auth_backend.accounts import background, emails
 from auth_backend.accounts.exceptions import InvalidOneTimeToken
 from auth_backend.accounts.models import OneTimeToken, TokenPurpose, User, normalize_email
 from auth_backend.accounts.selectors import locked_user, user_by_email
-from auth_backend.accounts.services import one_time_tokens
+from auth_backend.accounts.services import one_time_tokens, second_factor
 from auth_backend.events.services import EventType, record_event
 from auth_backend.tokens.services import revoke_all_for_user
 
@@ -61,7 +61,8 @@ def confirm_password_reset(*, token: str, new_password: str) -> User:
 
     The token proved control of the mailbox, so the address counts as verified too (this
     also takes over an account someone else pre-registered with the address). Every refresh
-    family is revoked and the edge told to drop the access tokens (``password_reset``).
+    family is revoked and the edge told to drop the access tokens (``password_reset``), and
+    every pending 2FA login challenge ends (one started with the old password is dead).
     """
     row = one_time_tokens.usable(token, TokenPurpose.PASSWORD_RESET)
     user = row.user
@@ -81,6 +82,7 @@ def confirm_password_reset(*, token: str, new_password: str) -> User:
         OneTimeToken.objects.filter(
             user=locked, purpose=TokenPurpose.PASSWORD_RESET, used_at__isnull=True
         ).delete()
+        second_factor.end_login_challenges(locked, now)
         revoke_all_for_user(locked, reason="password_reset")
         record_event(EventType.PASSWORD_RESET, subject_id=str(locked.pk))
     return locked

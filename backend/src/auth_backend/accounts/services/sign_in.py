@@ -22,12 +22,12 @@ from auth_backend.accounts.exceptions import (
     InvalidCredentials,
     InvalidLoginCode,
     LoginThrottled,
+    TwoFactorThrottled,
 )
 from auth_backend.accounts.models import LoginChallenge, User
 from auth_backend.accounts.selectors import login_challenge_by_hash, user_by_email
-from auth_backend.accounts.services import one_time_tokens
+from auth_backend.accounts.services import one_time_tokens, second_factor
 from auth_backend.accounts.services.passwords import spend_password_check_time
-from auth_backend.accounts.services.two_factor import accept_totp_code
 from auth_backend.core import tracing
 from auth_backend.core.metrics import (
     LOGIN_DURATION,
@@ -155,6 +155,7 @@ def create_login_challenge(user: User, *, amr: Iterable[str] = (AMR_PASSWORD,)) 
         user=user,
         token_hash=digest,
         amr=list(amr),
+        credentials=second_factor.credentials_fingerprint(user),
         created_at=now,
         expires_at=now + timedelta(seconds=settings.LOGIN_CHALLENGE_TTL_SECONDS),
     )
@@ -164,11 +165,14 @@ def create_login_challenge(user: User, *, amr: Iterable[str] = (AMR_PASSWORD,)) 
 
 @tracing.traced("accounts.login", **{"auth.method": "otp"})
 def complete_two_factor_login(*, challenge_token: str, code: str) -> TokenPair:
-    """Finish a sign-in with a TOTP code.
+    """Finish a sign-in with a TOTP code or a recovery code.
 
-    Unknown, expired, used or exhausted challenge: 401 :class:`ChallengeExpired`. A wrong
-    or replayed code: 401 :class:`InvalidLoginCode`, and the challenge's failure counter is
-    committed before the error is raised, so the limit holds across requests.
+    Unknown, expired, used or exhausted challenge, or one whose account changed its
+    password or TOTP secret since it was issued: 401 :class:`ChallengeExpired`. The
+    account's budget of wrong codes spent: 429 :class:`TwoFactorThrottled`
+    (:mod:`.second_factor`). A wrong or replayed code: 401 :class:`InvalidLoginCode`, and
+    the challenge's and the account's failure counters are committed before the error is
+    raised, so both limits hold across requests.
     """
     if not one_time_tokens.plausible(challenge_token):
         TWO_FACTOR_VERIFICATIONS.labels(result="challenge_expired").inc()
@@ -191,13 +195,21 @@ def complete_two_factor_login(*, challenge_token: str, code: str) -> TokenPair:
             or not challenge.is_live(now, max_attempts=max_attempts)
             or not user.is_active
             or not user.totp_enabled
+            or challenge.credentials != second_factor.credentials_fingerprint(user)
         ):
             failure = ChallengeExpired()
         else:
-            step = accept_totp_code(user, code)
-            if step is None:
+            try:
+                second_factor.check_budget(user, now, operation="login")
+            except TwoFactorThrottled as throttled:  # the challenge's own count untouched
+                failure = throttled
+            accepted = None if failure else second_factor.accept(user, code, now)
+            if failure:
+                pass
+            elif accepted is None:
                 challenge.failed_attempts += 1
                 challenge.save(update_fields=["failed_attempts"])
+                second_factor.spend_budget(user, now)
                 record_event(
                     EventType.LOGIN_FAILED,
                     subject_id=str(user.pk),
@@ -208,13 +220,16 @@ def complete_two_factor_login(*, challenge_token: str, code: str) -> TokenPair:
             else:
                 challenge.used_at = now
                 challenge.save(update_fields=["used_at"])
-                user.last_totp_step = step
-                user.save(update_fields=["last_totp_step"])
                 pair = _finish_login(user, (*challenge.amr, AMR_OTP), method="2fa")
     if failure is not None:
-        TWO_FACTOR_VERIFICATIONS.labels(
-            result="invalid_code" if isinstance(failure, InvalidLoginCode) else "challenge_expired"
-        ).inc()
+        result = (
+            "invalid_code"
+            if isinstance(failure, InvalidLoginCode)
+            else "throttled"
+            if isinstance(failure, TwoFactorThrottled)
+            else "challenge_expired"
+        )
+        TWO_FACTOR_VERIFICATIONS.labels(result=result).inc()
         raise failure
     assert pair is not None
     TWO_FACTOR_VERIFICATIONS.labels(result="success").inc()
