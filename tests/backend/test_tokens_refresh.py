@@ -325,11 +325,12 @@ def test_logout_holds_while_redis_cannot_check_the_assertion(client, user, monke
     run), but logout -- which can only end the asserted user's own session -- still works
     on the assertion's signature, expiry and request binding (backend/docs/revocation.md)."""
     from auth_backend.identity import store
+    from edge_identity import StoreUnavailable
 
     def unavailable(**_: object) -> store.Admission:
-        raise store.IdentityStoreUnavailable("refused")
+        raise StoreUnavailable("refused")
 
-    monkeypatch.setattr(store, "admit", unavailable)
+    monkeypatch.setattr(store.identity_store, "admit", unavailable)
     pair = issue_token_pair(user)
     assert client.get("/api/auth/profile", **identity_headers(user)).status_code == 401
     response = client.post(

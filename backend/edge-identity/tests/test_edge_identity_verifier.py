@@ -179,6 +179,20 @@ def test_store_down_is_anonymous_and_logged_at_most_every_ten_seconds(
     assert len(logged) == 1
 
 
+def test_admit_false_skips_only_the_store(verifier: AssertionVerifier, redis: FakeRedis) -> None:
+    """For an endpoint that can only end the asserted user's own session: the store is not
+    asked (it may be down), every other check still decides."""
+    redis.down = True
+    token = mint()
+    environ = {"HTTP_X_IDENTITY_ASSERTION": token}
+    kept = verifier.verify_request(environ, "GET", PATH, admit=False)
+    assert kept.identity is not None and redis.round_trips == []
+    moved = verifier.verify_request(environ, "GET", "/orders/2", admit=False)
+    assert moved.rejection is Rejection.MISMATCHED_REQUEST
+    forged = {"HTTP_X_IDENTITY_ASSERTION": token[:-4] + "AAAA"}
+    assert verifier.verify_request(forged, "GET", PATH, admit=False).identity is None
+
+
 def test_from_config_needs_a_store(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="redis_url"):
         AssertionVerifier.from_config(jwks=str(tmp_path / "jwks.json"), audience=AUDIENCE)
