@@ -96,6 +96,19 @@ keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "75"))
 if os.path.isdir("/dev/shm"):  # noqa: S108 - gunicorn's documented container setting
     worker_tmp_dir = "/dev/shm"  # noqa: S108
 
+# The route the gateway matched decides the view (backend/docs/listeners.md): no request
+# header may set the script name or the path. gunicorn maps a header named in
+# ``forwarder_headers`` (default SCRIPT_NAME,PATH_INFO) into the WSGI environment whenever
+# the peer is in ``forwarded_allow_ips`` (default loopback, where the gateway sits in
+# ``make run``): a ``SCRIPT_NAME`` header is cut off the path and Django resolves the rest
+# (gunicorn/http/wsgi.py ``create``). Empty, no header is a forwarder's, and ``header_map
+# = "drop"`` drops every name with an underscore (gunicorn/http/message.py
+# ``_apply_header_policy``), so ``SCRIPT_NAME``, ``Script_Name`` and ``X_User_Id`` never reach
+# the environment, whoever the peer is. (The edge clears such headers too, for every
+# upstream: docs/identity-assertion.md.)
+forwarder_headers = ""
+header_map = "drop"
+
 # gunicorn >= 25 otherwise opens a management socket under $XDG_RUNTIME_DIR or $HOME, which
 # a container may not have writable; scaling is the orchestrator's job here.
 control_socket_disable = True
@@ -185,6 +198,27 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ[_OWN_DIR] = tempfile.mkdtemp(
         prefix="auth-backend-prometheus-"
     )
+
+
+def _without_server_header():
+    """gunicorn writes ``Server: gunicorn`` on every response and has no setting for it
+    (gunicorn/http/wsgi.py ``Response.default_headers``): drop that line, so the server and
+    its version are not advertised to clients (Kong then names itself, as it does for an
+    upstream without a ``Server`` header: kong/runloop/handler.lua header_filter)."""
+    from gunicorn.http import wsgi
+
+    original = wsgi.Response.default_headers
+    if getattr(original, "without_server", False):  # this file is read again on HUP
+        return
+
+    def default_headers(self):
+        return [line for line in original(self) if not line.lower().startswith("server:")]
+
+    default_headers.without_server = True
+    wsgi.Response.default_headers = default_headers
+
+
+_without_server_header()
 
 
 def on_starting(server):
