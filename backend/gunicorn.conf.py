@@ -11,7 +11,9 @@ Environment overrides (gunicorn's own ``GUNICORN_CMD_ARGS`` works too):
 ``GUNICORN_METRICS_BIND`` the Prometheus metrics', default ``0.0.0.0:9100``: ``/metrics``
                         (also ``/api/auth/metrics``)
 ``GUNICORN_WORKERS``    worker processes, default ``$WEB_CONCURRENCY`` or 2
-``GUNICORN_THREADS``    threads per worker (gthread), default 4
+``GUNICORN_THREADS``    threads per worker (gthread), default 8
+``GUNICORN_REQUEST_READ_TIMEOUT`` seconds a request's head and body have to arrive once a
+                        thread takes it, default 5 (slow clients; backend/docs/listeners.md)
 ``GUNICORN_TIMEOUT``    seconds before a silent worker is killed and restarted, default 30
 ``GUNICORN_KEEPALIVE``  idle keep-alive seconds, default 75: longer than Kong's upstream
                         keepalive idle timeout (60 s), so the gateway, not gunicorn, closes
@@ -87,8 +89,12 @@ _binds, _listener_ports = _listeners(os.environ)
 wsgi_app = "auth_backend.wsgi:application"
 bind = list(_binds.values())
 workers = int(os.environ.get("GUNICORN_WORKERS", os.environ.get("WEB_CONCURRENCY", "2")))
-worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+# gthread with a deadline on reading each request: a slow client holds a thread for at most
+# GUNICORN_REQUEST_READ_TIMEOUT seconds, so the health probes (backend/healthcheck.py, on
+# this same public listener) stay answered (auth_backend.core.gunicorn_worker;
+# backend/docs/listeners.md "Slow clients").
+worker_class = "auth_backend.core.gunicorn_worker.DeadlineThreadWorker"
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = timeout
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "75"))
@@ -105,7 +111,7 @@ if os.path.isdir("/dev/shm"):  # noqa: S108 - gunicorn's documented container se
 # = "drop"`` drops every name with an underscore (gunicorn/http/message.py
 # ``_apply_header_policy``), so ``SCRIPT_NAME``, ``Script_Name`` and ``X_User_Id`` never reach
 # the environment, whoever the peer is. (The edge clears such headers too, for every
-# upstream: docs/identity-assertion.md.)
+# upstream: docs/architecture.md.)
 forwarder_headers = ""
 header_map = "drop"
 
