@@ -13,7 +13,7 @@ Environment overrides (gunicorn's own ``GUNICORN_CMD_ARGS`` works too):
 ``GUNICORN_WORKERS``    worker processes, default ``$WEB_CONCURRENCY`` or 2
 ``GUNICORN_THREADS``    threads per worker (gthread), default 8
 ``GUNICORN_REQUEST_READ_TIMEOUT`` seconds a request's head and body have to arrive once a
-                        thread takes it, default 5 (slow clients; backend/docs/listeners.md)
+                        thread takes it, default 2 (slow clients; backend/docs/listeners.md)
 ``GUNICORN_TIMEOUT``    seconds before a silent worker is killed and restarted, default 30
 ``GUNICORN_KEEPALIVE``  idle keep-alive seconds, default 75: longer than Kong's upstream
                         keepalive idle timeout (60 s), so the gateway, not gunicorn, closes

@@ -81,7 +81,7 @@ def test_arm_leaves_a_parser_without_a_socket_alone() -> None:
 
 
 @pytest.mark.parametrize(
-    ("env", "value"), [({}, 5.0), ({"GUNICORN_REQUEST_READ_TIMEOUT": "2.5"}, 2.5)]
+    ("env", "value"), [({}, 2.0), ({"GUNICORN_REQUEST_READ_TIMEOUT": "2.5"}, 2.5)]
 )
 def test_read_timeout_setting(env: dict[str, str], value: float) -> None:
     assert read_timeout(env) == value

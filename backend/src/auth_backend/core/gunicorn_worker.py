@@ -8,11 +8,14 @@ request head a byte at a time keeps that thread for as long as it likes: a handf
 held every thread, and the health probes, on the same listener, timed out.
 
 Here every read of a request's head and body must end before a deadline set when a thread
-takes the request (``GUNICORN_REQUEST_READ_TIMEOUT`` seconds, default 5, the budget
-nginx gives a request head with ``client_header_timeout``'s spirit): a read past it ends the
-connection as a client that stopped sending (gunicorn's ``NoMoreData``, logged at debug
-level), and the thread goes back to the pool. The gateway sends whole requests at once
-(Kong buffers bodies, ``proxy_request_buffering``), so only a slow client meets it.
+takes the request (``GUNICORN_REQUEST_READ_TIMEOUT`` seconds, default 2): a read past it
+ends the connection as a client that stopped sending (gunicorn's ``NoMoreData``, logged at
+debug level), and the thread goes back to the pool. The same bound replaces gthread's own
+wait for a new connection's first byte (``DEFAULT_WORKER_DATA_TIMEOUT``, 5 s, during which
+a silent client holds a thread too). The gateway sends whole requests at once (Kong buffers
+bodies, ``proxy_request_buffering``) over the local network, so only a slow client meets
+it. A burst of slow clients still queues the probes behind them, for about (slow clients x
+the timeout / threads) seconds at worst (backend/docs/listeners.md has the figures).
 """
 
 from __future__ import annotations
@@ -23,13 +26,13 @@ import time
 from typing import Any
 
 from gunicorn.http.errors import NoMoreData
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers import gthread
 
-DEFAULT_READ_TIMEOUT = 5.0
+DEFAULT_READ_TIMEOUT = 2.0
 
 
 def read_timeout(env: Any = os.environ) -> float:
-    """``GUNICORN_REQUEST_READ_TIMEOUT`` in seconds (a positive number), default 5."""
+    """``GUNICORN_REQUEST_READ_TIMEOUT`` in seconds (a positive number), default 2."""
     raw = (env.get("GUNICORN_REQUEST_READ_TIMEOUT") or "").strip()
     value = float(raw) if raw else DEFAULT_READ_TIMEOUT
     if not value > 0:
@@ -81,13 +84,16 @@ def arm(conn: Any, timeout: float) -> None:
     sock.deadline = time.monotonic() + timeout
 
 
-class DeadlineThreadWorker(ThreadWorker):
+class DeadlineThreadWorker(gthread.ThreadWorker):
     """``gthread`` with a read deadline per request (see the module docstring)."""
 
     read_timeout = DEFAULT_READ_TIMEOUT
 
     def init_process(self) -> None:
         self.read_timeout = read_timeout()
+        # gthread's wait for a new connection's first byte, read from its module at each
+        # call (gunicorn/workers/gthread.py handle): this worker process's own copy.
+        gthread.DEFAULT_WORKER_DATA_TIMEOUT = self.read_timeout
         super().init_process()
 
     def handle(self, conn: Any) -> Any:
