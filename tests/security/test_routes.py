@@ -8,7 +8,7 @@ Two ways a request used to reach another view than its route's, under the route'
   header names with underscores (``underscores_in_headers on``,
   kong/templates/nginx_kong.lua). The backend no longer honours it (``forwarder_headers``
   empty, backend/gunicorn.conf.py) and the edge clears every CGI-shaped header on every
-  route (edge-jwt; docs/identity-assertion.md);
+  route (edge-jwt; docs/architecture.md);
 * an encoded ``/`` or ``\\`` in the path: Kong routes on the path with ``%2F`` kept encoded
   (kong/tools/uri.lua ``normalize``) while the backend's server decodes it, so
   ``/api/auth/login%2F2fa`` was routed as ``login`` and ran ``login/2fa``. The edge refuses

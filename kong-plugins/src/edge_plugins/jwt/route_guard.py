@@ -1,5 +1,5 @@
-"""What a client must not use to choose the view behind a route (docs/identity-assertion.md,
-"The route decides what runs").
+"""What a client must not use to choose the view behind a route (docs/architecture.md, "The
+route decides what runs").
 
 The contract backends rely on is that the route Kong matched is the view that runs, under
 that route's limits and checks. Two things a client sends could break it, and edge-jwt,
