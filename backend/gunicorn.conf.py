@@ -11,7 +11,9 @@ Environment overrides (gunicorn's own ``GUNICORN_CMD_ARGS`` works too):
 ``GUNICORN_METRICS_BIND`` the Prometheus metrics', default ``0.0.0.0:9100``: ``/metrics``
                         (also ``/api/auth/metrics``)
 ``GUNICORN_WORKERS``    worker processes, default ``$WEB_CONCURRENCY`` or 2
-``GUNICORN_THREADS``    threads per worker (gthread), default 4
+``GUNICORN_THREADS``    threads per worker (gthread), default 8
+``GUNICORN_REQUEST_READ_TIMEOUT`` seconds a request's head and body have to arrive once a
+                        thread takes it, default 2 (slow clients; backend/docs/listeners.md)
 ``GUNICORN_TIMEOUT``    seconds before a silent worker is killed and restarted, default 30
 ``GUNICORN_KEEPALIVE``  idle keep-alive seconds, default 75: longer than Kong's upstream
                         keepalive idle timeout (60 s), so the gateway, not gunicorn, closes
@@ -87,14 +89,31 @@ _binds, _listener_ports = _listeners(os.environ)
 wsgi_app = "auth_backend.wsgi:application"
 bind = list(_binds.values())
 workers = int(os.environ.get("GUNICORN_WORKERS", os.environ.get("WEB_CONCURRENCY", "2")))
-worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+# gthread with a deadline on reading each request: a slow client holds a thread for at most
+# GUNICORN_REQUEST_READ_TIMEOUT seconds, so the health probes (backend/healthcheck.py, on
+# this same public listener) stay answered (auth_backend.core.gunicorn_worker;
+# backend/docs/listeners.md "Slow clients").
+worker_class = "auth_backend.core.gunicorn_worker.DeadlineThreadWorker"
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = timeout
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "75"))
 # Heartbeat files on tmpfs: a disk-backed /tmp in a container can stall workers.
 if os.path.isdir("/dev/shm"):  # noqa: S108 - gunicorn's documented container setting
     worker_tmp_dir = "/dev/shm"  # noqa: S108
+
+# The route the gateway matched decides the view (backend/docs/listeners.md): no request
+# header may set the script name or the path. gunicorn maps a header named in
+# ``forwarder_headers`` (default SCRIPT_NAME,PATH_INFO) into the WSGI environment whenever
+# the peer is in ``forwarded_allow_ips`` (default loopback, where the gateway sits in
+# ``make run``): a ``SCRIPT_NAME`` header is cut off the path and Django resolves the rest
+# (gunicorn/http/wsgi.py ``create``). Empty, no header is a forwarder's, and ``header_map
+# = "drop"`` drops every name with an underscore (gunicorn/http/message.py
+# ``_apply_header_policy``), so ``SCRIPT_NAME``, ``Script_Name`` and ``X_User_Id`` never reach
+# the environment, whoever the peer is. (The edge clears such headers too, for every
+# upstream: docs/architecture.md.)
+forwarder_headers = ""
+header_map = "drop"
 
 # gunicorn >= 25 otherwise opens a management socket under $XDG_RUNTIME_DIR or $HOME, which
 # a container may not have writable; scaling is the orchestrator's job here.
@@ -185,6 +204,27 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ[_OWN_DIR] = tempfile.mkdtemp(
         prefix="auth-backend-prometheus-"
     )
+
+
+def _without_server_header():
+    """gunicorn writes ``Server: gunicorn`` on every response and has no setting for it
+    (gunicorn/http/wsgi.py ``Response.default_headers``): drop that line, so the server and
+    its version are not advertised to clients (Kong then names itself, as it does for an
+    upstream without a ``Server`` header: kong/runloop/handler.lua header_filter)."""
+    from gunicorn.http import wsgi
+
+    original = wsgi.Response.default_headers
+    if getattr(original, "without_server", False):  # this file is read again on HUP
+        return
+
+    def default_headers(self):
+        return [line for line in original(self) if not line.lower().startswith("server:")]
+
+    default_headers.without_server = True
+    wsgi.Response.default_headers = default_headers
+
+
+_without_server_header()
 
 
 def on_starting(server):

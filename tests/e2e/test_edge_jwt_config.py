@@ -334,17 +334,51 @@ def test_spoofed_headers_are_cleared_then_rejection_is_kongs_error(keys: dict[st
     optional = edge_jwt.Plugin(_config(keys, optional=True))
     kong = jwt_kong({"x-user_id": ["evil"], "x-identity-assertion": ["forged"]})
     optional.access(kong)
-    # one round trip however many identity headers a client sends
+    # the path it would forward (checked for encoded separators, jwt.route_guard), then one
+    # round trip however many identity headers a client sends
     assert kong.calls[1:] == [
-        ("kong.service.request.set_headers", ({"x-user_id": [], "x-identity-assertion": []},))
+        ("kong.nginx.get_var", ("upstream_uri",)),
+        ("kong.service.request.set_headers", ({"x-user_id": [], "x-identity-assertion": []},)),
     ]
+
+
+def test_cgi_shaped_headers_are_cleared_with_the_identity_headers(keys: dict[str, Any]) -> None:
+    """jwt.route_guard: ``SCRIPT_NAME`` and kin go in the same one ``set_headers`` call."""
+    headers = {"script_name": ["/x"], "path-info": ["/y"], "x-user-id": ["evil"], "a": ["1"]}
+    kong = jwt_kong(headers)
+    edge_jwt.Plugin(_config(keys, optional=True)).access(kong)
+    assert kong.calls[1:] == [
+        ("kong.nginx.get_var", ("upstream_uri",)),
+        (
+            "kong.service.request.set_headers",
+            ({"x-user-id": [], "script_name": [], "path-info": []},),
+        ),
+    ]
+
+
+@pytest.mark.parametrize("optional", [True, False], ids=["anonymous", "with-token"])
+@pytest.mark.parametrize("uri", ["/api/auth/login%2F2fa", "/api/auth/a%5cb"])
+def test_an_encoded_separator_in_the_path_is_refused(
+    keys: dict[str, Any], optional: bool, uri: str
+) -> None:
+    headers = {} if optional else {"authorization": [f"Bearer {_token(keys)}"]}
+    kong = jwt_kong(headers, upstream_uri=uri)
+    edge_jwt.Plugin(_config(keys, optional=optional)).access(kong)
+    assert kong.methods[-1] == "kong.response.error"
+    assert kong.calls[-1][1][0] == 400
+    assert "kong.service.request.set_headers" not in kong.methods  # no identity goes on
 
 
 def test_method_is_asked_only_for_a_possible_preflight(keys: dict[str, Any]) -> None:
     preflight = {"origin": ["https://app"], "access-control-request-method": ["POST"]}
     kong = jwt_kong(preflight, method="OPTIONS")
     edge_jwt.Plugin(_config(keys, run_on_preflight=False)).access(kong)
-    assert kong.methods == ["kong.request.get_headers", "kong.request.get_method"]
+    # let through: the path it goes to is checked too (jwt.route_guard)
+    assert kong.methods == [
+        "kong.request.get_headers",
+        "kong.request.get_method",
+        "kong.nginx.get_var",
+    ]
     kong = jwt_kong(preflight, method="OPTIONS")
     edge_jwt.Plugin(_config(keys)).access(kong)  # run_on_preflight (default): no token → 401
     assert kong.methods == ["kong.request.get_headers", "kong.response.error"]

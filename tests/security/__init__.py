@@ -25,6 +25,13 @@ Where each attack is:
   unknown transfer codings.
 * test_backend_direct.py — straight to the backend: forged, expired, wrong-audience,
   wrong-issuer, mis-bound, revoked and replayed assertions, and writes with them.
+* test_routes.py — the route the edge matched is the view that runs: ``SCRIPT_NAME`` and
+  other CGI-shaped headers (through the gateway and straight to the backend), encoded
+  ``/`` and ``\\`` on every route; test_route_property.py — the same as a property over
+  every route of kong/kong.yml (headers, encodings, dot segments), observed through Kong's
+  per-route and the backend's per-view metrics (views.py).
+* test_request_size.py — bodies over kong.conf's limit are Kong's 413, no plugin, no upstream.
+* test_server_header.py — no ``Server: gunicorn`` through the gateway or straight.
 * test_accounts.py — mass assignment on the profile; user enumeration through register,
   login, resend-verification and password reset (responses, and timing within the bound
   its docstring states).

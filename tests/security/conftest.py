@@ -9,10 +9,22 @@ from pathlib import Path
 import httpx
 import pytest
 
+from kong_harness.conf import load_kong_conf
 from tests.harness.backend import User, running_backend
-from tests.harness.support import shipped_plugins_runner, start_upstream
+from tests.harness.support import REPO, shipped_plugins_runner, start_upstream
 from tests.security.stack import PLUGINS, Stack, client_address, issuer_key_of, security_kong_yml
 from tests.services import redis_unavailable, require
+
+
+def repo_nginx_settings() -> tuple[str, ...]:
+    """kong/kong.conf's nginx settings (request size and buffering, real IP header) as
+    kong.conf lines: the stack's own file only sets its ports, paths and plugin servers."""
+    values = load_kong_conf(REPO / "kong/kong.conf", env={}).values
+    return tuple(
+        f"{key} = {value}"
+        for key, value in values.items()
+        if key.startswith("nginx_") or key in ("real_ip_header", "client_body_buffer_size")
+    )
 
 
 def _own_address(request: httpx.Request) -> None:
@@ -34,7 +46,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             issuer = pool.submit(issuer_key_of, backend)
             plugin_servers = tuple(name for name in PLUGINS if name != "prometheus")
             runner = shipped_plugins_runner(
-                security_kong_yml(backend, up.port), plugin_servers, status=True
+                security_kong_yml(backend, up.port),
+                plugin_servers,
+                status=True,
+                conf_lines=repo_nginx_settings(),
             ).start()
             try:
                 with httpx.Client(

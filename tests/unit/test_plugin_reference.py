@@ -140,14 +140,17 @@ def _jwt_plugin(tmp: pytest.TempPathFactory, **config: Any) -> edge_jwt.Plugin:
 
 
 def _jwt_request(
-    plugin: edge_jwt.Plugin, headers: dict[str, list[str]], query: str = ""
+    plugin: edge_jwt.Plugin,
+    headers: dict[str, list[str]],
+    query: str = "",
+    upstream_uri: str = "/api/auth/profile",
 ) -> RecordingKong:
     kong = RecordingKong(
         {
             "kong.request.get_headers": headers,
             "kong.request.get_method": "GET",
             "kong.request.get_raw_query": query,
-            "kong.nginx.get_var": lambda name: "/api/auth/profile",
+            "kong.nginx.get_var": lambda name: upstream_uri,
         }
     )
     plugin.access(kong)
@@ -173,6 +176,12 @@ def _jwt_spoofed(tmp: pytest.TempPathFactory) -> RecordingKong:
 @scenario(edge_jwt, "access", "no token, `optional` on")
 def _jwt_anonymous(tmp: pytest.TempPathFactory) -> RecordingKong:
     return _jwt_request(_jwt_plugin(tmp, optional=True), {"host": ["gw"]})
+
+
+@scenario(edge_jwt, "access", "no token, `optional` on, encoded `/` or `\\` in the path (400)")
+def _jwt_encoded_separator(tmp: pytest.TempPathFactory) -> RecordingKong:
+    plugin = _jwt_plugin(tmp, optional=True)
+    return _jwt_request(plugin, {"host": ["gw"]}, upstream_uri="/api/auth/login%2F2fa")
 
 
 @scenario(edge_jwt, "access", "rejected (401, 403, 431, 503)")

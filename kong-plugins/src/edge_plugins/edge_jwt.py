@@ -11,7 +11,10 @@ with Kong):
   refused with 431 (jwt.decision).
 * On success only, ``kong.request.get_method()`` and ``kong.nginx.get_var("upstream_uri")``:
   the assertion is bound to the request's method and to the path the upstream receives
-  (docs/identity-assertion.md), and neither is in the headers already read. ``get_var`` is
+  (docs/identity-assertion.md), and neither is in the headers already read. A request let
+  through without a token asks for ``upstream_uri`` alone: a path with an encoded ``/`` or
+  ``\\`` is refused with 400 on every route (:mod:`edge_plugins.jwt.route_guard`), so the
+  route Kong matched is the view the backend runs. ``get_var`` is
   ``ngx.var[name]`` (kong/runloop/plugin_servers/plugin.lua), and ``upstream_uri`` is what
   Kong's router set for this request (kong/runloop/handler.lua
   ``var.upstream_uri = escape(match_t.upstream_uri)``, before the plugins' access phase):
@@ -25,8 +28,10 @@ with Kong):
   for later plugins (edge-rate-limit).
 
 Client-supplied identity headers (``X-User-*`` in any case, ``_`` for ``-``, and
-``X-Identity-Assertion``) are cleared, only when present, with one ``set_headers`` call
-however many there are (a client must not buy a round trip per header). A rejection is one
+``X-Identity-Assertion``) and CGI-shaped headers (``SCRIPT_NAME``, ``PATH_INFO`` and kin,
+:mod:`edge_plugins.jwt.route_guard`) are cleared, only when present, with one
+``set_headers`` call however many there are (a client must not buy a round trip per
+header), from the headers already read. A rejection is one
 terminal ``kong.response.error`` (Kong's JSON body with the request id, ``WWW-Authenticate``
 per RFC 6750, ``Retry-After`` on 503).
 
@@ -47,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 from edge_plugins.guard import FailurePolicy, error_request, guarded
 from edge_plugins.jwt.schema import FIELDS
 from edge_plugins.pdk_calls import PdkCalls
+from edge_plugins.responses import ENCODED_SEPARATOR_MESSAGE
 from edge_plugins.shared_context import SHARED_SUBJECT_KEY
 
 if TYPE_CHECKING:
@@ -92,7 +98,12 @@ PDK_CALLS = (
             "kong.ctx.shared.set",
         ),
     ),
-    PdkCalls("access", "no token, `optional` on", (_READ,)),
+    PdkCalls("access", "no token, `optional` on", (_READ, "kong.nginx.get_var")),
+    PdkCalls(
+        "access",
+        "no token, `optional` on, encoded `/` or `\\` in the path (400)",
+        (_READ, "kong.nginx.get_var", "kong.response.error"),
+    ),
     PdkCalls("access", "rejected (401, 403, 431, 503)", (_READ, "kong.response.error")),
     PdkCalls(
         "access",
@@ -148,23 +159,27 @@ class Plugin:
     def access(self, kong: Any) -> None:
         headers = kong.request.get_headers(MAX_REQUEST_HEADERS)  # first: see module doc
         from edge_plugins.jwt.identity import spoofable_header_names
+        from edge_plugins.jwt.route_guard import cgi_shaped_header_names, has_encoded_separator
 
-        spoofed = spoofable_header_names(headers)
+        forged = [*spoofable_header_names(headers), *cgi_shaped_header_names(headers)]
+        target = _Target(kong)
         try:
-            verdict = self._decide(kong, headers)
+            verdict = self._decide(kong, headers, target)
         except Exception:
             # Whatever the failure policy does next, no client-supplied identity goes on.
-            self._clear(kong, spoofed)
+            self._clear(kong, forged)
             raise
         if verdict.status != 200:
             error_request(kong, verdict.status, verdict.message, verdict.response_headers)
-        self._clear(kong, [*verdict.clear_headers, *spoofed])
+        if has_encoded_separator(target.upstream_uri()):
+            error_request(kong, 400, ENCODED_SEPARATOR_MESSAGE)
+        self._clear(kong, [*verdict.clear_headers, *forged])
         if verdict.upstream_headers:
             kong.service.request.set_headers(verdict.upstream_headers)
         if verdict.subject is not None:
             kong.ctx.shared.set(SHARED_SUBJECT_KEY, verdict.subject)
 
-    def _decide(self, kong: Any, headers: dict[str, list[str]]) -> Verdict:
+    def _decide(self, kong: Any, headers: dict[str, list[str]], target: _Target) -> Verdict:
         if self.jwt_config is None:
             raise RuntimeError(f"edge-jwt config unusable: {self.config_error}")
         from edge_plugins.jwt.assertion import RequestBinding
@@ -182,9 +197,7 @@ class Plugin:
 
         def request_target() -> RequestBinding:
             # Called by decide for an accepted request only; the method is not asked twice.
-            return RequestBinding(
-                method or kong.request.get_method(), kong.nginx.get_var(UPSTREAM_URI_VARIABLE)
-            )
+            return RequestBinding(method or kong.request.get_method(), target.upstream_uri())
 
         return decide(
             config,
@@ -206,6 +219,19 @@ class Plugin:
         ``ngx.req.set_header(name, {})``, the same FFI call as ``clear_header``)."""
         if names:
             kong.service.request.set_headers({name: [] for name in names})
+
+
+class _Target:
+    """The path Kong forwards, asked of Kong once however many steps need it."""
+
+    def __init__(self, kong: Any) -> None:
+        self._kong = kong
+        self._upstream_uri: str | None = None
+
+    def upstream_uri(self) -> str:
+        if self._upstream_uri is None:
+            self._upstream_uri = str(self._kong.nginx.get_var(UPSTREAM_URI_VARIABLE) or "")
+        return self._upstream_uri
 
 
 def main() -> None:

@@ -54,6 +54,10 @@ BEARER_MESSAGES: dict[str | None, str] = {
 }
 AUTH_UNAVAILABLE_MESSAGE = "Authentication is temporarily unavailable"
 TOO_MANY_HEADERS_MESSAGE = KONG_MESSAGES[431]
+# 400 for a path with an encoded "/" or "\\", which the edge and the backend would read
+# differently (jwt.route_guard). No backslash or quote in it: Kong writes the message into
+# its JSON error template unescaped (kong/tools/http.lua get_error_template).
+ENCODED_SEPARATOR_MESSAGE = "Bad request: encoded slash or backslash in the path"
 
 
 # --- edge-rate-limit ------------------------------------------------------------------------

@@ -151,6 +151,7 @@ class Gateway:
         self.real_ip_header, self.real_ip_recursive = realip.settings(conf)
         self.max_headers = _max_headers(conf)
         self.client_body_buffer_size = _size(conf.get("client_body_buffer_size", "8k"))
+        self.client_max_body_size = _client_max_body_size(conf)
         try:  # nginx's proxy_ssl_* directives (kong.conf nginx_*_proxy_ssl_*)
             self.proxy_ssl = ProxySSL.from_conf(conf)
         except ProxySSLError as exc:
@@ -323,10 +324,14 @@ class Gateway:
         if len(scope["headers"]) > self.max_headers:
             await self._too_many_header_lines(scope, send, started)
             return
-        body = await _read_body(receive)
+        limit = self.client_max_body_size
+        if limit and _content_length(scope) > limit:
+            await self._body_too_large(scope, send, started)
+            return
+        body, too_large = await _read_body(receive, limit)
         ctx = self._context(scope, body, started)
         worker = self.workers[next(self._next_worker)]
-        await self._handle(ctx, worker, send, started)
+        await self._handle(ctx, worker, send, started, body_too_large=too_large)
 
     async def _too_many_header_lines(self, scope: Scope, send: Send, started: float) -> None:
         """Kong 3.9.3's nginx stops reading a request at header line ``max_headers`` + 1.
@@ -340,7 +345,42 @@ class Gateway:
         ``error_default_type`` (gRPC requests are not modelled). No plugin runs before it;
         Kong.log runs the global log plugins (no ctx.plugins: the global iterator).
         """
+        await self._refuse_before_plugins(scope, send, started, 494)
+
+    async def _body_too_large(self, scope: Scope, send: Send, started: float) -> None:
+        """nginx's ``client_max_body_size`` on a ``Content-Length`` larger than it.
+
+        kong/templates/kong_defaults.lua ``nginx_http_client_max_body_size = 0`` (no limit)
+        unless kong.conf sets it (``nginx_proxy_client_max_body_size`` for the proxy server
+        block alone). nginx checks the declared length when it picks the location
+        (ngx_http_core_module.c ``ngx_http_core_find_config_handler``: "client intended to
+        send too large body"), before the rewrite and access phases, so no plugin runs and no
+        plugin server is asked; it discards the body and closes the connection (a 413 turns
+        keepalive off in ``ngx_http_special_response_handler``). ``error_page 413
+        /kong_error_handler`` (kong/templates/nginx_kong.lua) answers with
+        kong/error_handlers.lua's "Payload too large". A chunked body has no declared
+        length: see :meth:`_handle`.
+        """
+        await self._refuse_before_plugins(scope, send, started, 413)
+
+    async def _refuse_before_plugins(
+        self, scope: Scope, send: Send, started: float, status: int
+    ) -> None:
         ctx = self._context(scope, b"", started)
+        response = self._error_handler_response(ctx, status)
+        ctx.source = "kong"
+        response.headers += [
+            ("Server", SERVER_TOKENS),
+            ("X-Kong-Request-Id", ctx.request_id),
+        ]
+        bytes_sent = await response.send(send)
+        worker = self.workers[next(self._next_worker)]
+        self._schedule_log(ctx, None, worker, response, bytes_sent, started)
+
+    def _error_handler_response(self, ctx: pdk.RequestContext, status: int) -> _Response:
+        """kong/error_handlers.lua for an error nginx itself raised: its message for the
+        status (494 answered as 400), negotiated on Accept, else Content-Type, else
+        ``error_default_type`` (gRPC requests are not modelled); the connection closes."""
         conf = self.settings.kong_conf.values
         accept = (
             pdk.request_header(ctx, "Accept")
@@ -348,24 +388,18 @@ class Gateway:
             or conf.get("error_default_type", "text/plain")
         )
         content_type = pdk.error_content_type(accept)
-        body = pdk.error_body(
-            400, "Request header or cookie too large", ctx.request_id, content_type
-        )
-        ctx.source = "kong"
-        response = _Response(
-            400,
+        message = _ERROR_HANDLER_BODIES[status]
+        status = 400 if status == 494 else status
+        body = pdk.error_body(status, message, ctx.request_id, content_type)
+        return _Response(
+            status,
             [
                 ("Content-Type", content_type),
                 ("Content-Length", str(len(body))),
-                ("Server", SERVER_TOKENS),
-                ("X-Kong-Request-Id", ctx.request_id),
                 ("Connection", "close"),
             ],
             body=body,
         )
-        bytes_sent = await response.send(send)
-        worker = self.workers[next(self._next_worker)]
-        self._schedule_log(ctx, None, worker, response, bytes_sent, started)
 
     def _context(self, scope: Scope, body: bytes, started: float) -> pdk.RequestContext:
         headers = [
@@ -410,8 +444,22 @@ class Gateway:
         )
 
     async def _handle(
-        self, ctx: pdk.RequestContext, worker: Worker, send: Send, started: float
+        self,
+        ctx: pdk.RequestContext,
+        worker: Worker,
+        send: Send,
+        started: float,
+        body_too_large: bool = False,
     ) -> None:
+        """One request through Kong's phases.
+
+        ``body_too_large``: a chunked body passed ``client_max_body_size``. nginx reads such
+        a body only when it proxies the request (``proxy_request_buffering`` on: the whole
+        body before the upstream is contacted, ngx_http_request_body.c "client intended to
+        send too large chunked body"), so the plugins run as for any request and may answer
+        first; a request they let through is answered 413 by kong/error_handlers.lua and
+        never reaches the upstream.
+        """
         plugins_ran: list[ConfiguredPlugin] = []
         response: _Response | None = None
         # rewrite: global plugins only, before the router (kong/init.lua rewrite phase)
@@ -443,6 +491,9 @@ class Gateway:
                 if response is not None:
                     break  # kong/init.lua: a delayed response stops the collecting iterator
         access_done = time.time()
+        if response is None and match is not None and body_too_large:
+            response = self._error_handler_response(ctx, 413)
+            ctx.source = "kong"
         if response is None and match is not None:
             response = await self._proxy(ctx, match, worker, started, access_done)
         else:
@@ -798,22 +849,53 @@ def _max_headers(conf: Mapping[str, str]) -> int:
 
 def _size(value: str) -> int:
     value = value.strip().lower()
-    units = {"k": 1024, "m": 1024 * 1024}
+    units = {"k": 1024, "m": 1024 * 1024, "g": 1024 * 1024 * 1024}  # nginx ngx_parse_size
     if value and value[-1] in units:
         return int(value[:-1]) * units[value[-1]]
     return int(value)
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(receive: Receive, limit: int = 0) -> tuple[bytes, bool]:
+    """The request body, and whether it passed ``limit`` bytes (0: no limit); past the
+    limit the rest is read and dropped, as nginx discards it."""
     chunks = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             break
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if not limit or size <= limit:
+            chunks.append(chunk)
         if not message.get("more_body"):
             break
-    return b"".join(chunks)
+    too_large = bool(limit) and size > limit
+    return (b"" if too_large else b"".join(chunks)), too_large
+
+
+def _content_length(scope: Scope) -> int:
+    """The declared body length (-1 without one; the protocol layer refuses a malformed
+    or repeated one, see request_head.py)."""
+    for name, value in scope["headers"]:
+        if name.lower() == b"content-length":
+            text = value.strip()
+            return int(text) if text.isdigit() else -1
+    return -1
+
+
+def _client_max_body_size(conf: Mapping[str, str]) -> int:
+    """nginx ``client_max_body_size`` of the proxy server block, in bytes (0: no limit):
+    kong.conf ``nginx_proxy_client_max_body_size`` over ``nginx_http_client_max_body_size``
+    (Kong's default 0, kong/templates/kong_defaults.lua)."""
+    value = conf.get("nginx_proxy_client_max_body_size") or conf.get(
+        "nginx_http_client_max_body_size", "0"
+    )
+    return _size(value)
+
+
+# kong/error_handlers.lua BODIES, for the statuses nginx itself raises here.
+_ERROR_HANDLER_BODIES = {413: "Payload too large", 494: "Request header or cookie too large"}
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
