@@ -198,6 +198,28 @@ def test_encoded_slash_is_refused_on_every_route(
     assert seen.views == {}, seen
 
 
+@pytest.mark.parametrize("encoded", ["%2F", "%5c"])
+def test_backend_refuses_an_encoded_slash_without_the_edge(
+    stack: Stack, user: User, encoded: str
+) -> None:
+    """Straight to the backend's public listener, as a request Kong proxies while edge-jwt's
+    plugin server is down: the backend itself refuses the path (auth_backend/core/paths.py)
+    instead of running ``login/2fa`` for ``login%2F2fa``."""
+    response, seen = observe(
+        stack,
+        "POST",
+        lambda: httpx.post(
+            f"{stack.backend.url}/api/auth/login{encoded}2fa",
+            json={"challenge": "x", "code": "000000"},
+            timeout=30,
+        ),
+        lambda _: False,
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "encoded_path_separator"
+    assert seen.ran == set(), seen
+
+
 @pytest.mark.parametrize("path", ["/sec-open/a%2Fb", "/sec-open/a%5cb", "/sec-open%2f..%2fx"])
 def test_encoded_slash_never_reaches_the_tap(stack: Stack, path: str) -> None:
     since = len(stack.upstream.requests)

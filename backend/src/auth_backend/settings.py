@@ -89,6 +89,8 @@ MIDDLEWARE = [
     "auth_backend.core.listeners.ListenerMiddleware",
     "auth_backend.core.request_id.RequestIdMiddleware",
     "auth_backend.core.errors.JsonErrorMiddleware",
+    # A path Kong routes one way and Django resolves another is refused (core/paths.py).
+    "auth_backend.core.paths.EncodedSeparatorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (Swagger UI, admin) from the app directories, without collectstatic.
     "whitenoise.middleware.WhiteNoiseMiddleware",
