@@ -41,6 +41,24 @@ def test_the_same_view_with_a_plain_raw_path_runs(client):
     assert response.json()["error"]["code"] != "encoded_path_separator"
 
 
+@pytest.mark.django_db
+def test_the_internal_listener_keeps_encoded_slashes_in_its_parameters():
+    """``check-email/<email>``: an address may hold a ``/``, which a caller encodes."""
+    from django.test import Client
+
+    from auth_backend.core.listeners import ENVIRON_KEY
+
+    internal = Client(**{ENVIRON_KEY: "internal"})
+    response = internal.get(
+        "/internal/auth/check-email/a/b@example.com",
+        RAW_URI="/internal/auth/check-email/a%2Fb@example.com",
+    )
+    assert response.status_code != 400 or response.json()["error"]["code"] != (
+        "encoded_path_separator"
+    )
+    assert response.wsgi_request.resolver_match is not None
+
+
 def test_raw_path_reads_the_servers_target_without_its_query():
     assert raw_path({"RAW_URI": "/a%2Fb?c=%2F"}) == "/a%2Fb"
     assert raw_path({"REQUEST_URI": "/x"}) == "/x"

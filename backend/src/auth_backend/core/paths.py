@@ -6,8 +6,11 @@ the decoded ``PATH_INFO`` (PEP 3333), where they are a ``/`` and a ``\\``. So
 ``/api/auth/login%2F2fa`` is routed and limited as ``login`` and would run ``login/2fa``.
 edge-jwt refuses such paths on every route; this middleware refuses them here too, for the
 requests that reach the backend without edge-jwt (Kong proxies without a plugin whose
-server is down, docs/architecture.md). The raw request target is gunicorn's ``RAW_URI``;
-a server that does not pass one (Django's runserver, the test client) is not checked.
+server is down, docs/architecture.md). Only on the public listener, the one the gateway
+reaches: the internal API's callers are services, whose path parameters (an address in
+``check-email/<email>``) may hold an encoded ``/``. The raw request target is gunicorn's
+``RAW_URI``; a server that does not pass one (Django's runserver, the test client) is not
+checked.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 
 from auth_backend.core.errors import error_response
+from auth_backend.core.listeners import PUBLIC, listener_of
 
 RAW_TARGET_KEYS = ("RAW_URI", "REQUEST_URI")
 _ENCODED_SEPARATOR = re.compile(r"%(?:2f|5c)", re.IGNORECASE)
@@ -38,14 +42,15 @@ def has_encoded_separator(path: str) -> bool:
 
 
 class EncodedSeparatorMiddleware:
-    """400 ``encoded_path_separator`` for a raw path with ``%2F`` or ``%5C``."""
+    """400 ``encoded_path_separator`` for a raw path with ``%2F`` or ``%5C`` on the public
+    listener."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         path = raw_path(request.META)
-        if path is not None and has_encoded_separator(path):
+        if path is not None and has_encoded_separator(path) and listener_of(request.META) == PUBLIC:
             return error_response(
                 request,
                 400,
