@@ -26,6 +26,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from auth_backend.core.logs import GunicornJsonFormatter, JsonFormatter
 from edge_plugins.logs import JsonFormatter as PluginJsonFormatter
 from edge_plugins.logs import bind_event, ids_from_headers
+from kong_harness.access_log import AccessLog, Entry
+from kong_harness.conf import parse_conf_text
+from tests.harness.support import request_context
 from tests.observability.support import (
     GRAFANA,
     OBS,
@@ -117,7 +120,28 @@ def _plugin_lines() -> dict[str, tuple[str, str | None]]:
     }
 
 
-LINES = {**_backend_lines(), **_plugin_lines()}
+def _kong_lines() -> dict[str, tuple[str, str | None]]:
+    """Kong's proxy access log as kong/kong.conf formats it (the harness's rendering of
+    the same format: tests/harness/test_access_log.py)."""
+    access_log = AccessLog.from_conf(parse_conf_text((ROOT / "kong/kong.conf").read_text()))
+    assert access_log is not None
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    headers = [("traceparent", traceparent), ("X-Request-ID", "3f0c1d2e-6a7b-4c8d")]
+    traced = request_context(headers=headers, raw_path="/api/auth/profile")
+    untraced = request_context(raw_path="/nowhere")
+    return {
+        "kong access log": (
+            access_log.line(Entry(traced, 200, 12, traced.start_time + 0.01)),
+            "0af7651916cd43dd8448eb211c80319c",
+        ),
+        "kong access log, no trace": (
+            access_log.line(Entry(untraced, 404, 48, untraced.start_time)),
+            None,
+        ),
+    }
+
+
+LINES = {**_backend_lines(), **_plugin_lines(), **_kong_lines()}
 
 
 # --- Grafana --------------------------------------------------------------------------------
@@ -291,7 +315,7 @@ def test_lines_are_labelled_by_service_and_level_only(name: str) -> None:
         "service": document["service"],  # the line's own, not the compose service name
         "level": document["level"].lower(),
     }
-    assert document["service"] in ("auth-backend", "edge-jwt")
+    assert document["service"] in ("auth-backend", "edge-jwt", "kong")
 
 
 def test_a_plugin_line_as_kong_relays_it_keeps_its_trace_link() -> None:
