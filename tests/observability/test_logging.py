@@ -11,6 +11,7 @@ level only.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import os
@@ -23,6 +24,11 @@ import yaml
 from opentelemetry.sdk.trace import TracerProvider
 
 from auth_backend.core.logs import GunicornJsonFormatter, JsonFormatter
+from edge_plugins.logs import JsonFormatter as PluginJsonFormatter
+from edge_plugins.logs import bind_event, ids_from_headers
+from kong_harness.access_log import AccessLog, Entry
+from kong_harness.conf import parse_conf_text
+from tests.harness.support import request_context
 from tests.observability.support import (
     GRAFANA,
     OBS,
@@ -85,7 +91,57 @@ def _backend_lines() -> dict[str, tuple[str, str | None]]:
     return lines
 
 
-LINES = _backend_lines()
+def _plugin_lines() -> dict[str, tuple[str, str | None]]:
+    """name -> (a line as a plugin server prints it, the trace id it must lead to): the
+    formatter edge_plugins.server installs, inside an event that bound its ids as edge-jwt
+    does from the headers edge-trace set, and outside any event (start-up, key refresh)."""
+    headers = {
+        "x-request-id": ["3f0c1d2e-6a7b-4c8d-9e0f-1a2b3c4d5e6f"],
+        "traceparent": ["00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"],
+    }
+    formatter = PluginJsonFormatter("edge-jwt")
+    record = logging.LogRecord(
+        "edge_plugins.guard", logging.ERROR, __file__, 1, "edge-jwt failed", None, None
+    )
+
+    def in_event() -> str:
+        bind_event(ids_from_headers(headers))
+        return formatter.format(record)
+
+    idle = logging.LogRecord(
+        "edge_plugins.jwt.keys", logging.INFO, __file__, 1, "keys refreshed", None, None
+    )
+    return {
+        "plugin server in an event": (
+            contextvars.Context().run(in_event),
+            "4bf92f3577b34da6a3ce929d0e0e4736",
+        ),
+        "plugin server outside any event": (formatter.format(idle), None),
+    }
+
+
+def _kong_lines() -> dict[str, tuple[str, str | None]]:
+    """Kong's proxy access log as kong/kong.conf formats it (the harness's rendering of
+    the same format: tests/harness/test_access_log.py)."""
+    access_log = AccessLog.from_conf(parse_conf_text((ROOT / "kong/kong.conf").read_text()))
+    assert access_log is not None
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    headers = [("traceparent", traceparent), ("X-Request-ID", "3f0c1d2e-6a7b-4c8d")]
+    traced = request_context(headers=headers, raw_path="/api/auth/profile")
+    untraced = request_context(raw_path="/nowhere")
+    return {
+        "kong access log": (
+            access_log.line(Entry(traced, 200, 12, traced.start_time + 0.01)),
+            "0af7651916cd43dd8448eb211c80319c",
+        ),
+        "kong access log, no trace": (
+            access_log.line(Entry(untraced, 404, 48, untraced.start_time)),
+            None,
+        ),
+    }
+
+
+LINES = {**_backend_lines(), **_plugin_lines(), **_kong_lines()}
 
 
 # --- Grafana --------------------------------------------------------------------------------
@@ -256,9 +312,23 @@ def test_lines_are_labelled_by_service_and_level_only(name: str) -> None:
     line, _ = LINES[name]
     document = json.loads(line)
     assert _process(line, "backend") == {
-        "service": "auth-backend",  # the line's own service, not the compose service name
+        "service": document["service"],  # the line's own, not the compose service name
         "level": document["level"].lower(),
     }
+    assert document["service"] in ("auth-backend", "edge-jwt", "kong")
+
+
+def test_a_plugin_line_as_kong_relays_it_keeps_its_trace_link() -> None:
+    """Kong writes a plugin server's output into its error log at INFO, behind nginx's
+    prefix and ``[name:pid]`` (kong/runloop/plugin_servers/process.lua ``grab_logs``):
+    the line is no JSON document for Alloy (Kong's compose service labels it), and
+    Grafana's derived field still opens its trace."""
+    line, trace_id = LINES["plugin server in an event"]
+    relayed = f"2026/12/07 13:00:00 [info] 1234#0: [edge-jwt:4567] {line}"
+    assert _process(relayed, "kong") == {"service": "kong"}
+    (field,) = _datasources()["loki"]["jsonData"]["derivedFields"]
+    match = re.search(field["matcherRegex"], relayed)
+    assert match is not None and match.group(1) == trace_id
 
 
 def test_a_line_that_is_not_json_keeps_its_compose_service() -> None:

@@ -32,6 +32,7 @@ from edge_plugins.guard import (
     exit_request,
     guarded,
 )
+from edge_plugins.logs import EventIds, bind_event, safe_request_id
 from edge_plugins.pdk_calls import PdkCalls
 from edge_plugins.ratelimit.client_address import client_address_key
 from edge_plugins.ratelimit.schema import FIELDS, LimitBy
@@ -136,6 +137,9 @@ class Plugin:
             if verdict.body is None:
                 error_request(kong, verdict.status, None, verdict.headers)
             request_id = kong.request.get_header(config.request_id_header)
+            # The only request header this plugin reads on every rejection: its lines from
+            # here name the request (admitted requests read none: no id, no extra call).
+            bind_event(EventIds(request_id=safe_request_id(request_id)))
             exit_request(
                 kong,
                 verdict.status,

@@ -54,6 +54,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from edge_plugins.guard import FailurePolicy, guarded
+from edge_plugins.logs import EventIds, bind_event
 from edge_plugins.pdk_calls import PdkCalls
 from edge_plugins.trace import metrics
 from edge_plugins.trace.access import plan_access
@@ -142,6 +143,7 @@ class AccessOnlyPlugin:
         client_ip = kong.client.get_ip() if config.request_id.needs_client_ip else None
         plan = plan_access(config, headers, client_ip)
         context = plan.context
+        bind_event(EventIds(plan.request_id.value, context.trace_id, context.span_id))
         if context.sampled and self.exporter is not None:
             PENDING.put(
                 context.span_id,

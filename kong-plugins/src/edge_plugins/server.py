@@ -18,14 +18,13 @@ import argparse
 import importlib
 import ipaddress
 import json
-import logging
 import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from types import ModuleType
 
-from edge_plugins import metrics_server
+from edge_plugins import logs, metrics_server
 
 _FORCED_FLAGS = ("-g", "--no-lua-style")
 METRICS_PORT_FLAG = "--metrics-port"
@@ -135,13 +134,10 @@ def serve(module: ModuleType, plugin: type | None = None) -> None:
 
     monkey.patch_all()
 
-    # Logs go to stderr: stdout of --dump must be pure JSON for Kong's io.popen reader,
-    # and Kong merges both streams of a running server into its own error log.
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    # JSON lines on stderr (edge_plugins.logs): stdout of --dump must be pure JSON for
+    # Kong's io.popen reader, and Kong writes both streams of a running server into its
+    # own error log at INFO (kong/runloop/plugin_servers/process.lua).
+    logs.configure(module.NAME, sys.stderr)
     argv, flags = _take_own_flags(module, sys.argv)
     sys.argv = _with_forced_flags(argv)
     if not _is_query(argv):

@@ -22,11 +22,12 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import httpx
 
 from kong_harness import SERVER_TOKENS, node_memory, pdk, prometheus, realip
+from kong_harness.access_log import AccessLog, AccessLogConfigError, Entry
 from kong_harness.conf import KongConf
 from kong_harness.declarative import DeclarativeConfig, load_declarative
 from kong_harness.entities import PluginEntity
@@ -159,6 +160,11 @@ class Gateway:
         self.external: dict[str, ExternalPlugin] = {}
         self.bundled = loaded_bundled_plugins(conf)
         self.stats = NodeStats()  # nginx's stub_status counters (kong.nginx.get_statistics)
+        try:  # the proxy's access_log (access_log.py)
+            self.access_log = AccessLog.from_conf(conf)
+        except AccessLogConfigError as exc:
+            raise GatewayConfigError(f"nginx: [emerg] {exc}") from exc
+        self._access_stream: TextIO | None = None
         self.config_hash: str | None = None  # declarative.get_current_hash: md5 of kong.yml
         self.draining = False  # POST /status/ready status=draining (kong/status/ready.lua)
         self.prometheus = prometheus.PrometheusExporter(
@@ -702,6 +708,7 @@ class Gateway:
         bytes_sent: int,
         started: float,
     ) -> None:
+        self._write_access_log(ctx, response.status, bytes_sent)
         route = match.route if match else None
         service = match.service if match else None
         plugins = self._plugins(route, service, "log")
@@ -743,6 +750,21 @@ class Gateway:
             task = asyncio.create_task(self._log_one(plugin, log_ctx, worker))
             self._log_tasks.add(task)
             task.add_done_callback(self._log_tasks.discard)
+
+    def _write_access_log(self, ctx: pdk.RequestContext, status: int, bytes_sent: int) -> None:
+        """nginx's access_log of the proxy server, written in the log phase."""
+        if self.access_log is None:
+            return
+        if self._access_stream is None:
+            try:
+                self._access_stream = self.access_log.stream_for(self.settings.kong_conf.prefix)
+            except OSError as exc:  # nginx: "[emerg] open() ... failed"; here: log, go on
+                log.error("access_log %s: %s (access log off)", self.access_log.path, exc)
+                self.access_log = None
+                return
+        entry = Entry(ctx, status, bytes_sent, time.time())
+        self._access_stream.write(self.access_log.line(entry) + "\n")
+        self._access_stream.flush()
 
     async def _log_one(
         self, plugin: ConfiguredPlugin, ctx: pdk.RequestContext, worker: Worker
