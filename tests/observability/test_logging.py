@@ -246,8 +246,13 @@ def _pipeline(path: Path = ALLOY) -> list[tuple[str, Any]]:
     )
     out: list[tuple[str, Any]] = []
     for name, body in _stages(config):
-        if name == "json":
-            out.append(("json", _map(body, "expressions")))
+        if name == "regex":
+            expression = re.search(r"expression = `(.*)`", body)
+            assert expression
+            out.append(("regex", re.compile(expression.group(1))))
+        elif name == "json":
+            source = re.search(r'source\s*= "(\w+)"', body)
+            out.append(("json", (source.group(1) if source else None, _map(body, "expressions"))))
         elif name == "template":
             source = re.search(r'source\s*= "(\w+)"', body)
             template = re.search(r'template = "(.*)"', body)
@@ -272,16 +277,25 @@ def _process(line: str, compose_service: str) -> dict[str, str]:
     labels = {"service": compose_service, "container": f"api-edge-{compose_service}-1"}
     extracted: dict[str, Any] = {}
     for stage, params in _pipeline():
-        if stage == "json":
-            # stage.json: JMESPath expressions over the parsed line; a line that is not a JSON
-            # object is passed on unchanged (drop_malformed defaults to false)
+        if stage == "regex":
+            # stage.regex: RE2 named groups of a match into the extracted map (none: nothing)
+            match = params.search(line)
+            if match:
+                extracted.update({k: v for k, v in match.groupdict().items() if v is not None})
+        elif stage == "json":
+            # stage.json: JMESPath expressions over the parsed source (the line when unset; a
+            # source missing from the extracted map skips the stage); a value that is not a
+            # JSON object is passed on unchanged (drop_malformed defaults to false)
+            source, expressions = params
+            if source is not None and source not in extracted:
+                continue
             try:
-                document = json.loads(line)
+                document = json.loads(line if source is None else extracted[source])
             except ValueError:
                 continue
             if not isinstance(document, dict):
                 continue
-            for key, path in params.items():
+            for key, path in expressions.items():
                 if path in document and document[path] is not None:
                     extracted[key] = str(document[path])
         elif stage == "template":
@@ -302,7 +316,13 @@ def _process(line: str, compose_service: str) -> dict[str, str]:
 
 
 def test_the_pipeline_is_the_one_reimplemented_here() -> None:
-    assert [stage for stage, _ in _pipeline()] == ["json", "template", "labels", "label_keep"]
+    assert [stage for stage, _ in _pipeline()] == [
+        "regex",
+        "json",
+        "template",
+        "labels",
+        "label_keep",
+    ]
     # Kubernetes runs the same stages (only the discovery differs)
     assert _pipeline(ALLOY_K8S) == _pipeline()
 
@@ -321,11 +341,13 @@ def test_lines_are_labelled_by_service_and_level_only(name: str) -> None:
 def test_a_plugin_line_as_kong_relays_it_keeps_its_trace_link() -> None:
     """Kong writes a plugin server's output into its error log at INFO, behind nginx's
     prefix and ``[name:pid]`` (kong/runloop/plugin_servers/process.lua ``grab_logs``):
-    the line is no JSON document for Alloy (Kong's compose service labels it), and
-    Grafana's derived field still opens its trace."""
+    Alloy's regex stage takes the JSON part, so the line is labelled by the plugin's own
+    service and level, not as Kong's, and Grafana's derived field still opens its trace."""
     line, trace_id = LINES["plugin server in an event"]
     relayed = f"2026/12/07 13:00:00 [info] 1234#0: [edge-jwt:4567] {line}"
-    assert _process(relayed, "kong") == {"service": "kong"}
+    assert _process(relayed, "kong") == {"service": "edge-jwt", "level": "error"}
+    in_timer = f"2026/12/07 13:00:00 [info] 1234#0: *7 [edge-jwt:4567] {line}"
+    assert _process(in_timer, "kong") == {"service": "edge-jwt", "level": "error"}
     (field,) = _datasources()["loki"]["jsonData"]["derivedFields"]
     match = re.search(field["matcherRegex"], relayed)
     assert match is not None and match.group(1) == trace_id
