@@ -45,6 +45,25 @@ def _database_blocked_by_default(django_db_blocker: Any) -> Iterator[None]:
         yield
 
 
+# The production hasher (Argon2id, ~0.3 s a hash on a shared 2-core machine) for the tests
+# that pin it (``@pytest.mark.argon2``); a fast one for the rest, whose subject is not the
+# hash: sign-ups and sign-ins then cost milliseconds (Django's testing docs, "Speeding up
+# the tests": password hashing).
+FAST_PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _password_hasher(request: pytest.FixtureRequest, settings: Any) -> Iterator[None]:
+    from auth_backend.accounts.services.passwords import _dummy_password_hash
+
+    if request.node.get_closest_marker("argon2") is None:
+        settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
+    # The sign-in's dummy hash is made once per process, by the hasher configured then.
+    _dummy_password_hash.cache_clear()
+    yield
+    _dummy_password_hash.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def _postgres_probe() -> tuple[str | None, str]:
     """tests/services.py ``postgres_probe``, once per session."""

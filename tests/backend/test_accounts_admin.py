@@ -55,6 +55,7 @@ def test_change_page_never_shows_secrets_or_an_editable_password(admin_client):
     assert "../password/" in html  # Django's change-password form (validated, hashed)
 
 
+@pytest.mark.argon2
 def test_add_form_hashes_the_password_and_normalises_the_email(admin_client):
     response = admin_client.post(
         f"{CHANGELIST}add/",

@@ -79,6 +79,7 @@ def test_unknown_email_and_wrong_password_get_the_same_answer(client):
     assert [e.subject_id for e in events(EventType.LOGIN_FAILED, user)] == [str(user.pk)]
 
 
+@pytest.mark.argon2
 def test_every_credential_failure_costs_one_argon2_verification(client, monkeypatch):
     """Same work for unknown and known emails: the timing does not tell them apart."""
     make_user()

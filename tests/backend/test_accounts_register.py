@@ -35,6 +35,7 @@ def register(client, email="New.User@Example.COM", password=PASSWORD, slash="", 
 # --- register --------------------------------------------------------------------------------
 
 
+@pytest.mark.argon2
 @pytest.mark.parametrize("slash", ["", "/"])
 def test_register_creates_an_unverified_account_and_mails_a_token(client, slash):
     response = register(client, slash=slash, first_name="New", last_name="User")
