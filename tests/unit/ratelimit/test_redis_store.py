@@ -531,9 +531,16 @@ def test_redis_stopped_mid_run_costs_bounded_latency_and_recovers(
     prefix: str, proxy: RedisProxy
 ) -> None:
     """16 clients keep deciding while Redis goes away for 1 s and comes back."""
-    reset = 0.3
+    reset, timeout = 0.3, 0.2
+    # A timeout a healthy Redis never misses here, even with 16 Python threads and the proxy
+    # sharing the GIL on a 2-core machine (at 50 ms it sometimes did, before and after the
+    # outage, which is not what this test is about).
     limiter = make(
-        prefix, url=proxy.url(15), timeout_ms=50, breaker_threshold=3, breaker_reset_seconds=reset
+        prefix,
+        url=proxy.url(15),
+        timeout_ms=int(timeout * 1000),
+        breaker_threshold=3,
+        breaker_reset_seconds=reset,
     )
     stop = threading.Event()
     samples: list[tuple[float, float, str]] = []
@@ -566,16 +573,23 @@ def test_redis_stopped_mid_run_costs_bounded_latency_and_recovers(
 
     counts = Counter(result for _, _, result in samples)
     worst = max(seconds for _, seconds, _ in samples)
-    network_failures = counts["timeout"] + counts["connection"]
+    # The outage's failures: calls started from one timeout before Redis went away until it
+    # was back.
+    network_failures = sum(
+        1
+        for at, _, result in samples
+        if result in ("timeout", "connection") and down_at - timeout <= at < up_at
+    )
     print(
         f"\nRedis down {up_at - down_at:.1f} s under 16 clients: {dict(counts)}; "
         f"worst latency {worst * 1000:.0f} ms"
     )
     assert worst < 1.0
     assert counts["breaker_open"] > 10 * network_failures > 0
-    # Failures that touched the network: the calls in flight when it broke, then about
-    # one probe per reset interval.
-    assert network_failures <= 16 + 3 + 2 * ((up_at - down_at) / reset + 1)
+    # Failures that touched the network: per client, the call in flight when it broke and
+    # one started before the breaker had seen its threshold, then about one probe per reset
+    # interval.
+    assert network_failures <= 2 * 16 + 2 * ((up_at - down_at) / reset + 1)
     # Once Redis is back (and a probe has closed the breaker), Redis decides every request.
     after = [result for at, _, result in samples if at > up_at + reset + 0.1]
     assert after and set(after) <= {"allowed", "rejected"}
