@@ -83,7 +83,9 @@ def test_register_sends_its_emails_from_the_worker(client, worker):
             client, "register", {"email": email, "password": "correct-horse-battery-42"}
         )
         assert response.status_code == 202
-    assert background.wait_idle()
+        # One job at a time: the test database is one shared in-memory SQLite, whose table
+        # locks refuse the worker's read while the next sign-up writes.
+        assert background.wait_idle()
 
     assert sorted((m.to[0], m.subject) for m in mail.outbox) == [
         ("new@example.com", "Verify your email address"),
