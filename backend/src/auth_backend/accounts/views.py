@@ -463,6 +463,15 @@ class TwoFactorEnableView(APIView):
         )
 
 
+# The answers of an operation that takes a TOTP or recovery code from a signed-in caller.
+_CODE_CHECKED_ERRORS = {
+    400: error_response("Validation failed, or a wrong or reused code.", "invalid", "invalid_code"),
+    401: _NOT_AUTHENTICATED,
+    409: error_response("2FA is not on.", "two_factor_not_enabled"),
+    429: _TWO_FACTOR_THROTTLED,
+}
+
+
 class TwoFactorDisableView(APIView):
     permission_classes = [IsAuthenticated]
 
@@ -474,12 +483,7 @@ class TwoFactorDisableView(APIView):
         request=SecondFactorCodeInputSerializer,
         responses={
             200: TwoFactorStatusSerializer,
-            400: error_response(
-                "Validation failed, or a wrong or reused code.", "invalid", "invalid_code"
-            ),
-            401: _NOT_AUTHENTICATED,
-            409: error_response("2FA is not on.", "two_factor_not_enabled"),
-            429: _TWO_FACTOR_THROTTLED,
+            **_CODE_CHECKED_ERRORS,
         },
         parameters=[_RETRY_AFTER],
         tags=["2fa"],
@@ -504,12 +508,7 @@ class TwoFactorRecoveryCodesView(APIView):
         request=SecondFactorCodeInputSerializer,
         responses={
             200: RecoveryCodesSerializer,
-            400: error_response(
-                "Validation failed, or a wrong or reused code.", "invalid", "invalid_code"
-            ),
-            401: _NOT_AUTHENTICATED,
-            409: error_response("2FA is not on.", "two_factor_not_enabled"),
-            429: _TWO_FACTOR_THROTTLED,
+            **_CODE_CHECKED_ERRORS,
         },
         parameters=[_RETRY_AFTER],
         tags=["2fa"],
