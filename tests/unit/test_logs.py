@@ -10,6 +10,7 @@ import json
 import logging
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -137,23 +138,29 @@ def test_exception_lines_keep_their_type_and_traceback() -> None:
     assert line["level"] == "ERROR" and line["logger"] == "edge_plugins.test"
 
 
-def test_a_started_server_writes_json_lines_on_stderr(tmp_path: Path) -> None:
-    """The real server (edge_plugins.server): its own start-up line is JSON on stderr,
-    which Kong copies into its error log (kong/runloop/plugin_servers/process.lua)."""
+@pytest.mark.parametrize("bridge", [[], ["--kong-pdk-bridge"]], ids=["ours", "kong-pdk"])
+def test_a_started_server_writes_json_lines_on_stderr(tmp_path: Path, bridge: list[str]) -> None:
+    """The real server (edge_plugins.server), on either bridge: its own start-up line is
+    JSON on stderr, which Kong copies into its error log
+    (kong/runloop/plugin_servers/process.lua); kong-pdk's plain-text logger included."""
     command = [sys.executable, "-m", "edge_plugins.edge_trace", "-p", str(tmp_path)]
     proc = subprocess.Popen(
-        [*command, "--metrics-port", "0"],
+        [*command, "--metrics-port", "0", *bridge],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    # a server that never writes to stderr is killed, so the read ends with "" and fails
+    killer = threading.Timer(30, proc.kill)
+    killer.start()
     try:
         assert proc.stderr is not None
         line = proc.stderr.readline()
     finally:
+        killer.cancel()
         proc.kill()
         proc.wait(timeout=10)
     entry = json.loads(line)
     assert entry["service"] == "edge-trace" and entry["level"] == "INFO", line
-    assert "listening on" in entry["message"]
+    assert "listening on" in entry["message"] or "started at path" in entry["message"]
     assert proc.stdout is not None and proc.stdout.read() == ""

@@ -157,3 +157,44 @@ def configure(service: str, stream: TextIO | None = None, level: int = logging.I
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+
+
+# kong_pdk/logger.py's level names (its ``log`` takes the name it prints).
+_KONG_PDK_LEVELS = {
+    "VERB": logging.DEBUG,
+    "DEBG": logging.DEBUG,
+    "INFO": logging.INFO,
+    "WARN": logging.WARNING,
+    "ERROR": logging.ERROR,
+    "CRITICAL": logging.CRITICAL,
+}
+
+
+def route_kong_pdk_logger() -> None:
+    """Send kong-pdk's own log lines through :mod:`logging` (logger ``kong_pdk``), so they
+    come out as the JSON lines of :func:`configure` too.
+
+    kong_pdk/logger.py writes plain text (``INFO - [time] message``) to stdout and tracebacks
+    to stderr on its own; the lines of a server run with ``--kong-pdk-bridge`` would
+    otherwise have two shapes. Its level filter (``set_level``, from ``-v``) still applies:
+    it replaces the methods this patch leaves alone.
+    """
+    from kong_pdk.logger import Logger
+
+    def log(self: Logger, level: str, fmt: str, *args: object, **_: object) -> None:
+        target = logging.getLogger("kong_pdk")
+        try:
+            message = fmt % args if args else fmt
+        except (TypeError, ValueError):
+            message = f"{fmt} {args!r}"
+        target.log(_KONG_PDK_LEVELS.get(level, logging.INFO), "%s", message)
+
+    def exception(self: Logger, fmt: str, *args: object, **_: object) -> None:
+        try:
+            message = fmt % args if args else fmt
+        except (TypeError, ValueError):
+            message = f"{fmt} {args!r}"
+        logging.getLogger("kong_pdk").error("%s", message, exc_info=True)
+
+    Logger.log = log  # type: ignore[method-assign]
+    Logger.exception = exception  # type: ignore[method-assign]

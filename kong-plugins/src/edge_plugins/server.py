@@ -146,6 +146,7 @@ def serve(module: ModuleType, plugin: type | None = None) -> None:
     plugin = plugin or module.Plugin
     if flags.kong_pdk_bridge:
         use_lossless_rpc_strings()  # before kong-pdk reads its first message
+        logs.route_kong_pdk_logger()  # one line shape on either bridge
         from kong_pdk.cli import start_dedicated_server
 
         start_dedicated_server(module.NAME, plugin, module.version, module.priority, module.Schema)
