@@ -181,7 +181,7 @@ def main() -> None:
 
     A stand-in for Jaeger where Docker is not available: point EDGE_TRACE_OTLP_ENDPOINT
     and OTEL_EXPORTER_OTLP_ENDPOINT at it and watch one trace cross gateway, backend and
-    database (README.md, "Seeing a trace").
+    database (docs/operations.md, "Seeing a trace").
     """
     import argparse
 

@@ -12,7 +12,7 @@ Sections (each module's docstring says how it measures):
   tests/bench/rate_limit.py  decisions/s and µs/decision, local and Redis; over-admission
                              with 2 nodes
   tests/bench/end_to_end.py  profile GET through the gateway vs straight to the backend
-The table is printed as Markdown (README's Benchmarks section is a paste of it); the
+The table is printed as Markdown (bench/README.md keeps a paste of one); the
 figures go to bench/results/<UTC timestamp>.json and bench/results/latest.json.
 Ratios are measured side by side in one run: absolute figures depend on the machine and on
 what else runs on it (the load average is recorded).

@@ -24,8 +24,8 @@ from kong_harness.gateway import Gateway
 from tests.harness.backend import Backend, User, bearer, repo_kong_yml, sign_up
 from tests.harness.support import load_repo_gateway, shipped_plugins_runner
 
-# The limits README.md documents (edge-rate-limit), endpoint by endpoint: (limit, period,
-# limit_by).
+# The limits docs/plugins/README.md documents (edge-rate-limit), endpoint by endpoint:
+# (limit, period, limit_by).
 EXPECTED = {
     ("POST", "/api/auth/login"): (5, "minute", "ip"),
     ("POST", "/api/auth/register"): (3, "minute", "ip"),

@@ -70,8 +70,8 @@ def test_only_the_shipped_plugins_are_configured_and_packaged() -> None:
 
 
 def test_repository_kong_conf_follows_the_contract() -> None:
-    """README.md "Writing a plugin": explicit sockets, absolute commands, gevent + Python-style
-    errors."""
+    """docs/writing-a-plugin.md, "Shipping it": explicit sockets, absolute commands, gevent +
+    Python-style errors."""
     conf = load_kong_conf(REPO / "kong/kong.conf", env={})
     assert conf.pluginservers, "kong.conf names no plugin server"
     raw = conf.values

@@ -42,7 +42,7 @@ def _generator() -> ModuleType:  # deploy/ is no package: load the script by its
     return module
 
 
-# The oldest and newest Kubernetes versions the README supports (kubernetes-validate ships
+# The oldest and newest Kubernetes versions docs/operations.md supports (kubernetes-validate ships
 # both schemas).
 KUBERNETES_VERSIONS = ("1.29.0", "1.37.0")
 
@@ -226,8 +226,8 @@ def test_kubernetes_validate_rejects_a_misspelt_field(tmp_path):
     assert "revisionHistoryLimt" in result.stdout + result.stderr
 
 
-def test_readme_names_the_supported_versions():
-    readme = (ROOT / "README.md").read_text()
+def test_operations_doc_names_the_supported_versions():
+    readme = (ROOT / "docs" / "operations.md").read_text()
     oldest, newest = (v.rsplit(".", 1)[0] for v in KUBERNETES_VERSIONS)
     assert f"Kubernetes {oldest} to {newest}" in readme
 

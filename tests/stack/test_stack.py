@@ -41,7 +41,7 @@ GENERATED = {
     "backend/.keys/gateway-jwks.json": "scripts/gateway-keys",
 }
 
-# Published ports, exactly (README "Run the stack").
+# Published ports, exactly (docs/operations.md, "Run the stack").
 EXPECTED_PORTS = {
     "kong": {("", "8000", "8000"), ("127.0.0.1", "8001", "8001")},
     "jaeger": {("127.0.0.1", "16686", "16686")},
