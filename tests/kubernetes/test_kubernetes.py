@@ -486,23 +486,29 @@ def _backend_probe_paths(container: dict[str, Any]) -> set[str]:
     return paths
 
 
-def test_backend_probes_are_not_traced(overlay):
-    """The kubelet calls the health endpoints every few seconds per pod: each call a trace
-    would crowd the collector's bounded store (Jaeger 2's max_traces) out of the requests
-    worth keeping. OTEL_PYTHON_DJANGO_EXCLUDED_URLS, parsed here by the instrumentation's own
-    parser, leaves them out and keeps the API traced."""
+def test_backend_probes_and_scrapes_are_not_traced(overlay):
+    """The kubelet calls the health endpoints and Prometheus the metrics every few seconds per
+    pod: each call a trace would crowd the collector's bounded store (Jaeger 2's max_traces)
+    out of the requests worth keeping. OTEL_PYTHON_DJANGO_EXCLUDED_URLS, parsed here by the
+    instrumentation's own parser, leaves them out and keeps the API traced."""
     from opentelemetry.util.http import parse_excluded_urls
 
     objects = rendered(overlay)
-    backend = find(objects, "Deployment", "backend")["spec"]["template"]["spec"]["containers"][0]
+    pod = find(objects, "Deployment", "backend")["spec"]["template"]
+    backend = pod["spec"]["containers"][0]
     excluded = environment(objects, backend).get("OTEL_PYTHON_DJANGO_EXCLUDED_URLS")
     assert excluded, "every probe of every backend pod becomes a trace"
     rules = parse_excluded_urls(excluded)
     paths = _backend_probe_paths(backend)
     assert len(paths) == 2
+    # The middleware matches the absolute URL (request.build_absolute_uri("?")).
     for path in paths:
-        # The middleware matches the absolute URL (request.build_absolute_uri("?")).
         assert rules.url_disabled(f"https://backend:8080{path}"), path
+    annotations = pod["metadata"]["annotations"]
+    scrape = (
+        f"https://backend:{annotations['prometheus.io/port']}{annotations['prometheus.io/path']}"
+    )
+    assert rules.url_disabled(scrape), scrape
     for path in ("/api/auth/login", "/api/auth/profile", "/api/auth/token/refresh"):
         assert not rules.url_disabled(f"https://backend:8080{path}"), path
 
