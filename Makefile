@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 # make bench BENCH_ARGS=--quick (a smoke run); every parameter: python -m tests.bench --help
 BENCH_ARGS ?=
 
-.PHONY: help setup run test test-e2e-kong-pdk check lint format mypy bench up down clean k8s-tools k8s-rules k8s-render plugin-docs
+.PHONY: help setup run test test-e2e-kong-pdk check lint format mypy bench up down clean k8s-tools k8s-rules k8s-render plugin-docs deploy-files
 
 # `make help` lists every target that carries a `## ` description on its rule line.
 help: ## this list
@@ -60,11 +60,15 @@ k8s-rules: setup ## regenerate the PrometheusRule from observability/prometheus/
 plugin-docs: setup ## regenerate docs/plugins/ from the plugins' schemas and metadata
 	$(VENV)/bin/python -m edge_plugins.reference docs/plugins
 
-# kong-config is generated from kong/kong.conf and kong/kong.compose.yml, outside the
-# kustomization root (deploy/kubernetes/base/kustomization.yaml): hence the load restrictor.
+# kong/kong.compose.yml is kong/kong.yml with the containerised stack's differences; the
+# kustomizations load copies of the files they put into ConfigMaps (kustomize reads only files
+# inside a kustomization). deploy/generate.py writes both; a test fails when they are stale.
+deploy-files: ## regenerate kong/kong.compose.yml and the kustomizations' copies (deploy/generate.py)
+	$(PYTHON) deploy/generate.py
+
 OVERLAY ?= prod
 k8s-render: ## print the Kubernetes manifests of OVERLAY=dev|prod (default prod)
-	@kubectl kustomize --load-restrictor LoadRestrictionsNone deploy/kubernetes/overlays/$(OVERLAY)
+	@kubectl kustomize deploy/kubernetes/overlays/$(OVERLAY)
 
 check: lint mypy ## what CI checks before the tests: ruff lint, ruff format --check, mypy
 	$(VENV)/bin/ruff format --check .

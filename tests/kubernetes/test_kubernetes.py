@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -78,14 +79,10 @@ def tool_in_venv(venv: str, name: str) -> str:
 
 @functools.cache
 def rendered_text(overlay: str) -> str:
+    # Stock kustomize, as `kubectl apply -k`, Argo CD and Flux run it: no flag lifts its load
+    # restriction, so an overlay renders only if every file it loads is inside it.
     result = subprocess.run(
-        [
-            kubectl(),
-            "kustomize",
-            "--load-restrictor",
-            "LoadRestrictionsNone",
-            str(OVERLAYS / overlay),
-        ],
+        [kubectl(), "kustomize", str(OVERLAYS / overlay)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -329,18 +326,191 @@ def test_long_running_containers_have_probes_and_kong_and_backend_spread(overlay
         find(objects, "PodDisruptionBudget", name)
 
 
+def kong_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    (kong,) = find(objects, "Deployment", "kong")["spec"]["template"]["spec"]["containers"]
+    return kong
+
+
+def environment(objects: list[dict[str, Any]], container: dict[str, Any]) -> dict[str, str | None]:
+    """A container's variables as the kubelet sets them: its envFrom ConfigMaps, then its env
+    (ConfigMap references resolved; anything else, a Secret or a field, as None)."""
+    maps = {o["metadata"]["name"]: o.get("data", {}) for o in objects if o["kind"] == "ConfigMap"}
+    env: dict[str, str | None] = {}
+    for source in container.get("envFrom", []):
+        env.update(maps[source["configMapRef"]["name"]])
+    for var in container.get("env", []):
+        ref = var.get("valueFrom", {}).get("configMapKeyRef")
+        env[var["name"]] = maps[ref["name"]][ref["key"]] if ref else var.get("value")
+    return env
+
+
+def kong_conf_of_the_pod(objects: list[dict[str, Any]]) -> dict[str, str]:
+    """The settings Kong reads: the kong-config ConfigMap's kong.conf under the container's
+    KONG_* variables (Kong's conf loader gives the environment precedence)."""
+    conf = parse_conf_text(configmap(objects, "kong-config")["data"]["kong.conf"])
+    for name, value in environment(objects, kong_container(objects)).items():
+        if name.startswith("KONG_") and value is not None:
+            conf[name.removeprefix("KONG_").lower()] = value
+    return conf
+
+
 def test_kong_admin_api_is_not_exposed(overlay):
     objects = rendered(overlay)
-    admin_port = int(KONG_CONF["admin_listen"].rsplit(":", 1)[1])
-    assert KONG_CONF["admin_listen"].startswith("127.0.0.1:")
-    kong = find(objects, "Deployment", "kong")["spec"]["template"]["spec"]["containers"][0]
-    assert admin_port not in {p["containerPort"] for p in kong["ports"]}
-    assert "KONG_ADMIN_LISTEN" not in {e["name"] for e in kong["env"]}
+    conf = kong_conf_of_the_pod(objects)
+    # Every Admin API listener on loopback: no other pod, even one a NetworkPolicy lets in,
+    # can POST /config.
+    listeners = [listener.split()[0] for listener in conf["admin_listen"].split(",")]
+    assert listeners and all(
+        address.rsplit(":", 1)[0] in {"127.0.0.1", "[::1]"} for address in listeners
+    ), listeners
+    admin_ports = {int(address.rsplit(":", 1)[1]) for address in listeners}
+    kong = kong_container(objects)
+    assert not admin_ports & {p["containerPort"] for p in kong["ports"]}
+    # Kong's own checks go to the Status API or the plugin servers' sockets, never the Admin
+    # API: the probes need no Admin API listener they could reach.
+    status_port = int(conf["status_listen"].rsplit(":", 1)[1])
+    port_numbers = {p["name"]: p["containerPort"] for p in kong["ports"]}
+    for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+        probe = kong[kind]
+        if "httpGet" in probe:
+            assert port_numbers.get(probe["httpGet"]["port"], probe["httpGet"]["port"]) == (
+                status_port
+            ), kind
+        else:
+            command = " ".join(probe["exec"]["command"])
+            assert not any(str(port) in command for port in admin_ports), kind
     for service in (o for o in objects if o["kind"] == "Service"):
         for port in service["spec"].get("ports", []):
-            assert admin_port not in {port["port"], port.get("targetPort")}, service["metadata"][
+            assert not admin_ports & {port["port"], port.get("targetPort")}, service["metadata"][
                 "name"
             ]
+
+
+def test_secret_files_are_readable_by_the_pods_group_and_nobody_else(overlay):
+    """Keys and certificates reach each process through its pod's fsGroup: the kubelet gives
+    a Secret volume's files that group, and defaultMode grants it read and the world nothing.
+    Kong's image runs as its `kong` user, whose uid the base image decides (Kong's
+    build/package/postinstall.sh runs useradd without one), so the pod names its own uid and
+    reads the keys through the group, never through world-readable files."""
+    checked = 0
+    for name, spec in pod_specs(rendered(overlay)).items():
+        secrets = {v["name"]: v["secret"] for v in spec.get("volumes", []) if "secret" in v}
+        if not secrets:
+            continue
+        security = spec["securityContext"]
+        assert isinstance(security.get("fsGroup"), int), f"{name}: no fsGroup"
+        assert security["runAsUser"] != 0, name
+        for volume, secret in secrets.items():
+            modes = [secret.get("defaultMode")] + [
+                i["mode"] for i in secret.get("items", []) if "mode" in i
+            ]
+            for mode in modes:
+                # Without defaultMode the kubelet writes 0644: world-readable keys.
+                assert mode is not None, f"{name} {volume}: no defaultMode"
+                assert mode & 0o007 == 0, f"{name} {volume}: {mode:o} lets anyone read"
+                assert mode & 0o040, f"{name} {volume}: {mode:o} hides it from the pod's group"
+            checked += 1
+        for container in containers(spec):
+            for mount in container.get("volumeMounts", []):
+                if mount["name"] in secrets:
+                    assert mount.get("readOnly") is True, f"{name} {container['name']}"
+    assert checked >= 5
+
+
+# Kong's log levels, most verbose first (kong/templates/kong_defaults.lua log_level; nginx's).
+LOG_LEVELS = ("debug", "info", "notice", "warn", "error", "crit", "alert", "emerg")
+
+
+def test_plugin_server_output_reaches_the_container_log(overlay):
+    """Kong relays each line a plugin server prints into its error log at INFO
+    (kong/runloop/plugin_servers/process.lua grab_logs): the pod's log level must keep INFO,
+    and the error log must be the container's stderr, which the image's entrypoint links it
+    to for `kong docker-start` (docker-kong's docker-entrypoint.sh)."""
+    objects = rendered(overlay)
+    conf = kong_conf_of_the_pod(objects)
+    assert LOG_LEVELS.index(conf["log_level"]) <= LOG_LEVELS.index("info"), conf["log_level"]
+    assert conf.get("proxy_error_log", "logs/error.log") == "logs/error.log"
+    kong = kong_container(objects)
+    assert "exec /docker-entrypoint.sh" in " ".join(kong["command"])
+    assert kong["args"] == ["kong", "docker-start"]
+
+
+# The Jaeger 1 collector's own protocols (Thrift over HTTP and UDP, gRPC model.proto): gone
+# in Jaeger 2, which receives OTLP only (4317 gRPC, 4318 HTTP).
+JAEGER_V1_PORTS = {14250, 14268, 5775, 6831, 6832}
+
+
+def _ports(value: Any) -> set[int]:
+    """Every `port`/`containerPort`/`targetPort` number anywhere in a manifest."""
+    found: set[int] = set()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in {"port", "containerPort", "targetPort", "endPort"} and isinstance(item, int):
+                found.add(item)
+            found |= _ports(item)
+    elif isinstance(value, list):
+        for item in value:
+            found |= _ports(item)
+    return found
+
+
+def test_traces_go_to_an_otlp_endpoint_as_in_compose(overlay):
+    objects = rendered(overlay)
+    telemetry = configmap(objects, "telemetry")["data"]
+    compose_env = COMPOSE["services"]["kong"]["environment"]
+    gateway = urlsplit(telemetry["EDGE_TRACE_OTLP_ENDPOINT"])
+    compose_gateway = urlsplit(compose_env["EDGE_TRACE_OTLP_ENDPOINT"])
+    # edge-trace posts to the full URL; OTLP/HTTP's traces path, on OTLP/HTTP's port.
+    assert (gateway.scheme, gateway.port, gateway.path) == ("http", 4318, "/v1/traces")
+    assert (gateway.port, gateway.path) == (compose_gateway.port, compose_gateway.path)
+    # The SDK appends /v1/traces to OTEL_EXPORTER_OTLP_ENDPOINT (the OpenTelemetry
+    # specification's OTLP exporter configuration).
+    sdk = urlsplit(telemetry["OTEL_EXPORTER_OTLP_ENDPOINT"])
+    assert (sdk.scheme, sdk.port, sdk.path.rstrip("/")) == ("http", 4318, "")
+    assert sdk.hostname == gateway.hostname
+    assert not JAEGER_V1_PORTS & _ports(objects)
+
+
+def _backend_probe_paths(container: dict[str, Any]) -> set[str]:
+    """The paths backend/healthcheck.py GETs for each of the container's exec probes."""
+    script = (ROOT / "backend/healthcheck.py").read_text()
+    match = re.search(r'"HEALTHCHECK_PATH", "([^"]+)"', script)
+    assert match, "backend/healthcheck.py no longer reads HEALTHCHECK_PATH with a default"
+    paths = set()
+    for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+        if kind in container:
+            command = container[kind]["exec"]["command"]
+            assert "/app/healthcheck.py" in command, kind
+            chosen = [a.split("=", 1)[1] for a in command if a.startswith("HEALTHCHECK_PATH=")]
+            paths.add(chosen[0] if chosen else match.group(1))
+    return paths
+
+
+def test_backend_probes_and_scrapes_are_not_traced(overlay):
+    """The kubelet calls the health endpoints and Prometheus the metrics every few seconds per
+    pod: each call a trace would crowd the collector's bounded store (Jaeger 2's max_traces)
+    out of the requests worth keeping. OTEL_PYTHON_DJANGO_EXCLUDED_URLS, parsed here by the
+    instrumentation's own parser, leaves them out and keeps the API traced."""
+    from opentelemetry.util.http import parse_excluded_urls
+
+    objects = rendered(overlay)
+    pod = find(objects, "Deployment", "backend")["spec"]["template"]
+    backend = pod["spec"]["containers"][0]
+    excluded = environment(objects, backend).get("OTEL_PYTHON_DJANGO_EXCLUDED_URLS")
+    assert excluded, "every probe of every backend pod becomes a trace"
+    rules = parse_excluded_urls(excluded)
+    paths = _backend_probe_paths(backend)
+    assert len(paths) == 2
+    # The middleware matches the absolute URL (request.build_absolute_uri("?")).
+    for path in paths:
+        assert rules.url_disabled(f"https://backend:8080{path}"), path
+    annotations = pod["metadata"]["annotations"]
+    scrape = (
+        f"https://backend:{annotations['prometheus.io/port']}{annotations['prometheus.io/path']}"
+    )
+    assert rules.url_disabled(scrape), scrape
+    for path in ("/api/auth/login", "/api/auth/profile", "/api/auth/token/refresh"):
+        assert not rules.url_disabled(f"https://backend:8080{path}"), path
 
 
 def test_migrations_run_as_a_job_that_the_backend_waits_for(overlay):
@@ -387,8 +557,11 @@ def test_backend_listeners_have_their_own_services(overlay):
 
 
 def test_kong_configmap_is_the_repository_files(overlay):
+    # The kustomization's copies (deploy/generate.py; tests/tooling checks they are current)
+    # under a header, with the text of the files the compose stack uses.
     data = configmap(rendered(overlay), "kong-config")["data"]
-    assert data["kong.conf"] == KONG_CONF_TEXT
+    assert data["kong.conf"].endswith(KONG_CONF_TEXT)
+    assert parse_conf_text(data["kong.conf"]) == KONG_CONF
     assert data["kong.yml"] == (ROOT / "kong/kong.compose.yml").read_text()
 
 

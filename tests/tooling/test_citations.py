@@ -8,8 +8,9 @@ or tracker numbers of whoever wrote the code, which a reader of the repository c
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
+
+from tests.tooling.repository_files import text_files
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,33 +20,9 @@ UNREACHABLE = re.compile(r"DESIGN\.md|\.\./shared/|\b[Ii]ssues? \d+\b")
 THIS_FILE = Path(__file__).resolve()
 
 
-def _tracked_text_files() -> list[Path]:
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout.splitlines()
-    files = []
-    for name in listed:
-        path = ROOT / name
-        if path.resolve() == THIS_FILE or not path.is_file():
-            continue
-        if path.suffix in {".lock", ".png", ".pem", ".gz"}:
-            continue
-        files.append(path)
-    return files
-
-
 def test_no_file_cites_a_document_outside_the_repository() -> None:
     offenders = []
-    for path in _tracked_text_files():
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            continue  # binary files cite nothing
+    for path, text in text_files(excluding=THIS_FILE):
         for number, line in enumerate(text.splitlines(), start=1):
             if UNREACHABLE.search(line):
                 offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()[:100]}")
