@@ -20,7 +20,7 @@ from prometheus_client import REGISTRY
 
 from auth_backend.accounts.models import User
 from auth_backend.identity import store
-from auth_backend.tokens.services import issue_token_pair
+from auth_backend.tokens.services.issuing import issue_token_pair
 from tests.backend.accounts_support import API, make_user
 from tests.backend.identity import MemoryIdentityStore, assertion, identity_headers
 from tests.services import closed_port
