@@ -1,8 +1,5 @@
-"""Errors of the token endpoints: 401 with an RFC 6750 challenge and a stable ``code``.
-
-They are DRF ``APIException`` subclasses, rendered in the project's error shape by
-:mod:`auth_backend.core.errors`; messages are ours, never an exception's text.
-"""
+"""Why a token is refused: a 401 with an RFC 6750 challenge and a stable ``code``, in the
+project's error shape (:mod:`auth_backend.core.errors`)."""
 
 from __future__ import annotations
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import jwt
 from django.conf import settings
@@ -35,6 +36,19 @@ class AccessClaims:
         return tuple(self.scope.split())
 
 
+# PyJWT's refusals and the reasons they are reported as; checked in order, and any other
+# InvalidTokenError is "malformed".
+_DECODE_REFUSALS: tuple[tuple[type[jwt.InvalidTokenError], str], ...] = (
+    (jwt.ExpiredSignatureError, "expired"),
+    (jwt.ImmatureSignatureError, "not_yet_valid"),
+    (jwt.InvalidAudienceError, "wrong_audience"),
+    (jwt.InvalidIssuerError, "wrong_issuer"),
+    (jwt.MissingRequiredClaimError, "missing_claim"),
+    (jwt.InvalidSignatureError, "bad_signature"),
+    (jwt.InvalidAlgorithmError, "bad_signature"),
+)
+
+
 def validate_access_token(token: object) -> AccessClaims:
     """Check an access token as the edge would, plus what only the database knows.
 
@@ -43,53 +57,8 @@ def validate_access_token(token: object) -> AccessClaims:
     or issued before the user's not-before cut-off) and an active user.
     Raises :class:`InvalidAccessToken` with a ``reason``.
     """
-    if not isinstance(token, str) or not token or len(token) > MAX_ACCESS_TOKEN_LENGTH:
-        raise InvalidAccessToken("malformed")
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.InvalidTokenError:
-        raise InvalidAccessToken("malformed") from None
-    kid = header.get("kid")
-    key = signing_keys.verification_key(kid) if isinstance(kid, str) else None
-    if key is None:
-        raise InvalidAccessToken("unknown_key")
-    try:
-        claims = jwt.decode(
-            token,
-            key.public_key,
-            algorithms=[key.algorithm],
-            audience=settings.JWT_AUDIENCE,
-            issuer=settings.JWT_ISSUER,
-            options={"require": ["iss", "aud", "sub", "jti", "iat", "nbf", "exp"]},
-        )
-    except jwt.ExpiredSignatureError:
-        raise InvalidAccessToken("expired") from None
-    except jwt.ImmatureSignatureError:
-        raise InvalidAccessToken("not_yet_valid") from None
-    except jwt.InvalidAudienceError:
-        raise InvalidAccessToken("wrong_audience") from None
-    except jwt.InvalidIssuerError:
-        raise InvalidAccessToken("wrong_issuer") from None
-    except jwt.MissingRequiredClaimError:
-        raise InvalidAccessToken("missing_claim") from None
-    except (jwt.InvalidSignatureError, jwt.InvalidAlgorithmError):
-        raise InvalidAccessToken("bad_signature") from None
-    except jwt.InvalidTokenError:
-        raise InvalidAccessToken("malformed") from None
-    if claims.get("token_use") != TOKEN_USE_ACCESS:
-        raise InvalidAccessToken("wrong_token_use")
-
-    record = access_token_record(claims["jti"])
-    if record is None or str(record.user_id) != claims["sub"]:
-        raise InvalidAccessToken("unknown_token")
-    if record.revoked_at is not None or record.family.is_revoked:
-        raise InvalidAccessToken("revoked")
-    cutoff = user_not_before(record.user_id)
-    if cutoff is not None and (claims["iat"] < epoch(cutoff) or record.family.created_at < cutoff):
-        raise InvalidAccessToken("revoked")
-    user = active_user_by_id(claims["sub"])
-    if user is None:
-        raise InvalidAccessToken("inactive_user")
+    claims = _signed_claims(token)
+    user = _live_user_of(claims)
     return AccessClaims(
         sub=claims["sub"],
         email=str(claims.get("email", "")),
@@ -102,3 +71,51 @@ def validate_access_token(token: object) -> AccessClaims:
         amr=tuple(claims.get("amr") or ()),
         user=user,
     )
+
+
+def _signed_claims(token: object) -> dict[str, Any]:
+    """The claims of a token signed by one of our published keys, for us, now valid."""
+    if not isinstance(token, str) or not token or len(token) > MAX_ACCESS_TOKEN_LENGTH:
+        raise InvalidAccessToken("malformed")
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.InvalidTokenError:
+        raise InvalidAccessToken("malformed") from None
+    kid = header.get("kid")
+    key = signing_keys.verification_key(kid) if isinstance(kid, str) else None
+    if key is None:
+        raise InvalidAccessToken("unknown_key")
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key.public_key,
+            algorithms=[key.algorithm],
+            audience=settings.JWT_AUDIENCE,
+            issuer=settings.JWT_ISSUER,
+            options={"require": ["iss", "aud", "sub", "jti", "iat", "nbf", "exp"]},
+        )
+    except jwt.InvalidTokenError as refused:
+        reason = next(
+            (name for kind, name in _DECODE_REFUSALS if isinstance(refused, kind)),
+            "malformed",
+        )
+        raise InvalidAccessToken(reason) from None
+    if claims.get("token_use") != TOKEN_USE_ACCESS:
+        raise InvalidAccessToken("wrong_token_use")
+    return claims
+
+
+def _live_user_of(claims: dict[str, Any]) -> TokenSubject:
+    """The active user of a token we issued and did not revoke (what only the database knows)."""
+    record = access_token_record(claims["jti"])
+    if record is None or str(record.user_id) != claims["sub"]:
+        raise InvalidAccessToken("unknown_token")
+    if record.revoked_at is not None or record.family.is_revoked:
+        raise InvalidAccessToken("revoked")
+    cutoff = user_not_before(record.user_id)
+    if cutoff is not None and (claims["iat"] < epoch(cutoff) or record.family.created_at < cutoff):
+        raise InvalidAccessToken("revoked")
+    user = active_user_by_id(claims["sub"])
+    if user is None:
+        raise InvalidAccessToken("inactive_user")
+    return user
