@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from auth_backend.accounts.models import User
-from auth_backend.tokens.services import InvalidAccessToken, issue_token_pair, validate_access_token
+from auth_backend.tokens.exceptions import InvalidAccessToken
+from auth_backend.tokens.services.issuing import issue_token_pair
+from auth_backend.tokens.services.validation import validate_access_token
 from tests.backend.accounts_support import PASSWORD, make_user
 
 pytestmark = pytest.mark.django_db

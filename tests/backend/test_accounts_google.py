@@ -19,7 +19,7 @@ from jwt.algorithms import RSAAlgorithm
 from auth_backend.accounts.models import User
 from auth_backend.accounts.services import google
 from auth_backend.events.models import OutboxEvent
-from auth_backend.tokens.services import validate_access_token
+from auth_backend.tokens.services.validation import validate_access_token
 
 pytestmark = pytest.mark.django_db
 

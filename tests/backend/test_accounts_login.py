@@ -9,7 +9,7 @@ from django.db import connection
 from auth_backend.accounts.models import LoginChallenge, User
 from auth_backend.events.models import OutboxEvent
 from auth_backend.events.services import EventType
-from auth_backend.tokens.services import validate_access_token
+from auth_backend.tokens.services.validation import validate_access_token
 from tests.backend.accounts_support import (
     PASSWORD,
     error_code,

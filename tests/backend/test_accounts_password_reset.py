@@ -16,11 +16,9 @@ from django.utils import timezone
 
 from auth_backend.accounts.models import OneTimeToken, TokenPurpose, User
 from auth_backend.events.services import EventType
-from auth_backend.tokens.services import (
-    InvalidAccessToken,
-    issue_token_pair,
-    validate_access_token,
-)
+from auth_backend.tokens.exceptions import InvalidAccessToken
+from auth_backend.tokens.services.issuing import issue_token_pair
+from auth_backend.tokens.services.validation import validate_access_token
 from tests.backend.accounts_support import (
     PASSWORD,
     error_code,

@@ -18,7 +18,7 @@ from auth_backend.accounts import totp
 from auth_backend.accounts.models import LoginChallenge, User
 from auth_backend.accounts.services import sign_in
 from auth_backend.events.services import EventType
-from auth_backend.tokens.services import validate_access_token
+from auth_backend.tokens.services.validation import validate_access_token
 from tests.backend.accounts_support import (
     PASSWORD,
     T0,

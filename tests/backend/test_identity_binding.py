@@ -20,7 +20,7 @@ from prometheus_client import REGISTRY
 
 from auth_backend.accounts.models import User
 from auth_backend.identity import store
-from auth_backend.tokens.services import issue_token_pair
+from auth_backend.tokens.services.issuing import issue_token_pair
 from tests.backend.accounts_support import API, make_user
 from tests.backend.identity import MemoryIdentityStore, assertion, identity_headers
 from tests.services import closed_port
@@ -88,19 +88,27 @@ def test_every_reason_has_a_series_from_the_start() -> None:
         assert REGISTRY.get_sample_value(COUNTER, {"reason": reason}) is not None
 
 
-def test_identity_from_request_says_why_there_is_none(rf, user):
-    from auth_backend.identity.assertion import (
-        IdentityResult,
-        Rejection,
-        identity_from_request,
-    )
+def test_identity_for_says_why_there_is_none(rf, user):
+    from auth_backend.identity.assertion import IdentityResult, Rejection, identity_for
 
-    assert identity_from_request(rf.get(PROFILE)) == IdentityResult(rejection=Rejection.MISSING)
+    assert identity_for(rf.get(PROFILE)) == IdentityResult(rejection=Rejection.MISSING)
     wrong = rf.get(PROFILE, HTTP_X_IDENTITY_ASSERTION=_bound(user, aud="billing"))
-    assert identity_from_request(wrong) == IdentityResult(rejection=Rejection.WRONG_AUDIENCE)
-    valid = identity_from_request(rf.get(PROFILE, **identity_headers(user)))
+    assert identity_for(wrong) == IdentityResult(rejection=Rejection.WRONG_AUDIENCE)
+    valid = identity_for(rf.get(PROFILE, **identity_headers(user)))
     assert valid.rejection is None and valid.identity is not None
     assert valid.identity.subject == str(user.pk)
+
+
+def test_identity_for_verifies_once_per_request(rf, user, counted):
+    """Authentication, the middleware and logout all ask: a second verification of the
+    same assertion would be its replay."""
+    from auth_backend.identity.assertion import identity_for
+
+    request = rf.get(PROFILE, **identity_headers(user))
+    first = identity_for(request)
+    assert first.identity is not None
+    assert identity_for(request) == first
+    assert counted["moved"]() == {}
 
 
 def test_missing_counts_only_where_an_identity_was_required(client, user, counted):

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from auth_backend.accounts.models import User
 from auth_backend.internal.keys import generate_api_key, hash_api_key, parse_api_keys
 from auth_backend.internal.serializers import MAX_BATCH_IDS
-from auth_backend.tokens import services as token_services
+from auth_backend.tokens.services.issuing import issue_token_pair
+from auth_backend.tokens.services.revoking import RevokeReason, logout, revoke_all_for_user
 
 pytestmark = pytest.mark.django_db
 
@@ -269,7 +270,7 @@ def validate(client, token: object):
 
 
 def test_validate_token_active(client, ada):
-    pair = token_services.issue_token_pair(ada)
+    pair = issue_token_pair(ada)
     claims = jwt.decode(pair.access_token, options={"verify_signature": False})
     body = validate(client, pair.access_token)
     assert body == {
@@ -285,7 +286,7 @@ def test_validate_token_active(client, ada):
 
 def test_validate_token_reports_the_roles_of_the_token(client):
     seller = make_user("shop@example.com", is_seller=True)
-    body = validate(client, token_services.issue_token_pair(seller).access_token)
+    body = validate(client, issue_token_pair(seller).access_token)
     assert body["roles"] == ["user", "seller"]
     assert "seller" in body["scope"].split()
 
@@ -297,12 +298,12 @@ def test_validate_token_garbage_is_inactive(client, token):
 
 def test_validate_token_expired_is_inactive(client, ada, settings):
     settings.ACCESS_TOKEN_TTL_SECONDS = -60
-    token = token_services.issue_token_pair(ada).access_token
+    token = issue_token_pair(ada).access_token
     assert validate(client, token) == {"active": False}
 
 
 def test_validate_token_with_a_wrong_signature_is_inactive(client, ada):
-    token = token_services.issue_token_pair(ada).access_token
+    token = issue_token_pair(ada).access_token
     header = jwt.get_unverified_header(token)
     claims = jwt.decode(token, options={"verify_signature": False})
     other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -311,7 +312,7 @@ def test_validate_token_with_a_wrong_signature_is_inactive(client, ada):
 
 
 def test_validate_token_with_a_tampered_payload_is_inactive(client, ada):
-    staff_claims_token = token_services.issue_token_pair(ada).access_token
+    staff_claims_token = issue_token_pair(ada).access_token
     head, _, signature = staff_claims_token.split(".")
     claims = jwt.decode(staff_claims_token, options={"verify_signature": False})
     claims["roles"] = ["user", "staff"]
@@ -320,20 +321,20 @@ def test_validate_token_with_a_tampered_payload_is_inactive(client, ada):
 
 
 def test_validate_token_revoked_by_logout_is_inactive(client, ada):
-    pair = token_services.issue_token_pair(ada)
+    pair = issue_token_pair(ada)
     assert validate(client, pair.access_token)["active"] is True
-    assert token_services.logout(ada, refresh_token=pair.refresh_token) is True
+    assert logout(ada, refresh_token=pair.refresh_token) is True
     assert validate(client, pair.access_token) == {"active": False}
 
 
 def test_validate_token_revoked_for_all_sessions_is_inactive(client, ada):
-    pair = token_services.issue_token_pair(ada)
-    token_services.revoke_all_for_user(ada, reason=token_services.RevokeReason.PASSWORD_RESET)
+    pair = issue_token_pair(ada)
+    revoke_all_for_user(ada, reason=RevokeReason.PASSWORD_RESET)
     assert validate(client, pair.access_token) == {"active": False}
 
 
 def test_validate_token_of_a_deactivated_user_is_inactive(client, ada):
-    pair = token_services.issue_token_pair(ada)
+    pair = issue_token_pair(ada)
     ada.is_active = False
     ada.save()
     assert validate(client, pair.access_token) == {"active": False}
@@ -344,7 +345,7 @@ def test_validate_token_logs_why_a_token_is_inactive_but_not_the_token(
 ):
     caplog.set_level(logging.INFO, logger="auth_backend.internal")
     settings.ACCESS_TOKEN_TTL_SECONDS = -60
-    token = token_services.issue_token_pair(ada).access_token
+    token = issue_token_pair(ada).access_token
     validate(client, token)
     [record] = [r for r in caplog.records if r.name == "auth_backend.internal.services"]
     assert record.reason == "expired"

@@ -137,7 +137,7 @@ def test_a_valid_gateway_identity_assertion_is_not_accepted(client, method, url,
 
 
 def test_a_user_access_token_is_not_an_api_key(client):
-    from auth_backend.tokens.services import issue_token_pair
+    from auth_backend.tokens.services.issuing import issue_token_pair
 
     user = User.objects.create_user("ada@example.com", email_verified_at="2025-01-01T00:00:00Z")
     access_token = issue_token_pair(user).access_token

@@ -22,7 +22,8 @@ from auth_backend.events.models import OutboxEvent
 from auth_backend.internal.keys import generate_api_key, hash_api_key, parse_api_keys
 from auth_backend.sellers.models import SellerApplication
 from auth_backend.tokens.models import RefreshToken
-from auth_backend.tokens.services import hash_refresh_token, issue_token_pair, revoke_family_of
+from auth_backend.tokens.services.issuing import hash_refresh_token, issue_token_pair
+from auth_backend.tokens.services.revoking import revoke_family_of
 from tests.backend.accounts_support import (
     PASSWORD,
     T0,

@@ -16,12 +16,10 @@ import pytest
 from django.utils import timezone
 
 from auth_backend.accounts.models import User
+from auth_backend.tokens.exceptions import InvalidRefreshToken
 from auth_backend.tokens.models import RefreshFamily
-from auth_backend.tokens.services import (
-    InvalidRefreshToken,
-    issue_token_pair,
-    rotate_refresh_token,
-)
+from auth_backend.tokens.services.issuing import issue_token_pair
+from auth_backend.tokens.services.rotation import rotate_refresh_token
 from tests.backend.concurrency import race
 
 THREADS = 8

@@ -15,13 +15,11 @@ from jwt.algorithms import RSAAlgorithm
 
 from auth_backend.accounts.models import User
 from auth_backend.tokens import keys
+from auth_backend.tokens.exceptions import InvalidAccessToken
 from auth_backend.tokens.keys import rotate_signing_key, signing_keys
 from auth_backend.tokens.models import SigningKey, SigningKeyState
-from auth_backend.tokens.services import (
-    InvalidAccessToken,
-    issue_token_pair,
-    validate_access_token,
-)
+from auth_backend.tokens.services.issuing import issue_token_pair
+from auth_backend.tokens.services.validation import validate_access_token
 
 pytestmark = pytest.mark.django_db
 

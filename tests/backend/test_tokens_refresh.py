@@ -12,21 +12,17 @@ from django.utils import timezone
 
 from auth_backend.accounts.models import User
 from auth_backend.events.models import OutboxEvent
+from auth_backend.tokens.exceptions import InvalidAccessToken, InvalidRefreshToken
 from auth_backend.tokens.models import (
     AccessTokenRecord,
     RefreshFamily,
     RefreshToken,
     TokenNotBefore,
 )
-from auth_backend.tokens.services import (
-    InvalidAccessToken,
-    InvalidRefreshToken,
-    issue_token_pair,
-    revoke_all_for_user,
-    revoke_family_of,
-    rotate_refresh_token,
-    validate_access_token,
-)
+from auth_backend.tokens.services.issuing import issue_token_pair
+from auth_backend.tokens.services.revoking import revoke_all_for_user, revoke_family_of
+from auth_backend.tokens.services.rotation import rotate_refresh_token
+from auth_backend.tokens.services.validation import validate_access_token
 from tests.backend.identity import identity_headers
 
 pytestmark = pytest.mark.django_db

@@ -15,15 +15,12 @@ from django.utils import timezone
 
 from auth_backend.accounts.models import User
 from auth_backend.tokens import revocation
+from auth_backend.tokens.exceptions import InvalidAccessToken, InvalidRefreshToken
 from auth_backend.tokens.models import RefreshFamily
-from auth_backend.tokens.services import (
-    InvalidAccessToken,
-    InvalidRefreshToken,
-    issue_token_pair,
-    revoke_all_for_user,
-    rotate_refresh_token,
-    validate_access_token,
-)
+from auth_backend.tokens.services.issuing import issue_token_pair
+from auth_backend.tokens.services.revoking import revoke_all_for_user
+from auth_backend.tokens.services.rotation import rotate_refresh_token
+from auth_backend.tokens.services.validation import validate_access_token
 from tests.backend.identity import identity_headers
 from tests.services import closed_port
 
@@ -239,7 +236,7 @@ def test_empty_revocation_is_not_published(settings, monkeypatch):
 def test_every_message_field_and_reason_is_documented():
     from pathlib import Path
 
-    from auth_backend.tokens.services import RevokeReason
+    from auth_backend.tokens.services.revoking import RevokeReason
 
     doc = (Path(__file__).resolve().parents[2] / "backend" / "docs" / "revocation.md").read_text(
         encoding="utf-8"

@@ -11,15 +11,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.utils import timezone
 
 from auth_backend.accounts.models import User
+from auth_backend.tokens.exceptions import InvalidAccessToken
 from auth_backend.tokens.keys import signing_keys
 from auth_backend.tokens.models import AccessTokenRecord, TokenNotBefore
-from auth_backend.tokens.services import (
-    AccessClaims,
-    InvalidAccessToken,
-    issue_token_pair,
-    revoke_family_of,
-    validate_access_token,
-)
+from auth_backend.tokens.services.issuing import issue_token_pair
+from auth_backend.tokens.services.revoking import revoke_family_of
+from auth_backend.tokens.services.validation import AccessClaims, validate_access_token
 
 pytestmark = pytest.mark.django_db
 

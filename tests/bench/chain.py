@@ -146,7 +146,7 @@ def kong_yml(upstream_port: int, jwks: JwksServer, signing_key: Path, rl_prefix:
     }
     edge_rate_limit = {
         "limits": [{"limit": UNLIMITED, "period": "minute"}],
-        "limit_by": "consumer",
+        "limit_by": "subject",
         "policy": "redis",
         "redis": {"url": REDIS_TEST_URL, "key_prefix": rl_prefix, "timeout_ms": 2000},
     }

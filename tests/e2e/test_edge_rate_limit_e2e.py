@@ -31,17 +31,17 @@ EXPECTED = {
     ("POST", "/api/auth/register"): (3, "minute", "ip"),
     ("POST", "/api/auth/token/refresh"): (10, "minute", "ip"),
     ("POST", "/api/auth/login/2fa"): (10, "minute", "ip"),
-    ("GET", "/api/auth/profile"): (60, "minute", "consumer"),
-    ("POST", "/api/auth/2fa/setup"): (10, "minute", "consumer"),
-    ("POST", "/api/auth/2fa/enable"): (10, "minute", "consumer"),
-    ("POST", "/api/auth/2fa/recovery-codes"): (10, "minute", "consumer"),
-    ("POST", "/api/auth/seller/apply"): (2, "hour", "consumer"),
-    ("GET", "/api/auth/seller/status"): (20, "minute", "consumer"),
+    ("GET", "/api/auth/profile"): (60, "minute", "subject"),
+    ("POST", "/api/auth/2fa/setup"): (10, "minute", "subject"),
+    ("POST", "/api/auth/2fa/enable"): (10, "minute", "subject"),
+    ("POST", "/api/auth/2fa/recovery-codes"): (10, "minute", "subject"),
+    ("POST", "/api/auth/seller/apply"): (2, "hour", "subject"),
+    ("GET", "/api/auth/seller/status"): (20, "minute", "subject"),
     # The default, everywhere else.
-    ("POST", "/api/auth/logout"): (120, "minute", "consumer"),
-    ("POST", "/api/auth/verify-email"): (120, "minute", "consumer"),
-    ("GET", "/api/auth/health/live/"): (120, "minute", "consumer"),
-    ("POST", "/api/auth/seller/applications/x/decision"): (120, "minute", "consumer"),
+    ("POST", "/api/auth/logout"): (120, "minute", "subject"),
+    ("POST", "/api/auth/verify-email"): (120, "minute", "subject"),
+    ("GET", "/api/auth/health/live/"): (120, "minute", "subject"),
+    ("POST", "/api/auth/seller/applications/x/decision"): (120, "minute", "subject"),
 }
 
 

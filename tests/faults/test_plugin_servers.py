@@ -73,7 +73,7 @@ def test_killed_mid_request_fails_closed_at_the_backend_and_is_respawned(
 ) -> None:
     user = stack.sign_up()
     process = stack.gateway.gateway.processes["edge-jwt"]
-    spawned, pid = process.spawn_count, process.pid
+    pid = process.pid
     assert stack.profile(user.access_token).status_code == 200
     with stack.jwks.fault("delay", delay_ms=1500):
         thread, answers = in_flight(stack, user, JWKS_BOUND)
@@ -85,7 +85,6 @@ def test_killed_mid_request_fails_closed_at_the_backend_and_is_respawned(
     forged_identity = stack.request("GET", PROFILE, bound=PLUGIN_BOUND, headers=spoofed)
     assert forged_identity.status_code == 401, forged_identity.text
     wait_until(lambda: process.pid not in (None, pid), 5, "edge-jwt was not respawned")
-    assert process.spawn_count == spawned + 1
     stack.gateway.run(process.wait_ready())
     # The respawned server has lost its instances; Kong restarts them: the same token works.
     response = stack.profile(user.access_token, bound=JWKS_BOUND)

@@ -306,15 +306,16 @@ def test_fail_open_when_server_is_down(harness_factory, upstream):  # type: igno
     assert header(upstream.last, "X-Edge-Demo") == []
 
 
-def test_killed_server_is_respawned_and_instances_restart(harness_factory, upstream):  # type: ignore[no-untyped-def]
+def test_killed_server_is_respawned_and_instances_restart(harness_factory, upstream, caplog):  # type: ignore[no-untyped-def]
     """process.lua respawns a dead server (at most once a second); mp_rpc.lua sees "no
     plugin instance" from the new process, resets its instances and starts them again."""
+    caplog.set_level(logging.INFO, logger="kong_harness.plugin_servers")
     gw = harness_factory(_yml(upstream.port, plugins=_route_plugin("r-demo")), workers=1)
     process = gw.gateway.processes["edge-demo"]
     with gw.client() as client:
         assert client.get("/demo").headers.get("x-edge-demo") == "hello"
         _kill_and_await_respawn(gw, process)
-        assert process.spawn_count == 2
+        assert _starts_logged(caplog, "edge-demo") == 2
         response = client.get("/demo")
     assert response.headers.get("x-edge-demo") == "hello"
 
@@ -430,6 +431,12 @@ def test_the_readiness_check_answers_only_when_every_server_answers(  # type: ig
     assert up.returncode == 0, up.stderr
     assert missing.returncode == 1 and "absent.socket" in missing.stderr
     assert mute.returncode == 1 and "silent.socket" in mute.stderr
+
+
+def _starts_logged(caplog: pytest.LogCaptureFixture, server: str) -> int:
+    """How many times the harness logged starting ``server`` (process.lua's line)."""
+    line = f"starting pluginserver process for {server}"
+    return sum(line in record.getMessage() for record in caplog.records)
 
 
 def _kill_and_await_respawn(gw: HarnessRunner, process: Any) -> None:

@@ -234,9 +234,9 @@ def _limit_first(_: pytest.TempPathFactory) -> RecordingKong:
     return _limit_request(_limiter())
 
 
-@scenario(edge_rate_limit, "access", "admitted, `limit_by: consumer` and anonymous")
+@scenario(edge_rate_limit, "access", "admitted, `limit_by: subject` and anonymous")
 def _limit_anonymous(_: pytest.TempPathFactory) -> RecordingKong:
-    return _second_request(_limiter(limit_by="consumer", limits=[{"limit": 5, "period": "minute"}]))
+    return _second_request(_limiter(limit_by="subject", limits=[{"limit": 5, "period": "minute"}]))
 
 
 @scenario(edge_rate_limit, "access", "rejected (429)")

@@ -18,8 +18,8 @@ Environment (all optional except where noted):
 ``DATABASE_CONNECT_TIMEOUT``
     PostgreSQL connect timeout in seconds; default 5.
 ``SERVICE_NAME``
-    This service's name, in every log line (and the expected ``aud`` of edge identity
-    assertions later); default ``auth-backend``.
+    This service's name: in every log line, and the ``aud`` the gateway's identity
+    assertions must name (:mod:`auth_backend.identity.assertion`); default ``auth-backend``.
 ``LOG_LEVEL``
     Root log level; default ``INFO``.
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` and other ``OTEL_*``

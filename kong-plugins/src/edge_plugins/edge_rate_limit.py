@@ -35,7 +35,7 @@ from edge_plugins.guard import (
 from edge_plugins.logs import EventIds, bind_event, safe_request_id
 from edge_plugins.pdk_calls import PdkCalls
 from edge_plugins.ratelimit.client_address import client_address_key
-from edge_plugins.ratelimit.schema import FIELDS, LimitBy
+from edge_plugins.ratelimit.schema import DEPRECATED_LIMIT_BY, FIELDS, LimitBy
 from edge_plugins.shared_context import SHARED_SUBJECT_KEY
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ PDK_CALLS = (
     ),
     PdkCalls(
         "access",
-        "admitted, `limit_by: consumer` and anonymous",
+        "admitted, `limit_by: subject` and anonymous",
         ("kong.ctx.shared.get", _KEY, "kong.response.set_headers"),
     ),
     PdkCalls(
@@ -118,6 +118,14 @@ class Plugin:
         # are not bugs: on_store_failure says what they turn into.
         self.failure_policy = FailurePolicy.OPEN
         log.info("edge-rate-limit %s: %s", self.config.scope, self.config.describe_mode())
+        configured = config.get("limit_by")
+        if configured in DEPRECATED_LIMIT_BY:
+            log.warning(
+                "edge-rate-limit %s: limit_by %r is deprecated, use %r (same counters)",
+                self.config.scope,
+                configured,
+                DEPRECATED_LIMIT_BY[configured].value,
+            )
 
     @guarded
     def access(self, kong: Any) -> None:
@@ -150,7 +158,7 @@ class Plugin:
     @staticmethod
     def _client_key(kong: Any, config: RateLimitConfig) -> str:
         by = config.limit_by
-        if by is LimitBy.CONSUMER:
+        if by is LimitBy.SUBJECT:
             subject = kong.ctx.shared.get(SHARED_SUBJECT_KEY)
             if subject:
                 return f"sub:{subject}"

@@ -120,7 +120,7 @@ class _Namespace:
         return self._call(self._path, args)
 
     def __str__(self) -> str:  # as FakeClasses: ``str(kong.x)`` calls ``kong.x()``
-        return self._call(self._path, ())
+        return str(self._call(self._path, ()))
 
     def __repr__(self) -> str:
         return f"<PDK {self._path}>"
@@ -415,9 +415,10 @@ class PluginBridge:
 def _sender(sock: Any) -> Callable[[bytes], None]:
     """``sock.sendall``, trying the raw non-blocking socket first: an answer is small and
     the kernel buffer almost always takes it whole, without gevent's wait machinery."""
+    sendall: Callable[[bytes], None] = sock.sendall
     raw = getattr(sock, "_sock", None)
     if raw is None:
-        return sock.sendall
+        return sendall
 
     def send(data: bytes) -> None:
         try:
@@ -425,7 +426,7 @@ def _sender(sock: Any) -> Callable[[bytes], None]:
         except BlockingIOError:
             sent = 0
         if sent < len(data):
-            sock.sendall(data[sent:])
+            sendall(data[sent:])
 
     return send
 

@@ -4,5 +4,5 @@ shared by every plugin that runs on it (kong/pdk/ctx.lua)."""
 from __future__ import annotations
 
 # The verified token's subject: set by edge-jwt (priority 1450), read by edge-rate-limit
-# (priority 910) when it limits per consumer.
+# (priority 910) under `limit_by: subject`.
 SHARED_SUBJECT_KEY = "edge.subject"

@@ -63,7 +63,7 @@ def jwks_of(*keys: RsaKey) -> dict[str, Any]:
 
 
 def access_claims(**overrides: Any) -> dict[str, Any]:
-    """Claims like auth_backend.tokens.services._issue_access_token makes; None removes."""
+    """Claims like auth_backend.tokens.services.issuing.issue_access_token makes; None removes."""
     claims: dict[str, Any] = {
         "iss": ISSUER,
         "aud": AUDIENCE,

@@ -212,7 +212,6 @@ def test_a_gateway_that_missed_the_message_catches_up_from_keys(
     assert _publish_like_backend(client, channel, prefix, "u4", not_before=now) == 0
     subscriber.start()
     assert subscriber.wait_connected(5)
-    assert subscriber.resync_count == 1
     assert subscriber.is_revoked("missed-1", "u3", now)
     assert subscriber.is_revoked("missed-2", "u3", now)
     assert subscriber.is_revoked("other", "u4", now - 1)
@@ -254,8 +253,8 @@ def _reconnect_scenario(
         == 0
     ), "the message was missed"
     assert not subscriber.is_revoked("while-away", "u5", now)
-    assert _eventually(lambda: subscriber.resync_count >= 2, timeout=5)
-    assert subscriber.is_revoked("while-away", "u5", now)
+    # The reconnect's resync reads the key the missed message left behind.
+    assert _eventually(lambda: subscriber.is_revoked("while-away", "u5", now), timeout=5)
     # And it is subscribed again.
     assert _publish_like_backend(client, channel, prefix, "u5", jtis=["after"], exp=now + 900) == 1
     assert _eventually(lambda: subscriber.is_revoked("after", "u5", now))

@@ -10,7 +10,7 @@ from edge_plugins.ratelimit.config import RateLimitConfig
 from edge_plugins.ratelimit.errors import LimitConfigError
 from edge_plugins.ratelimit.limits import Algorithm, Limit
 from edge_plugins.ratelimit.redis_store import RedisSettings
-from edge_plugins.ratelimit.schema import LimitBy, Policy, StoreFailure
+from edge_plugins.ratelimit.schema import FIELDS, LimitBy, Policy, StoreFailure
 
 
 def conf(**extra: Any) -> dict[str, Any]:
@@ -21,7 +21,7 @@ def test_defaults_and_scope() -> None:
     config = RateLimitConfig.from_kong(conf(route_id="r1", service_id="s1"))
     assert config.scope == "route:r1"
     assert config.limits == (Limit(5, 60),)
-    assert config.limit_by is LimitBy.CONSUMER
+    assert config.limit_by is LimitBy.SUBJECT
     assert config.algorithm is Algorithm.SLIDING_WINDOW
     assert config.policy is Policy.LOCAL and config.redis is None
     assert config.on_store_failure is StoreFailure.LOCAL
@@ -40,6 +40,17 @@ def test_window_seconds_and_cost() -> None:
         }
     )
     assert config.limits == (Limit(10, 90, cost_default=2), Limit(100, 3600))
+
+
+def test_consumer_is_a_deprecated_alias_of_subject() -> None:
+    """Configs written before `subject` existed keep their meaning: the token's subject,
+    never a Kong Consumer. Kong's schema accepts both; `subject` is what the docs name."""
+    assert RateLimitConfig.from_kong(conf(limit_by="consumer")).limit_by is LimitBy.SUBJECT
+    assert RateLimitConfig.from_kong(conf(limit_by="subject")).limit_by is LimitBy.SUBJECT
+    choices = FIELDS["limit_by"].choices
+    assert {"subject", "consumer"} <= set(choices)
+    assert FIELDS["limit_by"].default == "subject"
+    assert "deprecated alias of `subject`" in FIELDS["limit_by"].description
 
 
 @pytest.mark.parametrize(

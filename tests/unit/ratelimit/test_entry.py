@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -61,6 +62,7 @@ def test_hidden_headers_make_it_one_round_trip() -> None:
 @pytest.mark.parametrize(
     ("limit_by", "extra", "read"),
     [
+        ("subject", {}, "kong.ctx.shared.get"),
         ("consumer", {}, "kong.ctx.shared.get"),
         ("header", {"header_name": "X-Api-Key"}, "kong.request.get_header"),
         ("path", {}, "kong.request.get_path"),
@@ -92,8 +94,29 @@ def test_one_read_per_key_kind(limit_by: str, extra: dict[str, Any], read: str) 
     assert call.methods == [read, "kong.response.set_headers"]
 
 
-def test_anonymous_consumer_falls_back_to_the_client_ip() -> None:
-    entry = plugin(limit_by="consumer")
+def test_subject_and_its_deprecated_alias_count_in_the_same_counter(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Switching a route from `consumer` to `subject` keeps its counters: the same key."""
+    route = str(uuid.uuid4())
+    with caplog.at_level(logging.WARNING, logger="edge_plugins.edge_rate_limit"):
+        old = plugin(limit_by="consumer", route_id=route)
+        new = plugin(limit_by="subject", route_id=route)
+    deprecations = [r.getMessage() for r in caplog.records if "deprecated" in r.getMessage()]
+    assert deprecations == [
+        f"edge-rate-limit route:{route}: "
+        "limit_by 'consumer' is deprecated, use 'subject' (same counters)"
+    ]
+    user = {"kong.ctx.shared.get": "user-1"}
+    old.access(kong(**user))
+    new.access(kong(**user))  # the limit is 2: the second request spends the last unit
+    rejected = kong(**user, **{"kong.request.get_header": None})
+    old.access(rejected)
+    assert "kong.response.exit" in rejected.methods
+
+
+def test_anonymous_subject_falls_back_to_the_client_ip() -> None:
+    entry = plugin(limit_by="subject")
     entry.access(kong())
     call = kong()
     entry.access(call)

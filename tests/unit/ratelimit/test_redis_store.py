@@ -314,6 +314,17 @@ def test_redis_error_reply_is_a_store_failure(limiter: RedisLimiter) -> None:
     assert limiter.breaker.consecutive_failures == 1
 
 
+def test_a_reply_that_is_not_the_scripts_table_is_a_store_failure(
+    limiter: RedisLimiter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An answer that is not the script's table of integers is never indexed: it is a
+    store failure, which on_store_failure decides, not a bug that fails open."""
+    monkeypatch.setattr(limiter, "_script", lambda keys, args: b"OK")
+    with pytest.raises(StoreUnavailable) as raised:
+        limiter.take("r", "k", [Limit(5, 60)])
+    assert raised.value.reason == "error" and "bytes" in str(raised.value)
+
+
 # -- settings, registry, metrics hook --------------------------------------------------------
 
 

@@ -23,7 +23,7 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from auth_backend.accounts.models import User, normalize_email
-from auth_backend.tokens.services import RevokeReason, revoke_all_for_user
+from auth_backend.tokens.services.revoking import RevokeReason, revoke_all_for_user
 
 
 class _NormalizedEmailMixin:

@@ -10,7 +10,7 @@ from rest_framework import status
 from rest_framework.exceptions import APIException, PermissionDenied, Throttled
 
 from auth_backend.core.errors import BEARER_CHALLENGE
-from auth_backend.tokens.services import TokenError
+from auth_backend.tokens.exceptions import TokenError
 
 
 class InvalidOneTimeToken(APIException):

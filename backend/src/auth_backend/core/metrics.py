@@ -158,7 +158,7 @@ JWT_VALIDATION_RESULTS = (
 JWT_VALIDATIONS = Counter(
     "auth_jwt_validation_total",
     "Access tokens introspected by the internal validate-token endpoint: valid, or why not "
-    "(tokens.services.InvalidAccessToken reasons).",
+    "(tokens.exceptions.InvalidAccessToken reasons).",
     ["result"],
 )
 INTERNAL_API_REQUESTS = Counter(

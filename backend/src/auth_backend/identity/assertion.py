@@ -7,9 +7,9 @@ the store with the database's revocation answer (:mod:`auth_backend.identity.sto
 ``auth_gateway_assertion_rejected_total{reason}``, one series per
 :class:`~edge_identity.Rejection`.
 
-Checking the assertion id claims it, so an assertion is resolved once per request:
-:func:`identity_for` memoises the result on the request; :func:`identity_from_request`
-does not and must not be called twice for one request.
+Checking the assertion id claims it (a second check would see a replay), so
+:func:`identity_for` verifies once per request and remembers the answer on the request:
+ask it as often as needed.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ __all__ = [
     "Rejection",
     "gateway_keys",
     "identity_for",
-    "identity_from_request",
     "identity_to_end_a_session",
     "record_missing_identity",
 ]
@@ -55,8 +54,10 @@ _RESULT_ATTRIBUTE = "_gateway_identity_result"
 
 
 def identity_for(request: HttpRequest) -> IdentityResult:
-    """The request's identity, resolved once and remembered on the request.
+    """The request's verified gateway identity, or the :class:`Rejection` that voids it;
+    verified on the first call (claiming the assertion id) and remembered on the request.
 
+    ``request.path`` keeps the script prefix: the gateway binds the whole path it sends.
     A request that carried an assertion and got no identity from it is counted here, on
     any endpoint, once; a request without one only where an identity was required
     (:func:`record_missing_identity`).
@@ -64,7 +65,7 @@ def identity_for(request: HttpRequest) -> IdentityResult:
     result = getattr(request, _RESULT_ATTRIBUTE, None)
     if isinstance(result, IdentityResult):
         return result
-    result = identity_from_request(request)
+    result = verifier().verify_request(request.META, request.method or "", request.path)
     setattr(request, _RESULT_ATTRIBUTE, result)
     if result.rejection is not None and result.rejection is not Rejection.MISSING:
         ASSERTION_REJECTED.labels(reason=result.rejection.value).inc()
@@ -75,15 +76,6 @@ def record_missing_identity(request: HttpRequest) -> None:
     """Count a request refused for want of an identity it never carried (``missing``)."""
     if identity_for(request).rejection is Rejection.MISSING:
         ASSERTION_REJECTED.labels(reason=Rejection.MISSING.value).inc()
-
-
-def identity_from_request(request: HttpRequest) -> IdentityResult:
-    """The request's verified gateway identity, or the :class:`Rejection` that voids it.
-
-    Claims the assertion's id in Redis: call it once per request (see :func:`identity_for`).
-    ``request.path`` keeps the script prefix: the gateway binds the whole path it sends.
-    """
-    return verifier().verify_request(request.META, request.method or "", request.path)
 
 
 def identity_to_end_a_session(request: HttpRequest) -> GatewayIdentity | None:

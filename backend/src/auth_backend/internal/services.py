@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from auth_backend.core.metrics import JWT_VALIDATIONS
-from auth_backend.tokens.services import InvalidAccessToken, validate_access_token
+from auth_backend.tokens.exceptions import InvalidAccessToken
+from auth_backend.tokens.services.validation import validate_access_token
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,8 @@ def introspect_access_token(token: str) -> Introspection:
     """Whether ``token`` is an access token this service would accept right now.
 
     Delegates every check (signature, issuer, audience, expiry, revocation, active user) to
-    ``tokens.services.validate_access_token``. A bad token is an answer, not an error: the
-    caller asked a question about it.
+    ``tokens.services.validation.validate_access_token``. A bad token is an answer, not an
+    error: the caller asked a question about it.
     """
     try:
         claims = validate_access_token(token)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from auth_backend.core.serializers import InputSerializer
-from auth_backend.tokens.services import MAX_REFRESH_TOKEN_LENGTH
+from auth_backend.tokens.services.issuing import MAX_REFRESH_TOKEN_LENGTH
 
 
 class RefreshRequestSerializer(InputSerializer):

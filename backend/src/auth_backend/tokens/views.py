@@ -17,7 +17,6 @@ from auth_backend.core.openapi import CLIENT_SCHEME_NAME, error_response
 from auth_backend.identity.assertion import GatewayIdentity
 from auth_backend.identity.authentication import SessionEndingAuthentication
 from auth_backend.identity.callers import authenticated_user
-from auth_backend.tokens import services
 from auth_backend.tokens.keys import jwks_document
 from auth_backend.tokens.serializers import (
     JwksSerializer,
@@ -25,6 +24,7 @@ from auth_backend.tokens.serializers import (
     RefreshRequestSerializer,
     TokenPairSerializer,
 )
+from auth_backend.tokens.services import revoking, rotation
 
 
 def _error(description: str) -> OpenApiResponse:
@@ -65,7 +65,7 @@ class TokenRefreshView(_PublicView):
     def post(self, request: Request) -> Response:
         serializer = RefreshRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        pair = services.rotate_refresh_token(serializer.validated_data["refresh_token"])
+        pair = rotation.rotate_refresh_token(serializer.validated_data["refresh_token"])
         return _no_store(Response(pair.as_response()))
 
 
@@ -101,7 +101,7 @@ class LogoutView(APIView):
         serializer = LogoutRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         identity = request.auth if isinstance(request.auth, GatewayIdentity) else None
-        services.logout(
+        revoking.logout(
             authenticated_user(request),
             refresh_token=serializer.validated_data.get("refresh_token"),
             access_token_id=identity.token_id if identity else None,

@@ -10,6 +10,7 @@ Modules, one concept each:
 * :mod:`.schema` — every setting once: Kong's schema, defaults, ranges, descriptions;
 * :mod:`.config` — the validated plugin configuration (:class:`JwtConfig`);
 * :mod:`.identity` — which request headers are client-supplied identity to strip;
+* :mod:`.route_guard` — the CGI-shaped and rewrite headers a client must not send upstream;
 * :mod:`.extract` — finding the token in the request;
 * :mod:`.verify` — verifying its signature and claims;
 * :mod:`.authorize` — the route's scope and role requirements;

@@ -123,7 +123,6 @@ class AssertionSigner:
         self._key: Any = None
         self._algorithm = ""
         self._public_jwk: dict[str, Any] = {}
-        self.sign_count = 0  # signatures made, for tests and diagnostics
 
     def load(self) -> None:
         """Read and parse the key file (once); raises :class:`SigningKeyError`."""
@@ -178,14 +177,12 @@ class AssertionSigner:
         self.load()
         now = self._clock() if now is None else now
         payload = self._payload(claims, audience, request, now)
-        token = jwt.encode(
+        return jwt.encode(
             payload,
             self._key,
             algorithm=self._algorithm,
             headers={"kid": self._public_jwk["kid"], "typ": "JWT"},
         )
-        self.sign_count += 1
-        return token
 
     def _payload(
         self, claims: Mapping[str, Any], audience: str, request: RequestBinding, now: float

@@ -115,7 +115,6 @@ class JwksManager:
         self._worker: threading.Thread | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self.fetch_count = 0  # attempts, for tests and diagnostics
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -223,7 +222,6 @@ class JwksManager:
 
     def _fetch_and_install(self, reason: str) -> bool:
         assert self.jwks_uri is not None
-        self.fetch_count += 1
         try:
             fetched = self._fetcher_or_default()(self.jwks_uri)
             keys = keys_from_jwks(fetched.document)

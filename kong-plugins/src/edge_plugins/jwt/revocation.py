@@ -180,7 +180,6 @@ class RedisRevocations:
         self._subscribed = threading.Event()
         self._worker: threading.Thread | None = None
         self._lock = threading.Lock()
-        self.resync_count = 0
 
     @property
     def connected(self) -> bool:
@@ -318,7 +317,6 @@ class RedisRevocations:
                 # and safe should tokens live longer than the backend's 15 minutes.
                 self.state.set_not_before(_text(key)[len(nbf_prefix) :], not_before)
                 nbfs += 1
-        self.resync_count += 1
         log.info("revocations resynced from keys: %d jtis, %d not-before", jtis, nbfs)
 
 

@@ -23,7 +23,7 @@ from edge_plugins.kong_schema import Field
 from edge_plugins.ratelimit.errors import LimitConfigError
 from edge_plugins.ratelimit.limits import PERIODS, Algorithm, Limit
 from edge_plugins.ratelimit.redis_store import RedisSettings
-from edge_plugins.ratelimit.schema import FIELDS, LimitBy, Policy, StoreFailure
+from edge_plugins.ratelimit.schema import FIELDS, LimitBy, Policy, StoreFailure, limit_by_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +85,7 @@ class RateLimitConfig:
         limits = tuple(_limit(entry, algorithm) for entry in conf.get("limits") or ())
         if not limits:
             raise LimitConfigError("at least one limit is required")
-        limit_by = LimitBy(_value(conf, FIELDS["limit_by"]))
+        limit_by = limit_by_of(_value(conf, FIELDS["limit_by"]))
         header_name = (conf.get("header_name") or "").strip().lower() or None
         if limit_by is LimitBy.HEADER and header_name is None:
             raise LimitConfigError("limit_by 'header' needs header_name")

@@ -362,7 +362,7 @@ class RedisLimiter:
             )
         return Outcome(bool(reply[0]), tuple(decisions))
 
-    def _run(self, keys: list[str], args: list[str | int]) -> list[Any]:
+    def _run(self, keys: list[str], args: list[str | int]) -> list[int]:
         if not self.breaker.allow():
             raise StoreUnavailable("breaker_open", "circuit breaker open")
         started = time.perf_counter()
@@ -379,6 +379,8 @@ class RedisLimiter:
             raise StoreUnavailable("error", str(exc)) from exc
         self._observe(time.perf_counter() - started)
         self.breaker.record_success()
+        if not isinstance(reply, list):  # the script returns a table of integers
+            raise StoreUnavailable("error", f"script answered a {type(reply).__name__}")
         return reply
 
     def _failed(self, started: float) -> None:

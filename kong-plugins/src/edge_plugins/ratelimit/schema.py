@@ -20,7 +20,7 @@ MAX_COUNT = 1_000_000_000
 
 class LimitBy(enum.StrEnum):
     IP = "ip"  # kong.client.get_forwarded_ip(): the client as Kong sees it
-    CONSUMER = "consumer"  # the subject edge-jwt shares; the IP when anonymous
+    SUBJECT = "subject"  # the token subject edge-jwt shares; the IP when anonymous
     HEADER = "header"  # a request header's value; the IP when absent
     PATH = "path"
     SERVICE = "service"  # one counter for the whole scope
@@ -38,8 +38,18 @@ class StoreFailure(enum.StrEnum):
     LOCAL = "local"  # per-node counters at limit ÷ expected_nodes
 
 
+# Old names Kong's schema still accepts, and what they mean. `consumer` never meant a Kong
+# Consumer (edge-jwt does not authenticate one): it was always the token's subject.
+DEPRECATED_LIMIT_BY = {"consumer": LimitBy.SUBJECT}
+
+
 def _choices(kind: type[enum.StrEnum]) -> tuple[str, ...]:
     return tuple(member.value for member in kind)
+
+
+def limit_by_of(value: str) -> LimitBy:
+    """The :class:`LimitBy` a configured value names, a deprecated alias included."""
+    return DEPRECATED_LIMIT_BY.get(value) or LimitBy(value)
 
 
 REDIS_FIELDS = (
@@ -135,11 +145,12 @@ FIELDS = FieldTable(
     Field(
         "limit_by",
         "string",
-        "What a counter belongs to: the client IP, the subject edge-jwt verified (the IP "
-        "when anonymous), a header's value (the IP when absent), the path, or the whole "
-        "service or route.",
-        default=LimitBy.CONSUMER.value,
-        one_of=_choices(LimitBy),
+        "What a counter belongs to: the client IP, the `subject` of the token edge-jwt "
+        "verified (the IP when anonymous), a header's value (the IP when absent), the path, "
+        "or the whole service or route. `consumer` is a deprecated alias of `subject`: "
+        "Kong Consumers are not used.",
+        default=LimitBy.SUBJECT.value,
+        one_of=(*_choices(LimitBy), *DEPRECATED_LIMIT_BY),
     ),
     Field("header_name", "string", "The header counted by with `limit_by: header`.", len_min=1),
     Field(

@@ -11,5 +11,6 @@ Each module is one concept, unit-tested without Kong or RPC:
 * :mod:`.pending` — what access hands to the log phase (process-wide, bounded);
 * :mod:`.span` — the gateway server span built from ``kong.log.serialize()``;
 * :mod:`.otlp` — OTLP/protobuf encoding; :mod:`.export` — the batch exporter;
+* :mod:`.schema` — every setting once: Kong's schema, defaults, ranges, descriptions;
 * :mod:`.config`, :mod:`.metrics`, :mod:`.ids`.
 """

@@ -104,9 +104,6 @@ class BatchSpanExporter:
             self._worker.start()
         return True
 
-    def queued(self) -> int:
-        return len(self._queue)
-
     # -- flushing and shutdown (tests, process exit) ------------------------------------
     def force_flush(self, timeout: float = 5.0) -> bool:
         """Export everything queued now; ``True`` if the queue drained within ``timeout``."""
@@ -251,8 +248,3 @@ def exporter_for(settings: ExportSettings, scope_version: str = "") -> BatchSpan
             )
             _registry[settings] = exporter
         return exporter
-
-
-def all_exporters() -> list[BatchSpanExporter]:
-    with _registry_lock:
-        return list(_registry.values())

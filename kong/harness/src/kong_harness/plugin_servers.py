@@ -99,7 +99,6 @@ class PluginServerProcess:
         self.server = server
         self.env = worker_environment() if env is None else dict(env)
         self.proc: asyncio.subprocess.Process | None = None
-        self.spawn_count = 0
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -132,7 +131,6 @@ class PluginServerProcess:
                 env=self.env,
                 start_new_session=True,
             )
-            self.spawn_count += 1
             next_spawn = time.monotonic() + RESPAWN_INTERVAL
             log.info("[pluginserver] started, pid %s", self.proc.pid)
             await self._grab_logs(self.proc)

@@ -55,7 +55,7 @@ from auth_backend.accounts.models import User, normalize_email
 from auth_backend.accounts.services.sign_in import LoginResult, create_login_challenge
 from auth_backend.core import tracing
 from auth_backend.events.services import EventType, record_event
-from auth_backend.tokens.services import issue_token_pair
+from auth_backend.tokens.services.issuing import issue_token_pair
 
 log = logging.getLogger(__name__)
 

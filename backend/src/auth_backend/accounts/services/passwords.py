@@ -16,7 +16,7 @@ from auth_backend.accounts.models import OneTimeToken, TokenPurpose, User, norma
 from auth_backend.accounts.selectors import locked_user, user_by_email
 from auth_backend.accounts.services import one_time_tokens, second_factor
 from auth_backend.events.services import EventType, record_event
-from auth_backend.tokens.services import revoke_all_for_user
+from auth_backend.tokens.services.revoking import revoke_all_for_user
 
 
 @functools.cache

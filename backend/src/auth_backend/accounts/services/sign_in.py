@@ -37,7 +37,7 @@ from auth_backend.core.metrics import (
     TWO_FACTOR_VERIFICATIONS,
 )
 from auth_backend.events.services import EventType, record_event
-from auth_backend.tokens.services import TokenPair, issue_token_pair
+from auth_backend.tokens.services.issuing import TokenPair, issue_token_pair
 
 AMR_PASSWORD = "pwd"  # noqa: S105 - an RFC 8176 method name
 AMR_OTP = "otp"

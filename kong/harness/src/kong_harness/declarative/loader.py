@@ -242,7 +242,6 @@ class _Item:
     label: str  # position in the file, for position-based ids
     parent: _Item | None = None
     id: str | None = None
-    generated_key: str | None = None
 
 
 def _read_source(source: str | os.PathLike[str] | Mapping[str, Any]) -> Any:
@@ -712,7 +711,6 @@ class _Loader:
                 key = self._plugin_cache_key(item)
             else:  # certificates, ca_certificates: no endpoint or cache key, a random id
                 key = None
-            item.generated_key = key
             item.id = _entity_uuid(
                 item.kind, key if key is not None else f"harness-position:{item.label}"
             )

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from auth_backend.tokens.services import purge_expired_tokens
+from auth_backend.tokens.services.purge import purge_expired_tokens
 
 
 class Command(BaseCommand):
