@@ -162,6 +162,17 @@ def _bridge_rows(br: dict[str, Any], variants: dict[str, dict[str, float]]) -> l
             *BLANK,
         ]
     )
+    one = variants["edge chain, one process"]["cpu_us_per_request"]
+    rows.append(
+        [
+            "whole chain CPU µs / request served by one process (bench only, "
+            "tests/bench/plugins/one_process.py): vs three processes; vs before; vs typical "
+            "kong-pdk (threads)",
+            f"{one:.0f}: vs {now:.0f} ({_ratio(one, now)}); vs {before:.0f} "
+            f"({_ratio(one, before)}); vs {typical:.0f} ({_ratio(one, typical)})",
+            *BLANK,
+        ]
+    )
     return rows
 
 
