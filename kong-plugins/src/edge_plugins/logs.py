@@ -182,19 +182,19 @@ def route_kong_pdk_logger() -> None:
     from kong_pdk.logger import Logger
 
     def log(self: Logger, level: str, fmt: str, *args: object, **_: object) -> None:
-        target = logging.getLogger("kong_pdk")
-        try:
-            message = fmt % args if args else fmt
-        except (TypeError, ValueError):
-            message = f"{fmt} {args!r}"
-        target.log(_KONG_PDK_LEVELS.get(level, logging.INFO), "%s", message)
+        level_number = _KONG_PDK_LEVELS.get(level, logging.INFO)
+        logging.getLogger("kong_pdk").log(level_number, "%s", _kong_pdk_message(fmt, args))
 
     def exception(self: Logger, fmt: str, *args: object, **_: object) -> None:
-        try:
-            message = fmt % args if args else fmt
-        except (TypeError, ValueError):
-            message = f"{fmt} {args!r}"
-        logging.getLogger("kong_pdk").error("%s", message, exc_info=True)
+        logging.getLogger("kong_pdk").error("%s", _kong_pdk_message(fmt, args), exc_info=True)
 
-    Logger.log = log  # type: ignore[method-assign]
-    Logger.exception = exception  # type: ignore[method-assign]
+    Logger.log = log
+    Logger.exception = exception
+
+
+def _kong_pdk_message(fmt: str, args: tuple[object, ...]) -> str:
+    """kong-pdk's ``fmt % args``; a format that does not fit its arguments keeps both."""
+    try:
+        return fmt % args if args else fmt
+    except (TypeError, ValueError):
+        return f"{fmt} {args!r}"
