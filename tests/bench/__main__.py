@@ -138,6 +138,18 @@ def _bridge_rows(br: dict[str, Any], variants: dict[str, dict[str, float]]) -> l
             *BLANK,
         ]
     )
+    spread = br["processes"]
+    rows.append(
+        [
+            f"a chain's {spread['plugins']} events ({spread['calls_per_event']} PDK calls each), "
+            f"{spread['request_gap_seconds'] * 1000:.0f} ms between requests, CPU µs / request "
+            "on our bridge: three processes (as deployed) vs one process serving the three",
+            f"{spread['three_processes_us']:.0f} (min {spread['three_processes_us_min']:.0f}) "
+            f"vs {spread['one_process_us']:.0f} (min {spread['one_process_us_min']:.0f}) — one "
+            f"process {_ratio(spread['one_process_us'], spread['three_processes_us'])} three",
+            *BLANK,
+        ]
+    )
     now = variants["edge chain"]["cpu_us_per_request"]
     before = variants["edge chain before"]["cpu_us_per_request"]
     typical = variants["typical chain"]["cpu_us_per_request"]
@@ -147,6 +159,17 @@ def _bridge_rows(br: dict[str, Any], variants: dict[str, dict[str, float]]) -> l
             "edge-trace log phase: 4 events); vs typical kong-pdk (threads)",
             f"{now:.0f} vs {before:.0f} ({_ratio(now, before)}); vs {typical:.0f} "
             f"({_ratio(now, typical)})",
+            *BLANK,
+        ]
+    )
+    one = variants["edge chain, one process"]["cpu_us_per_request"]
+    rows.append(
+        [
+            "whole chain CPU µs / request served by one process (bench only, "
+            "tests/bench/plugins/one_process.py): vs three processes; vs before; vs typical "
+            "kong-pdk (threads)",
+            f"{one:.0f}: vs {now:.0f} ({_ratio(one, now)}); vs {before:.0f} "
+            f"({_ratio(one, before)}); vs {typical:.0f} ({_ratio(one, typical)})",
             *BLANK,
         ]
     )

@@ -16,6 +16,7 @@ kong-pdk's in gevent mode (``--kong-pdk-bridge``), kong-pdk's in its default thr
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import threading
 import time
@@ -34,6 +35,9 @@ BRIDGES = {
 CALLS = 10
 WAIT = 0.2
 CONCURRENT = 5
+PLUGINS = 3  # the chain: edge-trace, edge-jwt, edge-rate-limit
+CHAIN_CALLS = 3  # PDK calls per plugin event: about the chain's 10 over its 3 events
+REQUEST_GAP = 0.005  # seconds between requests: each process idles between its events
 
 
 def _answer(method: str, args: list[Any]) -> tuple[Any, None]:
@@ -70,6 +74,52 @@ def _concurrency(flags: list[str]) -> float:
         return time.monotonic() - started
 
 
+def _chain_block(processes: int, requests: int, warmup: int) -> float:
+    """CPU µs per request of ``PLUGINS`` events (``CHAIN_CALLS`` calls each) a request,
+    ``REQUEST_GAP`` apart, on ``processes`` fresh servers of our bridge (the events spread
+    over them in turn)."""
+    with contextlib.ExitStack() as stack:
+        servers = [
+            stack.enter_context(plugin_server(BRIDGES["ours"], PROBE)) for _ in range(processes)
+        ]
+        targets = []
+        for index in range(PLUGINS):
+            conn = servers[index % processes].connect()
+            targets.append((conn, start_instance(conn, "bridge-probe", {"calls": CHAIN_CALLS})))
+
+        def request() -> None:
+            for conn, iid in targets:
+                Event(conn, iid, "access", _answer).run()
+
+        for _ in range(warmup):
+            request()
+        pids = [server.process.pid for server in servers]
+        before = sum(cpu_ns(pid) for pid in pids)
+        for _ in range(requests):
+            request()
+            time.sleep(REQUEST_GAP)
+        return (sum(cpu_ns(pid) for pid in pids) - before) / requests / 1000
+
+
+def processes_vs_one(blocks: int, requests: int, warmup: int) -> dict[str, Any]:
+    """The chain's events in ``PLUGINS`` processes vs one, interleaved blocks."""
+    spread: list[float] = []
+    one: list[float] = []
+    for _ in range(blocks):
+        spread.append(_chain_block(PLUGINS, requests, warmup))
+        one.append(_chain_block(1, requests, warmup))
+    return {
+        "plugins": PLUGINS,
+        "calls_per_event": CHAIN_CALLS,
+        "request_gap_seconds": REQUEST_GAP,
+        "requests_per_block": requests,
+        "three_processes_us": statistics.median(spread),
+        "three_processes_us_min": min(spread),
+        "one_process_us": statistics.median(one),
+        "one_process_us_min": min(one),
+    }
+
+
 def run(blocks: int, events: int, warmup: int) -> dict[str, Any]:
     samples: dict[str, dict[str, list[float]]] = {
         name: {"null": [], "calls": []} for name in BRIDGES
@@ -89,4 +139,5 @@ def run(blocks: int, events: int, warmup: int) -> dict[str, Any]:
             "pdk_call_us_min": min(per_call),
             "concurrent_wait_seconds": _concurrency(flags),
         }
+    result["processes"] = processes_vs_one(blocks, max(1, events // 2), warmup)
     return result

@@ -17,6 +17,10 @@ kong-pdk's own bridge (``--kong-pdk-bridge``) and edge-trace with its log phase
 (``--export-spans``, no collector), so "edge chain" and "edge chain before" compare the
 runtime and the dropped idle log event on the same run.
 
+A third gateway serves our chain from one process (tests/bench/plugins/one_process.py: the
+three plugins on one socket, as Kong 3.9.3 allows), "edge chain, one process": what one
+process instead of three would save, with the same messages.
+
 Every request carries the same valid RS256 token (edge-jwt's verified-token cache hits),
 except ``jwt miss``, which sends a token never seen. Limits are far above what the run
 sends: the happy path is measured. The tokens' JWKS is served here, not by the backend.
@@ -277,6 +281,26 @@ def _before_runner(yml: str) -> HarnessRunner:
     )
 
 
+ONE_PROCESS_SOCKET = "edge-plugins.socket"
+
+
+def _one_process_runner(yml: str) -> HarnessRunner:
+    """Our chain served by one process (tests/bench/plugins/one_process.py) on one socket:
+    edge-trace's entry starts it, edge-jwt's and edge-rate-limit's name the same socket and
+    no start command (docs/plugin-runtime.md)."""
+    commands = {name: f"{name} --metrics-port 0" for name in OURS}
+    commands["edge-trace"] = f"{BIN_DIR / 'python'} {PLUGINS_DIR / 'one_process.py'}"
+    return HarnessRunner(
+        yml,
+        servers={name: {} for name in OURS},
+        commands=commands,
+        flags=dict.fromkeys(OURS, BASE_SERVER_FLAGS),
+        workers=1,
+        sockets=dict.fromkeys(OURS, ONE_PROCESS_SOCKET),
+        external=OURS[1:],
+    )
+
+
 def _chain_only(yml: str) -> str:
     """The bench's kong.yml with the chain's route and plugins only."""
     doc = yaml.safe_load(yml)
@@ -425,14 +449,17 @@ def run(settings: ChainSettings) -> dict[str, Any]:
         with (
             _runner(yml, metrics_ports) as gateway,
             _before_runner(_chain_only(yml)) as before,
+            _one_process_runner(_chain_only(yml)) as together,
             counter.installed(),
         ):
             servers = (*NULLS, *OURS, *TYPICAL, *TYPICAL_GEVENT.values(), *TYPICAL_NULLS)
             pid = {name: server_pid(gateway, name) for name in servers}
             before_pids = tuple(server_pid(before, name) for name in OURS)
+            together_pid = server_pid(together, OURS[0])  # the one process
             with (
                 httpx.Client(base_url=gateway.url, trust_env=False, timeout=30) as client,
                 httpx.Client(base_url=before.url, trust_env=False, timeout=30) as before_client,
+                httpx.Client(base_url=together.url, trust_env=False, timeout=30) as together_client,
             ):
 
                 def sender(
@@ -470,6 +497,11 @@ def run(settings: ChainSettings) -> dict[str, Any]:
                         "edge chain before",
                         sender("/edge-chain", client=before_client),
                         before_pids,
+                    ),
+                    Variant(
+                        "edge chain, one process",
+                        sender("/edge-chain", client=together_client),
+                        (together_pid,),
                     ),
                     variant("typical-trace", "/typical-trace", ("typical-trace",)),
                     variant("typical-jwt", "/typical-jwt", ("typical-jwt",)),

@@ -126,6 +126,8 @@ class HarnessRunner:
         admin: bool = False,
         conf_lines: tuple[str, ...] = (),
         flags: dict[str, str] | None = None,
+        sockets: dict[str, str] | None = None,
+        external: tuple[str, ...] = (),
     ) -> None:
         """``servers`` maps each plugin server name to extra environment for its process;
         ``commands`` maps a server name to the command serving it: an absolute command
@@ -135,7 +137,11 @@ class HarnessRunner:
         serve Kong's Status and Admin APIs on free ports (kong.conf ``status_listen``,
         ``admin_listen``; ``off`` otherwise); ``conf_lines`` are extra kong.conf lines.
         ``flags`` maps a server name to kong-pdk flags in place of :data:`SERVER_FLAGS` (a
-        plain kong-pdk plugin in its default threads mode gets ``""``)."""
+        plain kong-pdk plugin in its default threads mode gets ``""``). ``sockets`` maps a
+        server name to its socket's file name under the prefix (``<name>.socket`` otherwise:
+        several entries may share one); the servers in ``external`` get no start command
+        (kong/conf_loader/init.lua: "assuming external process management"), only their
+        socket and query command."""
         self.dir = Path(tempfile.mkdtemp(prefix="kh-"))  # short: Unix socket paths ≤ 107
         servers = servers or {"edge-demo": {}}
         commands = commands or {}
@@ -161,12 +167,14 @@ class HarnessRunner:
             command = commands.get(name, DEMO_COMMAND)
             absolute = Path(shlex.split(command)[0]).is_absolute()
             program = command if absolute else f"{BIN_DIR}/{command}"
-            lines += [
-                f"{key}_socket = {self.dir}/{name}.socket",
-                f"{key}_start_cmd = {env_prefix}{program} -p {self.dir} "
-                f"--socket-name {name}.socket {(flags or {}).get(name, SERVER_FLAGS)}".rstrip(),
-                f"{key}_query_cmd = {env_prefix}{program} --dump",
-            ]
+            socket_name = (sockets or {}).get(name, f"{name}.socket")
+            lines.append(f"{key}_socket = {self.dir}/{socket_name}")
+            if name not in external:
+                lines.append(
+                    f"{key}_start_cmd = {env_prefix}{program} -p {self.dir} --socket-name "
+                    f"{socket_name} {(flags or {}).get(name, SERVER_FLAGS)}".rstrip()
+                )
+            lines.append(f"{key}_query_cmd = {env_prefix}{program} --dump")
         (self.dir / "kong.conf").write_text("\n".join(lines) + "\n")
         (self.dir / "kong.yml").write_text(textwrap.dedent(kong_yml))
         self.settings = GatewaySettings(

@@ -135,3 +135,23 @@ def test_repository_gateway_serves_the_three_edge_plugins(tmp_path: Path) -> Non
     assert priorities == {"edge-trace": 100000, "edge-jwt": 1450, "edge-rate-limit": 910}
     names = [p.name for p in gateway.config.plugins] if gateway.config else []
     assert names.count("edge-trace") == 1, "one global edge-trace for every route"
+
+
+def test_runner_writes_entries_sharing_a_socket_with_one_start_command() -> None:
+    """Several ``pluginserver_*`` entries may name one socket, the start command on one of
+    them (kong/conf_loader/init.lua: the others are "assuming external process
+    management"); tests/bench/chain.py serves the chain from one process that way."""
+    from tests.harness.support import HarnessRunner
+
+    runner = HarnessRunner(
+        '_format_version: "3.0"\n',
+        servers={"demo-a": {}, "demo-b": {}},
+        sockets={"demo-a": "shared.socket", "demo-b": "shared.socket"},
+        external=("demo-b",),
+    )
+    servers = {s.name: s for s in runner.settings.kong_conf.pluginservers}
+    assert servers["demo-a"].socket == servers["demo-b"].socket == f"{runner.dir}/shared.socket"
+    assert servers["demo-b"].start_command is None
+    assert servers["demo-a"].start_command is not None
+    assert "--socket-name shared.socket" in servers["demo-a"].start_command
+    assert servers["demo-b"].query_command.endswith("--dump")
