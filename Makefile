@@ -13,7 +13,8 @@ PYTEST_ARGS ?=
 # make bench BENCH_ARGS=--quick (a smoke run); every parameter: python -m tests.bench --help
 BENCH_ARGS ?=
 
-.PHONY: help setup run test test-e2e-kong-pdk check lint format mypy bench up down clean k8s-tools k8s-rules k8s-render plugin-docs
+.PHONY: help setup run test test-e2e-kong-pdk check lint format mypy bench up down clean k8s-tools k8s-rules k8s-render plugin-docs \
+	container-runtime-start container-runtime-stop standin-images
 
 # `make help` lists every target that carries a `## ` description on its rule line.
 help: ## this list
@@ -95,6 +96,16 @@ up: setup ## the docker compose stack with real Kong
 down: ## stop the docker compose stack
 	@test -f docker-compose.yml || { echo "docker-compose.yml arrives with the compose issue"; exit 1; }
 	docker compose down
+
+# --- containers: podman and the stand-in images (tests/containers/README.md) ------------
+container-runtime-start: ## podman's Docker API on var/containers/podman.sock + the healthcheck loop; prints DOCKER_HOST
+	@tests/containers/runtime start
+
+container-runtime-stop: ## stop what container-runtime-start started
+	@tests/containers/runtime stop
+
+standin-images: setup ## build the stand-in images under the tags the repository pins (cached)
+	CONTAINERS_CONF=$(CURDIR)/tests/containers/containers.conf $(VENV)/bin/python -m tests.containers.standins
 
 clean: ## remove .venv, .tools and var/
 	rm -rf $(VENV) $(TOOLS) var .pytest_cache .ruff_cache
