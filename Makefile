@@ -13,7 +13,8 @@ PYTEST_ARGS ?=
 # make bench BENCH_ARGS=--quick (a smoke run); every parameter: python -m tests.bench --help
 BENCH_ARGS ?=
 
-.PHONY: help setup run test test-e2e-kong-pdk check lint format mypy bench up down stack-test clean k8s-tools k8s-rules k8s-render plugin-docs
+.PHONY: help setup run test test-e2e-kong-pdk check lint format mypy bench up down stack-test clean k8s-tools k8s-rules k8s-render plugin-docs \
+	container-runtime-start container-runtime-stop standin-images
 
 # `make help` lists every target that carries a `## ` description on its rule line.
 help: ## this list
@@ -106,6 +107,16 @@ down: setup ## stop the docker compose stack (its containers, networks, anonymou
 # images, our two images, compose up, then requests, scrapes, traces, an alert; compose down.
 stack-test: setup ## start the compose stack on podman with stand-in images and check it end to end
 	$(VENV)/bin/python -m pytest -p no:cacheprovider -s tests/stack/test_stack_run.py $(PYTEST_ARGS)
+
+# --- containers: podman and the stand-in images (tests/containers/README.md) ------------
+container-runtime-start: ## podman's Docker API on var/containers/podman.sock + the healthcheck loop; prints DOCKER_HOST
+	@tests/containers/runtime start
+
+container-runtime-stop: ## stop what container-runtime-start started
+	@tests/containers/runtime stop
+
+standin-images: setup ## build the stand-in images under the tags the repository pins (cached)
+	CONTAINERS_CONF=$(CURDIR)/tests/containers/containers.conf $(VENV)/bin/python -m tests.containers.standins
 
 clean: ## remove .venv, .tools and var/
 	rm -rf $(VENV) $(TOOLS) var .pytest_cache .ruff_cache
