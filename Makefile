@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 # make bench BENCH_ARGS=--quick (a smoke run); every parameter: python -m tests.bench --help
 BENCH_ARGS ?=
 
-.PHONY: help setup run test test-e2e-kong-pdk check lint format mypy bench up down stack-test clean k8s-tools k8s-rules k8s-render plugin-docs \
+.PHONY: help setup run test test-e2e-kong-pdk check lint format mypy bench up down stack-files stack-test clean k8s-tools k8s-rules k8s-render plugin-docs \
 	container-runtime-start container-runtime-stop standin-images
 
 # `make help` lists every target that carries a `## ` description on its rule line.
@@ -92,12 +92,16 @@ COMPOSE := scripts/compose
 up: setup ## the docker compose stack with real Kong (Docker or podman: README "Run the stack")
 	@$(COMPOSE) check
 	@! grep -qs 'placeholder-not-a-secret' .env || { echo "make up: .env still holds .env.example's placeholder secrets; set real ones"; exit 1; }
+	@$(MAKE) --no-print-directory stack-files
+	HOST_UID=$$(id -u) HOST_GID=$$(id -g) $(COMPOSE) up -d --build
+
+# The host files the compose file mounts that are not in git (make up; make stack-test).
+stack-files: setup
 	scripts/dev-certs   # TLS between Kong and the backend (var/certs, kept when valid)
 	mkdir -p var/prometheus   # Prometheus's data, owned by you like the keys it reads
 	scripts/gateway-keys  # Kong's assertion key (var/keys) + its JWKS for the backend, when missing
 	# The two keys Kong reads: group yours (Kong gets your group, group_add), never world-readable.
 	chmod 0640 var/certs/gateway-key.pem var/keys/gateway-ed25519.pem
-	HOST_UID=$$(id -u) HOST_GID=$$(id -g) $(COMPOSE) up -d --build
 
 down: setup ## stop the docker compose stack (its containers, networks, anonymous volumes)
 	@$(COMPOSE) check

@@ -30,6 +30,8 @@ KONG_CONF = parse_conf_text((ROOT / "kong/kong.conf").read_text())
 # that writes each.
 GENERATED = {
     "var/certs/ca.pem": "scripts/dev-certs",
+    "var/certs/internal-ca.pem": "scripts/dev-certs",
+    "var/certs/monitoring-ca.pem": "scripts/dev-certs",
     "var/certs/backend.pem": "scripts/dev-certs",
     "var/certs/backend-key.pem": "scripts/dev-certs",
     "var/certs/gateway.pem": "scripts/dev-certs",
@@ -180,7 +182,7 @@ def _host_paths():
 
 def test_every_mounted_host_file_exists_or_is_made_by_make_up(tmp_path):
     makefile = (ROOT / "Makefile").read_text()
-    up = makefile.split("\nup:", 1)[1].split("\n\n", 1)[0]
+    up = makefile.split("\nstack-files:", 1)[1].split("\n\n", 1)[0]
     missing = []
     for service, path in _host_paths():
         if path in GENERATED:
@@ -489,7 +491,7 @@ def test_keys_kong_reads_are_group_readable_by_kong_and_not_world_readable():
     kong = SERVICES["kong"]
     assert kong["group_add"] == ["${HOST_GID:-10001}"]
     makefile = (ROOT / "Makefile").read_text()
-    up = makefile.split("\nup:", 1)[1].split("\n\n", 1)[0]
+    up = makefile.split("\nstack-files:", 1)[1].split("\n\n", 1)[0]
     chmod = re.search(r"chmod 0640 (.+)", up)
     assert chmod is not None
     keys = {
@@ -498,7 +500,7 @@ def test_keys_kong_reads_are_group_readable_by_kong_and_not_world_readable():
         if source.endswith("-key.pem") or source.startswith("./var/keys/")
     }
     assert keys and set(chmod.group(1).split()) == keys
-    assert "HOST_GID=$$(id -g)" in up
+    assert "HOST_GID=$$(id -g)" in makefile.split("\nup:", 1)[1].split("\n\n", 1)[0]
 
 
 def test_make_up_checks_the_engine_before_writing_anything():
@@ -534,3 +536,20 @@ def test_compose_check_names_what_is_missing_in_one_line(tmp_path):
     assert result.stdout == ""
     (line,) = result.stderr.splitlines()
     assert f"no container engine answers at unix://{tmp_path}/nothing.sock" in line
+
+
+def test_each_backend_listener_trusts_its_own_client_ca():
+    # Kong shares networks with every backend port: only the CAs keep its certificate out
+    # of the internal API and the metrics (scripts/dev_certs.py signs each client under one).
+    env = SERVICES["backend"]["environment"]
+    cas = [env[f"GUNICORN_{n}CA_CERTS"] for n in ("", "INTERNAL_", "METRICS_")]
+    assert len(set(cas)) == 3, cas
+    mounts = {t: s for s, t, _ in _mounts(SERVICES["backend"])}
+    assert mounts[env["GUNICORN_CA_CERTS"]] == "./var/certs/ca.pem"
+    assert mounts[env["GUNICORN_METRICS_CA_CERTS"]] == "./var/certs/monitoring-ca.pem"
+    prometheus = yaml.safe_load((ROOT / "observability/prometheus/prometheus.yml").read_text())
+    (backend_job,) = [j for j in prometheus["scrape_configs"] if j["job_name"] == "auth-backend"]
+    scraper = {t: s for s, t, _ in _mounts(SERVICES["prometheus"])}
+    assert scraper[backend_job["tls_config"]["cert_file"]] == "./var/certs/prometheus.pem"
+    kong = {t: s for s, t, _ in _mounts(SERVICES["kong"])}
+    assert "./var/certs/gateway.pem" in kong.values()
