@@ -52,9 +52,8 @@ BASE_PACKAGES = ("ca-certificates", "python3", "python3-venv", "wget")
 HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
 # Like the official slim images: no manuals or docs.
 DPKG_EXCLUDES = ("/usr/share/man/*", "/usr/share/doc/*", "/usr/share/info/*")
-# The base's package lists age: rebuilt once a day so apt never asks for a file the mirror
-# dropped.
-BASE_MAX_AGE = datetime.timedelta(days=1)
+# Raised when build_base's commands change (the hash above covers only its inputs).
+BASE_RECIPE = 2
 
 LABEL = "io.api-edge.standin"  # the stand-in folder's name
 LABEL_HASH = "io.api-edge.standin.hash"
@@ -189,9 +188,11 @@ def digest_files(paths: list[Path], base: Path, extra: str = "") -> str:
 
 
 def base_hash() -> str:
+    """The base's inputs, and the day: its package lists age, so it is rebuilt daily before
+    apt asks the mirror for a file it dropped."""
     cas = sorted(HOST_CA_DIR.glob("*.crt")) if HOST_CA_DIR.is_dir() else []
-    recipe = json.dumps([BASE_PACKAGES, DPKG_EXCLUDES, datetime.date.today().isoformat()])
-    return digest_files(cas, HOST_CA_DIR, recipe + Path(__file__).read_text())
+    recipe = [BASE_RECIPE, BASE_PACKAGES, DPKG_EXCLUDES, datetime.date.today().isoformat()]
+    return digest_files(cas, HOST_CA_DIR, json.dumps(recipe))
 
 
 def build_base() -> str:
@@ -211,6 +212,9 @@ def build_base() -> str:
             f'--customize-hook=mkdir -p "$1"{HOST_CA_DIR}'
             f' && cp -a {HOST_CA_DIR}/. "$1"{HOST_CA_DIR}/'
             ' && chroot "$1" update-ca-certificates --fresh >/dev/null',
+            # services installed by a stand-in's apt-get are not started at build time
+            "--customize-hook=printf '#!/bin/sh\\nexit 101\\n' >\"$1\"/usr/sbin/policy-rc.d"
+            ' && chmod 755 "$1"/usr/sbin/policy-rc.d',
         ]
         subprocess.run(
             [
