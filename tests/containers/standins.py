@@ -52,6 +52,8 @@ BASE_PACKAGES = ("ca-certificates", "python3", "python3-venv", "wget")
 HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
 # Like the official slim images: no manuals or docs.
 DPKG_EXCLUDES = ("/usr/share/man/*", "/usr/share/doc/*", "/usr/share/info/*")
+# Raised when build_standin's podman flags change (the hash covers only the context).
+STANDIN_RECIPE = 2
 # Raised when build_base's commands change (the hash above covers only its inputs).
 BASE_RECIPE = 2
 
@@ -313,7 +315,7 @@ def build_standin(ref: str, standin: Standin, base_id: str) -> str:
         if standin.name in CONTEXTS:
             CONTEXTS[standin.name](context)
         files = [p for p in context.rglob("*") if p.is_file()]
-        wanted = digest_files(files, context, f"{ref}\0{base_id}")
+        wanted = digest_files(files, context, f"{STANDIN_RECIPE}\0{ref}\0{base_id}")
         labels = image_labels(target)
         if labels and labels.get(LABEL_HASH) == wanted:
             return "cached"
@@ -322,6 +324,8 @@ def build_standin(ref: str, standin: Standin, base_id: str) -> str:
         podman(
             "build",
             "--pull=never",
+            # Docker's image format: OCI images carry no HEALTHCHECK
+            "--format=docker",
             "--network=host",
             f"--volume={CACHE}:/var/cache/apt/archives",
             f"--build-arg=BASE={BASE_REF}",
