@@ -304,21 +304,35 @@ def jaeger_context(context: Path) -> None:
     )
 
 
+# Files generated into a stand-in's context, and the repository files they come from (what
+# the cache hash covers: a built wheel differs on every build by its timestamps).
 CONTEXTS = {"kong": kong_context, "jaeger": jaeger_context}
+CONTEXT_INPUTS = {
+    "kong": ("kong/harness/pyproject.toml", "kong/harness/src", "uv.lock"),
+    "jaeger": ("tests/otlp_receiver.py", "uv.lock"),
+}
+
+
+def input_files(standin: Standin) -> list[Path]:
+    files = [p for p in standin.folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    for name in CONTEXT_INPUTS.get(standin.name, ()):
+        path = ROOT / name
+        found = path.rglob("*") if path.is_dir() else [path]
+        files += [p for p in found if p.is_file() and "__pycache__" not in p.parts]
+    return files
 
 
 def build_standin(ref: str, standin: Standin, base_id: str) -> str:
     target = qualified(ref)
+    wanted = digest_files(input_files(standin), ROOT, f"{STANDIN_RECIPE}\0{ref}\0{base_id}")
+    labels = image_labels(target)
+    if labels and labels.get(LABEL_HASH) == wanted:
+        return "cached"
     with tempfile.TemporaryDirectory(prefix=f"standin-{standin.name}-") as tmp:
         context = Path(tmp) / "context"
-        shutil.copytree(standin.folder, context)
+        shutil.copytree(standin.folder, context, ignore=shutil.ignore_patterns("__pycache__"))
         if standin.name in CONTEXTS:
             CONTEXTS[standin.name](context)
-        files = [p for p in context.rglob("*") if p.is_file()]
-        wanted = digest_files(files, context, f"{STANDIN_RECIPE}\0{ref}\0{base_id}")
-        labels = image_labels(target)
-        if labels and labels.get(LABEL_HASH) == wanted:
-            return "cached"
         CACHE.mkdir(parents=True, exist_ok=True)
         tag = ref.split("@", 1)[0].rsplit(":", 1)[-1] if ":" in ref.rsplit("/", 1)[-1] else ""
         podman(
