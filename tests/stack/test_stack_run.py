@@ -185,9 +185,10 @@ def health(entry: dict[str, Any]) -> str:
     return str(entry.get("Health") or "")
 
 
-def wait_healthy(stack: Stack, bound: float) -> dict[str, float]:
-    """Seconds until each service was healthy (one-shots: exited 0)."""
-    started = time.monotonic()
+def wait_healthy(stack: Stack, bound: float, started: float | None = None) -> dict[str, float]:
+    """Seconds from ``started`` (default: now) until each service was healthy (one-shots:
+    exited 0)."""
+    started = time.monotonic() if started is None else started
     reached: dict[str, float] = {}
     last: list[dict[str, Any]] = []
     while time.monotonic() - started < bound:
@@ -261,6 +262,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             podman(
                 "build",
                 "--pull=never",
+                "--format=docker",  # OCI images drop HEALTHCHECK
                 "--network=host",
                 f"--file={dockerfile}",
                 f"--tag={qualified(compose_file['services'][service]['image'])}",
@@ -274,7 +276,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stack.volumes_before = set(podman("volume", "ls", "--quiet", env=env).split())
         began = time.monotonic()
         stack.compose("up", "--detach", "--no-build", "--pull", "never", timeout=600)
-        reached = wait_healthy(stack, HEALTHY_WITHIN_S)
+        # compose up returns once the dependencies it waits for are healthy; the rest after
+        reached = wait_healthy(stack, HEALTHY_WITHIN_S, started=began)
         stack.seconds_to_healthy = time.monotonic() - began
         stack.summary["healthy after (s)"] = {k: round(v, 1) for k, v in sorted(reached.items())}
         stack.summary["build (s)"] = {k: round(v, 1) for k, v in timings.items()}
@@ -309,7 +312,11 @@ def test_every_service_healthy_none_restarting_and_migrations_exited_0(stack: St
 
 def _published(entry: dict[str, Any]) -> set[tuple[str, int, int]]:
     return {
-        (p.get("URL") or "0.0.0.0", int(p["PublishedPort"]), int(p["TargetPort"]))
+        (
+            p.get("URL") if p.get("URL") not in ("", "::") else "0.0.0.0",
+            int(p["PublishedPort"]),
+            int(p["TargetPort"]),
+        )
         for p in entry.get("Publishers") or []
         if p.get("PublishedPort")
     }
@@ -359,10 +366,18 @@ def test_internal_api_and_metrics_refuse_kong(stack: Stack) -> None:
 def test_admin_api_is_unreachable_from_the_monitoring_network(stack: Stack) -> None:
     # Prometheus shares the monitoring network with Kong: it reaches the Status API
     # (what it scrapes) but not the Admin API, which listens on Kong's loopback.
-    status = stack.exec("prometheus", "wget", "-q", "-T", "5", "-O", "-", "http://kong:8100/status")
+    deadline = time.monotonic() + 30
+    while True:
+        status = stack.exec(
+            "prometheus", "wget", "-q", "-T", "5", "-O", "-", "http://kong:8100/status"
+        )
+        if status.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(2)
     assert status.returncode == 0, status.stderr
-    admin = stack.exec("prometheus", "wget", "-q", "-T", "5", "-O", "-", "http://kong:8001/status")
+    admin = stack.exec("prometheus", "wget", "-T", "5", "-O", "-", "http://kong:8001/status")
     assert admin.returncode != 0, admin.stdout
+    assert "refused" in admin.stderr.lower(), admin.stderr
     # inside Kong's container it answers (so the test above is not about a dead Admin API)
     inside = stack.exec(
         "kong",
@@ -462,35 +477,47 @@ def test_prometheus_scrapes_every_target_up(stack: Stack) -> None:
     stack.summary["targets up"] = f"{len(targets)}/{len(targets)} ({', '.join(sorted(jobs))})"
 
 
+def _spans_by_service(trace: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    by_service: dict[str, list[dict[str, Any]]] = {}
+    for span in trace["spans"]:
+        service = trace["processes"][span["processID"]]["serviceName"]
+        by_service.setdefault(service, []).append(span)
+    return by_service
+
+
+def _carries(spans: list[dict[str, Any]], request_id: str) -> bool:
+    # a string tag, or an array attribute (http.request.header.x-request-id,
+    # http.response.header.x-request-id) that Jaeger renders as its JSON text
+    return any(request_id in json.dumps(t.get("value")) for s in spans for t in s["tags"])
+
+
 def test_one_trace_joins_gateway_and_backend_by_request_id(stack: Stack) -> None:
     login = stack.summary.get("login")
     assert login, "the auth flow test did not run first"
     trace_id = login["traceresponse"].split("-")[1]
+    request_id = login["request_id"]
+    services = ("kong-edge", "auth-backend")
+    by_service: dict[str, list[dict[str, Any]]] = {}
     with httpx.Client(timeout=30) as client:
-        deadline = time.monotonic() + 60  # the backend's span queue exports every 5 s
+        # the backend's span queue exports every 5 s, its server span possibly in a later
+        # batch than the spans under it
+        deadline = time.monotonic() + 60
         while True:
             answer = client.get(f"{JAEGER}/api/traces/{trace_id}")
-            traces = answer.json().get("data") or [] if answer.status_code == 200 else []
-            services = set()
-            if traces:
-                processes = traces[0]["processes"]
-                services = {processes[s["processID"]]["serviceName"] for s in traces[0]["spans"]}
-            if {"kong-edge", "auth-backend"} <= services or time.monotonic() > deadline:
+            traces = (answer.json().get("data") or []) if answer.status_code == 200 else []
+            by_service = _spans_by_service(traces[0]) if traces else {}
+            joined = all(_carries(by_service.get(name, []), request_id) for name in services)
+            if joined or time.monotonic() > deadline:
                 break
             time.sleep(2)
-    assert {"kong-edge", "auth-backend"} <= services, (answer.status_code, answer.text[:2000])
-    (trace,) = traces
-    by_service: dict[str, list[dict[str, Any]]] = {}
-    for span in trace["spans"]:
-        by_service.setdefault(trace["processes"][span["processID"]]["serviceName"], []).append(span)
-    request_id = login["request_id"]
-    for service in ("kong-edge", "auth-backend"):
-        values = {str(t.get("value")) for s in by_service[service] for t in s.get("tags", [])}
-        assert request_id in values, (service, request_id)
+    assert len(traces) == 1, (answer.status_code, answer.text[:2000])
+    for name in services:
+        assert _carries(by_service.get(name, []), request_id), (name, request_id, answer.text)
+    spans = sum(len(v) for v in by_service.values())
     stack.summary["trace"] = (
-        f"{trace_id}: {len(trace['spans'])} spans "
+        f"{trace_id}: {spans} spans "
         f"({', '.join(f'{k} {len(v)}' for k, v in sorted(by_service.items()))}), "
-        f"X-Request-ID {request_id}"
+        f"joined by X-Request-ID {request_id}"
     )
 
 
