@@ -175,6 +175,14 @@ def image_labels(ref: str) -> dict[str, str] | None:
     return json.loads(done.stdout) or {}
 
 
+def standin_images() -> dict[str, dict[str, str]]:
+    """Every tag of an image carrying LABEL_PINNED -> its labels: the stand-ins, and the
+    images built FROM them (labels are inherited)."""
+    listed = podman("images", "--format", "json", "--filter", f"label={LABEL_PINNED}").stdout
+    images = json.loads(listed or "[]")
+    return {name: image["Labels"] for image in images for name in image.get("Names") or []}
+
+
 def image_id(ref: str) -> str:
     return podman("image", "inspect", "--format", "{{.Id}}", ref).stdout.strip()
 
@@ -297,10 +305,12 @@ def kong_context(context: Path) -> None:
 
 def jaeger_context(context: Path) -> None:
     """The repository's OTLP decoder (tests/otlp_receiver.py) and the locked versions of the
-    protobuf packages it imports."""
+    packages it and the stand-in import."""
     shutil.copy(ROOT / "tests/otlp_receiver.py", context / "otlp_receiver.py")
     (context / "requirements.txt").write_text(
-        "".join(f"{p}=={locked_version(p)}\n" for p in ("opentelemetry-proto", "protobuf"))
+        "".join(
+            f"{p}=={locked_version(p)}\n" for p in ("opentelemetry-proto", "protobuf", "pyyaml")
+        )
     )
 
 
@@ -378,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         outcome = build_standin(ref, standin, base_id)
         print(f"{qualified(ref):55} {outcome:7} {time.monotonic() - started:6.1f}s", flush=True)
+    # the stand-ins' own images a rebuild left without a tag, nobody else's
+    podman("image", "prune", "--force", f"--filter=label={LABEL}")
     print(f"{'total':55} {'':7} {time.monotonic() - total:6.1f}s")
     return 0
 

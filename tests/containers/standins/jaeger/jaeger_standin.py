@@ -24,10 +24,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import yaml
 from otlp_receiver import OtlpReceiver, ReceivedSpan
 
-# Jaeger v1's MEMORY_MAX_TRACES; v2 sets max_traces in its config file (not read here).
-MAX_TRACES = int(os.environ.get("MEMORY_MAX_TRACES") or 100_000)
+# Jaeger v1's MEMORY_MAX_TRACES; v2's max_traces in its --config file wins (max_traces()).
+DEFAULT_MAX_TRACES = int(os.environ.get("MEMORY_MAX_TRACES") or 100_000)
 STARTED = datetime.datetime.now(datetime.UTC).isoformat()
 SPAN_KINDS = {1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
 
@@ -63,6 +64,35 @@ class TraceStore:
                 if any(s.service_name == service for s in spans)
             ]
         return found[:limit]
+
+
+def config_path(argv: list[str]) -> str | None:
+    """v2's `--config <file>` / `--config=<file>` (a `file:` prefix allowed)."""
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            return argv[i + 1].removeprefix("file:")
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1].removeprefix("file:")
+    return None
+
+
+def max_traces(config: Any) -> int | None:
+    """The first `memory: {max_traces: N}` anywhere in v2's config (a jaeger_storage
+    backend); None when there is none."""
+    if isinstance(config, dict):
+        memory = config.get("memory")
+        if isinstance(memory, dict) and "max_traces" in memory:
+            return int(memory["max_traces"])
+        values = list(config.values())
+    elif isinstance(config, list):
+        values = config
+    else:
+        return None
+    for value in values:
+        found = max_traces(value)
+        if found is not None:
+            return found
+    return None
 
 
 def tag(key: str, value: Any) -> dict[str, Any]:
@@ -133,8 +163,17 @@ def serve(port: int, routes: Any) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
 
-def main() -> None:
-    store = TraceStore(MAX_TRACES)
+def main() -> int:
+    limit = DEFAULT_MAX_TRACES
+    path = config_path(sys.argv[1:])
+    if path is not None:
+        try:  # unreadable or not YAML: exit, as Jaeger would
+            with open(path) as config_file:
+                limit = max_traces(yaml.safe_load(config_file)) or limit
+        except (OSError, yaml.YAMLError, ValueError) as exc:
+            print(f"jaeger stand-in: cannot load {path}: {exc}", file=sys.stderr, flush=True)
+            return 1
+    store = TraceStore(limit)
 
     def query(url: Any) -> tuple[int, Any]:
         page = {"total": 0, "limit": 0, "offset": 0, "errors": None}
@@ -163,13 +202,14 @@ def main() -> None:
     serve(13133, health)
     print(
         f"jaeger stand-in: OTLP/HTTP :4318, query :16686, health :14269 and :13133/status; "
-        f"max traces {MAX_TRACES}; arguments not read: {sys.argv[1:]}",
+        f"max traces {limit} (config: {path}); other settings are not read",
         flush=True,
     )
     # pid 1 ignores signals it has no handler for: `docker stop` would wait for SIGKILL
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     threading.Event().wait()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
