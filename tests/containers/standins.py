@@ -20,6 +20,7 @@ folder plus the files generated for it) and of its base is a label on the image.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import datetime
 import hashlib
 import json
@@ -55,7 +56,7 @@ DPKG_EXCLUDES = ("/usr/share/man/*", "/usr/share/doc/*", "/usr/share/info/*")
 # Raised when build_standin's podman flags change (the hash covers only the context).
 STANDIN_RECIPE = 2
 # Raised when build_base's commands change (the hash above covers only its inputs).
-BASE_RECIPE = 2
+BASE_RECIPE = 3
 
 LABEL = "io.api-edge.standin"  # the stand-in folder's name
 LABEL_HASH = "io.api-edge.standin.hash"
@@ -210,14 +211,15 @@ def build_base() -> str:
     labels = image_labels(BASE_REF)
     if labels and labels.get(LABEL_HASH) == wanted:
         return "cached"
-    CACHE.mkdir(parents=True, exist_ok=True)
+    cache = CACHE / "base"
+    cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="standin-base-") as tmp:
         tarball = Path(tmp) / "rootfs.tar"
         archives = '"$1"/var/cache/apt/archives'
         hooks = [
             # apt's downloads kept on the host between runs (var/containers/apt-archives)
-            f"--setup-hook=mkdir -p {archives} && cp -a {CACHE}/. {archives}/",
-            f"--customize-hook=cp -a {archives}/. {CACHE}/ ; rm -rf {archives}/*.deb",
+            f"--setup-hook=mkdir -p {archives} && cp -a {cache}/. {archives}/",
+            f"--customize-hook=cp -a {archives}/. {cache}/ ; rm -rf {archives}/*.deb",
             # this machine's CA certificates (the TLS proxy in front of PyPI)
             f'--customize-hook=mkdir -p "$1"{HOST_CA_DIR}'
             f' && cp -a {HOST_CA_DIR}/. "$1"{HOST_CA_DIR}/'
@@ -234,6 +236,9 @@ def build_base() -> str:
                 f"--include={','.join(BASE_PACKAGES)}",
                 "--components=main",
                 "--skip=cleanup/apt/lists",
+                # no translated package descriptions: fewer index downloads, here and in
+                # every stand-in's apt-get (mmdebstrap keeps the option in the image)
+                '--aptopt=Acquire::Languages "none"',
                 *[f"--dpkgopt=path-exclude={path}" for path in DPKG_EXCLUDES],
                 # the dpkg filters stay for the stand-ins' own apt-get installs
                 *hooks,
@@ -343,7 +348,9 @@ def build_standin(ref: str, standin: Standin, base_id: str) -> str:
         shutil.copytree(standin.folder, context, ignore=shutil.ignore_patterns("__pycache__"))
         if standin.name in CONTEXTS:
             CONTEXTS[standin.name](context)
-        CACHE.mkdir(parents=True, exist_ok=True)
+        # One apt cache per stand-in: builds run in parallel, and apt locks its archives.
+        cache = CACHE / standin.name
+        cache.mkdir(parents=True, exist_ok=True)
         tag = ref.split("@", 1)[0].rsplit(":", 1)[-1] if ":" in ref.rsplit("/", 1)[-1] else ""
         podman(
             "build",
@@ -351,7 +358,7 @@ def build_standin(ref: str, standin: Standin, base_id: str) -> str:
             # Docker's image format: OCI images carry no HEALTHCHECK
             "--format=docker",
             "--network=host",
-            f"--volume={CACHE}:/var/cache/apt/archives",
+            f"--volume={cache}:/var/cache/apt/archives",
             f"--build-arg=BASE={BASE_REF}",
             f"--build-arg=PINNED_TAG={tag}",
             f"--label={LABEL}={standin.name}",
@@ -360,7 +367,6 @@ def build_standin(ref: str, standin: Standin, base_id: str) -> str:
             f"--tag={target}",
             "--file=Containerfile",
             str(context),
-            capture=False,
         )
     return "built"
 
@@ -368,6 +374,7 @@ def build_standin(ref: str, standin: Standin, base_id: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--plan", action="store_true", help="print the plan, build nothing")
+    parser.add_argument("--jobs", type=int, default=3, help="stand-ins built at once")
     parser.add_argument("only", nargs="*", help="stand-in folder names (default: all)")
     args = parser.parse_args(argv)
     steps = plan(strict=not args.only)
@@ -384,14 +391,25 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     print(f"{BASE_REF:55} {build_base():7} {time.monotonic() - started:6.1f}s", flush=True)
     base_id = image_id(BASE_REF)
-    for ref, standin in steps:
+
+    def build(step: tuple[str, Standin]) -> str:
+        ref, standin = step
         started = time.monotonic()
-        outcome = build_standin(ref, standin, base_id)
+        try:
+            outcome = build_standin(ref, standin, base_id)
+        except subprocess.CalledProcessError as exc:
+            print(exc.stdout, exc.stderr, sep="\n", file=sys.stderr, flush=True)
+            outcome = "FAILED"
         print(f"{qualified(ref):55} {outcome:7} {time.monotonic() - started:6.1f}s", flush=True)
+        return outcome
+
+    # The builds wait on the network (apt, PyPI) as much as on the CPU: a few at once.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        outcomes = list(pool.map(build, steps))
     # the stand-ins' own images a rebuild left without a tag, nobody else's
     podman("image", "prune", "--force", f"--filter=label={LABEL}")
     print(f"{'total':55} {'':7} {time.monotonic() - total:6.1f}s")
-    return 0
+    return 1 if "FAILED" in outcomes else 0
 
 
 if __name__ == "__main__":
