@@ -563,3 +563,10 @@ def test_healthcheck_arguments_survive_podman(name):
     test = SERVICES[name].get("healthcheck", {}).get("test") or ["NONE"]
     if test[0] == "CMD":
         assert not [arg for arg in test[1:] if re.search(r"\s", arg)], test
+
+
+def test_postgres_is_healthy_only_once_it_listens_on_tcp():
+    # The official image's entrypoint runs initdb's temporary server on the socket only;
+    # healthy then would let the migrations start against a server about to restart.
+    test = SERVICES["postgres"]["healthcheck"]["test"]
+    assert test[:2] == ["CMD", "pg_isready"] and test[test.index("-h") + 1] == "127.0.0.1"

@@ -275,7 +275,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stack.compose("down", "--volumes", "--remove-orphans", timeout=300, check=False)
         stack.volumes_before = set(podman("volume", "ls", "--quiet", env=env).split())
         began = time.monotonic()
-        stack.compose("up", "--detach", "--no-build", "--pull", "never", timeout=600)
+        up = stack.compose(
+            "up", "--detach", "--no-build", "--pull", "never", timeout=600, check=False
+        )
+        if up.returncode != 0:
+            failed = re.findall(r'service "([\w-]+)"', up.stderr) or stack.services
+            logs = {name: stack.logs(name)[-2500:] for name in dict.fromkeys(failed)}
+            raise AssertionError(f"compose up: {up.stderr[-1500:]}\n{logs}")
         # compose up returns once the dependencies it waits for are healthy; the rest after
         reached = wait_healthy(stack, HEALTHY_WITHIN_S, started=began)
         stack.seconds_to_healthy = time.monotonic() - began
