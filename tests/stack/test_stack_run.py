@@ -275,22 +275,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stack.compose("down", "--volumes", "--remove-orphans", timeout=300, check=False)
         stack.volumes_before = set(podman("volume", "ls", "--quiet", env=env).split())
         began = time.monotonic()
-        for attempt in (1, 2):
-            up = stack.compose(
-                "up", "--detach", "--no-build", "--pull", "never", timeout=600, check=False
-            )
-            if up.returncode == 0:
-                break
+        up = stack.compose(
+            "up", "--detach", "--no-build", "--pull", "never", timeout=600, check=False
+        )
+        if up.returncode != 0:
             failed = re.findall(r'service "([\w-]+)"', up.stderr) or stack.services
             logs = {name: stack.logs(name)[-1500:] for name in dict.fromkeys(failed)}
-            # podman's aardvark-dns (1.4) has answered a container started right after its
-            # peer "Temporary failure in name resolution" (Docker's resolver does not): one
-            # more `up` (idempotent: the migrations run again), the first failure printed.
-            transient = all("Temporary failure in name resolution" in t for t in logs.values())
-            if attempt == 2 or not transient:
-                raise AssertionError(f"compose up: {up.stderr[-1500:]}\n{logs}")
-            print(f"compose up failed on name resolution, once more: {logs}", file=sys.stderr)
-            stack.summary["compose up retried"] = f"name resolution ({', '.join(logs)})"
+            raise AssertionError(f"compose up: {up.stderr[-1500:]}\n{logs}")
         # compose up returns once the dependencies it waits for are healthy; the rest after
         reached = wait_healthy(stack, HEALTHY_WITHIN_S, started=began)
         stack.seconds_to_healthy = time.monotonic() - began
