@@ -13,8 +13,7 @@ PYTEST_ARGS ?=
 # make bench BENCH_ARGS=--quick (a smoke run); every parameter: python -m tests.bench --help
 BENCH_ARGS ?=
 
-.PHONY: help setup run test test-e2e-kong-pdk check lint format mypy bench up down stack-files stack-test clean k8s-tools k8s-rules k8s-render plugin-docs \
-	container-runtime-start container-runtime-stop standin-images
+.PHONY: help setup run test test-e2e-kong-pdk check lint format mypy bench up down stack-files stack-test clean k8s-tools k8s-rules k8s-render plugin-docs container-runtime-start container-runtime-stop standin-images
 
 # `make help` lists every target that carries a `## ` description on its rule line.
 help: ## this list
@@ -96,7 +95,7 @@ up: setup ## the docker compose stack with real Kong (Docker or podman: README "
 	HOST_UID=$$(id -u) HOST_GID=$$(id -g) $(COMPOSE) up -d --build
 
 # The host files the compose file mounts that are not in git (make up; make stack-test).
-stack-files: setup
+stack-files: setup ## the host files the compose stack mounts: certificates, keys (make up runs it)
 	scripts/dev-certs   # TLS between Kong and the backend (var/certs, kept when valid)
 	mkdir -p var/prometheus   # Prometheus's data, owned by you like the keys it reads
 	scripts/gateway-keys  # Kong's assertion key (var/keys) + its JWKS for the backend, when missing
