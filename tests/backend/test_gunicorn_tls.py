@@ -22,6 +22,8 @@ def tls_settings(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, str]], 
         "GUNICORN_KEYFILE",
         "GUNICORN_CA_CERTS",
         "GUNICORN_CERT_REQS",
+        "GUNICORN_INTERNAL_CA_CERTS",
+        "GUNICORN_METRICS_CA_CERTS",
     ):
         monkeypatch.delenv(name, raising=False)
     config = runpy.run_path(str(REPO / "backend/gunicorn.conf.py"))
@@ -48,6 +50,7 @@ def test_tls_needs_a_certificate_and_requires_clients_once_a_ca_is_given(
         "keyfile": files["key"],
         "ca_certs": None,
         "cert_reqs": ssl.CERT_NONE,
+        "listener_ca_certs": {},
     }
     mutual = tls_settings(
         {
@@ -84,6 +87,18 @@ def test_tls_needs_a_certificate_and_requires_clients_once_a_ca_is_given(
             "must be one of none, optional, required",
         ),
         ({"GUNICORN_CERTFILE": "missing", "GUNICORN_CA_CERTS": "ca"}, "TLS file not found"),
+        (
+            {"GUNICORN_CERTFILE": "cert", "GUNICORN_METRICS_CA_CERTS": "ca"},
+            "need GUNICORN_CA_CERTS",
+        ),
+        (
+            {
+                "GUNICORN_CERTFILE": "cert",
+                "GUNICORN_CA_CERTS": "ca",
+                "GUNICORN_INTERNAL_CA_CERTS": "missing",
+            },
+            "TLS file not found",
+        ),
     ],
 )
 def test_a_partial_tls_setting_stops_the_start(
@@ -96,3 +111,59 @@ def test_a_partial_tls_setting_stops_the_start(
     env = {k: files.get(v, v) for k, v in env.items()}
     with pytest.raises(RuntimeError, match=message):
         tls_settings(env)
+
+
+def test_each_listener_accepts_only_its_own_client_ca(tmp_path: Path) -> None:
+    """A real gunicorn with the certificates of scripts/dev-certs and one client CA per
+    listener, as the compose stack runs it: the gateway's certificate opens the public
+    listener and no other, Prometheus's the metrics listener only, the internal client's the
+    internal API only (the handshake fails on the others)."""
+    import subprocess
+
+    import httpx
+
+    from tests.harness.backend import running_backend
+
+    certs = tmp_path / "certs"
+    subprocess.run(
+        [str(REPO / "scripts/dev-certs"), "--out", str(certs)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    env = {
+        "GUNICORN_CERTFILE": str(certs / "backend.pem"),
+        "GUNICORN_KEYFILE": str(certs / "backend-key.pem"),
+        "GUNICORN_CA_CERTS": str(certs / "ca.pem"),
+        "GUNICORN_INTERNAL_CA_CERTS": str(certs / "internal-ca.pem"),
+        "GUNICORN_METRICS_CA_CERTS": str(certs / "monitoring-ca.pem"),
+        "GUNICORN_CERT_REQS": "required",
+    }
+
+    def client_context(stem: str) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=certs / "ca.pem")
+        context.load_cert_chain(certs / f"{stem}.pem", certs / f"{stem}-key.pem")
+        return context
+
+    clients = {stem: client_context(stem) for stem in ("gateway", "prometheus", "internal-client")}
+    with running_backend(tmp_path / "backend", env, probe_tls=clients["gateway"]) as backend:
+        listeners = {
+            "public": f"{backend.url}/api/auth/health/live/",
+            "internal": f"{backend.internal_url}/internal/auth/health",
+            "metrics": f"{backend.metrics_url}/metrics",
+        }
+        opens = {"gateway": "public", "internal-client": "internal", "prometheus": "metrics"}
+        answered = {}
+        for stem, context in clients.items():
+            for listener, url in listeners.items():
+                try:
+                    answered[stem, listener] = httpx.get(url, verify=context, timeout=10)
+                except httpx.TransportError:
+                    answered[stem, listener] = None
+    for (stem, listener), response in answered.items():
+        if opens[stem] == listener:
+            assert response is not None, (stem, listener)
+        else:
+            assert response is None, (stem, listener, response)
+    assert answered["prometheus", "metrics"].status_code == 200
+    assert answered["gateway", "public"].status_code == 200

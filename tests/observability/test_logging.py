@@ -210,7 +210,8 @@ def test_compose_runs_pinned_loki_and_alloy_wired_to_the_configs() -> None:
     assert services["loki"]["command"] == ["-config.file=/etc/loki/loki.yml"]
     alloy = services["alloy"]
     assert "./observability/alloy/config.alloy:/etc/alloy/config.alloy:ro" in alloy["volumes"]
-    assert "/var/run/docker.sock:/var/run/docker.sock:ro" in alloy["volumes"]
+    # the engine's API socket (Docker's by default, podman's through DOCKER_SOCKET), read-only
+    assert "${DOCKER_SOCKET:-/var/run/docker.sock}:/var/run/docker.sock:ro" in alloy["volumes"]
     assert alloy["command"][-1] == "/etc/alloy/config.alloy"
     assert "loki" in services["grafana"]["depends_on"]
     assert "http://loki:3100/loki/api/v1/push" in ALLOY.read_text()

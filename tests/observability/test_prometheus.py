@@ -52,16 +52,21 @@ def _rules() -> list[dict]:
 
 
 def test_promtool_check_config(tmp_path: Path) -> None:
-    """As mounted in the stack: the certificates the backend job presents (certs/, from
-    scripts/dev-certs) beside the config; promtool checks that those files exist."""
+    """With the certificates the backend job presents (from scripts/dev-certs) where the
+    stack mounts them (/run/certs, outside the config directory's read-only mount), here
+    under tmp_path; promtool checks that those files exist."""
     config = tmp_path / "prometheus"
     shutil.copytree(PROMETHEUS, config)
+    certs = tmp_path / "certs"
     subprocess.run(
-        [sys.executable, str(ROOT / "scripts/dev_certs.py"), "--out", str(config / "certs")],
+        [sys.executable, str(ROOT / "scripts/dev_certs.py"), "--out", str(certs)],
         check=True,
         capture_output=True,
         timeout=60,
     )
+    text = (config / "prometheus.yml").read_text()
+    assert text.count("/run/certs/") == 3
+    (config / "prometheus.yml").write_text(text.replace("/run/certs/", f"{certs}/"))
     result = run(tool("promtool"), "check", "config", "prometheus.yml", cwd=config)
     assert result.returncode == 0, result.stdout + result.stderr
 

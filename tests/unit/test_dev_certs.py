@@ -22,7 +22,28 @@ FILES = (
     "gateway-key.pem",
     "prometheus.pem",
     "prometheus-key.pem",
+    "monitoring-ca.pem",
+    "monitoring-ca-key.pem",
+    "internal-ca.pem",
+    "internal-ca-key.pem",
+    "internal-client.pem",
+    "internal-client-key.pem",
 )
+# The order the script reports them in: the CAs, then the leaves.
+STEMS = [
+    "ca",
+    "monitoring-ca",
+    "internal-ca",
+    "backend",
+    "gateway",
+    "prometheus",
+    "internal-client",
+]
+
+
+def outcomes(lines: list[str]) -> dict[str, str]:
+    """{stem: made|kept} from the script's stderr lines."""
+    return {Path(line.split()[2]).name.removesuffix(".pem"): line.split()[1] for line in lines}
 
 
 def dev_certs(out: Path, *args: str) -> list[str]:
@@ -46,7 +67,8 @@ def cert(out: Path, name: str) -> x509.Certificate:
 def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("certs") / "var-certs"
     lines = dev_certs(directory, "--san", "auth-backend.edge.svc.cluster.local")
-    assert [line.split()[1] for line in lines] == ["made"] * 4
+    assert outcomes(lines) == dict.fromkeys(STEMS, "made")
+    assert list(outcomes(lines)) == STEMS
     return directory
 
 
@@ -99,21 +121,48 @@ def test_idempotent_and_repairs_only_what_is_missing(out: Path) -> None:
     SAN remakes the server certificate; a new CA remakes every leaf."""
     before = {name: (out / name).read_bytes() for name in FILES}
     lines = dev_certs(out, "--san", "auth-backend.edge.svc.cluster.local")
-    assert [line.split()[1] for line in lines] == ["kept"] * 4
+    assert outcomes(lines) == dict.fromkeys(STEMS, "kept")
     assert {name: (out / name).read_bytes() for name in FILES} == before
 
     (out / "gateway.pem").unlink()
-    assert [line.split()[1] for line in dev_certs(out)] == ["kept", "kept", "made", "kept"]
+    assert outcomes(dev_certs(out)) == {**dict.fromkeys(STEMS, "kept"), "gateway": "made"}
     assert (out / "ca.pem").read_bytes() == before["ca.pem"]
 
-    assert [line.split()[1] for line in dev_certs(out, "--san", "api.internal")] == [
-        "kept",
-        "made",
-        "kept",
-        "kept",
-    ]
+    assert outcomes(dev_certs(out, "--san", "api.internal")) == {
+        **dict.fromkeys(STEMS, "kept"),
+        "backend": "made",
+    }
 
+    # a new CA remakes the leaves it signs, and only those
+    (out / "monitoring-ca-key.pem").unlink()
+    assert outcomes(dev_certs(out)) == {
+        **dict.fromkeys(STEMS, "kept"),
+        "monitoring-ca": "made",
+        "prometheus": "made",
+    }
     (out / "ca-key.pem").unlink()
-    assert [line.split()[1] for line in dev_certs(out)] == ["made"] * 4
+    assert outcomes(dev_certs(out)) == {
+        **dict.fromkeys(STEMS, "kept"),
+        "ca": "made",
+        "backend": "made",
+        "gateway": "made",
+    }
     store = Store([cert(out, "ca.pem")])
     PolicyBuilder().store(store).build_client_verifier().verify(cert(out, "gateway.pem"), [])
+
+
+def test_each_listener_has_its_own_client_ca(out: Path) -> None:
+    """Kong's certificate chains to the public listener's CA only; Prometheus's to the
+    metrics listener's, the internal client's to the internal listener's (one client CA per
+    backend listener: the gateway cannot open the internal API or the metrics)."""
+    clients = {"ca.pem": "gateway.pem", "monitoring-ca.pem": "prometheus.pem"}
+    clients["internal-ca.pem"] = "internal-client.pem"
+    for ca_name in clients:
+        store = Store([cert(out, ca_name)])
+        for client_name in clients.values():
+            verifier = PolicyBuilder().store(store).build_client_verifier()
+            if client_name == clients[ca_name]:
+                verifier.verify(cert(out, client_name), [])
+            else:
+                with pytest.raises(x509.verification.VerificationError):
+                    verifier.verify(cert(out, client_name), [])
