@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from edge_plugins.ratelimit.client_address import client_address_key
@@ -58,14 +58,15 @@ def test_what_does_not_parse_is_kept() -> None:
 
 
 @given(st.integers(0, 2**128 - 1), st.integers(32, 128))
+@example(0, 80)  # its host bits all set: ::ffff:255.255.255.255, an IPv4-mapped address
 def test_two_ipv6_addresses_share_a_key_exactly_when_they_share_the_prefix(
     value: int, prefix: int
 ) -> None:
     address = ipaddress.IPv6Address(value)
-    if address.ipv4_mapped is not None:
-        return
     flipped = ipaddress.IPv6Address(value ^ (1 << (128 - prefix)))  # last bit of the prefix
     inside = ipaddress.IPv6Address(value ^ ((1 << (128 - prefix)) - 1))  # all host bits
+    if address.ipv4_mapped is not None or inside.ipv4_mapped is not None:
+        return  # keyed as IPv4 (test_ipv4_mapped_ipv6_is_the_ipv4_address)
     assert client_address_key(str(address), prefix) == client_address_key(str(inside), prefix)
     if flipped.ipv4_mapped is None:
         assert client_address_key(str(address), prefix) != client_address_key(str(flipped), prefix)
