@@ -196,5 +196,5 @@ def route_kong_pdk_logger() -> None:
             message = f"{fmt} {args!r}"
         logging.getLogger("kong_pdk").error("%s", message, exc_info=True)
 
-    Logger.log = log  # type: ignore[method-assign]
-    Logger.exception = exception  # type: ignore[method-assign]
+    Logger.log = log
+    Logger.exception = exception
