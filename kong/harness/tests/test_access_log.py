@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,17 @@ def test_a_format_nginx_would_refuse_stops_the_gateway(
         Gateway(settings)
 
 
+def _lines_once_written(path: Path, count: int) -> str:
+    """The log once it holds ``count`` lines: nginx, and the harness, write a request's line
+    in the log phase, after the client has the response (up to 10 s of 50 ms polls)."""
+    for _ in range(200):
+        text = path.read_text() if path.exists() else ""
+        if text.count("\n") >= count:
+            break
+        time.sleep(0.05)
+    return text
+
+
 def test_the_line_names_what_kong_sent_upstream() -> None:
     """edge-trace's request id and traceparent as the upstream received them, and Kong's
     own request id as the client got it: the repository's format, written by the harness
@@ -127,7 +139,7 @@ def test_the_line_names_what_kong_sent_upstream() -> None:
                 client.get("/nowhere"),
             ]
         sent = list(upstream.requests)
-        written = (runner.dir / "logs/proxy.log").read_text()
+        written = _lines_once_written(runner.dir / "logs/proxy.log", 3)
     finally:
         runner.stop()
         server.shutdown()
