@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 # make bench BENCH_ARGS=--quick (a smoke run); every parameter: python -m tests.bench --help
 BENCH_ARGS ?=
 
-.PHONY: help setup run test test-e2e-kong-pdk check lint format mypy bench up down stack-files stack-test clean k8s-tools k8s-rules k8s-render plugin-docs container-runtime-start container-runtime-stop standin-images deploy-files
+.PHONY: help setup run test test-fast test-plugins test-harness test-backend test-system test-e2e-kong-pdk check lint format mypy bench up down stack-files stack-test clean k8s-tools k8s-rules k8s-render plugin-docs container-runtime-start container-runtime-stop standin-images deploy-files
 
 # `make help` lists every target that carries a `## ` description on its rule line.
 help: ## this list
@@ -34,8 +34,33 @@ setup: $(VENV)/.synced ## install the tools and the workspace into .venv (uv, lo
 run: setup ## backend :8080 + plugin servers + harness gateway :8000 (Ctrl-C stops all)
 	@scripts/run-local
 
+# Each workspace package owns its tests; tests/ holds the system suites over tests/support
+# (docs/testing.md says which to run when). `make test` runs them all (pyproject testpaths).
+PLUGIN_TESTS := kong-plugins/tests
+HARNESS_TESTS := kong/harness/tests
+BACKEND_TESTS := backend/tests backend/edge-identity/tests
+# The fast tier leaves out what costs seconds a test: the real backend under gunicorn and
+# the PostgreSQL races (each on a fresh database); test-backend and make test run them.
+FAST_SKIPS := not gunicorn and not postgres
+
 test: setup k8s-tools ## the whole test suite (PostgreSQL and Redis tests need the real services)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+test-fast: setup ## the packages' own tests and the tooling checks, without gunicorn or PostgreSQL races
+	$(VENV)/bin/python -m pytest -m "$(FAST_SKIPS)" $(PLUGIN_TESTS) $(HARNESS_TESTS) \
+		$(BACKEND_TESTS) tests/tooling $(PYTEST_ARGS)
+
+test-plugins: setup ## kong-plugins/tests: the plugins' cores, entries and plugin-server bridge
+	$(VENV)/bin/python -m pytest $(PLUGIN_TESTS) $(PYTEST_ARGS)
+
+test-harness: setup ## kong/harness/tests: the harness against Kong 3.9.3's behaviour
+	$(VENV)/bin/python -m pytest $(HARNESS_TESTS) $(PYTEST_ARGS)
+
+test-backend: setup ## backend/tests and backend/edge-identity/tests (PostgreSQL and Redis for some)
+	$(VENV)/bin/python -m pytest $(BACKEND_TESTS) $(PYTEST_ARGS)
+
+test-system: setup k8s-tools ## tests/: end to end, security, faults, load, fuzz, stack, kubernetes, observability, tooling
+	$(VENV)/bin/python -m pytest tests $(PYTEST_ARGS)
 
 # The end-to-end suite once more with kong-pdk's own bridge in the plugin servers
 # (--kong-pdk-bridge, docs/plugin-runtime.md): a regression is then attributable.

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.bench import bridge, chain, end_to_end, rate_limit
-from tests.harness.support import REPO
+from tests.support.harness import REPO
 
 RESULTS = REPO / "bench" / "results"
 MIB = 2**20

@@ -1,6 +1,6 @@
 """The bridges alone: plugin-server CPU per event and per PDK call, and concurrency.
 
-Kong's side is played by a minimal client (tests/bridge/kong_client.py: the messages of
+Kong's side is played by a minimal client (tests/support/kong_client.py: the messages of
 kong/runloop/plugin_servers/rpc/mp_rpc.lua, no gateway), so what is measured is the
 server: its process CPU clock (tests/bench/measure.py ``cpu_ns``) around a block of
 events. Each block runs on a fresh server process, after a few untimed events; the figure
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.bench.measure import cpu_ns
-from tests.bridge.kong_client import Event, plugin_server, start_instance
+from tests.support.kong_client import Event, plugin_server, start_instance
 
 PROBE = Path(__file__).resolve().parent / "plugins" / "bridge_probe.py"
 BRIDGES = {

@@ -55,7 +55,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from tests.bench.measure import PdkCounter, Variant, footprint, measure, server_pid
-from tests.harness.support import (
+from tests.support.harness import (
     BASE_SERVER_FLAGS,
     BIN_DIR,
     KONG_PDK_BRIDGE_FLAGS,
@@ -64,7 +64,7 @@ from tests.harness.support import (
     serve_in_thread,
     start_upstream,
 )
-from tests.services import REDIS_TEST_URL
+from tests.support.services import REDIS_TEST_URL
 
 ISSUER, AUDIENCE, KID = "https://bench.idp", "bench-api", "bench-rsa-1"
 PLUGINS_DIR = Path(__file__).resolve().parent / "plugins"

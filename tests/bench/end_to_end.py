@@ -1,6 +1,6 @@
 """Profile GET through the gateway against straight to the backend: throughput ratio.
 
-The real backend (gunicorn, tests/harness/backend.py) behind the harness gateway running
+The real backend (gunicorn, tests/support/backend.py) behind the harness gateway running
 kong/kong.yml's chain (tests/load/stack.py: limits raised). One user signs up through the
 gateway; then ``clients`` threads read its profile for ``seconds`` each way, interleaved:
 
@@ -27,8 +27,8 @@ import httpx
 import jwt
 
 from tests.bench.measure import percentile
-from tests.harness.backend import running_backend
 from tests.load.stack import PROFILE, Journey, metrics_ports, one_user, stack_runner
+from tests.support.backend import running_backend
 
 
 def _throughput(

@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from tests.harness.support import HarnessRunner
+from tests.support.harness import HarnessRunner
 
 _LIBC = ctypes.CDLL(None, use_errno=True)
 _TICK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")

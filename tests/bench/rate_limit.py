@@ -33,7 +33,7 @@ from edge_plugins.ratelimit.limits import Limit
 from edge_plugins.ratelimit.local_store import LocalLimiter
 from edge_plugins.ratelimit.redis_store import RedisLimiter, RedisSettings
 from tests.bench.measure import percentile
-from tests.services import REDIS_TEST_URL, redis_unavailable
+from tests.support.services import REDIS_TEST_URL, redis_unavailable
 
 ALGORITHMS = ("sliding_window", "gcra")
 

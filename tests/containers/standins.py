@@ -309,9 +309,9 @@ def kong_context(context: Path) -> None:
 
 
 def jaeger_context(context: Path) -> None:
-    """The repository's OTLP decoder (tests/otlp_receiver.py) and the locked versions of the
+    """The repository's OTLP decoder (tests/support/otlp_receiver.py) and the locked versions of the
     packages it and the stand-in import."""
-    shutil.copy(ROOT / "tests/otlp_receiver.py", context / "otlp_receiver.py")
+    shutil.copy(ROOT / "tests/support/otlp_receiver.py", context / "otlp_receiver.py")
     (context / "requirements.txt").write_text(
         "".join(
             f"{p}=={locked_version(p)}\n" for p in ("opentelemetry-proto", "protobuf", "pyyaml")
@@ -324,7 +324,7 @@ def jaeger_context(context: Path) -> None:
 CONTEXTS = {"kong": kong_context, "jaeger": jaeger_context}
 CONTEXT_INPUTS = {
     "kong": ("kong/harness/pyproject.toml", "kong/harness/src", "uv.lock"),
-    "jaeger": ("tests/otlp_receiver.py", "uv.lock"),
+    "jaeger": ("tests/support/otlp_receiver.py", "uv.lock"),
 }
 
 

@@ -2,7 +2,7 @@
 replaces and what it cannot show, every image the repository pins has a stand-in, and the
 tags built are the tags pinned, read from docker-compose.yml and the Dockerfiles (never a
 second list). The last test builds (cached) with podman: it skips locally without podman
-and fails under CI=true (tests/services.py `require`)."""
+and fails under CI=true (tests/support/services.py `require`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.containers import standins
-from tests.services import require
+from tests.support.services import require
 
 FOLDERS = sorted(p for p in standins.STANDINS.iterdir() if p.is_dir())
 

@@ -22,7 +22,7 @@ import pytest
 import redis
 
 from edge_plugins.jwt.assertion import AssertionSigner, RequestBinding, generate_signing_key
-from tests.services import REDIS_TEST_URL, redis_unavailable, require
+from tests.support.services import REDIS_TEST_URL, redis_unavailable, require
 
 pytestmark = pytest.mark.redis
 

@@ -24,8 +24,8 @@ from edge_plugins import edge_jwt
 from edge_plugins.guard import RequestEnded, error_request
 from kong_harness.gateway import Gateway
 from kong_harness.schema import ConfigError, process_config, select_config
-from tests.harness.support import BIN_DIR, load_repo_gateway
-from tests.recording_kong import RecordingKong
+from tests.support.harness import BIN_DIR, load_repo_gateway
+from tests.support.recording_kong import RecordingKong
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -33,9 +33,9 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from jwt.algorithms import RSAAlgorithm
 
-from tests.harness.backend import Backend, User, bearer, login, repo_kong_yml, sign_up
-from tests.harness.support import HarnessRunner, Upstream, free_port, header, serve_in_thread
-from tests.services import REDIS_TEST_URL, redis_unavailable, require
+from tests.support.backend import Backend, User, bearer, login, repo_kong_yml, sign_up
+from tests.support.harness import HarnessRunner, Upstream, free_port, header, serve_in_thread
+from tests.support.services import REDIS_TEST_URL, redis_unavailable, require
 
 ISSUER = "https://auth.local"
 AUDIENCE = "marketplace-api"

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import http.client
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from edge_plugins.responses import QUOTA_EXCEEDED_TYPE
+from tests.support.harness import TEST_PLUGINS
 
-SUBJECT_PLUGIN = Path(__file__).parents[1] / "harness" / "plugins" / "subject.py"
+SUBJECT_PLUGIN = TEST_PLUGINS / "subject.py"
 SERVERS: dict[str, dict[str, str]] = {"edge-rate-limit": {}, "edge-subject": {}}
 COMMANDS = {
     "edge-rate-limit": "edge-rate-limit --metrics-port 0",

@@ -21,8 +21,8 @@ from edge_plugins.ratelimit.config import RateLimitConfig
 from edge_plugins.ratelimit.limits import Limit
 from edge_plugins.ratelimit.schema import Policy
 from kong_harness.gateway import Gateway
-from tests.harness.backend import Backend, User, bearer, repo_kong_yml, sign_up
-from tests.harness.support import load_repo_gateway, shipped_plugins_runner
+from tests.support.backend import Backend, User, bearer, repo_kong_yml, sign_up
+from tests.support.harness import load_repo_gateway, shipped_plugins_runner
 
 # The limits docs/plugins/README.md documents (edge-rate-limit), endpoint by endpoint:
 # (limit, period, limit_by).

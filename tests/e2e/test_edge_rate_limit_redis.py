@@ -2,7 +2,7 @@
 
 Each node is a harness gateway with its own edge-rate-limit plugin-server process and two
 workers, as two Kong nodes would be; both point at the real Redis. Redis failures are
-played by a TCP proxy in front of it (tests/redis_proxy.py): cut, black-holed, slowed.
+played by a TCP proxy in front of it (tests/support/redis_proxy.py): cut, black-holed, slowed.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import httpx
 import pytest
 import yaml
 
-from tests.harness.support import HarnessRunner
-from tests.redis_proxy import RedisProxy
-from tests.services import REDIS_TEST_URL, redis_unavailable, require
+from tests.support.harness import HarnessRunner
+from tests.support.redis_proxy import RedisProxy
+from tests.support.services import REDIS_TEST_URL, redis_unavailable, require
 
 pytestmark = pytest.mark.redis
 
@@ -191,7 +191,7 @@ def test_slow_but_in_time_redis_still_decides(upstream: Any, proxy: RedisProxy) 
 
 
 def test_breaker_state_is_exported_and_recovers(upstream: Any, proxy: RedisProxy) -> None:
-    from tests.harness.support import free_port
+    from tests.support.harness import free_port
 
     port = free_port()
     gw = one_node(upstream, proxy, metrics_port=port, on_store_failure="local")

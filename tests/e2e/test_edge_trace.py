@@ -23,9 +23,9 @@ import pytest
 
 import kong_harness.pdk
 from edge_plugins.trace.traceparent import parse_traceparent
-from tests.harness.support import HarnessRunner, Upstream, free_port, header
-from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
-from tests.services import closed_port
+from tests.support.harness import HarnessRunner, Upstream, free_port, header
+from tests.support.otlp_receiver import OtlpReceiver, ReceivedSpan
+from tests.support.services import closed_port
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 CLIENT_SPAN = "b7ad6b7169203331"

@@ -18,17 +18,17 @@ import httpx
 import pytest
 import yaml
 
-from tests.harness.backend import Backend, running_backend
-from tests.harness.support import HarnessRunner, shipped_plugins_runner
-from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
-from tests.services import closed_port
+from tests.support.backend import Backend, running_backend
+from tests.support.harness import HarnessRunner, shipped_plugins_runner
+from tests.support.otlp_receiver import OtlpReceiver, ReceivedSpan
+from tests.support.services import closed_port
 
 CLIENT_TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 SPAN_KIND_SERVER = 2
 
 
 def gateway(backend: Backend, otlp_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> HarnessRunner:
-    from tests.harness.backend import repo_kong_yml
+    from tests.support.backend import repo_kong_yml
 
     monkeypatch.setenv("EDGE_TRACE_OTLP_ENDPOINT", otlp_endpoint)
     doc = repo_kong_yml(backend, plugins=("edge-trace", "edge-jwt"))

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.harness.support import BASE_SERVER_FLAGS, KONG_PDK_BRIDGE_FLAGS, header
+from tests.support.harness import BASE_SERVER_FLAGS, KONG_PDK_BRIDGE_FLAGS, header
 
 TIMEOUT = 1.5
 BRIDGES = {"kong-pdk": KONG_PDK_BRIDGE_FLAGS, "edge": BASE_SERVER_FLAGS}

@@ -21,8 +21,7 @@ import pytest
 
 from edge_plugins.jwt.assertion import generate_signing_key
 from kong_harness.conf import parse_conf_text
-from tests.harness.support import shipped_plugins_runner, start_upstream
-from tests.unit.jwt.support import (
+from tests.support.edge_jwt import (
     JwksEndpoint,
     jwks_of,
     kong_conf,
@@ -30,6 +29,7 @@ from tests.unit.jwt.support import (
     new_rsa_key,
     serve_jwks,
 )
+from tests.support.harness import shipped_plugins_runner, start_upstream
 
 REPO = Path(__file__).resolve().parents[2]
 LOG_FORMAT = parse_conf_text((REPO / "kong/kong.conf").read_text())["nginx_http_log_format"]

@@ -1,7 +1,7 @@
 """One stack under faults for the whole fault suite (tests/faults/stack.py).
 
 It needs the real PostgreSQL and Redis: without them the suite skips locally with a one-line
-reason and fails under ``CI=true`` (tests/services.py).
+reason and fails under ``CI=true`` (tests/support/services.py).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from tests.faults.stack import FaultStack, fault_stack
-from tests.services import REDIS_TEST_URL, postgres_probe, redis_unavailable, require
+from tests.support.services import REDIS_TEST_URL, postgres_probe, redis_unavailable, require
 
 
 @pytest.fixture(scope="package")  # torn down before the rest of `make test` goes on

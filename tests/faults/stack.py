@@ -1,6 +1,6 @@
 """The whole edge under faults: the harness gateway (edge-trace, edge-jwt, edge-rate-limit from
 the repository's kong.yml) in front of the real backend (gunicorn on its own PostgreSQL
-database), every dependency reached through a :class:`~tests.fault_proxy.FaultProxy`:
+database), every dependency reached through a :class:`~tests.support.fault_proxy.FaultProxy`:
 
 * ``postgres``: the backend → PostgreSQL (127.0.0.1:5432, a database made for the run);
 * ``redis``: the backend, edge-jwt's revocations and edge-rate-limit's counters → Redis;
@@ -32,11 +32,11 @@ import psycopg
 import yaml
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.fault_proxy import FaultProxy
-from tests.harness.backend import PASSWORD, Backend, User, bearer, repo_kong_yml, running_backend
-from tests.harness.support import HarnessRunner, shipped_plugins_runner
-from tests.otlp_receiver import OtlpReceiver
-from tests.redis_proxy import RedisProxy
+from tests.support.backend import PASSWORD, Backend, User, bearer, repo_kong_yml, running_backend
+from tests.support.fault_proxy import FaultProxy
+from tests.support.harness import HarnessRunner, shipped_plugins_runner
+from tests.support.otlp_receiver import OtlpReceiver
+from tests.support.redis_proxy import RedisProxy
 
 PLUGINS = ("edge-trace", "edge-jwt", "edge-rate-limit")
 PROFILE = "/api/auth/profile"
@@ -166,7 +166,7 @@ def assert_backend_refused(response: httpx.Response) -> None:
 
 @contextlib.contextmanager
 def own_database(admin_url: str) -> Iterator[str]:
-    """A fresh PostgreSQL database for the run (dropped after), as tests/backend does."""
+    """A fresh PostgreSQL database for the run (dropped after), as backend/tests does."""
     name = f"faults_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.faults.stack import JWKS_BOUND, FaultStack, unknown_kid_token
-from tests.harness.backend import bearer
+from tests.support.backend import bearer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]  # the stack needs both
 

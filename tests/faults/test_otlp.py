@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.faults.stack import PROMPT, FaultStack
-from tests.otlp_receiver import ReceivedSpan
+from tests.support.otlp_receiver import ReceivedSpan
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]  # the stack needs both
 

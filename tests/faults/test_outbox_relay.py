@@ -16,8 +16,8 @@ import pytest
 import redis
 
 from tests.faults.stack import FaultStack, wait_until
-from tests.harness.support import BIN_DIR, REPO
-from tests.services import REDIS_TEST_URL
+from tests.support.harness import BIN_DIR, REPO
+from tests.support.services import REDIS_TEST_URL
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]  # the stack needs both
 

@@ -31,7 +31,7 @@ from tests.faults.stack import (
     unknown_kid_token,
     wait_until,
 )
-from tests.harness.backend import User
+from tests.support.backend import User
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]  # the stack needs both
 

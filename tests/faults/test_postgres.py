@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.faults.stack import POSTGRES_BOUND, PROMPT, FaultStack
-from tests.harness.backend import PASSWORD
+from tests.support.backend import PASSWORD
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]  # the stack needs both
 

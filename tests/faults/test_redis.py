@@ -21,7 +21,7 @@ from tests.faults.stack import (
     assert_backend_refused,
     client_ip,
 )
-from tests.harness.backend import PASSWORD, bearer
+from tests.support.backend import PASSWORD, bearer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]  # the stack needs both
 

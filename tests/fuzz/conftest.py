@@ -1,6 +1,6 @@
 """The real backend, and the harness gateway in front of it, for the fuzz tests.
 
-The backend runs as the end-to-end tests run it (tests/harness/backend.py: gunicorn, SQLite
+The backend runs as the end-to-end tests run it (tests/support/backend.py: gunicorn, SQLite
 in a temporary directory, the console email backend). Google sign-in is configured with a
 client id and a local, empty key set, so ``POST google/login`` answers as it does in
 production (401 for a token no key verifies) instead of 503 ``google_login_unavailable``.
@@ -18,8 +18,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.harness.backend import Backend, User, repo_kong_yml, running_backend, sign_up
-from tests.harness.support import HarnessRunner, serve_in_thread, shipped_plugins_runner
+from tests.support.backend import Backend, User, repo_kong_yml, running_backend, sign_up
+from tests.support.harness import HarnessRunner, serve_in_thread, shipped_plugins_runner
 
 GOOGLE_CLIENT_ID = "fuzz-client.apps.googleusercontent.com"
 

@@ -43,8 +43,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.harness.backend import PASSWORD, Backend, User
-from tests.harness.support import HarnessRunner
+from tests.support.backend import PASSWORD, Backend, User
+from tests.support.harness import HarnessRunner
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "10"))
 HTTP_METHODS = {"get", "put", "post", "delete", "patch"}

@@ -2,7 +2,7 @@
 ``kubectl kustomize``, kubernetes-validate (the Kubernetes OpenAPI schemas), checkov (security
 policies) and network-config-analyzer (the connectivity NetworkPolicies allow). The last
 three live in .tools/k8s (``make k8s-tools``, which ``make test`` runs). A missing tool
-skips locally and fails in CI (tests/services.py ``require``)."""
+skips locally and fails in CI (tests/support/services.py ``require``)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import yaml
 from kong_harness.conf import parse_conf_text
 from kong_harness.declarative import load_declarative
 from tests.observability.support import tool
-from tests.services import require
+from tests.support.services import require
 
 ROOT = Path(__file__).resolve().parents[2]
 OVERLAYS = ROOT / "deploy/kubernetes/overlays"

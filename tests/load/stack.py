@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 import yaml
 
-from tests.harness.backend import PASSWORD, Backend, repo_kong_yml
-from tests.harness.support import SHIPPED_FLAGS, HarnessRunner, free_port
-from tests.services import REDIS_TEST_URL
+from tests.support.backend import PASSWORD, Backend, repo_kong_yml
+from tests.support.harness import SHIPPED_FLAGS, HarnessRunner, free_port
+from tests.support.services import REDIS_TEST_URL
 
 PLUGINS = ("edge-trace", "edge-jwt", "edge-rate-limit")
 UNLIMITED = 1_000_000  # per minute: the load test measures the stack, not the limiter

@@ -24,8 +24,6 @@ from dataclasses import dataclass
 import pytest
 
 from tests.bench.measure import footprint, percentile, server_pid
-from tests.harness.backend import Backend, running_backend
-from tests.harness.support import HarnessRunner
 from tests.load.stack import (
     PROFILE,
     Journey,
@@ -34,7 +32,9 @@ from tests.load.stack import (
     stack_runner,
     stored_users,
 )
-from tests.services import redis_unavailable, require
+from tests.support.backend import Backend, running_backend
+from tests.support.harness import HarnessRunner
+from tests.support.services import redis_unavailable, require
 
 CLIENTS = 4
 DURATION = 8.0  # seconds of sign-ups

@@ -2,7 +2,7 @@
 
 ``promtool``/``amtool`` come from the Debian packages ``prometheus`` and
 ``prometheus-alertmanager`` (``.ci/run`` installs them in CI). A missing tool skips its tests
-locally and fails them in CI (``tests.services.require``).
+locally and fails them in CI (``tests.support.services.require``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.services import require
+from tests.support.services import require
 
 ROOT = Path(__file__).resolve().parents[2]
 OBS = ROOT / "observability"

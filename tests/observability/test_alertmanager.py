@@ -21,8 +21,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.harness.support import free_port
 from tests.observability.support import ALERTMANAGER, RULE_FILES, RULE_TESTS, run, tool
+from tests.support.harness import free_port
 
 CONFIG = ALERTMANAGER / "alertmanager.yml"
 

@@ -33,11 +33,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.harness.backend import PASSWORD, Backend, bearer, repo_kong_yml, running_backend
-from tests.harness.support import SHIPPED_FLAGS, HarnessRunner, free_port
-
 # What promtool's linter says of Kong 3.9.3's own metric names: the emulation keeps them.
-from tests.harness.test_status_api import KONG_NAMING_LINT
 from tests.observability.support import (
     DASHBOARDS,
     FOREIGN,
@@ -47,8 +43,10 @@ from tests.observability.support import (
     grafana_to_promql,
     tool,
 )
-from tests.otlp_receiver import OtlpReceiver
-from tests.services import REDIS_TEST_URL, redis_unavailable, require
+from tests.support.backend import PASSWORD, Backend, bearer, repo_kong_yml, running_backend
+from tests.support.harness import KONG_NAMING_LINT, SHIPPED_FLAGS, HarnessRunner, free_port
+from tests.support.otlp_receiver import OtlpReceiver
+from tests.support.services import REDIS_TEST_URL, redis_unavailable, require
 
 PLUGINS = ("edge-trace", "edge-jwt", "edge-rate-limit")
 
@@ -56,8 +54,8 @@ PLUGINS = ("edge-trace", "edge-jwt", "edge-rate-limit")
 # panel's metric exists from the start or is driven below.
 NO_DATA_EXPECTED: dict[str, str] = {
     # The backend serves plain HTTP here and edge-jwt takes its keys from the JWKS: no process
-    # loads a certificate (tests/backend/test_metrics_certificates.py and
-    # tests/unit/test_metrics_certificates.py cover both gauges).
+    # loads a certificate (backend/tests/test_metrics_certificates.py and
+    # kong-plugins/tests/test_metrics_certificates.py cover both gauges).
     "edge.json: Certificate expiry (days left)": "no certificate is loaded here",
 }
 

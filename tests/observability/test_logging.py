@@ -28,7 +28,6 @@ from edge_plugins.logs import JsonFormatter as PluginJsonFormatter
 from edge_plugins.logs import bind_event, ids_from_headers
 from kong_harness.access_log import AccessLog, Entry
 from kong_harness.conf import parse_conf_text
-from tests.harness.support import request_context
 from tests.observability.support import (
     GRAFANA,
     OBS,
@@ -38,6 +37,7 @@ from tests.observability.support import (
     run,
     tool,
 )
+from tests.support.harness import request_context
 
 ALLOY = OBS / "alloy" / "config.alloy"
 ALLOY_K8S = OBS / "alloy" / "config.k8s.alloy"
@@ -122,7 +122,7 @@ def _plugin_lines() -> dict[str, tuple[str, str | None]]:
 
 def _kong_lines() -> dict[str, tuple[str, str | None]]:
     """Kong's proxy access log as kong/kong.conf formats it (the harness's rendering of
-    the same format: tests/harness/test_access_log.py)."""
+    the same format: kong/harness/tests/test_access_log.py)."""
     access_log = AccessLog.from_conf(parse_conf_text((ROOT / "kong/kong.conf").read_text()))
     assert access_log is not None
     traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"

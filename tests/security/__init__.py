@@ -36,7 +36,7 @@ Where each attack is:
   login, resend-verification and password reset (responses, and timing within the bound
   its docstring states).
 
-Related tests elsewhere go deeper on one layer: tests/unit/jwt (edge-jwt's rules),
-tests/harness/test_router.py (Kong's path normalisation), tests/backend/test_identity*.py
+Related tests elsewhere go deeper on one layer: kong-plugins/tests/jwt (edge-jwt's rules),
+kong/harness/tests/test_router.py (Kong's path normalisation), backend/tests/test_identity*.py
 and test_accounts_enumeration.py (the backend in process).
 """

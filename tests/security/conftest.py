@@ -10,10 +10,10 @@ import httpx
 import pytest
 
 from kong_harness.conf import load_kong_conf
-from tests.harness.backend import User, running_backend
-from tests.harness.support import REPO, shipped_plugins_runner, start_upstream
 from tests.security.stack import PLUGINS, Stack, client_address, issuer_key_of, security_kong_yml
-from tests.services import redis_unavailable, require
+from tests.support.backend import User, running_backend
+from tests.support.harness import REPO, shipped_plugins_runner, start_upstream
+from tests.support.services import redis_unavailable, require
 
 
 def repo_nginx_settings() -> tuple[str, ...]:

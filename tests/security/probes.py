@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import jwt
 
-from tests.harness.backend import User, bearer
 from tests.security.stack import Stack
+from tests.support.backend import User, bearer
 
 PROFILE = "/api/auth/profile"
 TAP = "/sec-rec/probe"

@@ -2,7 +2,7 @@
 
 The gateway runs the repository's ``kong/kong.yml`` (prometheus, edge-trace, edge-jwt and
 edge-rate-limit as configured there; only addresses, the test's signing key and the test's
-revocation channel are swapped in, see ``tests/harness/backend.py``, and the limits raised)
+revocation channel are swapped in, see ``tests/support/backend.py``, and the limits raised)
 plus two routes to a recording echo upstream, the "tap":
 
 * ``/sec-rec`` — edge-jwt's global config (a token required), like every protected route;
@@ -30,8 +30,8 @@ import httpx
 import jwt
 import yaml
 
-from tests.harness.backend import Backend, User, repo_kong_yml, sign_up
-from tests.harness.support import HarnessRunner, Upstream
+from tests.support.backend import Backend, User, repo_kong_yml, sign_up
+from tests.support.harness import HarnessRunner, Upstream
 
 PLUGINS = ("prometheus", "edge-trace", "edge-jwt", "edge-rate-limit")
 RATE_LIMIT_FACTOR = 100

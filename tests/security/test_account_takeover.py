@@ -2,7 +2,7 @@
 
 * Owner lock-out: failed sign-ins from other addresses never block the owner's own, so the
   backend must see each client's address behind the gateway, configured as ``make run``
-  configures it (``scripts/local-backend.env``, which ``tests/harness/backend.py`` applies).
+  configures it (``scripts/local-backend.env``, which ``tests/support/backend.py`` applies).
 * The second factor: one budget of wrong codes per account across every challenge and
   ``2fa/disable``; recovery codes (single use, regenerable) in place of a TOTP code.
 * A 2FA challenge started with the old password dies with a password reset, and with
@@ -24,8 +24,8 @@ import jwt
 import pyotp
 import pytest
 
-from tests.harness.backend import PASSWORD, User, bearer
 from tests.security.stack import Stack, client_address
+from tests.support.backend import PASSWORD, User, bearer
 
 LOGIN = "/api/auth/login"
 LOGIN_2FA = "/api/auth/login/2fa"

@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.harness.backend import PASSWORD, User, bearer
 from tests.security.probes import PROFILE, assert_upstream_identity
 from tests.security.stack import Stack
+from tests.support.backend import PASSWORD, User, bearer
 
 FORBIDDEN: dict[str, Any] = {
     "roles": ["user", "staff"],
@@ -161,7 +161,7 @@ def test_existing_and_unknown_addresses_take_the_same_time(
     median. Sign-in hashes with Argon2 either way (~200 ms alone, more on a loaded
     machine), so skipping the hash for unknown addresses would break the bound many times
     over; register, resend and reset do only input validation in the request. The
-    in-process bound (0.5 ms / 15 %) is tests/backend/test_accounts_enumeration.py's.
+    in-process bound (0.5 ms / 15 %) is backend/tests/test_accounts_enumeration.py's.
     Each request comes from its own client address, so no limiter is measured, and the
     existing account stays under the backend's 20-failure account throttle."""
     existing: list[float] = []

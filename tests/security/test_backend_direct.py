@@ -24,9 +24,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tests.harness.backend import User
 from tests.security.probes import PROFILE, b64json, b64url, spoofed
 from tests.security.stack import Stack
+from tests.support.backend import User
 
 
 def _gateway_key(stack: Stack) -> tuple[Ed25519PrivateKey, str]:

@@ -13,7 +13,6 @@ import http.client
 
 import pytest
 
-from tests.harness.backend import User
 from tests.security.probes import (
     PROFILE,
     TAP,
@@ -23,6 +22,7 @@ from tests.security.probes import (
     spoofed,
 )
 from tests.security.stack import Stack
+from tests.support.backend import User
 
 NAMES = [
     "X-User-Id",

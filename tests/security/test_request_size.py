@@ -4,7 +4,7 @@ kong/kong.conf ``nginx_http_client_max_body_size = 64k`` (nginx ``client_max_bod
 Kong's default is no limit). Before it, a 3 MB body reached the backend (gunicorn/Django's
 400) and 4 MB a 502. A declared length over the limit is refused when nginx picks the
 location, before the plugins run; a chunked body when it is read to be proxied
-(docs/kong-compatibility.md; tests/harness/test_body_size.py pins the harness to Kong).
+(docs/kong-compatibility.md; kong/harness/tests/test_body_size.py pins the harness to Kong).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ signed for a fresh subject with the staff role, so every route lets it through a
 per-user limit is spent. Which route the edge matched and which view the backend ran are
 read from their metrics (views.py). To keep to a couple of minutes, the cases are sent in
 batches that the repository's router (kong_harness.router, Kong's ``traditional_compatible``
-router, pinned to Kong by tests/harness/test_router.py) puts on one route; the gateway's
+router, pinned to Kong by kong/harness/tests/test_router.py) puts on one route; the gateway's
 own count per route must then confirm that every case of the batch matched that route, and
 every view the backend ran must be one of that route's. A batch that fails is replayed one
 case at a time, so the failure names the case.
@@ -33,7 +33,6 @@ import pytest
 
 from kong_harness.declarative import load_declarative
 from kong_harness.router import Router
-from tests.harness.backend import User
 from tests.security.probes import auth
 from tests.security.stack import Stack
 from tests.security.test_tokens import claims_for
@@ -47,6 +46,7 @@ from tests.security.views import (
     kong_routes,
     request_path,
 )
+from tests.support.backend import User
 
 AUTH = "/api/auth"
 STATIC = "/api/auth/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui.css"

@@ -22,11 +22,11 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.harness.backend import User
 from tests.security.probes import TAP_OPEN, auth
 from tests.security.stack import Stack
 from tests.security.test_tokens import claims_for
 from tests.security.views import ROUTE_VIEWS, kong_routes, observe, request_path
+from tests.support.backend import User
 
 LOGIN = "/api/auth/login"
 HEALTH = "/api/auth/health"

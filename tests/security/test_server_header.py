@@ -11,9 +11,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.harness.backend import User
 from tests.security.probes import auth, raw_exchange, raw_request
 from tests.security.stack import Stack
+from tests.support.backend import User
 
 PATHS = ["/api/auth/health/live", "/api/auth/profile", "/api/auth/profile/no-such-page"]
 

@@ -18,7 +18,6 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.harness.backend import PASSWORD, User, login
 from tests.security.probes import (
     PROFILE,
     accepted_as,
@@ -29,6 +28,7 @@ from tests.security.probes import (
     spoofed,
 )
 from tests.security.stack import Stack
+from tests.support.backend import PASSWORD, User, login
 
 # --- several sources ----------------------------------------------------------------------
 

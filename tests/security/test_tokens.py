@@ -30,7 +30,6 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 from jwt.algorithms import RSAAlgorithm
 
-from tests.harness.backend import User
 from tests.security.probes import (
     AUDIENCE,
     ISSUER,
@@ -44,7 +43,8 @@ from tests.security.probes import (
     spoofed,
 )
 from tests.security.stack import Stack
-from tests.unit.jwt.support import JwksEndpoint, serve_jwks
+from tests.support.backend import User
+from tests.support.edge_jwt import JwksEndpoint, serve_jwks
 
 LEEWAY = 30
 MAX_LIFETIME = 900

@@ -26,8 +26,8 @@ import httpx
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.harness.support import REPO
 from tests.security.stack import Stack
+from tests.support.harness import REPO
 
 T = TypeVar("T")
 UNMATCHED = "unmatched"  # the backend's label when no URL pattern matched (no view ran)

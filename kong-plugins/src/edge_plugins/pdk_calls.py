@@ -2,7 +2,7 @@
 
 Each PDK call is one MessagePack-RPC round trip between Kong and the plugin server, so
 their number is a plugin's main cost. Every entry module lists its figures in
-``PDK_CALLS``; docs/plugins/ is generated from them, and tests/unit/test_plugin_reference.py
+``PDK_CALLS``; docs/plugins/ is generated from them, and kong-plugins/tests/test_plugin_reference.py
 replays a representative request for each and compares what a recording PDK saw.
 """
 

@@ -4,7 +4,7 @@ Each page comes from the plugin's entry module (``NAME``, ``version``, ``priorit
 phases its ``Plugin`` implements, ``PDK_CALLS``, ``FAILURE_BEHAVIOUR``,
 ``DEFAULT_METRICS_PORT``), its settings table (``Schema`` is built from it) and the
 Prometheus families its ``METRICS_MODULE`` registers. ``make plugin-docs`` runs
-``python -m edge_plugins.reference docs/plugins``; tests/unit/test_plugin_reference.py
+``python -m edge_plugins.reference docs/plugins``; kong-plugins/tests/test_plugin_reference.py
 renders the pages in memory and fails when a committed one differs.
 """
 

@@ -26,7 +26,7 @@ from edge_plugins.trace.request_id import is_well_formed
 
 # Only the statuses the plugins answer with Kong's default text: edge-rate-limit's 429
 # (its fallback when the problem-details answer fails) and 503, edge-jwt's 431.
-# tests/unit/test_responses.py holds each to the harness's copy of Kong's table.
+# kong-plugins/tests/test_responses.py holds each to the harness's copy of Kong's table.
 KONG_MESSAGES = {
     429: "Too many requests",
     431: "Request header fields too large",

@@ -1,6 +1,6 @@
 """Jaeger stand-in: OTLP/HTTP in (4318), a bounded in-memory store, Jaeger's query API out.
 
-Spans are decoded by the repository's tests/otlp_receiver.py (the official OTLP protobuf
+Spans are decoded by the repository's tests/support/otlp_receiver.py (the official OTLP protobuf
 definitions). The query API answers in the JSON shape of Jaeger's own HTTP API
 (cmd/query/app/http_handler.go, model/json), so a test that fetches a trace here fetches
 it from real Jaeger the same way:

@@ -1,0 +1,6 @@
+"""The harness's tests drive it for real: the shared gateway fixtures
+(tests/support/fixtures.py)."""
+
+from tests.support.fixtures import backend, harness_factory, upstream
+
+__all__ = ["backend", "harness_factory", "upstream"]
