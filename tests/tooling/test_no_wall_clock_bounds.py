@@ -33,91 +33,25 @@ UNITTEST_COMPARISONS = {
     "assertAlmostEqual",
 }
 
-# The bounds written before this check, each to be rewritten as an assertion on what the code
-# does; the check fails on any other, and on an entry here that no longer exists (the list only
-# shrinks). (path, the assertion's first line, stripped)
+# The files with bounds written before this check, and how many: each to be rewritten as an
+# assertion on what the code does. The check fails on any other bound, and when a file has
+# fewer than listed (lower the number: the list only shrinks).
 NOT_YET_REWRITTEN = {
-    ("backend/tests/test_backend_health.py", "assert time.monotonic() - started < 10"),
-    (
-        "backend/tests/test_health_ready_checks.py",
-        "assert elapsed < 1.5  # one timeout, not one per retry or per check",
-    ),
-    (
-        "backend/tests/test_identity_binding.py",
-        'assert time.monotonic() - logged_out < 1.5, "still accepted after logout"',
-    ),
-    ("backend/tests/test_tokens_revocation.py", "assert elapsed < 5"),
-    (
-        "backend/tests/test_tokens_revocation.py",
-        "assert elapsed < 3  # bounded by REVOCATIONS_REDIS_TIMEOUT_MS, not by a hung socket",
-    ),
-    ("backend/tests/test_tracing.py", "assert time.monotonic() - started < 3.0"),
-    ("backend/tests/test_tracing_gunicorn.py", "assert elapsed < 2.0, (path, elapsed)"),
-    ("backend/tests/test_tracing_gunicorn.py", "assert time.monotonic() - stopping < 10"),
-    ("kong-plugins/tests/jwt/test_key_manager.py", "assert time.monotonic() - started < 0.9"),
-    ("kong-plugins/tests/jwt/test_revocation.py", "assert time.monotonic() - started < 1.0"),
-    ("kong-plugins/tests/ratelimit/test_redis_store.py", "assert total > 4 * bound"),
-    (
-        "kong-plugins/tests/ratelimit/test_redis_store.py",
-        "assert limit.capacity + int(elapsed / period) - 1 <= admitted <= bound + 1",
-    ),
-    ("kong-plugins/tests/ratelimit/test_redis_store.py", "assert 0.04 < seconds < 1.0"),
-    (
-        "kong-plugins/tests/ratelimit/test_redis_store.py",
-        'assert result == "breaker_open" and seconds < 0.05',
-    ),
-    (
-        "kong-plugins/tests/ratelimit/test_redis_store.py",
-        'assert result == "allowed" and seconds < 1.0',
-    ),
-    (
-        "kong-plugins/tests/ratelimit/test_redis_store.py",
-        "assert max(seconds for seconds, _ in results) < 1.0",
-    ),
-    (
-        "kong-plugins/tests/ratelimit/test_redis_store.py",
-        'assert result == "allowed" and 0.02 <= seconds < 1.0',
-    ),
-    (
-        "kong-plugins/tests/ratelimit/test_redis_store.py",
-        'assert result == "timeout" and seconds < 1.0',
-    ),
-    ("kong-plugins/tests/ratelimit/test_redis_store.py", "assert worst < 1.0"),
-    (
-        "kong-plugins/tests/ratelimit/test_redis_store.py",
-        "assert network_failures <= 2 * 16 + 2 * ((up_at - down_at) / reset + 1)",
-    ),
-    (
-        "assert elapsed < 0.5  # 100 submits while the worker is stuck: no waiting at all",
-    ),
-    ("kong/harness/tests/test_gateway.py", "assert time.monotonic() - started >= 1.0"),
-    ("tests/e2e/test_edge_jwt_e2e.py", "assert time.perf_counter() - started < 2"),
-    (
-        "tests/e2e/test_edge_jwt_e2e.py",
-        "assert _redis_reads(redis_client, BACKEND_READS) - backend_reads <= workers * (",
-    ),
-    (
-        "tests/e2e/test_edge_jwt_e2e.py",
-        'assert time.monotonic() - logged_out < 1.0, "still accepted 1 s after logout"',
-    ),
-    ("tests/e2e/test_edge_rate_limit_redis.py", "assert added[-1] < 1.0, added"),
-    ("tests/e2e/test_edge_trace.py", "assert elapsed < 10"),
-    (
-        "tests/e2e/test_edge_trace_e2e.py",
-        'assert elapsed < 10, "exports to a dead collector never hold a request"',
-    ),
-    ("tests/e2e/test_guard.py", "assert faulty.status_code == 200 and faulty_took >= TIMEOUT"),
-    ("tests/e2e/test_guard.py", "assert healthy.status_code == 200 and healthy_took >= TIMEOUT"),
-    ("tests/e2e/test_guard.py", "assert faulty.status_code == 200 and faulty_took < TIMEOUT"),
-    (
-        "tests/e2e/test_guard.py",
-        'assert healthy.headers["x-edge-demo"] == "alive" and healthy_took < TIMEOUT',
-    ),
-    ("tests/e2e/test_guard.py", "assert took < TIMEOUT"),
-    ("tests/e2e/test_guard.py", "assert took < TIMEOUT"),
-    ("tests/e2e/test_guard.py", "assert took < TIMEOUT"),
-    ("tests/e2e/test_guard.py", 'assert (took >= TIMEOUT) is (bridge == "kong-pdk")'),
-    ("tests/e2e/test_guard.py", "assert healthy_took < TIMEOUT"),
+    "backend/tests/test_backend_health.py": 1,
+    "backend/tests/test_health_ready_checks.py": 1,
+    "backend/tests/test_identity_binding.py": 1,
+    "backend/tests/test_tokens_revocation.py": 2,
+    "backend/tests/test_tracing.py": 1,
+    "backend/tests/test_tracing_gunicorn.py": 2,
+    "kong-plugins/tests/jwt/test_key_manager.py": 1,
+    "kong-plugins/tests/jwt/test_revocation.py": 1,
+    "kong-plugins/tests/ratelimit/test_redis_store.py": 10,
+    "kong/harness/tests/test_gateway.py": 1,
+    "tests/e2e/test_edge_jwt_e2e.py": 3,
+    "tests/e2e/test_edge_rate_limit_redis.py": 1,
+    "tests/e2e/test_edge_trace.py": 1,
+    "tests/e2e/test_edge_trace_e2e.py": 1,
+    "tests/e2e/test_guard.py": 9,
 }
 
 
@@ -256,25 +190,32 @@ def _is_test_file(path: Path) -> bool:
 
 
 def test_no_test_asserts_a_wall_clock_bound() -> None:
-    offenders, known = [], set()
+    found: dict[str, list[str]] = {}
     for path, text in text_files(excluding=THIS_FILE):
         if not _is_test_file(path):
             continue
         for line in wall_clock_assertions(text):
-            entry = (str(path.relative_to(ROOT)), text.splitlines()[line - 1].strip())
-            if entry in NOT_YET_REWRITTEN:
-                known.add(entry)
-            else:
-                offenders.append(f"{entry[0]}:{line}: {entry[1]}")
-    assert NOT_YET_REWRITTEN <= known, (
-        "rewritten or moved: take these out of NOT_YET_REWRITTEN:\n"
-        + "\n".join(f"{path}: {line}" for path, line in sorted(NOT_YET_REWRITTEN - known))
-    )
+            name = str(path.relative_to(ROOT))
+            found.setdefault(name, []).append(
+                f"{name}:{line}: {text.splitlines()[line - 1].strip()}"
+            )
+    offenders = [
+        bound
+        for name, bounds in found.items()
+        if len(bounds) > NOT_YET_REWRITTEN.get(name, 0)
+        for bound in bounds
+    ]
     assert not offenders, (
         "assert what the code does (the timeout it passes, the calls, a counter), not how long"
         " it took; a hang guard is a generous timeout, not an assert (docs/testing.md):\n"
         + "\n".join(offenders)
     )
+    fewer = {
+        name: len(found.get(name, []))
+        for name, listed in NOT_YET_REWRITTEN.items()
+        if len(found.get(name, [])) < listed
+    }
+    assert not fewer, f"bounds rewritten: lower these in NOT_YET_REWRITTEN to {fewer}"
 
 
 def test_a_bound_on_a_measured_time_is_flagged() -> None:
