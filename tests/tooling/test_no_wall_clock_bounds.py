@@ -134,6 +134,13 @@ def _clock_names(nodes: list[ast.AST]) -> dict[str, str]:
             assignments.extend((target, node.value) for target in node.targets)
         elif isinstance(node, (ast.AnnAssign, ast.AugAssign)) and node.value is not None:
             assignments.append((node.target, node.value))
+        elif (  # durations.append(now - start): the list holds durations
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in {"append", "add"}
+            and len(node.args) == 1
+        ):
+            assignments.append((node.func.value, node.args[0]))
     names: dict[str, str] = {}
     changed = True
     while changed:  # to a fixed point: start = monotonic(); spent = monotonic() - start …
@@ -232,8 +239,10 @@ def test_a_bound_on_a_measured_time_is_flagged() -> None:
         "    added = sorted(seconds - baseline for _, seconds in outage)\n"
         "    assert added[-1] < 1.0\n"  # 14: through a comprehension and an index
         "    assert max(seconds for seconds, _ in results) < 1.0\n"  # 15: a timed helper's
+        "    durations.append(time.monotonic() - start)\n"
+        "    assert max(durations) < 2.0\n"  # 17: through a list of them
     )
-    assert wall_clock_assertions(measured) == [6, 7, 8, 9, 12, 14, 15]
+    assert wall_clock_assertions(measured) == [6, 7, 8, 9, 12, 14, 15, 17]
 
 
 def test_a_polling_deadline_and_a_timeout_argument_are_not_flagged() -> None:
