@@ -43,7 +43,6 @@ NOT_YET_REWRITTEN = {
     "kong-plugins/tests/jwt/test_key_manager.py": 1,
     "kong-plugins/tests/jwt/test_revocation.py": 1,
     "kong-plugins/tests/ratelimit/test_redis_store.py": 4,
-    "kong/harness/tests/test_gateway.py": 1,
     "tests/e2e/test_edge_jwt_e2e.py": 3,
     "tests/e2e/test_edge_rate_limit_redis.py": 1,
     "tests/e2e/test_edge_trace.py": 1,
