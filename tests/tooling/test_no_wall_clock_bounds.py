@@ -39,7 +39,6 @@ UNITTEST_COMPARISONS = {
 NOT_YET_REWRITTEN = {
     "kong-plugins/tests/ratelimit/test_redis_store.py": 4,
     "tests/e2e/test_edge_jwt_e2e.py": 3,
-    "tests/e2e/test_guard.py": 9,
 }
 
 
