@@ -760,9 +760,7 @@ BACKEND_READS = frozenset({"exists"})
 
 
 @pytest.mark.redis
-def test_revoked_after_logout(
-    edge: Edge, backend: Backend, user: User, redis_client: Any
-) -> None:
+def test_revoked_after_logout(edge: Edge, backend: Backend, user: User, redis_client: Any) -> None:
     session = login(edge.client, user.email)
     token = session["access_token"]
     assert edge.client.get(PROFILE, headers=bearer(token)).status_code == 200
