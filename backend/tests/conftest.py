@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -174,20 +175,31 @@ def postgres_default(postgres_url: str, django_db_blocker: Any, settings: Any) -
     yield from fresh_postgres_default(postgres_url, django_db_blocker, settings)
 
 
+SILENCE_HANG_GUARD_SECONDS = 30.0
+
+
 @pytest.fixture
 def silent_server() -> Iterator[int]:
-    """A TCP port that accepts connections and never says a word (a hung database or Redis)."""
+    """A TCP port that accepts connections and never says a word (a hung database or Redis).
+
+    Each connection is closed after ``SILENCE_HANG_GUARD_SECONDS``: a hang guard, so that a
+    client without a timeout fails its test (it sees a closed connection, too late) instead
+    of hanging the run. Generous, so that no client with a timeout ever gets that far.
+    """
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen()
-    accepted: list[socket.socket] = []
+    accepted: list[tuple[float, socket.socket]] = []
     stop = threading.Event()
 
     def accept() -> None:
         server.settimeout(0.1)
         while not stop.is_set():
+            for at, conn in list(accepted):
+                if time.monotonic() - at > SILENCE_HANG_GUARD_SECONDS:
+                    conn.close()
             try:
-                accepted.append(server.accept()[0])
+                accepted.append((time.monotonic(), server.accept()[0]))
             except OSError:
                 continue
 
@@ -196,7 +208,7 @@ def silent_server() -> Iterator[int]:
     yield server.getsockname()[1]
     stop.set()
     thread.join()
-    for conn in accepted:
+    for _, conn in accepted:
         conn.close()
     server.close()
 

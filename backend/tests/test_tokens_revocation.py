@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -155,20 +154,26 @@ def test_reuse_detection_publishes(user, channel, django_capture_on_commit_callb
 
 
 @pytest.fixture
-def hung_redis() -> Iterator[int]:
-    """A port whose listen backlog accepts connections that never get an answer."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    yield server.getsockname()[1]
-    server.close()
+def connection_attempts(monkeypatch) -> list[object]:
+    """The socket timeout of every connection attempt redis-py makes (one call per attempt:
+    its ``connect()`` retries this under its Retry policy)."""
+    attempts: list[object] = []
+    real_attempt = redis.connection.AbstractConnection.connect_check_health
+
+    def recording_attempt(self, *args, **kwargs):
+        attempts.append(self.socket_timeout)
+        return real_attempt(self, *args, **kwargs)
+
+    monkeypatch.setattr(
+        redis.connection.AbstractConnection, "connect_check_health", recording_attempt
+    )
+    return attempts
 
 
 def _logout_with_redis_at(client, user, settings, url, caplog, capture):
     settings.REDIS_URL = url
     settings.REVOCATIONS_REDIS_TIMEOUT_MS = 300
     pair = issue_token_pair(user)
-    started = time.monotonic()
     with (
         caplog.at_level("WARNING", logger="auth_backend.tokens.revocation"),
         capture(execute=True) as callbacks,
@@ -179,7 +184,6 @@ def _logout_with_redis_at(client, user, settings, url, caplog, capture):
             content_type="application/json",
             **identity_headers(user),
         )
-    elapsed = time.monotonic() - started
     assert response.status_code == 204
     assert len(callbacks) == 1  # publishing was attempted, and failed
     assert any("not published" in r.getMessage() for r in caplog.records)
@@ -187,13 +191,16 @@ def _logout_with_redis_at(client, user, settings, url, caplog, capture):
     with pytest.raises(InvalidAccessToken) as excinfo:
         validate_access_token(pair.access_token)
     assert excinfo.value.reason == "revoked"
-    return elapsed
+
+
+# What bounds a logout while Redis is away is asserted on the client (the timeout each
+# connection attempt gets, and how many attempts there are), not on how long the logout took.
 
 
 def test_logout_succeeds_when_redis_is_unreachable(
-    client, user, settings, caplog, django_capture_on_commit_callbacks
+    client, user, settings, caplog, django_capture_on_commit_callbacks, connection_attempts
 ):
-    elapsed = _logout_with_redis_at(
+    _logout_with_redis_at(
         client,
         user,
         settings,
@@ -201,21 +208,30 @@ def test_logout_succeeds_when_redis_is_unreachable(
         caplog,
         django_capture_on_commit_callbacks,
     )
-    assert elapsed < 5
+    # Refused is tried once more (for a pooled connection Redis dropped), then given up.
+    assert connection_attempts == [0.3, 0.3]
 
 
 def test_logout_succeeds_quickly_when_redis_hangs(
-    client, user, settings, caplog, django_capture_on_commit_callbacks, hung_redis
+    client,
+    user,
+    settings,
+    caplog,
+    django_capture_on_commit_callbacks,
+    silent_server,
+    connection_attempts,
 ):
-    elapsed = _logout_with_redis_at(
+    _logout_with_redis_at(
         client,
         user,
         settings,
-        f"redis://127.0.0.1:{hung_redis}/15",
+        f"redis://127.0.0.1:{silent_server}/15",
         caplog,
         django_capture_on_commit_callbacks,
     )
-    assert elapsed < 3  # bounded by REVOCATIONS_REDIS_TIMEOUT_MS, not by a hung socket
+    # One attempt, bounded by REVOCATIONS_REDIS_TIMEOUT_MS: a timeout is not retried. (The
+    # silent server hangs up after 30 s: a client without a timeout fails here, not hangs.)
+    assert connection_attempts == [0.3]
 
 
 def test_publish_reports_failure_instead_of_raising(settings):

@@ -259,12 +259,11 @@ def _answers(backend: Backend) -> list[tuple[int, Any, dict[str, str]]]:
             ),
             ("POST", "/api/auth/register", {"email": "not-an-email", "password": PASSWORD}, None),
         ):
-            started = time.monotonic()
+            # That export never holds a request is asserted in-process, on the thread exports
+            # run on (backend/tests/test_tracing.py); the client's timeout is the hang guard.
             response = client.request(
                 method, path, json=body, headers={**headers, **({"Host": host} if host else {})}
             )
-            elapsed = time.monotonic() - started
-            assert elapsed < 2.0, (path, elapsed)
             answers.append(
                 (
                     response.status_code,
@@ -304,7 +303,8 @@ def test_a_collector_that_is_down_changes_no_response(
         for _ in range(3):  # the export thread is failing meanwhile
             assert _answers(backend) == baseline
             time.sleep(0.2)
-        stopping = time.monotonic()
-    # Workers flush for a bounded time at exit: the collector cannot hold a restart.
-    assert time.monotonic() - stopping < 10
+    # Workers flush for a bounded time at exit: the collector cannot hold a restart. The
+    # runner's SIGTERM is followed by a SIGKILL only if the backend is still there 15 s later
+    # (tests/support/backend.py), far beyond the flush's bound: exiting by itself is the proof.
+    assert backend.proc is not None and backend.proc.returncode == 0, backend.proc
     assert [status for status, _, _ in baseline] == [200, 400, 401, 400]

@@ -7,7 +7,6 @@ played by a TCP proxy in front of it (tests/support/redis_proxy.py): cut, black-
 
 from __future__ import annotations
 
-import statistics
 import time
 import uuid
 from collections import Counter
@@ -100,8 +99,6 @@ def test_two_nodes_and_sixteen_clients_admit_exactly_the_limit(nodes: list[Harne
 
 # --- Redis failing ----------------------------------------------------------------------------
 
-TIMEOUT_MS = 50
-
 
 @pytest.fixture
 def proxy() -> Iterator[RedisProxy]:
@@ -115,15 +112,6 @@ def one_node(
     yml = kong_yml(upstream.port, proxy.url(), limits=[{"limit": 3, "period": "minute"}], **config)
     command = f"edge-rate-limit --metrics-port {metrics_port}"
     return HarnessRunner(yml, servers=SERVERS, commands={"edge-rate-limit": command}).start()
-
-
-def timed(client: httpx.Client, count: int) -> list[tuple[httpx.Response, float]]:
-    answers = []
-    for _ in range(count):
-        started = time.perf_counter()
-        response = client.get("/login")
-        answers.append((response, time.perf_counter() - started))
-    return answers
 
 
 def metric(port: int, name: str) -> float:
@@ -145,29 +133,26 @@ def test_each_store_failure_mode_does_what_it_says(
     gw = one_node(upstream, proxy, on_store_failure=mode, expected_nodes=3)
     try:
         with gw.client() as client:
-            healthy = timed(client, 6)
-            baseline = statistics.median(seconds for _, seconds in healthy)
-            assert [r.status_code for r, _ in healthy] == [200, 200, 200, 429, 429, 429]
+            healthy = [client.get("/login") for _ in range(6)]
+            assert [r.status_code for r in healthy] == [200, 200, 200, 429, 429, 429]
 
             proxy.set_mode(failure, delay_ms=delay_ms)
-            outage = timed(client, 12)
-            statuses = [r.status_code for r, _ in outage]
+            # An outage costs a store call only until the breaker opens (2 failures), not on
+            # every request: asserted on what reaches Redis, not on how long requests took.
+            outage = [client.get("/login") for _ in range(2)]
+            proxy.reset_counters()
+            outage += [client.get("/login") for _ in range(10)]
+            assert proxy.accepted == 0 and proxy.client_bytes == 0, "the open breaker sent nothing"
+            statuses = [r.status_code for r in outage]
             if mode == "open":
                 assert statuses == [200] * 12
-                assert not any("RateLimit-Limit" in r.headers for r, _ in outage)
+                assert not any("RateLimit-Limit" in r.headers for r in outage)
             elif mode == "closed":
                 assert statuses == [503] * 12
-                assert {r.headers["Retry-After"] for r, _ in outage} == {"1"}
+                assert {r.headers["Retry-After"] for r in outage} == {"1"}
             else:  # per-node counters at 3 // 3 = 1, counted afresh
                 assert statuses == [200] + [429] * 11
-                assert outage[0][0].headers["RateLimit-Limit"] == "1"
-
-            # An outage costs at most the timeout, and only until the breaker opens
-            # (2 failures), not on every request.
-            added = sorted(seconds - baseline for _, seconds in outage)
-            assert added[-1] < 1.0, added
-            slow = [s for s in added if s >= TIMEOUT_MS / 1000]
-            assert len(slow) <= 4, added
+                assert outage[0].headers["RateLimit-Limit"] == "1"
 
             proxy.set_mode("pass")
             time.sleep(1.3)  # breaker_reset_seconds: 1, then one probe

@@ -220,17 +220,17 @@ def test_b3_in_w3c_out(gateway: HarnessRunner, upstream: Upstream) -> None:
 def test_collector_down_changes_no_response(
     gateway: HarnessRunner, upstream: Upstream, metrics_port: int
 ) -> None:
+    # That an export never holds a request is asserted where it can be without a clock (the
+    # exporter's queue against a collector that never answers, in
+    # kong-plugins/tests/trace/test_export.py); here the client's timeout is the hang guard.
     with gateway.client() as client:
-        started = time.monotonic()
         responses = [
             client.get("/down", headers={"X-Request-ID": f"down-request-{i}"}) for i in range(20)
         ]
-        elapsed = time.monotonic() - started
     assert [r.status_code for r in responses] == [200] * 20
     assert [r.headers["x-request-id"] for r in responses] == [
         f"down-request-{i}" for i in range(20)
     ]
-    assert elapsed < 10
     gateway.drain_logs()
     deadline = time.monotonic() + 10
     while True:  # the worker reports the failed exports in the plugin server's metrics

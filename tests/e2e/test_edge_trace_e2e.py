@@ -10,7 +10,6 @@ a client's trace context, so the trace starts at the gateway; the backend contin
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -132,10 +131,11 @@ def test_collector_down_changes_no_response(
     with running_backend(tmp_path, tracing_env(dead)) as backend:
         edge = gateway(backend, dead, monkeypatch)
         try:
+            # That exports never hold a request is asserted without a clock where it can be
+            # (kong-plugins/tests/trace/test_export.py, backend/tests/test_tracing.py); here
+            # the answers are, and the client's timeout is the hang guard.
             with edge.client() as client:
-                started = time.perf_counter()
                 answers = [client.get("/api/auth/health/live/") for _ in range(20)]
-                elapsed = time.perf_counter() - started
                 profile = client.get("/api/auth/profile")
         finally:
             edge.stop()
@@ -143,4 +143,3 @@ def test_collector_down_changes_no_response(
     assert all(r.json() == {"status": "ok"} for r in answers)
     assert profile.status_code == 401
     assert all("traceresponse" in r.headers and "X-Request-ID" in r.headers for r in answers)
-    assert elapsed < 10, "exports to a dead collector never hold a request"

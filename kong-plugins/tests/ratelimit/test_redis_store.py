@@ -12,6 +12,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -473,50 +474,96 @@ def timed_take(limiter: RedisLimiter) -> tuple[float, str]:
     return time.perf_counter() - started, result
 
 
+# Generous: only a take with no timeout at all (a hang) gets this far, however loaded the
+# machine is. What a take did is asserted by its outcome, the timeout its socket was given and
+# the connections it opened, never by how long it took.
+TAKE_HANG_GUARD_SECONDS = 30.0
+
+
+def guarded_take(limiter: RedisLimiter) -> str:
+    """ "allowed"/"rejected"/the failure reason of one take, which must not hang."""
+    outcome: list[str] = []
+
+    def take() -> None:
+        outcome.append(timed_take(limiter)[1])
+
+    thread = threading.Thread(target=take, daemon=True)
+    thread.start()
+    thread.join(TAKE_HANG_GUARD_SECONDS)
+    assert outcome, "the take hung: its socket had no timeout"
+    return outcome[0]
+
+
+def socket_timeouts(limiter: RedisLimiter) -> tuple[object, object]:
+    """The (read/write, connect) timeouts every connection of ``limiter`` is made with."""
+    kwargs = limiter.client.connection_pool.connection_kwargs
+    return kwargs["socket_timeout"], kwargs["socket_connect_timeout"]
+
+
+@pytest.fixture
+def connection_attempts(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The socket timeout of every connection attempt redis-py makes (one call per attempt:
+    its ``connect()`` retries this under its Retry policy)."""
+    attempts: list[object] = []
+    real_attempt = redis.connection.AbstractConnection.connect_check_health
+
+    def recording_attempt(self: Any, *args: Any, **kwargs: Any) -> None:
+        attempts.append(self.socket_timeout)
+        real_attempt(self, *args, **kwargs)
+
+    monkeypatch.setattr(
+        redis.connection.AbstractConnection, "connect_check_health", recording_attempt
+    )
+    return attempts
+
+
 def test_black_holed_redis_times_out_then_the_breaker_fails_fast_and_recovers(
     prefix: str, proxy: RedisProxy
 ) -> None:
     limiter = make(
         prefix, url=proxy.url(15), timeout_ms=50, breaker_threshold=3, breaker_reset_seconds=0.5
     )
-    assert timed_take(limiter)[1] == "allowed"
+    assert socket_timeouts(limiter) == (0.05, 0.05)
+    assert guarded_take(limiter) == "allowed"
     proxy.set_mode("blackhole")
     for _ in range(3):
-        seconds, result = timed_take(limiter)
-        assert result == "timeout"
-        assert 0.04 < seconds < 1.0
+        assert guarded_take(limiter) == "timeout"  # the socket's timeout ended it
     assert limiter.breaker_state is BreakerState.OPEN
     proxy.reset_counters()
     for _ in range(50):
-        seconds, result = timed_take(limiter)
-        assert result == "breaker_open" and seconds < 0.05
+        assert guarded_take(limiter) == "breaker_open"
     assert proxy.accepted == 0 and proxy.client_bytes == 0, "the open breaker sent nothing"
     # Still black-holed after reset_timeout: the single probe fails and reopens it.
     time.sleep(0.55)
-    assert timed_take(limiter)[1] == "timeout"
+    assert guarded_take(limiter) == "timeout"
     assert limiter.breaker_state is BreakerState.OPEN
-    assert timed_take(limiter)[1] == "breaker_open"
+    assert guarded_take(limiter) == "breaker_open"
     # Redis is back: after reset_timeout the probe succeeds and closes the breaker.
     proxy.set_mode("pass")
     time.sleep(0.55)
-    seconds, result = timed_take(limiter)
-    assert result == "allowed" and seconds < 1.0
+    assert guarded_take(limiter) == "allowed"
     assert limiter.breaker_state is BreakerState.CLOSED
     limiter.close()
 
 
-def test_refused_connections_fail_fast_and_recover(prefix: str, proxy: RedisProxy) -> None:
+def test_refused_connections_fail_fast_and_recover(
+    prefix: str, proxy: RedisProxy, connection_attempts: list[object]
+) -> None:
     limiter = make(
         prefix, url=proxy.url(15), timeout_ms=50, breaker_threshold=2, breaker_reset_seconds=0.3
     )
-    assert timed_take(limiter)[1] == "allowed"
+    assert guarded_take(limiter) == "allowed"
     proxy.set_mode("refuse")
-    results = [timed_take(limiter) for _ in range(5)]
-    assert [r for _, r in results] == ["connection", "connection"] + ["breaker_open"] * 3
-    assert max(seconds for seconds, _ in results) < 1.0
+    connection_attempts.clear()
+    assert [guarded_take(limiter) for _ in range(2)] == ["connection", "connection"]
+    # One attempt per take (no retry), each with the configured connect timeout.
+    assert connection_attempts == [0.05, 0.05]
+    # Then the breaker answers without touching the network at all.
+    assert [guarded_take(limiter) for _ in range(3)] == ["breaker_open"] * 3
+    assert connection_attempts == [0.05, 0.05]
     proxy.set_mode("pass")
     time.sleep(0.35)
-    assert timed_take(limiter)[1] == "allowed"
+    assert guarded_take(limiter) == "allowed"
     assert limiter.breaker_state is BreakerState.CLOSED
     limiter.close()
 
@@ -524,17 +571,17 @@ def test_refused_connections_fail_fast_and_recover(prefix: str, proxy: RedisProx
 def test_slow_redis_within_the_timeout_works_beyond_it_times_out(
     prefix: str, proxy: RedisProxy
 ) -> None:
+    # 20 ms against a 500 ms timeout, then 1.5 s: far from the timeout on either side, so a
+    # loaded machine does not move an answer across it.
     limiter = make(
-        prefix, url=proxy.url(15), timeout_ms=50, breaker_threshold=3, breaker_reset_seconds=0.5
+        prefix, url=proxy.url(15), timeout_ms=500, breaker_threshold=3, breaker_reset_seconds=0.5
     )
+    assert socket_timeouts(limiter) == (0.5, 0.5)
     proxy.set_mode("delay", delay_ms=20)
-    for _ in range(3):
-        seconds, result = timed_take(limiter)
-        assert result == "allowed" and 0.02 <= seconds < 1.0
+    assert [guarded_take(limiter) for _ in range(3)] == ["allowed"] * 3
     assert limiter.breaker_state is BreakerState.CLOSED
-    proxy.set_mode("delay", delay_ms=200)
-    seconds, result = timed_take(limiter)
-    assert result == "timeout" and seconds < 1.0
+    proxy.set_mode("delay", delay_ms=1500)
+    assert guarded_take(limiter) == "timeout"
     limiter.close()
 
 
@@ -565,7 +612,9 @@ def test_redis_stopped_mid_run_costs_bounded_latency_and_recovers(
                 samples.append((at, seconds, result))
             time.sleep(0.002)
 
-    threads = [threading.Thread(target=client) for _ in range(16)]
+    # Daemons: a take that hangs (no socket timeout) must not keep the run alive after the
+    # hang guard below has failed the test.
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(16)]
     for thread in threads:
         thread.start()
     time.sleep(0.3)
@@ -579,11 +628,11 @@ def test_redis_stopped_mid_run_costs_bounded_latency_and_recovers(
     time.sleep(2 * reset + 0.3)
     stop.set()
     for thread in threads:
-        thread.join()
+        thread.join(TAKE_HANG_GUARD_SECONDS)
+    assert not any(thread.is_alive() for thread in threads), "a take hung"
     limiter.close()
 
     counts = Counter(result for _, _, result in samples)
-    worst = max(seconds for _, seconds, _ in samples)
     # The outage's failures: calls started from one timeout before Redis went away until it
     # was back.
     network_failures = sum(
@@ -591,11 +640,9 @@ def test_redis_stopped_mid_run_costs_bounded_latency_and_recovers(
         for at, _, result in samples
         if result in ("timeout", "connection") and down_at - timeout <= at < up_at
     )
-    print(
-        f"\nRedis down {up_at - down_at:.1f} s under 16 clients: {dict(counts)}; "
-        f"worst latency {worst * 1000:.0f} ms"
-    )
-    assert worst < 1.0
+    print(f"\nRedis down {up_at - down_at:.1f} s under 16 clients: {dict(counts)}")
+    # What bounds a take's latency is its socket's timeout (no retry), not asserted as a time.
+    assert socket_timeouts(limiter) == (timeout, timeout)
     assert counts["breaker_open"] > 10 * network_failures > 0
     # Failures that touched the network: per client, the call in flight when it broke and
     # one started before the breaker had seen its threshold, then about one probe per reset

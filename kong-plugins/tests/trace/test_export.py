@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import socket
-import time
+import threading
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from prometheus_client import REGISTRY
 
@@ -52,15 +53,6 @@ def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A listening socket that never answers: connects succeed, reads time out."""
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(64)
-        yield int(server.getsockname()[1])
 
 
 def test_spans_arrive_in_batches(receiver: OtlpReceiver) -> None:
@@ -121,25 +113,56 @@ def test_collector_error_status_drops_and_counts(receiver: OtlpReceiver) -> None
     assert _dropped("export_failed") - failed == 1
 
 
-def test_full_queue_drops_and_never_blocks(silent_port: int) -> None:
+class _HungClient:
+    """An httpx.Client stand-in whose post hangs until released: a collector that never
+    answers, without a wall clock in the test."""
+
+    def __init__(self) -> None:
+        self.posting = threading.Event()
+        self.release = threading.Event()
+        self.posts = 0
+
+    def post(self, *args: object, **kwargs: object) -> httpx.Response:
+        self.posts += 1
+        self.posting.set()
+        self.release.wait(HANG_GUARD_SECONDS)
+        return httpx.Response(200)
+
+    def close(self) -> None:
+        pass
+
+
+# Generous: only a real hang (a submit waiting for the stuck worker) reaches it, however
+# loaded the machine is; the assertions are on what happened, not on how long it took.
+HANG_GUARD_SECONDS = 30.0
+
+
+def test_full_queue_drops_and_never_blocks() -> None:
     full = _dropped("queue_full")
+    client = _HungClient()
     exporter = BatchSpanExporter(
-        f"http://127.0.0.1:{silent_port}/v1/traces",
+        "http://collector.invalid/v1/traces",
         _encode,
-        timeout_seconds=2.0,
         queue_size=5,
         batch_size=1,
         flush_interval_seconds=0.01,
+        client_factory=lambda: client,  # type: ignore[arg-type,return-value]
     )
+    accepted: list[bool] = []
     try:
         assert exporter.submit(_span(1))
-        time.sleep(0.2)  # the worker now hangs on the silent collector with span 1
-        started = time.monotonic()
-        accepted = [exporter.submit(_span(i)) for i in range(2, 102)]
-        elapsed = time.monotonic() - started
+        assert client.posting.wait(HANG_GUARD_SECONDS)  # the worker is stuck posting span 1
+        submitting = threading.Thread(
+            target=lambda: accepted.extend(exporter.submit(_span(i)) for i in range(2, 102))
+        )
+        submitting.start()
+        submitting.join(HANG_GUARD_SECONDS)
+        # All 100 submits returned while the post they would wait for was never released.
+        assert not submitting.is_alive() and not client.release.is_set()
     finally:
-        exporter.shutdown(0.1)
-    assert elapsed < 0.5  # 100 submits while the worker is stuck: no waiting at all
+        client.release.set()
+        exporter.shutdown(1)
+    assert client.posts >= 1
     assert accepted.count(True) == 5 and accepted.count(False) == 95
     assert _dropped("queue_full") - full == 95
 

@@ -320,17 +320,20 @@ def test_killed_server_is_respawned_and_instances_restart(harness_factory, upstr
     assert response.headers.get("x-edge-demo") == "hello"
 
 
-def test_fail_open_when_server_hangs(harness_factory, upstream):  # type: ignore[no-untyped-def]
+def test_fail_open_when_server_hangs(harness_factory, upstream, caplog):  # type: ignore[no-untyped-def]
     """A handler that never makes its first PDK call hangs kong-pdk's whole server (its
     e_lock); Kong's socket timeout fires and the request goes on without the plugin."""
+    caplog.set_level(logging.ERROR, logger="kong_harness.plugin_servers")
     yml = _yml(upstream.port, plugins=_route_plugin("r-demo", "{fail: hang_before_pdk}"))
     gw = harness_factory(yml, plugin_timeout=1.0)
     with gw.client() as client:
-        started = time.monotonic()
         response = client.get("/demo")
     assert response.status_code == 200
     assert "x-edge-demo" not in response.headers
-    assert time.monotonic() - started >= 1.0
+    # It was the socket timeout that ended the call (mp_rpc.lua logs the error and goes on),
+    # not a connection error: asserted on what was logged, not on how long it took.
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert "[edge-demo] timeout" in errors, errors
 
 
 def test_each_worker_starts_its_own_instance(harness_factory, upstream):  # type: ignore[no-untyped-def]
