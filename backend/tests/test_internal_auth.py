@@ -113,6 +113,21 @@ def test_a_valid_key_opens_every_endpoint(client, method, url, body):
         "Bearer " + "k" * 5000,
         "",
     ],
+    # the key is generated per process: ids name the cases so that every process collects
+    # the same tests (pytest-xdist compares them)
+    ids=[
+        "basic",
+        "token",
+        "no-scheme",
+        "bearer-alone",
+        "bearer-empty",
+        "two-keys",
+        "key-and-more",
+        "key-short",
+        "key-digest",
+        "long",
+        "empty",
+    ],
 )
 def test_keys_of_another_format_are_401(client, header):
     response = client.get(f"/internal/auth/users/{USER_ID}", HTTP_AUTHORIZATION=header)

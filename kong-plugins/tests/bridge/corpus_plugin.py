@@ -115,8 +115,13 @@ def _context(kong: Any) -> None:
     SEEN.set("left by a previous event")
 
 
+# Long enough that a loaded machine's scheduling delays (tens of ms) never reach it: the
+# differential test tells the bridges apart by what arrives within half of it.
+WAIT_FIRST_SECONDS = 1.0
+
+
 def _wait_first(kong: Any) -> None:
-    gevent.sleep(0.3)  # Redis or a key fetch before the first PDK call
+    gevent.sleep(WAIT_FIRST_SECONDS)  # Redis or a key fetch before the first PDK call
     kong.request.get_header("x-after-wait")
 
 

@@ -9,8 +9,10 @@ notification, instance ids, no server-wide lock before the first PDK call.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import select
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,11 @@ import pytest
 from tests.support.kong_client import Connection, Event, PluginServer, plugin_server, start_instance
 
 CORPUS_PLUGIN = Path(__file__).resolve().parent / "corpus_plugin.py"
+_corpus_spec = importlib.util.spec_from_file_location("bridge_corpus_plugin", CORPUS_PLUGIN)
+assert _corpus_spec is not None and _corpus_spec.loader is not None
+_corpus = importlib.util.module_from_spec(_corpus_spec)
+_corpus_spec.loader.exec_module(_corpus)
+WAIT_FIRST_SECONDS: float = _corpus.WAIT_FIRST_SECONDS
 NAME = "bridge-corpus"
 BRIDGES = {"kong-pdk": ["-g", "--no-lua-style", "--kong-pdk-bridge"], "edge": ["--no-lua-style"]}
 EVIL = b"\xff\xfe\x80bad".decode("utf-8", "surrogateescape")  # bytes that are no UTF-8
@@ -185,13 +192,16 @@ def test_an_event_waiting_before_its_first_call_holds_up_no_other(
     slow = Event(
         slow_conn, start_instance(slow_conn, NAME, {"case": "wait_first"}), "access", kong_answers
     )
+    # the slow event first, as the server reads it: two sockets give no order of their own
+    time.sleep(WAIT_FIRST_SECONDS / 4)
     quick = Event(
         quick_conn, start_instance(quick_conn, NAME, {"case": "request"}), "access", kong_answers
     )
     quick.advance()  # the quick handler's first call
     # kong-pdk writes the slow call as it drops its lock, a moment around the quick one's
-    # write; ours sends it 0.3 s later (corpus_plugin.py wait_first): 0.05 s tells them apart.
-    slow_answered_first = _readable(slow_conn, within=0.05)
+    # write; ours sends it WAIT_FIRST_SECONDS later (corpus_plugin.py wait_first): half of
+    # that tells them apart, with room for a loaded machine's scheduling on either side.
+    slow_answered_first = _readable(slow_conn, within=WAIT_FIRST_SECONDS / 2)
     slow.run()
     quick.run()
     # kong-pdk holds a server-wide lock (kong_pdk/server.py e_lock) from HandleEvent to the

@@ -24,7 +24,8 @@ TRUSTING_LB = RequestIdPolicy(
 
 
 @pytest.mark.parametrize(
-    "value", ["abcdefgh", "req:2024-01-01.abc_DEF-9", "a" * 128, str(uuid.uuid4())]
+    "value",
+    ["abcdefgh", "req:2024-01-01.abc_DEF-9", "a" * 128, "3f0c1d2e-6a7b-4c8d-9e0f-1a2b3c4d5e6f"],
 )
 def test_accepted(value: str) -> None:
     decision = decide_request_id(POLICY, [value])
