@@ -42,13 +42,15 @@ BACKEND_TESTS := backend/tests backend/edge-identity/tests
 # The fast tier leaves out what costs seconds a test: the real backend under gunicorn and
 # the PostgreSQL races (each on a fresh database); test-backend and make test run them.
 FAST_SKIPS := not gunicorn and not postgres
+# The fast tier runs on two processes (pytest-xdist): every test collects the same in each.
+FAST_WORKERS ?= 2
 
 test: setup k8s-tools ## the whole test suite (PostgreSQL and Redis tests need the real services)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 test-fast: setup ## the packages' own tests and the tooling checks, without gunicorn or PostgreSQL races
-	$(VENV)/bin/python -m pytest -m "$(FAST_SKIPS)" $(PLUGIN_TESTS) $(HARNESS_TESTS) \
-		$(BACKEND_TESTS) tests/tooling $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n $(FAST_WORKERS) -m "$(FAST_SKIPS)" $(PLUGIN_TESTS) \
+		$(HARNESS_TESTS) $(BACKEND_TESTS) tests/tooling $(PYTEST_ARGS)
 
 test-plugins: setup ## kong-plugins/tests: the plugins' cores, entries and plugin-server bridge
 	$(VENV)/bin/python -m pytest $(PLUGIN_TESTS) $(PYTEST_ARGS)

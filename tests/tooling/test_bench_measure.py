@@ -15,7 +15,7 @@ from tests.bench.measure import cpu_ns
 # waits (for the test to read its clock) until its stdin closes.
 _CHILD = textwrap.dedent(
     """
-    import sys, threading, time
+    import os, sys, threading, time
     used = []
     def burn():
         start = time.thread_time_ns()
@@ -25,6 +25,10 @@ _CHILD = textwrap.dedent(
     worker = threading.Thread(target=burn)
     worker.start()
     worker.join()
+    # join() returns once the thread's Python work is done; the OS thread ends a moment
+    # later, and until then /proc still lists it among the live ones
+    while len(os.listdir("/proc/self/task")) > 1:
+        time.sleep(0.001)
     print(used[0], flush=True)
     sys.stdin.read()
     """
