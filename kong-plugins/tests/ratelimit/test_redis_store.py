@@ -434,24 +434,24 @@ def test_two_nodes_sixteen_clients_sliding_window_admit_exactly_the_limit(prefix
     assert admitted == limit.limit
 
 
-def test_two_nodes_sixteen_clients_gcra_admit_burst_plus_the_rate(prefix: str) -> None:
+def test_two_nodes_sixteen_clients_gcra_admit_exactly_the_burst(prefix: str) -> None:
+    """Concurrency, not the rate: with an emission interval (T) far longer than the run, no
+    interval passes while the clients hammer, so exactly the burst is admitted whatever the
+    machine's load. How the allowance refills per T: the honest-waits test above, the
+    differential test against the local limiter, and test_gcra.py on an injected clock."""
     nodes = [make(prefix), make(prefix)]
-    limit = Limit(50, 10, burst=10)  # T = 200 ms
-    period = limit.window_seconds / limit.limit
+    limit = Limit(10, 3600, burst=10)  # T = 360 s
     try:
         admitted, total, elapsed = hammer(nodes, [limit], "gcra")
     finally:
         for node in nodes:
             node.close()
-    bound = limit.capacity + elapsed / period
     print(
         f"\ngcra, 2 nodes x 8 clients on one key for {elapsed:.2f} s: admitted {admitted} "
-        f"of {total}; burst + elapsed/T = {bound:.1f}"
+        f"of {total}; burst {limit.capacity}"
     )
-    assert total > 4 * bound
-    # At most burst + elapsed / T (one T of slack for where `elapsed` was measured), and
-    # with the key hammered continuously, every emission interval was used.
-    assert limit.capacity + int(elapsed / period) - 1 <= admitted <= bound + 1
+    assert total > 4 * limit.capacity, "the key was really hammered"
+    assert admitted == limit.capacity
 
 
 # -- Redis down, black-holed, slow -----------------------------------------------------------
