@@ -7,6 +7,7 @@ Public readiness says only ready or not; the per-dependency report is internal
 from __future__ import annotations
 
 import pytest
+from errors_support import assert_error_shape
 
 from auth_backend.internal.keys import generate_api_key, hash_api_key, parse_api_keys
 from tests.support.services import closed_port
@@ -15,19 +16,6 @@ LIVE = "/api/auth/health/live"
 READY = "/api/auth/health/ready"
 INTERNAL_READY = "/internal/auth/health/ready"
 KEY = generate_api_key()
-
-
-def assert_error_shape(response, status: int, code: str) -> dict:
-    assert response.status_code == status
-    assert response["Content-Type"] == "application/json"
-    body = response.json()
-    assert set(body) == {"error", "request_id"}
-    assert set(body["error"]) == {"code", "message", "details"}
-    assert body["error"]["code"] == code
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
-    assert isinstance(body["error"]["details"], dict)
-    assert body["request_id"] == response["X-Request-ID"]
-    return body
 
 
 @pytest.mark.parametrize("path", [f"{LIVE}/", LIVE])

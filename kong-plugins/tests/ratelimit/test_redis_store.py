@@ -416,16 +416,21 @@ def hammer(
     return sum(a for a, _ in results), sum(t for _, t in results), elapsed
 
 
-def test_two_nodes_sixteen_clients_sliding_window_admit_exactly_the_limit(prefix: str) -> None:
-    # Two nodes = two limiters with their own settings objects, pools and breakers.
+def hammer_two_nodes(prefix: str, limit: Limit, algorithm: str) -> tuple[int, int, float]:
+    """:func:`hammer` over two nodes: two limiters with their own settings objects, pools and
+    breakers, on one Redis key."""
     nodes = [make(prefix), make(prefix)]
     assert nodes[0].client.connection_pool is not nodes[1].client.connection_pool
-    limit = Limit(50, 10)
     try:
-        admitted, total, elapsed = hammer(nodes, [limit], "sliding_window")
+        return hammer(nodes, [limit], algorithm)
     finally:
         for node in nodes:
             node.close()
+
+
+def test_two_nodes_sixteen_clients_sliding_window_admit_exactly_the_limit(prefix: str) -> None:
+    limit = Limit(50, 10)
+    admitted, total, elapsed = hammer_two_nodes(prefix, limit, "sliding_window")
     print(
         f"\nsliding_window, 2 nodes x 8 clients on one key for {elapsed:.1f} s: "
         f"admitted {admitted}/{limit.limit} of {total} requests"
@@ -439,13 +444,8 @@ def test_two_nodes_sixteen_clients_gcra_admit_exactly_the_burst(prefix: str) -> 
     interval passes while the clients hammer, so exactly the burst is admitted whatever the
     machine's load. How the allowance refills per T: the honest-waits test above, the
     differential test against the local limiter, and test_gcra.py on an injected clock."""
-    nodes = [make(prefix), make(prefix)]
     limit = Limit(10, 3600, burst=10)  # T = 360 s
-    try:
-        admitted, total, elapsed = hammer(nodes, [limit], "gcra")
-    finally:
-        for node in nodes:
-            node.close()
+    admitted, total, elapsed = hammer_two_nodes(prefix, limit, "gcra")
     print(
         f"\ngcra, 2 nodes x 8 clients on one key for {elapsed:.2f} s: admitted {admitted} "
         f"of {total}; burst {limit.capacity}"
