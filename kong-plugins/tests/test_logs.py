@@ -94,6 +94,36 @@ def test_edge_jwt_lines_carry_the_ids_edge_trace_set_and_never_the_token() -> No
     assert kong.methods.count("kong.request.get_headers") == 1
 
 
+def test_ids_bound_from_headers_are_read_once_and_only_when_a_line_is_logged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """edge-jwt binds the headers, not their ids: an event that logs nothing parses no
+    ``traceparent``; one that logs twice parses it once."""
+    reads: list[object] = []
+    real = logs.ids_from_headers
+
+    def counting(headers: Any, request_id_header: str = logs.DEFAULT_HEADER) -> logs.EventIds:
+        reads.append(headers)
+        return real(headers, request_id_header)
+
+    monkeypatch.setattr(logs, "ids_from_headers", counting)
+    headers = {"x-request-id": [REQUEST_ID], "traceparent": [TRACEPARENT]}
+    contextvars.Context().run(logs.bind_headers, headers)
+    assert reads == []
+
+    def two_lines() -> None:
+        logs.bind_headers(headers)
+        _say("first")
+        _say("second")
+
+    with _lines("edge-jwt") as lines:
+        contextvars.Context().run(two_lines)
+    assert len(reads) == 1
+    assert [(line["request_id"], line["span_id"]) for line in lines] == [
+        (REQUEST_ID, "b7ad6b7169203331")
+    ] * 2
+
+
 @pytest.mark.parametrize(
     "request_id",
     [f"Bearer {TOKEN}", "a" * 200, "short", "id with spaces 123", "\udcff" * 10],

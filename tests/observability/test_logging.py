@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from auth_backend.core.logs import GunicornJsonFormatter, JsonFormatter
 from edge_plugins.logs import JsonFormatter as PluginJsonFormatter
-from edge_plugins.logs import bind_event, ids_from_headers
+from edge_plugins.logs import bind_headers
 from kong_harness.access_log import AccessLog, Entry
 from kong_harness.conf import parse_conf_text
 from tests.observability.support import (
@@ -105,7 +105,7 @@ def _plugin_lines() -> dict[str, tuple[str, str | None]]:
     )
 
     def in_event() -> str:
-        bind_event(ids_from_headers(headers))
+        bind_headers(headers)
         return formatter.format(record)
 
     idle = logging.LogRecord(

@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge_plugins.guard import FailurePolicy, error_request, guarded
 from edge_plugins.jwt.schema import FIELDS
-from edge_plugins.logs import bind_event, ids_from_headers
+from edge_plugins.logs import bind_headers
 from edge_plugins.pdk_calls import PdkCalls
 from edge_plugins.responses import ENCODED_SEPARATOR_MESSAGE
 from edge_plugins.shared_context import SHARED_SUBJECT_KEY
@@ -159,7 +159,7 @@ class Plugin:
     @guarded
     def access(self, kong: Any) -> None:
         headers = kong.request.get_headers(MAX_REQUEST_HEADERS)  # first: see module doc
-        bind_event(ids_from_headers(headers))  # edge-trace's ids: edge_plugins.logs
+        bind_headers(headers)  # edge-trace's ids: edge_plugins.logs
         from edge_plugins.jwt.identity import spoofable_header_names
         from edge_plugins.jwt.route_guard import cgi_shaped_header_names, has_encoded_separator
 

@@ -31,7 +31,7 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -52,7 +52,8 @@ class EventIds:
     span_id: str | None = None
 
 
-_current: contextvars.ContextVar[EventIds | None] = contextvars.ContextVar(
+# The ids, or how to read them when a line is first logged (bind_headers).
+_current: contextvars.ContextVar[EventIds | Callable[[], EventIds] | None] = contextvars.ContextVar(
     "edge_plugins_event_ids", default=None
 )
 
@@ -62,8 +63,20 @@ def bind_event(ids: EventIds) -> None:
     _current.set(ids)
 
 
+def bind_headers(
+    headers: Mapping[str, Sequence[str] | str], request_id_header: str = DEFAULT_HEADER
+) -> None:
+    """:func:`bind_event` with :func:`ids_from_headers`, read when a line is first logged:
+    most events log nothing, and a request should not pay for parsing ids no line shows."""
+    _current.set(lambda: ids_from_headers(headers, request_id_header))
+
+
 def current_event() -> EventIds | None:
-    return _current.get()
+    ids = _current.get()
+    if callable(ids):
+        ids = ids()
+        _current.set(ids)
+    return ids
 
 
 def _single(headers: Mapping[str, Sequence[str] | str], name: str) -> str | None:
@@ -127,7 +140,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "service": self.service,
         }
-        ids = _current.get()
+        ids = current_event()
         if ids is not None:
             if ids.request_id:
                 entry["request_id"] = ids.request_id

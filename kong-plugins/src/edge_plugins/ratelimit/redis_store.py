@@ -367,7 +367,7 @@ class RedisLimiter:
             raise StoreUnavailable("breaker_open", "circuit breaker open")
         started = time.perf_counter()
         try:
-            reply = self._script(keys=keys, args=args)
+            reply = self._evalsha(keys, args)
         except redis.TimeoutError as exc:
             self._failed(started)
             raise StoreUnavailable("timeout", str(exc)) from exc
@@ -382,6 +382,30 @@ class RedisLimiter:
         if not isinstance(reply, list):  # the script returns a table of integers
             raise StoreUnavailable("error", f"script answered a {type(reply).__name__}")
         return reply
+
+    def _evalsha(self, keys: list[str], args: list[str | int]) -> Any:
+        """``EVALSHA`` on a pooled connection, without ``Redis.execute_command``'s layers
+        (retry wrapper, per-command observability hooks, ``Script`` lookups): a decision is
+        one command on the request path, and each layer is paid again by a process that
+        idled between requests (docs/plugin-runtime.md). A connection whose reply was not
+        read whole is dropped, as redis-py's own failure callback does; ``NOSCRIPT`` (a
+        restarted or flushed Redis) goes through ``Script``, which loads the source again.
+        """
+        pool = self.client.connection_pool
+        conn: Any = pool.get_connection()  # redis-py leaves Connection untyped
+        try:
+            conn.send_command("EVALSHA", self._script.sha, len(keys), *keys, *args)
+            return conn.read_response()
+        except redis.exceptions.NoScriptError:
+            pass  # a whole error reply: the connection stays in step
+        except redis.ResponseError:
+            raise
+        except BaseException:
+            conn.disconnect()
+            raise
+        finally:
+            pool.release(conn)
+        return self._script(keys=keys, args=args)
 
     def _failed(self, started: float) -> None:
         self._observe(time.perf_counter() - started)
