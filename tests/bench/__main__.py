@@ -162,6 +162,19 @@ def _bridge_rows(br: dict[str, Any], variants: dict[str, dict[str, float]]) -> l
             *BLANK,
         ]
     )
+    floor = variants["runtime floor"]["cpu_us_per_request"]
+    floor_before = variants["runtime floor before"]["cpu_us_per_request"]
+    rows.append(
+        [
+            "runtime floor: the chain's PDK calls with no plugin logic "
+            "(tests/bench/plugins/chain_probe.py), CPU µs / request: our bridge (3 events) vs "
+            "kong-pdk's (4 events); the plugins' own Python (whole chain less its floor): "
+            "now; before",
+            f"{floor:.0f} vs {floor_before:.0f} ({_ratio(floor, floor_before)}); "
+            f"{now - floor:.0f}; {before - floor_before:.0f}",
+            *BLANK,
+        ]
+    )
     one = variants["edge chain, one process"]["cpu_us_per_request"]
     rows.append(
         [

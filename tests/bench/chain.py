@@ -17,6 +17,11 @@ kong-pdk's own bridge (``--kong-pdk-bridge``) and edge-trace with its log phase
 (``--export-spans``, no collector), so "edge chain" and "edge chain before" compare the
 runtime and the dropped idle log event on the same run.
 
+Runtime floor: three copies of tests/bench/plugins/chain_probe.py (``probe-*``) make the
+chain's PDK calls with none of the plugins' logic, on our bridge (first gateway) and on
+kong-pdk's with edge-trace's idle log event (second gateway): what each runtime costs the
+chain, so the edge chain less its floor is what the plugins' own Python costs.
+
 A third gateway serves our chain from one process (tests/bench/plugins/one_process.py: the
 three plugins on one socket, as Kong 3.9.3 allows), "edge chain, one process": what one
 process instead of three would save, with the same messages.
@@ -74,6 +79,13 @@ TYPICAL = ("typical-trace", "typical-jwt", "typical-rate-limit")
 # The same typical plugins in kong-pdk's gevent mode (``-g``), under these names.
 TYPICAL_GEVENT = {name: f"{name}-gevent" for name in TYPICAL}
 TYPICAL_NULLS = {"typical-null-1": 100000, "typical-null-2": 1450, "typical-null-3": 910}
+# The chain's PDK calls without the plugins' logic: probe name -> (whose calls, priority).
+PROBES = {
+    "probe-trace": ("edge-trace", 100000),
+    "probe-jwt": ("edge-jwt", 1450),
+    "probe-rate-limit": ("edge-rate-limit", 910),
+}
+PROBE_CHAIN = "probe-chain"
 UNLIMITED = 1_000_000_000  # per minute: never the thing measured
 FLOOD_REFETCH_INTERVAL = 1  # seconds: the cap under test is one refetch per second
 
@@ -174,6 +186,7 @@ def kong_yml(upstream_port: int, jwks: JwksServer, signing_key: Path, rl_prefix:
             ("edge-jwt", edge_jwt),
             ("edge-rate-limit", edge_rate_limit),
         ],
+        PROBE_CHAIN: [(name, {"plugin": plugin}) for name, (plugin, _) in PROBES.items()],
         "typical-trace": [("typical-trace", {})],
         "typical-jwt": [("typical-jwt", typical_jwt)],
         "typical-rate-limit": [("typical-rate-limit", typical_rl)],
@@ -248,6 +261,7 @@ def _runner(yml: str, metrics_ports: dict[str, int]) -> HarnessRunner:
         }
     )
     servers.update({name: {} for name in (*OURS, *TYPICAL)})
+    servers.update(_probe_servers())
     servers.update({copy: {"TYPICAL_NAME": copy} for copy in TYPICAL_GEVENT.values()})
     commands = {name: f"{name} --metrics-port {metrics_ports[name]}" for name in OURS}
     commands.update(
@@ -261,22 +275,40 @@ def _runner(yml: str, metrics_ports: dict[str, int]) -> HarnessRunner:
     )
     typical_null = f"{python} {PLUGINS_DIR / 'typical_null.py'}"
     commands.update(dict.fromkeys(TYPICAL_NULLS, typical_null))
+    commands.update(_probe_commands())
     # kong-pdk's defaults for the typical plugins: threads mode, Lua-style returns.
     flags = dict.fromkeys((*TYPICAL, *TYPICAL_NULLS), "")
     flags.update(dict.fromkeys(TYPICAL_GEVENT.values(), "-g"))  # gevent, still Lua-style
-    flags.update(dict.fromkeys((*OURS, *NULLS), BASE_SERVER_FLAGS))
+    flags.update(dict.fromkeys((*OURS, *NULLS, *PROBES), BASE_SERVER_FLAGS))
     return HarnessRunner(yml, servers=servers, commands=commands, flags=flags, workers=1)
 
 
+def _probe_servers() -> dict[str, dict[str, str]]:
+    return {
+        name: {"CHAIN_PROBE_NAME": name, "CHAIN_PROBE_PRIORITY": str(prio)}
+        for name, (_, prio) in PROBES.items()
+    }
+
+
+def _probe_commands(with_log: bool = False) -> dict[str, str]:
+    probe = f"{BIN_DIR / 'python'} {PLUGINS_DIR / 'chain_probe.py'} --metrics-port 0"
+    commands = dict.fromkeys(PROBES, probe)
+    if with_log:  # edge-trace's place: an idle log event, as --export-spans declared
+        commands["probe-trace"] += " --with-log"
+    return commands
+
+
 def _before_runner(yml: str) -> HarnessRunner:
-    """Our chain as it ran before: kong-pdk's bridge, edge-trace with its log phase."""
+    """Our chain as it ran before: kong-pdk's bridge, edge-trace with its log phase; and
+    the probes' chain the same way (its runtime floor)."""
     commands = {name: f"{name} --metrics-port 0" for name in OURS}
     commands["edge-trace"] += " --export-spans"
+    commands.update(_probe_commands(with_log=True))
     return HarnessRunner(
         yml,
-        servers={name: {} for name in OURS},
+        servers={**{name: {} for name in OURS}, **_probe_servers()},
         commands=commands,
-        flags=dict.fromkeys(OURS, KONG_PDK_BRIDGE_FLAGS),
+        flags=dict.fromkeys((*OURS, *PROBES), KONG_PDK_BRIDGE_FLAGS),
         workers=1,
     )
 
@@ -301,14 +333,23 @@ def _one_process_runner(yml: str) -> HarnessRunner:
     )
 
 
-def _chain_only(yml: str) -> str:
-    """The bench's kong.yml with the chain's route and plugins only."""
+def _chain_only(yml: str, routes: tuple[str, ...] = ("edge-chain",)) -> str:
+    """The bench's kong.yml with these routes (the chain's) and their plugins only."""
     doc = yaml.safe_load(yml)
-    doc["services"][0]["routes"] = [
-        r for r in doc["services"][0]["routes"] if r["name"] == "edge-chain"
-    ]
-    doc["plugins"] = [p for p in doc["plugins"] if p["route"] == "edge-chain"]
+    doc["services"][0]["routes"] = [r for r in doc["services"][0]["routes"] if r["name"] in routes]
+    doc["plugins"] = [p for p in doc["plugins"] if p["route"] in routes]
     return yaml.safe_dump(doc, sort_keys=False)
+
+
+def _check_probes(results: dict[str, dict[str, float]]) -> None:
+    """The floor is only the chain's floor if the probes make the chain's round trips."""
+    edge = results["edge chain"]["pdk_per_request"]
+    for name in ("runtime floor", "runtime floor before"):
+        if results[name]["pdk_per_request"] != edge:
+            raise RuntimeError(
+                f"{name}: {results[name]['pdk_per_request']} PDK calls a request, the edge "
+                f"chain {edge}: tests/bench/plugins/chain_probe.py CALLS is out of date"
+            )
 
 
 def _flood(
@@ -448,13 +489,21 @@ def run(settings: ChainSettings) -> dict[str, Any]:
         yml = kong_yml(upstream.port, jwks, signing_key, rl_prefix)
         with (
             _runner(yml, metrics_ports) as gateway,
-            _before_runner(_chain_only(yml)) as before,
+            _before_runner(_chain_only(yml, ("edge-chain", PROBE_CHAIN))) as before,
             _one_process_runner(_chain_only(yml)) as together,
             counter.installed(),
         ):
-            servers = (*NULLS, *OURS, *TYPICAL, *TYPICAL_GEVENT.values(), *TYPICAL_NULLS)
+            servers = (
+                *NULLS,
+                *OURS,
+                *PROBES,
+                *TYPICAL,
+                *TYPICAL_GEVENT.values(),
+                *TYPICAL_NULLS,
+            )
             pid = {name: server_pid(gateway, name) for name in servers}
             before_pids = tuple(server_pid(before, name) for name in OURS)
+            before_probe_pids = tuple(server_pid(before, name) for name in PROBES)
             together_pid = server_pid(together, OURS[0])  # the one process
             with (
                 httpx.Client(base_url=gateway.url, trust_env=False, timeout=30) as client,
@@ -498,6 +547,12 @@ def run(settings: ChainSettings) -> dict[str, Any]:
                         sender("/edge-chain", client=before_client),
                         before_pids,
                     ),
+                    variant("runtime floor", f"/{PROBE_CHAIN}", tuple(PROBES)),
+                    Variant(
+                        "runtime floor before",
+                        sender(f"/{PROBE_CHAIN}", client=before_client),
+                        before_probe_pids,
+                    ),
                     Variant(
                         "edge chain, one process",
                         sender("/edge-chain", client=together_client),
@@ -525,6 +580,7 @@ def run(settings: ChainSettings) -> dict[str, Any]:
                             v.send()
                 variants[5].send()  # the miss variant's first token: JWKS fetched, not timed
                 results = measure(variants, counter, blocks=settings.blocks, block=settings.block)
+                _check_probes(results)
 
             flood = _flood(gateway, jwks, settings.flood_seconds, settings.flood_clients)
 
