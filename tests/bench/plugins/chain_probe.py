@@ -16,6 +16,7 @@ whose calls it makes. ``--with-log`` declares an idle log phase, as edge-trace's
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from typing import Any
@@ -57,20 +58,14 @@ CALLS: dict[str, tuple[tuple[Any, ...], ...]] = {
 }
 
 
-def _pdk(kong: Any, method: str) -> Any:
-    target = kong
-    for part in method.split(".")[1:]:
-        target = getattr(target, part)
-    return target
-
-
 class Plugin:
     def __init__(self, config: dict[str, Any]) -> None:
-        self.calls = [(_pdk_path, args) for _pdk_path, *args in CALLS[config["plugin"]]]
+        # Each call as the attribute path under ``kong`` and its arguments, split once.
+        self.calls = [(method.split(".")[1:], args) for method, *args in CALLS[config["plugin"]]]
 
     def access(self, kong: Any) -> None:
-        for method, args in self.calls:
-            _pdk(kong, method)(*args)
+        for path, args in self.calls:
+            functools.reduce(getattr, path, kong)(*args)
 
 
 class PluginWithLog(Plugin):
