@@ -11,11 +11,15 @@ Kong see the same messages as with kong-pdk's own bridge. ``edge_plugins.server`
 
 What it does differently from kong-pdk, each for the Kong code it answers to:
 
-* An event runs in a pooled greenlet that the connection's greenlet switches to directly,
-  and back: no Channel, no ``gspawn``, and no server-wide lock held until the handler's
-  first PDK call (kong-pdk's ``e_lock``), so an event that waits on Redis before its first
-  call does not hold up the others. Kong runs events of many requests at once on one
-  socket path (mp_rpc.lua ``Rpc:call`` connects per call from a keepalive pool).
+* Kong's connections are read in the gevent hub's own callback, as soon as they are
+  readable (``_Connection``): no greenlet per connection and no wait per read. An event
+  runs in a pooled greenlet that the callback switches to directly; the greenlet writes
+  its messages on the raw non-blocking socket and parks. No Channel, no ``gspawn``, and no
+  server-wide lock held until the handler's first PDK call (kong-pdk's ``e_lock``), so an
+  event that waits on Redis before its first call does not hold up the others. Kong runs
+  events of many requests at once on one socket path (mp_rpc.lua ``Rpc:call`` connects per
+  call from a keepalive pool), so an event's Step may come on another connection than its
+  HandleEvent: each message answers the request it follows, wherever that came from.
 * Each event runs in a fresh ``contextvars.Context``: nothing one event sets in a context
   variable is seen by the next on the same pooled greenlet.
 * A terminal call (``kong.response.exit``/``error``) is sent and the event dropped at once:
@@ -40,9 +44,10 @@ import json
 import logging
 import os
 import secrets
+import socket
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import msgpack
 from greenlet import getcurrent
@@ -59,15 +64,13 @@ TERMINAL_METHODS = frozenset({"kong.response.exit", "kong.response.error"})
 PHASES = ("certificate", "rewrite", "log", "access", "preread", "response")
 # Pooled greenlets kept idle; more run when that many events wait at once, then end.
 MAX_IDLE_WORKERS = 256
+_READ_SIZE = 65536  # what one callback reads: a header map of 1000 lines fits
+ACCEPT_PAUSE = 0.1  # seconds without accepting after accept() failed (EMFILE)
 _INSTANCE_ID_SPAN = 2**40  # a random base below 2**52: exact in Kong's Lua numbers
 
 
 class PluginServerError(Exception):
     """An RPC request the server refuses (kong_pdk.exception.PluginServerException)."""
-
-
-class HandlerFailed(Exception):
-    """The plugin's phase handler raised: the event ends with an RPC error."""
 
 
 def phases_of(plugin: type) -> list[str]:
@@ -126,23 +129,25 @@ class _Namespace:
         return f"<PDK {self._path}>"
 
 
+class Answerer(Protocol):
+    """Where answers to RPC requests go: one of Kong's connections (:class:`_Connection`)."""
+
+    def answer(self, msgid: int, error: str | None, result: Any) -> None:
+        """Send ``[1, msgid, error, result]``; raises ``OSError`` when Kong is gone."""
+
+
 class _Event:
-    __slots__ = ("caller", "ended", "id", "worker")
+    __slots__ = ("awaiting", "conn", "ended", "id", "msgid", "worker")
 
-    def __init__(self, event_id: int) -> None:
+    def __init__(self, event_id: int, worker: _Worker, conn: Answerer, msgid: int) -> None:
         self.id = event_id
-        self.caller: RawGreenlet | None = None  # the greenlet waiting for the next message
-        self.worker: _Worker | None = None
+        self.worker = worker
+        # The request the event's next message answers: HandleEvent, then each Step, each
+        # on whichever connection Kong took from its pool (mp_rpc.lua Rpc:call).
+        self.conn: Answerer | None = conn
+        self.msgid = msgid
+        self.awaiting = False  # a PDK call went out: the next Step is its answer
         self.ended = False  # a terminal call was sent: no Step will come
-
-
-class _Failure:
-    """What a worker hands its caller when the handler raised."""
-
-    __slots__ = ("error",)
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
 
 
 class _Instance:
@@ -157,19 +162,32 @@ class _Instance:
 
 
 class _Worker:
-    """A pooled greenlet running one event at a time, with its own ``kong`` tree."""
+    """A pooled greenlet running one event at a time, with its own ``kong`` tree.
 
-    __slots__ = ("bridge", "event", "greenlet", "kong")
+    It sends the event's messages itself, on the connection of the request they answer,
+    and then parks by switching back to the greenlet that last resumed it: the hub, in
+    whose callback Kong's next message is read (tests drive it from their own greenlet).
+    Whatever resumed it last (that callback, or gevent's when the handler waited on Redis),
+    the next message finds it parked, not in the middle of a wait.
+    """
+
+    __slots__ = ("bridge", "event", "greenlet", "kong", "resumer")
 
     def __init__(self, bridge: PluginBridge) -> None:
         self.bridge = bridge
         self.event: _Event | None = None
         self.kong = _Namespace("kong", self._pdk_call)
         self.greenlet = RawGreenlet(self._run, parent=bridge.hub)
+        self.resumer: Any = bridge.hub
+
+    def resume(self, value: Any) -> None:
+        """Run the worker with ``value`` until it parks or ends."""
+        self.resumer = getcurrent()
+        self.greenlet.switch(value)
 
     def _pdk_call(self, method: str, args: tuple[Any, ...]) -> Any:
-        """One PDK call of the running handler: hand it to the greenlet waiting on the
-        event, wait for Kong's answer (kong_pdk/pdk/__init__.py ``rpc_of``)."""
+        """One PDK call of the running handler: send it, wait for Kong's answer
+        (kong_pdk/pdk/__init__.py ``rpc_of``)."""
         event = self.event
         if event is None or event.ended:
             raise PDKException(f"{method}: the request has already ended")
@@ -177,13 +195,20 @@ class _Worker:
             call: dict[str, Any] = {"Method": method, "Args": _clean_log_args(args)}
         else:
             call = {"Method": method, "Args": args}
-        caller = event.caller
-        assert caller is not None
         if method in TERMINAL_METHODS:
             event.ended = True
-            self.bridge.hub.loop.run_callback(caller.switch, call)
+            self.bridge.events.pop(event.id, None)
+            self.bridge.send(event, call)
             return None
-        data, error = caller.switch(call)
+        event.awaiting = True
+        try:
+            if not self.bridge.send(event, call):
+                event.ended = True
+                self.bridge.events.pop(event.id, None)
+                raise PDKException(f"{method}: the connection to Kong is gone")
+            data, error = self.resumer.switch()
+        finally:
+            event.awaiting = False
         if self.bridge.lua_style:
             return data, error
         if error:
@@ -195,7 +220,7 @@ class _Worker:
         while True:
             event, handler = job
             self.event = event
-            outcome: Any = RET
+            failure: BaseException | None = None
             try:
                 contextvars.Context().run(handler, self.kong)
             except (SystemExit, KeyboardInterrupt):
@@ -203,18 +228,15 @@ class _Worker:
             # A plugin's bug (or an unguarded edge_plugins.guard.RequestEnded, a
             # BaseException): an RPC error, not a dead worker or hub.
             except BaseException as exc:  # noqa: BLE001
-                outcome = _Failure(exc)
+                failure = exc
             self.event = None
-            caller = event.caller
+            bridge.events.pop(event.id, None)
+            if not event.ended:
+                bridge.finish(event, failure)
             if len(bridge.idle) >= MAX_IDLE_WORKERS:
-                if not event.ended and caller is not None:
-                    bridge.hub.loop.run_callback(caller.switch, outcome)
                 return  # the greenlet ends; its parent, the hub, goes on
             bridge.idle.append(self)
-            if event.ended or caller is None:
-                job = bridge.hub.switch()  # parked until a caller switches a job in
-            else:
-                job = caller.switch(outcome)
+            job = self.resumer.switch()  # parked until an event is switched in
 
 
 class PluginBridge:
@@ -252,12 +274,8 @@ class PluginBridge:
         self.last_start_instance_time = 0.0
         self.last_close_instance_time = 0.0
         step = self.step
-        self.methods: dict[str, Callable[..., Any]] = {
-            "plugin.StartInstance": self.start_instance,
-            "plugin.CloseInstance": self.close_instance,
-            "plugin.InstanceStatus": self.instance_status,
-            "plugin.GetStatus": self.get_status,
-            "plugin.GetPluginInfo": self.get_plugin_info,
+        # Answered by the event's worker, on the connection of the request (see _Worker).
+        self.event_methods: dict[str, Callable[[Answerer, int, Any], None]] = {
             "plugin.HandleEvent": self.handle_event,
             "plugin.StepError": self.step_error,
             # kong_pdk/server.py: every typed Step is a plain Step; mp_rpc.lua
@@ -275,6 +293,15 @@ class PluginBridge:
                     "StepMemoryStats",
                 )
             },
+        }
+        # Answered with what they return, in a greenlet of their own: a plugin's
+        # constructor may wait (StartInstance), which the hub must not.
+        self.methods: dict[str, Callable[..., Any]] = {
+            "plugin.StartInstance": self.start_instance,
+            "plugin.CloseInstance": self.close_instance,
+            "plugin.InstanceStatus": self.instance_status,
+            "plugin.GetStatus": self.get_status,
+            "plugin.GetPluginInfo": self.get_plugin_info,
         }
 
     # -- instances (kong_pdk/server.py start_instance, close_instance, instance_status) --
@@ -331,125 +358,239 @@ class PluginBridge:
 
     # -- events (kong_pdk/server.py handle_event, _step; mp_rpc.lua bridge_loop) --
 
-    def handle_event(self, event: dict[str, Any]) -> dict[str, Any]:
+    def handle_event(self, conn: Answerer, msgid: int, event: dict[str, Any]) -> None:
         instance = self._instance(event["InstanceId"])
         instance.last_used_time = time.time()
         handler = getattr(instance.plugin, event["EventName"])
         eid = self.next_event_id
         self.next_event_id = eid + 1
-        current = _Event(eid)
         worker = self.idle.pop() if self.idle else _Worker(self)
-        current.worker = worker
-        current.caller = getcurrent()
-        return self._answer(current, worker.greenlet.switch((current, handler)))
+        current = _Event(eid, worker, conn, msgid)
+        self.events[eid] = current
+        worker.resume((current, handler))
 
-    def _step(self, data: dict[str, Any], is_error: bool) -> dict[str, Any]:
+    def _step(self, conn: Answerer, msgid: int, data: dict[str, Any], is_error: bool) -> None:
         eid = data["EventId"]
         current = self.events.get(eid)
-        if current is None or current.worker is None:
+        if current is None or not current.awaiting:
             raise PluginServerError(f"event id {eid} not found")
+        current.conn = conn
+        current.msgid = msgid
         value = data.get("Data")
-        current.caller = getcurrent()
-        reply = (None, value) if is_error else (value, None)
-        return self._answer(current, current.worker.greenlet.switch(reply))
+        current.worker.resume((None, value) if is_error else (value, None))
 
-    def step(self, data: dict[str, Any]) -> dict[str, Any]:
-        return self._step(data, False)
+    def step(self, conn: Answerer, msgid: int, data: dict[str, Any]) -> None:
+        self._step(conn, msgid, data, False)
 
-    def step_error(self, data: dict[str, Any]) -> dict[str, Any]:
-        return self._step(data, True)
+    def step_error(self, conn: Answerer, msgid: int, data: dict[str, Any]) -> None:
+        self._step(conn, msgid, data, True)
 
-    def _answer(self, current: _Event, message: Any) -> dict[str, Any]:
-        """What the handler sent (a PDK call, ``"ret"`` or a failure) as the answer."""
-        eid = current.id
-        current.caller = None
-        if isinstance(message, _Failure):
-            self.events.pop(eid, None)
-            error = message.error
-            log.error(
-                "plugin %s failed in an event", self.name, exc_info=(type(error), error, None)
-            )
-            raise HandlerFailed(f"plugin handler failed: {type(error).__name__}")
-        if message == RET or current.ended:
-            self.events.pop(eid, None)
-        else:
-            self.events[eid] = current
-        return {"Data": message, "EventId": eid}
-
-    # -- the wire (kong_pdk/listener.py Server.handle) --
-
-    def handle_connection(self, sock: Any, _address: Any = None) -> None:
-        """Serve one connection from Kong until it closes."""
-        unpacker = msgpack.Unpacker(
-            _SocketReader(sock), strict_map_key=False, unicode_errors="surrogateescape"
-        )
-        packer = msgpack.Packer(unicode_errors="surrogateescape")
-        pack = packer.pack
-        # plugin.lua rpc_notifications:serverPid: lets Kong notice a restarted server.
-        greeting = pack([2, "serverPid", os.getpid()])
-        methods = self.methods
-        debug = log.isEnabledFor(logging.DEBUG)
-        send = _sender(sock)
-        for _kind, msgid, method, args in unpacker:
-            target = methods.get(method)
-            try:
-                if target is None:
-                    namespace = method.split(".", 1)[0]
-                    if namespace != "plugin":
-                        raise PluginServerError(f"RPC for {namespace} is not supported")
-                    raise PluginServerError(f"no method {method}")
-                if debug:
-                    log.debug("rpc: #%d method: %s args: %r", msgid, method, args)
-                reply = pack([1, msgid, None, target(*args)])
-            except (PluginServerError, HandlerFailed) as exc:
-                log.warning("rpc: #%d error: %s", msgid, exc)
-                reply = pack([1, msgid, str(exc), None])
-            except Exception as exc:  # the connection's boundary: Kong gets the error text
-                log.exception("rpc: #%d %s failed", msgid, method)
-                reply = pack([1, msgid, str(exc), None])
-            if greeting:
-                reply, greeting = greeting + reply, b""
-            send(reply)
-
-
-def _sender(sock: Any) -> Callable[[bytes], None]:
-    """``sock.sendall``, trying the raw non-blocking socket first: an answer is small and
-    the kernel buffer almost always takes it whole, without gevent's wait machinery."""
-    sendall: Callable[[bytes], None] = sock.sendall
-    raw = getattr(sock, "_sock", None)
-    if raw is None:
-        return sendall
-
-    def send(data: bytes) -> None:
+    def send(self, event: _Event, message: Any) -> bool:
+        """The event's next message (a PDK call or ``"ret"``) as the answer to the request
+        it waits on; whether it reached Kong's socket."""
+        conn = event.conn
+        if conn is None:
+            return False
+        event.conn = None
         try:
-            sent = raw.send(data)
-        except BlockingIOError:
+            conn.answer(event.msgid, None, {"Data": message, "EventId": event.id})
+        except OSError as exc:
+            log.warning("rpc: #%d answer lost, Kong's connection is gone: %s", event.msgid, exc)
+            return False
+        return True
+
+    def finish(self, event: _Event, failure: BaseException | None) -> None:
+        """Answer the end of an event: ``"ret"``, or an RPC error when the handler raised
+        (Kong logs it and goes on without the plugin, mp_rpc.lua ``Rpc:handle_event``)."""
+        if failure is None:
+            self.send(event, RET)
+            return
+        log.error(
+            "plugin %s failed in an event", self.name, exc_info=(type(failure), failure, None)
+        )
+        conn, event.conn = event.conn, None
+        if conn is None:
+            return
+        error = f"plugin handler failed: {type(failure).__name__}"
+        log.warning("rpc: #%d error: %s", event.msgid, error)
+        try:
+            conn.answer(event.msgid, error, None)
+        except OSError as exc:
+            log.warning("rpc: #%d answer lost, Kong's connection is gone: %s", event.msgid, exc)
+
+    # -- requests (kong_pdk/listener.py Server.handle) --
+
+    def dispatch(self, conn: Answerer, message: Any, debug: bool = False) -> None:
+        """Serve one request ``[0, msgid, method, [args]]`` read from ``conn``."""
+        _kind, msgid, method, args = message
+        if debug:
+            log.debug("rpc: #%d method: %s args: %r", msgid, method, args)
+        event_method = self.event_methods.get(method)
+        if event_method is not None:
+            try:
+                event_method(conn, msgid, *args)
+            except Exception as exc:  # noqa: BLE001 - answered, as any request's failure
+                self._answer_failure(conn, msgid, method, exc)
+            return
+        target = self.methods.get(method)
+        if target is None:
+            namespace = method.split(".", 1)[0]
+            text = (
+                f"RPC for {namespace} is not supported"
+                if namespace != "plugin"
+                else f"no method {method}"
+            )
+            self._answer_failure(conn, msgid, method, PluginServerError(text))
+            return
+        import gevent
+
+        gevent.spawn(self._call, conn, msgid, method, target, args)
+
+    def _call(
+        self, conn: Answerer, msgid: int, method: str, target: Callable[..., Any], args: Any
+    ) -> None:
+        try:
+            result = target(*args)
+        except Exception as exc:  # noqa: BLE001 - answered, as any request's failure
+            self._answer_failure(conn, msgid, method, exc)
+            return
+        try:
+            conn.answer(msgid, None, result)
+        except OSError as exc:
+            log.warning("rpc: #%d answer lost, Kong's connection is gone: %s", msgid, exc)
+
+    def _answer_failure(self, conn: Answerer, msgid: int, method: str, exc: Exception) -> None:
+        """Kong gets the error text (kong_pdk/listener.py); a refusal is a warning, anything
+        else a bug logged with its traceback."""
+        if isinstance(exc, PluginServerError):
+            log.warning("rpc: #%d error: %s", msgid, exc)
+        else:
+            log.error("rpc: #%d %s failed", msgid, method, exc_info=exc)
+        try:
+            conn.answer(msgid, str(exc), None)
+        except OSError as lost:
+            log.warning("rpc: #%d answer lost, Kong's connection is gone: %s", msgid, lost)
+
+
+class _Connection:
+    """One of Kong's connections, read in the hub's own callback as soon as it is readable.
+
+    No greenlet per connection and no wait per read: the callback reads what arrived and
+    switches straight to the event's worker, which writes its answer on the raw
+    non-blocking socket. A server that idles between requests pays each wake-up cold, so
+    the shorter path matters most there (``make bench``: bridge rows).
+    """
+
+    __slots__ = ("bridge", "debug", "greeting", "pack", "sock", "unpacker", "watcher")
+
+    def __init__(self, bridge: PluginBridge, sock: Any, loop: Any) -> None:
+        self.bridge = bridge
+        self.sock = sock
+        sock.setblocking(False)
+        self.unpacker = msgpack.Unpacker(strict_map_key=False, unicode_errors="surrogateescape")
+        self.pack = msgpack.Packer(unicode_errors="surrogateescape").pack
+        # plugin.lua rpc_notifications:serverPid: lets Kong notice a restarted server.
+        self.greeting = self.pack([2, "serverPid", os.getpid()])
+        self.debug = log.isEnabledFor(logging.DEBUG)
+        self.watcher = loop.io(sock.fileno(), 1)  # 1: readable
+        self.watcher.start(self._readable)
+
+    def _readable(self) -> None:
+        try:
+            data = self.sock.recv(_READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.close()
+            return
+        self.unpacker.feed(data)
+        dispatch = self.bridge.dispatch
+        try:
+            for message in self.unpacker:
+                dispatch(self, message, self.debug)
+        except Exception:  # not Kong's protocol: drop the connection, as kong-pdk does
+            log.exception("rpc: a message that is not a request; closing the connection")
+            self.close()
+
+    def answer(self, msgid: int, error: str | None, result: Any) -> None:
+        data = self.pack([1, msgid, error, result])
+        if self.greeting:
+            data, self.greeting = self.greeting + data, b""
+        try:
+            sent = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
             sent = 0
-        if sent < len(data):
-            sendall(data[sent:])
+        if sent < len(data):  # the kernel's buffer is full: the rest when it drains
+            import gevent
 
-    return send
+            gevent.spawn(self._send_rest, memoryview(data)[sent:])
+
+    def _send_rest(self, data: memoryview) -> None:
+        from gevent.socket import wait_write
+
+        try:
+            while data:
+                wait_write(self.sock.fileno())
+                try:
+                    data = data[self.sock.send(data) :]
+                except (BlockingIOError, InterruptedError):
+                    continue
+        except OSError as exc:
+            log.warning("rpc: answer lost, Kong's connection is gone: %s", exc)
+            self.close()
+
+    def close(self) -> None:
+        watcher, self.watcher = self.watcher, None
+        if watcher is None:
+            return
+        watcher.stop()
+        watcher.close()
+        self.sock.close()
 
 
-class _SocketReader:
-    """What ``msgpack.Unpacker`` reads from: ``read(n)`` on a socket."""
+class _Listener:
+    """Accepts Kong's connections in the hub's callback; when accepting fails (out of file
+    descriptors), pauses ``ACCEPT_PAUSE`` seconds instead of spinning on a listener that
+    stays readable, as gevent's StreamServer does."""
 
-    __slots__ = ("read",)
+    def __init__(self, bridge: PluginBridge, sock: Any, loop: Any) -> None:
+        self.bridge = bridge
+        self.sock = sock
+        self.loop = loop
+        sock.setblocking(False)
+        self.watcher = loop.io(sock.fileno(), 1)
+        self.watcher.start(self._readable)
+        self.pause = loop.timer(ACCEPT_PAUSE)
 
-    def __init__(self, sock: Any) -> None:
-        self.read = sock.recv
+    def _readable(self) -> None:
+        while True:
+            try:
+                conn, _address = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.error("plugin server cannot accept Kong's connections: %s", exc)
+                self.watcher.stop()
+                self.pause.start(self.watcher.start, self._readable)
+                return
+            _Connection(self.bridge, conn, self.loop)
 
 
 def serve(bridge: PluginBridge, socket_path: str, listen_queue_size: int = 4096) -> None:
     """Listen on ``socket_path`` and serve Kong until the process ends; exit when Kong does
     (kong_pdk/listener.py ``watchdog``: the parent gone, the process adopted by init)."""
     import gevent
-    from gevent import socket
-    from gevent.server import StreamServer
+    from gevent.event import Event
+    from gevent.monkey import get_original
 
+    # The standard library's socket, not gevent's: the hub's callbacks read and write it
+    # without waiting, and never through gevent's per-call wait machinery.
+    socket_class = get_original("socket", "socket")
     if os.path.exists(socket_path):
         os.remove(socket_path)
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener = socket_class(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(socket_path)
     listener.listen(listen_queue_size)
     log.info("plugin server %s listening on %s", bridge.name, socket_path)
@@ -461,4 +602,5 @@ def serve(bridge: PluginBridge, socket_path: str, listen_queue_size: int = 4096)
         raise SystemExit(0)
 
     gevent.spawn(watchdog)
-    StreamServer(listener, bridge.handle_connection).serve_forever()
+    _Listener(bridge, listener, bridge.hub.loop)
+    Event().wait()  # the hub serves; SystemExit from the watchdog ends the wait

@@ -14,6 +14,7 @@ from kong_pdk.pdk import Kong
 from kong_pdk.pdk.kong import kong as declared_kong
 
 from edge_plugins.pdk_bridge import PluginBridge
+from tests.support.in_process_bridge import handle_event, step
 
 
 def declared_methods(node: type = declared_kong, path: str = "kong") -> Iterator[str]:
@@ -84,12 +85,14 @@ def bridge() -> PluginBridge:
 def bridge_message(bridge: PluginBridge, method: str) -> tuple[Any, Any]:
     _Plugin.method = method
     iid = next(iter(bridge.instances))
-    answer = bridge.handle_event({"InstanceId": iid, "EventName": "access"})
+    error, answer = handle_event(bridge, iid)
+    assert error is None
     sent = [answer["Data"]]
     if method not in ("kong.response.exit", "kong.response.error"):
-        done = bridge.step({"EventId": answer["EventId"], "Data": "answer"})
-        assert done["Data"] == "ret"
-    gevent.sleep(0)  # a terminal call's handler finishes after its answer went out
+        assert step(bridge, answer["EventId"], "answer") == (
+            None,
+            {"Data": "ret", "EventId": answer["EventId"]},
+        )
     return sent, _Plugin.result
 
 

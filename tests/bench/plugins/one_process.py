@@ -35,8 +35,8 @@ PLUGINS = (
 EVENT_ID_RANGE = 2**40  # per bridge: ids stay exact in Kong's Lua numbers
 
 
-def routed_methods(bridges: dict[str, pdk_bridge.PluginBridge]) -> dict[str, Callable[..., Any]]:
-    """The RPC methods of one process serving ``bridges``, each routed to its plugin's."""
+def route(bridges: dict[str, pdk_bridge.PluginBridge]) -> pdk_bridge.PluginBridge:
+    """The bridge that reads the socket, its RPC methods each routed to its plugin's."""
     all_bridges = list(bridges.values())
     first = all_bridges[0]
 
@@ -51,23 +51,24 @@ def routed_methods(bridges: dict[str, pdk_bridge.PluginBridge]) -> dict[str, Cal
     def by_name(name: str) -> pdk_bridge.PluginBridge:
         return bridges.get(name, first)
 
-    methods = dict(first.methods)
-    methods.update(
-        {
-            "plugin.StartInstance": lambda cfg: by_name(cfg["Name"]).start_instance(cfg),
-            "plugin.GetPluginInfo": lambda name: by_name(name).get_plugin_info(name),
-            "plugin.HandleEvent": lambda event: by_instance(event["InstanceId"]).handle_event(
-                event
-            ),
-            "plugin.CloseInstance": lambda iid: by_instance(iid).close_instance(iid),
-            "plugin.InstanceStatus": lambda iid: by_instance(iid).instance_status(iid),
-            "plugin.StepError": lambda data: by_event(data).step_error(data),
-        }
-    )
-    for method in methods:
+    methods: dict[str, Callable[..., Any]] = {
+        "plugin.StartInstance": lambda cfg: by_name(cfg["Name"]).start_instance(cfg),
+        "plugin.GetPluginInfo": lambda name: by_name(name).get_plugin_info(name),
+        "plugin.CloseInstance": lambda iid: by_instance(iid).close_instance(iid),
+        "plugin.InstanceStatus": lambda iid: by_instance(iid).instance_status(iid),
+    }
+    event_methods: dict[str, Callable[..., None]] = {
+        "plugin.HandleEvent": lambda conn, msgid, event: by_instance(
+            event["InstanceId"]
+        ).handle_event(conn, msgid, event),
+        "plugin.StepError": lambda conn, msgid, data: by_event(data).step_error(conn, msgid, data),
+    }
+    for method in first.event_methods:
         if method.startswith("plugin.Step") and method != "plugin.StepError":
-            methods[method] = lambda data: by_event(data).step(data)
-    return methods
+            event_methods[method] = lambda conn, msgid, data: by_event(data).step(conn, msgid, data)
+    first.methods = {**first.methods, **methods}
+    first.event_methods = event_methods
+    return first
 
 
 def main() -> None:
@@ -87,8 +88,7 @@ def main() -> None:
         )
         bridge.next_event_id = index * EVENT_ID_RANGE
         bridges[module.NAME] = bridge
-    serving = bridges[edge_trace.NAME]
-    serving.methods = routed_methods(bridges)
+    serving = route(bridges)
     prefix = args[args.index("-p") + 1]
     socket_name = args[args.index("--socket-name") + 1]
     pdk_bridge.serve(serving, os.path.join(prefix, socket_name))

@@ -1,0 +1,164 @@
+"""edge_plugins.pdk_bridge's side of the socket, in process: Kong's connection is the test's
+gevent socket, read by the bridge in the hub's own callback (``_Connection``), so the
+cases a subprocess cannot stage on cue are staged here: an answer bigger than the kernel's
+socket buffer, Kong's connection gone in the middle of an event, accept() failing."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket as stdlib_socket
+import time
+from typing import Any
+
+import gevent
+import msgpack
+import pytest
+from gevent import socket as gevent_socket
+from kong_pdk.exception import PDKException
+
+from edge_plugins import pdk_bridge
+
+BIG = 4 * 1024 * 1024  # bytes: many times a Unix socket's buffer
+
+
+class _Plugin:
+    seen: list[Any] = []
+
+    def __init__(self, config: Any) -> None:
+        self.mode = config.get("mode", "big")
+
+    def access(self, kong: Any) -> None:
+        try:
+            if self.mode == "big":
+                kong.service.request.set_headers({"x-big": "b" * BIG})
+            else:
+                kong.request.get_header("x")
+            _Plugin.seen.append("answered")
+        except PDKException as exc:
+            _Plugin.seen.append(str(exc))
+
+
+@pytest.fixture
+def bridge() -> pdk_bridge.PluginBridge:
+    _Plugin.seen = []
+    return pdk_bridge.PluginBridge("wire", _Plugin, hub=gevent.get_hub())
+
+
+class _Kong:
+    """Kong's end of one connection (mp_rpc.lua Rpc:call: a request, then its answer)."""
+
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+        self.unpacker = msgpack.Unpacker(strict_map_key=False)
+        self.msgid = 0
+
+    def send(self, method: str, *args: Any) -> int:
+        self.msgid += 1
+        self.sock.sendall(msgpack.packb([0, self.msgid, method, list(args)]))
+        return self.msgid
+
+    def receive(self) -> list[Any]:
+        while True:
+            for message in self.unpacker:
+                if message[0] == 1:
+                    return list(message)
+            data = self.sock.recv(65536)
+            assert data, "the bridge closed the connection"
+            self.unpacker.feed(data)
+
+    def call(self, method: str, *args: Any) -> list[Any]:
+        msgid = self.send(method, *args)
+        answer = self.receive()
+        assert answer[1] == msgid
+        return answer
+
+
+def _connected(bridge: pdk_bridge.PluginBridge) -> _Kong:
+    ours, kongs = stdlib_socket.socketpair(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM)
+    pdk_bridge._Connection(bridge, ours, bridge.hub.loop)
+    return _Kong(gevent_socket.socket(fileno=kongs.detach()))
+
+
+def _instance(kong: _Kong, mode: str) -> int:
+    answer = kong.call("plugin.StartInstance", {"Name": "wire", "Config": f'{{"mode": "{mode}"}}'})
+    return int(answer[3]["Id"])
+
+
+def test_an_answer_bigger_than_the_socket_buffer_arrives_whole_and_in_order(
+    bridge: pdk_bridge.PluginBridge,
+) -> None:
+    kong = _connected(bridge)
+    iid = _instance(kong, "big")
+    with gevent.Timeout(30):
+        kong.send("plugin.HandleEvent", {"InstanceId": iid, "EventName": "access"})
+        gevent.sleep(0.1)  # Kong slow to read: the kernel takes part of the answer only
+        _, _, error, result = kong.receive()
+        assert error is None
+        assert result["Data"]["Method"] == "kong.service.request.set_headers"
+        assert len(result["Data"]["Args"][0]["x-big"]) == BIG
+        done = kong.call("plugin.Step", {"EventId": result["EventId"], "Data": None})
+    assert done[2:] == [None, {"Data": "ret", "EventId": result["EventId"]}]
+    assert _Plugin.seen == ["answered"] and not bridge.events
+
+
+def test_kongs_connection_gone_mid_event_ends_the_handler_instead_of_parking_it(
+    bridge: pdk_bridge.PluginBridge, caplog: pytest.LogCaptureFixture
+) -> None:
+    setup = _connected(bridge)
+    iid = _instance(setup, "call")
+    kong = _connected(bridge)
+    kong.send("plugin.HandleEvent", {"InstanceId": iid, "EventName": "access"})
+    kong.sock.close()  # before the bridge reads the request: its answer has nowhere to go
+    with gevent.Timeout(5):
+        while not _Plugin.seen:
+            gevent.sleep(0.01)
+    assert _Plugin.seen == ["kong.request.get_header: the connection to Kong is gone"]
+    assert not bridge.events and len(bridge.idle) == 1  # the worker is back in the pool
+    assert "answer lost" in caplog.text
+    # The server goes on: the next event on a live connection is served.
+    _Plugin.seen = []
+    with gevent.Timeout(5):
+        first = setup.call("plugin.HandleEvent", {"InstanceId": iid, "EventName": "access"})
+        done = setup.call("plugin.Step", {"EventId": first[3]["EventId"], "Data": "v"})
+    assert done[3]["Data"] == "ret" and _Plugin.seen == ["answered"]
+
+
+class _FailingListener(stdlib_socket.socket):
+    """A listening socket whose accept() fails with EMFILE (out of descriptors) for its
+    first ``FAILING`` seconds, as when the process is out of file descriptors."""
+
+    FAILING = pdk_bridge.ACCEPT_PAUSE / 2
+    accepts = 0
+    failing_until: float | None = None
+
+    def accept(self) -> Any:
+        cls = type(self)
+        cls.accepts += 1
+        if cls.failing_until is None:
+            cls.failing_until = time.monotonic() + cls.FAILING
+        if time.monotonic() < cls.failing_until:
+            raise OSError(errno.EMFILE, "Too many open files")
+        return super().accept()
+
+
+def test_accept_failing_pauses_instead_of_spinning_then_serves(
+    bridge: pdk_bridge.PluginBridge, tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, "edge_plugins.pdk_bridge")
+    path = str(tmp_path / "wire.sock")
+    listener = _FailingListener(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(8)
+    pdk_bridge._Listener(bridge, listener, bridge.hub.loop)
+    client = gevent_socket.socket(gevent_socket.AF_UNIX, gevent_socket.SOCK_STREAM)
+    client.connect(path)
+    kong = _Kong(client)
+    with gevent.Timeout(5):
+        answer = kong.call("plugin.GetPluginInfo", "wire")
+    assert answer[3]["Name"] == "wire"
+    assert "cannot accept" in caplog.text
+    # One failed accept, then the pause (no accept while the listener stays readable and
+    # accept would fail), then the connection and the EAGAIN that ends the round; a loop
+    # retrying at once would have failed thousands of times.
+    assert _FailingListener.accepts == 3
