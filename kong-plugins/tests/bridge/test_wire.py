@@ -12,12 +12,12 @@ import time
 from typing import Any
 
 import gevent
-import msgpack
 import pytest
 from gevent import socket as gevent_socket
 from kong_pdk.exception import PDKException
 
 from edge_plugins import pdk_bridge
+from tests.support.kong_client import Connection, start_instance
 
 BIG = 4 * 1024 * 1024  # bytes: many times a Unix socket's buffer
 
@@ -45,44 +45,16 @@ def bridge() -> pdk_bridge.PluginBridge:
     return pdk_bridge.PluginBridge("wire", _Plugin, hub=gevent.get_hub())
 
 
-class _Kong:
-    """Kong's end of one connection (mp_rpc.lua Rpc:call: a request, then its answer)."""
-
-    def __init__(self, sock: Any) -> None:
-        self.sock = sock
-        self.unpacker = msgpack.Unpacker(strict_map_key=False)
-        self.msgid = 0
-
-    def send(self, method: str, *args: Any) -> int:
-        self.msgid += 1
-        self.sock.sendall(msgpack.packb([0, self.msgid, method, list(args)]))
-        return self.msgid
-
-    def receive(self) -> list[Any]:
-        while True:
-            for message in self.unpacker:
-                if message[0] == 1:
-                    return list(message)
-            data = self.sock.recv(65536)
-            assert data, "the bridge closed the connection"
-            self.unpacker.feed(data)
-
-    def call(self, method: str, *args: Any) -> list[Any]:
-        msgid = self.send(method, *args)
-        answer = self.receive()
-        assert answer[1] == msgid
-        return answer
-
-
-def _connected(bridge: pdk_bridge.PluginBridge) -> _Kong:
+def _connected(bridge: pdk_bridge.PluginBridge) -> Connection:
+    """Kong's end of a connection the bridge reads in the hub: a gevent socket, so the
+    test's greenlet waits cooperatively while the hub serves."""
     ours, kongs = stdlib_socket.socketpair(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM)
     pdk_bridge._Connection(bridge, ours, bridge.hub.loop)
-    return _Kong(gevent_socket.socket(fileno=kongs.detach()))
+    return Connection(gevent_socket.socket(fileno=kongs.detach()))
 
 
-def _instance(kong: _Kong, mode: str) -> int:
-    answer = kong.call("plugin.StartInstance", {"Name": "wire", "Config": f'{{"mode": "{mode}"}}'})
-    return int(answer[3]["Id"])
+def _instance(kong: Connection, mode: str) -> int:
+    return start_instance(kong, "wire", {"mode": mode})
 
 
 def test_an_answer_bigger_than_the_socket_buffer_arrives_whole_and_in_order(
@@ -91,14 +63,14 @@ def test_an_answer_bigger_than_the_socket_buffer_arrives_whole_and_in_order(
     kong = _connected(bridge)
     iid = _instance(kong, "big")
     with gevent.Timeout(30):
-        kong.send("plugin.HandleEvent", {"InstanceId": iid, "EventName": "access"})
+        msgid = kong.send("plugin.HandleEvent", {"InstanceId": iid, "EventName": "access"})
         gevent.sleep(0.1)  # Kong slow to read: the kernel takes part of the answer only
-        _, _, error, result = kong.receive()
+        error, result = kong.receive(msgid)
         assert error is None
         assert result["Data"]["Method"] == "kong.service.request.set_headers"
         assert len(result["Data"]["Args"][0]["x-big"]) == BIG
         done = kong.call("plugin.Step", {"EventId": result["EventId"], "Data": None})
-    assert done[2:] == [None, {"Data": "ret", "EventId": result["EventId"]}]
+    assert done == (None, {"Data": "ret", "EventId": result["EventId"]})
     assert _Plugin.seen == ["answered"] and not bridge.events
 
 
@@ -119,9 +91,9 @@ def test_kongs_connection_gone_mid_event_ends_the_handler_instead_of_parking_it(
     # The server goes on: the next event on a live connection is served.
     _Plugin.seen = []
     with gevent.Timeout(5):
-        first = setup.call("plugin.HandleEvent", {"InstanceId": iid, "EventName": "access"})
-        done = setup.call("plugin.Step", {"EventId": first[3]["EventId"], "Data": "v"})
-    assert done[3]["Data"] == "ret" and _Plugin.seen == ["answered"]
+        _, first = setup.call("plugin.HandleEvent", {"InstanceId": iid, "EventName": "access"})
+        _, done = setup.call("plugin.Step", {"EventId": first["EventId"], "Data": "v"})
+    assert done["Data"] == "ret" and _Plugin.seen == ["answered"]
 
 
 class _FailingListener(stdlib_socket.socket):
@@ -153,10 +125,10 @@ def test_accept_failing_pauses_instead_of_spinning_then_serves(
     pdk_bridge._Listener(bridge, listener, bridge.hub.loop)
     client = gevent_socket.socket(gevent_socket.AF_UNIX, gevent_socket.SOCK_STREAM)
     client.connect(path)
-    kong = _Kong(client)
+    kong = Connection(client)
     with gevent.Timeout(5):
-        answer = kong.call("plugin.GetPluginInfo", "wire")
-    assert answer[3]["Name"] == "wire"
+        error, info = kong.call("plugin.GetPluginInfo", "wire")
+    assert error is None and info["Name"] == "wire"
     assert "cannot accept" in caplog.text
     # One failed accept, then the pause (no accept while the listener stays readable and
     # accept would fail), then the connection and the EAGAIN that ends the round; a loop
