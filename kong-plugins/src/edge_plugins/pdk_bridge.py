@@ -392,12 +392,7 @@ class PluginBridge:
         if conn is None:
             return False
         event.conn = None
-        try:
-            conn.answer(event.msgid, None, {"Data": message, "EventId": event.id})
-        except OSError as exc:
-            log.warning("rpc: #%d answer lost, Kong's connection is gone: %s", event.msgid, exc)
-            return False
-        return True
+        return _deliver(conn, event.msgid, None, {"Data": message, "EventId": event.id})
 
     def finish(self, event: _Event, failure: BaseException | None) -> None:
         """Answer the end of an event: ``"ret"``, or an RPC error when the handler raised
@@ -413,10 +408,7 @@ class PluginBridge:
             return
         error = f"plugin handler failed: {type(failure).__name__}"
         log.warning("rpc: #%d error: %s", event.msgid, error)
-        try:
-            conn.answer(event.msgid, error, None)
-        except OSError as exc:
-            log.warning("rpc: #%d answer lost, Kong's connection is gone: %s", event.msgid, exc)
+        _deliver(conn, event.msgid, error, None)
 
     # -- requests (kong_pdk/listener.py Server.handle) --
 
@@ -454,10 +446,7 @@ class PluginBridge:
         except Exception as exc:  # noqa: BLE001 - answered, as any request's failure
             self._answer_failure(conn, msgid, method, exc)
             return
-        try:
-            conn.answer(msgid, None, result)
-        except OSError as exc:
-            log.warning("rpc: #%d answer lost, Kong's connection is gone: %s", msgid, exc)
+        _deliver(conn, msgid, None, result)
 
     def _answer_failure(self, conn: Answerer, msgid: int, method: str, exc: Exception) -> None:
         """Kong gets the error text (kong_pdk/listener.py); a refusal is a warning, anything
@@ -466,10 +455,18 @@ class PluginBridge:
             log.warning("rpc: #%d error: %s", msgid, exc)
         else:
             log.error("rpc: #%d %s failed", msgid, method, exc_info=exc)
-        try:
-            conn.answer(msgid, str(exc), None)
-        except OSError as lost:
-            log.warning("rpc: #%d answer lost, Kong's connection is gone: %s", msgid, lost)
+        _deliver(conn, msgid, str(exc), None)
+
+
+def _deliver(conn: Answerer, msgid: int, error: str | None, result: Any) -> bool:
+    """``conn.answer``; whether it reached Kong's socket (a lost answer is logged: Kong
+    dropped the connection, its request is over)."""
+    try:
+        conn.answer(msgid, error, result)
+    except OSError as exc:
+        log.warning("rpc: #%d answer lost, Kong's connection is gone: %s", msgid, exc)
+        return False
+    return True
 
 
 class _Connection:
@@ -573,6 +570,7 @@ class _Listener:
             except OSError as exc:
                 log.error("plugin server cannot accept Kong's connections: %s", exc)
                 self.watcher.stop()
+                self.loop.update_now()  # the pause counts from now, not the loop's cached time
                 self.pause.start(self.watcher.start, self._readable)
                 return
             _Connection(self.bridge, conn, self.loop)
