@@ -175,6 +175,22 @@ def _bridge_rows(br: dict[str, Any], variants: dict[str, dict[str, float]]) -> l
             *BLANK,
         ]
     )
+    own = [
+        plugin - probe
+        for plugin, probe in zip(
+            variants["edge chain"]["cpu_us_by_process"],
+            variants["runtime floor"]["cpu_us_by_process"],
+            strict=True,
+        )
+    ]
+    rows.append(
+        [
+            "the plugins' own Python in the chain, per plugin: its server's CPU µs / request "
+            "less its probe's (the same events and PDK calls, no logic)",
+            "; ".join(f"{name} {us:.0f}" for name, us in zip(chain.OURS, own, strict=True)),
+            *BLANK,
+        ]
+    )
     one = variants["edge chain, one process"]["cpu_us_per_request"]
     rows.append(
         [

@@ -118,6 +118,8 @@ class Variant:
     send: Callable[[], None]
     pids: tuple[int, ...]
     cpu_us: list[float] = field(default_factory=list)  # per request, one value per block
+    # per request and process (in ``pids`` order), one list per block
+    cpu_us_by_process: list[list[float]] = field(default_factory=list)
     latency_us: list[float] = field(default_factory=list)  # per request
     pdk_calls: int = 0
 
@@ -128,6 +130,9 @@ class Variant:
             "pdk_per_request": self.pdk_calls / n,
             "cpu_us_per_request": statistics.median(self.cpu_us) if self.cpu_us else 0.0,
             "cpu_us_min": min(self.cpu_us) if self.cpu_us else 0.0,
+            "cpu_us_by_process": [
+                statistics.median(process) for process in zip(*self.cpu_us_by_process, strict=True)
+            ],
             "p50_us": percentile(self.latency_us, 50),
             "p99_us": percentile(self.latency_us, 99),
         }
@@ -137,20 +142,25 @@ def measure(
     variants: Iterable[Variant], counter: PdkCounter, *, blocks: int, block: int
 ) -> dict[str, dict[str, float]]:
     """Interleaved blocks of ``block`` requests per variant; per variant the median CPU
-    per request over blocks, PDK calls per request, latency p50/p99."""
+    per request over blocks (all its processes, and each one), PDK calls per request,
+    latency p50/p99."""
     found = list(variants)
     clock = time.perf_counter_ns
     for _ in range(blocks):
         for variant in found:
-            cpu0, calls0 = sum(cpu_ns(p) for p in variant.pids), counter.calls
+            cpu0, calls0 = [cpu_ns(p) for p in variant.pids], counter.calls
             for _ in range(block):
                 started = clock()
                 variant.send()
                 variant.latency_us.append((clock() - started) / 1000)
             variant.pdk_calls += counter.calls - calls0
             if variant.pids:
-                used = sum(cpu_ns(p) for p in variant.pids) - cpu0
-                variant.cpu_us.append(used / block / 1000)
+                used = [
+                    (cpu_ns(p) - before) / block / 1000
+                    for p, before in zip(variant.pids, cpu0, strict=True)
+                ]
+                variant.cpu_us.append(sum(used))
+                variant.cpu_us_by_process.append(used)
     return {v.name: v.summary() for v in found}
 
 

@@ -51,3 +51,14 @@ def test_with_log_declares_an_idle_log_phase_like_export_spans() -> None:
     assert hasattr(chain_probe.PluginWithLog, "log") and not hasattr(chain_probe.Plugin, "log")
     assert hasattr(edge_trace.Plugin, "log") and not hasattr(edge_trace.AccessOnlyPlugin, "log")
     assert chain_probe.PluginWithLog({"plugin": "edge-trace"}).log(RecordingKong()) is None
+
+
+def test_the_probes_stand_in_the_chains_order() -> None:
+    """The per-plugin row subtracts the runtime floor's processes from the chain's, one by
+    one: probe ``i`` must stand for plugin ``i`` at the same priority."""
+    from tests.bench import chain
+
+    assert [plugin for plugin, _ in chain.PROBES.values()] == list(chain.OURS)
+    plugins = (edge_trace, edge_jwt, edge_rate_limit)
+    assert [module.NAME for module in plugins] == list(chain.OURS)
+    assert [priority for _, priority in chain.PROBES.values()] == [m.priority for m in plugins]
