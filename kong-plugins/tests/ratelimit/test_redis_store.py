@@ -26,6 +26,7 @@ from edge_plugins.ratelimit.redis_store import (
     RedisLimiter,
     RedisSettings,
     key_part,
+    packed_command,
     redis_limiter_for,
 )
 from tests.support.redis_proxy import RedisProxy
@@ -280,15 +281,18 @@ def test_idle_keys_expire(limiter: RedisLimiter) -> None:
 def test_decisions_use_evalsha_of_a_script_loaded_once(
     limiter: RedisLimiter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # What goes on the wire, whichever client layer sends it.
+    # What goes on the wire, whichever client layer packs it: every command reaches the
+    # socket through send_packed_command, as RESP (an array of bulk strings).
     calls: Counter[str] = Counter()
-    send_command = redis.connection.AbstractConnection.send_command
+    send_packed_command = redis.connection.AbstractConnection.send_packed_command
 
-    def spy(conn: Any, *args: Any, **kwargs: Any) -> None:
-        calls[" ".join(str(a) for a in args[:2]).upper() if args[0] == "SCRIPT" else args[0]] += 1
-        send_command(conn, *args, **kwargs)
+    def spy(conn: Any, command: Any, *args: Any, **kwargs: Any) -> None:
+        words = b"".join(command).split(b"\r\n")[2::2]  # *N, then $len and each word
+        name = words[0].decode().upper()
+        calls[f"{name} {words[1].decode().upper()}" if name == "SCRIPT" else name] += 1
+        send_packed_command(conn, command, *args, **kwargs)
 
-    monkeypatch.setattr(redis.connection.AbstractConnection, "send_command", spy)
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", spy)
     for _ in range(5):
         limiter.take("r", "k", [Limit(10, 60)])
     assert calls["EVALSHA"] == 5 and calls["EVAL"] == 0 and calls["SCRIPT LOAD"] <= 1
@@ -653,3 +657,9 @@ def test_redis_stopped_mid_run_costs_bounded_latency_and_recovers(
     after = [result for at, _, result in samples if at > up_at + reset + 0.1]
     assert after and set(after) <= {"allowed", "rejected"}
     assert limiter.breaker_state is BreakerState.CLOSED
+
+
+def test_a_packed_command_is_the_bytes_redis_py_would_send(limiter: RedisLimiter) -> None:
+    args = ("EVALSHA", "ab" * 20, 2, "edge-rl:r:k", "edge-rl:r:#0f", "gcra", 10, -1, "é")
+    conn = limiter.client.connection_pool.make_connection()
+    assert packed_command(*args) == b"".join(conn.pack_command(*args))

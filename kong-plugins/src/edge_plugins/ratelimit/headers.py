@@ -26,6 +26,7 @@ the quota is appended (``"minute-5"``), then a position if still ambiguous.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -37,8 +38,10 @@ def _seconds_up(seconds: float) -> int:
     return max(0, math.ceil(seconds))
 
 
-def policy_names(limits: Sequence[Limit]) -> list[str]:
-    """One distinct sf-string-safe name per limit (labels are ``[a-z0-9.-]`` only)."""
+@functools.lru_cache(maxsize=256)
+def _policies(limits: tuple[Limit, ...]) -> tuple[tuple[str, ...], str]:
+    """The limits' names and their ``RateLimit-Policy`` value: the same on every request
+    of a configuration, so built once per set of limits, not per decision."""
     names = [limit.label for limit in limits]
     counts = Counter(names)
     names = [
@@ -46,17 +49,24 @@ def policy_names(limits: Sequence[Limit]) -> list[str]:
         for name, limit in zip(names, limits, strict=True)
     ]
     counts = Counter(names)
-    return [
+    distinct = tuple(
         f"{name}-{index}" if counts[name] > 1 else name for index, name in enumerate(names, start=1)
-    ]
+    )
+    policy = ", ".join(
+        f'"{name}";q={limit.limit};w={max(1, math.ceil(limit.window_seconds))}'
+        for name, limit in zip(distinct, limits, strict=True)
+    )
+    return distinct, policy
+
+
+def policy_names(limits: Sequence[Limit]) -> list[str]:
+    """One distinct sf-string-safe name per limit (labels are ``[a-z0-9.-]`` only)."""
+    return list(_policies(tuple(limits))[0])
 
 
 def ratelimit_policy(limits: Sequence[Limit]) -> str:
     """The ``RateLimit-Policy`` field value for these limits."""
-    return ", ".join(
-        f'"{name}";q={limit.limit};w={max(1, math.ceil(limit.window_seconds))}'
-        for name, limit in zip(policy_names(limits), limits, strict=True)
-    )
+    return _policies(tuple(limits))[1]
 
 
 def ratelimit(name: str, decision: Decision) -> str:
@@ -86,14 +96,13 @@ def rate_limit_headers(
     """
     if not pairs:
         raise ValueError("no decisions")
-    limits = [limit for limit, _ in pairs]
-    names = policy_names(limits)
+    names, policy = _policies(tuple(limit for limit, _ in pairs))
     tight_pair = most_restrictive(pairs)
     tight = tight_pair[1]
     tight_name = next(name for name, pair in zip(names, pairs, strict=True) if pair is tight_pair)
     headers: dict[str, str] = {}
     if ietf:
-        headers["RateLimit-Policy"] = ratelimit_policy(limits)
+        headers["RateLimit-Policy"] = policy
         headers["RateLimit"] = ratelimit(tight_name, tight)
     if kong:
         headers["RateLimit-Limit"] = str(tight.limit)

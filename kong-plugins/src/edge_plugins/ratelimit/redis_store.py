@@ -246,6 +246,17 @@ def _window_part(window_us: int) -> str:
     return f"{window_us}us"
 
 
+def packed_command(*args: str | int) -> bytes:
+    """A command as RESP, an array of bulk strings (https://redis.io/docs/latest/develop/
+    reference/protocol-spec/): the bytes redis-py's serializer sends for the same str and
+    int arguments (str as UTF-8, int as its decimal), without its per-argument type
+    dispatch, which costs a decision more than the rest of building the command."""
+    parts = [arg.encode() if isinstance(arg, str) else b"%d" % arg for arg in args]
+    return b"*%d\r\n" % len(parts) + b"".join(
+        b"$%d\r\n%s\r\n" % (len(part), part) for part in parts
+    )
+
+
 def _connection_pool(settings: RedisSettings) -> redis.ConnectionPool:
     timeout = settings.timeout_ms / 1000
     options: dict[str, Any] = {
@@ -385,7 +396,8 @@ class RedisLimiter:
 
     def _evalsha(self, keys: list[str], args: list[str | int]) -> Any:
         """``EVALSHA`` on a pooled connection, without ``Redis.execute_command``'s layers
-        (retry wrapper, per-command observability hooks, ``Script`` lookups): a decision is
+        (retry wrapper, per-command observability hooks, ``Script`` lookups) and without its
+        serializer's per-argument dispatch (``packed_command``): a decision is
         one command on the request path, and each layer is paid again by a process that
         idled between requests (docs/plugin-runtime.md). A connection whose reply was not
         read whole is dropped, as redis-py's own failure callback does; ``NOSCRIPT`` (a
@@ -394,7 +406,10 @@ class RedisLimiter:
         pool = self.client.connection_pool
         conn: Any = pool.get_connection()  # redis-py leaves Connection untyped
         try:
-            conn.send_command("EVALSHA", self._script.sha, len(keys), *keys, *args)
+            # redis-py sends each item of a packed command with sendall: one item, one call.
+            conn.send_packed_command(
+                [packed_command("EVALSHA", self._script.sha, len(keys), *keys, *args)]
+            )
             return conn.read_response()
         except redis.exceptions.NoScriptError:
             pass  # a whole error reply: the connection stays in step
