@@ -663,3 +663,6 @@ def test_a_packed_command_is_the_bytes_redis_py_would_send(limiter: RedisLimiter
     args = ("EVALSHA", "ab" * 20, 2, "edge-rl:r:k", "edge-rl:r:#0f", "gcra", 10, -1, "é")
     conn = limiter.client.connection_pool.make_connection()
     assert packed_command(*args) == b"".join(conn.pack_command(*args))
+    for wrong in (1.5, True, b"bytes"):
+        with pytest.raises(TypeError):
+            packed_command("EVALSHA", wrong)

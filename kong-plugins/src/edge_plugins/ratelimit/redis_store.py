@@ -250,8 +250,16 @@ def packed_command(*args: str | int) -> bytes:
     """A command as RESP, an array of bulk strings (https://redis.io/docs/latest/develop/
     reference/protocol-spec/): the bytes redis-py's serializer sends for the same str and
     int arguments (str as UTF-8, int as its decimal), without its per-argument type
-    dispatch, which costs a decision more than the rest of building the command."""
-    parts = [arg.encode() if isinstance(arg, str) else b"%d" % arg for arg in args]
+    dispatch, which costs a decision more than the rest of building the command; anything
+    else is refused."""
+    parts = []
+    for arg in args:
+        if type(arg) is str:
+            parts.append(arg.encode())
+        elif type(arg) is int:  # not bool, not float: %d would turn 1.5 into 1 silently
+            parts.append(b"%d" % arg)
+        else:
+            raise TypeError(f"a command argument is str or int, not {type(arg).__name__}")
     return b"*%d\r\n" % len(parts) + b"".join(
         b"$%d\r\n%s\r\n" % (len(part), part) for part in parts
     )
