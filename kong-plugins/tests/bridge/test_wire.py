@@ -8,7 +8,6 @@ from __future__ import annotations
 import errno
 import logging
 import socket as stdlib_socket
-import time
 from typing import Any
 
 import gevent
@@ -97,19 +96,20 @@ def test_kongs_connection_gone_mid_event_ends_the_handler_instead_of_parking_it(
 
 
 class _FailingListener(stdlib_socket.socket):
-    """A listening socket whose accept() fails with EMFILE (out of descriptors) for its
-    first ``FAILING`` seconds, as when the process is out of file descriptors."""
+    """A listening socket whose accept() fails with EMFILE (out of file descriptors) while
+    ``failing`` is set; after ``SPIN`` failures in a row it answers EAGAIN, so that an
+    accept loop that retries at once ends its round instead of hanging the test."""
 
-    FAILING = pdk_bridge.ACCEPT_PAUSE / 2
+    SPIN = 100
+    failing = True
     accepts = 0
-    failing_until: float | None = None
 
     def accept(self) -> Any:
         cls = type(self)
         cls.accepts += 1
-        if cls.failing_until is None:
-            cls.failing_until = time.monotonic() + cls.FAILING
-        if time.monotonic() < cls.failing_until:
+        if cls.failing:
+            if cls.accepts > cls.SPIN:
+                raise BlockingIOError(errno.EAGAIN, "a spinning accept loop stops here")
             raise OSError(errno.EMFILE, "Too many open files")
         return super().accept()
 
@@ -122,17 +122,22 @@ def test_accept_failing_pauses_instead_of_spinning_then_serves(
     listener = _FailingListener(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(8)
-    pdk_bridge._Listener(bridge, listener, bridge.hub.loop)
+    serving = pdk_bridge._Listener(bridge, listener, bridge.hub.loop)
     client = gevent_socket.socket(gevent_socket.AF_UNIX, gevent_socket.SOCK_STREAM)
     client.connect(path)
+    with gevent.Timeout(5):  # a hang guard only: nothing below depends on how long it takes
+        while not _FailingListener.accepts:
+            gevent.sleep(0)
+    for _ in range(20):  # the hub polls its sockets; a listener still watched accepts again
+        gevent.sleep(0.001)
+    # One failed accept, then no other while the pause runs, though the listener stays
+    # readable: a loop retrying at once would have failed SPIN times.
+    assert _FailingListener.accepts == 1 and serving.pause.active
+    assert "cannot accept" in caplog.text
+    _FailingListener.failing = False
     kong = Connection(client)
     with gevent.Timeout(5):
         error, info = kong.call("plugin.GetPluginInfo", "wire")
     assert error is None and info["Name"] == "wire"
-    assert "cannot accept" in caplog.text
-    # One failed accept, then the pause (no accept while the listener stays readable and
-    # accept would fail), then the connection and the EAGAIN that ends the round; a loop
-    # retrying at once would have failed thousands of times. A loaded machine cannot make
-    # this flaky: it only delays the retry, which the pause already puts past the failing
-    # window (half the pause).
+    # After the pause: the connection, then the EAGAIN that ends the round.
     assert _FailingListener.accepts == 3
