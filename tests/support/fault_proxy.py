@@ -33,9 +33,16 @@ MODES = ("pass", "blackhole", "refuse", "delay")
 
 
 def _reset(sock: socket.socket) -> None:
-    """Close with an RST (SO_LINGER 0), as a crashed server or a firewall reset does."""
+    """Close with an RST (SO_LINGER 0), as a crashed server or a firewall reset does.
+
+    ``shutdown(SHUT_RD)`` first: it sends nothing, and it wakes a pump blocked reading this
+    socket, whose read would otherwise hold the socket open (and the RST back) until data
+    came.
+    """
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RD)
     with contextlib.suppress(OSError):
         sock.close()
 
@@ -70,6 +77,11 @@ class _Link:
                 if not replies:
                     self.proxy._count_client_bytes(len(chunk))
                 mode, delay = self.proxy.mode, self.proxy.delay_ms
+                if mode == "refuse":
+                    # set_mode resets the links it found; one it has not reached yet must
+                    # not carry a request or a reply meanwhile (a "down" Redis answering)
+                    self.close(reset=True)
+                    break
                 if mode == "blackhole":
                     continue  # swallowed: the client waits for an answer that never comes
                 if mode == "delay" and replies and delay > 0:
@@ -237,7 +249,15 @@ class FaultProxy:
             return
         link = _Link(self, client, upstream)
         with self._lock:
-            self._links.add(link)
+            # Checked again with the link registered in the same step: a "refuse" set while
+            # the upstream connection was being made has reset the links it knew, not this one.
+            refused = self.mode == "refuse" or self._stopped.is_set()
+            if not refused:
+                self._links.add(link)
+        if refused:
+            _reset(client)
+            _reset(upstream)
+            return
         link.start()
 
     def _count_client_bytes(self, count: int) -> None:

@@ -508,12 +508,14 @@ def socket_timeouts(limiter: RedisLimiter) -> tuple[object, object]:
 @pytest.fixture
 def connection_attempts(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     """The socket timeout of every connection attempt redis-py makes (one call per attempt:
-    its ``connect()`` retries this under its Retry policy)."""
+    its ``connect()`` retries this under its Retry policy; on a connection that already has
+    a socket the call returns at once and is no attempt)."""
     attempts: list[object] = []
     real_attempt = redis.connection.AbstractConnection.connect_check_health
 
     def recording_attempt(self: Any, *args: Any, **kwargs: Any) -> None:
-        attempts.append(self.socket_timeout)
+        if self._sock is None:
+            attempts.append(self.socket_timeout)
         real_attempt(self, *args, **kwargs)
 
     monkeypatch.setattr(
@@ -591,7 +593,7 @@ def test_slow_redis_within_the_timeout_works_beyond_it_times_out(
 
 
 def test_redis_stopped_mid_run_costs_bounded_latency_and_recovers(
-    prefix: str, proxy: RedisProxy
+    prefix: str, proxy: RedisProxy, caplog: pytest.LogCaptureFixture
 ) -> None:
     """16 clients keep deciding while Redis goes away for 1 s and comes back."""
     reset, timeout = 0.3, 0.2
@@ -650,9 +652,13 @@ def test_redis_stopped_mid_run_costs_bounded_latency_and_recovers(
     assert socket_timeouts(limiter) == (timeout, timeout)
     assert counts["breaker_open"] > 10 * network_failures > 0
     # Failures that touched the network: per client, the call in flight when it broke and
-    # one started before the breaker had seen its threshold, then about one probe per reset
-    # interval.
-    assert network_failures <= 2 * 16 + 2 * ((up_at - down_at) / reset + 1)
+    # one started before the breaker had seen its threshold; after that only probes, each
+    # of which reopens the breaker once (the breaker's own tests pin one probe per reset
+    # interval under a fake clock). A breaker closed by an answer while Redis was down would
+    # let all 16 clients through again, far above this.
+    opens = sum("circuit breaker open" in r.getMessage() for r in caplog.records)
+    assert opens >= 1
+    assert network_failures <= 2 * 16 + opens
     # Once Redis is back (and a probe has closed the breaker), Redis decides every request.
     after = [result for at, _, result in samples if at > up_at + reset + 0.1]
     assert after and set(after) <= {"allowed", "rejected"}
