@@ -55,18 +55,28 @@ class _Link:
         self.client = client
         self.upstream = upstream
         self.closed = threading.Event()
+        self.pumps: list[threading.Thread] = []
 
     def start(self) -> None:
         for source, sink, replies in (
             (self.client, self.upstream, False),
             (self.upstream, self.client, True),
         ):
-            threading.Thread(
+            pump = threading.Thread(
                 target=self._pump,
                 args=(source, sink, replies),
                 daemon=True,
                 name="fault-proxy-pump",
-            ).start()
+            )
+            self.pumps.append(pump)
+            pump.start()
+
+    def join(self) -> None:
+        """Wait for the pumps to end: a socket's RST leaves only when the read that holds it
+        returns, so a reset is sent once they have."""
+        for pump in self.pumps:
+            if pump is not threading.current_thread():
+                pump.join(timeout=2)
 
     def _pump(self, source: socket.socket, sink: socket.socket, replies: bool) -> None:
         try:
@@ -96,6 +106,7 @@ class _Link:
         if self.closed.is_set():
             return
         self.closed.set()
+        self.proxy._forget(self)  # first: once a client sees its reset, the link is gone
         for sock in (self.client, self.upstream):
             if reset:
                 _reset(sock)
@@ -104,7 +115,6 @@ class _Link:
                     sock.shutdown(socket.SHUT_RDWR)
                 with contextlib.suppress(OSError):
                     sock.close()
-        self.proxy._forget(self)
 
 
 class FaultProxy:
@@ -183,6 +193,8 @@ class FaultProxy:
                     self._listen_locked()
         for link in links:
             link.close(reset=True)
+        for link in links:  # every client sees its reset before "refuse" is said to be set
+            link.join()
 
     def reset_counters(self) -> None:
         with self._lock:
