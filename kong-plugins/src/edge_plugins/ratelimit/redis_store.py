@@ -65,6 +65,7 @@ import redis
 from edge_plugins.ratelimit.breaker import BreakerState, CircuitBreaker
 from edge_plugins.ratelimit.errors import LimitConfigError, StoreUnavailable
 from edge_plugins.ratelimit.limits import Algorithm, Decision, Limit, Outcome
+from edge_plugins.ratelimit.redis_connections import ConnectionStack
 
 log = logging.getLogger(__name__)
 
@@ -312,6 +313,11 @@ class RedisLimiter:
             settings.breaker_threshold, settings.breaker_reset_seconds, clock=clock
         )
         self.client = redis.Redis(connection_pool=_connection_pool(settings))
+        # Decisions check connections out of this stack, not out of the client's pool
+        # (redis_connections); the pool serves the rare NOSCRIPT reload.
+        self._connections = ConnectionStack(
+            self.client.connection_pool, MAX_CONNECTIONS, settings.timeout_ms / 1000
+        )
         self._script = self.client.register_script(LUA_TAKE)
 
     @property
@@ -403,16 +409,16 @@ class RedisLimiter:
         return reply
 
     def _evalsha(self, keys: list[str], args: list[str | int]) -> Any:
-        """``EVALSHA`` on a pooled connection, without ``Redis.execute_command``'s layers
-        (retry wrapper, per-command observability hooks, ``Script`` lookups) and without its
-        serializer's per-argument dispatch (``packed_command``): a decision is
+        """``EVALSHA`` on a connection of the limiter's own stack (redis_connections), without
+        ``Redis.execute_command``'s layers (retry wrapper, per-command observability hooks,
+        ``Script`` lookups) and without its serializer's per-argument dispatch
+        (``packed_command``): a decision is
         one command on the request path, and each layer is paid again by a process that
         idled between requests (docs/plugin-runtime.md). A connection whose reply was not
         read whole is dropped, as redis-py's own failure callback does; ``NOSCRIPT`` (a
         restarted or flushed Redis) goes through ``Script``, which loads the source again.
         """
-        pool = self.client.connection_pool
-        conn: Any = pool.get_connection()  # redis-py leaves Connection untyped
+        conn = self._connections.acquire()
         try:
             # redis-py sends each item of a packed command with sendall: one item, one call.
             conn.send_packed_command(
@@ -427,7 +433,7 @@ class RedisLimiter:
             conn.disconnect()
             raise
         finally:
-            pool.release(conn)
+            self._connections.release(conn)
         return self._script(keys=keys, args=args)
 
     def _failed(self, started: float) -> None:
@@ -451,7 +457,8 @@ class RedisLimiter:
             log.exception("observe_latency hook failed")
 
     def close(self) -> None:
-        """Close the pool's connections (tests, shutdown)."""
+        """Close the connections (tests, shutdown)."""
+        self._connections.close()
         self.client.connection_pool.disconnect()
 
 
