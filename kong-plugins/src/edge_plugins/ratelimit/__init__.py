@@ -10,6 +10,7 @@ client key and hands it to :class:`.enforcer.Enforcer`. Modules, one concept eac
 * :mod:`.sliding_window`, :mod:`.gcra` — the two algorithms;
 * :mod:`.local_store` — their state, process-wide, for ``policy: local``;
 * :mod:`.redis_store` — their state in Redis for ``policy: redis`` (one Lua call a decision);
+* :mod:`.redis_connections` — the connections those calls borrow (bounded, LIFO);
 * :mod:`.breaker` — the circuit breaker in front of Redis;
 * :mod:`.enforcer` — one request's verdict: which store decides, what the client is told;
 * :mod:`.headers` — decisions as IETF ``RateLimit`` and Kong's ``X-RateLimit-*`` headers;
