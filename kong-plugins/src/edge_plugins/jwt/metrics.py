@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from edge_plugins.metrics_server import safely
+from edge_plugins.metrics_server import children, safely
 
 VALIDATIONS = Counter(
     "edge_jwt_validations_total",
@@ -61,19 +61,23 @@ REVOCATION_CONNECTED = Gauge(
     ["channel"],
 )
 
+_validations = children(VALIDATIONS)
+_jwks_fetches = children(JWKS_FETCHES)
+_cache_hits = children(CACHE_HITS)
+_jwks_stale = children(JWKS_STALE)
+_revocation_connected = children(REVOCATION_CONNECTED)
+
 
 def record_validation(result: str, reason: str) -> None:
-    safely(
-        lambda: VALIDATIONS.labels(result=result, reason=reason).inc(), "edge_jwt_validations_total"
-    )
+    safely(lambda: _validations(result, reason).inc(), "edge_jwt_validations_total")
 
 
 def record_jwks_fetch(result: str) -> None:
-    safely(lambda: JWKS_FETCHES.labels(result=result).inc(), "edge_jwt_jwks_fetches_total")
+    safely(lambda: _jwks_fetches(result).inc(), "edge_jwt_jwks_fetches_total")
 
 
 def record_cache_hit(cache: str) -> None:
-    safely(lambda: CACHE_HITS.labels(cache=cache).inc(), "edge_jwt_cache_hits_total")
+    safely(lambda: _cache_hits(cache).inc(), "edge_jwt_cache_hits_total")
 
 
 def observe_verify_seconds(seconds: float, exemplar: dict[str, str] | None = None) -> None:
@@ -82,11 +86,11 @@ def observe_verify_seconds(seconds: float, exemplar: dict[str, str] | None = Non
 
 
 def set_jwks_stale(source: str, stale: bool) -> None:
-    safely(lambda: JWKS_STALE.labels(source=source).set(1 if stale else 0), "edge_jwt_jwks_stale")
+    safely(lambda: _jwks_stale(source).set(1 if stale else 0), "edge_jwt_jwks_stale")
 
 
 def set_revocation_connected(channel: str, connected: bool) -> None:
     safely(
-        lambda: REVOCATION_CONNECTED.labels(channel=channel).set(1 if connected else 0),
+        lambda: _revocation_connected(channel).set(1 if connected else 0),
         "edge_jwt_revocation_connected",
     )

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from edge_plugins.metrics_server import safely
+from edge_plugins.metrics_server import children, safely
 
 NEAR_LIMIT_RATIO = 0.8
 
@@ -45,17 +45,20 @@ BREAKER_STATE = Gauge(
     ["store"],
 )
 _BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
+_decisions = children(DECISIONS)
+_near_limit = children(NEAR_LIMIT)
+_breaker_state = children(BREAKER_STATE)
 
 
 def record_decision(route: str, outcome: str) -> None:
     safely(
-        lambda: DECISIONS.labels(route=route, outcome=outcome).inc(),
+        lambda: _decisions(route, outcome).inc(),
         "edge_rate_limit_decisions_total",
     )
 
 
 def record_near_limit(route: str) -> None:
-    safely(lambda: NEAR_LIMIT.labels(route=route).inc(), "edge_rate_limit_near_limit_total")
+    safely(lambda: _near_limit(route).inc(), "edge_rate_limit_near_limit_total")
 
 
 def observe_store_seconds(seconds: float) -> None:
@@ -64,6 +67,6 @@ def observe_store_seconds(seconds: float) -> None:
 
 def set_breaker_state(store: str, state: str) -> None:
     safely(
-        lambda: BREAKER_STATE.labels(store=store).set(_BREAKER_VALUES.get(state, 2)),
+        lambda: _breaker_state(store).set(_BREAKER_VALUES.get(state, 2)),
         "edge_rate_limit_breaker_state",
     )

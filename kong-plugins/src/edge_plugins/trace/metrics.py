@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
-from edge_plugins.metrics_server import safely
+from edge_plugins.metrics_server import children, safely
 
 SPANS_STARTED = Counter(
     "edge_trace_spans_started_total",
@@ -46,10 +46,15 @@ EXPORT_QUEUE = Gauge(
     "Spans waiting in the OTLP export queue",
 )
 
+_spans_started = children(SPANS_STARTED)
+_spans_dropped = children(SPANS_DROPPED)
+_invalid_context = children(INVALID_CONTEXT)
+_request_ids = children(REQUEST_IDS)
+
 
 def record_span_started(sampled: bool) -> None:
     safely(
-        lambda: SPANS_STARTED.labels(sampled="true" if sampled else "false").inc(),
+        lambda: _spans_started("true" if sampled else "false").inc(),
         "edge_trace_spans_started_total",
     )
 
@@ -59,18 +64,18 @@ def record_exported(count: int) -> None:
 
 
 def record_dropped(reason: str, count: int = 1) -> None:
-    safely(lambda: SPANS_DROPPED.labels(reason=reason).inc(count), "edge_trace_spans_dropped_total")
+    safely(lambda: _spans_dropped(reason).inc(count), "edge_trace_spans_dropped_total")
 
 
 def record_invalid_context(header: str, reason: str) -> None:
     safely(
-        lambda: INVALID_CONTEXT.labels(header=header, reason=reason).inc(),
+        lambda: _invalid_context(header, reason).inc(),
         "edge_trace_invalid_incoming_context_total",
     )
 
 
 def record_request_id(outcome: str) -> None:
-    safely(lambda: REQUEST_IDS.labels(outcome=outcome).inc(), "edge_trace_request_ids_total")
+    safely(lambda: _request_ids(outcome).inc(), "edge_trace_request_ids_total")
 
 
 def add_queued(delta: int) -> None:
