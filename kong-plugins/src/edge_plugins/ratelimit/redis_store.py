@@ -412,11 +412,11 @@ class RedisLimiter:
         """``EVALSHA`` on a connection of the limiter's own stack (redis_connections), without
         ``Redis.execute_command``'s layers (retry wrapper, per-command observability hooks,
         ``Script`` lookups) and without its serializer's per-argument dispatch
-        (``packed_command``): a decision is
-        one command on the request path, and each layer is paid again by a process that
-        idled between requests (docs/plugin-runtime.md). A connection whose reply was not
-        read whole is dropped, as redis-py's own failure callback does; ``NOSCRIPT`` (a
-        restarted or flushed Redis) goes through ``Script``, which loads the source again.
+        (``packed_command``): a decision is one command on the request path, and each layer
+        is paid again by a process that idled between requests (docs/plugin-runtime.md). A
+        connection whose reply was not read whole is dropped, as redis-py's own failure
+        callback does; ``NOSCRIPT`` (a restarted or flushed Redis) goes through ``Script``,
+        which loads the source again.
         """
         conn = self._connections.acquire()
         try:
