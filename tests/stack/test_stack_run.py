@@ -374,9 +374,8 @@ def test_admin_api_is_unreachable_from_the_monitoring_network(stack: Stack) -> N
     # (what it scrapes) but not the Admin API, which listens on Kong's loopback.
     deadline = time.monotonic() + 30
     while True:
-        status = stack.exec(
-            "prometheus", "wget", "-q", "-T", "5", "-O", "-", "http://kong:8100/status"
-        )
+        # Not -q: if it never answers, the assertion shows wget's reason (name, refused…).
+        status = stack.exec("prometheus", "wget", "-T", "5", "-O", "-", "http://kong:8100/status")
         if status.returncode == 0 or time.monotonic() > deadline:
             break
         time.sleep(2)
