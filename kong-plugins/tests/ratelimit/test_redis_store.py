@@ -525,7 +525,7 @@ def connection_attempts(monkeypatch: pytest.MonkeyPatch) -> list[object]:
 
 
 def test_black_holed_redis_times_out_then_the_breaker_fails_fast_and_recovers(
-    prefix: str, proxy: RedisProxy
+    prefix: str, proxy: RedisProxy, caplog: pytest.LogCaptureFixture
 ) -> None:
     limiter = make(
         prefix, url=proxy.url(15), timeout_ms=50, breaker_threshold=3, breaker_reset_seconds=0.5
@@ -536,6 +536,8 @@ def test_black_holed_redis_times_out_then_the_breaker_fails_fast_and_recovers(
     for _ in range(3):
         assert guarded_take(limiter) == "timeout"  # the socket's timeout ended it
     assert limiter.breaker_state is BreakerState.OPEN
+    opened = [r for r in caplog.records if "circuit breaker open" in r.getMessage()]
+    assert len(opened) == 1 and opened[0].levelname == "WARNING", "the open is said once"
     proxy.reset_counters()
     for _ in range(50):
         assert guarded_take(limiter) == "breaker_open"

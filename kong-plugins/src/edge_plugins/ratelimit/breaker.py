@@ -11,6 +11,14 @@ request.
 A probe whose caller never reports back (a bug, a killed greenlet) would leave the breaker
 half-open forever; after ``reset_timeout`` without an answer another probe is allowed.
 
+Every answer is reported with the permit its call was admitted with (``allow()``), and
+counts only if the breaker is still in the state that admitted it: a call that started
+before the breaker opened and answers once it is open or half-open, or a probe that was
+given up for lost and answers after the next one started, is stale and changes nothing.
+Without that, one late success from a Redis that has since gone down would close the
+breaker, and every caller would pay a timeout again (as resilience4j's breaker, which
+ignores calls it did not permit).
+
 Thread- and greenlet-safe: state changes under one lock that is never held across I/O
 (under gevent's monkey patching ``threading.Lock`` is a cooperative lock).
 """
@@ -21,6 +29,10 @@ import enum
 import threading
 import time
 from collections.abc import Callable
+from typing import NewType
+
+# Which state of the breaker admitted a call: its generation when ``allow()`` answered.
+Permit = NewType("Permit", int)
 
 
 class BreakerState(enum.StrEnum):
@@ -50,6 +62,9 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at = 0.0
         self._probe_started_at = 0.0
+        # Bumped by every change of state and every new probe: a permit of an older
+        # generation is stale. Never 0, so that every permit is true.
+        self._generation = 1
 
     @property
     def state(self) -> BreakerState:
@@ -62,47 +77,52 @@ class CircuitBreaker:
         with self._lock:
             return self._failures
 
-    def allow(self) -> bool:
-        """May this caller use the store now? In half-open, only the one probe may."""
+    def allow(self) -> Permit | None:
+        """May this caller use the store now? ``None`` if not; else the permit to report its
+        answer with. In half-open, only the one probe may."""
         with self._lock:
             if self._state is BreakerState.CLOSED:
-                return True
+                return Permit(self._generation)
             now = self._clock()
             if self._state is BreakerState.OPEN:
                 if now - self._opened_at < self.reset_timeout:
-                    return False
+                    return None
                 self._state = BreakerState.HALF_OPEN
-                self._probe_started_at = now
-                return True
             # Half-open: a probe is in flight. Allow another only if it was lost.
-            if now - self._probe_started_at < self.reset_timeout:
-                return False
+            elif now - self._probe_started_at < self.reset_timeout:
+                return None
             self._probe_started_at = now
-            return True
+            self._generation += 1
+            return Permit(self._generation)
 
-    def record_success(self) -> None:
-        """The store answered: it is healthy, whatever state we were in."""
+    def record_success(self, permit: Permit) -> None:
+        """The store answered the call admitted with ``permit``: a probe's success closes
+        the breaker, a closed breaker's success resets the count; a stale one does nothing."""
         with self._lock:
+            if permit != self._generation:  # an open breaker's generation has no permit
+                return
+            if self._state is BreakerState.HALF_OPEN:
+                self._generation += 1
             self._state = BreakerState.CLOSED
             self._failures = 0
 
-    def record_failure(self) -> None:
-        """The store failed: count it (closed), or reopen after a failed probe (half-open).
-
-        Failures reported while already open come from calls that started before it opened;
-        they do not extend the open interval.
-        """
+    def record_failure(self, permit: Permit) -> bool:
+        """The store failed the call admitted with ``permit``: count it (closed), or reopen
+        after a failed probe (half-open); a stale one does nothing (a call that started
+        before the breaker opened does not extend the open interval). Whether this failure
+        opened the breaker."""
         with self._lock:
-            if self._state is BreakerState.OPEN:
-                return
-            if self._state is BreakerState.HALF_OPEN:
-                self._open()
-                return
-            self._failures += 1
-            if self._failures >= self.failure_threshold:
-                self._open()
+            if permit != self._generation:
+                return False
+            if self._state is BreakerState.CLOSED:
+                self._failures += 1
+                if self._failures < self.failure_threshold:
+                    return False
+            self._open()
+            return True
 
     def _open(self) -> None:
+        self._generation += 1
         self._state = BreakerState.OPEN
         self._opened_at = self._clock()
         self._failures = 0

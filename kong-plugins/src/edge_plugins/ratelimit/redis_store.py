@@ -62,7 +62,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
-from edge_plugins.ratelimit.breaker import BreakerState, CircuitBreaker
+from edge_plugins.ratelimit.breaker import BreakerState, CircuitBreaker, Permit
 from edge_plugins.ratelimit.errors import LimitConfigError, StoreUnavailable
 from edge_plugins.ratelimit.limits import Algorithm, Decision, Limit, Outcome
 from edge_plugins.ratelimit.redis_connections import ConnectionStack
@@ -388,22 +388,23 @@ class RedisLimiter:
         return Outcome(bool(reply[0]), tuple(decisions))
 
     def _run(self, keys: list[str], args: list[str | int]) -> list[int]:
-        if not self.breaker.allow():
+        permit = self.breaker.allow()
+        if permit is None:
             raise StoreUnavailable("breaker_open", "circuit breaker open")
         started = time.perf_counter()
         try:
             reply = self._evalsha(keys, args)
         except redis.TimeoutError as exc:
-            self._failed(started)
+            self._failed(permit, started)
             raise StoreUnavailable("timeout", str(exc)) from exc
         except (redis.ConnectionError, OSError) as exc:
-            self._failed(started)
+            self._failed(permit, started)
             raise StoreUnavailable("connection", str(exc)) from exc
         except redis.RedisError as exc:
-            self._failed(started)
+            self._failed(permit, started)
             raise StoreUnavailable("error", str(exc)) from exc
         self._observe(time.perf_counter() - started)
-        self.breaker.record_success()
+        self.breaker.record_success(permit)
         if not isinstance(reply, list):  # the script returns a table of integers
             raise StoreUnavailable("error", f"script answered a {type(reply).__name__}")
         return reply
@@ -436,11 +437,9 @@ class RedisLimiter:
             self._connections.release(conn)
         return self._script(keys=keys, args=args)
 
-    def _failed(self, started: float) -> None:
+    def _failed(self, permit: Permit, started: float) -> None:
         self._observe(time.perf_counter() - started)
-        before = self.breaker.state
-        self.breaker.record_failure()
-        if before is not BreakerState.OPEN and self.breaker.state is BreakerState.OPEN:
+        if self.breaker.record_failure(permit):
             log.warning(
                 "rate-limit store %s unavailable: circuit breaker open for %.1f s",
                 self.settings.address,
