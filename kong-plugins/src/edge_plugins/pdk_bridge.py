@@ -34,6 +34,13 @@ What it does differently from kong-pdk, each for the Kong code it answers to:
   never at 0: after a restart, an id a worker still holds names no instance of the new
   process, so Kong gets "no plugin instance" and starts its own again (mp_rpc.lua
   ``Rpc:handle_event``) instead of running another config's instance.
+* An event whose PDK call Kong never answers is ended, not parked forever: Kong calls the
+  PDK method without ``pcall`` (mp_rpc.lua ``call_pdk_method``), so a Lua error there ends
+  ``bridge_loop`` with no Step, and it gives up on an answer of ours after the cosocket's
+  read timeout (OpenResty's ``lua_socket_read_timeout``, 60 s, which Kong's templates leave
+  as it is). A sweep every ``STALLED_SWEEP_SECONDS`` raises ``PDKException`` in a handler
+  still waiting on the call it waited on at the sweep before, so it unwinds and its
+  greenlet goes back to the pool. kong-pdk keeps such a greenlet, blocked on a Channel.
 * Debug text is formatted only when debug logging is on.
 """
 
@@ -67,6 +74,9 @@ MAX_IDLE_WORKERS = 256
 _READ_SIZE = 65536  # what one callback reads: a header map of 1000 lines fits
 ACCEPT_PAUSE = 0.1  # seconds without accepting after accept() failed (EMFILE)
 _INSTANCE_ID_SPAN = 2**40  # a random base below 2**52: exact in Kong's Lua numbers
+# How often waiting events are checked: one still waiting on the same PDK call at the next
+# check (60 to 120 s after the call) is ended. Never before Kong's own 60 s read timeout.
+STALLED_SWEEP_SECONDS = 60.0
 
 
 class PluginServerError(Exception):
@@ -137,7 +147,7 @@ class Answerer(Protocol):
 
 
 class _Event:
-    __slots__ = ("awaiting", "conn", "ended", "id", "msgid", "worker")
+    __slots__ = ("awaiting", "calls", "conn", "ended", "id", "msgid", "worker")
 
     def __init__(self, event_id: int, worker: _Worker, conn: Answerer, msgid: int) -> None:
         self.id = event_id
@@ -147,7 +157,8 @@ class _Event:
         self.conn: Answerer | None = conn
         self.msgid = msgid
         self.awaiting = False  # a PDK call went out: the next Step is its answer
-        self.ended = False  # a terminal call was sent: no Step will come
+        self.calls = 0  # PDK calls sent: tells a sweep whether it still waits on the same
+        self.ended = False  # a terminal call was sent, or it was abandoned: no Step will come
 
 
 class _Instance:
@@ -185,6 +196,12 @@ class _Worker:
         self.resumer = getcurrent()
         self.greenlet.switch(value)
 
+    def abandon(self, error: BaseException) -> None:
+        """Raise ``error`` at the PDK call the worker is parked on, and run it until it parks
+        again: the handler unwinds, the greenlet goes back to the pool."""
+        self.resumer = getcurrent()
+        self.greenlet.throw(error)
+
     def _pdk_call(self, method: str, args: tuple[Any, ...]) -> Any:
         """One PDK call of the running handler: send it, wait for Kong's answer
         (kong_pdk/pdk/__init__.py ``rpc_of``)."""
@@ -201,6 +218,7 @@ class _Worker:
             self.bridge.send(event, call)
             return None
         event.awaiting = True
+        event.calls += 1
         try:
             if not self.bridge.send(event, call):
                 event.ended = True
@@ -269,6 +287,8 @@ class PluginBridge:
         self.next_instance_id = secrets.randbelow(_INSTANCE_ID_SPAN) + 1
         self.events: dict[int, _Event] = {}
         self.next_event_id = 0
+        # (event id, calls) of the events waiting on a PDK call at the last sweep.
+        self.waiting_at_last_sweep: set[tuple[int, int]] = set()
         self.idle: list[_Worker] = []
         self.load_time = time.time()
         self.last_start_instance_time = 0.0
@@ -384,6 +404,25 @@ class PluginBridge:
 
     def step_error(self, conn: Answerer, msgid: int, data: dict[str, Any]) -> None:
         self._step(conn, msgid, data, True)
+
+    def abandon_stalled(self) -> int:
+        """End the events still waiting on the PDK call they were waiting on at the last
+        call of this method (``serve`` calls it every ``STALLED_SWEEP_SECONDS``): Kong has
+        given up on them (see the module doc). Answers how many were ended."""
+        waiting = {(eid, event.calls) for eid, event in self.events.items() if event.awaiting}
+        stalled = waiting & self.waiting_at_last_sweep
+        self.waiting_at_last_sweep = waiting - stalled
+        for eid, _calls in stalled:
+            event = self.events.pop(eid, None)
+            if event is None:  # ended by an earlier abandoned handler's unwinding
+                continue
+            event.ended = True
+            event.conn = None
+            log.warning(
+                "plugin %s: event %d got no answer from Kong to its PDK call; ended", self.name, eid
+            )
+            event.worker.abandon(PDKException("no answer from Kong: the request is over"))
+        return len(stalled)
 
     def send(self, event: _Event, message: Any) -> bool:
         """The event's next message (a PDK call or ``"ret"``) as the answer to the request
@@ -576,9 +615,15 @@ class _Listener:
             _Connection(self.bridge, conn, self.loop)
 
 
-def serve(bridge: PluginBridge, socket_path: str, listen_queue_size: int = 4096) -> None:
+def serve(
+    bridge: PluginBridge,
+    socket_path: str,
+    listen_queue_size: int = 4096,
+    stalled_sweep_seconds: float = STALLED_SWEEP_SECONDS,
+) -> None:
     """Listen on ``socket_path`` and serve Kong until the process ends; exit when Kong does
-    (kong_pdk/listener.py ``watchdog``: the parent gone, the process adopted by init)."""
+    (kong_pdk/listener.py ``watchdog``: the parent gone, the process adopted by init). Every
+    ``stalled_sweep_seconds`` the events Kong gave up on are ended (``abandon_stalled``)."""
     import gevent
     from gevent.event import Event
     from gevent.monkey import get_original
@@ -600,5 +645,8 @@ def serve(bridge: PluginBridge, socket_path: str, listen_queue_size: int = 4096)
         raise SystemExit(0)
 
     gevent.spawn(watchdog)
+    # In the hub's callback, as Kong's messages are: the worker parks back into the hub.
+    sweep = bridge.hub.loop.timer(stalled_sweep_seconds, stalled_sweep_seconds)
+    sweep.start(bridge.abandon_stalled)
     _Listener(bridge, listener, bridge.hub.loop)
     Event().wait()  # the hub serves; SystemExit from the watchdog ends the wait
