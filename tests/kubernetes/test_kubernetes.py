@@ -364,6 +364,9 @@ def test_kong_admin_api_is_not_exposed(overlay):
         address.rsplit(":", 1)[0] in {"127.0.0.1", "[::1]"} for address in listeners
     ), listeners
     admin_ports = {int(address.rsplit(":", 1)[1]) for address in listeners}
+    # No Kong Manager either: Kong 3.9 serves it on 0.0.0.0:8002 and :8445 unless it is
+    # off (kong/templates/kong_defaults.lua admin_gui_listen).
+    assert conf["admin_gui_listen"].strip() == "off"
     kong = kong_container(objects)
     assert not admin_ports & {p["containerPort"] for p in kong["ports"]}
     # Kong's own checks go to the Status API or the plugin servers' sockets, never the Admin

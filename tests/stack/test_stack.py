@@ -287,6 +287,9 @@ def test_kong_environment_matches_kong_conf_and_the_image_copies_it():
     # every other container (POST /config would replace the whole configuration).
     assert "KONG_ADMIN_LISTEN" not in env and "KONG_ADMIN_LISTEN" not in str(SERVICES["kong"])
     assert KONG_CONF["admin_listen"].split(",")[0].strip().startswith("127.0.0.1:")
+    # Nor Kong Manager, which Kong 3.9 would serve on 0.0.0.0 (kong_defaults.lua).
+    assert KONG_CONF["admin_gui_listen"] == "off"
+    assert "KONG_ADMIN_GUI_LISTEN" not in str(SERVICES["kong"])
     # Every env-vault reference of kong.compose.yml is provided.
     refs = set(
         re.findall(r"\{vault://env/([a-z0-9-]+)\}", (ROOT / "kong/kong.compose.yml").read_text())
