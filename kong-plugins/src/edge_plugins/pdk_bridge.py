@@ -412,10 +412,10 @@ class PluginBridge:
         waiting = {(eid, event.calls) for eid, event in self.events.items() if event.awaiting}
         stalled = waiting & self.waiting_at_last_sweep
         self.waiting_at_last_sweep = waiting - stalled
+        # Nothing else runs in the hub while this callback does: a handler that waits while
+        # it unwinds switches back into this loop, and no Step can end these events meanwhile.
         for eid, _calls in stalled:
-            event = self.events.pop(eid, None)
-            if event is None:  # ended by an earlier abandoned handler's unwinding
-                continue
+            event = self.events.pop(eid)
             event.ended = True
             event.conn = None
             log.warning(
