@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.bench import bridge, chain, end_to_end, rate_limit
+from tests.bench.measure import pin_to_one_cpu
 from tests.support.harness import REPO
 
 RESULTS = REPO / "bench" / "results"
@@ -59,6 +60,11 @@ def _arguments() -> argparse.Namespace:
     add("--e2e-clients", type=int, default=4)
     add("--e2e-seconds", type=float, default=5.0, help="per round and way")
     add("--e2e-rounds", type=int, default=2)
+    add(
+        "--one-cpu",
+        action="store_true",
+        help="run the bench and every process it starts on one CPU: no cross-CPU wake-ups",
+    )
     add("--quick", action="store_true", help="a smoke run: every section, tiny counts")
     args = parser.parse_args()
     if args.quick:
@@ -285,10 +291,13 @@ def table(result: dict[str, Any]) -> str:
 
 def main() -> None:
     args = _arguments()
+    if args.one_cpu:  # first: every thread and process started later inherits it
+        pin_to_one_cpu()
     started = datetime.datetime.now(datetime.UTC)
     parameters = {k: v for k, v in vars(args).items() if k != "quick"}
     machine = {
         "cpus": os.cpu_count(),
+        "cpus_used": sorted(os.sched_getaffinity(0)),
         "load_average_at_start": os.getloadavg(),
         "python": platform.python_version(),
     }

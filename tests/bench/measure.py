@@ -53,6 +53,20 @@ def cpu_ns(pid: int) -> int:
     return (int(fields[11]) + int(fields[12])) * _TICK_NS  # utime, stime (after pid, comm)
 
 
+def pin_to_one_cpu() -> int:
+    """Run the calling thread, and every thread and process it starts from now on, on one
+    CPU (the lowest it may use now); answers that CPU.
+
+    What it removes from the figures: a message that wakes a process sleeping on another
+    CPU costs both a cross-CPU wake-up, which on a virtual machine is an interrupt through
+    the hypervisor (tens of µs on the development machine, bench/README.md), the same for
+    every runtime and every message. On one CPU each message is a plain context switch.
+    """
+    cpu = min(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpu})  # 0: the calling thread; new threads and children inherit
+    return cpu
+
+
 def server_pid(gateway: HarnessRunner, name: str) -> int:
     """The process id of the gateway's plugin server ``name`` (started, so it has one)."""
     pid = gateway.gateway.processes[name].pid

@@ -60,3 +60,32 @@ def test_cpu_of_a_thread_that_has_exited_is_counted() -> None:
     # Everything the live threads used, and the exited thread's work on top: a sum over
     # the live threads alone (what the bench summed before) would miss ``burned``.
     assert measured - live >= burned
+
+
+def test_one_cpu_holds_for_the_threads_and_processes_started_after() -> None:
+    # make bench --one-cpu: the gateways and plugin servers it starts run where it does.
+    child = textwrap.dedent(
+        """
+        import os, subprocess, sys, threading
+        from tests.bench.measure import pin_to_one_cpu
+        cpu = pin_to_one_cpu()
+        seen = []
+        thread = threading.Thread(target=lambda: seen.append(sorted(os.sched_getaffinity(0))))
+        thread.start()
+        thread.join()
+        grandchild = subprocess.run(
+            [sys.executable, "-c", "import os; print(sorted(os.sched_getaffinity(0)))"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        print(cpu, seen[0], grandchild)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", child],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    ).stdout.split(maxsplit=1)
+    cpu, rest = int(out[0]), out[1]
+    assert rest.split() == [f"[{cpu}]", f"[{cpu}]"]
