@@ -612,7 +612,11 @@ class _Listener:
                 self.loop.update_now()  # the pause counts from now, not the loop's cached time
                 self.pause.start(self.watcher.start, self._readable)
                 return
-            _Connection(self.bridge, conn, self.loop)
+            # The standard library's accept() builds its socket from the module's global
+            # name, which gevent's monkey patching replaced: take the descriptor back into
+            # the listener's own class, so each read and write is one C call, not gevent's
+            # wrapper around it.
+            _Connection(self.bridge, type(self.sock)(fileno=conn.detach()), self.loop)
 
 
 def serve(
