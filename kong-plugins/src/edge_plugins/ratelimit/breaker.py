@@ -16,8 +16,7 @@ counts only if the breaker is still in the state that admitted it: a call that s
 before the breaker opened and answers once it is open or half-open, or a probe that was
 given up for lost and answers after the next one started, is stale and changes nothing.
 Without that, one late success from a Redis that has since gone down would close the
-breaker, and every caller would pay a timeout again (as resilience4j's breaker, which
-ignores calls it did not permit).
+breaker, and every caller would pay a timeout again.
 
 Thread- and greenlet-safe: state changes under one lock that is never held across I/O
 (under gevent's monkey patching ``threading.Lock`` is a cooperative lock).
