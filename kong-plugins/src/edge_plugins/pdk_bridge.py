@@ -618,6 +618,12 @@ class _Listener:
             # wrapper around it.
             _Connection(self.bridge, type(self.sock)(fileno=conn.detach()), self.loop)
 
+    def close(self) -> None:
+        """Stop accepting; Kong's connections already accepted stay served."""
+        self.watcher.stop()
+        self.pause.stop()
+        self.sock.close()
+
 
 def serve(
     bridge: PluginBridge,
@@ -648,9 +654,14 @@ def serve(
         log.info("Kong exits, terminating...")
         raise SystemExit(0)
 
-    gevent.spawn(watchdog)
+    watching = gevent.spawn(watchdog)
     # In the hub's callback, as Kong's messages are: the worker parks back into the hub.
     sweep = bridge.hub.loop.timer(stalled_sweep_seconds, stalled_sweep_seconds)
     sweep.start(bridge.abandon_stalled)
-    _Listener(bridge, listener, bridge.hub.loop)
-    Event().wait()  # the hub serves; SystemExit from the watchdog ends the wait
+    listening = _Listener(bridge, listener, bridge.hub.loop)
+    try:
+        Event().wait()  # the hub serves; SystemExit from the watchdog ends the wait
+    finally:  # or the caller's kill (tests serve in process): nothing stays on the hub
+        sweep.stop()
+        listening.close()
+        watching.kill(block=False)

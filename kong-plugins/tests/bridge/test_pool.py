@@ -145,3 +145,9 @@ def test_serve_sweeps_for_events_kong_gave_up_on(bridge: PluginBridge) -> None:
         sock.close()
     finally:
         server.kill()
+    # Killed, serve() leaves nothing on the hub: the listener is closed (and the sweep and
+    # the watchdog stopped with it).
+    refused = gevent.socket.socket(gevent.socket.AF_UNIX, gevent.socket.SOCK_STREAM)
+    with pytest.raises(ConnectionRefusedError):
+        refused.connect(path)
+    refused.close()
