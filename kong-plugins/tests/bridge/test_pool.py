@@ -131,18 +131,19 @@ def test_serve_sweeps_for_events_kong_gave_up_on(bridge: PluginBridge) -> None:
     path = os.path.join(tempfile.mkdtemp(), "pool.sock")
     server = gevent.spawn(serve, bridge, path, stalled_sweep_seconds=0.05)
     try:
-        while not os.path.exists(path):
-            gevent.sleep(0.01)
-        sock = gevent.socket.socket(gevent.socket.AF_UNIX, gevent.socket.SOCK_STREAM)
-        sock.connect(path)
-        conn = Connection(sock)  # type: ignore[arg-type]  # gevent's socket, same calls
-        iid = next(iter(bridge.instances))
-        error, call = conn.call("plugin.HandleEvent", {"InstanceId": iid, "EventName": "access"})
-        assert error is None and call["Data"]["Method"] == "kong.service.request.set_header"
         with gevent.Timeout(30):  # a hang guard; the sweep runs every 0.05 s
+            while not os.path.exists(path):
+                gevent.sleep(0.01)
+            sock = gevent.socket.socket(gevent.socket.AF_UNIX, gevent.socket.SOCK_STREAM)
+            sock.connect(path)
+            conn = Connection(sock)  # type: ignore[arg-type]  # gevent's socket, same calls
+            iid = next(iter(bridge.instances))
+            event = {"InstanceId": iid, "EventName": "access"}
+            error, call = conn.call("plugin.HandleEvent", event)
+            assert error is None and call["Data"]["Method"] == "kong.service.request.set_header"
             while bridge.events or not bridge.idle:
                 gevent.sleep(0.01)
-        sock.close()
+            sock.close()
     finally:
         server.kill()
     # Killed, serve() leaves nothing on the hub: the listener is closed (and the sweep and
